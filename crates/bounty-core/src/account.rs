@@ -1,0 +1,89 @@
+//! Validated names for accounts and API keys.
+//!
+//! Names are shown in the dashboard and in logs, so they are trimmed,
+//! bounded and free of control characters before anything stores them.
+
+use std::fmt;
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty after trimming.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than allowed.
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    /// Contains a control character (newline, tab, NUL, …).
+    #[error("must not contain control characters")]
+    ControlCharacter,
+}
+
+fn parse_name(raw: &str, max: usize) -> Result<String, NameError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.chars().count() > max {
+        return Err(NameError::TooLong(max));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter);
+    }
+    Ok(name.to_owned())
+}
+
+macro_rules! name_type {
+    ($(#[$meta:meta])* $name:ident, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The most characters a name may have.
+            pub const MAX_CHARS: usize = $max;
+
+            /// Trims and validates `raw`.
+            pub fn parse(raw: &str) -> Result<Self, NameError> {
+                parse_name(raw, $max).map($name)
+            }
+
+            /// The name.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// An account's display name (`Acme Corp`).
+    AccountName,
+    200
+);
+name_type!(
+    /// An API key's label (`production`, `ci`).
+    KeyName,
+    100
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(AccountName::parse("  Acme ").unwrap().as_str(), "Acme");
+        assert_eq!(AccountName::parse("   "), Err(NameError::Empty));
+        assert_eq!(AccountName::parse("a\nb"), Err(NameError::ControlCharacter));
+        assert!(KeyName::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(KeyName::parse(&"é".repeat(101)), Err(NameError::TooLong(100)));
+    }
+}

@@ -1,0 +1,32 @@
+//! Bounty's domain core: the types every other crate speaks in.
+//!
+//! Nothing here does I/O, touches a database or knows HTTP. Values are
+//! parsed once at the edge into these types ("parse, don't validate"), so
+//! code further in never sees a raw string where an id belongs, or a float
+//! where money belongs.
+//!
+//! - [`id`]: typed, prefixed, time-sortable ids (`acct_01J…`).
+//! - [`money`]: [`Money`], integer micros of one ISO currency.
+//! - [`compute`]: [`ComputeUnits`], integer milli-CU.
+//! - [`decimal`]: exact decimal-string parsing shared by both.
+//! - [`clock`]: the injectable clock that every time-dependent rule reads.
+//! - [`api_key`]: API key generation, parsing and hashing.
+//! - [`account`]: validated names for accounts and keys.
+//! - [`page`]: cursor pagination parameters.
+
+pub mod account;
+pub mod api_key;
+pub mod clock;
+pub mod compute;
+pub mod decimal;
+pub mod id;
+pub mod money;
+pub mod page;
+
+pub use account::{AccountName, KeyName};
+pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use compute::ComputeUnits;
+pub use id::{AccountId, ApiKeyId, IdParseError, RequestId, UserId};
+pub use money::{Currency, Money, MoneyError};
+pub use page::{PageLimit, PageLimitError};

@@ -1,0 +1,193 @@
+//! The one error type at the HTTP edge.
+//!
+//! Every failure a client can see is an [`ApiError`] variant. Each variant
+//! has a fixed status and a stable machine `code` (written in its doc
+//! comment), and a message meant for the client. Causes that are ours, not
+//! the client's (a database error, a bug), are logged with the request's
+//! span and never shown: the client gets the code and the request id.
+//!
+//! The wire shape is `{"error": {"code": "…", "message": "…", "param": "…"}}`,
+//! with `param` present when one input field is to blame.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bounty_store::StoreError;
+use serde::Serialize;
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `malformed_json`: the body is not valid JSON.
+    MalformedJson(String),
+    /// 400 `invalid_request`: a field is unknown, missing or of the wrong
+    /// type, in the body or the query string.
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+        /// The field at fault, when there is one.
+        param: Option<String>,
+    },
+    /// 401 `missing_api_key`: no `Authorization: Bearer` header.
+    MissingApiKey,
+    /// 401 `invalid_api_key`: the key is malformed, unknown or revoked.
+    InvalidApiKey,
+    /// 404 `not_found`: no such object in this account (another account's
+    /// object is indistinguishable from a missing one).
+    NotFound {
+        /// The kind of object (`API key`).
+        kind: &'static str,
+        /// The id as the client gave it.
+        id: String,
+    },
+    /// 404 `route_not_found`: no such endpoint.
+    RouteNotFound,
+    /// 405 `method_not_allowed`: the endpoint exists, not with this method.
+    MethodNotAllowed,
+    /// 409 `conflict`: a unique constraint refused the write.
+    Conflict(String),
+    /// 413 `payload_too_large`: the body is over the configured limit.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 415 `unsupported_media_type`: a body that is not `application/json`.
+    UnsupportedMediaType,
+    /// 422 `validation_failed`: well-formed, but a value is not acceptable.
+    Validation {
+        /// The field at fault.
+        param: &'static str,
+        /// Why its value is refused.
+        message: String,
+    },
+    /// 503 `database_unavailable`: the database cannot be reached; retry.
+    DatabaseUnavailable,
+    /// 503 `request_timeout`: the request took longer than the limit.
+    Timeout {
+        /// The limit in milliseconds.
+        limit_ms: u64,
+    },
+    /// 500 `internal_error`: our fault. The cause goes to the log only.
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// One error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_api_key`.
+    pub code: &'static str,
+    /// Human-readable explanation for the developer.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::DatabaseUnavailable | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::RouteNotFound => "route_not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::DatabaseUnavailable => "database_unavailable",
+            ApiError::Timeout { .. } => "request_timeout",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> ErrorDetail {
+        let (message, param) = match self {
+            ApiError::MalformedJson(m) => (format!("the body is not valid JSON: {m}"), None),
+            ApiError::InvalidRequest { message, param } => (message.clone(), param.clone()),
+            ApiError::MissingApiKey => (
+                "no API key: send `Authorization: Bearer bk_live_…`".to_owned(),
+                None,
+            ),
+            ApiError::InvalidApiKey => ("the API key is malformed, unknown or revoked".to_owned(), None),
+            ApiError::NotFound { kind, id } => (format!("no {kind} `{id}`"), None),
+            ApiError::RouteNotFound => ("no such endpoint; see /openapi.json".to_owned(), None),
+            ApiError::MethodNotAllowed => ("this endpoint does not accept that method".to_owned(), None),
+            ApiError::Conflict(m) => (m.clone(), None),
+            ApiError::PayloadTooLarge { limit } => (format!("the body is larger than {limit} bytes"), None),
+            ApiError::UnsupportedMediaType => (
+                "send the body as JSON with `Content-Type: application/json`".to_owned(),
+                None,
+            ),
+            ApiError::Validation { param, message } => {
+                (format!("`{param}` {message}"), Some((*param).to_owned()))
+            }
+            ApiError::DatabaseUnavailable => {
+                ("the database is unavailable; retry with backoff".to_owned(), None)
+            }
+            ApiError::Timeout { limit_ms } => (format!("the request took longer than {limit_ms} ms"), None),
+            ApiError::Internal(_) => ("an internal error occurred; it has been logged".to_owned(), None),
+        };
+        ErrorDetail {
+            code: self.code(),
+            message,
+            param,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error.cause = %cause, "internal error"),
+            ApiError::DatabaseUnavailable => tracing::warn!("database unavailable"),
+            _ => {}
+        }
+        (status, Json(ErrorBody { error: self.detail() })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "database unavailable");
+                ApiError::DatabaseUnavailable
+            }
+            StoreError::Constraint { constraint, .. } => ApiError::Conflict(format!(
+                "the write conflicts with an existing object ({constraint})"
+            )),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

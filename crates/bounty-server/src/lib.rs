@@ -1,0 +1,164 @@
+//! Bounty's HTTP edge: the REST API, health, metrics and OpenAPI.
+//!
+//! This is the only crate that knows HTTP. A handler parses its input into
+//! typed values (see [`extract`]), authenticates (see [`auth`]), calls the
+//! store, and maps the result; every failure becomes an [`ApiError`] with
+//! a stable code. [`app`] assembles the router and middleware; [`serve`]
+//! runs it until a shutdown signal, then lets in-flight requests finish
+//! within a grace period.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{AppState, Limits};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bounty API",
+        description = "Outcome-billed agents: run agents on tickets, verify outcomes, bill only resolved work. \
+                       Authenticate with `Authorization: Bearer bk_live_…`. Errors are \
+                       `{\"error\": {\"code\", \"message\", \"param\"?}}` with a stable `code`.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "account", description = "The account an API key belongs to"),
+        (name = "api-keys", description = "Create, list and revoke API keys"),
+        (name = "health", description = "Liveness, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("bk_live_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, built from one declaration.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
+        .routes(routes!(routes::account::get_account))
+        .routes(routes!(
+            routes::api_keys::create_api_key,
+            routes::api_keys::list_api_keys
+        ))
+        .routes(routes!(
+            routes::api_keys::get_api_key,
+            routes::api_keys::revoke_api_key
+        ))
+        .split_for_parts()
+}
+
+/// The whole application: routes, `/openapi.json`, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.limits.body_limit_bytes;
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { axum::Json(openapi).into_response() }
+            }),
+        )
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(middleware::record_route))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::timeout,
+                )),
+        )
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(
+                    REQUEST_ID,
+                    middleware::MakeBountyRequestId,
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request.id = %request_id,
+                        account.id = tracing::field::Empty,
+                        key.id = tracing::field::Empty,
+                    )
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::track_metrics,
+                )),
+        )
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then stops
+/// accepting connections and waits up to `grace` for in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let signalled = shutdown.clone();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(async move { signalled.cancelled().await });
+    tokio::select! {
+        result = server => result,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
+            Ok(())
+        }
+    }
+}

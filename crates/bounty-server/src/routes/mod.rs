@@ -1,0 +1,11 @@
+//! The endpoints, one file per resource.
+//!
+//! Every `/v1` route is registered through `utoipa_axum::routes!`, which
+//! takes the path from the handler's own `#[utoipa::path]` attribute: the
+//! router and the OpenAPI document are built from the same declaration
+//! and cannot drift apart.
+
+pub mod account;
+pub mod api_keys;
+pub mod health;
+pub mod pagination;

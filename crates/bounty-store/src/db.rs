@@ -1,0 +1,196 @@
+//! The connection pool over either backend, and migrations.
+//!
+//! The backend is chosen by the URL's scheme: `sqlite:` for the embedded
+//! database, `postgres:`/`postgresql:` for a server. SQLite is opened in
+//! WAL mode with a busy timeout, so readers never block the writer and
+//! concurrent writers wait instead of failing. Migrations are embedded in
+//! the binary; on Postgres sqlx's migrator holds an advisory lock while it
+//! runs, so several processes may start at once and each migration still
+//! applies exactly once.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounty_core::{Clock, Timestamp};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::StoreError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct DatabaseOptions {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`. May
+    /// hold a password, so `Debug` never shows it.
+    pub url: String,
+    /// The most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a query waits for a free (or new) connection before the
+    /// database counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a writer waits for the write lock.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl fmt::Debug for DatabaseOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseOptions")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .finish()
+    }
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// A Postgres server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names, or an error naming what was expected.
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::Config(
+                "the database URL must start with `sqlite:` or `postgres://`".to_owned(),
+            )),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body
+/// is compiled once per backend, so the same portable SQL serves both.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The store: a pool over one backend, and the clock its timestamps read.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish()
+    }
+}
+
+impl Store {
+    /// Opens a pool and checks that one connection works. A SQLite file
+    /// (and its directory) is created when missing.
+    pub async fn connect(opts: &DatabaseOptions, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
+        let db = match Backend::of_url(&opts.url)? {
+            Backend::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(&opts.url)
+                    .map_err(|e| StoreError::Config(format!("the SQLite database URL is invalid: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(opts.sqlite_busy_timeout);
+                if let Some(dir) = connect.get_filename().parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Config(format!(
+                            "cannot create the database directory {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Db::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let connect = PgConnectOptions::from_str(&opts.url)
+                    .map_err(|e| StoreError::Config(format!("the Postgres database URL is invalid: {e}")))?
+                    .application_name("bounty");
+                let pool = PgPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Db::Postgres(pool)
+            }
+        };
+        Ok(Store { db, clock })
+    }
+
+    /// Applies every migration not yet applied. Safe to call from several
+    /// processes at once on Postgres (advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// How many migrations this binary carries.
+    pub fn migration_count(&self) -> usize {
+        match self.db {
+            Db::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+            Db::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+        }
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.db, pool => {
+            sqlx::query("select 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The clock that stamps rows.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Closes every connection; queries after this fail.
+    pub async fn close(&self) {
+        on_pool!(&self.db, pool => pool.close().await);
+    }
+}

@@ -1,0 +1,27 @@
+//! Bounty's storage: one store over SQLite or Postgres.
+//!
+//! [`Store`] is the only thing in Bounty that speaks SQL. It wraps either
+//! an embedded SQLite database (the default, for one machine) or Postgres
+//! (production, and scale-out across processes), and offers the same
+//! repository functions over both. The SQL is written once, in the
+//! portable subset both accept (`$N` placeholders included); the few
+//! statements that must differ live in [`dialect`].
+//!
+//! Tenancy is by construction: every repository function that reads or
+//! writes an account's rows takes that [`AccountId`](bounty_core::AccountId)
+//! first and puts it in the `where` clause, so another tenant's row is
+//! simply not found. The exceptions are named for what they are:
+//! [`Store::authenticate`] (which is how a request learns its account) and
+//! the `admin_*` functions used only by the operator CLI.
+
+mod accounts;
+mod api_keys;
+mod db;
+mod error;
+mod page;
+
+pub use accounts::Account;
+pub use api_keys::{ApiKey, AuthenticatedKey};
+pub use db::{Backend, DatabaseOptions, Store};
+pub use error::StoreError;
+pub use page::Page;

@@ -1,0 +1,156 @@
+//! The command line: what each command does, and its flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bounty_core::{AccountId, ApiKeyId, ApiKeyMode};
+use clap::{Args, Parser, Subcommand};
+
+/// Bounty runs AI agents on support tickets and bills only the work that
+/// succeeded: resolved outcomes become compute units in an append-only
+/// ledger; a failure costs the customer nothing.
+///
+/// With no configuration it stores everything in ./bounty-data/bounty.db
+/// (SQLite). For production set DATABASE_URL=postgres://… and run any
+/// number of `bounty serve` processes against it.
+#[derive(Debug, Parser)]
+#[command(name = "bounty", version, propagate_version = true)]
+#[command(
+    after_help = "Configuration: defaults, then bounty.toml (or --config), then BOUNTY_<SECTION>__<KEY> \
+environment variables, then flags. See README.md for every key.\n\n\
+Quick start:\n  bounty accounts create \"Acme\"      # prints an API key, once\n  \
+bounty serve                        # http://127.0.0.1:8080\n  \
+curl -H \"Authorization: Bearer $KEY\" localhost:8080/v1/account"
+)]
+pub struct Cli {
+    /// A TOML config file (default: ./bounty.toml when present). Also BOUNTY_CONFIG.
+    #[arg(long, global = true, env = "BOUNTY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The database: sqlite://PATH or postgres://USER:PASS@HOST/DB.
+    /// Overrides DATABASE_URL and the config file.
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Bounty's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    ///
+    /// Creates and migrates the database if needed, then serves /v1, /healthz,
+    /// /readyz, /metrics and /openapi.json. SIGTERM or Ctrl-C stops accepting
+    /// connections and lets in-flight requests finish (up to
+    /// server.shutdown_grace_ms).
+    Serve(ServeArgs),
+
+    /// Apply database migrations, then exit.
+    ///
+    /// `serve` also migrates at start. On Postgres an advisory
+    /// lock makes concurrent migrations safe: each applies exactly once.
+    Migrate,
+
+    /// Create and list accounts (operator commands).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+
+    /// Create, list and revoke an account's API keys (operator commands).
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 (default 127.0.0.1:8080).
+    /// Port 0 picks a free port, printed at start.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `accounts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account and its first API key. The key is printed once:
+    /// only its hash is stored, so it can never be shown again.
+    ///
+    /// Example: bounty accounts create "Acme Corp" --key-name production
+    Create {
+        /// The account's display name.
+        name: String,
+        /// A label for the first key.
+        #[arg(long, default_value = "default")]
+        key_name: String,
+        /// `live` or `test` (test keys are never billed).
+        #[arg(long, default_value = "live", value_parser = parse_mode)]
+        mode: ApiKeyMode,
+        /// Print JSON instead of text (for scripts: `| jq -r .api_key.secret`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts, newest first.
+    List(ListArgs),
+}
+
+/// `api-keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create another key for an account; the key is printed once.
+    ///
+    /// Example: bounty api-keys create --account acct_01J… --name ci --mode test
+    Create {
+        /// The account the key acts for.
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// `live` or `test`.
+        #[arg(long, default_value = "live", value_parser = parse_mode)]
+        mode: ApiKeyMode,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's keys (prefix, created, last used, revoked).
+    List {
+        /// The account whose keys to list.
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Revoke a key: it stops authenticating at once. Revoking twice is harmless.
+    ///
+    /// Example: bounty api-keys revoke --account acct_01J… key_01J…
+    Revoke {
+        /// The account the key belongs to.
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// The key's id (`key_…`, as listed), not the key itself.
+        key: ApiKeyId,
+    },
+}
+
+/// Pagination and output flags of list commands.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// How many to show (1 to 100).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Continue after this id (the `next` printed by the previous page).
+    #[arg(long, value_name = "ID")]
+    pub cursor: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_mode(s: &str) -> Result<ApiKeyMode, String> {
+    s.parse()
+        .map_err(|e: bounty_core::api_key::BadMode| e.to_string())
+}

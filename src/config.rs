@@ -1,0 +1,269 @@
+//! Bounty's configuration: one typed struct, every field documented.
+//!
+//! Sources, later ones winning:
+//!
+//! 1. the defaults below;
+//! 2. a TOML file: `--config PATH`, else `BOUNTY_CONFIG`, else
+//!    `./bounty.toml` when it exists;
+//! 3. environment variables `BOUNTY_<SECTION>__<KEY>` (double underscore
+//!    between section and key, e.g. `BOUNTY_SERVER__LISTEN`), and
+//!    `DATABASE_URL` as the conventional alias of `BOUNTY_DATABASE__URL`;
+//! 4. command-line flags.
+//!
+//! Everything is validated at startup; a bad value stops the process with
+//! exit code 2 and one line naming the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bounty_store::{Backend, DatabaseOptions};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`: the HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Use `0.0.0.0:8080` to accept
+    /// connections from other machines (e.g. in a container).
+    pub listen: SocketAddr,
+    /// Longest a request may run before it is answered 503, in ms.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// After SIGTERM/Ctrl-C, how long in-flight requests may take to
+    /// finish before the process exits anyway, in ms.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 30_000,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+/// `[database]`: where data lives.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (embedded; the file and its directory are created)
+    /// or `postgres://USER:PASSWORD@HOST:PORT/DB`. Secret: never logged.
+    pub url: SecretString,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a query waits for a connection before the database counts
+    /// as unavailable (503), in ms.
+    pub acquire_timeout_ms: u64,
+    /// SQLite only: how long a writer waits for the write lock, in ms.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: SecretString::from("sqlite://bounty-data/bounty.db"),
+            max_connections: 10,
+            acquire_timeout_ms: 5_000,
+            sqlite_busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// The store's connection options.
+    pub fn options(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            url: self.url.expose_secret().to_owned(),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+        }
+    }
+}
+
+/// `[log]`: what is logged, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `bounty_server=debug,info`, …
+    /// `RUST_LOG`, when set, takes precedence.
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags that override the configuration.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `serve --listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// A configuration error: the one line printed before exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads and validates the configuration from every source.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file = match &overrides.config_file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                Some(path.clone())
+            }
+            None => Some(PathBuf::from("bounty.toml")).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            // Only `SECTION__KEY` variables are configuration; other BOUNTY_*
+            // variables (used by scripts) are not ours to refuse.
+            .merge(
+                Env::prefixed("BOUNTY_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            );
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen.to_string()));
+        }
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid value for `{key}`: {why}")));
+        if let Err(e) = Backend::of_url(self.database.url.expose_secret()) {
+            return bad("database.url", &e.to_string());
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return bad("database.acquire_timeout_ms", "must be at least 1");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return bad("server.request_timeout_ms", "must be at least 1");
+        }
+        if self.server.body_limit_bytes == 0 {
+            return bad("server.body_limit_bytes", "must be at least 1");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return bad("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The backend the database URL names.
+    pub fn backend(&self) -> Backend {
+        // Validated at load.
+        Backend::of_url(self.database.url.expose_secret()).unwrap_or(Backend::Sqlite)
+    }
+}
+
+/// figment's errors carry the key and where the value came from; keep
+/// those, drop its "default." profile prefix, and print one line.
+fn describe(e: figment::Error) -> String {
+    let mut line = String::new();
+    for (i, err) in e.into_iter().enumerate() {
+        if i > 0 {
+            line.push_str("; ");
+        }
+        let key = err.path.join(".");
+        // Keep the one-line summary (TOML errors append a source excerpt).
+        let kind = err
+            .kind
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let origin = err
+            .metadata
+            .as_ref()
+            .map(|m| match &m.source {
+                Some(figment::Source::File(p)) => format!(" (in {})", display_path(p)),
+                _ => format!(" (from {})", m.name),
+            })
+            .unwrap_or_default();
+        if key.is_empty() {
+            line.push_str(&format!("invalid configuration: {kind}{origin}"));
+        } else {
+            line.push_str(&format!("invalid value for `{key}`: {kind}{origin}"));
+        }
+    }
+    line
+}
+
+fn display_path(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into_owned())
+}

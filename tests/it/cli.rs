@@ -1,0 +1,290 @@
+//! The real `bounty` binary: accounts from the CLI, serve, signals,
+//! configuration errors, and two servers starting at once on Postgres.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use crate::support::{Backend, TestDatabase, json_of};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bounty");
+
+backend_tests!(accounts_create_then_the_key_works_over_http);
+
+/// `bounty` with a clean environment: no stray config from the machine.
+fn bounty(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("BOUNTY_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BOUNTY_") && k.contains("__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A running `bounty serve`; killed on drop.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(dir: &std::path::Path, url: &str) -> Served {
+        let mut child = bounty(dir)
+            .args(["--database-url", url, "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bounty serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("bounty listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Served { child, base }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bounty did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn accounts_create_then_the_key_works_over_http(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = bounty(dir.path())
+        .args([
+            "--database-url",
+            db.url(),
+            "accounts",
+            "create",
+            "Acme Corp",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"]["secret"].as_str().unwrap().to_owned();
+    let account = created["account"]["id"].as_str().unwrap().to_owned();
+    // The secret never reaches the logs.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
+
+    let served = Served::start(dir.path(), db.url());
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/v1/account", served.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let me = json_of(resp, 200).await;
+    assert_eq!(me["id"], account);
+    assert_eq!(me["name"], "Acme Corp");
+
+    let listed = bounty(dir.path())
+        .args([
+            "--database-url",
+            db.url(),
+            "api-keys",
+            "list",
+            "--account",
+            &account,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let key_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        !listed.to_string().contains(&key),
+        "a listing never shows the secret"
+    );
+
+    let revoked = bounty(dir.path())
+        .args([
+            "--database-url",
+            db.url(),
+            "api-keys",
+            "revoke",
+            "--account",
+            &account,
+            &key_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let resp = client
+        .get(format!("{}/v1/account", served.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    assert!(served.terminate().success(), "SIGTERM is a clean exit");
+}
+
+#[test]
+fn serve_with_no_configuration_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bounty(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("bounty listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(dir.path().join("bounty-data/bounty.db").is_file());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // (environment, bounty.toml content, the key the error must name)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("BOUNTY_SERVER__REQUEST_TIMEOUT_MS", "soon")],
+            None,
+            "server.request_timeout_ms",
+        ),
+        (vec![("DATABASE_URL", "mysql://x")], None, "database.url"),
+        (vec![("BOUNTY_LOG__FORMAT", "xml")], None, "log.format"),
+        (
+            vec![("BOUNTY_DATABASE__MAX_CONNECTIONS", "0")],
+            None,
+            "database.max_connections",
+        ),
+        (
+            vec![],
+            Some("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n"),
+            "lisen",
+        ),
+        (vec![], Some("[server\n"), "bounty.toml"),
+    ];
+    for (env, file, key) in cases {
+        let toml = dir.path().join("bounty.toml");
+        match file {
+            Some(content) => std::fs::write(&toml, content).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&toml);
+            }
+        }
+        let mut cmd = bounty(dir.path());
+        cmd.arg("migrate");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?} {file:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+        assert!(!dir.path().join("bounty-data").exists(), "nothing was created");
+    }
+    let out = bounty(dir.path())
+        .args(["--config", "missing.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_teaches_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bounty(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "accounts", "api-keys", "DATABASE_URL"] {
+        assert!(help.contains(cmd), "--help does not mention {cmd}");
+    }
+    let out = bounty(dir.path())
+        .args(["accounts", "create", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shown again"));
+}
+
+/// Two servers start at once on one fresh Postgres database: both come up,
+/// and each migration is applied exactly once (advisory lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_start_at_once_on_one_postgres() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url().to_owned();
+    let (a, b) = {
+        let (d1, d2, u1, u2) = (
+            dir.path().to_owned(),
+            dir.path().to_owned(),
+            url.clone(),
+            url.clone(),
+        );
+        let a = std::thread::spawn(move || Served::start(&d1, &u1));
+        let b = std::thread::spawn(move || Served::start(&d2, &u2));
+        (a.join().unwrap(), b.join().unwrap())
+    };
+    for s in [&a, &b] {
+        let resp = reqwest::get(format!("{}/readyz", s.base)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let rows: Vec<(i64, bool)> =
+        sqlx::query_as("select version, success from _sqlx_migrations order by version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(rows.len(), files, "each migration recorded once: {rows:?}");
+    assert!(rows.iter().all(|(_, ok)| *ok));
+    conn.close().await.unwrap();
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

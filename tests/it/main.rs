@@ -1,0 +1,17 @@
+//! Black-box tests of Bounty: the real server on `127.0.0.1:0` against real
+//! SQLite (a temp file) and real Postgres (a fresh database per test), and
+//! the real `bounty` binary for the CLI and multi-process behaviour.
+//!
+//! Postgres tests need `TEST_DATABASE_URL`; `scripts/test.sh` provides one,
+//! starting a throwaway server when none is given.
+
+#[macro_use]
+mod support;
+
+mod account;
+mod api_keys;
+mod cli;
+mod errors;
+mod health;
+mod openapi;
+mod shutdown;

@@ -1,0 +1,62 @@
+//! `/openapi.json` documents every routed endpoint, and every documented
+//! endpoint is routed.
+
+use reqwest::Method;
+
+use crate::support::{Backend, TestApp, json_of};
+
+/// Every endpoint the API serves. A new endpoint added without
+/// documentation fails `every_served_endpoint_is_documented`.
+const SERVED: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/account"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/api-keys"),
+    ("get", "/v1/api-keys/{id}"),
+    ("delete", "/v1/api-keys/{id}"),
+];
+
+#[tokio::test]
+async fn every_served_endpoint_is_documented() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let spec = json_of(app.get("/openapi.json").await, 200).await;
+    assert_eq!(spec["openapi"], "3.1.0");
+    for (method, path) in SERVED {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} is not in /openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_endpoint_is_routed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let spec = json_of(app.get("/openapi.json").await, 200).await;
+    let paths = spec["paths"].as_object().unwrap();
+    let mut v1 = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path.replace("{id}", "key_01JD3K8Q9V7Y2X4W6T5R3P1N0M");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = app.request(m, &concrete, None).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap();
+            assert!(
+                !body.contains("route_not_found") && !body.contains("method_not_allowed"),
+                "{method} {path} is documented but not routed ({status})"
+            );
+            assert!(
+                SERVED.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is not in SERVED"
+            );
+            if path.starts_with("/v1/") {
+                v1 += 1;
+                assert!(op["security"].is_array(), "{method} {path} documents no security");
+            }
+        }
+    }
+    assert_eq!(v1, SERVED.iter().filter(|(_, p)| p.starts_with("/v1/")).count());
+}
