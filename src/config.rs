@@ -218,6 +218,11 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
         }
+        if let Ok(filter) = std::env::var("RUST_LOG")
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(&filter)
+        {
+            return bad("RUST_LOG", &e.to_string());
+        }
         Ok(())
     }
 

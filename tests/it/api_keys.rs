@@ -15,6 +15,7 @@ backend_tests!(
     revoke_is_idempotent,
     name_is_validated,
     unknown_ids_are_404,
+    concurrent_creates_all_succeed,
 );
 
 async fn created_key_is_shown_once_and_works(backend: Backend) {
@@ -168,4 +169,28 @@ async fn unknown_ids_are_404(backend: Backend) {
         assert_error(app.get_key(&key, id).await, 404, "not_found").await;
         assert_error(app.revoke_key(&key, id).await, 404, "not_found").await;
     }
+}
+
+async fn concurrent_creates_all_succeed(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let (_, key) = app.create_account("Acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (app, key) = (std::sync::Arc::clone(&app), key.clone());
+        tasks.push(tokio::spawn(async move {
+            app.create_key(&key, &json!({"name": format!("k{i}")}))
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap(),
+            201,
+            "concurrent writers wait for each other, never fail"
+        );
+    }
+    let list = json_of(app.list_keys(&key, "limit=100").await, 200).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 21);
 }

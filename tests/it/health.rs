@@ -67,6 +67,21 @@ async fn request_ids_are_set_and_echoed(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "caller-trace-42");
+    // An absurd or binary id from a caller is replaced, never logged.
+    for bad in ["x".repeat(200), "has space".to_owned()] {
+        let resp = app
+            .request(reqwest::Method::GET, "/healthz", None)
+            .header("x-request-id", bad.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("req_")
+        );
+    }
 }
 
 /// The database goes away: readiness and API calls say 503 with a clear
@@ -88,7 +103,9 @@ async fn postgres_outage_is_503_and_recovers_by_itself() {
 
     let proxy = app.proxy.as_ref().unwrap();
     proxy.cut();
-    assert_error(app.get("/readyz").await, 503, "database_unavailable").await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_error(resp, 503, "database_unavailable").await;
     assert_error(app.get_account(&key).await, 503, "database_unavailable").await;
     assert_eq!(
         app.get("/healthz").await.status(),

@@ -15,3 +15,4 @@ mod errors;
 mod health;
 mod openapi;
 mod shutdown;
+mod store;

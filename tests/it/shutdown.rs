@@ -22,11 +22,16 @@ async fn in_flight_requests_finish_after_the_signal() {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    // The real app plus one slow route, standing in for a long request.
+    // The real app plus one slow route, standing in for a long request:
+    // it says when it has started, then waits to be released.
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (s, r) = (started.clone(), release.clone());
     let app = bounty_server::app(AppState::new(store, Limits::default())).route(
         "/slow",
-        axum::routing::get(|| async {
-            tokio::time::sleep(Duration::from_millis(700)).await;
+        axum::routing::get(move || async move {
+            s.notify_one();
+            r.notified().await;
             "done"
         }),
     );
@@ -41,8 +46,15 @@ async fn in_flight_requests_finish_after_the_signal() {
     ));
 
     let slow = tokio::spawn(async move { reqwest::get(format!("http://{addr}/slow")).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    started.notified().await;
     shutdown.cancel();
+    // The server has stopped accepting, yet the request is still running.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !server.is_finished(),
+        "the server waits for the in-flight request"
+    );
+    release.notify_one();
 
     let resp = slow.await.unwrap().expect("the in-flight request completes");
     assert_eq!(resp.status(), 200);

@@ -170,7 +170,15 @@ impl IntoResponse for ApiError {
             ApiError::DatabaseUnavailable => tracing::warn!("database unavailable"),
             _ => {}
         }
-        (status, Json(ErrorBody { error: self.detail() })).into_response()
+        let mut response = (status, Json(ErrorBody { error: self.detail() })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Both 503s are transient: tell clients when to come back.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::Request;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ use utoipa_axum::routes;
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, Limits};
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use middleware::REQUEST_ID;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -115,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
                 .layer(SetRequestIdLayer::new(
                     REQUEST_ID,
                     middleware::MakeBountyRequestId,

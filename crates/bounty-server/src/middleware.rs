@@ -32,6 +32,26 @@ impl MakeRequestId for MakeBountyRequestId {
     }
 }
 
+/// The longest caller-supplied `x-request-id` kept.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Outermost: drops a caller's `x-request-id` that is too long or not
+/// plain visible ASCII, so that logs only ever carry sane ids; one of
+/// ours is minted in its place.
+pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let bad = req
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|v| v.len() > MAX_REQUEST_ID_LEN || !v.as_bytes().iter().all(|b| b.is_ascii_graphic()));
+    if bad {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// The request id header.
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// The route template a response was produced by, for metrics.
 #[derive(Debug, Clone)]
 struct RouteLabel(String);

@@ -65,7 +65,8 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            insert_key(&mut *tx, account.id, key_id, key_name, key, now).await?;
+            let inserted = insert_key(&mut *tx, account.id, key_id, key_name, key, now).await?;
+            debug_assert!(inserted, "the account was inserted in this transaction");
             tx.commit().await?;
         });
         let key = ApiKey::new_unused(key_id, account.id, key_name, key, now);

@@ -111,7 +111,9 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
-/// Inserts a key row; shared by account creation and key creation.
+/// Inserts a key row for `account`, if that account exists; returns
+/// whether it did. One statement, so SQLite never has to upgrade a read
+/// transaction to a write (which fails at once instead of waiting).
 pub(crate) async fn insert_key<'c, DB>(
     conn: impl sqlx::Executor<'c, Database = DB>,
     account: AccountId,
@@ -119,16 +121,18 @@ pub(crate) async fn insert_key<'c, DB>(
     name: &KeyName,
     key: &NewApiKey,
     now: Timestamp,
-) -> Result<(), StoreError>
+) -> Result<bool, StoreError>
 where
     DB: sqlx::Database,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    sqlx::query::<DB>(
+    let inserted = sqlx::query::<DB>(
         "insert into api_keys (id, account_id, name, mode, prefix, key_hash, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+         select $1, $2, $3, $4, $5, $6, $7
+         where exists (select 1 from accounts where id = $2)
+         returning id",
     )
     .bind(id.to_string())
     .bind(account.to_string())
@@ -137,9 +141,9 @@ where
     .bind(key.prefix.clone())
     .bind(key.hash.as_str().to_owned())
     .bind(now)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(inserted.is_some())
 }
 
 impl Store {
@@ -152,19 +156,7 @@ impl Store {
     ) -> Result<Option<ApiKey>, StoreError> {
         let now = self.now();
         let id = ApiKeyId::new();
-        let created = on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let exists = sqlx::query("select 1 from accounts where id = $1")
-                .bind(account.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if exists {
-                insert_key(&mut *tx, account, id, name, key, now).await?;
-                tx.commit().await?;
-            }
-            exists
-        });
+        let created = on_pool!(&self.db, pool => insert_key(pool, account, id, name, key, now).await?);
         Ok(created.then(|| ApiKey::new_unused(id, account, name, key, now)))
     }
 

@@ -4,8 +4,10 @@
 //! an embedded SQLite database (the default, for one machine) or Postgres
 //! (production, and scale-out across processes), and offers the same
 //! repository functions over both. The SQL is written once, in the
-//! portable subset both accept (`$N` placeholders included); the few
-//! statements that must differ live in [`dialect`].
+//! portable subset both accept (`$N` placeholders included), and the
+//! `on_pool!` macro compiles each query once per backend. Where SQL must
+//! one day differ (the queue claim's `for update skip locked`), that
+//! statement gets a backend-specific module of its own.
 //!
 //! Tenancy is by construction: every repository function that reads or
 //! writes an account's rows takes that [`AccountId`](bounty_core::AccountId)
