@@ -65,8 +65,15 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let inserted = insert_key(&mut *tx, account.id, key_id, key_name, key, now).await?;
-            debug_assert!(inserted, "the account was inserted in this transaction");
+            // The account row is in this transaction, so the key insert must
+            // see it; if it ever does not, roll back rather than commit an
+            // account nobody can authenticate as.
+            if !insert_key(&mut *tx, account.id, key_id, key_name, key, now).await? {
+                return Err(StoreError::Corrupt(format!(
+                    "the first key of {} was not inserted; nothing was committed",
+                    account.id
+                )));
+            }
             tx.commit().await?;
         });
         let key = ApiKey::new_unused(key_id, account.id, key_name, key, now);
