@@ -48,6 +48,21 @@ pub enum Command {
     /// server.shutdown_grace_ms).
     Serve(ServeArgs),
 
+    /// Run a task worker: claim queued tasks, run their agents, record the
+    /// results. Run as many as you like against one Postgres database.
+    ///
+    /// Each claim is a lease renewed while the task runs; if a worker dies
+    /// its tasks are claimed again once their leases expire, and only one
+    /// attempt can ever complete a task. SIGTERM or Ctrl-C stops claiming
+    /// and lets running tasks finish (up to worker.shutdown_grace_ms).
+    ///
+    /// Example: DATABASE_URL=postgres://… bounty worker --concurrency 8
+    Worker(WorkerArgs),
+
+    /// The models agents can use: list them, or load one and try it.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -70,6 +85,43 @@ pub struct ServeArgs {
     /// Port 0 picks a free port, printed at start.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Do not run a task worker in this process (run `bounty worker`
+    /// processes instead). Same as worker.in_serve = false.
+    #[arg(long)]
+    pub no_worker: bool,
+}
+
+/// `worker` flags.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Tasks run at once (default worker.concurrency).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+}
+
+/// `models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the configured models: provider, where they run, and price.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a model and run one short generation: prints the load time,
+    /// the tokens and the speed. Exits non-zero if the model cannot run.
+    ///
+    /// Example: bounty models check tiny --prompt "Once upon a time"
+    Check {
+        /// The model's name in the configuration.
+        name: String,
+        /// What to ask.
+        #[arg(long, default_value = "Say hello in one short sentence.")]
+        prompt: String,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 32)]
+        max_tokens: u32,
+    },
 }
 
 /// `accounts` subcommands.

@@ -13,11 +13,13 @@
 //! Everything is validated at startup; a bad value stops the process with
 //! exit code 2 and one line naming the key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bounty_models::{ModelConfig, ModelRegistry};
 use bounty_store::{Backend, DatabaseOptions};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -34,6 +36,68 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Task workers: `bounty worker`, and the one inside `bounty serve`.
+    pub worker: WorkerSettings,
+    /// Models by name (`[models.NAME]`): what agents' routes may name.
+    /// See `bounty_models::config` for every key.
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[worker]`: how tasks are claimed and run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Whether `bounty serve` also runs a worker in its own process (the
+    /// one-machine setup). Turn off when separate `bounty worker`
+    /// processes do the work.
+    pub in_serve: bool,
+    /// Tasks one worker runs at once.
+    pub concurrency: u32,
+    /// How long a claim lasts unless renewed (renewed every third of it
+    /// while the task runs); a crashed worker's tasks run again after it.
+    pub lease_ms: u64,
+    /// How often an idle worker looks for due tasks.
+    pub poll_interval_ms: u64,
+    /// Attempts a task gets before it fails (transient errors only are
+    /// retried).
+    pub max_attempts: u32,
+    /// Base of the jittered exponential backoff between attempts.
+    pub retry_base_ms: u64,
+    /// Cap of that backoff.
+    pub retry_max_ms: u64,
+    /// On shutdown, how long running tasks may take to finish before they
+    /// are left to their leases.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            in_serve: true,
+            concurrency: 4,
+            lease_ms: 60_000,
+            poll_interval_ms: 1_000,
+            max_attempts: 3,
+            retry_base_ms: 2_000,
+            retry_max_ms: 300_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// The runtime's settings, with a fresh worker id.
+    pub fn worker_config(&self) -> bounty_agents::WorkerConfig {
+        bounty_agents::WorkerConfig {
+            id: bounty_agents::WorkerConfig::default_id(),
+            concurrency: self.concurrency,
+            lease: Duration::from_millis(self.lease_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
 }
 
 /// `[server]`: the HTTP server.
@@ -215,6 +279,23 @@ impl Config {
         if self.server.body_limit_bytes == 0 {
             return bad("server.body_limit_bytes", "must be at least 1");
         }
+        let w = &self.worker;
+        for (key, value) in [
+            ("worker.concurrency", u64::from(w.concurrency)),
+            ("worker.lease_ms", w.lease_ms),
+            ("worker.poll_interval_ms", w.poll_interval_ms),
+            ("worker.max_attempts", u64::from(w.max_attempts)),
+            ("worker.retry_base_ms", w.retry_base_ms),
+            ("worker.retry_max_ms", w.retry_max_ms),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if w.lease_ms < 300 {
+            return bad("worker.lease_ms", "must be at least 300");
+        }
+        self.model_registry()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
         }
@@ -224,6 +305,17 @@ impl Config {
             return bad("RUST_LOG", &e.to_string());
         }
         Ok(())
+    }
+
+    /// The models, validated (files exist and are GGUF, URLs and prices
+    /// parse); none is loaded.
+    pub fn model_registry(&self) -> Result<ModelRegistry, ConfigError> {
+        ModelRegistry::from_config(&self.models).map_err(|e| {
+            ConfigError(format!(
+                "invalid value for `models.{}.{}`: {}",
+                e.model, e.key, e.message
+            ))
+        })
     }
 
     /// The backend the database URL names.

@@ -6,9 +6,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// llama.cpp logs every tensor it loads at info; keep that at warn unless
+/// the filter names it.
+const LLAMA_TARGET: &str = "llama-cpp-2";
+
 /// Installs the global subscriber. `RUST_LOG` overrides `log.level`.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone());
+    let directives = if directives.contains(LLAMA_TARGET) {
+        directives
+    } else {
+        format!("{directives},{LLAMA_TARGET}=warn")
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

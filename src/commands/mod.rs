@@ -2,13 +2,16 @@
 
 mod accounts;
 mod api_keys;
+mod models;
 mod serve;
+mod worker;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use bounty_core::SystemClock;
 use bounty_store::Store;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
 use crate::config::Config;
@@ -16,7 +19,9 @@ use crate::config::Config;
 /// Runs one command to completion.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => serve::serve(config).await,
+        Command::Serve(args) => serve::serve(config, args).await,
+        Command::Worker(args) => worker::worker(config, args).await,
+        Command::Models(cmd) => models::run(cmd, &config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({} in this binary)", store.migration_count());
@@ -35,4 +40,29 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the {backend:?} database (database.url)"))?;
     store.migrate().await.context("cannot migrate the database")?;
     Ok(store)
+}
+
+/// Cancels `token` on the first SIGTERM or Ctrl-C.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight work");
+    token.cancel();
 }

@@ -1,17 +1,24 @@
 //! `bounty serve`: the HTTP API until SIGTERM or Ctrl-C.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use bounty_agents::Worker;
+use bounty_models::Router;
+use tokio::sync::Notify;
 
 use anyhow::Context;
 use bounty_server::{AppState, Limits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::open_store;
+use crate::cli::ServeArgs;
+use crate::commands::{cancel_on_signal, open_store};
 use crate::config::Config;
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    let registry = Arc::new(config.model_registry().context("invalid model configuration")?);
     let limits = Limits {
         body_limit_bytes: config.server.body_limit_bytes,
         request_timeout: Duration::from_millis(config.server.request_timeout_ms),
@@ -27,7 +34,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let app = bounty_server::app(AppState::new(store.clone(), limits));
+    let wake = Arc::new(Notify::new());
+    let worker = (config.worker.in_serve && !args.no_worker).then(|| {
+        let worker = Worker::new(
+            store.clone(),
+            Router::new(Arc::clone(&registry)),
+            config.worker.worker_config(),
+        )
+        .with_wake(Arc::clone(&wake));
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
+    let state = AppState::new(store.clone(), limits)
+        .with_models(registry)
+        .with_task_max_attempts(config.worker.max_attempts)
+        .with_task_wake(wake);
+    let app = bounty_server::app(state);
     bounty_server::serve(
         listener,
         app,
@@ -36,32 +57,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
+    if let Some(worker) = worker {
+        // The server is down; the worker was cancelled with it and is
+        // finishing its running tasks within its own grace.
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the in-process worker panicked");
+        }
+    }
     store.close().await;
     tracing::info!("bounty stopped");
     Ok(())
-}
-
-/// Cancels `token` on the first SIGTERM or Ctrl-C.
-async fn cancel_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
-    token.cancel();
 }

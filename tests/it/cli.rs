@@ -3,30 +3,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use sqlx::Connection;
 
 use crate::support::{Backend, TestDatabase, json_of};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bounty");
-
 backend_tests!(accounts_create_then_the_key_works_over_http);
 
 /// `bounty` with a clean environment: no stray config from the machine.
 fn bounty(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("BOUNTY_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BOUNTY_") && k.contains("__") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    crate::support::bounty_command(dir)
 }
 
 /// A running `bounty serve`; killed on drop.
@@ -57,22 +43,7 @@ impl Served {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "bounty did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::terminate(&mut self.child)
     }
 }
 
@@ -208,6 +179,33 @@ fn bad_configuration_exits_2_naming_the_key() {
             "lisen",
         ),
         (vec![], Some("[server\n"), "bounty.toml"),
+        (
+            vec![],
+            Some(
+                "[models.tiny]\nprovider = \"llama\"\npath = \"nope.gguf\"\nprice = { per_cpu_second = \"0.0001\" }\n",
+            ),
+            "models.tiny.path",
+        ),
+        (
+            vec![],
+            Some(
+                "[models.tiny]\nprovider = \"llama\"\npath = \"bounty.toml\"\nprice = { per_cpu_second = \"0.0001\" }\n",
+            ),
+            "models.tiny.path",
+        ),
+        (
+            vec![],
+            Some(
+                "[models.gpt]\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\nprice = { input_per_million = \"abc\", output_per_million = \"1\" }\n",
+            ),
+            "models.gpt.price.input_per_million",
+        ),
+        (vec![], Some("[models.x]\nprovider = \"magic\"\n"), "models.x"),
+        (
+            vec![("BOUNTY_WORKER__CONCURRENCY", "0")],
+            None,
+            "worker.concurrency",
+        ),
     ];
     for (env, file, key) in cases {
         let toml = dir.path().join("bounty.toml");
@@ -241,7 +239,15 @@ fn help_teaches_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let out = bounty(dir.path()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "accounts", "api-keys", "DATABASE_URL"] {
+    for cmd in [
+        "serve",
+        "worker",
+        "models",
+        "migrate",
+        "accounts",
+        "api-keys",
+        "DATABASE_URL",
+    ] {
         assert!(help.contains(cmd), "--help does not mention {cmd}");
     }
     let out = bounty(dir.path())
@@ -287,4 +293,67 @@ async fn two_servers_start_at_once_on_one_postgres() {
     conn.close().await.unwrap();
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+}
+
+/// `bounty models list` shows the configured models without their keys;
+/// `bounty models check NAME` loads a real GGUF and generates with it.
+#[test]
+fn models_list_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = bounty_models::testing::gguf::write_tiny_llama(dir.path()).unwrap();
+    let toml = format!(
+        "[models.tiny]\nprovider = \"llama\"\npath = {:?}\nthreads = 1\nprice = {{ per_cpu_second = \"0.0001\" }}\n\n\
+         [models.gpt]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"gpt-4o-mini\"\n\
+         api_key = \"sk-very-secret\"\nprice = {{ input_per_million = \"0.15\", output_per_million = \"0.60\" }}\n",
+        gguf.display().to_string()
+    );
+    std::fs::write(dir.path().join("bounty.toml"), toml).unwrap();
+    let out = bounty(dir.path()).args(["models", "list"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("tiny") && stdout.contains("llama"), "{stdout}");
+    assert!(
+        stdout.contains("gpt-4o-mini") && stdout.contains("0.150000 USD in"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("sk-very-secret"));
+    let out = bounty(dir.path())
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains("sk-very-secret"));
+
+    let out = bounty(dir.path())
+        .args(["models", "check", "tiny", "--max-tokens", "8"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("loaded in"), "{stdout}");
+    assert!(stdout.contains("8 completion"), "{stdout}");
+    assert!(stdout.contains("tokens/s generation"), "{stdout}");
+
+    let out = bounty(dir.path())
+        .args(["models", "check", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    // A remote model that is down fails the check, naming the model.
+    let out = bounty(dir.path())
+        .args(["models", "check", "gpt"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gpt") && !stderr.contains("sk-very-secret"),
+        "{stderr}"
+    );
 }

@@ -140,6 +140,7 @@ async fn postgres_hang_hits_the_request_timeout() {
                 readiness_timeout: Duration::from_secs(30),
                 ..Limits::default()
             },
+            ..TestOptions::default()
         },
     )
     .await;

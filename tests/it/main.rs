@@ -9,6 +9,7 @@
 mod support;
 
 mod account;
+mod agents;
 mod api_keys;
 mod cli;
 mod errors;
@@ -16,3 +17,5 @@ mod health;
 mod openapi;
 mod shutdown;
 mod store;
+mod tasks;
+mod workers;

@@ -16,6 +16,14 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/api-keys"),
     ("get", "/v1/api-keys/{id}"),
     ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{id}"),
+    ("patch", "/v1/agents/{id}"),
+    ("post", "/v1/tasks"),
+    ("get", "/v1/tasks"),
+    ("get", "/v1/tasks/{id}"),
+    ("get", "/v1/models"),
 ];
 
 #[tokio::test]

@@ -138,6 +138,24 @@ typed_id!(
     "user"
 );
 typed_id!(
+    /// An agent: instructions, a model route and an outcome type, versioned.
+    AgentId,
+    "agt"
+);
+
+typed_id!(
+    /// One unit of work for an agent: a ticket, usually.
+    TaskId,
+    "task"
+);
+
+typed_id!(
+    /// One call to a model, successful or not, recorded with its cost.
+    ModelCallId,
+    "mcall"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"
@@ -160,7 +178,8 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<Ulid, IdParseError> {
     Ok(ulid)
 }
 
-fn new_ulid() -> Ulid {
+/// A fresh ULID: the current millisecond and 80 random bits.
+pub fn new_ulid() -> Ulid {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

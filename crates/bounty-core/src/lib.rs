@@ -13,8 +13,11 @@
 //! - [`api_key`]: API key generation, parsing and hashing.
 //! - [`account`]: validated names for accounts and keys.
 //! - [`page`]: cursor pagination parameters.
+//! - [`agent`]: validated parts of an agent definition.
+//! - [`task`]: task input, status and the retry schedule.
 
 pub mod account;
+pub mod agent;
 pub mod api_key;
 pub mod clock;
 pub mod compute;
@@ -22,11 +25,14 @@ pub mod decimal;
 pub mod id;
 pub mod money;
 pub mod page;
+pub mod task;
 
 pub use account::{AccountName, KeyName};
+pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType, VerifierPolicyRef};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
-pub use id::{AccountId, ApiKeyId, IdParseError, RequestId, UserId};
+pub use id::{AccountId, AgentId, ApiKeyId, IdParseError, ModelCallId, RequestId, TaskId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use page::{PageLimit, PageLimitError};
+pub use task::{TaskInput, TaskStatus, retry_delay};

@@ -56,9 +56,30 @@ pub enum ApiError {
     /// 422 `validation_failed`: well-formed, but a value is not acceptable.
     Validation {
         /// The field at fault.
-        param: &'static str,
+        param: String,
         /// Why its value is refused.
         message: String,
+    },
+    /// 422 `unknown_model`: a model route names a model that is not
+    /// configured.
+    UnknownModel {
+        /// The field at fault (`model_route[1]`).
+        param: String,
+        /// The model name.
+        model: String,
+    },
+    /// 422 `unknown_agent`: a task names an agent the account does not have.
+    UnknownAgent {
+        /// The agent as given.
+        agent: String,
+    },
+    /// 422 `idempotency_mismatch`: an `Idempotency-Key` was used before
+    /// with a different request.
+    IdempotencyMismatch,
+    /// 409 `agent_name_taken`: the account already has an agent of that name.
+    AgentNameTaken {
+        /// The name.
+        name: String,
     },
     /// 503 `database_unavailable`: the database cannot be reached; retry.
     DatabaseUnavailable,
@@ -101,7 +122,11 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. }
+            | ApiError::UnknownModel { .. }
+            | ApiError::UnknownAgent { .. }
+            | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::AgentNameTaken { .. } => StatusCode::CONFLICT,
             ApiError::DatabaseUnavailable | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +146,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation { .. } => "validation_failed",
+            ApiError::UnknownModel { .. } => "unknown_model",
+            ApiError::UnknownAgent { .. } => "unknown_agent",
+            ApiError::IdempotencyMismatch => "idempotency_mismatch",
+            ApiError::AgentNameTaken { .. } => "agent_name_taken",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::Timeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal_error",
@@ -145,9 +174,23 @@ impl ApiError {
                 "send the body as JSON with `Content-Type: application/json`".to_owned(),
                 None,
             ),
-            ApiError::Validation { param, message } => {
-                (format!("`{param}` {message}"), Some((*param).to_owned()))
-            }
+            ApiError::Validation { param, message } => (format!("`{param}` {message}"), Some(param.clone())),
+            ApiError::UnknownModel { param, model } => (
+                format!("`{param}` names model `{model}`, which is not configured; see GET /v1/models"),
+                Some(param.clone()),
+            ),
+            ApiError::UnknownAgent { agent } => (
+                format!("`agent` names no agent `{agent}` of this account"),
+                Some("agent".to_owned()),
+            ),
+            ApiError::IdempotencyMismatch => (
+                "this `Idempotency-Key` was already used with a different request; use a new key".to_owned(),
+                Some("Idempotency-Key".to_owned()),
+            ),
+            ApiError::AgentNameTaken { name } => (
+                format!("an agent named `{name}` already exists"),
+                Some("name".to_owned()),
+            ),
             ApiError::DatabaseUnavailable => {
                 ("the database is unavailable; retry with backoff".to_owned(), None)
             }
@@ -193,6 +236,16 @@ impl From<StoreError> for ApiError {
                 "the write conflicts with an existing object ({constraint})"
             )),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A 422 naming `param`.
+    pub fn validation(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            param: param.into(),
+            message: message.into(),
         }
     }
 }

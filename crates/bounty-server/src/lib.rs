@@ -49,6 +49,9 @@ use middleware::REQUEST_ID;
     tags(
         (name = "account", description = "The account an API key belongs to"),
         (name = "api-keys", description = "Create, list and revoke API keys"),
+        (name = "agents", description = "Agents: instructions, model route, output schema; versioned"),
+        (name = "tasks", description = "Submit work to an agent and follow it"),
+        (name = "models", description = "The models agents can use"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -86,6 +89,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::api_keys::get_api_key,
             routes::api_keys::revoke_api_key
         ))
+        .routes(routes!(routes::agents::create_agent, routes::agents::list_agents))
+        .routes(routes!(routes::agents::get_agent, routes::agents::update_agent))
+        .routes(routes!(routes::tasks::create_task, routes::tasks::list_tasks))
+        .routes(routes!(routes::tasks::get_task))
+        .routes(routes!(routes::models::list_models))
         .split_for_parts()
 }
 

@@ -1,9 +1,12 @@
-//! What every handler can reach: the store, metrics and request limits.
+//! What every handler can reach: the store, metrics, request limits, the
+//! model registry and the task queue's settings.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bounty_models::ModelRegistry;
 use bounty_store::Store;
+use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
@@ -37,6 +40,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// The configured models: agents' routes must name them.
+    pub models: Arc<ModelRegistry>,
+    /// Attempts each new task gets.
+    pub task_max_attempts: u32,
+    /// Notified on every new task, so in-process workers start at once.
+    pub task_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -46,6 +55,27 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             limits,
+            models: Arc::new(ModelRegistry::default()),
+            task_max_attempts: 3,
+            task_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The same state over these models.
+    pub fn with_models(mut self, models: Arc<ModelRegistry>) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// The same state, giving each new task `max_attempts` attempts.
+    pub fn with_task_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.task_max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The same state, notifying `wake` on every new task.
+    pub fn with_task_wake(mut self, wake: Arc<Notify>) -> Self {
+        self.task_wake = wake;
+        self
     }
 }

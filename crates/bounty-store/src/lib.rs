@@ -7,7 +7,7 @@
 //! portable subset both accept (`$N` placeholders included), and the
 //! `on_pool!` macro compiles each query once per backend. Where SQL must
 //! one day differ (the queue claim's `for update skip locked`), that
-//! statement gets a backend-specific module of its own.
+//! statement is chosen per backend in `queue.rs`.
 //!
 //! Tenancy is by construction: every repository function that reads or
 //! writes an account's rows takes that [`AccountId`](bounty_core::AccountId)
@@ -17,13 +17,21 @@
 //! the `admin_*` functions used only by the operator CLI.
 
 mod accounts;
+mod agents;
 mod api_keys;
 mod db;
 mod error;
 mod page;
+mod queue;
+mod tasks;
 
 pub use accounts::Account;
+pub use agents::{Agent, AgentPatch, AgentSpec};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use error::StoreError;
 pub use page::Page;
+pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
+pub use tasks::{
+    Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
+};

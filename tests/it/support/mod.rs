@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bounty_agents::{Worker, WorkerConfig};
 use bounty_core::{AccountName, ApiKeyMode, ApiKeySecret, KeyName, SystemClock};
+use bounty_models::{ModelConfig, ModelRegistry, Router};
 use bounty_server::{AppState, Limits};
 use bounty_store::{DatabaseOptions, Store};
 use reqwest::{Method, RequestBuilder, Response};
@@ -49,6 +51,12 @@ pub struct TestOptions {
     pub acquire_timeout: Duration,
     /// Route Postgres traffic through a [`proxy::Proxy`] the test controls.
     pub proxy: bool,
+    /// `[models.NAME]` tables, as JSON.
+    pub models: Vec<(String, Value)>,
+    /// Run an in-process worker with these settings.
+    pub worker: Option<WorkerConfig>,
+    /// Attempts each task gets.
+    pub max_attempts: u32,
 }
 
 impl Default for TestOptions {
@@ -57,8 +65,104 @@ impl Default for TestOptions {
             limits: Limits::default(),
             acquire_timeout: Duration::from_secs(5),
             proxy: false,
+            models: Vec::new(),
+            worker: None,
+            max_attempts: 3,
         }
     }
+}
+
+impl TestOptions {
+    /// Options with these OpenAI-compatible models: `(name, base_url)`.
+    pub fn remote_models(models: &[(&str, &str)]) -> TestOptions {
+        TestOptions {
+            models: models
+                .iter()
+                .map(|(name, url)| ((*name).to_owned(), remote_model(url)))
+                .collect(),
+            ..TestOptions::default()
+        }
+    }
+}
+
+/// The `bounty` binary with a clean environment (no stray configuration
+/// from the machine), run in `dir`.
+pub fn bounty_command(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bounty"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("BOUNTY_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BOUNTY_") && k.contains("__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Sends SIGTERM and waits (up to 20 s) for the process to exit.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bounty did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A base URL where nothing listens.
+pub const NOWHERE: &str = "http://127.0.0.1:9/v1";
+
+/// Worker settings fast enough for tests.
+pub fn test_worker() -> WorkerConfig {
+    WorkerConfig {
+        id: WorkerConfig::default_id(),
+        concurrency: 4,
+        lease: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(50),
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(200),
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+/// A `[models.NAME]` table of an OpenAI-compatible model at `base_url`.
+pub fn remote_model(base_url: &str) -> Value {
+    serde_json::json!({
+        "provider": "openai",
+        "base_url": base_url,
+        "model": "fake-gpt",
+        "api_key": "sk-test-secret",
+        "request_timeout_ms": 2000,
+        "max_retries": 1,
+        "retry_base_ms": 10,
+        "retry_max_ms": 50,
+        "price": {"input_per_million": "0.15", "output_per_million": "0.60"}
+    })
+}
+
+/// A `[models.NAME]` table of a local GGUF.
+pub fn local_model(path: &std::path::Path) -> Value {
+    serde_json::json!({
+        "provider": "llama",
+        "path": path,
+        "context_size": 512,
+        "threads": 2,
+        "defaults": {"max_tokens": 16},
+        "price": {"per_cpu_second": "0.0001"}
+    })
 }
 
 /// The real server on a free port over a fresh database.
@@ -72,6 +176,7 @@ pub struct TestApp {
     /// The database proxy, when asked for.
     pub proxy: Option<proxy::Proxy>,
     shutdown: CancellationToken,
+    _worker: Option<tokio::task::JoinHandle<()>>,
     _server: tokio::task::JoinHandle<std::io::Result<()>>,
     // Dropped last: the database outlives the server.
     _db: TestDatabase,
@@ -110,7 +215,28 @@ impl TestApp {
             .expect("bind 127.0.0.1:0");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let app = bounty_server::app(AppState::new(store.clone(), opts.limits));
+        let models: std::collections::BTreeMap<String, ModelConfig> = opts
+            .models
+            .iter()
+            .map(|(name, v)| {
+                (
+                    name.clone(),
+                    serde_json::from_value(v.clone()).expect("a valid model table"),
+                )
+            })
+            .collect();
+        let registry = Arc::new(ModelRegistry::from_config(&models).expect("valid models"));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let worker = opts.worker.clone().map(|config| {
+            let worker = Worker::new(store.clone(), Router::new(Arc::clone(&registry)), config)
+                .with_wake(Arc::clone(&wake));
+            tokio::spawn(worker.run(shutdown.clone()))
+        });
+        let state = AppState::new(store.clone(), opts.limits)
+            .with_models(registry)
+            .with_task_max_attempts(opts.max_attempts)
+            .with_task_wake(wake);
+        let app = bounty_server::app(state);
         let server = tokio::spawn(bounty_server::serve(
             listener,
             app,
@@ -123,6 +249,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             proxy,
             shutdown,
+            _worker: worker,
             _server: server,
             _db: db,
         }
@@ -191,6 +318,74 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The database URL, for other processes.
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
+    /// `POST /v1/agents`.
+    pub async fn create_agent(&self, key: &str, body: &Value) -> Response {
+        self.request(Method::POST, "/v1/agents", Some(key))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an agent on `route`; returns its JSON.
+    pub async fn agent(&self, key: &str, name: &str, route: &[&str], schema: Option<Value>) -> Value {
+        let mut body = serde_json::json!({
+            "name": name,
+            "instructions": "You are a helpful support agent.",
+            "model_route": route,
+        });
+        if let Some(schema) = schema {
+            body["output_schema"] = schema;
+        }
+        json_of(self.create_agent(key, &body).await, 201).await
+    }
+
+    /// `POST /v1/tasks`, with an `Idempotency-Key` when given.
+    pub async fn create_task(&self, key: &str, body: &Value, idempotency_key: Option<&str>) -> Response {
+        let mut rb = self.request(Method::POST, "/v1/tasks", Some(key)).json(body);
+        if let Some(k) = idempotency_key {
+            rb = rb.header("idempotency-key", k);
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// Queues a task for `agent` with `body` as its text; returns its JSON.
+    pub async fn task(&self, key: &str, agent: &str, body: &str) -> Value {
+        let req = serde_json::json!({"agent": agent, "input": {"subject": "Help", "body": body}});
+        json_of(self.create_task(key, &req, None).await, 202).await
+    }
+
+    /// `GET /v1/tasks/{id}`, asserting 200.
+    pub async fn get_task(&self, key: &str, id: &str) -> Value {
+        let resp = self
+            .request(Method::GET, &format!("/v1/tasks/{id}"), Some(key))
+            .send()
+            .await
+            .unwrap();
+        json_of(resp, 200).await
+    }
+
+    /// Polls a task until its status is final; panics after `timeout`.
+    pub async fn wait_for_task(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self.get_task(key, id).await;
+            if matches!(task["status"].as_str(), Some("completed" | "failed")) {
+                return task;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {id} did not finish in {timeout:?}: {task}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// `GET {path}` without a key.

@@ -99,11 +99,8 @@ pub async fn create_api_key(
     auth: Auth,
     ApiJson(body): ApiJson<ApiKeyIn>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreatedOut>)> {
-    let name =
-        KeyName::parse(body.name.as_deref().unwrap_or("default")).map_err(|e| ApiError::Validation {
-            param: "name",
-            message: e.to_string(),
-        })?;
+    let name = KeyName::parse(body.name.as_deref().unwrap_or("default"))
+        .map_err(|e| ApiError::validation("name", e.to_string()))?;
     let new_key = ApiKeySecret::generate(body.mode.unwrap_or(ApiKeyMode::Live));
     let key = state
         .store

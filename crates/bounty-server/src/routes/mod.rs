@@ -6,6 +6,9 @@
 //! and cannot drift apart.
 
 pub mod account;
+pub mod agents;
 pub mod api_keys;
 pub mod health;
+pub mod models;
 pub mod pagination;
+pub mod tasks;

@@ -1,0 +1,210 @@
+//! Tasks: their input, their status, and the retry schedule.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a task is in the pipeline.
+///
+/// `queued` → `running` → `completed` | `failed`, and `running` → `queued`
+/// again when an attempt fails transiently and attempts remain (or when a
+/// worker's lease expires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for a worker (first run, or a retry after its backoff).
+    Queued,
+    /// A worker holds its lease and is working it.
+    Running,
+    /// The agent produced its output.
+    Completed,
+    /// No attempt succeeded; the last error is recorded.
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 4] = [
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether the task will change no more (in this pipeline stage).
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task status {0:?}; expected queued, running, completed or failed")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for TaskStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// The customer who asked, as the ticket source knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What the agent is asked to work on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    /// The ticket's subject line.
+    #[serde(default)]
+    pub subject: String,
+    /// The ticket's text: what the customer wrote. Required.
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+    /// Free-form JSON object, stored and shown as given.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TaskInput {
+    pub const MAX_SUBJECT_CHARS: usize = 1_000;
+    pub const MAX_BODY_CHARS: usize = 100_000;
+    pub const MAX_CUSTOMER_FIELD_CHARS: usize = 320;
+    pub const MAX_METADATA_KEYS: usize = 50;
+
+    /// Checks the bounds; the error names the field (`input.body`, …).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let field = |name: &str, msg: String| Err((format!("input.{name}"), msg));
+        if self.body.trim().is_empty() {
+            return field("body", "must not be empty".to_owned());
+        }
+        if self.body.chars().count() > Self::MAX_BODY_CHARS {
+            return field(
+                "body",
+                format!("must be at most {} characters", Self::MAX_BODY_CHARS),
+            );
+        }
+        if self.subject.chars().count() > Self::MAX_SUBJECT_CHARS {
+            return field(
+                "subject",
+                format!("must be at most {} characters", Self::MAX_SUBJECT_CHARS),
+            );
+        }
+        if let Some(c) = &self.customer {
+            for (name, v) in [
+                ("customer.id", &c.id),
+                ("customer.email", &c.email),
+                ("customer.name", &c.name),
+            ] {
+                if v.as_ref()
+                    .is_some_and(|v| v.chars().count() > Self::MAX_CUSTOMER_FIELD_CHARS)
+                {
+                    return field(
+                        name,
+                        format!("must be at most {} characters", Self::MAX_CUSTOMER_FIELD_CHARS),
+                    );
+                }
+            }
+        }
+        if self.metadata.len() > Self::MAX_METADATA_KEYS {
+            return field(
+                "metadata",
+                format!("may have at most {} keys", Self::MAX_METADATA_KEYS),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`, after `attempt` (≥ 1)
+/// failed: "full jitter" exponential backoff, a uniformly random wait in
+/// `[base·2^(attempt-1) / 2, base·2^(attempt-1)]`, capped at `max`.
+/// `unit` is a random number in `[0, 1)`; the half floor keeps retries from
+/// bunching at zero.
+pub fn retry_delay(attempt: u32, base: Duration, max: Duration, unit: f64) -> Duration {
+    let exp = attempt.saturating_sub(1).min(32);
+    let ceiling = base.saturating_mul(1u32 << exp.min(31)).min(max);
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ceiling.mul_f64(0.5 + unit / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn status_round_trips() {
+        for s in TaskStatus::ALL {
+            assert_eq!(s.as_str().parse::<TaskStatus>().unwrap(), s);
+        }
+        assert!("done".parse::<TaskStatus>().is_err());
+    }
+
+    #[test]
+    fn input_errors_name_the_field() {
+        let mut input = TaskInput {
+            body: " ".into(),
+            ..Default::default()
+        };
+        assert_eq!(input.validate().unwrap_err().0, "input.body");
+        input.body = "hi".into();
+        input.subject = "x".repeat(1001);
+        assert_eq!(input.validate().unwrap_err().0, "input.subject");
+        input.subject.clear();
+        input.customer = Some(Customer {
+            email: Some("e".repeat(400)),
+            ..Default::default()
+        });
+        assert_eq!(input.validate().unwrap_err().0, "input.customer.email");
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_grows_and_stays_within_bounds(attempt in 1u32..100, unit in 0.0f64..1.0) {
+            let base = Duration::from_millis(500);
+            let max = Duration::from_secs(60);
+            let d = retry_delay(attempt, base, max, unit);
+            let ceiling = base.saturating_mul(1 << (attempt - 1).min(31)).min(max);
+            prop_assert!(d <= ceiling);
+            prop_assert!(d >= ceiling / 2);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Typed errors: configuration (at startup) and provider (per call).
+
+use std::time::Duration;
+
+/// A model declared in configuration cannot be used. Reported at startup,
+/// naming the model and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("models.{model}.{key}: {message}")]
+pub struct ConfigError {
+    pub model: String,
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(model: &str, key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            model: model.to_owned(),
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+/// One provider call failed. The variant decides whether the call may be
+/// retried and is recorded on the task by [`ProviderError::code`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// No answer within the request timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// 429 from the endpoint, after our retries ran out.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// 5xx from the endpoint, after our retries ran out.
+    #[error("server error {status}: {message}")]
+    Server { status: u16, message: String },
+    /// Any other 4xx: the request itself was refused; retrying will not help.
+    #[error("request rejected with {status}: {message}")]
+    Rejected { status: u16, message: String },
+    /// The endpoint answered something that is not the OpenAI wire format.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// The endpoint could not be reached at all.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The prompt does not fit the model's context.
+    #[error("prompt of {prompt_tokens} tokens does not fit a context of {context} tokens")]
+    ContextOverflow { prompt_tokens: u64, context: u64 },
+    /// The local model failed to load or to run.
+    #[error("local inference failed: {0}")]
+    Local(String),
+    /// The route names a model that configuration no longer declares.
+    #[error("{0}")]
+    NotConfigured(String),
+}
+
+impl ProviderError {
+    /// Stable code recorded on model calls and tasks.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::Timeout(_) => "provider_timeout",
+            ProviderError::RateLimited { .. } => "provider_rate_limited",
+            ProviderError::Server { .. } => "provider_server_error",
+            ProviderError::Rejected { .. } => "provider_rejected",
+            ProviderError::Malformed(_) => "provider_malformed_response",
+            ProviderError::Unreachable(_) => "provider_unreachable",
+            ProviderError::ContextOverflow { .. } => "context_overflow",
+            ProviderError::Local(_) => "local_inference_failed",
+            ProviderError::NotConfigured(_) => "model_not_configured",
+        }
+    }
+
+    /// Whether running the task again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Timeout(_)
+                | ProviderError::RateLimited { .. }
+                | ProviderError::Server { .. }
+                | ProviderError::Malformed(_)
+                | ProviderError::Unreachable(_)
+        )
+    }
+}

@@ -1,0 +1,175 @@
+//! The models declared in configuration, by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::config::{GenerationDefaults, LocalModelConfig, ModelConfig, Price, check_name};
+use crate::error::{ConfigError, ProviderError};
+use crate::local::LocalModel;
+use crate::remote::RemoteModel;
+use crate::types::{GenerateRequest, Generation, ProviderKind};
+
+/// One usable model.
+pub struct Model {
+    name: String,
+    price: Price,
+    defaults: GenerationDefaults,
+    backend: Backend,
+}
+
+enum Backend {
+    /// Loaded on first use (or [`Model::load`]), once per process.
+    Local {
+        config: LocalModelConfig,
+        loaded: OnceCell<Arc<LocalModel>>,
+    },
+    Remote(RemoteModel),
+}
+
+/// What `bounty models list` and `GET /v1/models` show of a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub provider: ProviderKind,
+    /// GGUF path (local) or base URL (remote). Never a key.
+    pub location: String,
+    /// The endpoint's model name (remote only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_model: Option<String>,
+    pub price: Price,
+    pub defaults: GenerationDefaults,
+}
+
+impl Model {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn provider(&self) -> ProviderKind {
+        match self.backend {
+            Backend::Local { .. } => ProviderKind::Llama,
+            Backend::Remote(_) => ProviderKind::Openai,
+        }
+    }
+
+    pub fn price(&self) -> &Price {
+        &self.price
+    }
+
+    pub fn defaults(&self) -> GenerationDefaults {
+        self.defaults
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        let (location, remote_model) = match &self.backend {
+            Backend::Local { config, .. } => (config.path.display().to_string(), None),
+            Backend::Remote(remote) => (remote.base_url().to_owned(), Some(remote.model().to_owned())),
+        };
+        ModelInfo {
+            name: self.name.clone(),
+            provider: self.provider(),
+            location,
+            remote_model,
+            price: self.price,
+            defaults: self.defaults,
+        }
+    }
+
+    /// Loads a local model now (on a blocking thread) instead of at its
+    /// first call. A no-op for remote models.
+    pub async fn load(&self) -> Result<(), ProviderError> {
+        if let Backend::Local { .. } = self.backend {
+            self.local().await?;
+        }
+        Ok(())
+    }
+
+    async fn local(&self) -> Result<&Arc<LocalModel>, ProviderError> {
+        let Backend::Local { config, loaded } = &self.backend else {
+            unreachable!("local() is only called on local models")
+        };
+        loaded
+            .get_or_try_init(|| async {
+                let (name, config) = (self.name.clone(), config.clone());
+                tokio::task::spawn_blocking(move || LocalModel::load(&name, &config).map(Arc::new))
+                    .await
+                    .map_err(|e| ProviderError::Local(format!("model loader thread failed: {e}")))?
+            })
+            .await
+    }
+
+    /// Generates a completion.
+    pub async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        match &self.backend {
+            Backend::Local { .. } => self.local().await?.generate(request).await,
+            Backend::Remote(remote) => remote.generate(request).await,
+        }
+    }
+
+    /// Embeds each text.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
+        match &self.backend {
+            Backend::Local { .. } => self.local().await?.embed(texts).await,
+            Backend::Remote(remote) => remote.embed(texts).await,
+        }
+    }
+}
+
+/// Every declared model, by name.
+#[derive(Clone, Default)]
+pub struct ModelRegistry {
+    models: BTreeMap<String, Arc<Model>>,
+}
+
+impl ModelRegistry {
+    /// Validates every model (files exist and are GGUF, URLs and prices
+    /// parse) without loading any.
+    pub fn from_config(models: &BTreeMap<String, ModelConfig>) -> Result<Self, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (name, config) in models {
+            check_name(name)?;
+            let model = match config {
+                ModelConfig::Llama(local) => Model {
+                    name: name.clone(),
+                    price: local.validate(name)?,
+                    defaults: local.defaults,
+                    backend: Backend::Local {
+                        config: local.clone(),
+                        loaded: OnceCell::new(),
+                    },
+                },
+                ModelConfig::Openai(remote) => Model {
+                    name: name.clone(),
+                    price: remote.validate(name)?,
+                    defaults: remote.defaults,
+                    backend: Backend::Remote(RemoteModel::new(name, remote)?),
+                },
+            };
+            out.insert(name.clone(), Arc::new(model));
+        }
+        Ok(ModelRegistry { models: out })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.models.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.models.values()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+}

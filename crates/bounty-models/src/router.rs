@@ -1,0 +1,159 @@
+//! Walks an agent's model route in order, falling back to the next model on
+//! a provider error, and returns a record of every call it made.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bounty_core::Money;
+
+use crate::error::ProviderError;
+use crate::price;
+use crate::registry::ModelRegistry;
+use crate::types::{GenerateRequest, Generation, Message, ProviderKind, Usage};
+
+/// Per-request overrides of a model's generation defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub seed: Option<u32>,
+}
+
+/// One model call, successful or not, as it is recorded on the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub model: String,
+    /// `None` when the model is no longer configured.
+    pub provider: Option<ProviderKind>,
+    pub usage: Usage,
+    pub latency: Duration,
+    pub cost: Money,
+    pub error: Option<ProviderError>,
+    /// Served from the verified-answer cache (not yet built: always false).
+    pub cache_hit: bool,
+    /// Paid with the customer's own key (not yet built: always false).
+    pub byok: bool,
+}
+
+/// The answer of the first model that succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub model: String,
+    pub generation: Generation,
+}
+
+/// What a route produced: an answer or the last error, plus every call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteResult {
+    pub result: Result<Routed, ProviderError>,
+    pub calls: Vec<CallRecord>,
+}
+
+/// The router.
+#[derive(Clone)]
+pub struct Router {
+    registry: Arc<ModelRegistry>,
+}
+
+impl Router {
+    pub fn new(registry: Arc<ModelRegistry>) -> Self {
+        Router { registry }
+    }
+
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.registry
+    }
+
+    /// Tries each model of `route` in order until one answers.
+    pub async fn generate(
+        &self,
+        route: &[String],
+        messages: &[Message],
+        overrides: Overrides,
+        json_schema: Option<&serde_json::Value>,
+    ) -> RouteResult {
+        let mut calls = Vec::with_capacity(route.len().min(4));
+        let mut last_error = ProviderError::NotConfigured("the model route is empty".to_owned());
+        for name in route {
+            let Some(model) = self.registry.get(name) else {
+                let error = ProviderError::NotConfigured(format!("model {name:?} is not configured"));
+                tracing::warn!(model = %name, "route names a model that is not configured; skipping it");
+                calls.push(CallRecord {
+                    model: name.clone(),
+                    provider: None,
+                    usage: Usage::default(),
+                    latency: Duration::ZERO,
+                    cost: Money::zero(bounty_core::Currency::USD),
+                    error: Some(error.clone()),
+                    cache_hit: false,
+                    byok: false,
+                });
+                last_error = error;
+                continue;
+            };
+            let defaults = model.defaults();
+            let request = GenerateRequest {
+                messages: messages.to_vec(),
+                max_tokens: overrides.max_tokens.unwrap_or(defaults.max_tokens),
+                temperature: overrides.temperature.unwrap_or(defaults.temperature),
+                seed: overrides.seed.unwrap_or(defaults.seed),
+                json_schema: json_schema.cloned(),
+            };
+            let started = Instant::now();
+            let outcome = model.generate(request).await;
+            let latency = started.elapsed();
+            match outcome {
+                Ok(generation) => {
+                    calls.push(CallRecord {
+                        model: name.clone(),
+                        provider: Some(model.provider()),
+                        usage: generation.usage,
+                        latency,
+                        cost: price::cost(model.price(), generation.usage, latency),
+                        error: None,
+                        cache_hit: false,
+                        byok: false,
+                    });
+                    return RouteResult {
+                        result: Ok(Routed {
+                            model: name.clone(),
+                            generation,
+                        }),
+                        calls,
+                    };
+                }
+                Err(error) => {
+                    tracing::warn!(model = %name, code = error.code(), %error, "model call failed; trying the next model of the route");
+                    calls.push(CallRecord {
+                        model: name.clone(),
+                        provider: Some(model.provider()),
+                        usage: Usage::default(),
+                        latency,
+                        cost: price::cost(
+                            model.price(),
+                            Usage::default(),
+                            latency_for_cost(model.provider(), latency),
+                        ),
+                        error: Some(error.clone()),
+                        cache_hit: false,
+                        byok: false,
+                    });
+                    last_error = error;
+                }
+            }
+        }
+        RouteResult {
+            result: Err(last_error),
+            calls,
+        }
+    }
+}
+
+/// A failed remote call costs nothing (no tokens); a failed local call
+/// still used the hardware for its wall time.
+fn latency_for_cost(provider: ProviderKind, latency: Duration) -> Duration {
+    match provider {
+        ProviderKind::Llama => latency,
+        ProviderKind::Openai => Duration::ZERO,
+    }
+}

@@ -1,0 +1,4 @@
+//! Test support (helpers fill in).
+
+pub mod gguf;
+pub mod openai;

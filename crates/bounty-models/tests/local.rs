@@ -1,0 +1,366 @@
+//! Real llama.cpp inference on tiny models: a random-weight llama written
+//! by the test support (every machine) and stories260K (where present).
+
+use std::path::{Path, PathBuf};
+
+use bounty_models::config::{GenerationDefaults, LocalPrice};
+use bounty_models::local::LocalModel;
+use bounty_models::testing::gguf::{TinyLlama, stories260k, write_tiny_llama};
+use bounty_models::{FinishReason, GenerateRequest, LocalModelConfig, Message, ProviderError, Role};
+
+fn config(path: &Path) -> LocalModelConfig {
+    LocalModelConfig {
+        path: path.to_path_buf(),
+        context_size: 0,
+        threads: Some(1),
+        batch_threads: None,
+        gpu_layers: 0,
+        parallel: 1,
+        defaults: GenerationDefaults::default(),
+        price: LocalPrice {
+            per_cpu_second: Some("0.0001".into()),
+            per_gpu_second: None,
+            currency: "USD".into(),
+        },
+    }
+}
+
+/// A tiny llama in its own temporary folder (kept alive by the guard).
+fn tiny() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tiny_llama(dir.path()).unwrap();
+    (dir, path)
+}
+
+fn load(config: &LocalModelConfig) -> LocalModel {
+    LocalModel::load("tiny", config).expect("the model loads")
+}
+
+fn ask(content: &str, max_tokens: u32) -> GenerateRequest {
+    GenerateRequest {
+        messages: vec![
+            Message::new(Role::System, "You are terse."),
+            Message::new(Role::User, content),
+        ],
+        max_tokens,
+        temperature: 0.0,
+        seed: 42,
+        json_schema: None,
+    }
+}
+
+#[test]
+fn tiny_llama_loads_and_describes_itself() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    assert_eq!(model.n_ctx_train(), 512);
+    assert_eq!(model.n_vocab(), TinyLlama::n_vocab() as i32);
+    assert!(model.n_params() > 100_000, "{}", model.n_params());
+    assert_eq!(model.chat_template_name(), "chatml (fallback)");
+}
+
+#[test]
+fn a_supported_gguf_chat_template_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("templated.gguf");
+    let template =
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}";
+    TinyLlama {
+        chat_template: Some(template.into()),
+        ..TinyLlama::default()
+    }
+    .write(&path)
+    .unwrap();
+    assert_eq!(load(&config(&path)).chat_template_name(), "gguf");
+}
+
+#[tokio::test]
+async fn greedy_generation_is_deterministic_and_respects_max_tokens() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let first = model.generate(ask("hello world", 12)).await.unwrap();
+    let second = model.generate(ask("hello world", 12)).await.unwrap();
+    assert_eq!(first.text, second.text);
+    assert!(!first.text.is_empty());
+    // The tiny llama never picks end-of-sequence greedily (see its docs).
+    assert_eq!(first.finish_reason, FinishReason::Length);
+    assert_eq!(first.usage.completion_tokens, 12);
+    assert!(first.usage.prompt_tokens > 5, "{:?}", first.usage);
+    let timings = first.timings.expect("local generations are timed");
+    assert!(timings.prompt > std::time::Duration::ZERO && timings.generation > std::time::Duration::ZERO);
+    assert!(first.latency >= timings.prompt + timings.generation);
+
+    let short = model.generate(ask("hello world", 3)).await.unwrap();
+    assert_eq!(short.usage.completion_tokens, 3);
+    assert_eq!(short.finish_reason, FinishReason::Length);
+    assert!(
+        first.text.starts_with(&short.text),
+        "{:?} vs {:?}",
+        first.text,
+        short.text
+    );
+
+    let other = model.generate(ask("the name and age", 12)).await.unwrap();
+    assert_ne!(other.text, first.text, "a different prompt changes the output");
+}
+
+#[tokio::test]
+async fn sampling_is_reproducible_for_a_seed() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let sampled = |seed| GenerateRequest {
+        temperature: 1.0,
+        seed,
+        ..ask("hello", 16)
+    };
+    let a = model.generate(sampled(7)).await.unwrap();
+    let b = model.generate(sampled(7)).await.unwrap();
+    let c = model.generate(sampled(8)).await.unwrap();
+    assert_eq!(a.text, b.text);
+    assert_ne!(a.text, c.text);
+}
+
+#[tokio::test]
+async fn json_schema_constrains_the_output() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": { "answer": { "enum": ["yes", "no"] } },
+        "required": ["answer"],
+        "additionalProperties": false
+    });
+    for (temperature, seed) in [(0.0, 0), (1.0, 1), (1.0, 2)] {
+        let request = GenerateRequest {
+            json_schema: Some(schema.clone()),
+            temperature,
+            seed,
+            ..ask("yes or no?", 200)
+        };
+        let generation = model.generate(request).await.unwrap();
+        assert_eq!(
+            generation.finish_reason,
+            FinishReason::Stop,
+            "{:?}",
+            generation.text
+        );
+        let value: serde_json::Value = serde_json::from_str(&generation.text).expect("valid JSON");
+        let answer = value["answer"].as_str().expect("an answer");
+        assert!(answer == "yes" || answer == "no", "{value}");
+        assert_eq!(value.as_object().unwrap().len(), 1, "{value}");
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_json_schema_is_an_error() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    for schema in [
+        serde_json::json!({ "type": "no-such-type" }),
+        serde_json::json!({ "$ref": "#/$defs/missing" }),
+    ] {
+        let request = GenerateRequest {
+            json_schema: Some(schema.clone()),
+            ..ask("hi", 8)
+        };
+        let err = model.generate(request).await.unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Local(m) if m.contains("json_schema")),
+            "{schema}: {err:?}"
+        );
+    }
+    // The thread still serves.
+    assert!(model.generate(ask("hi", 2)).await.is_ok());
+}
+
+#[tokio::test]
+async fn embeddings_are_unit_vectors_of_the_model_width() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let texts = vec![
+        "hello world".to_owned(),
+        "the name and age".to_owned(),
+        "hello world".to_owned(),
+    ];
+    let vectors = model.embed(texts).await.unwrap();
+    assert_eq!(vectors.len(), 3);
+    for v in &vectors {
+        assert_eq!(v.len(), TinyLlama::default().n_embd as usize);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    assert_eq!(vectors[0], vectors[2]);
+    assert_ne!(vectors[0], vectors[1]);
+    // Generation still works on the same thread afterwards.
+    assert!(model.generate(ask("hi", 2)).await.is_ok());
+    assert!(model.embed(Vec::new()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_prompt_longer_than_the_context_overflows() {
+    let (_dir, path) = tiny();
+    // llama.cpp rounds the context up to a multiple of 256.
+    let model = load(&LocalModelConfig {
+        context_size: 64,
+        ..config(&path)
+    });
+    let long = "hello world ".repeat(200);
+    let context = match model.generate(ask(&long, 4)).await {
+        Err(ProviderError::ContextOverflow {
+            prompt_tokens,
+            context,
+        }) => {
+            assert_eq!(context, 256);
+            assert!(prompt_tokens > context, "{prompt_tokens}");
+            context
+        }
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    };
+    match model.embed(vec![long]).await {
+        Err(ProviderError::ContextOverflow {
+            context: embed_context,
+            ..
+        }) => assert_eq!(embed_context, context),
+        other => panic!("expected ContextOverflow, got {other:?}"),
+    }
+    // A prompt that fits, asking for more tokens than there is room for:
+    // the context running out ends the generation (the last token sampled
+    // needs no room of its own).
+    let generation = model.generate(ask("hello world", 1000)).await.unwrap();
+    assert_eq!(generation.finish_reason, FinishReason::Length);
+    assert_eq!(
+        generation.usage.prompt_tokens + generation.usage.completion_tokens,
+        context + 1
+    );
+}
+
+#[test]
+fn missing_corrupt_and_foreign_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.gguf");
+    assert!(matches!(
+        LocalModel::load("m", &config(&missing)),
+        Err(ProviderError::Local(_))
+    ));
+
+    let foreign = dir.path().join("foreign.gguf");
+    std::fs::write(&foreign, b"this is not a model").unwrap();
+    assert!(matches!(
+        LocalModel::load("m", &config(&foreign)),
+        Err(ProviderError::Local(_))
+    ));
+
+    let truncated = dir.path().join("truncated.gguf");
+    let bytes = std::fs::read(write_tiny_llama(dir.path()).unwrap()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        LocalModel::load("m", &config(&truncated)),
+        Err(ProviderError::Local(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_generations_on_parallel_threads() {
+    let (_dir, path) = tiny();
+    let model = std::sync::Arc::new(load(&LocalModelConfig {
+        parallel: 2,
+        ..config(&path)
+    }));
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let model = model.clone();
+            let prompt = if i % 2 == 0 {
+                "hello world"
+            } else {
+                "the name and age"
+            };
+            tokio::spawn(async move { model.generate(ask(prompt, 8)).await })
+        })
+        .collect();
+    let mut texts = Vec::new();
+    for task in tasks {
+        let generation = task.await.unwrap().expect("every call succeeds");
+        assert_eq!(generation.usage.completion_tokens, 8);
+        texts.push(generation.text);
+    }
+    // Whichever thread served it, a prompt gives the same greedy output: the
+    // KV cache does not leak between requests.
+    for pair in texts.chunks(2).skip(1) {
+        assert_eq!(pair[0], texts[0]);
+        assert_eq!(pair[1], texts[1]);
+    }
+}
+
+#[tokio::test]
+async fn an_abandoned_request_does_not_disturb_the_next() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let long = model.generate(ask("hello", 400));
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_micros(10), long)
+            .await
+            .is_err()
+    );
+    let generation = model.generate(ask("hello", 2)).await.unwrap();
+    assert_eq!(generation.usage.completion_tokens, 2);
+}
+
+/// Names of this process's threads (Linux truncates them to 15 bytes).
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn dropping_the_model_stops_its_threads() {
+    let (_dir, path) = tiny();
+    let model = LocalModel::load(
+        "dropme",
+        &LocalModelConfig {
+            parallel: 2,
+            ..config(&path)
+        },
+    )
+    .unwrap();
+    model.generate(ask("hello", 2)).await.unwrap();
+    let ours = |names: Vec<String>| {
+        names
+            .into_iter()
+            .filter(|n| n.starts_with("llama-") && n.ends_with("-dropme"))
+            .count()
+    };
+    assert_eq!(ours(thread_names()), 2);
+    drop(model);
+    assert_eq!(ours(thread_names()), 0);
+}
+
+#[tokio::test]
+async fn stories260k_tells_its_story() {
+    let Some(path) = stories260k() else {
+        eprintln!("note: shared/models/stories260K.gguf is absent; skipping");
+        return;
+    };
+    let model = LocalModel::load("stories", &config(&path)).unwrap();
+    assert_eq!(model.chat_template_name(), "chatml (fallback)");
+    let request = GenerateRequest {
+        messages: vec![Message::new(Role::User, "Once upon a time")],
+        max_tokens: 32,
+        temperature: 0.0,
+        seed: 0,
+        json_schema: None,
+    };
+    let first = model.generate(request.clone()).await.unwrap();
+    let second = model.generate(request).await.unwrap();
+    assert_eq!(first.text, second.text);
+    assert_eq!(first.text, STORIES_GREEDY, "stories260K's greedy output changed");
+}
+
+/// stories260K's greedy continuation of the ChatML-wrapped "Once upon a
+/// time" (it never saw ChatML, so it starts mid-story), as observed with
+/// llama-cpp-2 0.1.160.
+const STORIES_GREEDY: &str = "\"Here?\" Asked Jack.\nThey ran around and saw a big, sc";

@@ -1,0 +1,558 @@
+//! The remote provider against the fake OpenAI server: wire format, retries,
+//! `Retry-After`, timeouts, error mapping, and the router's fallback.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bounty_models::remote::RemoteModel;
+use bounty_models::router::Overrides;
+use bounty_models::testing::openai::{Behavior, FakeOpenAi, embedding_of};
+use bounty_models::{
+    FinishReason, GenerateRequest, Message, ModelConfig, ModelRegistry, ProviderError, ProviderKind,
+    RemoteModelConfig, Role, Router, Usage,
+};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-test-0123456789";
+
+/// A model on `base_url` with small timeouts and backoff; `tweak` overrides
+/// any key.
+fn config_json(base_url: &str, tweak: Value) -> Value {
+    let mut config = json!({
+        "provider": "openai",
+        "base_url": base_url,
+        "model": "fake-model",
+        "api_key": KEY,
+        "connect_timeout_ms": 500,
+        "request_timeout_ms": 2_000,
+        "max_retries": 2,
+        "retry_base_ms": 5,
+        "retry_max_ms": 3_000,
+        "price": { "input_per_million": "0.15", "output_per_million": "0.60" },
+    });
+    for (key, value) in tweak.as_object().expect("tweak is an object") {
+        if value.is_null() {
+            config.as_object_mut().unwrap().remove(key);
+        } else {
+            config[key] = value.clone();
+        }
+    }
+    config
+}
+
+fn model(base_url: &str, tweak: Value) -> RemoteModel {
+    let mut config = config_json(base_url, tweak);
+    config.as_object_mut().unwrap().remove("provider");
+    let config: RemoteModelConfig = serde_json::from_value(config).expect("a valid remote config");
+    RemoteModel::new("fake", &config).expect("the model builds")
+}
+
+fn registry(models: &[(&str, Value)]) -> Arc<ModelRegistry> {
+    let models: BTreeMap<String, ModelConfig> = models
+        .iter()
+        .map(|(name, config)| {
+            (
+                (*name).to_owned(),
+                serde_json::from_value(config.clone()).expect("a valid model"),
+            )
+        })
+        .collect();
+    Arc::new(ModelRegistry::from_config(&models).expect("the registry builds"))
+}
+
+fn request(user: &str) -> GenerateRequest {
+    GenerateRequest {
+        messages: vec![
+            Message::new(Role::System, "You are terse."),
+            Message::new(Role::User, user),
+        ],
+        max_tokens: 64,
+        temperature: 0.0,
+        seed: 7,
+        json_schema: None,
+    }
+}
+
+/// A port nobody listens on.
+async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/v1")
+}
+
+fn gap(fake: &FakeOpenAi, first: usize, second: usize) -> Duration {
+    let requests = fake.requests();
+    requests[second]
+        .received_at
+        .duration_since(requests[first].received_at)
+}
+
+#[tokio::test]
+async fn a_reply_carries_text_usage_and_the_wire_request() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::reply("Refund issued.", 1_000, 500));
+    let model = model(&fake.base_url(), json!({}));
+
+    let generation = model.generate(request("Where is my refund?")).await.unwrap();
+    assert_eq!(generation.text, "Refund issued.");
+    assert_eq!(
+        generation.usage,
+        Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 500
+        }
+    );
+    assert_eq!(generation.finish_reason, FinishReason::Stop);
+    assert!(generation.timings.is_none());
+    assert!(generation.latency > Duration::ZERO);
+
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let body = &sent.body;
+    assert_eq!(body["model"], "fake-model");
+    assert_eq!(
+        body["messages"],
+        json!([
+            { "role": "system", "content": "You are terse." },
+            { "role": "user", "content": "Where is my refund?" },
+        ])
+    );
+    assert_eq!(body["max_tokens"], 64);
+    assert_eq!(body["temperature"], 0.0);
+    assert_eq!(body["seed"], 7);
+    assert!(body.get("response_format").is_none());
+    assert!(body.get("stream").is_none());
+
+    // The default behaviour echoes the last user message.
+    let echoed = model.generate(request("ticket 42")).await.unwrap();
+    assert_eq!(echoed.text, "ticket 42");
+    assert_eq!(
+        echoed.usage,
+        Usage {
+            prompt_tokens: 5,
+            completion_tokens: 2
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_router_prices_a_successful_call() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::reply("done", 1_000, 500));
+    let router = Router::new(registry(&[(
+        "gpt-small",
+        config_json(&fake.base_url(), json!({})),
+    )]));
+    let messages = [Message::new(Role::User, "hello")];
+
+    let routed = router
+        .generate(&["gpt-small".to_owned()], &messages, Overrides::default(), None)
+        .await;
+    let answer = routed.result.unwrap();
+    assert_eq!(answer.model, "gpt-small");
+    assert_eq!(answer.generation.text, "done");
+    assert_eq!(routed.calls.len(), 1);
+    let call = &routed.calls[0];
+    assert_eq!(call.provider, Some(ProviderKind::Openai));
+    assert_eq!(
+        call.usage,
+        Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 500
+        }
+    );
+    // 1000 × 0.15 + 500 × 0.60 per million = 450 µ$.
+    assert_eq!(call.cost.micros, 450);
+    assert!(call.error.is_none());
+    // The model's defaults fill what the agent did not override.
+    assert_eq!(fake.requests()[0].body["max_tokens"], 256);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_in_seconds_is_waited_out() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::rate_limited("1"));
+    let model = model(&fake.base_url(), json!({}));
+
+    let started = Instant::now();
+    let generation = model.generate(request("rate me")).await.unwrap();
+    assert_eq!(generation.text, "rate me");
+    assert_eq!(fake.request_count(), 2);
+    let waited = gap(&fake, 0, 1);
+    assert!(
+        waited >= Duration::from_millis(990),
+        "retried after {waited:?}, not after Retry-After: 1"
+    );
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    assert!(
+        generation.latency >= Duration::from_secs(1),
+        "latency counts the wait"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    for sent in fake.requests() {
+        assert_eq!(
+            sent.authorization.as_deref(),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_as_an_http_date_is_waited_out() {
+    let fake = FakeOpenAi::start().await;
+    // HTTP dates have whole seconds: 3 s ahead waits between 2 and 3 s, less
+    // the time the request took.
+    let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3));
+    fake.push(Behavior::Status {
+        code: 503,
+        retry_after: Some(at),
+        body: None,
+    });
+    let model = model(&fake.base_url(), json!({}));
+
+    model.generate(request("date")).await.unwrap();
+    assert_eq!(fake.request_count(), 2);
+    let waited = gap(&fake, 0, 1);
+    assert!(waited >= Duration::from_millis(1_500), "waited {waited:?}");
+    assert!(waited < Duration::from_millis(3_900), "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn retry_after_is_capped_at_retry_max_ms() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::rate_limited("30"));
+    let model = model(&fake.base_url(), json!({ "retry_max_ms": 150 }));
+
+    model.generate(request("capped")).await.unwrap();
+    let waited = gap(&fake, 0, 1);
+    assert!(waited >= Duration::from_millis(150), "waited {waited:?}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "waited {waited:?}: the cap was ignored"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_that_persist_end_as_rate_limited() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::rate_limited("0"));
+    let model = model(&fake.base_url(), json!({}));
+
+    let error = model.generate(request("again")).await.unwrap_err();
+    match error {
+        ProviderError::RateLimited { retry_after, message } => {
+            assert_eq!(retry_after, Some(Duration::ZERO));
+            assert_eq!(message, "fake 429: Too Many Requests");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(fake.request_count(), 3);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_one_succeeds() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::status(500));
+    fake.push(Behavior::status(502));
+    let model = model(&fake.base_url(), json!({}));
+
+    let generation = model.generate(request("third time lucky")).await.unwrap();
+    assert_eq!(generation.text, "third time lucky");
+    assert_eq!(fake.request_count(), 3);
+}
+
+#[tokio::test]
+async fn server_errors_that_persist_end_after_max_retries_plus_one_requests() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::Status {
+        code: 500,
+        retry_after: None,
+        body: Some("upstream exploded".to_owned()),
+    });
+    let model = model(&fake.base_url(), json!({ "max_retries": 3 }));
+
+    let error = model.generate(request("doomed")).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Server {
+            status: 500,
+            message: "upstream exploded".to_owned()
+        }
+    );
+    assert!(error.is_transient());
+    assert_eq!(fake.request_count(), 4);
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::Delay(Duration::from_secs(5)));
+    let model = model(
+        &fake.base_url(),
+        json!({ "request_timeout_ms": 200, "max_retries": 1 }),
+    );
+
+    let started = Instant::now();
+    let error = model.generate(request("slow")).await.unwrap_err();
+    assert_eq!(error, ProviderError::Timeout(Duration::from_millis(200)));
+    assert_eq!(fake.request_count(), 2, "a timeout is retried");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::Hang);
+    let model = model(
+        &fake.base_url(),
+        json!({ "request_timeout_ms": 150, "max_retries": 0 }),
+    );
+
+    let error = model.generate(request("hello?")).await.unwrap_err();
+    assert_eq!(error, ProviderError::Timeout(Duration::from_millis(150)));
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_wire_format_is_malformed_and_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::Malformed);
+    let model = model(&fake.base_url(), json!({}));
+
+    let error = model.generate(request("garbage")).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Malformed(_)), "got {error:?}");
+    assert_eq!(fake.request_count(), 1);
+
+    // Valid JSON of the wrong shape is malformed too.
+    fake.push(Behavior::Status {
+        code: 200,
+        retry_after: None,
+        body: Some(r#"{"hello":"world"}"#.to_owned()),
+    });
+    let error = model.generate(request("shape")).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Malformed(_)), "got {error:?}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unreachable() {
+    let url = closed_port_url().await;
+    let model = model(&url, json!({ "max_retries": 1 }));
+
+    let error = model.generate(request("anyone?")).await.unwrap_err();
+    match &error {
+        ProviderError::Unreachable(message) => {
+            assert!(!message.contains(KEY));
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn a_400_is_rejected_with_the_openai_message_and_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::error(400, "max_tokens is too large: 999999."));
+    let model = model(&fake.base_url(), json!({}));
+
+    let error = model.generate(request("too long")).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Rejected {
+            status: 400,
+            message: "max_tokens is too large: 999999.".to_owned()
+        }
+    );
+    assert!(!error.is_transient());
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
+async fn an_exhausted_quota_is_rejected_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    let body = json!({ "error": {
+        "message": "You exceeded your current quota.", "type": "insufficient_quota",
+        "param": null, "code": "insufficient_quota",
+    }});
+    fake.push(Behavior::Status {
+        code: 429,
+        retry_after: Some("1".to_owned()),
+        body: Some(body.to_string()),
+    });
+    let model = model(&fake.base_url(), json!({}));
+
+    let error = model.generate(request("broke")).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Rejected {
+            status: 429,
+            message: "You exceeded your current quota.".to_owned()
+        }
+    );
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_key_never_shows_in_errors_and_is_not_sent_when_absent() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::error(
+        401,
+        &format!("Incorrect API key provided: {KEY}."),
+    ));
+    let with_key = model(&fake.base_url(), json!({}));
+    let error = with_key.generate(request("who am i")).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Rejected {
+            status: 401,
+            message: "Incorrect API key provided: <redacted>.".to_owned()
+        }
+    );
+    assert!(!format!("{with_key:?}").contains(KEY));
+
+    let without_key = model(&fake.base_url(), json!({ "api_key": null }));
+    without_key.generate(request("anonymous")).await.unwrap();
+    assert_eq!(fake.requests()[1].authorization, None);
+}
+
+#[tokio::test]
+async fn a_json_schema_is_sent_as_a_strict_response_format() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::reply(r#"{"resolved":true}"#, 10, 4));
+    let model = model(&fake.base_url(), json!({}));
+    let schema = json!({
+        "type": "object",
+        "properties": { "resolved": { "type": "boolean" } },
+        "required": ["resolved"],
+        "additionalProperties": false,
+    });
+    let mut req = request("is it resolved?");
+    req.json_schema = Some(schema.clone());
+
+    let generation = model.generate(req).await.unwrap();
+    assert_eq!(generation.text, r#"{"resolved":true}"#);
+    assert_eq!(
+        fake.requests()[0].body["response_format"],
+        json!({ "type": "json_schema", "json_schema": { "name": "output", "schema": schema, "strict": true } })
+    );
+}
+
+#[tokio::test]
+async fn finish_reason_length_and_missing_usage_are_read() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::Truncated {
+        text: "Once upon".to_owned(),
+        prompt_tokens: 3,
+        completion_tokens: 2,
+    });
+    let body = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "fake-model",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": "no usage" }, "finish_reason": "stop" }],
+    });
+    fake.push(Behavior::Status {
+        code: 200,
+        retry_after: None,
+        body: Some(body.to_string()),
+    });
+    let model = model(&fake.base_url(), json!({}));
+
+    let truncated = model.generate(request("tell me a story")).await.unwrap();
+    assert_eq!(truncated.finish_reason, FinishReason::Length);
+    let unmetered = model.generate(request("count me")).await.unwrap();
+    assert_eq!(unmetered.text, "no usage");
+    assert_eq!(unmetered.usage, Usage::default());
+}
+
+#[tokio::test]
+async fn embeddings_come_back_in_order() {
+    let fake = FakeOpenAi::start().await;
+    let model = model(&fake.base_url(), json!({}));
+
+    let texts = vec!["refund my order".to_owned(), "reset my password".to_owned()];
+    let vectors = model.embed(texts.clone()).await.unwrap();
+    assert_eq!(vectors, vec![embedding_of(&texts[0]), embedding_of(&texts[1])]);
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.path, "/v1/embeddings");
+    assert_eq!(sent.body["input"], json!(texts));
+    assert_eq!(sent.body["model"], "fake-model");
+
+    assert!(model.embed(Vec::new()).await.unwrap().is_empty());
+    assert_eq!(fake.request_count(), 1);
+
+    fake.push(Behavior::status(500));
+    assert_eq!(model.embed(vec!["retried".to_owned()]).await.unwrap().len(), 1);
+    assert_eq!(fake.request_count(), 3);
+}
+
+#[tokio::test]
+async fn the_router_falls_back_to_the_next_model_and_records_both_calls() {
+    let broken = FakeOpenAi::start().await;
+    broken.set_default(Behavior::status(500));
+    let healthy = FakeOpenAi::start().await;
+    healthy.push(Behavior::reply("from the fallback", 2_000, 1_000));
+    let router = Router::new(registry(&[
+        (
+            "first",
+            config_json(&broken.base_url(), json!({ "max_retries": 1 })),
+        ),
+        ("second", config_json(&healthy.base_url(), json!({}))),
+    ]));
+    let route = ["first".to_owned(), "second".to_owned()];
+    let messages = [Message::new(Role::User, "help")];
+
+    let routed = router
+        .generate(&route, &messages, Overrides::default(), None)
+        .await;
+    let answer = routed.result.unwrap();
+    assert_eq!(answer.model, "second");
+    assert_eq!(answer.generation.text, "from the fallback");
+    assert_eq!(broken.request_count(), 2);
+
+    assert_eq!(routed.calls.len(), 2);
+    let (first, second) = (&routed.calls[0], &routed.calls[1]);
+    assert_eq!(first.model, "first");
+    assert!(
+        matches!(first.error, Some(ProviderError::Server { status: 500, .. })),
+        "{:?}",
+        first.error
+    );
+    assert_eq!(first.usage, Usage::default());
+    assert_eq!(first.cost.micros, 0);
+    assert_eq!(second.model, "second");
+    assert!(second.error.is_none());
+    assert_eq!(
+        second.usage,
+        Usage {
+            prompt_tokens: 2_000,
+            completion_tokens: 1_000
+        }
+    );
+    // 2000 × 0.15 + 1000 × 0.60 per million = 900 µ$.
+    assert_eq!(second.cost.micros, 900);
+}
+
+#[tokio::test]
+async fn the_fake_counts_requests_in_flight_per_prompt() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::Delay(Duration::from_millis(200)));
+    let model = Arc::new(model(&fake.base_url(), json!({})));
+
+    let calls: Vec<_> = ["same", "same", "same", "other"]
+        .into_iter()
+        .map(|prompt| {
+            let model = model.clone();
+            tokio::spawn(async move { model.generate(request(prompt)).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.max_in_flight_per_prompt(), 3);
+    assert_eq!(fake.in_flight(), 0);
+    assert_eq!(fake.request_count(), 4);
+}

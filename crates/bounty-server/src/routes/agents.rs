@@ -1,0 +1,341 @@
+//! `/v1/agents`: create, list, show and update the account's agents.
+//!
+//! An update never edits a version: it adds one and makes it current.
+//! Tasks record the version they ran, and `GET /v1/agents/{id}?version=N`
+//! shows any past version.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bounty_agents::OutputSchema;
+use bounty_core::{AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, VerifierPolicyRef};
+use bounty_store::{Agent, AgentPatch, AgentSpec, StoreError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::pagination::ListParams;
+use crate::state::AppState;
+
+/// Longest `instructions`, in characters.
+const MAX_INSTRUCTIONS_CHARS: usize = 32_000;
+
+/// A new agent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentIn {
+    /// Unique in the account: 1-64 of `a-z 0-9 - _`. Tasks may name the
+    /// agent by it.
+    pub name: String,
+    /// The system prompt.
+    pub instructions: String,
+    /// Model names from `GET /v1/models`, tried in order: a model that
+    /// fails falls back to the next.
+    pub model_route: Vec<String>,
+    /// A JSON Schema the output must match. Local models are constrained
+    /// to it while sampling; remote ones are asked for it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    /// What a resolved task counts as (default `ticket.resolved`).
+    #[serde(default)]
+    pub outcome_type: Option<String>,
+    /// The verification policy (default `pass_through`).
+    #[serde(default)]
+    pub verifier_policy: Option<String>,
+    /// Overrides of the models' generation defaults.
+    #[serde(default)]
+    pub params: Option<GenerationParams>,
+}
+
+/// Changes to an agent; absent fields keep their value. `output_schema:
+/// null` removes the schema.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPatchIn {
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub model_route: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Option<serde_json::Value>>,
+    pub outcome_type: Option<String>,
+    pub verifier_policy: Option<String>,
+    pub params: Option<GenerationParams>,
+}
+
+/// A field that is present, even as `null`, is `Some`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// One version of an agent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentOut {
+    pub id: AgentId,
+    pub name: String,
+    /// The version shown.
+    pub version: i32,
+    /// The version new tasks run.
+    pub current_version: i32,
+    pub instructions: String,
+    pub model_route: Vec<String>,
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    pub outcome_type: String,
+    pub verifier_policy: String,
+    pub params: GenerationParams,
+    /// When the agent was created.
+    pub created_at: DateTime<Utc>,
+    /// When this version was created.
+    pub version_created_at: DateTime<Utc>,
+}
+
+impl From<Agent> for AgentOut {
+    fn from(a: Agent) -> Self {
+        AgentOut {
+            id: a.id,
+            name: a.name,
+            version: a.version,
+            current_version: a.current_version,
+            instructions: a.instructions,
+            model_route: a.model_route,
+            output_schema: a.output_schema,
+            outcome_type: a.outcome_type,
+            verifier_policy: a.verifier_policy,
+            params: a.params,
+            created_at: a.created_at,
+            version_created_at: a.version_created_at,
+        }
+    }
+}
+
+/// One page of agents, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentList {
+    pub data: Vec<AgentOut>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `?version=` of `GET /v1/agents/{id}`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AgentVersionParams {
+    /// A past version to show; default the current one.
+    pub version: Option<i32>,
+}
+
+fn name(raw: &str) -> Result<AgentName, ApiError> {
+    AgentName::parse(raw).map_err(|e| ApiError::validation("name", e.to_string()))
+}
+
+fn instructions(raw: &str) -> Result<String, ApiError> {
+    if raw.chars().count() > MAX_INSTRUCTIONS_CHARS {
+        return Err(ApiError::validation(
+            "instructions",
+            format!("must be at most {MAX_INSTRUCTIONS_CHARS} characters"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+fn route(state: &AppState, names: Vec<String>) -> Result<ModelRoute, ApiError> {
+    if let Some((i, model)) = names.iter().enumerate().find(|(_, n)| !state.models.contains(n)) {
+        return Err(ApiError::UnknownModel {
+            param: format!("model_route[{i}]"),
+            model: model.clone(),
+        });
+    }
+    ModelRoute::parse(names).map_err(|e| ApiError::validation("model_route", e.to_string()))
+}
+
+fn schema(value: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    OutputSchema::compile(&value).map_err(|e| ApiError::validation("output_schema", e))?;
+    Ok(value)
+}
+
+fn outcome_type(raw: &str) -> Result<OutcomeType, ApiError> {
+    OutcomeType::parse(raw).map_err(|e| ApiError::validation("outcome_type", e.to_string()))
+}
+
+fn policy(raw: &str) -> Result<VerifierPolicyRef, ApiError> {
+    VerifierPolicyRef::parse(raw).map_err(|e| ApiError::validation("verifier_policy", e.to_string()))
+}
+
+fn params(p: GenerationParams) -> Result<GenerationParams, ApiError> {
+    p.validate()
+        .map_err(|(field, e)| ApiError::validation(format!("params.{field}"), e.to_string()))?;
+    Ok(p)
+}
+
+fn name_taken(e: StoreError, name: &str) -> ApiError {
+    match e {
+        StoreError::Constraint { constraint, .. } if constraint == "agents_account_id_name_key" => {
+            ApiError::AgentNameTaken {
+                name: name.to_owned(),
+            }
+        }
+        other => other.into(),
+    }
+}
+
+/// Creates an agent at version 1.
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    security(("api_key" = [])),
+    request_body = AgentIn,
+    responses(
+        (status = 201, body = AgentOut),
+        (status = 400, description = "Malformed JSON, or an unknown or missing field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "`agent_name_taken`", body = ErrorBody),
+        (status = 422, description = "`unknown_model`, or `validation_failed` naming the field", body = ErrorBody),
+    )
+)]
+pub async fn create_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<AgentIn>,
+) -> ApiResult<(StatusCode, Json<AgentOut>)> {
+    let spec = AgentSpec {
+        name: name(&body.name)?,
+        instructions: instructions(&body.instructions)?,
+        model_route: route(&state, body.model_route)?,
+        output_schema: body.output_schema.map(schema).transpose()?,
+        outcome_type: outcome_type(body.outcome_type.as_deref().unwrap_or("ticket.resolved"))?,
+        verifier_policy: match body.verifier_policy.as_deref() {
+            Some(p) => policy(p)?,
+            None => VerifierPolicyRef::pass_through(),
+        },
+        params: params(body.params.unwrap_or_default())?,
+    };
+    let agent = state
+        .store
+        .create_agent(auth.account_id, &spec)
+        .await
+        .map_err(|e| name_taken(e, spec.name.as_str()))?;
+    tracing::info!(agent.id = %agent.id, "agent created");
+    Ok((StatusCode::CREATED, Json(agent.into())))
+}
+
+/// Lists the account's agents at their current versions, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    security(("api_key" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, body = AgentList),
+        (status = 400, description = "A bad `limit` or `cursor`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    )
+)]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<AgentList>> {
+    let (limit, cursor) = params.parse::<AgentId>()?;
+    let page = state.store.list_agents(auth.account_id, limit, cursor).await?;
+    Ok(Json(AgentList {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Shows an agent: its current version, or `?version=N`.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The agent's id, `agt_…`"), AgentVersionParams),
+    responses(
+        (status = 200, body = AgentOut),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such agent (or version) in this account", body = ErrorBody),
+    )
+)]
+pub async fn get_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<AgentVersionParams>,
+) -> ApiResult<Json<AgentOut>> {
+    let agent_id = parse_agent_id(&id)?;
+    let agent = state
+        .store
+        .get_agent(auth.account_id, agent_id, query.version)
+        .await?;
+    agent
+        .map(|a| Json(a.into()))
+        .ok_or(ApiError::NotFound { kind: "agent", id })
+}
+
+/// Updates an agent: adds a version made of the current one with the given
+/// fields changed, and makes it current. Running and queued tasks keep the
+/// version they were created with.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The agent's id, `agt_…`")),
+    request_body = AgentPatchIn,
+    responses(
+        (status = 200, body = AgentOut),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such agent in this account", body = ErrorBody),
+        (status = 409, description = "`agent_name_taken`", body = ErrorBody),
+        (status = 422, description = "`unknown_model`, or `validation_failed` naming the field", body = ErrorBody),
+    )
+)]
+pub async fn update_agent(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AgentPatchIn>,
+) -> ApiResult<Json<AgentOut>> {
+    let agent_id = parse_agent_id(&id)?;
+    let patch = AgentPatch {
+        name: body.name.as_deref().map(name).transpose()?,
+        instructions: body.instructions.as_deref().map(instructions).transpose()?,
+        model_route: body.model_route.map(|r| route(&state, r)).transpose()?,
+        output_schema: match body.output_schema {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(value)) => Some(Some(schema(value)?)),
+        },
+        outcome_type: body.outcome_type.as_deref().map(outcome_type).transpose()?,
+        verifier_policy: body.verifier_policy.as_deref().map(policy).transpose()?,
+        params: body.params.map(params).transpose()?,
+    };
+    let new_name = patch
+        .name
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    let agent = state
+        .store
+        .update_agent(auth.account_id, agent_id, &patch)
+        .await
+        .map_err(|e| name_taken(e, &new_name))?
+        .ok_or(ApiError::NotFound { kind: "agent", id })?;
+    tracing::info!(agent.id = %agent.id, version = agent.version, "agent updated");
+    Ok(Json(agent.into()))
+}
+
+fn parse_agent_id(id: &str) -> Result<AgentId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound {
+        kind: "agent",
+        id: id.to_owned(),
+    })
+}

@@ -1,0 +1,480 @@
+//! `/v1/tasks`: submit work to an agent, and follow it.
+//!
+//! `POST` commits the task to the durable queue before it answers `202`.
+//! With an `Idempotency-Key` header, a retried request (same key, same
+//! body) gets the task the first one created; the key reused with a
+//! different body is refused with `422 idempotency_mismatch`. A unique key
+//! in the database decides between concurrent identical requests.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bounty_core::{AgentId, TaskId, TaskInput, TaskStatus};
+use bounty_store::{Created, Idempotency, ModelCall, NewTask, Task, TaskAttempt, TaskFilter};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::pagination::ListParams;
+use crate::state::AppState;
+
+/// The header that makes `POST /v1/tasks` safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on a response that replays an earlier request's task.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+const MAX_EXTERNAL_REF_CHARS: usize = 255;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// A task to run.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskIn {
+    /// The agent: its id (`agt_…`) or its name. The task runs the agent's
+    /// current version.
+    pub agent: String,
+    /// What to work on.
+    pub input: TaskInput,
+    /// Your own reference (a ticket id), shown back; up to 255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ref: Option<String>,
+}
+
+/// The agent and version a task runs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskAgent {
+    pub id: AgentId,
+    pub version: i32,
+}
+
+/// What the agent produced.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskOutputOut {
+    /// The text as the model wrote it.
+    pub text: String,
+    /// The text parsed as JSON, when it is JSON.
+    #[schema(value_type = Option<Object>)]
+    pub json: Option<serde_json::Value>,
+    /// The model that wrote it.
+    pub model: String,
+    /// Violations of the agent's output schema: `null` without a schema,
+    /// empty when the output matches.
+    pub schema_errors: Option<Vec<String>>,
+}
+
+/// Why the last attempt (or the task) failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskErrorOut {
+    /// Stable code, e.g. `provider_timeout`.
+    pub code: String,
+    pub message: String,
+}
+
+/// A task. The list shows the summary; `GET /v1/tasks/{id}` adds the
+/// transcript, the attempts, every model call and the usage.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskOut {
+    pub id: TaskId,
+    pub agent: TaskAgent,
+    pub status: TaskStatus,
+    pub input: TaskInput,
+    pub external_ref: Option<String>,
+    /// Attempts started so far.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When a queued task becomes due (after a retry backoff).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub output: Option<TaskOutputOut>,
+    /// The last error; on a failed task, why it failed.
+    pub error: Option<TaskErrorOut>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub detail: Option<TaskDetail>,
+}
+
+/// The parts of a task only its own page shows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskDetail {
+    /// The chat: system prompt, the ticket, and the answer.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub transcript: Option<serde_json::Value>,
+    /// Every attempt, in order.
+    pub attempt_history: Vec<AttemptOut>,
+    /// Every model call, in order, failed ones included.
+    pub model_calls: Vec<ModelCallOut>,
+    /// Totals of the model calls.
+    pub usage: UsageOut,
+}
+
+/// One attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptOut {
+    pub attempt: i32,
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `completed`, `failed`, `retry` or `lease_expired`; `null` while running.
+    pub outcome: Option<String>,
+    pub error: Option<TaskErrorOut>,
+}
+
+/// One model call.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelCallOut {
+    pub id: String,
+    pub attempt: i32,
+    pub model: String,
+    /// `llama` or `openai`; `null` when the model is not configured.
+    pub provider: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub latency_ms: f64,
+    /// Inference cost in micros of `currency`.
+    pub cost_micros: i64,
+    pub currency: String,
+    pub cache_hit: bool,
+    pub byok: bool,
+    pub error: Option<TaskErrorOut>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Totals over a task's model calls.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct UsageOut {
+    pub model_calls: usize,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Inference cost in micros, per currency.
+    pub cost_micros: BTreeMap<String, i64>,
+}
+
+/// One page of tasks, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskList {
+    pub data: Vec<TaskOut>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of `GET /v1/tasks`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TaskListParams {
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: Option<String>,
+    /// An agent's id or name.
+    pub agent: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    pub created_from: Option<String>,
+    /// Created before this time (RFC 3339).
+    pub created_to: Option<String>,
+    /// How many tasks to return, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn error_out(e: bounty_store::TaskError) -> TaskErrorOut {
+    TaskErrorOut {
+        code: e.code,
+        message: e.message,
+    }
+}
+
+impl TaskOut {
+    fn summary(t: Task) -> Self {
+        let output = t.output.map(|text| TaskOutputOut {
+            json: serde_json::from_str(text.trim()).ok(),
+            text,
+            model: t.output_model.unwrap_or_default(),
+            schema_errors: t.output_errors,
+        });
+        TaskOut {
+            id: t.id,
+            agent: TaskAgent {
+                id: t.agent_id,
+                version: t.agent_version,
+            },
+            status: t.status,
+            input: t.input,
+            external_ref: t.external_ref,
+            attempts: t.attempts,
+            max_attempts: t.max_attempts,
+            next_attempt_at: (t.status == TaskStatus::Queued).then_some(t.run_at),
+            output,
+            error: t.last_error.map(error_out),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+            detail: None,
+        }
+    }
+
+    fn detailed(t: Task, attempts: Vec<TaskAttempt>, calls: Vec<ModelCall>) -> Self {
+        let transcript = t.transcript.clone();
+        let mut usage = UsageOut {
+            model_calls: calls.len(),
+            ..Default::default()
+        };
+        for c in &calls {
+            usage.prompt_tokens = usage.prompt_tokens.saturating_add(c.call.prompt_tokens);
+            usage.completion_tokens = usage.completion_tokens.saturating_add(c.call.completion_tokens);
+            let sum = usage.cost_micros.entry(c.call.currency.clone()).or_insert(0);
+            *sum = sum.saturating_add(c.call.cost_micros);
+        }
+        let mut out = TaskOut::summary(t);
+        out.detail = Some(TaskDetail {
+            transcript,
+            attempt_history: attempts
+                .into_iter()
+                .map(|a| AttemptOut {
+                    attempt: a.attempt,
+                    worker: a.worker,
+                    started_at: a.started_at,
+                    finished_at: a.finished_at,
+                    outcome: a.outcome,
+                    error: a.error.map(error_out),
+                })
+                .collect(),
+            model_calls: calls
+                .into_iter()
+                .map(|c| ModelCallOut {
+                    id: c.id.to_string(),
+                    attempt: c.attempt,
+                    model: c.call.model,
+                    provider: c.call.provider,
+                    prompt_tokens: c.call.prompt_tokens,
+                    completion_tokens: c.call.completion_tokens,
+                    latency_ms: c.call.latency_us as f64 / 1000.0,
+                    cost_micros: c.call.cost_micros,
+                    currency: c.call.currency,
+                    cache_hit: c.call.cache_hit,
+                    byok: c.call.byok,
+                    error: c.call.error.map(error_out),
+                    created_at: c.created_at,
+                })
+                .collect(),
+            usage,
+        });
+        out
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = |message: &str| ApiError::InvalidRequest {
+        message: format!("`Idempotency-Key` {message}"),
+        param: Some("Idempotency-Key".to_owned()),
+    };
+    let key = value.to_str().map_err(|_| bad("must be printable ASCII"))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(bad("must be 1 to 255 characters"));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("must be printable ASCII without spaces"));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Finds the account's agent by id or name; `None` when there is none.
+async fn resolve_agent(
+    state: &AppState,
+    auth: &Auth,
+    agent: &str,
+) -> Result<Option<bounty_store::Agent>, ApiError> {
+    Ok(if agent.starts_with("agt_") {
+        match agent.parse::<AgentId>() {
+            Ok(id) => state.store.get_agent(auth.account_id, id, None).await?,
+            Err(_) => None,
+        }
+    } else {
+        state.store.find_agent_by_name(auth.account_id, agent).await?
+    })
+}
+
+/// Queues a task for an agent. The task is committed before the `202`.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks",
+    tag = "tasks",
+    security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body return the same task")),
+    request_body = TaskIn,
+    responses(
+        (status = 202, body = TaskOut, description = "Queued (or, with `Idempotent-Replayed: true`, the task of an earlier identical request)"),
+        (status = 400, description = "Malformed JSON, an unknown or missing field, or a bad `Idempotency-Key`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 422, description = "`unknown_agent`, `idempotency_mismatch`, or `validation_failed` naming the field", body = ErrorBody),
+    )
+)]
+pub async fn create_task(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<TaskIn>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    body.input
+        .validate()
+        .map_err(|(param, message)| ApiError::validation(param, message))?;
+    if let Some(r) = &body.external_ref
+        && (r.is_empty() || r.chars().count() > MAX_EXTERNAL_REF_CHARS)
+    {
+        return Err(ApiError::validation(
+            "external_ref",
+            "must be 1 to 255 characters",
+        ));
+    }
+    let agent = resolve_agent(&state, &auth, &body.agent)
+        .await?
+        .ok_or_else(|| ApiError::UnknownAgent {
+            agent: body.agent.clone(),
+        })?;
+    let idempotency = key.map(|key| Idempotency {
+        key,
+        request_hash: hex::encode(Sha256::digest(
+            serde_json::to_vec(&body).expect("a parsed request serializes"),
+        )),
+    });
+    let new = NewTask {
+        agent_id: agent.id,
+        agent_version: agent.current_version,
+        input: body.input,
+        external_ref: body.external_ref,
+        idempotency,
+        max_attempts: state.task_max_attempts,
+    };
+    match state.store.create_task(auth.account_id, &new).await? {
+        Created::New(task) => {
+            tracing::info!(task.id = %task.id, agent.id = %task.agent_id, "task queued");
+            state.task_wake.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response())
+        }
+        Created::Replayed(task) => {
+            let mut response = (StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response();
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Created::Mismatch => Err(ApiError::IdempotencyMismatch),
+    }
+}
+
+/// Lists the account's tasks, newest first, filtered by status, agent and
+/// creation time.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    tag = "tasks",
+    security(("api_key" = [])),
+    params(TaskListParams),
+    responses(
+        (status = 200, body = TaskList),
+        (status = 400, description = "A bad filter, `limit` or `cursor`, named in `param`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 422, description = "`unknown_agent`", body = ErrorBody),
+    )
+)]
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<TaskListParams>,
+) -> ApiResult<Json<TaskList>> {
+    let (limit, cursor) = ListParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .parse::<TaskId>()?;
+    let bad = |param: &str, message: String| ApiError::InvalidRequest {
+        message,
+        param: Some(param.to_owned()),
+    };
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<TaskStatus>()
+                .map_err(|e| bad("status", format!("`status`: {e}")))
+        })
+        .transpose()?;
+    let time = |param: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| bad(param, format!("`{param}` is not an RFC 3339 time: {e}")))
+            })
+            .transpose()
+    };
+    let created_from = time("created_from", &q.created_from)?;
+    let created_to = time("created_to", &q.created_to)?;
+    let agent_id = match q.agent.as_deref() {
+        None => None,
+        Some(a) => Some(
+            resolve_agent(&state, &auth, a)
+                .await?
+                .ok_or_else(|| ApiError::UnknownAgent { agent: a.to_owned() })?
+                .id,
+        ),
+    };
+    let filter = TaskFilter {
+        status,
+        agent_id,
+        created_from,
+        created_to,
+    };
+    let page = state
+        .store
+        .list_tasks(auth.account_id, &filter, limit, cursor)
+        .await?;
+    Ok(Json(TaskList {
+        data: page.items.into_iter().map(TaskOut::summary).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Shows a task with its transcript, attempts, model calls and usage.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The task's id, `task_…`")),
+    responses(
+        (status = 200, body = TaskOut),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such task in this account", body = ErrorBody),
+    )
+)]
+pub async fn get_task(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TaskOut>> {
+    let task_id: TaskId = id.parse().map_err(|_| ApiError::NotFound {
+        kind: "task",
+        id: id.clone(),
+    })?;
+    let task = state
+        .store
+        .get_task(auth.account_id, task_id)
+        .await?
+        .ok_or(ApiError::NotFound { kind: "task", id })?;
+    let attempts = state.store.task_attempts(auth.account_id, task_id).await?;
+    let calls = state.store.model_calls(auth.account_id, task_id).await?;
+    Ok(Json(TaskOut::detailed(task, attempts, calls)))
+}

@@ -1,0 +1,338 @@
+//! Agents, versioned: an update never changes a version, it adds one.
+
+use bounty_core::{
+    AccountId, AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, PageLimit, Timestamp,
+    VerifierPolicyRef,
+};
+
+use crate::db::on_pool;
+use crate::{Page, Store, StoreError};
+
+/// Everything that defines one version of an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSpec {
+    pub name: AgentName,
+    /// The system prompt.
+    pub instructions: String,
+    pub model_route: ModelRoute,
+    pub output_schema: Option<serde_json::Value>,
+    pub outcome_type: OutcomeType,
+    pub verifier_policy: VerifierPolicyRef,
+    pub params: GenerationParams,
+}
+
+/// A partial update: unset fields keep the current version's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentPatch {
+    pub name: Option<AgentName>,
+    pub instructions: Option<String>,
+    pub model_route: Option<ModelRoute>,
+    /// `Some(None)` removes the schema.
+    pub output_schema: Option<Option<serde_json::Value>>,
+    pub outcome_type: Option<OutcomeType>,
+    pub verifier_policy: Option<VerifierPolicyRef>,
+    pub params: Option<GenerationParams>,
+}
+
+/// One version of an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub account_id: AccountId,
+    /// The version shown.
+    pub version: i32,
+    /// The version new tasks run.
+    pub current_version: i32,
+    pub name: String,
+    pub instructions: String,
+    pub model_route: Vec<String>,
+    pub output_schema: Option<serde_json::Value>,
+    pub outcome_type: String,
+    pub verifier_policy: String,
+    pub params: GenerationParams,
+    /// When the agent was created.
+    pub created_at: Timestamp,
+    /// When this version was created.
+    pub version_created_at: Timestamp,
+}
+
+macro_rules! agent_columns {
+    () => {
+        "a.id, a.account_id, v.version, a.current_version, v.name, v.instructions, v.model_route,
+         v.output_schema, v.outcome_type, v.verifier_policy, v.params, a.created_at,
+         v.created_at as version_created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct AgentRow {
+    id: String,
+    account_id: String,
+    version: i32,
+    current_version: i32,
+    name: String,
+    instructions: String,
+    model_route: String,
+    output_schema: Option<String>,
+    outcome_type: String,
+    verifier_policy: String,
+    params: String,
+    created_at: Timestamp,
+    version_created_at: Timestamp,
+}
+
+fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("agents.{column}: {e}"))
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = StoreError;
+
+    fn try_from(r: AgentRow) -> Result<Self, StoreError> {
+        Ok(Agent {
+            id: r.id.parse().map_err(|e| corrupt("id", e))?,
+            account_id: r.account_id.parse().map_err(|e| corrupt("account_id", e))?,
+            version: r.version,
+            current_version: r.current_version,
+            name: r.name,
+            instructions: r.instructions,
+            model_route: serde_json::from_str(&r.model_route).map_err(|e| corrupt("model_route", e))?,
+            output_schema: r
+                .output_schema
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| corrupt("output_schema", e))?,
+            outcome_type: r.outcome_type,
+            verifier_policy: r.verifier_policy,
+            params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
+            created_at: r.created_at,
+            version_created_at: r.version_created_at,
+        })
+    }
+}
+
+fn to_json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("agent parts serialize to JSON")
+}
+
+/// Inserts one version row.
+async fn insert_version<'c, DB>(
+    conn: impl sqlx::Executor<'c, Database = DB>,
+    account: AccountId,
+    id: AgentId,
+    version: i32,
+    spec: &AgentSpec,
+    now: Timestamp,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    sqlx::query::<DB>(
+        "insert into agent_versions (agent_id, version, account_id, name, instructions, model_route,
+             output_schema, outcome_type, verifier_policy, params, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id.to_string())
+    .bind(version)
+    .bind(account.to_string())
+    .bind(spec.name.as_str().to_owned())
+    .bind(spec.instructions.clone())
+    .bind(to_json(&spec.model_route))
+    .bind(spec.output_schema.as_ref().map(to_json))
+    .bind(spec.outcome_type.as_str().to_owned())
+    .bind(spec.verifier_policy.as_str().to_owned())
+    .bind(to_json(&spec.params))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Creates an agent at version 1. A name already used by the account
+    /// fails with constraint `agents_account_id_name_key`.
+    pub async fn create_agent(&self, account: AccountId, spec: &AgentSpec) -> Result<Agent, StoreError> {
+        let now = self.now();
+        let id = AgentId::new();
+        on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "insert into agents (id, account_id, name, current_version, created_at, updated_at)
+                 values ($1, $2, $3, 1, $4, $4)",
+            )
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .bind(spec.name.as_str().to_owned())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_version(&mut *tx, account, id, 1, spec, now).await?;
+            tx.commit().await?;
+        });
+        Ok(Agent {
+            id,
+            account_id: account,
+            version: 1,
+            current_version: 1,
+            name: spec.name.as_str().to_owned(),
+            instructions: spec.instructions.clone(),
+            model_route: spec.model_route.names().to_vec(),
+            output_schema: spec.output_schema.clone(),
+            outcome_type: spec.outcome_type.as_str().to_owned(),
+            verifier_policy: spec.verifier_policy.as_str().to_owned(),
+            params: spec.params,
+            created_at: now,
+            version_created_at: now,
+        })
+    }
+
+    /// One of the account's agents: its current version, or `version`.
+    pub async fn get_agent(
+        &self,
+        account: AccountId,
+        id: AgentId,
+        version: Option<i32>,
+    ) -> Result<Option<Agent>, StoreError> {
+        let row: Option<AgentRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents a
+                 join agent_versions v on v.agent_id = a.id and v.version = coalesce($3, a.current_version)
+                 where a.account_id = $1 and a.id = $2"
+            ))
+            .bind(account.to_string())
+            .bind(id.to_string())
+            .bind(version)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Agent::try_from).transpose()
+    }
+
+    /// One of the account's agents by name, at its current version.
+    pub async fn find_agent_by_name(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<Agent>, StoreError> {
+        let row: Option<AgentRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents a
+                 join agent_versions v on v.agent_id = a.id and v.version = a.current_version
+                 where a.account_id = $1 and a.name = $2"
+            ))
+            .bind(account.to_string())
+            .bind(name.to_owned())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Agent::try_from).transpose()
+    }
+
+    /// The account's agents at their current versions, newest first.
+    pub async fn list_agents(
+        &self,
+        account: AccountId,
+        limit: PageLimit,
+        after: Option<AgentId>,
+    ) -> Result<Page<Agent>, StoreError> {
+        let rows: Vec<AgentRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents a
+                 join agent_versions v on v.agent_id = a.id and v.version = a.current_version
+                 where a.account_id = $1 and ($2 is null or a.id < $2)
+                 order by a.id desc
+                 limit $3"
+            ))
+            .bind(account.to_string())
+            .bind(after.map(|a| a.to_string()))
+            .bind(i64::from(limit.get()) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let agents = rows
+            .into_iter()
+            .map(Agent::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(agents, limit.get(), |a| a.id.to_string()))
+    }
+
+    /// Adds a version made of the current one with `patch` applied, and
+    /// makes it current. `None` when the account has no such agent.
+    ///
+    /// The transaction starts with the write to `agents`, so concurrent
+    /// updates queue on that row (or on SQLite's write lock) and each gets
+    /// its own version number.
+    pub async fn update_agent(
+        &self,
+        account: AccountId,
+        id: AgentId,
+        patch: &AgentPatch,
+    ) -> Result<Option<Agent>, StoreError> {
+        let now = self.now();
+        let updated = on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let version: Option<(i32,)> = sqlx::query_as(
+                "update agents set current_version = current_version + 1, updated_at = $3,
+                     name = coalesce($4, name)
+                 where account_id = $1 and id = $2
+                 returning current_version",
+            )
+            .bind(account.to_string())
+            .bind(id.to_string())
+            .bind(now)
+            .bind(patch.name.as_ref().map(|n| n.as_str().to_owned()))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((version,)) = version else {
+                return Ok(None);
+            };
+            let previous: AgentRow = sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents a
+                 join agent_versions v on v.agent_id = a.id and v.version = $3
+                 where a.account_id = $1 and a.id = $2"
+            ))
+            .bind(account.to_string())
+            .bind(id.to_string())
+            .bind(version - 1)
+            .fetch_one(&mut *tx)
+            .await?;
+            let previous = Agent::try_from(previous)?;
+            let spec = merge(previous, patch)?;
+            insert_version(&mut *tx, account, id, version, &spec, now).await?;
+            tx.commit().await?;
+            version
+        });
+        self.get_agent(account, id, Some(updated)).await
+    }
+}
+
+fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
+    let stored = |column: &str, e: bounty_core::agent::AgentFieldError| corrupt(column, e);
+    Ok(AgentSpec {
+        name: match &patch.name {
+            Some(n) => n.clone(),
+            None => AgentName::parse(&previous.name).map_err(|e| stored("name", e))?,
+        },
+        instructions: patch.instructions.clone().unwrap_or(previous.instructions),
+        model_route: match &patch.model_route {
+            Some(r) => r.clone(),
+            None => ModelRoute::parse(previous.model_route).map_err(|e| stored("model_route", e))?,
+        },
+        output_schema: patch.output_schema.clone().unwrap_or(previous.output_schema),
+        outcome_type: match &patch.outcome_type {
+            Some(o) => o.clone(),
+            None => OutcomeType::parse(&previous.outcome_type).map_err(|e| stored("outcome_type", e))?,
+        },
+        verifier_policy: match &patch.verifier_policy {
+            Some(v) => v.clone(),
+            None => VerifierPolicyRef::parse(&previous.verifier_policy)
+                .map_err(|e| stored("verifier_policy", e))?,
+        },
+        params: patch.params.unwrap_or(previous.params),
+    })
+}

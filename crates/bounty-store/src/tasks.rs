@@ -1,0 +1,478 @@
+//! Tasks: creation with idempotency, reads, attempts and model calls.
+//! The queue operations (claim, lease, finish) are in `queue.rs`.
+
+use bounty_core::{AccountId, AgentId, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp};
+
+use crate::db::on_pool;
+use crate::{Page, Store, StoreError};
+
+/// A task to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub agent_id: AgentId,
+    pub agent_version: i32,
+    pub input: TaskInput,
+    pub external_ref: Option<String>,
+    /// `Idempotency-Key` and the SHA-256 of the request it came with.
+    pub idempotency: Option<Idempotency>,
+    pub max_attempts: u32,
+}
+
+/// An idempotency key and what it was sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What `create_task` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new task.
+    New(Task),
+    /// The key was used before with the same request: that task.
+    Replayed(Task),
+    /// The key was used before with a different request.
+    Mismatch,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub account_id: AccountId,
+    pub agent_id: AgentId,
+    pub agent_version: i32,
+    pub status: TaskStatus,
+    pub input: TaskInput,
+    pub external_ref: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When it may next be claimed (queued), or was last made due.
+    pub run_at: Timestamp,
+    pub lease_expires_at: Option<Timestamp>,
+    pub output: Option<String>,
+    /// Schema violations of the output; `None` when there is no schema or
+    /// no output yet, empty when it matched.
+    pub output_errors: Option<Vec<String>>,
+    pub output_model: Option<String>,
+    /// Chat messages: `[{role, content}, …]`.
+    pub transcript: Option<serde_json::Value>,
+    pub last_error: Option<TaskError>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Why an attempt (or the task) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Filters of `list_tasks`; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub agent_id: Option<AgentId>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created before.
+    pub created_to: Option<Timestamp>,
+}
+
+/// One attempt at a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskAttempt {
+    pub attempt: i32,
+    pub worker: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `completed`, `failed`, `retry` or `lease_expired`; `None` while running.
+    pub outcome: Option<String>,
+    pub error: Option<TaskError>,
+}
+
+/// A model call to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewModelCall {
+    pub model: String,
+    pub provider: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub latency_us: i64,
+    pub cost_micros: i64,
+    pub currency: String,
+    pub cache_hit: bool,
+    pub byok: bool,
+    pub error: Option<TaskError>,
+}
+
+/// A recorded model call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelCall {
+    pub id: ModelCallId,
+    pub task_id: TaskId,
+    pub attempt: i32,
+    pub call: NewModelCall,
+    pub created_at: Timestamp,
+}
+
+macro_rules! task_columns {
+    () => {
+        "id, account_id, agent_id, agent_version, status, input, external_ref, attempts, max_attempts,
+         run_at, lease_expires_at, output, output_errors, output_model, transcript, last_error_code,
+         last_error_message, created_at, updated_at, started_at, finished_at"
+    };
+}
+pub(crate) use task_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    id: String,
+    account_id: String,
+    agent_id: String,
+    agent_version: i32,
+    status: String,
+    input: String,
+    external_ref: Option<String>,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: Timestamp,
+    lease_expires_at: Option<Timestamp>,
+    output: Option<String>,
+    output_errors: Option<String>,
+    output_model: Option<String>,
+    transcript: Option<String>,
+    last_error_code: Option<String>,
+    last_error_message: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    started_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+}
+
+impl TaskRow {
+    /// `(id, account_id, attempts)` as stored, for the queue's own writes.
+    pub(crate) fn queue_key(&self) -> (String, String, i32) {
+        (self.id.clone(), self.account_id.clone(), self.attempts)
+    }
+}
+
+fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("tasks.{column}: {e}"))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    column: &str,
+    v: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    v.map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| corrupt(column, e))
+}
+
+impl TryFrom<TaskRow> for Task {
+    type Error = StoreError;
+
+    fn try_from(r: TaskRow) -> Result<Self, StoreError> {
+        Ok(Task {
+            id: r.id.parse().map_err(|e| corrupt("id", e))?,
+            account_id: r.account_id.parse().map_err(|e| corrupt("account_id", e))?,
+            agent_id: r.agent_id.parse().map_err(|e| corrupt("agent_id", e))?,
+            agent_version: r.agent_version,
+            status: r.status.parse().map_err(|e| corrupt("status", e))?,
+            input: serde_json::from_str(&r.input).map_err(|e| corrupt("input", e))?,
+            external_ref: r.external_ref,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            run_at: r.run_at,
+            lease_expires_at: r.lease_expires_at,
+            output: r.output,
+            output_errors: json_col("output_errors", r.output_errors)?,
+            output_model: r.output_model,
+            transcript: json_col("transcript", r.transcript)?,
+            last_error: r.last_error_code.map(|code| TaskError {
+                code,
+                message: r.last_error_message.unwrap_or_default(),
+            }),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+impl Store {
+    /// Commits a new queued task, or, when its `Idempotency-Key` was used
+    /// before by the account, returns that task (same request) or
+    /// `Mismatch` (different request). The unique key on
+    /// `(account_id, idempotency_key)` decides between concurrent
+    /// identical requests: exactly one inserts.
+    pub async fn create_task(&self, account: AccountId, new: &NewTask) -> Result<Created, StoreError> {
+        let now = self.now();
+        let id = TaskId::new();
+        let input = serde_json::to_string(&new.input).expect("task input serializes to JSON");
+        let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
+        let row: Option<TaskRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
+                     idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at)
+                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10)
+                 on conflict (account_id, idempotency_key) do nothing
+                 returning ", task_columns!()
+            ))
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .bind(new.agent_id.to_string())
+            .bind(new.agent_version)
+            .bind(input)
+            .bind(new.external_ref.clone())
+            .bind(new.idempotency.as_ref().map(|i| i.key.clone()))
+            .bind(new.idempotency.as_ref().map(|i| i.request_hash.clone()))
+            .bind(max_attempts)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some(row) = row {
+            return Ok(Created::New(Task::try_from(row)?));
+        }
+        let Some(idem) = &new.idempotency else {
+            return Err(StoreError::Corrupt(
+                "a task without an idempotency key conflicted".to_owned(),
+            ));
+        };
+        #[derive(sqlx::FromRow)]
+        struct Existing {
+            id: String,
+            request_hash: Option<String>,
+        }
+        let existing: Option<Existing> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select id, request_hash from tasks where account_id = $1 and idempotency_key = $2")
+                .bind(account.to_string())
+                .bind(idem.key.clone())
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(existing) = existing else {
+            return Err(StoreError::Corrupt(
+                "an idempotency key conflicted but its task is not there".to_owned(),
+            ));
+        };
+        if existing.request_hash.as_deref() != Some(idem.request_hash.as_str()) {
+            return Ok(Created::Mismatch);
+        }
+        let id: TaskId = existing.id.parse().map_err(|e| corrupt("id", e))?;
+        match self.get_task(account, id).await? {
+            Some(task) => Ok(Created::Replayed(task)),
+            None => Err(StoreError::Corrupt(format!("task {id} vanished"))),
+        }
+    }
+
+    /// One of the account's tasks.
+    pub async fn get_task(&self, account: AccountId, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let row: Option<TaskRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!("select ", task_columns!(), " from tasks where account_id = $1 and id = $2"))
+                .bind(account.to_string())
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Task::try_from).transpose()
+    }
+
+    /// The account's tasks, newest first, filtered.
+    pub async fn list_tasks(
+        &self,
+        account: AccountId,
+        filter: &TaskFilter,
+        limit: PageLimit,
+        after: Option<TaskId>,
+    ) -> Result<Page<Task>, StoreError> {
+        let rows: Vec<TaskRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", task_columns!(), " from tasks
+                 where account_id = $1
+                   and ($2 is null or status = $2)
+                   and ($3 is null or agent_id = $3)
+                   and ($4 is null or created_at >= $4)
+                   and ($5 is null or created_at < $5)
+                   and ($6 is null or id < $6)
+                 order by id desc
+                 limit $7"
+            ))
+            .bind(account.to_string())
+            .bind(filter.status.map(|s| s.as_str().to_owned()))
+            .bind(filter.agent_id.map(|a| a.to_string()))
+            .bind(filter.created_from)
+            .bind(filter.created_to)
+            .bind(after.map(|a| a.to_string()))
+            .bind(i64::from(limit.get()) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let tasks = rows
+            .into_iter()
+            .map(Task::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(tasks, limit.get(), |t| t.id.to_string()))
+    }
+
+    /// Every attempt at one of the account's tasks, in order.
+    pub async fn task_attempts(
+        &self,
+        account: AccountId,
+        task: TaskId,
+    ) -> Result<Vec<TaskAttempt>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            attempt: i32,
+            worker: String,
+            started_at: Timestamp,
+            finished_at: Option<Timestamp>,
+            outcome: Option<String>,
+            error_code: Option<String>,
+            error_message: Option<String>,
+        }
+        let rows: Vec<Row> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select attempt, worker, started_at, finished_at, outcome, error_code, error_message
+                 from task_attempts where account_id = $1 and task_id = $2 order by attempt",
+            )
+            .bind(account.to_string())
+            .bind(task.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| TaskAttempt {
+                attempt: r.attempt,
+                worker: r.worker,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                outcome: r.outcome,
+                error: r.error_code.map(|code| TaskError {
+                    code,
+                    message: r.error_message.unwrap_or_default(),
+                }),
+            })
+            .collect())
+    }
+
+    /// Records model calls made for an attempt at a task. They are written
+    /// whether or not the attempt still holds its lease: the cost was
+    /// incurred either way.
+    pub async fn record_model_calls(
+        &self,
+        account: AccountId,
+        task: TaskId,
+        attempt: i32,
+        calls: &[NewModelCall],
+    ) -> Result<(), StoreError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            for (seq, call) in calls.iter().enumerate() {
+                sqlx::query(
+                    "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
+                         completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
+                         error_message, created_at)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                )
+                .bind(ModelCallId::new().to_string())
+                .bind(account.to_string())
+                .bind(task.to_string())
+                .bind(attempt)
+                .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+                .bind(call.model.clone())
+                .bind(call.provider.clone())
+                .bind(call.prompt_tokens)
+                .bind(call.completion_tokens)
+                .bind(call.latency_us)
+                .bind(call.cost_micros)
+                .bind(call.currency.clone())
+                .bind(call.cache_hit)
+                .bind(call.byok)
+                .bind(call.error.as_ref().map(|e| e.code.clone()))
+                .bind(call.error.as_ref().map(|e| e.message.clone()))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every model call of one of the account's tasks, in order.
+    pub async fn model_calls(&self, account: AccountId, task: TaskId) -> Result<Vec<ModelCall>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: String,
+            task_id: String,
+            attempt: i32,
+            model: String,
+            provider: Option<String>,
+            prompt_tokens: i64,
+            completion_tokens: i64,
+            latency_us: i64,
+            cost_micros: i64,
+            currency: String,
+            cache_hit: bool,
+            byok: bool,
+            error_code: Option<String>,
+            error_message: Option<String>,
+            created_at: Timestamp,
+        }
+        let rows: Vec<Row> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select id, task_id, attempt, model, provider, prompt_tokens, completion_tokens, latency_us,
+                     cost_micros, currency, cache_hit, byok, error_code, error_message, created_at
+                 from model_calls where account_id = $1 and task_id = $2 order by attempt, seq",
+            )
+            .bind(account.to_string())
+            .bind(task.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(ModelCall {
+                    id: r
+                        .id
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("model_calls.id: {e}")))?,
+                    task_id: r
+                        .task_id
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("model_calls.task_id: {e}")))?,
+                    attempt: r.attempt,
+                    call: NewModelCall {
+                        model: r.model,
+                        provider: r.provider,
+                        prompt_tokens: r.prompt_tokens,
+                        completion_tokens: r.completion_tokens,
+                        latency_us: r.latency_us,
+                        cost_micros: r.cost_micros,
+                        currency: r.currency,
+                        cache_hit: r.cache_hit,
+                        byok: r.byok,
+                        error: r.error_code.map(|code| TaskError {
+                            code,
+                            message: r.error_message.unwrap_or_default(),
+                        }),
+                    },
+                    created_at: r.created_at,
+                })
+            })
+            .collect()
+    }
+}

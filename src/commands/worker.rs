@@ -1,0 +1,40 @@
+//! `bounty worker`: claim and run tasks until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bounty_agents::Worker;
+use bounty_models::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::WorkerArgs;
+use crate::commands::{cancel_on_signal, open_store};
+use crate::config::Config;
+
+pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let registry = Arc::new(config.model_registry().context("invalid model configuration")?);
+    if registry.is_empty() {
+        tracing::warn!(
+            "no models are configured ([models.NAME]); every task will fail with model_not_configured"
+        );
+    }
+    let mut settings = config.worker.worker_config();
+    if let Some(n) = args.concurrency {
+        anyhow::ensure!(n > 0, "--concurrency must be at least 1");
+        settings.concurrency = n;
+    }
+    let worker = Worker::new(store.clone(), Router::new(registry), settings);
+    // A plain line on stdout for people and scripts.
+    println!(
+        "bounty worker {} started (concurrency {}, {:?})",
+        worker.config().id,
+        worker.config().concurrency,
+        store.backend()
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    worker.run(shutdown).await;
+    store.close().await;
+    Ok(())
+}
