@@ -595,7 +595,7 @@ async fn an_expired_lease_is_claimed_again_and_completes_once(backend: Backend) 
         code: "late".into(),
         message: "too late".into(),
     });
-    assert!(!app.store.finish_attempt(&crashed[0], &late).await.unwrap());
+    assert!(!app.store.finish_attempt(&crashed[0], &late, &[]).await.unwrap());
     assert!(
         !app.store
             .renew_lease(&crashed[0], Duration::from_secs(10))

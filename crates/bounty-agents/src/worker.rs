@@ -199,7 +199,7 @@ impl Worker {
         let agent = match self.prepare(&claimed).await {
             Ok(Prepared::Ready(agent)) => agent,
             Ok(Prepared::Invalid(error)) => {
-                self.finish(&claimed, AttemptEnd::Failed(error)).await;
+                self.finish(&claimed, AttemptEnd::Failed(error), &[]).await;
                 return;
             }
             Err(e) => {
@@ -227,15 +227,6 @@ impl Worker {
             }
         };
         let calls: Vec<NewModelCall> = result.calls.iter().map(to_new_call).collect();
-        if let Err(e) = retrying(|| {
-            inner
-                .store
-                .record_model_calls(claimed.task.account_id, claimed.task.id, claimed.attempt, &calls)
-        })
-        .await
-        {
-            tracing::error!(error = %e, calls = calls.len(), "could not record model calls");
-        }
         let end = match result.result {
             Ok(routed) => {
                 let text = routed.generation.text;
@@ -265,7 +256,7 @@ impl Worker {
             }
             Err(error) => self.failure(&claimed, &error),
         };
-        self.finish(&claimed, end).await;
+        self.finish(&claimed, end, &calls).await;
     }
 
     fn failure(&self, claimed: &ClaimedTask, error: &ProviderError) -> AttemptEnd {
@@ -294,11 +285,11 @@ impl Worker {
         }
     }
 
-    /// Writes the end of the attempt, retrying a few times through a
+    /// Writes the end of the attempt with its model calls, retrying a few times through a
     /// database blip; if it still cannot, the lease expires and the task is
     /// attempted again.
-    async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd) {
-        match retrying(|| self.inner.store.finish_attempt(claimed, &end)).await {
+    async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd, calls: &[NewModelCall]) {
+        match retrying(|| self.inner.store.finish_attempt(claimed, &end, calls)).await {
             Ok(true) => tracing::info!(outcome = outcome_name(&end), "attempt finished"),
             Ok(false) => {
                 tracing::warn!("lease lost before the attempt finished; another worker owns the task now")

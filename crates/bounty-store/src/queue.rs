@@ -20,7 +20,7 @@ use std::time::Duration;
 use bounty_core::{AccountId, TaskId, Timestamp};
 
 use crate::db::{Db, on_pool};
-use crate::tasks::{Task, TaskError, TaskRow, task_columns};
+use crate::tasks::{NewModelCall, Task, TaskError, TaskRow, insert_model_calls, task_columns};
 use crate::{Store, StoreError};
 
 const CLAIM_SQLITE: &str = concat!(
@@ -192,9 +192,16 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Ends the attempt. Fenced by the lease: `false` (and no change) when
-    /// this worker no longer holds the task.
-    pub async fn finish_attempt(&self, claimed: &ClaimedTask, end: &AttemptEnd) -> Result<bool, StoreError> {
+    /// Ends the attempt and records its model calls, in one transaction.
+    /// Fenced by the lease: `false` (and no change to the task) when this
+    /// worker no longer holds it. The calls are recorded either way: their
+    /// cost was incurred.
+    pub async fn finish_attempt(
+        &self,
+        claimed: &ClaimedTask,
+        end: &AttemptEnd,
+        calls: &[NewModelCall],
+    ) -> Result<bool, StoreError> {
         let now = self.now();
         let (status, run_at, output, error, outcome) = match end {
             AttemptEnd::Completed(out) => ("completed", None, Some(out), None, "completed"),
@@ -206,6 +213,7 @@ impl Store {
         let id = claimed.task.id.to_string();
         let done = on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
+            insert_model_calls(&mut tx, &account, &id, claimed.attempt, calls, now).await?;
             let row: Option<(String,)> = sqlx::query_as(
                 "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
                      output_errors = coalesce($7, output_errors), output_model = coalesce($8, output_model),

@@ -206,6 +206,56 @@ impl TryFrom<TaskRow> for Task {
     }
 }
 
+/// Inserts the model calls of one attempt, in order.
+pub(crate) async fn insert_model_calls<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    account: &str,
+    task: &str,
+    attempt: i32,
+    calls: &[NewModelCall],
+    now: Timestamp,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    for (seq, call) in calls.iter().enumerate() {
+        sqlx::query::<DB>(
+            "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
+                 completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
+                 error_message, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(ModelCallId::new().to_string())
+        .bind(account.to_owned())
+        .bind(task.to_owned())
+        .bind(attempt)
+        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+        .bind(call.model.clone())
+        .bind(call.provider.clone())
+        .bind(call.prompt_tokens)
+        .bind(call.completion_tokens)
+        .bind(call.latency_us)
+        .bind(call.cost_micros)
+        .bind(call.currency.clone())
+        .bind(call.cache_hit)
+        .bind(call.byok)
+        .bind(call.error.as_ref().map(|e| e.code.clone()))
+        .bind(call.error.as_ref().map(|e| e.message.clone()))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Commits a new queued task, or, when its `Idempotency-Key` was used
     /// before by the account, returns that task (same request) or
@@ -362,54 +412,6 @@ impl Store {
                 }),
             })
             .collect())
-    }
-
-    /// Records model calls made for an attempt at a task. They are written
-    /// whether or not the attempt still holds its lease: the cost was
-    /// incurred either way.
-    pub async fn record_model_calls(
-        &self,
-        account: AccountId,
-        task: TaskId,
-        attempt: i32,
-        calls: &[NewModelCall],
-    ) -> Result<(), StoreError> {
-        if calls.is_empty() {
-            return Ok(());
-        }
-        let now = self.now();
-        on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            for (seq, call) in calls.iter().enumerate() {
-                sqlx::query(
-                    "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
-                         completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
-                         error_message, created_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-                )
-                .bind(ModelCallId::new().to_string())
-                .bind(account.to_string())
-                .bind(task.to_string())
-                .bind(attempt)
-                .bind(i32::try_from(seq).unwrap_or(i32::MAX))
-                .bind(call.model.clone())
-                .bind(call.provider.clone())
-                .bind(call.prompt_tokens)
-                .bind(call.completion_tokens)
-                .bind(call.latency_us)
-                .bind(call.cost_micros)
-                .bind(call.currency.clone())
-                .bind(call.cache_hit)
-                .bind(call.byok)
-                .bind(call.error.as_ref().map(|e| e.code.clone()))
-                .bind(call.error.as_ref().map(|e| e.message.clone()))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     /// Every model call of one of the account's tasks, in order.
