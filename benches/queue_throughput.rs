@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bounty_core::{
     AccountName, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType, SystemClock,
-    TaskInput, VerifierPolicyRef,
+    TaskInput,
 };
 use bounty_models::testing::openai::FakeOpenAi;
 use bounty_store::{AgentSpec, DatabaseOptions, NewTask, Store};
@@ -118,7 +118,7 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
                 model_route: ModelRoute::parse(vec!["instant".to_owned()]).unwrap(),
                 output_schema: None,
                 outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: VerifierPolicyRef::pass_through(),
+                verifier_policy: Default::default(),
                 params: Default::default(),
             },
         )

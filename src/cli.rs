@@ -63,6 +63,20 @@ pub enum Command {
     #[command(subcommand)]
     Models(ModelsCommand),
 
+    /// An account's usage: outcomes, CU, charges, inference cost and gross
+    /// margin, by day or by agent.
+    ///
+    /// Example: bounty usage --account acct_01J… --group-by agent
+    Usage(UsageArgs),
+
+    /// Prepaid compute-unit credits (operator commands).
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+
+    /// An account's plan and monthly spending cap (operator commands).
+    #[command(subcommand)]
+    Billing(BillingCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -97,6 +111,87 @@ pub struct WorkerArgs {
     /// Tasks run at once (default worker.concurrency).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u32>,
+}
+
+/// `usage` flags.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// The account.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: AccountId,
+    /// Start, RFC 3339 (default: the start of this month).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End, RFC 3339, exclusive (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// `day` or `agent`.
+    #[arg(long, default_value = "day")]
+    pub group_by: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `credits` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    /// Grant prepaid CU: resolved outcomes draw them down before anything
+    /// is metered.
+    ///
+    /// Example: bounty credits grant --account acct_01J… 100 --memo "pilot"
+    Grant {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// CU to grant, as a decimal (`100`, `12.5`).
+        cu: String,
+        /// Why (shown with the grant).
+        #[arg(long)]
+        memo: Option<String>,
+    },
+    /// Show the balance and the grants.
+    Show {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+    },
+}
+
+/// `billing` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Show the plan, cap, credit balance and this month's spend.
+    Show {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+    },
+    /// Set the plan from a JSON file, e.g. {"name": "pro", "kind": "value",
+    /// "cu_per_outcome": {"ticket.resolved": 1000}, "price_per_cu":
+    /// {"micros": 900000, "currency": "USD"}, "included_cu": 0} (CU in
+    /// milli-CU). It applies from the next charge.
+    SetPlan {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// The plan's JSON file.
+        #[arg(long, value_name = "PATH")]
+        file: std::path::PathBuf,
+    },
+    /// Set the monthly spending cap (in the plan's currency), or remove it
+    /// with --none. At the cap new tasks are refused with 402.
+    ///
+    /// Example: bounty billing set-cap --account acct_01J… --monthly 500.00 --alerts 50,80,100
+    SetCap {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// The cap, as a decimal amount (`500.00`).
+        #[arg(long, conflicts_with = "none")]
+        monthly: Option<String>,
+        /// Remove the cap.
+        #[arg(long)]
+        none: bool,
+        /// Percents of the cap at which an alert is recorded.
+        #[arg(long, value_delimiter = ',', default_value = "50,80,100")]
+        alerts: Vec<u32>,
+    },
 }
 
 /// `models` subcommands.

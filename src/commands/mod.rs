@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api_keys;
+mod billing;
 mod models;
 mod serve;
 mod worker;
@@ -22,6 +23,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(config, args).await,
         Command::Worker(args) => worker::worker(config, args).await,
         Command::Models(cmd) => models::run(cmd, &config).await,
+        Command::Usage(args) => billing::usage(args, &open_store(&config).await?).await,
+        Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
+        Command::Billing(cmd) => billing::billing(cmd, &open_store(&config).await?).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({} in this binary)", store.migration_count());

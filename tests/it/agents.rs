@@ -35,7 +35,12 @@ async fn create_show_and_list_agents(backend: Backend) {
     assert_eq!(agent["version"], 1);
     assert_eq!(agent["current_version"], 1);
     assert_eq!(agent["outcome_type"], "ticket.resolved");
-    assert_eq!(agent["verifier_policy"], "pass_through");
+    assert_eq!(
+        agent["verifier_policy"]["verifiers"],
+        json!([]),
+        "no verifiers unless asked"
+    );
+    assert_eq!(agent["verifier_policy"]["window_hours"], 72);
     assert_eq!(agent["model_route"], json!(["fast", "smart"]));
     assert_eq!(agent["params"]["max_tokens"], 64);
     let id = agent["id"].as_str().unwrap();

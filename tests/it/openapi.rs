@@ -24,6 +24,13 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/tasks"),
     ("get", "/v1/tasks/{id}"),
     ("get", "/v1/models"),
+    ("get", "/v1/outcomes"),
+    ("get", "/v1/outcomes/{id}"),
+    ("post", "/v1/outcomes/{id}/signals"),
+    ("get", "/v1/usage"),
+    ("get", "/v1/credits"),
+    ("post", "/v1/credits/grants"),
+    ("get", "/v1/billing"),
 ];
 
 #[tokio::test]

@@ -7,12 +7,17 @@
 //!   input become.
 //! - [`schema`]: an agent's output JSON Schema, compiled once and checked
 //!   against every output.
+//! - [`verify`]: runs an agent's verification policy (rules, LLM judge,
+//!   external signal) on an output and combines the verdicts.
 //!
-//! Verification of the output (did it resolve the ticket?) is the next
-//! stage of the pipeline; a `completed` task is what it starts from.
+//! A worker verifies each output under the lease that produced it, and
+//! writes the task's end, its model calls and its outcome (with the charge
+//! when the verifiers pass) in one transaction. Workers also lapse
+//! outcomes whose signal window ended.
 
 pub mod prompt;
 pub mod schema;
+pub mod verify;
 pub mod worker;
 
 pub use schema::OutputSchema;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bounty_core::{AgentId, retry_delay};
+use bounty_core::{AgentId, VerificationPolicy, retry_delay};
 use bounty_models::router::{Overrides, Router};
 use bounty_models::{Message, ProviderError, Role};
 use bounty_store::{AttemptEnd, ClaimedTask, NewModelCall, Store, StoreError, TaskError, TaskOutput};
@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::prompt;
 use crate::schema::OutputSchema;
+use crate::verify::{self, VerifyInput};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -67,6 +68,7 @@ struct PreparedAgent {
     route: Vec<String>,
     schema: Option<(serde_json::Value, OutputSchema)>,
     overrides: Overrides,
+    policy: VerificationPolicy,
 }
 
 const AGENT_CACHE_MAX: usize = 1024;
@@ -136,6 +138,14 @@ impl Worker {
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "could not sweep expired leases"),
+                }
+                match self.inner.store.lapse_outcomes(100).await {
+                    Ok(lapsed) => {
+                        for (account, outcome) in lapsed {
+                            tracing::info!(account.id = %account, outcome.id = %outcome, "outcome window lapsed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not lapse outcome windows"),
                 }
             }
             let free = concurrency.saturating_sub(running.len() as u32);
@@ -219,42 +229,59 @@ impl Worker {
             agent.overrides,
             agent.schema.as_ref().map(|(v, _)| v),
         );
-        let result = tokio::select! {
-            result = route => result,
+        // The model, then the verifiers, all under the renewed lease.
+        let work = async {
+            let result = route.await;
+            let mut calls: Vec<NewModelCall> = result.calls.iter().map(to_new_call).collect();
+            let end = match result.result {
+                Ok(routed) => {
+                    let text = routed.generation.text;
+                    let compiled = agent.schema.as_ref().map(|(_, s)| s);
+                    let errors = compiled.map(|s| s.violations(&text));
+                    if let Some(errors) = &errors
+                        && !errors.is_empty()
+                    {
+                        tracing::warn!(
+                            violations = errors.len(),
+                            "output does not match the agent's schema"
+                        );
+                    }
+                    tracing::info!(
+                        model = %routed.model,
+                        prompt_tokens = routed.generation.usage.prompt_tokens,
+                        completion_tokens = routed.generation.usage.completion_tokens,
+                        "agent produced its output"
+                    );
+                    let input = VerifyInput {
+                        output: &text,
+                        output_schema: compiled,
+                        task: &claimed.task.input,
+                        instructions: &agent.instructions,
+                    };
+                    let run = verify::run_policy(&agent.policy, &input, &inner.router).await;
+                    tracing::info!(decision = %run.decision, verdicts = run.verdicts.len(), "output verified");
+                    calls.extend(run.judge_calls.iter().map(to_new_call));
+                    let mut transcript = messages.clone();
+                    transcript.push(Message::new(Role::Assistant, text.clone()));
+                    AttemptEnd::Completed(TaskOutput {
+                        text,
+                        errors,
+                        model: routed.model,
+                        transcript: serde_json::to_value(&transcript).expect("messages serialize"),
+                        decision: run.decision,
+                        verdicts: run.verdicts,
+                    })
+                }
+                Err(error) => self.failure(&claimed, &error),
+            };
+            (end, calls)
+        };
+        let (end, calls) = tokio::select! {
+            done = work => done,
             () = self.hold_lease(&claimed) => {
-                tracing::warn!("lease lost while the model was working; abandoning this attempt");
+                tracing::warn!("lease lost while the task was running; abandoning this attempt");
                 return;
             }
-        };
-        let calls: Vec<NewModelCall> = result.calls.iter().map(to_new_call).collect();
-        let end = match result.result {
-            Ok(routed) => {
-                let text = routed.generation.text;
-                let errors = agent.schema.as_ref().map(|(_, s)| s.violations(&text));
-                if let Some(errors) = &errors
-                    && !errors.is_empty()
-                {
-                    tracing::warn!(
-                        violations = errors.len(),
-                        "output does not match the agent's schema"
-                    );
-                }
-                let mut transcript = messages;
-                transcript.push(Message::new(Role::Assistant, text.clone()));
-                tracing::info!(
-                    model = %routed.model,
-                    prompt_tokens = routed.generation.usage.prompt_tokens,
-                    completion_tokens = routed.generation.usage.completion_tokens,
-                    "agent produced its output"
-                );
-                AttemptEnd::Completed(TaskOutput {
-                    text,
-                    errors,
-                    model: routed.model,
-                    transcript: serde_json::to_value(&transcript).expect("messages serialize"),
-                })
-            }
-            Err(error) => self.failure(&claimed, &error),
         };
         self.finish(&claimed, end, &calls).await;
     }
@@ -358,6 +385,7 @@ impl Worker {
                 temperature: agent.params.temperature,
                 seed: agent.params.seed,
             },
+            policy: agent.verifier_policy,
         });
         let mut cache = self.inner.agents.lock().expect("agent cache lock");
         if cache.len() >= AGENT_CACHE_MAX {

@@ -114,31 +114,6 @@ impl ModelRoute {
     }
 }
 
-/// A reference to a verification policy. Until verification lands every
-/// agent's output passes through unverified as `pass_through`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct VerifierPolicyRef(String);
-
-impl VerifierPolicyRef {
-    pub const PASS_THROUGH: &'static str = "pass_through";
-
-    pub fn parse(raw: &str) -> Result<Self, AgentFieldError> {
-        if raw.is_empty() || raw.len() > 64 || !is_slug(raw, b".:") {
-            return Err(err("must be 1-64 characters of a-z 0-9 - _ . :"));
-        }
-        Ok(VerifierPolicyRef(raw.to_owned()))
-    }
-
-    pub fn pass_through() -> Self {
-        VerifierPolicyRef(Self::PASS_THROUGH.to_owned())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// Generation overrides of an agent; unset ones take the model's defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

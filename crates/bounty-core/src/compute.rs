@@ -37,6 +37,17 @@ impl ComputeUnits {
         decimal::parse_scaled(s, 3).map(ComputeUnits)
     }
 
+    /// The exact decimal, without the unit (`"1.250"`).
+    pub fn decimal(self) -> String {
+        struct Show(i64);
+        impl fmt::Display for Show {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                decimal::write_scaled(f, self.0, 3)
+            }
+        }
+        Show(self.0).to_string()
+    }
+
     /// The value in milli-CU.
     pub const fn milli(self) -> i64 {
         self.0

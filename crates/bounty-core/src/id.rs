@@ -156,6 +156,24 @@ typed_id!(
 );
 
 typed_id!(
+    /// What a task came to: verifying, provisional, resolved, failed or reversed.
+    OutcomeId,
+    "out"
+);
+
+typed_id!(
+    /// One double-entry ledger transfer.
+    TransferId,
+    "xfer"
+);
+
+typed_id!(
+    /// A billing event (a spending-cap alert).
+    BillingEventId,
+    "bev"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"

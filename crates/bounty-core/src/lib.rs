@@ -15,6 +15,10 @@
 //! - [`page`]: cursor pagination parameters.
 //! - [`agent`]: validated parts of an agent definition.
 //! - [`task`]: task input, status and the retry schedule.
+//! - [`verdict`]: verifier decisions and how policies combine them.
+//! - [`verification`]: an agent's verification policy.
+//! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
+//! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
 
 pub mod account;
 pub mod agent;
@@ -24,15 +28,29 @@ pub mod compute;
 pub mod decimal;
 pub mod id;
 pub mod money;
+pub mod outcome;
 pub mod page;
+pub mod plan;
 pub mod task;
+pub mod verdict;
+pub mod verification;
 
 pub use account::{AccountName, KeyName};
-pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType, VerifierPolicyRef};
+pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
-pub use id::{AccountId, AgentId, ApiKeyId, IdParseError, ModelCallId, RequestId, TaskId, UserId};
+pub use id::{
+    AccountId, AgentId, ApiKeyId, BillingEventId, IdParseError, ModelCallId, OutcomeId, RequestId, TaskId,
+    TransferId, UserId,
+};
 pub use money::{Currency, Money, MoneyError};
+pub use outcome::{
+    ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, Signal, Transition, TransitionError,
+    transition,
+};
 pub use page::{PageLimit, PageLimitError};
+pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
 pub use task::{TaskInput, TaskStatus, retry_delay};
+pub use verdict::{Decision, PolicyMode, VerifierVerdict};
+pub use verification::{VerificationPolicy, VerifierSpec};

@@ -76,6 +76,20 @@ pub enum ApiError {
     /// 422 `idempotency_mismatch`: an `Idempotency-Key` was used before
     /// with a different request.
     IdempotencyMismatch,
+    /// 402 `budget_exhausted`: the account's monthly spending cap leaves no
+    /// room for another task.
+    BudgetExhausted {
+        /// The cap, in micros.
+        cap_micros: i64,
+        /// Charged this month plus reserved for running tasks, in micros.
+        committed_micros: i64,
+    },
+    /// 403 `live_key_cannot_grant`: credits are granted through the API by
+    /// test-mode keys only.
+    LiveKeyCannotGrant,
+    /// 409 `outcome_transition_refused`: the event does not apply to the
+    /// outcome in its current state.
+    TransitionRefused(String),
     /// 409 `agent_name_taken`: the account already has an agent of that name.
     AgentNameTaken {
         /// The name.
@@ -126,7 +140,9 @@ impl ApiError {
             | ApiError::UnknownModel { .. }
             | ApiError::UnknownAgent { .. }
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::AgentNameTaken { .. } => StatusCode::CONFLICT,
+            ApiError::AgentNameTaken { .. } | ApiError::TransitionRefused(_) => StatusCode::CONFLICT,
+            ApiError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::LiveKeyCannotGrant => StatusCode::FORBIDDEN,
             ApiError::DatabaseUnavailable | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +166,9 @@ impl ApiError {
             ApiError::UnknownAgent { .. } => "unknown_agent",
             ApiError::IdempotencyMismatch => "idempotency_mismatch",
             ApiError::AgentNameTaken { .. } => "agent_name_taken",
+            ApiError::BudgetExhausted { .. } => "budget_exhausted",
+            ApiError::LiveKeyCannotGrant => "live_key_cannot_grant",
+            ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::Timeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal_error",
@@ -186,6 +205,23 @@ impl ApiError {
             ApiError::IdempotencyMismatch => (
                 "this `Idempotency-Key` was already used with a different request; use a new key".to_owned(),
                 Some("Idempotency-Key".to_owned()),
+            ),
+            ApiError::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            } => (
+                format!(
+                    "the monthly spending cap ({cap_micros} micros) is reached: {committed_micros} micros are \
+                     charged or reserved this month; raise the cap or wait for the next month"
+                ),
+                None,
+            ),
+            ApiError::TransitionRefused(m) => (m.clone(), None),
+            ApiError::LiveKeyCannotGrant => (
+                "live credits are granted by the operator (`bounty credits grant`); only test-mode keys may \
+                 grant credits through the API"
+                    .to_owned(),
+                None,
             ),
             ApiError::AgentNameTaken { name } => (
                 format!("an agent named `{name}` already exists"),

@@ -52,6 +52,8 @@ use middleware::REQUEST_ID;
         (name = "agents", description = "Agents: instructions, model route, output schema; versioned"),
         (name = "tasks", description = "Submit work to an agent and follow it"),
         (name = "models", description = "The models agents can use"),
+        (name = "outcomes", description = "What each task came to: verdict receipts, charges, signals"),
+        (name = "billing", description = "Usage, margins, prepaid credits, plan and spending cap"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -94,6 +96,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::tasks::create_task, routes::tasks::list_tasks))
         .routes(routes!(routes::tasks::get_task))
         .routes(routes!(routes::models::list_models))
+        .routes(routes!(routes::outcomes::list_outcomes))
+        .routes(routes!(routes::outcomes::get_outcome))
+        .routes(routes!(routes::outcomes::post_signal))
+        .routes(routes!(routes::billing::usage))
+        .routes(routes!(routes::billing::get_credits))
+        .routes(routes!(routes::billing::grant_credits))
+        .routes(routes!(routes::billing::get_billing))
         .split_for_parts()
 }
 

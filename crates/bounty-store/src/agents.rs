@@ -2,7 +2,7 @@
 
 use bounty_core::{
     AccountId, AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, PageLimit, Timestamp,
-    VerifierPolicyRef,
+    VerificationPolicy,
 };
 
 use crate::db::on_pool;
@@ -17,7 +17,7 @@ pub struct AgentSpec {
     pub model_route: ModelRoute,
     pub output_schema: Option<serde_json::Value>,
     pub outcome_type: OutcomeType,
-    pub verifier_policy: VerifierPolicyRef,
+    pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
 }
 
@@ -30,7 +30,7 @@ pub struct AgentPatch {
     /// `Some(None)` removes the schema.
     pub output_schema: Option<Option<serde_json::Value>>,
     pub outcome_type: Option<OutcomeType>,
-    pub verifier_policy: Option<VerifierPolicyRef>,
+    pub verifier_policy: Option<VerificationPolicy>,
     pub params: Option<GenerationParams>,
 }
 
@@ -48,7 +48,7 @@ pub struct Agent {
     pub model_route: Vec<String>,
     pub output_schema: Option<serde_json::Value>,
     pub outcome_type: String,
-    pub verifier_policy: String,
+    pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
     /// When the agent was created.
     pub created_at: Timestamp,
@@ -103,7 +103,8 @@ impl TryFrom<AgentRow> for Agent {
                 .transpose()
                 .map_err(|e| corrupt("output_schema", e))?,
             outcome_type: r.outcome_type,
-            verifier_policy: r.verifier_policy,
+            verifier_policy: serde_json::from_str(&r.verifier_policy)
+                .map_err(|e| corrupt("verifier_policy", e))?,
             params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
             created_at: r.created_at,
             version_created_at: r.version_created_at,
@@ -145,7 +146,7 @@ where
     .bind(to_json(&spec.model_route))
     .bind(spec.output_schema.as_ref().map(to_json))
     .bind(spec.outcome_type.as_str().to_owned())
-    .bind(spec.verifier_policy.as_str().to_owned())
+    .bind(to_json(&spec.verifier_policy))
     .bind(to_json(&spec.params))
     .bind(now)
     .execute(conn)
@@ -184,7 +185,7 @@ impl Store {
             model_route: spec.model_route.names().to_vec(),
             output_schema: spec.output_schema.clone(),
             outcome_type: spec.outcome_type.as_str().to_owned(),
-            verifier_policy: spec.verifier_policy.as_str().to_owned(),
+            verifier_policy: spec.verifier_policy.clone(),
             params: spec.params,
             created_at: now,
             version_created_at: now,
@@ -328,11 +329,7 @@ fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
             Some(o) => o.clone(),
             None => OutcomeType::parse(&previous.outcome_type).map_err(|e| stored("outcome_type", e))?,
         },
-        verifier_policy: match &patch.verifier_policy {
-            Some(v) => v.clone(),
-            None => VerifierPolicyRef::parse(&previous.verifier_policy)
-                .map_err(|e| stored("verifier_policy", e))?,
-        },
+        verifier_policy: patch.verifier_policy.clone().unwrap_or(previous.verifier_policy),
         params: patch.params.unwrap_or(previous.params),
     })
 }

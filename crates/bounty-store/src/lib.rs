@@ -21,15 +21,21 @@ mod agents;
 mod api_keys;
 mod db;
 mod error;
+mod outcomes;
 mod page;
 mod queue;
 mod tasks;
+mod tx;
 
 pub use accounts::Account;
 pub use agents::{Agent, AgentPatch, AgentSpec};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use error::StoreError;
+pub use outcomes::{
+    Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
+    UsageRow, period_start,
+};
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
 pub use tasks::{

@@ -19,8 +19,12 @@ use std::time::Duration;
 
 use bounty_core::{AccountId, TaskId, Timestamp};
 
+use bounty_core::{Decision, VerifierVerdict};
+
 use crate::db::{Db, on_pool};
+use crate::outcomes::{TaskKey, settle_completed, settle_failed};
 use crate::tasks::{NewModelCall, Task, TaskError, TaskRow, insert_model_calls, task_columns};
+use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
 
 const CLAIM_SQLITE: &str = concat!(
@@ -67,6 +71,11 @@ pub struct TaskOutput {
     pub errors: Option<Vec<String>>,
     pub model: String,
     pub transcript: serde_json::Value,
+    /// The verification policy's combined decision.
+    pub decision: Decision,
+    /// Each verifier's verdict, in order (empty for a policy without
+    /// verifiers, which passes).
+    pub verdicts: Vec<VerifierVerdict>,
 }
 
 /// How an attempt ended.
@@ -86,28 +95,18 @@ fn lease_expiry(now: Timestamp, lease: Duration) -> Timestamp {
 
 /// Closes the still-open attempts of `task` numbered below `before` as
 /// `lease_expired`: their worker stopped renewing its lease.
-async fn close_expired_attempts<'c, DB>(
-    conn: impl sqlx::Executor<'c, Database = DB>,
+async fn close_expired_attempts(
+    tx: &mut Tx,
     task: &str,
     before: i32,
     now: Timestamp,
-) -> Result<(), StoreError>
-where
-    DB: sqlx::Database,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-{
-    sqlx::query::<DB>(
+) -> Result<(), StoreError> {
+    tx.execute(
         "update task_attempts set finished_at = $3, outcome = 'lease_expired',
              error_code = 'lease_expired', error_message = 'the worker stopped renewing its lease'
          where task_id = $1 and attempt < $2 and finished_at is null",
+        args![task, before, now],
     )
-    .bind(task.to_owned())
-    .bind(before)
-    .bind(now)
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -131,34 +130,30 @@ impl Store {
             Db::Sqlite(_) => CLAIM_SQLITE,
             Db::Postgres(_) => CLAIM_POSTGRES,
         };
-        let rows: Vec<TaskRow> = on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(token.clone())
-                .bind(worker.to_owned())
-                .bind(lease_expiry(now, lease))
-                .bind(now)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in &rows {
-                let (id, account, attempt) = row.queue_key();
-                close_expired_attempts(&mut *tx, &id, attempt, now).await?;
-                sqlx::query(
-                    "insert into task_attempts (task_id, attempt, account_id, worker, started_at)
-                     values ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(attempt)
-                .bind(account)
-                .bind(worker.to_owned())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            rows
-        });
+        let mut tx = self.begin().await?;
+        let rows: Vec<TaskRow> = tx
+            .fetch_all(
+                sql,
+                args![
+                    token.clone(),
+                    worker,
+                    lease_expiry(now, lease),
+                    now,
+                    i64::from(limit)
+                ],
+            )
+            .await?;
+        for row in &rows {
+            let (id, account, attempt) = row.queue_key();
+            close_expired_attempts(&mut tx, &id, attempt, now).await?;
+            tx.execute(
+                "insert into task_attempts (task_id, attempt, account_id, worker, started_at)
+                 values ($1, $2, $3, $4, $5)",
+                args![id, attempt, account, worker, now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         rows.into_iter()
             .map(|row| {
                 let task = Task::try_from(row)?;
@@ -193,9 +188,11 @@ impl Store {
     }
 
     /// Ends the attempt and records its model calls, in one transaction.
-    /// Fenced by the lease: `false` (and no change to the task) when this
-    /// worker no longer holds it. The calls are recorded either way: their
-    /// cost was incurred.
+    /// A completed task gets its outcome (and, when the verifiers pass, its
+    /// charge); a failed one gets a failed outcome, never charged. Fenced by
+    /// the lease: `false` (and no change to the task) when this worker no
+    /// longer holds it. The calls are recorded either way: their cost was
+    /// incurred.
     pub async fn finish_attempt(
         &self,
         claimed: &ClaimedTask,
@@ -211,10 +208,10 @@ impl Store {
         let finished_at = (status != "queued").then_some(now);
         let account = claimed.task.account_id.to_string();
         let id = claimed.task.id.to_string();
-        let done = on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            insert_model_calls(&mut tx, &account, &id, claimed.attempt, calls, now).await?;
-            let row: Option<(String,)> = sqlx::query_as(
+        let mut tx = self.begin().await?;
+        insert_model_calls(&mut tx, &account, &id, claimed.attempt, calls, now).await?;
+        let row: Option<(String,)> = tx
+            .fetch_optional(
                 "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
                      output_errors = coalesce($7, output_errors), output_model = coalesce($8, output_model),
                      transcript = coalesce($9, transcript), last_error_code = $10, last_error_message = $11,
@@ -222,76 +219,102 @@ impl Store {
                      finished_at = $12, updated_at = $13
                  where account_id = $1 and id = $2 and lease_token = $3 and status = 'running'
                  returning id",
+                args![
+                    account.clone(),
+                    id.clone(),
+                    claimed.lease_token.clone(),
+                    status,
+                    run_at,
+                    output.map(|o| o.text.clone()),
+                    output
+                        .and_then(|o| o.errors.as_ref())
+                        .map(|e| serde_json::to_string(e).expect("strings serialize")),
+                    output.map(|o| o.model.clone()),
+                    output.map(|o| o.transcript.to_string()),
+                    error.map(|e| e.code.clone()),
+                    error.map(|e| e.message.clone()),
+                    finished_at,
+                    now
+                ],
             )
-            .bind(account.clone())
-            .bind(id.clone())
-            .bind(claimed.lease_token.clone())
-            .bind(status)
-            .bind(run_at)
-            .bind(output.map(|o| o.text.clone()))
-            .bind(output.and_then(|o| o.errors.as_ref()).map(|e| serde_json::to_string(e).expect("strings serialize")))
-            .bind(output.map(|o| o.model.clone()))
-            .bind(output.map(|o| o.transcript.to_string()))
-            .bind(error.map(|e| e.code.clone()))
-            .bind(error.map(|e| e.message.clone()))
-            .bind(finished_at)
-            .bind(now)
-            .fetch_optional(&mut *tx)
             .await?;
-            if row.is_some() {
-                sqlx::query(
-                    "update task_attempts set finished_at = $4, outcome = $5, error_code = $6, error_message = $7
-                     where account_id = $1 and task_id = $2 and attempt = $3",
-                )
-                .bind(account.clone())
-                .bind(id.clone())
-                .bind(claimed.attempt)
-                .bind(now)
-                .bind(outcome)
-                .bind(error.map(|e| e.code.clone()))
-                .bind(error.map(|e| e.message.clone()))
-                .execute(&mut *tx)
-                .await?;
-            }
+        if row.is_none() {
             tx.commit().await?;
-            row.is_some()
-        });
-        Ok(done)
+            return Ok(false);
+        }
+        tx.execute(
+            "update task_attempts set finished_at = $4, outcome = $5, error_code = $6, error_message = $7
+             where account_id = $1 and task_id = $2 and attempt = $3",
+            args![
+                account.clone(),
+                id.clone(),
+                claimed.attempt,
+                now,
+                outcome,
+                error.map(|e| e.code.clone()),
+                error.map(|e| e.message.clone())
+            ],
+        )
+        .await?;
+        let key = TaskKey {
+            account: claimed.task.account_id,
+            task: claimed.task.id,
+            agent_id: claimed.task.agent_id.to_string(),
+            agent_version: claimed.task.agent_version,
+        };
+        match end {
+            AttemptEnd::Completed(out) => {
+                settle_completed(&mut tx, &key, out.decision, &out.verdicts, now).await?;
+            }
+            AttemptEnd::Failed(error) => {
+                settle_failed(&mut tx, &key, &format!("the task failed: {}", error.message), now).await?;
+            }
+            AttemptEnd::Retry { .. } => {}
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Fails running tasks whose lease expired with no attempts left.
-    /// Returns them. Every worker runs this as it polls.
+    /// Fails running tasks whose lease expired with no attempts left, with
+    /// their (failed, uncharged) outcomes. Returns them. Every worker runs
+    /// this as it polls.
     pub async fn fail_expired_tasks(&self) -> Result<Vec<(AccountId, TaskId)>, StoreError> {
         let now = self.now();
-        let rows: Vec<(String, String)> = on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let rows: Vec<(String, String)> = sqlx::query_as(
+        let mut tx = self.begin().await?;
+        let rows: Vec<(String, String, String, i32)> = tx
+            .fetch_all(
                 "update tasks set status = 'failed', last_error_code = 'lease_expired',
                      last_error_message = 'the worker of the last attempt stopped renewing its lease, and no attempts remain',
                      lease_token = null, lease_owner = null, lease_expires_at = null,
                      finished_at = $1, updated_at = $1
                  where status = 'running' and lease_expires_at <= $1 and attempts >= max_attempts
-                 returning account_id, id",
+                 returning account_id, id, agent_id, agent_version",
+                args![now],
             )
-            .bind(now)
-            .fetch_all(&mut *tx)
             .await?;
-            for (_, id) in &rows {
-                close_expired_attempts(&mut *tx, id, i32::MAX, now).await?;
-            }
-            tx.commit().await?;
-            rows
-        });
-        rows.into_iter()
-            .map(|(account, id)| {
-                Ok((
-                    account
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("tasks.account_id: {e}")))?,
-                    id.parse()
-                        .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?,
-                ))
-            })
-            .collect()
+        let mut failed = Vec::with_capacity(rows.len());
+        for (account, id, agent_id, agent_version) in rows {
+            close_expired_attempts(&mut tx, &id, i32::MAX, now).await?;
+            let key = TaskKey {
+                account: account
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("tasks.account_id: {e}")))?,
+                task: id
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?,
+                agent_id,
+                agent_version,
+            };
+            settle_failed(
+                &mut tx,
+                &key,
+                "the task failed: its lease expired with no attempts left",
+                now,
+            )
+            .await?;
+            failed.push((key.account, key.task));
+        }
+        tx.commit().await?;
+        Ok(failed)
     }
 }

@@ -4,6 +4,8 @@
 use bounty_core::{AccountId, AgentId, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp};
 
 use crate::db::on_pool;
+use crate::outcomes::{committed_spend, lock_billing, price_of};
+use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
 /// A task to create.
@@ -34,6 +36,8 @@ pub enum Created {
     Replayed(Task),
     /// The key was used before with a different request.
     Mismatch,
+    /// The account's monthly spending cap leaves no room for the task.
+    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
 }
 
 /// A task as stored.
@@ -207,50 +211,40 @@ impl TryFrom<TaskRow> for Task {
 }
 
 /// Inserts the model calls of one attempt, in order.
-pub(crate) async fn insert_model_calls<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
+pub(crate) async fn insert_model_calls(
+    tx: &mut Tx,
     account: &str,
     task: &str,
     attempt: i32,
     calls: &[NewModelCall],
     now: Timestamp,
-) -> Result<(), StoreError>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-{
+) -> Result<(), StoreError> {
     for (seq, call) in calls.iter().enumerate() {
-        sqlx::query::<DB>(
+        tx.execute(
             "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
                  completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
                  error_message, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            args![
+                ModelCallId::new().to_string(),
+                account,
+                task,
+                attempt,
+                i32::try_from(seq).unwrap_or(i32::MAX),
+                call.model.clone(),
+                call.provider.clone(),
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.latency_us,
+                call.cost_micros,
+                call.currency.clone(),
+                call.cache_hit,
+                call.byok,
+                call.error.as_ref().map(|e| e.code.clone()),
+                call.error.as_ref().map(|e| e.message.clone()),
+                now
+            ],
         )
-        .bind(ModelCallId::new().to_string())
-        .bind(account.to_owned())
-        .bind(task.to_owned())
-        .bind(attempt)
-        .bind(i32::try_from(seq).unwrap_or(i32::MAX))
-        .bind(call.model.clone())
-        .bind(call.provider.clone())
-        .bind(call.prompt_tokens)
-        .bind(call.completion_tokens)
-        .bind(call.latency_us)
-        .bind(call.cost_micros)
-        .bind(call.currency.clone())
-        .bind(call.cache_hit)
-        .bind(call.byok)
-        .bind(call.error.as_ref().map(|e| e.code.clone()))
-        .bind(call.error.as_ref().map(|e| e.message.clone()))
-        .bind(now)
-        .execute(&mut **tx)
         .await?;
     }
     Ok(())
@@ -267,27 +261,66 @@ impl Store {
         let id = TaskId::new();
         let input = serde_json::to_string(&new.input).expect("task input serializes to JSON");
         let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
-        let row: Option<TaskRow> = on_pool!(&self.db, pool => {
-            sqlx::query_as(concat!(
-                "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
-                     idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at)
-                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10)
-                 on conflict (account_id, idempotency_key) do nothing
-                 returning ", task_columns!()
-            ))
-            .bind(id.to_string())
-            .bind(account.to_string())
-            .bind(new.agent_id.to_string())
-            .bind(new.agent_version)
-            .bind(input)
-            .bind(new.external_ref.clone())
-            .bind(new.idempotency.as_ref().map(|i| i.key.clone()))
-            .bind(new.idempotency.as_ref().map(|i| i.request_hash.clone()))
-            .bind(max_attempts)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-        });
+        let acct = account.to_string();
+        let mut tx = self.begin().await?;
+        // The billing lock serialises the account's admissions, so
+        // concurrent tasks can never reserve past the cap.
+        let billing = lock_billing(&mut tx, &acct, now).await?;
+        let row: Option<TaskRow> = tx
+            .fetch_optional(
+                concat!(
+                    "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
+                         idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at)
+                     values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10)
+                     on conflict (account_id, idempotency_key) do nothing
+                     returning ",
+                    task_columns!()
+                ),
+                args![
+                    id.to_string(),
+                    acct.clone(),
+                    new.agent_id.to_string(),
+                    new.agent_version,
+                    input,
+                    new.external_ref.clone(),
+                    new.idempotency.as_ref().map(|i| i.key.clone()),
+                    new.idempotency.as_ref().map(|i| i.request_hash.clone()),
+                    max_attempts,
+                    now
+                ],
+            )
+            .await?;
+        if row.is_some()
+            && let Some(cap) = billing.monthly_cap_micros
+        {
+            let (outcome_type,): (String,) = tx
+                .fetch_one(
+                    "select outcome_type from agent_versions where agent_id = $1 and version = $2",
+                    args![new.agent_id.to_string(), new.agent_version],
+                )
+                .await?;
+            let reserve = match billing.plan.reserve_cu(&outcome_type) {
+                Some(cu) => price_of(cu, billing.plan.price_per_cu.micros)?,
+                None => 0,
+            };
+            let committed = committed_spend(&mut tx, &acct, now).await?;
+            if committed >= cap || committed.saturating_add(reserve) > cap {
+                // Dropping the transaction rolls the task back.
+                return Ok(Created::BudgetExhausted {
+                    cap_micros: cap,
+                    committed_micros: committed,
+                });
+            }
+            if reserve > 0 {
+                tx.execute(
+                    "insert into budget_reservations (task_id, account_id, amount_micros, created_at)
+                     values ($1, $2, $3, $4)",
+                    args![id.to_string(), acct.clone(), reserve, now],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
         if let Some(row) = row {
             return Ok(Created::New(Task::try_from(row)?));
         }

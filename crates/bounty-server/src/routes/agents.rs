@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bounty_agents::OutputSchema;
-use bounty_core::{AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, VerifierPolicyRef};
+use bounty_core::{AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, VerificationPolicy};
 use bounty_store::{Agent, AgentPatch, AgentSpec, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -42,9 +42,13 @@ pub struct AgentIn {
     /// What a resolved task counts as (default `ticket.resolved`).
     #[serde(default)]
     pub outcome_type: Option<String>,
-    /// The verification policy (default `pass_through`).
+    /// How the output is verified: `{"mode": "all_of" | "any_of" |
+    /// "first_decisive", "verifiers": [{"kind": "rules" | "judge" |
+    /// "external", …}], "window_hours": 72, "lapse_decision": "pass",
+    /// "csat_threshold": 4, "goodwill_days": 0}`. Default: no verifiers,
+    /// every output passes.
     #[serde(default)]
-    pub verifier_policy: Option<String>,
+    pub verifier_policy: Option<VerificationPolicy>,
     /// Overrides of the models' generation defaults.
     #[serde(default)]
     pub params: Option<GenerationParams>,
@@ -62,7 +66,7 @@ pub struct AgentPatchIn {
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Option<serde_json::Value>>,
     pub outcome_type: Option<String>,
-    pub verifier_policy: Option<String>,
+    pub verifier_policy: Option<VerificationPolicy>,
     pub params: Option<GenerationParams>,
 }
 
@@ -85,7 +89,7 @@ pub struct AgentOut {
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<serde_json::Value>,
     pub outcome_type: String,
-    pub verifier_policy: String,
+    pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
     /// When the agent was created.
     pub created_at: DateTime<Utc>,
@@ -162,8 +166,10 @@ fn outcome_type(raw: &str) -> Result<OutcomeType, ApiError> {
     OutcomeType::parse(raw).map_err(|e| ApiError::validation("outcome_type", e.to_string()))
 }
 
-fn policy(raw: &str) -> Result<VerifierPolicyRef, ApiError> {
-    VerifierPolicyRef::parse(raw).map_err(|e| ApiError::validation("verifier_policy", e.to_string()))
+fn policy(state: &AppState, policy: VerificationPolicy) -> Result<VerificationPolicy, ApiError> {
+    bounty_agents::verify::validate_policy(&policy, &state.models)
+        .map_err(|(param, message)| ApiError::validation(param, message))?;
+    Ok(policy)
 }
 
 fn params(p: GenerationParams) -> Result<GenerationParams, ApiError> {
@@ -209,10 +215,7 @@ pub async fn create_agent(
         model_route: route(&state, body.model_route)?,
         output_schema: body.output_schema.map(schema).transpose()?,
         outcome_type: outcome_type(body.outcome_type.as_deref().unwrap_or("ticket.resolved"))?,
-        verifier_policy: match body.verifier_policy.as_deref() {
-            Some(p) => policy(p)?,
-            None => VerifierPolicyRef::pass_through(),
-        },
+        verifier_policy: policy(&state, body.verifier_policy.unwrap_or_default())?,
         params: params(body.params.unwrap_or_default())?,
     };
     let agent = state
@@ -315,7 +318,7 @@ pub async fn update_agent(
             Some(Some(value)) => Some(Some(schema(value)?)),
         },
         outcome_type: body.outcome_type.as_deref().map(outcome_type).transpose()?,
-        verifier_policy: body.verifier_policy.as_deref().map(policy).transpose()?,
+        verifier_policy: body.verifier_policy.map(|p| policy(&state, p)).transpose()?,
         params: body.params.map(params).transpose()?,
     };
     let new_name = patch

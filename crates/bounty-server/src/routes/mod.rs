@@ -8,7 +8,9 @@
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod billing;
 pub mod health;
 pub mod models;
+pub mod outcomes;
 pub mod pagination;
 pub mod tasks;

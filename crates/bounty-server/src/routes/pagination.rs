@@ -44,3 +44,20 @@ impl ListParams {
         Ok((limit, cursor))
     }
 }
+
+/// An optional RFC 3339 time from the query string, or a 400 naming it.
+pub fn parse_time(
+    param: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    value
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| ApiError::InvalidRequest {
+                    message: format!("`{param}` is not an RFC 3339 time: {e}"),
+                    param: Some(param.to_owned()),
+                })
+        })
+        .transpose()
+}

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::pagination::ListParams;
+use crate::routes::pagination::{ListParams, parse_time};
 use crate::state::AppState;
 
 /// The header that makes `POST /v1/tasks` safe to retry.
@@ -113,6 +113,18 @@ pub struct TaskDetail {
     pub model_calls: Vec<ModelCallOut>,
     /// Totals of the model calls.
     pub usage: UsageOut,
+    /// What the task came to, once it finished: see `GET /v1/outcomes/{id}`.
+    pub outcome: Option<TaskOutcomeOut>,
+}
+
+/// A task's outcome, in brief.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskOutcomeOut {
+    pub id: String,
+    /// `verifying`, `provisional`, `resolved`, `failed` or `reversed`.
+    pub status: String,
+    /// CU charged, as a decimal string.
+    pub cu: String,
 }
 
 /// One attempt.
@@ -221,7 +233,12 @@ impl TaskOut {
         }
     }
 
-    fn detailed(t: Task, attempts: Vec<TaskAttempt>, calls: Vec<ModelCall>) -> Self {
+    fn detailed(
+        t: Task,
+        attempts: Vec<TaskAttempt>,
+        calls: Vec<ModelCall>,
+        outcome: Option<bounty_store::Outcome>,
+    ) -> Self {
         let transcript = t.transcript.clone();
         let mut usage = UsageOut {
             model_calls: calls.len(),
@@ -266,6 +283,15 @@ impl TaskOut {
                 })
                 .collect(),
             usage,
+            outcome: outcome.map(|o| TaskOutcomeOut {
+                id: o.id.to_string(),
+                status: o.status.as_str().to_owned(),
+                cu: if o.status.charged() {
+                    o.cu.decimal()
+                } else {
+                    "0.000".to_owned()
+                },
+            }),
         });
         out
     }
@@ -317,6 +343,7 @@ async fn resolve_agent(
         (status = 202, body = TaskOut, description = "Queued (or, with `Idempotent-Replayed: true`, the task of an earlier identical request)"),
         (status = 400, description = "Malformed JSON, an unknown or missing field, or a bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 402, description = "`budget_exhausted`: the monthly spending cap is reached", body = ErrorBody),
         (status = 422, description = "`unknown_agent`, `idempotency_mismatch`, or `validation_failed` naming the field", body = ErrorBody),
     )
 )]
@@ -371,6 +398,16 @@ pub async fn create_task(
             Ok(response)
         }
         Created::Mismatch => Err(ApiError::IdempotencyMismatch),
+        Created::BudgetExhausted {
+            cap_micros,
+            committed_micros,
+        } => {
+            tracing::info!("task refused: the monthly spending cap is reached");
+            Err(ApiError::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            })
+        }
     }
 }
 
@@ -411,17 +448,8 @@ pub async fn list_tasks(
                 .map_err(|e| bad("status", format!("`status`: {e}")))
         })
         .transpose()?;
-    let time = |param: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|s| {
-                DateTime::parse_from_rfc3339(s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| bad(param, format!("`{param}` is not an RFC 3339 time: {e}")))
-            })
-            .transpose()
-    };
-    let created_from = time("created_from", &q.created_from)?;
-    let created_to = time("created_to", &q.created_to)?;
+    let created_from = parse_time("created_from", q.created_from.as_deref())?;
+    let created_to = parse_time("created_to", q.created_to.as_deref())?;
     let agent_id = match q.agent.as_deref() {
         None => None,
         Some(a) => Some(
@@ -476,5 +504,6 @@ pub async fn get_task(
         .ok_or(ApiError::NotFound { kind: "task", id })?;
     let attempts = state.store.task_attempts(auth.account_id, task_id).await?;
     let calls = state.store.model_calls(auth.account_id, task_id).await?;
-    Ok(Json(TaskOut::detailed(task, attempts, calls)))
+    let outcome = state.store.outcome_of_task(auth.account_id, task_id).await?;
+    Ok(Json(TaskOut::detailed(task, attempts, calls, outcome)))
 }

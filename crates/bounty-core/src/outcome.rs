@@ -1,0 +1,731 @@
+//! The outcome state machine: when a task's result counts as resolved,
+//! and so when it is charged, or when a charge is reversed.
+//!
+//! An outcome starts `verifying`. Its verifiers' combined decision moves
+//! it on; a decision of `pending` parks it as `provisional` until the
+//! ticket source sends a signal or the verification window lapses. Only
+//! `resolved` is charged, and an outcome is charged at most once: every
+//! path that leaves `resolved` carries a [`ChargeEffect::Reverse`], and no
+//! path leads back into it. [`transition`] is the only place these rules
+//! live; it is pure, so the caller supplies the clock's view of the world
+//! as an [`OutcomeContext`].
+//!
+//! | From                 | Event                                              | Context                  | To                | Effect  |
+//! |----------------------|----------------------------------------------------|--------------------------|-------------------|---------|
+//! | `verifying`          | `Verified(pass)`                                   |                          | `resolved`        | charge  |
+//! | `verifying`          | `Verified(fail)`                                   |                          | `failed`          | none    |
+//! | `verifying`          | `Verified(pending)`                                |                          | `provisional`     | none    |
+//! | `verifying`          | a signal, `WindowLapsed`, `GoodwillReversal`       |                          | error             |         |
+//! | `provisional`        | `solved`, `customer_confirmed`, `csat` ≥ threshold | in window                | `resolved`        | charge  |
+//! | `provisional`        | `reopened`, `csat` < threshold                     | in window                | `failed`          | none    |
+//! | `provisional`        | any signal (it came too late)                      | window over              | as `WindowLapsed` |         |
+//! | `provisional`        | `WindowLapsed`                                     | lapse decision `pass`    | `resolved`        | charge  |
+//! | `provisional`        | `WindowLapsed`                                     | any other lapse decision | `failed`          | none    |
+//! | `provisional`        | `Verified`, `GoodwillReversal`                     |                          | error             |         |
+//! | `resolved`           | `reopened`                                         | in window                | `failed`          | reverse |
+//! | `resolved`           | `reopened`                                         | window over              | `resolved`        | none    |
+//! | `resolved`           | any other signal, `WindowLapsed`                   |                          | `resolved`        | none    |
+//! | `resolved`           | `GoodwillReversal`                                 | in window or in goodwill | `reversed`        | reverse |
+//! | `resolved`           | `GoodwillReversal`                                 | neither                  | error             |         |
+//! | `resolved`           | `Verified`                                         |                          | error             |         |
+//! | `failed`, `reversed` | any signal, `WindowLapsed`                         |                          | unchanged         | none    |
+//! | `failed`, `reversed` | `Verified`, `GoodwillReversal`                     |                          | error             |         |
+//!
+//! A `csat` signal whose score is outside 1 to 5 is an error in every
+//! status. Signals that change nothing are still accepted (not errors) so
+//! the caller can record them as evidence: the ticket source does not know
+//! our states and may send anything at any time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::Decision;
+use crate::verification::VerificationPolicy;
+
+/// Where an outcome is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    /// The verifiers have not decided yet.
+    Verifying,
+    /// Waiting for a signal from the ticket source within the window.
+    Provisional,
+    /// Done, and charged.
+    Resolved,
+    /// Not done: never charged. Final.
+    Failed,
+    /// Was resolved and charged; the charge has been reversed. Final.
+    Reversed,
+}
+
+impl OutcomeStatus {
+    pub const ALL: [OutcomeStatus; 5] = [
+        OutcomeStatus::Verifying,
+        OutcomeStatus::Provisional,
+        OutcomeStatus::Resolved,
+        OutcomeStatus::Failed,
+        OutcomeStatus::Reversed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Verifying => "verifying",
+            OutcomeStatus::Provisional => "provisional",
+            OutcomeStatus::Resolved => "resolved",
+            OutcomeStatus::Failed => "failed",
+            OutcomeStatus::Reversed => "reversed",
+        }
+    }
+
+    /// Whether no event can change the status any more. `resolved` is not
+    /// final: a reopen inside the window or a goodwill reversal can still
+    /// undo it.
+    pub fn is_final(self) -> bool {
+        matches!(self, OutcomeStatus::Failed | OutcomeStatus::Reversed)
+    }
+
+    /// Whether an outcome in this status stands charged.
+    pub fn charged(self) -> bool {
+        self == OutcomeStatus::Resolved
+    }
+}
+
+impl fmt::Display for OutcomeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown outcome status string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome status {0:?}; expected verifying, provisional, resolved, failed or reversed")]
+pub struct UnknownOutcomeStatus(pub String);
+
+impl FromStr for OutcomeStatus {
+    type Err = UnknownOutcomeStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutcomeStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownOutcomeStatus(s.to_owned()))
+    }
+}
+
+/// A resolution signal from the ticket source.
+///
+/// ```json
+/// {"kind": "solved"}
+/// {"kind": "csat", "score": 4}
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signal {
+    /// The ticket was marked solved.
+    Solved,
+    /// The ticket was reopened.
+    Reopened,
+    /// The customer said the answer solved their problem.
+    CustomerConfirmed,
+    /// A satisfaction score, 1 (worst) to 5 (best).
+    Csat { score: u8 },
+}
+
+impl Signal {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Signal::Solved => "solved",
+            Signal::Reopened => "reopened",
+            Signal::CustomerConfirmed => "customer_confirmed",
+            Signal::Csat { .. } => "csat",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    /// `solved`, or `csat 4`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signal::Csat { score } => write!(f, "csat {score}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// Something that happened to an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeEvent {
+    /// The verifiers' combined decision.
+    Verified(Decision),
+    /// A signal from the ticket source.
+    Signal(Signal),
+    /// The verification window has passed (the caller's clock says so).
+    WindowLapsed,
+    /// An operator reverses a resolved outcome's charge.
+    GoodwillReversal,
+}
+
+impl fmt::Display for OutcomeEvent {
+    /// `verified pass`, `signal csat 4`, `window lapse`, `goodwill reversal`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutcomeEvent::Verified(d) => write!(f, "verified {d}"),
+            OutcomeEvent::Signal(s) => write!(f, "signal {s}"),
+            OutcomeEvent::WindowLapsed => f.write_str("window lapse"),
+            OutcomeEvent::GoodwillReversal => f.write_str("goodwill reversal"),
+        }
+    }
+}
+
+/// What a transition does to the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeEffect {
+    /// Nothing.
+    None,
+    /// Charge the outcome (it just became resolved).
+    Charge,
+    /// Reverse the outcome's charge (it just stopped being resolved).
+    Reverse,
+}
+
+impl ChargeEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeEffect::None => "none",
+            ChargeEffect::Charge => "charge",
+            ChargeEffect::Reverse => "reverse",
+        }
+    }
+}
+
+impl fmt::Display for ChargeEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The facts, as of the event, that a transition depends on. The caller
+/// computes them from its injected clock and the agent's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeContext {
+    /// Whether the verification window is still open.
+    pub in_window: bool,
+    /// Whether the goodwill period (after the window) is still open.
+    pub in_goodwill: bool,
+    /// The decision when the window lapses with no signal; anything but
+    /// `pass` fails the outcome.
+    pub lapse_decision: Decision,
+    /// CSAT scores at or above this confirm; below it they fail.
+    pub csat_threshold: u8,
+}
+
+impl OutcomeContext {
+    /// The context for `policy`, given where the clock stands.
+    pub fn new(policy: &VerificationPolicy, in_window: bool, in_goodwill: bool) -> Self {
+        OutcomeContext {
+            in_window,
+            in_goodwill,
+            lapse_decision: policy.lapse_decision,
+            csat_threshold: policy.csat_threshold,
+        }
+    }
+}
+
+/// One accepted step of the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Transition {
+    pub from: OutcomeStatus,
+    /// Equal to `from` when the event is only recorded as evidence.
+    pub to: OutcomeStatus,
+    pub effect: ChargeEffect,
+    /// Why, in words a customer can read on the outcome's timeline.
+    pub reason: String,
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The event makes no sense in the outcome's status (say, a second
+    /// verdict, or a signal before the verifiers have decided).
+    #[error("{event} is not allowed while the outcome is {status}")]
+    NotAllowed {
+        /// The event, as [`OutcomeEvent`]'s `Display` spells it.
+        event: String,
+        status: OutcomeStatus,
+    },
+    /// A goodwill reversal after both the window and the goodwill period.
+    #[error("goodwill reversal is not allowed: the window and the goodwill period have both passed")]
+    GoodwillExpired,
+    /// A CSAT score outside 1 to 5.
+    #[error("csat score {0} is outside 1 to 5")]
+    BadCsatScore(u8),
+}
+
+/// Applies `event` to an outcome in `status`. See the module docs for the
+/// table of rules.
+pub fn transition(
+    status: OutcomeStatus,
+    event: &OutcomeEvent,
+    ctx: &OutcomeContext,
+) -> Result<Transition, TransitionError> {
+    use ChargeEffect as E;
+    use OutcomeStatus as S;
+
+    if let OutcomeEvent::Signal(Signal::Csat { score }) = *event
+        && !(1..=5).contains(&score)
+    {
+        return Err(TransitionError::BadCsatScore(score));
+    }
+    let step = |to: OutcomeStatus, effect: ChargeEffect, reason: String| {
+        Ok(Transition {
+            from: status,
+            to,
+            effect,
+            reason,
+        })
+    };
+    let not_allowed = || {
+        Err(TransitionError::NotAllowed {
+            event: event.to_string(),
+            status,
+        })
+    };
+    let lapse = |prefix: &str| {
+        if ctx.lapse_decision == Decision::Pass {
+            step(
+                S::Resolved,
+                E::Charge,
+                format!("{prefix}; the lapse decision is pass: resolved and charged"),
+            )
+        } else {
+            step(
+                S::Failed,
+                E::None,
+                format!(
+                    "{prefix}; the lapse decision is {}: never charged",
+                    ctx.lapse_decision
+                ),
+            )
+        }
+    };
+
+    match (status, *event) {
+        (S::Verifying, OutcomeEvent::Verified(decision)) => match decision {
+            Decision::Pass => step(
+                S::Resolved,
+                E::Charge,
+                "verifiers passed: resolved and charged".into(),
+            ),
+            Decision::Fail => step(S::Failed, E::None, "verifiers failed: never charged".into()),
+            Decision::Pending => step(
+                S::Provisional,
+                E::None,
+                "waiting for a signal from the ticket source within the window".into(),
+            ),
+        },
+        (_, OutcomeEvent::Verified(_)) => not_allowed(),
+
+        (S::Provisional, OutcomeEvent::Signal(signal)) if !ctx.in_window => lapse(&format!(
+            "signal {signal} arrived after the window, so the lapse decides"
+        )),
+        (S::Provisional, OutcomeEvent::Signal(signal)) => {
+            let confirms = match signal {
+                Signal::Solved | Signal::CustomerConfirmed => true,
+                Signal::Reopened => false,
+                Signal::Csat { score } => score >= ctx.csat_threshold,
+            };
+            let why = match signal {
+                Signal::Csat { score } if confirms => {
+                    format!("csat {score} is at least the threshold {}", ctx.csat_threshold)
+                }
+                Signal::Csat { score } => {
+                    format!("csat {score} is below the threshold {}", ctx.csat_threshold)
+                }
+                other => format!("ticket {} within the window", other.kind().replace('_', " ")),
+            };
+            if confirms {
+                step(S::Resolved, E::Charge, format!("{why}: resolved and charged"))
+            } else {
+                step(S::Failed, E::None, format!("{why}: never charged"))
+            }
+        }
+        (S::Provisional, OutcomeEvent::WindowLapsed) => lapse("the window lapsed with no signal"),
+
+        (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) if ctx.in_window => step(
+            S::Failed,
+            E::Reverse,
+            "reopened inside the window: never charged (charge reversed)".into(),
+        ),
+        (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) => step(
+            S::Resolved,
+            E::None,
+            "reopened after the window: stays resolved; a goodwill reversal is an operator decision".into(),
+        ),
+        (S::Resolved, OutcomeEvent::Signal(signal)) => step(
+            S::Resolved,
+            E::None,
+            format!("signal {signal} recorded as evidence; already resolved"),
+        ),
+        (S::Resolved, OutcomeEvent::WindowLapsed) => {
+            step(S::Resolved, E::None, "the window lapsed; already resolved".into())
+        }
+        (S::Resolved, OutcomeEvent::GoodwillReversal) if ctx.in_window || ctx.in_goodwill => step(
+            S::Reversed,
+            E::Reverse,
+            "goodwill reversal by an operator: charge reversed".into(),
+        ),
+        (S::Resolved, OutcomeEvent::GoodwillReversal) => Err(TransitionError::GoodwillExpired),
+
+        (S::Failed | S::Reversed, OutcomeEvent::Signal(signal)) => step(
+            status,
+            E::None,
+            format!("signal {signal} recorded as evidence; the outcome is {status}, which is final"),
+        ),
+        (S::Failed | S::Reversed, OutcomeEvent::WindowLapsed) => step(
+            status,
+            E::None,
+            format!("the window lapsed; the outcome is {status}, which is final"),
+        ),
+
+        (
+            S::Verifying,
+            OutcomeEvent::Signal(_) | OutcomeEvent::WindowLapsed | OutcomeEvent::GoodwillReversal,
+        )
+        | (S::Provisional | S::Failed | S::Reversed, OutcomeEvent::GoodwillReversal) => not_allowed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use OutcomeStatus as S;
+
+    fn ctx(in_window: bool) -> OutcomeContext {
+        OutcomeContext {
+            in_window,
+            in_goodwill: false,
+            lapse_decision: Decision::Pass,
+            csat_threshold: 4,
+        }
+    }
+
+    /// `(to, effect)` of an accepted transition, asserting `from` is kept.
+    fn go(status: OutcomeStatus, event: OutcomeEvent, ctx: OutcomeContext) -> (OutcomeStatus, ChargeEffect) {
+        let t = transition(status, &event, &ctx).unwrap_or_else(|e| panic!("{status} + {event}: {e}"));
+        assert_eq!(t.from, status);
+        assert!(!t.reason.is_empty());
+        (t.to, t.effect)
+    }
+
+    fn refused(status: OutcomeStatus, event: OutcomeEvent, ctx: OutcomeContext) -> TransitionError {
+        transition(status, &event, &ctx).expect_err(&format!("{status} + {event} should be refused"))
+    }
+
+    const ALL_SIGNALS: [Signal; 5] = [
+        Signal::Solved,
+        Signal::Reopened,
+        Signal::CustomerConfirmed,
+        Signal::Csat { score: 1 },
+        Signal::Csat { score: 5 },
+    ];
+
+    #[test]
+    fn status_strings_round_trip() {
+        for s in OutcomeStatus::ALL {
+            assert_eq!(s.as_str().parse::<OutcomeStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+        assert!("done".parse::<OutcomeStatus>().is_err());
+        assert!(S::Failed.is_final() && S::Reversed.is_final() && !S::Resolved.is_final());
+        assert_eq!(
+            OutcomeStatus::ALL
+                .into_iter()
+                .filter(|s| s.charged())
+                .collect::<Vec<_>>(),
+            [S::Resolved]
+        );
+    }
+
+    #[test]
+    fn signal_serde_shape() {
+        assert_eq!(
+            serde_json::to_value(Signal::Solved).unwrap(),
+            serde_json::json!({"kind": "solved"})
+        );
+        assert_eq!(
+            serde_json::to_value(Signal::Csat { score: 4 }).unwrap(),
+            serde_json::json!({"kind": "csat", "score": 4})
+        );
+        let back: Signal = serde_json::from_str(r#"{"kind":"customer_confirmed"}"#).unwrap();
+        assert_eq!(back, Signal::CustomerConfirmed);
+        assert!(serde_json::from_str::<Signal>(r#"{"kind":"closed"}"#).is_err());
+        assert_eq!(
+            serde_json::to_value(ChargeEffect::Reverse).unwrap(),
+            serde_json::json!("reverse")
+        );
+    }
+
+    #[test]
+    fn verifying_takes_only_a_verdict() {
+        let c = ctx(true);
+        assert_eq!(
+            go(S::Verifying, OutcomeEvent::Verified(Decision::Pass), c),
+            (S::Resolved, ChargeEffect::Charge)
+        );
+        assert_eq!(
+            go(S::Verifying, OutcomeEvent::Verified(Decision::Fail), c),
+            (S::Failed, ChargeEffect::None)
+        );
+        assert_eq!(
+            go(S::Verifying, OutcomeEvent::Verified(Decision::Pending), c),
+            (S::Provisional, ChargeEffect::None)
+        );
+        for event in [
+            OutcomeEvent::Signal(Signal::Solved),
+            OutcomeEvent::WindowLapsed,
+            OutcomeEvent::GoodwillReversal,
+        ] {
+            assert!(matches!(
+                refused(S::Verifying, event, c),
+                TransitionError::NotAllowed { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_second_verdict_is_refused() {
+        for status in [S::Provisional, S::Resolved, S::Failed, S::Reversed] {
+            let err = refused(status, OutcomeEvent::Verified(Decision::Pass), ctx(true));
+            assert_eq!(
+                err.to_string(),
+                format!("verified pass is not allowed while the outcome is {status}")
+            );
+        }
+    }
+
+    #[test]
+    fn provisional_signals_inside_the_window() {
+        let c = ctx(true);
+        let charge = (S::Resolved, ChargeEffect::Charge);
+        let fail = (S::Failed, ChargeEffect::None);
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::Solved), c),
+            charge
+        );
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::CustomerConfirmed), c),
+            charge
+        );
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::Csat { score: 4 }), c),
+            charge
+        );
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::Csat { score: 3 }), c),
+            fail
+        );
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::Reopened), c),
+            fail
+        );
+        assert!(matches!(
+            refused(S::Provisional, OutcomeEvent::GoodwillReversal, c),
+            TransitionError::NotAllowed { .. }
+        ));
+    }
+
+    #[test]
+    fn provisional_lapse_follows_the_lapse_decision() {
+        let pass = ctx(false);
+        let fail = OutcomeContext {
+            lapse_decision: Decision::Fail,
+            ..pass
+        };
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::WindowLapsed, pass),
+            (S::Resolved, ChargeEffect::Charge)
+        );
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::WindowLapsed, fail),
+            (S::Failed, ChargeEffect::None)
+        );
+    }
+
+    #[test]
+    fn a_late_signal_lets_the_lapse_decide() {
+        let pass = ctx(false);
+        let t = transition(S::Provisional, &OutcomeEvent::Signal(Signal::Reopened), &pass).unwrap();
+        assert_eq!((t.to, t.effect), (S::Resolved, ChargeEffect::Charge));
+        assert!(t.reason.contains("after the window"), "{}", t.reason);
+        let fail = OutcomeContext {
+            lapse_decision: Decision::Fail,
+            ..pass
+        };
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Signal(Signal::Solved), fail),
+            (S::Failed, ChargeEffect::None)
+        );
+    }
+
+    #[test]
+    fn resolved_reopen_reverses_only_inside_the_window() {
+        let reopen = OutcomeEvent::Signal(Signal::Reopened);
+        assert_eq!(
+            go(S::Resolved, reopen, ctx(true)),
+            (S::Failed, ChargeEffect::Reverse)
+        );
+        let t = transition(S::Resolved, &reopen, &ctx(false)).unwrap();
+        assert_eq!((t.to, t.effect), (S::Resolved, ChargeEffect::None));
+        assert!(t.reason.contains("goodwill"), "{}", t.reason);
+    }
+
+    #[test]
+    fn resolved_keeps_other_signals_as_evidence() {
+        for window in [true, false] {
+            for signal in ALL_SIGNALS.into_iter().filter(|s| *s != Signal::Reopened) {
+                let stay = (S::Resolved, ChargeEffect::None);
+                assert_eq!(go(S::Resolved, OutcomeEvent::Signal(signal), ctx(window)), stay);
+            }
+            assert_eq!(
+                go(S::Resolved, OutcomeEvent::WindowLapsed, ctx(window)),
+                (S::Resolved, ChargeEffect::None)
+            );
+        }
+    }
+
+    #[test]
+    fn goodwill_reversal_needs_the_window_or_goodwill() {
+        let reversed = (S::Reversed, ChargeEffect::Reverse);
+        assert_eq!(
+            go(S::Resolved, OutcomeEvent::GoodwillReversal, ctx(true)),
+            reversed
+        );
+        let goodwill = OutcomeContext {
+            in_goodwill: true,
+            ..ctx(false)
+        };
+        assert_eq!(
+            go(S::Resolved, OutcomeEvent::GoodwillReversal, goodwill),
+            reversed
+        );
+        assert_eq!(
+            refused(S::Resolved, OutcomeEvent::GoodwillReversal, ctx(false)),
+            TransitionError::GoodwillExpired
+        );
+    }
+
+    #[test]
+    fn final_statuses_only_record_evidence() {
+        for status in [S::Failed, S::Reversed] {
+            for window in [true, false] {
+                for signal in ALL_SIGNALS {
+                    assert_eq!(
+                        go(status, OutcomeEvent::Signal(signal), ctx(window)),
+                        (status, ChargeEffect::None)
+                    );
+                }
+                assert_eq!(
+                    go(status, OutcomeEvent::WindowLapsed, ctx(window)),
+                    (status, ChargeEffect::None)
+                );
+                let goodwill = OutcomeContext {
+                    in_goodwill: true,
+                    ..ctx(window)
+                };
+                assert!(matches!(
+                    refused(status, OutcomeEvent::GoodwillReversal, goodwill),
+                    TransitionError::NotAllowed { .. }
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn csat_outside_one_to_five_is_refused_everywhere() {
+        for status in OutcomeStatus::ALL {
+            for score in [0, 6, 255] {
+                assert_eq!(
+                    refused(status, OutcomeEvent::Signal(Signal::Csat { score }), ctx(true)),
+                    TransitionError::BadCsatScore(score)
+                );
+            }
+        }
+    }
+
+    fn event() -> impl Strategy<Value = OutcomeEvent> {
+        let decision = prop_oneof![
+            Just(Decision::Pass),
+            Just(Decision::Fail),
+            Just(Decision::Pending)
+        ];
+        let signal = prop_oneof![
+            Just(Signal::Solved),
+            Just(Signal::Reopened),
+            Just(Signal::CustomerConfirmed),
+            (0u8..=7).prop_map(|score| Signal::Csat { score }),
+        ];
+        prop_oneof![
+            decision.prop_map(OutcomeEvent::Verified),
+            signal.prop_map(OutcomeEvent::Signal),
+            Just(OutcomeEvent::WindowLapsed),
+            Just(OutcomeEvent::GoodwillReversal),
+        ]
+    }
+
+    fn context() -> impl Strategy<Value = OutcomeContext> {
+        let decision = prop_oneof![
+            Just(Decision::Pass),
+            Just(Decision::Fail),
+            Just(Decision::Pending)
+        ];
+        (any::<bool>(), any::<bool>(), decision, 1u8..=5).prop_map(
+            |(in_window, in_goodwill, lapse_decision, csat_threshold)| OutcomeContext {
+                in_window,
+                in_goodwill,
+                lapse_decision,
+                csat_threshold,
+            },
+        )
+    }
+
+    proptest! {
+        /// Whatever arrives, in whatever order and context, an outcome is
+        /// charged at most once, a reversal only undoes a standing charge,
+        /// and the status says whether it stands charged.
+        #[test]
+        fn charged_at_most_once(steps in proptest::collection::vec((event(), context()), 0..24)) {
+            let mut status = OutcomeStatus::Verifying;
+            let mut net = 0i32;
+            for (event, ctx) in &steps {
+                let Ok(t) = transition(status, event, ctx) else { continue };
+                prop_assert_eq!(t.from, status);
+                match t.effect {
+                    ChargeEffect::Charge => {
+                        prop_assert_eq!(net, 0, "a second charge");
+                        net += 1;
+                    }
+                    ChargeEffect::Reverse => {
+                        prop_assert_eq!(net, 1, "a reverse with no charge standing");
+                        net -= 1;
+                    }
+                    ChargeEffect::None => {}
+                }
+                prop_assert_eq!(t.effect == ChargeEffect::None, t.from.charged() == t.to.charged());
+                if status.is_final() {
+                    prop_assert_eq!(t.to, status);
+                }
+                status = t.to;
+                prop_assert!(net == 0 || net == 1);
+                prop_assert_eq!(status.charged(), net == 1);
+            }
+            if status.is_final() {
+                prop_assert_eq!(net, 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! `/v1/outcomes`: what each task came to, with its verdict receipt, and
+//! the resolution signals that confirm or reopen it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use bounty_core::outcome::{OutcomeStatus, Signal};
+use bounty_core::plan::RatingReceipt;
+use bounty_core::{OutcomeId, TaskId, VerifierVerdict};
+use bounty_store::{Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::pagination::{ListParams, parse_time};
+use crate::state::AppState;
+
+/// An outcome: its status, what it was charged and what it cost.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutcomeOut {
+    pub id: OutcomeId,
+    pub task_id: TaskId,
+    pub agent: OutcomeAgent,
+    pub outcome_type: String,
+    /// `verifying`, `provisional`, `resolved`, `failed` or `reversed`.
+    #[schema(value_type = String)]
+    pub status: OutcomeStatus,
+    /// Until when the ticket source may still confirm or reopen it.
+    pub window_ends_at: DateTime<Utc>,
+    /// Compute units charged, as a decimal string (`"1.000"`); `"0.000"`
+    /// unless resolved.
+    pub cu: String,
+    /// Money charged (before prepaid credits), in micros of `currency`.
+    pub amount_micros: i64,
+    pub currency: String,
+    /// Inference cost of the task: every attempt, failed ones and judges.
+    pub inference_cost_micros: i64,
+    pub inference_currency: String,
+    /// `amount − inference cost`, when both are in one currency and the
+    /// outcome is charged.
+    pub margin_micros: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub receipt: Option<Receipt>,
+}
+
+/// The agent version an outcome was verified under.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutcomeAgent {
+    pub id: String,
+    pub version: i32,
+}
+
+/// What a customer can audit and dispute: every event with its evidence,
+/// the rating and the ledger transfers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Receipt {
+    /// SHA-256 of the verification policy the outcome was judged under.
+    pub policy_hash: String,
+    pub events: Vec<EventOut>,
+    /// The rating: inputs, formula and result (only when charged).
+    #[schema(value_type = Option<Object>)]
+    pub rating: Option<RatingReceipt>,
+    pub transfers: Vec<TransferOut>,
+    /// "No charge — not resolved" when nothing is charged.
+    pub charge_summary: String,
+}
+
+/// One event of the receipt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventOut {
+    pub seq: i32,
+    /// `verified`, `signal`, `window_lapsed`, `goodwill_reversal` or `task_failed`.
+    pub event: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    /// `none`, `charge` or `reverse`.
+    pub effect: String,
+    pub verdicts: Option<Vec<VerifierVerdict>>,
+    #[schema(value_type = Option<Object>)]
+    pub signal: Option<serde_json::Value>,
+    /// The agent version whose policy applied.
+    pub policy_version: i32,
+    pub inputs_hash: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One ledger transfer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransferOut {
+    pub id: String,
+    pub kind: String,
+    pub debit: String,
+    pub credit: String,
+    pub amount: i64,
+    /// `mCU` (milli compute units) or a currency (micros).
+    pub unit: String,
+    pub reverses: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Transfer> for TransferOut {
+    fn from(t: Transfer) -> Self {
+        TransferOut {
+            id: t.id.to_string(),
+            kind: t.kind,
+            debit: t.debit,
+            credit: t.credit,
+            amount: t.amount,
+            unit: t.unit,
+            reverses: t.reverses_id.map(|r| r.to_string()),
+            created_at: t.created_at,
+        }
+    }
+}
+
+impl From<OutcomeEventRecord> for EventOut {
+    fn from(e: OutcomeEventRecord) -> Self {
+        EventOut {
+            seq: e.seq,
+            event: e.event,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            effect: e.effect,
+            verdicts: e.verdicts,
+            signal: e.signal,
+            policy_version: e.policy_version,
+            inputs_hash: e.inputs_hash,
+            reason: e.reason,
+            created_at: e.created_at,
+        }
+    }
+}
+
+impl OutcomeOut {
+    pub(crate) fn summary(o: Outcome) -> Self {
+        let charged = o.status == OutcomeStatus::Resolved;
+        let margin = (charged && o.currency == o.inference_currency)
+            .then(|| o.amount_micros.saturating_sub(o.inference_cost_micros));
+        OutcomeOut {
+            id: o.id,
+            task_id: o.task_id,
+            agent: OutcomeAgent {
+                id: o.agent_id,
+                version: o.agent_version,
+            },
+            outcome_type: o.outcome_type,
+            status: o.status,
+            window_ends_at: o.window_ends_at,
+            cu: if charged {
+                o.cu.decimal()
+            } else {
+                "0.000".to_owned()
+            },
+            amount_micros: if charged { o.amount_micros } else { 0 },
+            currency: o.currency,
+            inference_cost_micros: o.inference_cost_micros,
+            inference_currency: o.inference_currency,
+            margin_micros: margin,
+            created_at: o.created_at,
+            decided_at: o.decided_at,
+            receipt: None,
+        }
+    }
+}
+
+/// One page of outcomes, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutcomeList {
+    pub data: Vec<OutcomeOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of `GET /v1/outcomes`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OutcomeListParams {
+    /// `verifying`, `provisional`, `resolved`, `failed` or `reversed`.
+    pub status: Option<String>,
+    /// An agent id (`agt_…`).
+    pub agent: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub created_from: Option<String>,
+    /// Created before (RFC 3339).
+    pub created_to: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Lists the account's outcomes, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/outcomes",
+    tag = "outcomes",
+    security(("api_key" = [])),
+    params(OutcomeListParams),
+    responses(
+        (status = 200, body = OutcomeList),
+        (status = 400, description = "A bad filter, `limit` or `cursor`, named in `param`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+    )
+)]
+pub async fn list_outcomes(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<OutcomeListParams>,
+) -> ApiResult<Json<OutcomeList>> {
+    let (limit, cursor) = ListParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .parse::<OutcomeId>()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<OutcomeStatus>().map_err(|e| ApiError::InvalidRequest {
+                message: format!("`status`: {e}"),
+                param: Some("status".to_owned()),
+            })
+        })
+        .transpose()?;
+    let filter = OutcomeFilter {
+        status,
+        agent_id: q.agent.clone(),
+        created_from: parse_time("created_from", q.created_from.as_deref())?,
+        created_to: parse_time("created_to", q.created_to.as_deref())?,
+    };
+    let page = state
+        .store
+        .list_outcomes(auth.account_id, &filter, limit, cursor)
+        .await?;
+    Ok(Json(OutcomeList {
+        data: page.items.into_iter().map(OutcomeOut::summary).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub(crate) async fn receipt_of(state: &AppState, auth: &Auth, outcome: Outcome) -> ApiResult<OutcomeOut> {
+    let events = state.store.outcome_events(auth.account_id, outcome.id).await?;
+    let transfers = state
+        .store
+        .transfers(auth.account_id, Some(outcome.id), None)
+        .await?;
+    let rating = outcome.rating.clone();
+    let policy_hash = outcome.policy_hash.clone();
+    let mut out = OutcomeOut::summary(outcome);
+    let charge_summary = if out.status == OutcomeStatus::Resolved {
+        match &rating {
+            Some(r) => format!("Charged {}: {}", r.cu, r.formula),
+            None => "Resolved".to_owned(),
+        }
+    } else if out.status == OutcomeStatus::Reversed {
+        "No charge — reversed".to_owned()
+    } else {
+        "No charge — not resolved".to_owned()
+    };
+    out.receipt = Some(Receipt {
+        policy_hash,
+        events: events.into_iter().map(Into::into).collect(),
+        rating,
+        transfers: transfers.into_iter().map(Into::into).collect(),
+        charge_summary,
+    });
+    Ok(out)
+}
+
+/// Shows an outcome with its receipt: the verdict chain, the rating
+/// (inputs, formula, result), the ledger transfers, inference cost and
+/// margin.
+#[utoipa::path(
+    get,
+    path = "/v1/outcomes/{id}",
+    tag = "outcomes",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The outcome's id, `out_…`")),
+    responses(
+        (status = 200, body = OutcomeOut),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such outcome in this account", body = ErrorBody),
+    )
+)]
+pub async fn get_outcome(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OutcomeOut>> {
+    let oid: OutcomeId = id.parse().map_err(|_| ApiError::NotFound {
+        kind: "outcome",
+        id: id.clone(),
+    })?;
+    let outcome = state
+        .store
+        .get_outcome(auth.account_id, oid)
+        .await?
+        .ok_or(ApiError::NotFound { kind: "outcome", id })?;
+    Ok(Json(receipt_of(&state, &auth, outcome).await?))
+}
+
+/// A resolution signal from the ticket source.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalIn {
+    /// `solved`, `reopened`, `customer_confirmed` or `csat` (with `score`
+    /// 1 to 5); or `goodwill_reversal` to reverse a resolved outcome as
+    /// goodwill (inside its window or goodwill days).
+    pub kind: String,
+    pub score: Option<u8>,
+}
+
+/// Records a resolution signal and applies it: a provisional outcome is
+/// resolved (and charged) or failed; a resolved one reopened inside its
+/// window fails and its charge is reversed.
+#[utoipa::path(
+    post,
+    path = "/v1/outcomes/{id}/signals",
+    tag = "outcomes",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The outcome's id, `out_…`")),
+    request_body = SignalIn,
+    responses(
+        (status = 200, body = OutcomeOut, description = "The outcome after the signal, with its receipt"),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such outcome in this account", body = ErrorBody),
+        (status = 409, description = "`outcome_transition_refused`: not applicable in the outcome's state", body = ErrorBody),
+        (status = 422, description = "An unknown `kind` or a bad `score`", body = ErrorBody),
+    )
+)]
+pub async fn post_signal(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SignalIn>,
+) -> ApiResult<Json<OutcomeOut>> {
+    let oid: OutcomeId = id.parse().map_err(|_| ApiError::NotFound {
+        kind: "outcome",
+        id: id.clone(),
+    })?;
+    let signal = match (body.kind.as_str(), body.score) {
+        ("solved", None) => Some(Signal::Solved),
+        ("reopened", None) => Some(Signal::Reopened),
+        ("customer_confirmed", None) => Some(Signal::CustomerConfirmed),
+        ("csat", Some(score)) if (1..=5).contains(&score) => Some(Signal::Csat { score }),
+        ("csat", _) => return Err(ApiError::validation("score", "must be 1 to 5 with `csat`")),
+        ("goodwill_reversal", None) => None,
+        ("solved" | "reopened" | "customer_confirmed" | "goodwill_reversal", Some(_)) => {
+            return Err(ApiError::validation("score", "is only for `csat`"));
+        }
+        (other, _) => {
+            return Err(ApiError::validation(
+                "kind",
+                format!(
+                    "`{other}` is not a signal; use solved, reopened, customer_confirmed, csat or goodwill_reversal"
+                ),
+            ));
+        }
+    };
+    let applied = match signal {
+        Some(s) => state.store.apply_signal(auth.account_id, oid, s).await,
+        None => state.store.goodwill_reversal(auth.account_id, oid).await,
+    };
+    let applied = applied.map_err(|e| match e {
+        OutcomeError::NotFound => ApiError::NotFound {
+            kind: "outcome",
+            id: id.clone(),
+        },
+        OutcomeError::NotAllowed(m) => ApiError::TransitionRefused(m),
+        OutcomeError::Store(e) => e.into(),
+    })?;
+    tracing::info!(outcome.id = %oid, from = %applied.from, to = %applied.outcome.status, "outcome signal applied");
+    Ok(Json(receipt_of(&state, &auth, applied.outcome).await?))
+}

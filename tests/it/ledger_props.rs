@@ -1,0 +1,303 @@
+//! Property test of the billing core, on both backends: random sequences of
+//! tasks (verified pass, fail or pending), failures, signals, goodwill
+//! reversals, window lapses and credit grants, where any step may crash
+//! part-way (its future is dropped mid-transaction). After every sequence:
+//!
+//! - every outcome's net charge is its CU if resolved and zero otherwise:
+//!   no outcome is charged twice, a failed or reopened-in-window outcome
+//!   is never charged;
+//! - money charged matches the metered CU at the plan's price;
+//! - the prepaid balance never goes below zero and equals grants minus
+//!   draws;
+//! - every finished task has exactly one outcome, and no unfinished task
+//!   has one (a crash leaves all of a step or none of it);
+//! - Σ debits = Σ credits in every unit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounty_core::outcome::Signal;
+use bounty_core::{
+    AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, ComputeUnits, Decision, KeyName,
+    ManualClock, ModelRoute, OutcomeType, PageLimit, TaskInput, TaskStatus, VerificationPolicy,
+};
+use bounty_store::{
+    AgentSpec, AttemptEnd, DatabaseOptions, NewTask, Store, TaskError, TaskFilter, TaskOutput,
+};
+use proptest::prelude::*;
+
+use crate::support::{Backend, TestDatabase};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A task whose verifiers decide `decision`.
+    Run(Decision),
+    /// A task that fails.
+    Fail,
+    Signal(usize, Signal),
+    Goodwill(usize),
+    /// Hours pass, then the sweep lapses due windows.
+    Lapse(u32),
+    Grant(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let decision = prop_oneof![
+        Just(Decision::Pass),
+        Just(Decision::Fail),
+        Just(Decision::Pending)
+    ];
+    let signal = prop_oneof![
+        Just(Signal::Solved),
+        Just(Signal::Reopened),
+        Just(Signal::CustomerConfirmed),
+        (1u8..=5).prop_map(|score| Signal::Csat { score }),
+    ];
+    prop_oneof![
+        4 => decision.prop_map(Op::Run),
+        1 => Just(Op::Fail),
+        3 => (0usize..8, signal).prop_map(|(i, s)| Op::Signal(i, s)),
+        1 => (0usize..8).prop_map(Op::Goodwill),
+        1 => (1u32..100).prop_map(Op::Lapse),
+        1 => (1i64..2500).prop_map(Op::Grant),
+    ]
+}
+
+/// Runs `fut`, or drops it part-way after `crash` microseconds.
+async fn maybe_crash<T>(crash: Option<u64>, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    match crash {
+        None => Some(fut.await),
+        Some(us) => tokio::time::timeout(Duration::from_micros(us), fut).await.ok(),
+    }
+}
+
+async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
+    let db = TestDatabase::create(backend).await;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let store = Store::connect(
+        &DatabaseOptions {
+            url: db.url().to_owned(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(10),
+            sqlite_busy_timeout: Duration::from_secs(10),
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let (account, _) = store
+        .create_account(
+            &AccountName::parse("Props").unwrap(),
+            &KeyName::parse("k").unwrap(),
+            &ApiKeySecret::generate(ApiKeyMode::Live),
+        )
+        .await
+        .unwrap();
+    let account: AccountId = account.id;
+    let policy = VerificationPolicy {
+        window_hours: 72,
+        goodwill_days: 2,
+        ..Default::default()
+    };
+    let agent = store
+        .create_agent(
+            account,
+            &AgentSpec {
+                name: AgentName::parse("props").unwrap(),
+                instructions: "x".into(),
+                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
+                output_schema: None,
+                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                verifier_policy: policy,
+                params: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for (i, (op, crash)) in ops.into_iter().enumerate() {
+        match op {
+            Op::Run(_) | Op::Fail => {
+                let new = NewTask {
+                    agent_id: agent.id,
+                    agent_version: 1,
+                    input: TaskInput {
+                        body: format!("task {i}"),
+                        ..Default::default()
+                    },
+                    external_ref: None,
+                    idempotency: None,
+                    max_attempts: 1,
+                };
+                store.create_task(account, &new).await.unwrap();
+                let claimed = store
+                    .claim_tasks("props", 1, Duration::from_secs(3600))
+                    .await
+                    .unwrap();
+                let claimed = claimed.into_iter().next().expect("the new task is due");
+                let end = match op {
+                    Op::Run(decision) => AttemptEnd::Completed(TaskOutput {
+                        text: "done".into(),
+                        errors: None,
+                        model: "m".into(),
+                        transcript: serde_json::json!([]),
+                        decision,
+                        verdicts: Vec::new(),
+                    }),
+                    _ => AttemptEnd::Failed(TaskError {
+                        code: "x".into(),
+                        message: "failed".into(),
+                    }),
+                };
+                if maybe_crash(crash, store.finish_attempt(&claimed, &end, &[]))
+                    .await
+                    .is_some()
+                    && let Some(o) = store.outcome_of_task(account, claimed.task.id).await.unwrap()
+                {
+                    outcomes.push(o.id);
+                }
+            }
+            Op::Signal(n, signal) => {
+                if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
+                    let _ = maybe_crash(crash, store.apply_signal(account, *id, signal)).await;
+                }
+            }
+            Op::Goodwill(n) => {
+                if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
+                    let _ = maybe_crash(crash, store.goodwill_reversal(account, *id)).await;
+                }
+            }
+            Op::Lapse(hours) => {
+                clock.advance(chrono::Duration::hours(i64::from(hours)));
+                let _ = maybe_crash(crash, store.lapse_outcomes(100)).await;
+            }
+            Op::Grant(milli) => {
+                let _ = maybe_crash(
+                    crash,
+                    store.grant_credits(account, ComputeUnits::from_milli(milli), None),
+                )
+                .await;
+            }
+        }
+    }
+    check(&store, account).await;
+    store.close().await;
+}
+
+async fn check(store: &Store, account: AccountId) {
+    let transfers = store.transfers(account, None, None).await.unwrap();
+    // Σ debits = Σ credits per unit, over every ledger account.
+    let mut per_unit: HashMap<(String, String), i64> = HashMap::new();
+    for t in &transfers {
+        *per_unit.entry((t.unit.clone(), t.credit.clone())).or_default() += t.amount;
+        *per_unit.entry((t.unit.clone(), t.debit.clone())).or_default() -= t.amount;
+    }
+    let mut sums: HashMap<String, i64> = HashMap::new();
+    for ((unit, _), v) in &per_unit {
+        *sums.entry(unit.clone()).or_default() += v;
+    }
+    assert!(sums.values().all(|v| *v == 0), "unbalanced ledger: {sums:?}");
+    // Credits: never below zero; grants minus draws (plus returned draws).
+    let credits = per_unit
+        .get(&("mCU".to_owned(), "credits".to_owned()))
+        .copied()
+        .unwrap_or(0);
+    assert!(credits >= 0, "credit balance below zero: {credits}");
+    let info = store.billing_info(account).await.unwrap();
+    assert_eq!(info.credit_balance.milli(), credits);
+    // Per outcome: net CU is its CU when resolved, else zero.
+    let page = store
+        .list_outcomes(account, &Default::default(), PageLimit::new(100).unwrap(), None)
+        .await
+        .unwrap();
+    for o in &page.items {
+        let mine: Vec<_> = transfers.iter().filter(|t| t.outcome_id == Some(o.id)).collect();
+        let mut kinds: Vec<&str> = mine.iter().map(|t| t.kind.as_str()).collect();
+        kinds.sort();
+        let before = kinds.len();
+        kinds.dedup();
+        assert_eq!(before, kinds.len(), "a kind twice for {}: {mine:?}", o.id);
+        let net = |unit: &str| -> i64 {
+            mine.iter()
+                .filter(|t| t.unit == unit)
+                .map(|t| {
+                    if t.kind.ends_with("_reversal") {
+                        -t.amount
+                    } else {
+                        t.amount
+                    }
+                })
+                .sum()
+        };
+        let expected = if o.status.charged() { o.cu.milli() } else { 0 };
+        assert_eq!(
+            net("mCU"),
+            expected,
+            "outcome {} ({}) net CU: {mine:?}",
+            o.id,
+            o.status
+        );
+        let metered: i64 = mine
+            .iter()
+            .filter(|t| t.kind == "charge" || t.kind == "charge_reversal")
+            .map(|t| {
+                if t.kind.ends_with("_reversal") {
+                    -t.amount
+                } else {
+                    t.amount
+                }
+            })
+            .sum();
+        // Default plan: 1.000000 USD per CU, so 1 mCU = 1000 micros.
+        assert_eq!(net("USD"), metered * 1000, "outcome {} money vs metered CU", o.id);
+    }
+    // Finished tasks have exactly one outcome; unfinished ones none.
+    let tasks = store
+        .list_tasks(
+            account,
+            &TaskFilter::default(),
+            PageLimit::new(100).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    for t in &tasks.items {
+        let has = page.items.iter().filter(|o| o.task_id == t.id).count();
+        let finished = matches!(t.status, TaskStatus::Completed | TaskStatus::Failed);
+        assert_eq!(
+            has,
+            usize::from(finished),
+            "task {} is {} with {has} outcomes",
+            t.id,
+            t.status
+        );
+    }
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 10,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn ops() -> impl Strategy<Value = Vec<(Op, Option<u64>)>> {
+    proptest::collection::vec((op(), proptest::option::weighted(0.2, 0u64..4000)), 1..16)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn sqlite_ledger_invariants_hold_through_crashes(ops in ops()) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run(Backend::Sqlite, ops));
+    }
+
+    #[test]
+    fn postgres_ledger_invariants_hold_through_crashes(ops in ops()) {
+        tokio::runtime::Runtime::new().unwrap().block_on(run(Backend::Postgres, ops));
+    }
+}

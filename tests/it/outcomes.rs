@@ -1,0 +1,606 @@
+//! Outcomes end to end: a verified task is resolved and charged exactly
+//! once with a receipt; a failing one costs nothing; a reopen inside the
+//! window reverses the charge; external signals and window lapses;
+//! prepaid credits; spending caps under concurrency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounty_core::ManualClock;
+use bounty_models::testing::openai::{Behavior, FakeOpenAi};
+use bounty_store::{DatabaseOptions, Store};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker};
+
+backend_tests!(
+    a_verified_task_is_resolved_with_a_receipt_and_one_charge,
+    a_task_the_verifier_rejects_costs_nothing,
+    a_failed_task_has_a_failed_outcome,
+    a_reopen_inside_the_window_reverses_the_charge,
+    external_signals_decide_provisional_outcomes,
+    a_lapsed_window_applies_the_lapse_decision,
+    credits_are_drawn_before_anything_is_metered,
+    the_spending_cap_holds_under_concurrent_tasks,
+    usage_reports_charges_costs_and_margin,
+);
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn app(backend: Backend, fake: &FakeOpenAi) -> TestApp {
+    let url = fake.base_url();
+    let opts = TestOptions {
+        worker: Some(test_worker()),
+        ..TestOptions::remote_models(&[("fake", &url)])
+    };
+    TestApp::spawn_with(backend, opts).await
+}
+
+async fn agent_with_policy(app: &TestApp, key: &str, name: &str, policy: Value) -> Value {
+    let body = json!({
+        "name": name,
+        "instructions": "Answer the ticket.",
+        "model_route": ["fake"],
+        "verifier_policy": policy,
+    });
+    json_of(app.create_agent(key, &body).await, 201).await
+}
+
+/// Runs a task to the end and returns its outcome's receipt.
+async fn outcome_of(app: &TestApp, key: &str, agent: &str, body: &str) -> Value {
+    let task = app.task(key, agent, body).await;
+    let done = app.wait_for_task(key, task["id"].as_str().unwrap(), WAIT).await;
+    let id = done["outcome"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no outcome: {done}"))
+        .to_owned();
+    get_outcome(app, key, &id).await
+}
+
+async fn get_outcome(app: &TestApp, key: &str, id: &str) -> Value {
+    json_of(
+        app.request(Method::GET, &format!("/v1/outcomes/{id}"), Some(key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await
+}
+
+async fn signal(app: &TestApp, key: &str, id: &str, body: Value) -> reqwest::Response {
+    app.request(Method::POST, &format!("/v1/outcomes/{id}/signals"), Some(key))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The kinds of an outcome's transfers, sorted.
+fn kinds(outcome: &Value) -> Vec<String> {
+    let mut k: Vec<String> = outcome["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_owned())
+        .collect();
+    k.sort();
+    k
+}
+
+async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::reply("Your refund was issued today.", 1000, 100));
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    let policy =
+        json!({"verifiers": [{"kind": "rules", "non_empty": true, "forbidden_phrases": ["as an AI"]}]});
+    agent_with_policy(&app, &key, "support", policy).await;
+    let out = outcome_of(&app, &key, "support", "Where is my refund?").await;
+    assert_eq!(out["status"], "resolved", "{out}");
+    assert_eq!(out["outcome_type"], "ticket.resolved");
+    assert_eq!(out["cu"], "1.000");
+    assert_eq!(out["amount_micros"], 1_000_000, "default plan: 1 CU at 1 USD");
+    assert_eq!(out["currency"], "USD");
+    // 1000 × 0.15 + 100 × 0.60 per million = 210 micros of inference.
+    assert_eq!(out["inference_cost_micros"], 210);
+    assert_eq!(out["margin_micros"], 1_000_000 - 210);
+    let events = out["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "verified");
+    assert_eq!(events[0]["to_status"], "resolved");
+    assert_eq!(events[0]["effect"], "charge");
+    assert_eq!(events[0]["policy_version"], 1);
+    let verdicts = events[0]["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(verdicts[0]["verifier"], "rules");
+    assert_eq!(verdicts[0]["decision"], "pass");
+    assert_eq!(verdicts[0]["inputs_hash"].as_str().unwrap().len(), 64);
+    assert!(
+        out["rating"]["formula"]
+            .as_str()
+            .unwrap()
+            .contains("ticket.resolved"),
+        "{out}"
+    );
+    assert!(
+        out["charge_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Charged 1.000 CU")
+    );
+    assert_eq!(kinds(&out), vec!["charge", "charge_money"]);
+    let charge = &out["transfers"][0];
+    assert_eq!(
+        (charge["amount"].as_i64(), charge["unit"].as_str()),
+        (Some(1000), Some("mCU"))
+    );
+    let money = &out["transfers"][1];
+    assert_eq!(
+        (money["amount"].as_i64(), money["unit"].as_str()),
+        (Some(1_000_000), Some("USD"))
+    );
+    // Listed, and linked from the task.
+    let list = json_of(
+        app.request(Method::GET, "/v1/outcomes?status=resolved", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(list["data"][0].get("events").is_none(), "lists show summaries");
+}
+
+async fn a_task_the_verifier_rejects_costs_nothing(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::reply("As an AI, I cannot help.", 50, 10));
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    let policy = json!({"verifiers": [{"kind": "rules", "forbidden_phrases": ["as an ai"]}]});
+    agent_with_policy(&app, &key, "support", policy).await;
+    let out = outcome_of(&app, &key, "support", "help").await;
+    assert_eq!(out["status"], "failed", "{out}");
+    assert_eq!(out["cu"], "0.000");
+    assert_eq!(out["amount_micros"], 0);
+    assert_eq!(out["transfers"], json!([]));
+    assert_eq!(out["charge_summary"], "No charge — not resolved");
+    assert!(out["margin_micros"].is_null());
+    assert_eq!(
+        out["inference_cost_micros"], 14,
+        "the failed work's cost is still recorded"
+    );
+    let verdict = &out["events"][0]["verdicts"][0];
+    assert_eq!(verdict["decision"], "fail");
+    assert!(
+        verdict["reason"].as_str().unwrap().contains("as an ai"),
+        "{verdict}"
+    );
+    // Signals cannot resurrect a failed outcome.
+    let id = out["id"].as_str().unwrap();
+    let after = json_of(signal(&app, &key, id, json!({"kind": "solved"})).await, 200).await;
+    assert_eq!(after["status"], "failed");
+    assert_eq!(after["transfers"], json!([]));
+    assert_error(
+        signal(&app, &key, id, json!({"kind": "goodwill_reversal"})).await,
+        409,
+        "outcome_transition_refused",
+    )
+    .await;
+}
+
+async fn a_failed_task_has_a_failed_outcome(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::error(400, "bad request"));
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    let out = outcome_of(&app, &key, "support", "help").await;
+    assert_eq!(out["status"], "failed");
+    assert_eq!(out["events"][0]["event"], "task_failed");
+    assert!(
+        out["events"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bad request"),
+        "{out}"
+    );
+    assert_eq!(out["transfers"], json!([]));
+}
+
+async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    let out = outcome_of(&app, &key, "support", "help").await;
+    assert_eq!(out["status"], "resolved");
+    let id = out["id"].as_str().unwrap();
+    assert_error(
+        signal(&app, &key, id, json!({"kind": "csat"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        signal(&app, &key, id, json!({"kind": "maybe"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let reopened = json_of(signal(&app, &key, id, json!({"kind": "reopened"})).await, 200).await;
+    assert_eq!(reopened["status"], "failed", "{reopened}");
+    assert_eq!(reopened["cu"], "0.000");
+    assert_eq!(
+        kinds(&reopened),
+        vec![
+            "charge",
+            "charge_money",
+            "charge_money_reversal",
+            "charge_reversal"
+        ]
+    );
+    let t = reopened["transfers"].as_array().unwrap();
+    for rev in t
+        .iter()
+        .filter(|t| t["kind"].as_str().unwrap().ends_with("_reversal"))
+    {
+        let orig = t
+            .iter()
+            .find(|o| o["id"] == rev["reverses"])
+            .expect("a reversal names its original");
+        assert_eq!(rev["amount"], orig["amount"]);
+        assert_eq!(rev["debit"], orig["credit"]);
+        assert_eq!(rev["credit"], orig["debit"]);
+    }
+    let last = reopened["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "signal");
+    assert_eq!(last["signal"], json!({"kind": "reopened"}));
+    assert_eq!(last["effect"], "reverse");
+    // A second reopen changes nothing and charges nothing.
+    let again = json_of(signal(&app, &key, id, json!({"kind": "reopened"})).await, 200).await;
+    assert_eq!(again["transfers"].as_array().unwrap().len(), 4);
+    let (_, bob) = app.create_account("Bob").await;
+    assert_error(
+        signal(&app, &bob, id, json!({"kind": "solved"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+async fn external_signals_decide_provisional_outcomes(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    agent_with_policy(
+        &app,
+        &key,
+        "support",
+        json!({"verifiers": [{"kind": "rules", "non_empty": true}, {"kind": "external"}]}),
+    )
+    .await;
+    let a = outcome_of(&app, &key, "support", "one").await;
+    assert_eq!(a["status"], "provisional", "{a}");
+    assert_eq!(
+        a["transfers"],
+        json!([]),
+        "nothing is charged while the window is open"
+    );
+    let verdicts = a["events"][0]["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts[1]["decision"], "pending");
+    let solved = json_of(
+        signal(&app, &key, a["id"].as_str().unwrap(), json!({"kind": "solved"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(solved["status"], "resolved");
+    assert_eq!(kinds(&solved), vec!["charge", "charge_money"]);
+
+    let b = outcome_of(&app, &key, "support", "two").await;
+    let low = json_of(
+        signal(
+            &app,
+            &key,
+            b["id"].as_str().unwrap(),
+            json!({"kind": "csat", "score": 2}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(low["status"], "failed");
+    assert_eq!(low["transfers"], json!([]));
+
+    let c = outcome_of(&app, &key, "support", "three").await;
+    let high = json_of(
+        signal(
+            &app,
+            &key,
+            c["id"].as_str().unwrap(),
+            json!({"kind": "csat", "score": 5}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(high["status"], "resolved");
+}
+
+/// Moves a second store's clock past the window to lapse provisional
+/// outcomes, as a worker's sweep would.
+async fn a_lapsed_window_applies_the_lapse_decision(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent_with_policy(
+        &app,
+        &key,
+        "lapse-pass",
+        json!({"verifiers": [{"kind": "external"}], "window_hours": 1}),
+    )
+    .await;
+    agent_with_policy(
+        &app,
+        &key,
+        "lapse-fail",
+        json!({"verifiers": [{"kind": "external"}], "window_hours": 1, "lapse_decision": "fail"}),
+    )
+    .await;
+    let pass = outcome_of(&app, &key, "lapse-pass", "one").await;
+    let fail = outcome_of(&app, &key, "lapse-fail", "two").await;
+    assert_eq!(pass["status"], "provisional");
+    let clock = Arc::new(ManualClock::new(
+        chrono::Utc::now() + chrono::Duration::minutes(30),
+    ));
+    let later = Store::connect(
+        &DatabaseOptions {
+            url: app.database_url().to_owned(),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        later.lapse_outcomes(10).await.unwrap().is_empty(),
+        "the window is still open"
+    );
+    clock.advance(chrono::Duration::minutes(31));
+    assert_eq!(later.lapse_outcomes(10).await.unwrap().len(), 2);
+    let pass = get_outcome(&app, &key, pass["id"].as_str().unwrap()).await;
+    assert_eq!(pass["status"], "resolved", "no reopen means resolved: {pass:#}");
+    assert_eq!(pass["events"][1]["event"], "window_lapsed");
+    assert_eq!(kinds(&pass), vec!["charge", "charge_money"]);
+    let fail = get_outcome(&app, &key, fail["id"].as_str().unwrap()).await;
+    assert_eq!(fail["status"], "failed");
+    assert_eq!(fail["transfers"], json!([]));
+    // After the window (by the later clock), a reopen reverses nothing.
+    let late = later
+        .apply_signal(
+            account,
+            pass["id"].as_str().unwrap().parse().unwrap(),
+            bounty_core::outcome::Signal::Reopened,
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.outcome.status, bounty_core::outcome::OutcomeStatus::Resolved);
+    assert_eq!(late.effect, bounty_core::outcome::ChargeEffect::None);
+    assert!(later.lapse_outcomes(10).await.unwrap().is_empty(), "lapsed once");
+    later.close().await;
+}
+
+async fn credits_are_drawn_before_anything_is_metered(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    app.store
+        .grant_credits(
+            account,
+            bounty_core::ComputeUnits::parse_decimal("1.5").unwrap(),
+            Some("pilot".into()),
+        )
+        .await
+        .unwrap();
+    let credits = json_of(
+        app.request(Method::GET, "/v1/credits", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(credits["balance_cu"], "1.500");
+    assert_eq!(credits["grants"][0]["memo"], "pilot");
+    let first = outcome_of(&app, &key, "support", "one").await;
+    assert_eq!(
+        kinds(&first),
+        vec!["credit_draw"],
+        "fully paid by credits: nothing metered"
+    );
+    assert_eq!(first["transfers"][0]["amount"], 1000);
+    let second = outcome_of(&app, &key, "support", "two").await;
+    let k = kinds(&second);
+    assert_eq!(k, vec!["charge", "charge_money", "credit_draw"], "{second}");
+    let t = |kind: &str| {
+        second["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == kind)
+            .unwrap()["amount"]
+            .clone()
+    };
+    assert_eq!(t("credit_draw"), 500);
+    assert_eq!(t("charge"), 500);
+    assert_eq!(t("charge_money"), 500_000);
+    let credits = json_of(
+        app.request(Method::GET, "/v1/credits", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(credits["balance_cu"], "0.000", "never below zero");
+    // A reopen gives the drawn credits back.
+    json_of(
+        signal(
+            &app,
+            &key,
+            first["id"].as_str().unwrap(),
+            json!({"kind": "reopened"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let credits = json_of(
+        app.request(Method::GET, "/v1/credits", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(credits["balance_cu"], "1.000");
+    // Live keys cannot grant themselves credits.
+    let resp = app
+        .request(Method::POST, "/v1/credits/grants", Some(&key))
+        .json(&json!({"cu": "100"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 403, "live_key_cannot_grant").await;
+}
+
+async fn the_spending_cap_holds_under_concurrent_tasks(backend: Backend) {
+    // No worker: reservations stay held, as for long-running tasks.
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions::remote_models(&[("fake", crate::support::NOWHERE)]),
+    )
+    .await;
+    let (account, key) = app.create_account("Acme").await;
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    // 3.00 USD a month: three tasks at 1 CU × 1 USD.
+    app.store
+        .set_cap(account, Some(3_000_000), &[50, 100])
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let (client, url, key) = (app.client.clone(), format!("{}/v1/tasks", app.base), key.clone());
+        handles.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"agent": "support", "input": {"body": format!("ticket {i}")}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 402).count(), 7, "{statuses:?}");
+    let resp = app
+        .create_task(
+            &key,
+            &json!({"agent": "support", "input": {"body": "more"}}),
+            None,
+        )
+        .await;
+    let e = assert_error(resp, 402, "budget_exhausted").await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("3000000"), "{e}");
+    let billing = json_of(
+        app.request(Method::GET, "/v1/billing", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(billing["reserved_micros"], 3_000_000);
+    assert_eq!(billing["monthly_cap_micros"], 3_000_000);
+    let listed = json_of(
+        app.request(Method::GET, "/v1/tasks", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        3,
+        "refused tasks are not stored"
+    );
+}
+
+async fn usage_reports_charges_costs_and_margin(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::reply("Done.", 1000, 100));
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    let good = agent_with_policy(&app, &key, "good", json!({})).await;
+    agent_with_policy(
+        &app,
+        &key,
+        "strict",
+        json!({"verifiers": [{"kind": "rules", "min_length": 100}]}),
+    )
+    .await;
+    outcome_of(&app, &key, "good", "a").await;
+    outcome_of(&app, &key, "good", "b").await;
+    outcome_of(&app, &key, "strict", "c").await;
+    let report = json_of(
+        app.request(Method::GET, "/v1/usage?group_by=agent", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let total = &report["total"];
+    assert_eq!(total["outcomes_resolved"], 2, "{report}");
+    assert_eq!(total["outcomes_failed"], 1);
+    assert_eq!(total["cu"], "2.000");
+    assert_eq!(total["charges_micros"]["USD"], 2_000_000);
+    assert_eq!(
+        total["inference_cost_micros"]["USD"], 630,
+        "failed work costs us too"
+    );
+    assert_eq!(total["gross_margin_micros"]["USD"], 2_000_000 - 630);
+    assert_eq!(total["resolution_rate_pct"], 66.7);
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    let g = groups.iter().find(|g| g["key"] == good["id"]).unwrap();
+    assert_eq!(g["outcomes_resolved"], 2);
+    let by_day = json_of(
+        app.request(Method::GET, "/v1/usage", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(by_day["group_by"], "day");
+    assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
+    let resp = app
+        .request(Method::GET, "/v1/usage?group_by=week", Some(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 400, "invalid_request").await;
+}
