@@ -357,3 +357,38 @@ fn models_list_and_check() {
         "{stderr}"
     );
 }
+
+/// `bounty credits grant`, `billing set-cap`, `billing show` and `usage`
+/// against a real database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_billing_and_usage_commands() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = bounty(dir.path()).args(["--database-url", db.url()]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, stdout, _) = run(&["accounts", "create", "Acme", "--json"]);
+    assert!(ok);
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let account = created["account"]["id"].as_str().unwrap().to_owned();
+    let (ok, stdout, stderr) = run(&["credits", "grant", "--account", &account, "12.5", "--memo", "pilot"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("balance 12.500 CU"), "{stdout}");
+    let (ok, _, stderr) = run(&["credits", "grant", "--account", &account, "0"]);
+    assert!(!ok && stderr.contains("positive"), "{stderr}");
+    let (ok, stdout, _) = run(&["credits", "show", "--account", &account]);
+    assert!(ok && stdout.contains("pilot"), "{stdout}");
+    let (ok, _, stderr) = run(&["billing", "set-cap", "--account", &account, "--monthly", "250.00"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run(&["billing", "show", "--account", &account]);
+    assert!(ok && stdout.contains("250.000000 USD"), "{stdout}");
+    let (ok, stdout, _) = run(&["usage", "--account", &account, "--group-by", "agent"]);
+    assert!(ok && stdout.contains("total"), "{stdout}");
+    let (ok, stdout, _) = run(&["usage", "--account", &account, "--json"]);
+    assert!(ok);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["total"]["outcomes_resolved"], 0);
+    let (ok, _, stderr) = run(&["usage", "--account", "acct_01JD3K8Q9V7Y2X4W6T5R3P1N0M"]);
+    assert!(!ok && stderr.contains("no account"), "{stderr}");
+}

@@ -24,6 +24,7 @@ backend_tests!(
     credits_are_drawn_before_anything_is_metered,
     the_spending_cap_holds_under_concurrent_tasks,
     usage_reports_charges_costs_and_margin,
+    an_effort_plan_charges_the_work_of_resolved_tasks_only,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -603,4 +604,34 @@ async fn usage_reports_charges_costs_and_margin(backend: Backend) {
         .await
         .unwrap();
     assert_error(resp, 400, "invalid_request").await;
+}
+
+async fn an_effort_plan_charges_the_work_of_resolved_tasks_only(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::reply("Done.", 1500, 500));
+    let app = app(backend, &fake).await;
+    let (account, key) = app.create_account("Acme").await;
+    let plan: bounty_core::plan::Plan = serde_json::from_value(json!({
+        "name": "acu",
+        "kind": "effort",
+        "cu_per_million_tokens": {"fake": 250_000},
+        "default_cu_per_million_tokens": 1_000,
+        "cu_per_tool_second": 0,
+        "price_per_cu": {"micros": 2_000_000, "currency": "USD"},
+        "included_cu": 0
+    }))
+    .unwrap();
+    app.store.set_plan(account, &plan).await.unwrap();
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "strict", json!({"verifiers": [{"kind": "rules", "min_length": 50}]})).await;
+    // 2000 tokens × 250 CU per million = 0.500 CU, at 2 USD per CU.
+    let out = outcome_of(&app, &key, "support", "one").await;
+    assert_eq!(out["status"], "resolved");
+    assert_eq!(out["cu"], "0.500", "{out}");
+    assert_eq!(out["amount_micros"], 1_000_000);
+    assert!(out["rating"]["formula"].as_str().unwrap().starts_with("effort plan"), "{out}");
+    let failed = outcome_of(&app, &key, "strict", "two").await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["cu"], "0.000", "the same work, not resolved, is 0 CU");
+    assert_eq!(failed["transfers"], json!([]));
 }
