@@ -365,14 +365,30 @@ async fn credits_billing_and_usage_commands() {
     let db = TestDatabase::create(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = bounty(dir.path()).args(["--database-url", db.url()]).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = bounty(dir.path())
+            .args(["--database-url", db.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, stdout, _) = run(&["accounts", "create", "Acme", "--json"]);
     assert!(ok);
     let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let account = created["account"]["id"].as_str().unwrap().to_owned();
-    let (ok, stdout, stderr) = run(&["credits", "grant", "--account", &account, "12.5", "--memo", "pilot"]);
+    let (ok, stdout, stderr) = run(&[
+        "credits",
+        "grant",
+        "--account",
+        &account,
+        "12.5",
+        "--memo",
+        "pilot",
+    ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("balance 12.500 CU"), "{stdout}");
     let (ok, _, stderr) = run(&["credits", "grant", "--account", &account, "0"]);

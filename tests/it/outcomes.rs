@@ -623,13 +623,25 @@ async fn an_effort_plan_charges_the_work_of_resolved_tasks_only(backend: Backend
     .unwrap();
     app.store.set_plan(account, &plan).await.unwrap();
     agent_with_policy(&app, &key, "support", json!({})).await;
-    agent_with_policy(&app, &key, "strict", json!({"verifiers": [{"kind": "rules", "min_length": 50}]})).await;
+    agent_with_policy(
+        &app,
+        &key,
+        "strict",
+        json!({"verifiers": [{"kind": "rules", "min_length": 50}]}),
+    )
+    .await;
     // 2000 tokens × 250 CU per million = 0.500 CU, at 2 USD per CU.
     let out = outcome_of(&app, &key, "support", "one").await;
     assert_eq!(out["status"], "resolved");
     assert_eq!(out["cu"], "0.500", "{out}");
     assert_eq!(out["amount_micros"], 1_000_000);
-    assert!(out["rating"]["formula"].as_str().unwrap().starts_with("effort plan"), "{out}");
+    assert!(
+        out["rating"]["formula"]
+            .as_str()
+            .unwrap()
+            .starts_with("effort plan"),
+        "{out}"
+    );
     let failed = outcome_of(&app, &key, "strict", "two").await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["cu"], "0.000", "the same work, not resolved, is 0 CU");
