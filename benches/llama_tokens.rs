@@ -26,7 +26,8 @@
 //! full length is used instead, by both variants.
 //!
 //! Models: `BENCH_GGUF`, else `../shared/models/stories260K.gguf` when the
-//! machine has it, else a generated 64-wide 2-layer random-weight llama; plus
+//! machine has it, else (or with `BENCH_GGUF=generated`) a generated 64-wide
+//! 2-layer random-weight llama; plus
 //! (unless `BENCH_LARGE=0`) a generated 512-wide 8-layer one (~26M
 //! parameters, F32), where per-token overhead matters less. Generated models
 //! are written (deterministically) under `BENCH_MODEL_DIR` (default
@@ -35,13 +36,19 @@
 //! `bounty_models::testing::gguf`).
 //!
 //! `pp` is clamped so that `pp + tg` fits the model's training context.
-//! The two variants alternate rep by rep after one warm-up each, and the
-//! medians over reps are reported.
+//! Every measured run happens in a fresh process of its own (this binary,
+//! re-run with one job), after one warm-up run in that process, so that
+//! each variant has the machine and its OpenMP threads to itself, as
+//! llama-bench does; the two variants alternate rep by rep, and the medians
+//! over reps are reported. Planning (clamping, fitting the prompt, choosing
+//! the sampler) loads the provider with one thread in the parent process.
 //!
 //! Run: `cargo bench --bench llama_tokens`. Environment: `BENCH_GGUF`,
 //! `BENCH_THREADS` (default: all cores), `BENCH_PP` (512), `BENCH_TG` (128),
-//! `BENCH_REPS` (5), `BENCH_LARGE` (1), `BENCH_MODEL_DIR`. Besides the human
-//! summary, every result is printed as one `BENCH_JSON {…}` line.
+//! `BENCH_REPS` (5), `BENCH_LARGE` (1), `BENCH_MODEL_DIR`, `BENCH_PARALLEL`
+//! (the provider's `parallel`, default 1), `BENCH_PLAN_ONLY` (1: write the
+//! models and print the plan, measure nothing). Besides the human summary,
+//! the plan and every result are printed as `BENCH_JSON {…}` lines.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -50,8 +57,9 @@ use std::time::{Duration, Instant};
 
 use bounty_models::local::LocalModel;
 use bounty_models::testing::gguf::{TinyLlama, stories260k};
-use bounty_models::{GenerateRequest, LocalModelConfig, Message, Role};
+use bounty_models::{GenerateRequest, LocalModelConfig, Message, ProviderError, Role};
 use llama_cpp_sys_2 as sys;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// llama.cpp's context granularity; the provider rounds up to it too.
@@ -77,6 +85,8 @@ struct Settings {
     tg: u32,
     reps: usize,
     large: bool,
+    parallel: u32,
+    plan_only: bool,
     model_dir: PathBuf,
 }
 
@@ -93,6 +103,8 @@ impl Settings {
             tg: env_or("BENCH_TG", 128u32).max(1),
             reps: env_or("BENCH_REPS", 5usize).max(1),
             large: env_or("BENCH_LARGE", 1u8) != 0,
+            parallel: env_or("BENCH_PARALLEL", 1u32).max(1),
+            plan_only: env_or("BENCH_PLAN_ONLY", 0u8) != 0,
             model_dir,
         }
     }
@@ -120,10 +132,14 @@ fn generated(settings: &Settings, name: &str, shape: TinyLlama) -> Subject {
 
 fn subjects(settings: &Settings) -> Vec<Subject> {
     let mut subjects = Vec::new();
-    let named = std::env::var_os("BENCH_GGUF")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from);
-    match named.or_else(stories260k) {
+    let named = std::env::var_os("BENCH_GGUF").filter(|p| !p.is_empty());
+    let found = match named {
+        // What a machine without `../shared` runs.
+        Some(p) if p == "generated" => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => stories260k(),
+    };
+    match found {
         Some(path) => {
             let name = path
                 .file_stem()
@@ -165,7 +181,7 @@ fn padded_context(context_size: u32) -> u32 {
 }
 
 /// How both variants sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum Sampling {
     Greedy,
     Temperature { temp: f32, seed: u32 },
@@ -215,7 +231,7 @@ struct Provider {
 }
 
 impl Provider {
-    fn load(subject: &Subject, context_size: u32, threads: u32) -> Provider {
+    fn load(subject: &Subject, context_size: u32, threads: u32, parallel: u32) -> Provider {
         // Through serde, as the configuration file does, so that fields
         // added later with defaults keep this bench compiling.
         let config: LocalModelConfig = serde_json::from_value(json!({
@@ -224,7 +240,7 @@ impl Provider {
             "threads": threads,
             "batch_threads": threads,
             "gpu_layers": 0,
-            "parallel": 1,
+            "parallel": parallel,
             "price": { "per_cpu_second": "0" },
         }))
         .expect("a valid local model configuration");
@@ -238,6 +254,16 @@ impl Provider {
     }
 
     fn generate(&self, prompt: &str, max_tokens: u32, sampling: Sampling) -> bounty_models::Generation {
+        self.try_generate(prompt, max_tokens, sampling)
+            .unwrap_or_else(|e| panic!("generation failed: {e}"))
+    }
+
+    fn try_generate(
+        &self,
+        prompt: &str,
+        max_tokens: u32,
+        sampling: Sampling,
+    ) -> Result<bounty_models::Generation, ProviderError> {
         let (temperature, seed) = match sampling {
             Sampling::Greedy => (0.0, 0),
             Sampling::Temperature { temp, seed } => (temp, seed),
@@ -249,14 +275,17 @@ impl Provider {
             seed,
             json_schema: None,
         };
-        self.runtime
-            .block_on(self.model.generate(request))
-            .unwrap_or_else(|e| panic!("generation failed: {e}"))
+        self.runtime.block_on(self.model.generate(request))
     }
 
-    /// Prompt tokens of a message after the chat template (no decoding).
+    /// Prompt tokens of a message after the chat template (no decoding),
+    /// also when they overflow the context.
     fn count(&self, prompt: &str) -> u64 {
-        self.generate(prompt, 0, Sampling::Greedy).usage.prompt_tokens
+        match self.try_generate(prompt, 0, Sampling::Greedy) {
+            Ok(g) => g.usage.prompt_tokens,
+            Err(ProviderError::ContextOverflow { prompt_tokens, .. }) => prompt_tokens,
+            Err(e) => panic!("tokenization failed: {e}"),
+        }
     }
 
     /// A message whose templated prompt is `target` tokens long, or as
@@ -269,8 +298,8 @@ impl Provider {
             return (String::new(), base);
         }
         // Smallest repetition count reaching the target (the count grows
-        // with the text).
-        let (mut lo, mut hi) = (0usize, target as usize * 4);
+        // with the text, by at least one token per repetition).
+        let (mut lo, mut hi) = (0usize, target as usize);
         while lo < hi {
             let mid = (lo + hi) / 2;
             if self.count(&text(mid)) >= target {
@@ -310,9 +339,8 @@ impl Provider {
 // ---------------------------------------------------------------------------
 // The raw loop on llama.cpp's C API.
 
-/// A model and context made with `llama_cpp_sys_2` alone. The llama.cpp
-/// backend is initialised by the provider (`LocalModel::load` runs
-/// `llama_backend_init` once per process), which is always loaded first.
+/// A model and context made with `llama_cpp_sys_2` alone, in a process
+/// where the provider is never loaded (see [`Job`]).
 struct Raw {
     model: *mut sys::llama_model,
     ctx: *mut sys::llama_context,
@@ -320,11 +348,26 @@ struct Raw {
     bos: Option<sys::llama_token>,
 }
 
+/// Drops llama.cpp's log lines.
+unsafe extern "C" fn quiet(_: sys::ggml_log_level, _: *const std::ffi::c_char, _: *mut std::ffi::c_void) {}
+
 impl Raw {
+    /// `llama_backend_init`, once per process. Only for processes that never
+    /// load the provider: `LocalModel::load` initialises the backend itself
+    /// through `llama-cpp-2`, whose guard knows nothing of this call.
+    fn init_backend() {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        // SAFETY: called once, before any other llama.cpp call here.
+        INIT.call_once(|| unsafe {
+            sys::llama_log_set(Some(quiet), std::ptr::null_mut());
+            sys::llama_backend_init();
+        });
+    }
+
     fn load(path: &Path, n_ctx: u32, threads: u32) -> Raw {
         let c_path = CString::new(path.to_string_lossy().as_bytes()).expect("a path without NUL");
         // SAFETY: plain llama.cpp C calls on pointers it returned, checked
-        // for null; the backend is initialised (see above).
+        // for null; the backend is initialised (`init_backend`).
         unsafe {
             let mut mparams = sys::llama_model_default_params();
             mparams.n_gpu_layers = 0;
@@ -458,12 +501,98 @@ fn emit(value: &Value) {
     println!("BENCH_JSON {value}");
 }
 
+/// One measured run in a fresh process: each variant runs alone, as
+/// llama-bench does. (In one process, the provider's inference thread and
+/// the raw loop's thread would each own an OpenMP team; more OpenMP threads
+/// than cores makes libgomp throttle its spin-waits, which slows decoding
+/// of small models several times.)
+#[derive(Serialize, Deserialize)]
+struct Job {
+    variant: String,
+    path: PathBuf,
+    name: String,
+    pp: u32,
+    tg: u32,
+    context_size: u32,
+    threads: u32,
+    parallel: u32,
+    sampling: Sampling,
+    prompt: String,
+}
+
+/// Environment variable that makes this binary run one [`Job`].
+const CHILD: &str = "BENCH_LLAMA_TOKENS_JOB";
+
+/// Runs a job in a child process: a warm-up run, then the measured one.
+fn spawn(job: &Job) -> Run {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let output = std::process::Command::new(exe)
+        .env(CHILD, serde_json::to_string(job).expect("a job serializes"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the bench can run itself");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} run of {} failed ({}): {stdout}",
+        job.variant,
+        job.name,
+        output.status
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_RUN "))
+        .unwrap_or_else(|| panic!("the {} run printed no result: {stdout}", job.variant));
+    let v: Value = serde_json::from_str(line).expect("a JSON result");
+    let field = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {line}"));
+    Run {
+        prompt_tokens: field("prompt_tokens"),
+        prompt: Duration::from_nanos(field("prompt_ns")),
+        decodes: field("decodes"),
+        generation: Duration::from_nanos(field("generation_ns")),
+    }
+}
+
+/// The child's side of [`spawn`].
+fn child(job: &Job) {
+    let measure = |run: &mut dyn FnMut() -> Run| {
+        let _warm_up = run();
+        run()
+    };
+    let subject = Subject {
+        name: job.name.clone(),
+        path: job.path.clone(),
+    };
+    let run = match job.variant.as_str() {
+        "provider" => {
+            let provider = Provider::load(&subject, job.context_size, job.threads, job.parallel);
+            measure(&mut || provider.run(&job.prompt, job.tg, job.sampling))
+        }
+        "raw" => {
+            Raw::init_backend();
+            let mut raw = Raw::load(&job.path, padded_context(job.context_size), job.threads);
+            measure(&mut || raw.run(job.pp, job.tg, job.sampling))
+        }
+        other => panic!("unknown variant {other}"),
+    };
+    println!(
+        "BENCH_RUN {}",
+        json!({
+            "prompt_tokens": run.prompt_tokens,
+            "prompt_ns": run.prompt.as_nanos() as u64,
+            "decodes": run.decodes,
+            "generation_ns": run.generation.as_nanos() as u64,
+        })
+    );
+}
+
 fn bench(subject: &Subject, settings: &Settings) {
     let tg = settings.tg;
-    // Load with room for the requested counts, then clamp `pp` to the
-    // training context (and reload with the context that fits).
+    // Plan with one thread (no OpenMP team in this process). Load with room
+    // for the requested counts, then clamp `pp` to the training context
+    // (and reload with the context that fits).
     let mut context_size = settings.pp + tg;
-    let mut provider = Provider::load(subject, context_size, settings.threads);
+    let mut provider = Provider::load(subject, context_size, 1, 1);
     let n_ctx_train = provider.model.n_ctx_train();
     assert!(
         n_ctx_train > tg,
@@ -475,7 +604,7 @@ fn bench(subject: &Subject, settings: &Settings) {
         pp = n_ctx_train - tg;
         context_size = pp + tg;
         drop(provider);
-        provider = Provider::load(subject, context_size, settings.threads);
+        provider = Provider::load(subject, context_size, 1, 1);
     }
     let n_ctx = padded_context(context_size);
 
@@ -489,59 +618,73 @@ fn bench(subject: &Subject, settings: &Settings) {
     }
 
     // Greedy when it runs the full length, else the first seed that does.
-    // This doubles as the provider's warm-up.
     let full = u64::from(tg);
     let sampling = std::iter::once(Sampling::Greedy)
         .chain((0..SEEDS).map(|seed| Sampling::Temperature { temp: 1.0, seed }))
         .find(|&s| provider.run(&prompt, tg, s).decodes == full)
         .unwrap_or_else(|| panic!("{}: every sampler stopped before {tg} tokens", subject.name));
-
-    let mut raw = Raw::load(&subject.path, n_ctx, settings.threads);
-    let _warm_up = raw.run(pp, tg, sampling);
+    let (n_params, template) = (
+        provider.model.n_params(),
+        provider.model.chat_template_name().to_owned(),
+    );
+    drop(provider);
 
     println!(
-        "\n{}: {} ({} parameters, n_ctx_train {n_ctx_train}, template {})",
+        "\n{}: {} ({n_params} parameters, n_ctx_train {n_ctx_train}, template {template})",
         subject.name,
         subject.path.display(),
-        provider.model.n_params(),
-        provider.model.chat_template_name()
     );
     println!(
-        "  pp {pp} tokens, tg {tg} decoding steps at depth {pp}, {} threads, n_ctx {n_ctx}, n_batch {}, sampler {}, {} reps",
+        "  pp {pp} tokens, tg {tg} decoding steps at depth {pp}, {} threads, n_ctx {n_ctx}, n_batch {}, sampler {}, provider parallel {}, {} reps (one process each)",
         settings.threads,
         n_ctx.min(MAX_BATCH),
         sampling.describe(),
+        settings.parallel,
         settings.reps
     );
     emit(&json!({
         "kind": "model",
         "model": subject.name,
         "path": subject.path,
-        "n_params": provider.model.n_params(),
+        "n_params": n_params,
         "n_ctx_train": n_ctx_train,
         "n_ctx": n_ctx,
         "pp": pp,
         "tg": tg,
         "threads": settings.threads,
+        "parallel": settings.parallel,
         "reps": settings.reps,
         "sampler": sampling.describe(),
-        "template": provider.model.chat_template_name(),
+        "template": template,
     }));
 
+    if settings.plan_only {
+        return;
+    }
+    let job = |variant: &str| Job {
+        variant: variant.to_owned(),
+        path: subject.path.clone(),
+        name: subject.name.clone(),
+        pp,
+        tg,
+        context_size,
+        threads: settings.threads,
+        parallel: settings.parallel,
+        sampling,
+        prompt: prompt.clone(),
+    };
+    let (ours_job, raw_job) = (job("provider"), job("raw"));
     let (mut ours, mut theirs) = (Samples::default(), Samples::default());
     for rep in 0..settings.reps {
         // Alternate which goes first, so drift hits both alike.
         if rep % 2 == 0 {
-            ours.push(provider.run(&prompt, tg, sampling));
-            theirs.push(raw.run(pp, tg, sampling));
+            ours.push(spawn(&ours_job));
+            theirs.push(spawn(&raw_job));
         } else {
-            theirs.push(raw.run(pp, tg, sampling));
-            ours.push(provider.run(&prompt, tg, sampling));
+            theirs.push(spawn(&raw_job));
+            ours.push(spawn(&ours_job));
         }
     }
-    drop(raw);
-    drop(provider);
-
     for (variant, samples) in [("provider", &ours), ("raw", &theirs)] {
         let short = samples
             .prompt_tokens
@@ -579,6 +722,11 @@ fn bench(subject: &Subject, settings: &Settings) {
 }
 
 fn main() {
+    if let Some(job) = std::env::var_os(CHILD) {
+        let job: Job = serde_json::from_str(&job.to_string_lossy()).expect("a valid job");
+        child(&job);
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let settings = Settings::from_env();
     for subject in subjects(&settings) {

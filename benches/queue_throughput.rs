@@ -1,5 +1,6 @@
-//! Queue throughput: tasks/s claimed, run on an instant model and completed
-//! on Postgres by 1, 2 and 4 real `bounty worker` processes.
+//! Queue throughput: tasks/s claimed, run on an instant model, verified,
+//! charged and completed on Postgres by 1, 2 and 4 real `bounty worker`
+//! processes.
 //!
 //! For each worker count it creates a fresh database on the server that
 //! `BENCH_DATABASE_URL` names (the user must be allowed to CREATE
@@ -12,7 +13,7 @@
 //! call, model-call record, fenced completion.
 //!
 //! Run: `BENCH_DATABASE_URL=postgres://… cargo bench --bench queue_throughput
-//! [-- --tasks 2000 --concurrency 8 --runs 3]`.
+//! [-- --tasks 2000 --accounts 16 --concurrency 8 --runs 3 --workers 1,2,4]`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_bounty");
 
 struct Args {
     tasks: usize,
+    accounts: usize,
     concurrency: u32,
     runs: usize,
     workers: Vec<usize>,
@@ -38,6 +40,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         tasks: 2000,
+        accounts: 16,
         concurrency: 8,
         runs: 3,
         workers: vec![1, 2, 4],
@@ -48,6 +51,7 @@ fn parse_args() -> Args {
             |name: &str| -> String { it.next().unwrap_or_else(|| panic!("{name} needs a value")) };
         match a.as_str() {
             "--tasks" => args.tasks = value("--tasks").parse().expect("--tasks N"),
+            "--accounts" => args.accounts = value("--accounts").parse().expect("--accounts N"),
             "--concurrency" => args.concurrency = value("--concurrency").parse().expect("--concurrency N"),
             "--runs" => args.runs = value("--runs").parse().expect("--runs N"),
             "--workers" => {
@@ -101,32 +105,39 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
     .await
     .expect("connect");
     store.migrate().await.expect("migrate");
-    let (account, _) = store
-        .create_account(
-            &AccountName::parse("Bench").unwrap(),
-            &KeyName::parse("bench").unwrap(),
-            &ApiKeySecret::generate(ApiKeyMode::Live),
-        )
-        .await
-        .unwrap();
-    let agent = store
-        .create_agent(
-            account.id,
-            &AgentSpec {
-                name: AgentName::parse("bench").unwrap(),
-                instructions: "Answer.".to_owned(),
-                model_route: ModelRoute::parse(vec!["instant".to_owned()]).unwrap(),
-                output_schema: None,
-                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: Default::default(),
-                params: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
+    // Tasks of several tenants, as in production: one account's charges
+    // serialise on its billing lock.
+    let mut tenants = Vec::new();
+    for a in 0..args.accounts.max(1) {
+        let (account, _) = store
+            .create_account(
+                &AccountName::parse(&format!("Bench {a}")).unwrap(),
+                &KeyName::parse("bench").unwrap(),
+                &ApiKeySecret::generate(ApiKeyMode::Live),
+            )
+            .await
+            .unwrap();
+        let agent = store
+            .create_agent(
+                account.id,
+                &AgentSpec {
+                    name: AgentName::parse("bench").unwrap(),
+                    instructions: "Answer.".to_owned(),
+                    model_route: ModelRoute::parse(vec!["instant".to_owned()]).unwrap(),
+                    output_schema: None,
+                    outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                    verifier_policy: Default::default(),
+                    params: Default::default(),
+                },
+            )
+            .await
+            .unwrap();
+        tenants.push((account.id, agent.id));
+    }
     for i in 0..args.tasks {
+        let (account, agent) = tenants[i % tenants.len()];
         let new = NewTask {
-            agent_id: agent.id,
+            agent_id: agent,
             agent_version: 1,
             input: TaskInput {
                 body: format!("ticket {i}"),
@@ -136,7 +147,7 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
             idempotency: None,
             max_attempts: 3,
         };
-        store.create_task(account.id, &new).await.unwrap();
+        store.create_task(account, &new).await.unwrap();
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -226,8 +237,8 @@ fn main() {
         fake.set_recording(false);
         let mut baseline = None;
         println!(
-            "queue throughput on Postgres: {} tasks per run, {} runs, worker concurrency {}, instant model",
-            args.tasks, args.runs, args.concurrency
+            "queue throughput on Postgres: {} tasks of {} accounts per run, {} runs, worker concurrency {}, instant model",
+            args.tasks, args.accounts, args.runs, args.concurrency
         );
         println!(
             "{:>8} {:>14} {:>22} {:>10}",

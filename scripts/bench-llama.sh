@@ -18,21 +18,28 @@
 #    once more with the build type cargo's bench profile gives llama.cpp
 #    when that differs (`BENCH_LLAMA_MATCHED=0` skips it), so the cost of
 #    the build type shows apart from the cost of our code.
-# 3. Runs the Rust bench (our provider and a raw llama-cpp-sys-2 decode
-#    loop), which writes its generated GGUFs under target/bench-llama/models
-#    and prints the exact models and token counts it used.
-# 4. Runs llama-bench on those same files and counts: `-p PP -n 0` for
+# 3. Runs the Rust bench in plan mode: it writes its generated GGUFs under
+#    target/bench-llama/models and prints the exact models and token counts.
+#    llama-bench then runs on those same files and counts: `-p PP -n 0` for
 #    prompt processing and `-p 0 -n TG -d PP` for generation at depth PP,
 #    which is where the provider generates (after its prompt).
+# 4. Runs the Rust bench for real (our provider and a raw llama-cpp-sys-2
+#    decode loop, each run in a process of its own), then llama-bench once
+#    more; llama-bench's two passes are pooled, so load drift hits all alike.
 # 5. Prints the table of medians and ratios to llama-bench, both llama.cpp
 #    versions and the machine; it is also saved as
 #    target/bench-llama/results/summary.md.
 #
 # Environment: BENCH_GGUF (a model instead of stories260K), BENCH_THREADS
 # (default: nproc), BENCH_PP (512), BENCH_TG (128), BENCH_REPS (5),
-# BENCH_LARGE (1: also a generated 512x8 model), BENCH_LLAMA_MATCHED (1),
+# BENCH_LARGE (1: also a generated 512x8 model), BENCH_PARALLEL (the
+# provider's `parallel`, 1), BENCH_LLAMA_MATCHED (1),
 # LLAMA_CPP_PYTHON_VERSION (default: the newest on PyPI, or the one already
-# downloaded). Needs cargo, cmake, a C++ compiler, python3 and pip.
+# downloaded), BENCH_CARGO_CONFIG (one `--config` for both cargo commands,
+# e.g. 'profile.release.package.llama-cpp-sys-2.debug=false', which makes
+# llama-cpp-sys-2 build llama.cpp as CMake Release; cargo keeps those
+# artifacts apart from the usual ones). Needs cargo, cmake, a C++ compiler,
+# python3 and pip.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +53,10 @@ export BENCH_TG="${BENCH_TG:-128}"
 export BENCH_REPS="${BENCH_REPS:-5}"
 export BENCH_MODEL_DIR="${BENCH_MODEL_DIR:-$work/models}"
 matched="${BENCH_LLAMA_MATCHED:-1}"
+cargo_args=()
+if [[ -n ${BENCH_CARGO_CONFIG:-} ]]; then
+    cargo_args+=(--config "$BENCH_CARGO_CONFIG")
+fi
 py_pin="${LLAMA_CPP_PYTHON_VERSION:-}"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -61,7 +72,7 @@ mkdir -p "$work" "$results"
 
 # --- 1. The Rust bench, and the flags llama-cpp-sys-2 built llama.cpp with.
 log "building benches/llama_tokens.rs (cargo bench --no-run)"
-cargo bench --bench llama_tokens --no-run --message-format=json-render-diagnostics \
+cargo bench "${cargo_args[@]}" --bench llama_tokens --no-run --message-format=json-render-diagnostics \
     >"$work/cargo-build.json"
 sys_out=$(grep -o '"out_dir":"[^"]*/llama-cpp-sys-2-[0-9a-f]*/out"' "$work/cargo-build.json" |
     head -n1 | sed 's/^"out_dir":"//; s/"$//')
@@ -160,39 +171,57 @@ for build_type in "${build_types[@]}"; do
     [[ -x $bdir/bin/llama-bench ]] || die "no $bdir/bin/llama-bench after the build"
 done
 
-# --- 3. Our provider and the raw loop.
-log "running cargo bench --bench llama_tokens (threads $BENCH_THREADS, pp $BENCH_PP, tg $BENCH_TG, reps $BENCH_REPS)"
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-cargo bench --bench llama_tokens 2>&1 | tee "$results/rust.log"
-grep '^BENCH_JSON ' "$results/rust.log" | sed 's/^BENCH_JSON //' >"$results/rust.jsonl" ||
-    die "the Rust bench printed no results"
+# --- 3. The plan: models (generated ones written) and exact token counts.
+log "planning (cargo bench --bench llama_tokens, BENCH_PLAN_ONLY=1)"
+BENCH_PLAN_ONLY=1 cargo bench "${cargo_args[@]}" --bench llama_tokens >"$results/plan.log" 2>&1 ||
+    die "planning failed; see $results/plan.log"
+grep '^BENCH_JSON ' "$results/plan.log" | sed 's/^BENCH_JSON //' >"$results/plan.jsonl" ||
+    die "the plan names no models; see $results/plan.log"
 
-# --- 4. llama-bench on the same files and counts.
-rm -f "$results"/llama-bench-*.json
-while IFS=$'\t' read -r name path pp tg threads reps; do
-    for build_type in "${build_types[@]}"; do
-        bin="$work/build-$build_type/bin/llama-bench"
-        log "llama-bench ($build_type) $name: pp$pp, tg$tg@d$pp, $threads threads, $reps reps"
-        "$bin" -m "$path" -p "$pp" -n 0 -t "$threads" -r "$reps" -o json </dev/null \
-            >"$results/llama-bench-$build_type-$name-pp.json" 2>"$results/llama-bench-$build_type-$name-pp.log" ||
-            die "llama-bench failed; see $results/llama-bench-$build_type-$name-pp.log"
-        "$bin" -m "$path" -p 0 -n "$tg" -d "$pp" -t "$threads" -r "$reps" -o json </dev/null \
-            >"$results/llama-bench-$build_type-$name-tg.json" 2>"$results/llama-bench-$build_type-$name-tg.log" ||
-            die "llama-bench failed; see $results/llama-bench-$build_type-$name-tg.log"
-    done
-done < <(python3 -c '
+# llama-bench on the planned files and counts: `-p PP -n 0`, then
+# `-p 0 -n TG -d PP`. It runs once before and once after the Rust bench, and
+# the summary pools both passes, so that drift in the machine's load hits
+# llama-bench and our variants alike.
+llama_bench_pass() {
+    local pass=$1 name path pp tg threads reps build_type bin out
+    while IFS=$'\t' read -r name path pp tg threads reps; do
+        for build_type in "${build_types[@]}"; do
+            bin="$work/build-$build_type/bin/llama-bench"
+            out="$results/llama-bench-$build_type-$name"
+            log "llama-bench ($build_type, $pass) $name: pp$pp, tg$tg@d$pp, $threads threads, $reps reps"
+            "$bin" -m "$path" -p "$pp" -n 0 -t "$threads" -r "$reps" -o json </dev/null \
+                >"$out-pp-$pass.json" 2>"$out-pp-$pass.log" || die "llama-bench failed; see $out-pp-$pass.log"
+            "$bin" -m "$path" -p 0 -n "$tg" -d "$pp" -t "$threads" -r "$reps" -o json </dev/null \
+                >"$out-tg-$pass.json" 2>"$out-tg-$pass.log" || die "llama-bench failed; see $out-tg-$pass.log"
+        done
+    done < <(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["kind"] == "model":
         print("\t".join(str(r[k]) for k in ("model", "path", "pp", "tg", "threads", "reps")))
-' "$results/rust.jsonl")
+' "$results/plan.jsonl")
+}
+
+rm -f "$results"/llama-bench-*.json "$results"/llama-bench-*.log
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+llama_bench_pass before
+
+# --- 4. Our provider and the raw loop.
+log "running cargo bench --bench llama_tokens (threads $BENCH_THREADS, pp $BENCH_PP, tg $BENCH_TG, reps $BENCH_REPS)"
+cargo bench "${cargo_args[@]}" --bench llama_tokens 2>&1 | tee "$results/rust.log"
+grep '^BENCH_JSON ' "$results/rust.log" | sed 's/^BENCH_JSON //' >"$results/rust.jsonl" ||
+    die "the Rust bench printed no results"
+cmp -s <(grep '"kind":"model"' "$results/plan.jsonl") <(grep '"kind":"model"' "$results/rust.jsonl") ||
+    die "the Rust bench ran another plan than the one llama-bench ran"
+
+llama_bench_pass after
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 5. The table.
 cpu_model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)
 export cpu_model load_before load_after py_version py_commit py_ggml sys_version sys_ggml sys_vcs sys_build_type
-export cpu_flag_list="${cpu_flags[*]}" c_flags
+export cpu_flag_list="${cpu_flags[*]}" c_flags BENCH_CARGO_CONFIG="${BENCH_CARGO_CONFIG:-}"
 python3 - "$results" "${build_types[@]}" <<'PY' | tee "$results/summary.md"
 import json, os, statistics, sys
 from pathlib import Path
@@ -204,9 +233,13 @@ models = [r for r in rows if r["kind"] == "model"]
 ours = {(r["model"], r["variant"]): r for r in rows if r["kind"] == "result"}
 
 def llama_bench(build_type, model, test):
-    data = json.load(open(results / f"llama-bench-{build_type}-{model}-{test}.json"))
-    (entry,) = data
-    return statistics.median(entry["samples_ts"]), entry
+    """Median over both passes, and each pass's median."""
+    samples, passes = [], []
+    for p in ("before", "after"):
+        (entry,) = json.load(open(results / f"llama-bench-{build_type}-{model}-{test}-{p}.json"))
+        samples += entry["samples_ts"]
+        passes.append(statistics.median(entry["samples_ts"]))
+    return statistics.median(samples), passes
 
 print("## Local generation: llama provider vs llama-bench\n")
 print(f"- machine: {os.cpu_count()} CPUs (nproc), {env['cpu_model']}; load average "
@@ -216,31 +249,42 @@ print(f"- llama-bench: llama-cpp-python {env['py_version']} sdist, vendored llam
 print(f"- our provider and raw loop: llama-cpp-sys-2 {env['sys_version']} (llama-cpp-rs "
       f"{env['sys_vcs'][:12]}), vendored llama.cpp with ggml {env['sys_ggml']}, built by cargo as "
       f"CMake {env['sys_build_type']}")
+if env.get("BENCH_CARGO_CONFIG"):
+    print(f"- cargo --config {env['BENCH_CARGO_CONFIG']}")
 print(f"- CPU flags of both builds: {env['c_flags'].strip()} {env['cpu_flag_list']}")
 print()
 ref = build_types[0]
 print("| model | variant | pp tokens | pp t/s | tg tokens | tg t/s | pp ratio | tg ratio |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
+drift = []
 for m in models:
     name, pp, tg = m["model"], m["pp"], m["tg"]
-    ref_pp, entry = llama_bench(ref, name, "pp")
+    ref_pp, _ = llama_bench(ref, name, "pp")
     ref_tg, _ = llama_bench(ref, name, "tg")
     lines = []
     for bt in build_types:
-        b_pp, _ = llama_bench(bt, name, "pp")
-        b_tg, _ = llama_bench(bt, name, "tg")
-        lines.append((f"llama-bench ({bt})", pp, b_pp, f"{tg} @ d{pp}", b_tg))
+        b_pp, pp_passes = llama_bench(bt, name, "pp")
+        b_tg, tg_passes = llama_bench(bt, name, "tg")
+        lines.append((f"llama-bench ({bt})", b_pp, b_tg))
+        drift.append(f"{name}, llama-bench ({bt}) before / after: pp {pp_passes[0]:.1f} / "
+                     f"{pp_passes[1]:.1f}, tg {tg_passes[0]:.1f} / {tg_passes[1]:.1f} t/s")
     for variant, label in (("provider", "our provider"), ("raw", "raw llama-cpp-sys-2 loop")):
         r = ours[(name, variant)]
-        lines.append((label, pp, r["pp_tps"], f"{tg} @ d{pp}", r["tg_tps"]))
-    for label, p, p_tps, t, t_tps in lines:
-        print(f"| {name} | {label} | {p} | {p_tps:.1f} | {t} | {t_tps:.1f} | "
+        lines.append((label, r["pp_tps"], r["tg_tps"]))
+    for label, p_tps, t_tps in lines:
+        print(f"| {name} | {label} | {pp} | {p_tps:.1f} | {tg} @ d{pp} | {t_tps:.1f} | "
               f"{p_tps / ref_pp:.3f} | {t_tps / ref_tg:.3f} |")
 print()
-print(f"Ratios are to llama-bench ({ref}); medians of {models[0]['reps'] if models else '?'} reps; "
-      f"{models[0]['threads'] if models else '?'} threads; tg counts decoding steps "
-      "at depth pp (after the prompt), as the provider generates.")
+if models:
+    m = models[0]
+    print(f"Ratios are to llama-bench ({ref}). Medians: our variants over {m['reps']} runs "
+          f"(one process each, after a warm-up run); llama-bench over {m['reps']} reps before "
+          f"and {m['reps']} after the Rust bench, pooled. {m['threads']} threads. tg counts "
+          "decoding steps at depth pp (after the prompt), where the provider generates.")
+for line in drift:
+    print(f"- {line}")
 for m in models:
     print(f"- {m['model']}: {m['path']} ({m['n_params']} parameters, n_ctx_train "
-          f"{m['n_ctx_train']}, n_ctx {m['n_ctx']}), sampler {m['sampler']}")
+          f"{m['n_ctx_train']}, n_ctx {m['n_ctx']}), sampler {m['sampler']}, provider "
+          f"parallel {m['parallel']}")
 PY

@@ -63,7 +63,7 @@ pub struct LocalModelConfig {
     /// Context size in tokens; 0 takes the model's training context.
     #[serde(default)]
     pub context_size: u32,
-    /// Threads for generation; default: all cores.
+    /// Threads for generation; default: the cores divided among `parallel`.
     #[serde(default)]
     pub threads: Option<u32>,
     /// Threads for prompt processing; default: `threads`.
@@ -222,6 +222,14 @@ pub fn default_threads() -> u32 {
 }
 
 impl LocalModelConfig {
+    /// Generation threads: as configured, else the cores divided among
+    /// `parallel` (so the OpenMP teams never outnumber the cores).
+    pub fn effective_threads(&self) -> u32 {
+        self.threads
+            .unwrap_or_else(|| (default_threads() / self.parallel.max(1)).max(1))
+            .max(1)
+    }
+
     /// Validates the file (present, readable, GGUF magic) and the numbers.
     /// Cheap: the model is not loaded.
     pub fn validate(&self, name: &str) -> Result<Price, ConfigError> {
@@ -239,7 +247,7 @@ impl LocalModelConfig {
         match (&self.price.per_cpu_second, &self.price.per_gpu_second) {
             (Some(cpu), None) => Ok(Price::CpuSecond {
                 rate: parse_money(name, "price.per_cpu_second", cpu, &self.price.currency)?,
-                threads: self.threads.unwrap_or_else(default_threads),
+                threads: self.effective_threads(),
             }),
             (None, Some(gpu)) => Ok(Price::GpuSecond {
                 rate: parse_money(name, "price.per_gpu_second", gpu, &self.price.currency)?,

@@ -48,7 +48,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LlamaCppError, LogOptions, json_schema_to_grammar, send_logs_to_tracing};
 use tokio::sync::oneshot;
 
-use crate::config::{LocalModelConfig, default_threads};
+use crate::config::LocalModelConfig;
 use crate::error::ProviderError;
 use crate::types::{FinishReason, GenerateRequest, Generation, Message, Timings, Usage};
 
@@ -152,7 +152,10 @@ impl LocalModel {
         }
         .clamp(1, u32::MAX - CONTEXT_PADDING)
         .next_multiple_of(CONTEXT_PADDING);
-        let threads = config.threads.unwrap_or_else(default_threads).max(1);
+        // Each inference thread runs its own OpenMP team: more OpenMP
+        // threads than cores makes them sleep at every sync point (up to 4×
+        // slower), so by default the cores are shared among `parallel`.
+        let threads = config.effective_threads();
         let batch_threads = config.batch_threads.unwrap_or(threads).max(1);
         let shared = Arc::new(Shared {
             name: name.to_owned(),

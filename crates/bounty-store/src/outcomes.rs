@@ -240,6 +240,18 @@ pub const DEFAULT_ALERT_PERCENTS: [u32; 3] = [50, 80, 100];
 /// plan if needed) and reads its settings. Every transaction that reads
 /// and then changes an account's balances, caps or outcomes starts here.
 pub(crate) async fn lock_billing(tx: &mut Tx, account: &str, now: Timestamp) -> Result<Billing, StoreError> {
+    read_billing(tx, account, now, true).await
+}
+
+/// Reads the account's billing settings (creating its row with the default
+/// plan if needed); with `lock`, also takes the account's billing lock: the
+/// row's lock on Postgres, the write lock on SQLite.
+pub(crate) async fn read_billing(
+    tx: &mut Tx,
+    account: &str,
+    now: Timestamp,
+    lock: bool,
+) -> Result<Billing, StoreError> {
     tx.execute(
         "insert into account_billing (account_id, plan, monthly_cap_micros, alert_percents, updated_at)
          values ($1, $2, null, $3, $4)
@@ -252,13 +264,20 @@ pub(crate) async fn lock_billing(tx: &mut Tx, account: &str, now: Timestamp) -> 
         ],
     )
     .await?;
-    let (plan, cap, alerts): (String, Option<i64>, String) = tx
-        .fetch_one(
+    let (plan, cap, alerts): (String, Option<i64>, String) = if lock {
+        tx.fetch_one(
             "update account_billing set updated_at = $2 where account_id = $1
              returning plan, monthly_cap_micros, alert_percents",
             args![account, now],
         )
-        .await?;
+        .await?
+    } else {
+        tx.fetch_one(
+            "select plan, monthly_cap_micros, alert_percents from account_billing where account_id = $1",
+            args![account],
+        )
+        .await?
+    };
     Ok(Billing {
         plan: serde_json::from_str(&plan).map_err(|e| corrupt("account_billing.plan", e))?,
         monthly_cap_micros: cap,
@@ -429,7 +448,12 @@ async fn charge(
         ComputeUnits::from_milli(metered),
         billing.plan.price_per_cu.micros,
     )?;
-    let spend_before = committed_spend(tx, &account, now).await?;
+    let capped = billing.monthly_cap_micros.is_some();
+    let spend_before = if capped {
+        committed_spend(tx, &account, now).await?
+    } else {
+        0
+    };
     for (debit, credit, amount, unit, kind) in [
         ("allowance", "usage", included, UNIT_CU, "included"),
         ("credits", "usage", draw, UNIT_CU, "credit_draw"),
@@ -464,8 +488,10 @@ async fn charge(
         args![outcome.task_id.to_string()],
     )
     .await?;
-    let spend_after = committed_spend(tx, &account, now).await?;
-    record_alerts(tx, &account, billing, spend_before, spend_after, now).await?;
+    if capped {
+        let spend_after = committed_spend(tx, &account, now).await?;
+        record_alerts(tx, &account, billing, spend_before, spend_after, now).await?;
+    }
     tx.execute(
         "update outcomes set rating = $2, cu_milli = $3, amount_micros = $4, currency = $5 where id = $1",
         args![
@@ -759,7 +785,9 @@ pub(crate) async fn settle_completed(
     verdicts: &[VerifierVerdict],
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
-    let billing = lock_billing(tx, &key.account.to_string(), now).await?;
+    // Only a charge reads and changes balances: lock the account for it
+    // alone, so an account's uncharged outcomes never queue on its lock.
+    let billing = read_billing(tx, &key.account.to_string(), now, decision == Decision::Pass).await?;
     let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Verifying, now).await?;
     let evidence = Evidence {
         verdicts: Some(verdicts.to_vec()),
@@ -790,7 +818,7 @@ pub(crate) async fn settle_failed(
     reason: &str,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
-    let billing = lock_billing(tx, &key.account.to_string(), now).await?;
+    let billing = read_billing(tx, &key.account.to_string(), now, false).await?;
     let mut outcome = open_outcome(tx, &billing, key, OutcomeStatus::Failed, now).await?;
     tx.execute(
         "update outcomes set decided_at = $2 where id = $1",
