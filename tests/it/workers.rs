@@ -12,7 +12,10 @@ use bounty_store::TaskFilter;
 
 use crate::support::{Backend, TestApp, TestOptions};
 
-backend_tests!(a_worker_killed_mid_task_leaves_it_to_another_exactly_once);
+backend_tests!(
+    a_worker_killed_mid_task_leaves_it_to_another_exactly_once,
+    sigterm_lets_a_running_task_finish_then_exits_cleanly,
+);
 
 /// A running `bounty worker`; killed on drop.
 struct WorkerProcess {
@@ -218,4 +221,32 @@ async fn a_worker_killed_mid_task_leaves_it_to_another_exactly_once(backend: Bac
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["attempt"], 2);
     assert_eq!(fake.request_count(), 2);
+}
+
+async fn sigterm_lets_a_running_task_finish_then_exits_cleanly(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    // The model takes 1.5 s: the signal arrives while it works.
+    fake.set_default(Behavior::Delay(Duration::from_millis(1500)));
+    let app = spawn(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &fake, 10_000);
+    app.agent(&key, "support", &["fake"], None).await;
+    let task = app.task(&key, "support", "slow one").await;
+    let worker = WorkerProcess::start(dir.path(), app.database_url());
+    wait_until(
+        "the worker to call the model",
+        Duration::from_secs(30),
+        async || fake.request_count() == 1,
+    )
+    .await;
+    let id = worker.id.clone();
+    let status = worker.terminate();
+    assert!(status.success(), "a clean exit: {status:?}");
+    // The task finished before the process exited, in its first attempt.
+    let done = app.get_task(&key, task["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["attempt_history"][0]["worker"], id.as_str());
+    assert_eq!(done["outcome"]["status"], "resolved");
 }
