@@ -77,6 +77,11 @@ pub enum Command {
     #[command(subcommand)]
     Billing(BillingCommand),
 
+    /// The transactional outbox of external effects (meter events, their
+    /// reversals, Stripe customers): inspect it, retry parked rows.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -191,6 +196,24 @@ pub enum BillingCommand {
         /// Percents of the cap at which an alert is recorded.
         #[arg(long, value_delimiter = ',', default_value = "50,80,100")]
         alerts: Vec<u32>,
+    },
+}
+
+/// `outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List rows, newest first (all accounts).
+    List {
+        /// Only `pending`, `sent` or `failed` rows.
+        #[arg(long, value_parser = ["pending", "sent", "failed"])]
+        status: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Put a parked (`failed`) row back to `pending`, due now.
+    Retry {
+        /// The row's id (`obx_…`).
+        id: bounty_core::OutboxId,
     },
 }
 

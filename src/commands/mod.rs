@@ -4,6 +4,7 @@ mod accounts;
 mod api_keys;
 mod billing;
 mod models;
+mod outbox;
 mod serve;
 mod worker;
 
@@ -26,6 +27,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Usage(args) => billing::usage(args, &open_store(&config).await?).await,
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
         Command::Billing(cmd) => billing::billing(cmd, &open_store(&config).await?).await,
+        Command::Outbox(cmd) => outbox::run(cmd, &open_store(&config).await?).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({} in this binary)", store.migration_count());

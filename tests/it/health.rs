@@ -16,7 +16,13 @@ backend_tests!(
 async fn healthz_and_readyz_answer(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     assert_eq!(json_of(app.get("/healthz").await, 200).await["status"], "ok");
-    assert_eq!(json_of(app.get("/readyz").await, 200).await["status"], "ready");
+    let ready = json_of(app.get("/readyz").await, 200).await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(
+        ready["detail"]["billing"], "ledger_only",
+        "flagged until a Stripe sender runs"
+    );
+    assert_eq!(ready["detail"]["outbox_pending"], 0);
 }
 
 async fn metrics_count_requests_by_route(backend: Backend) {
@@ -51,6 +57,12 @@ async fn metrics_count_requests_by_route(backend: Backend) {
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
     assert!(
         text.contains(r#"bounty_http_request_duration_seconds_count{method="GET",route="/v1/account"} 4"#),
+        "{text}"
+    );
+    // The account's Stripe customer waits in the outbox (ledger-only).
+    assert!(text.contains("bounty_outbox_pending 1\n"), "{text}");
+    assert!(
+        text.contains("bounty_outbox_oldest_pending_age_seconds "),
         "{text}"
     );
 }

@@ -253,6 +253,43 @@ async fn check(store: &Store, account: AccountId) {
         // Default plan: 1.000000 USD per CU, so 1 mCU = 1000 micros.
         assert_eq!(net("USD"), metered * 1000, "outcome {} money vs metered CU", o.id);
     }
+    // The outbox agrees with the ledger: one meter event per charge, one
+    // reversal per reversed charge, each with the transfer's amount.
+    let outbox = store.outbox_of(account).await.unwrap();
+    for t in transfers.iter().filter(|t| t.kind == "charge") {
+        let events: Vec<_> = outbox
+            .iter()
+            .filter(|o| o.kind == "meter_event" && o.payload["identifier"] == t.id.to_string())
+            .collect();
+        assert_eq!(
+            events.len(),
+            1,
+            "charge {} has {} meter events",
+            t.id,
+            events.len()
+        );
+        assert_eq!(events[0].payload["value"], t.amount);
+    }
+    for t in transfers.iter().filter(|t| t.kind == "charge_reversal") {
+        let original = t.reverses_id.expect("a reversal names its original").to_string();
+        let events: Vec<_> = outbox
+            .iter()
+            .filter(|o| o.kind == "meter_event_reversal" && o.payload["identifier"] == original)
+            .collect();
+        assert_eq!(
+            events.len(),
+            1,
+            "reversal {} has {} outbox rows",
+            t.id,
+            events.len()
+        );
+    }
+    let metered = transfers.iter().filter(|t| t.kind == "charge").count();
+    assert_eq!(
+        outbox.iter().filter(|o| o.kind == "meter_event").count(),
+        metered,
+        "no orphan meter events"
+    );
     // Finished tasks have exactly one outcome; unfinished ones none.
     let tasks = store
         .list_tasks(

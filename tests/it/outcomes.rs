@@ -94,7 +94,7 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
     let fake = FakeOpenAi::start().await;
     fake.set_default(Behavior::reply("Your refund was issued today.", 1000, 100));
     let app = app(backend, &fake).await;
-    let (_, key) = app.create_account("Acme").await;
+    let (account, key) = app.create_account("Acme").await;
     let policy =
         json!({"verifiers": [{"kind": "rules", "non_empty": true, "forbidden_phrases": ["as an AI"]}]});
     agent_with_policy(&app, &key, "support", policy).await;
@@ -141,6 +141,20 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
     assert_eq!(
         (money["amount"].as_i64(), money["unit"].as_str()),
         (Some(1_000_000), Some("USD"))
+    );
+    // The charge and its meter event were committed together; the event
+    // waits in the outbox (no Stripe sender yet: ledger-only).
+    let outbox = app.store.outbox_of(account).await.unwrap();
+    let kinds: Vec<&str> = outbox.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["stripe_customer", "meter_event"]);
+    let meter = &outbox[1];
+    assert_eq!(meter.status, "pending");
+    assert_eq!(meter.payload["identifier"], charge["id"]);
+    assert_eq!(meter.payload["value"], 1000);
+    assert_eq!(meter.payload["event_name"], "bounty_compute_units");
+    assert_eq!(
+        meter.idempotency_key,
+        format!("meter_event:{}", charge["id"].as_str().unwrap())
     );
     // Listed, and linked from the task.
     let list = json_of(
@@ -214,7 +228,7 @@ async fn a_failed_task_has_a_failed_outcome(backend: Backend) {
 async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     let app = app(backend, &fake).await;
-    let (_, key) = app.create_account("Acme").await;
+    let (account, key) = app.create_account("Acme").await;
     agent_with_policy(&app, &key, "support", json!({})).await;
     let out = outcome_of(&app, &key, "support", "help").await;
     assert_eq!(out["status"], "resolved");
@@ -260,6 +274,17 @@ async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
     assert_eq!(last["event"], "signal");
     assert_eq!(last["signal"], json!({"kind": "reopened"}));
     assert_eq!(last["effect"], "reverse");
+    let charge = t.iter().find(|t| t["kind"] == "charge").unwrap();
+    let outbox = app.store.outbox_of(account).await.unwrap();
+    let reversal = outbox
+        .iter()
+        .find(|o| o.kind == "meter_event_reversal")
+        .expect("the meter event is undone");
+    assert_eq!(
+        reversal.payload["identifier"], charge["id"],
+        "names the original meter event"
+    );
+    assert_eq!(reversal.payload["value"], 1000);
     // A second reopen changes nothing and charges nothing.
     let again = json_of(signal(&app, &key, id, json!({"kind": "reopened"})).await, 200).await;
     assert_eq!(again["transfers"].as_array().unwrap().len(), 4);

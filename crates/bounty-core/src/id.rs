@@ -174,6 +174,12 @@ typed_id!(
 );
 
 typed_id!(
+    /// One external effect waiting in the transactional outbox.
+    OutboxId,
+    "obx"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"

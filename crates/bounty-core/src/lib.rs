@@ -41,8 +41,8 @@ pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
-    AccountId, AgentId, ApiKeyId, BillingEventId, IdParseError, ModelCallId, OutcomeId, RequestId, TaskId,
-    TransferId, UserId,
+    AccountId, AgentId, ApiKeyId, BillingEventId, IdParseError, ModelCallId, OutboxId, OutcomeId, RequestId,
+    TaskId, TransferId, UserId,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use outcome::{

@@ -1,7 +1,9 @@
 //! Accounts: the tenants.
 //!
 //! An account is created together with its first API key, in one
-//! transaction, so there is never an account nobody can authenticate as.
+//! transaction, so there is never an account nobody can authenticate as;
+//! the same transaction queues the creation of its Stripe customer in the
+//! outbox.
 
 use bounty_core::{AccountId, AccountName, ApiKeyId, KeyName, NewApiKey, PageLimit, Timestamp};
 
@@ -74,6 +76,19 @@ impl Store {
                     account.id
                 )));
             }
+            // Its Stripe customer is created by the outbox sender.
+            sqlx::query(
+                "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
+                     next_attempt_at, created_at)
+                 values ($1, $2, 'stripe_customer', null, $3, $4, 'pending', 0, $5, $5)",
+            )
+            .bind(bounty_core::OutboxId::new().to_string())
+            .bind(account.id.to_string())
+            .bind(serde_json::json!({"account_id": account.id.to_string(), "name": account.name}).to_string())
+            .bind(format!("stripe_customer:{}", account.id))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         });
         let key = ApiKey::new_unused(key_id, account.id, key_name, key, now);

@@ -32,6 +32,7 @@ use chrono::{Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::db::on_pool;
+use crate::outbox::{METER_EVENT_NAME, enqueue};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
@@ -467,7 +468,7 @@ async fn charge(
         ),
     ] {
         if amount > 0 {
-            insert_transfer(
+            let id = insert_transfer(
                 tx,
                 &account,
                 debit,
@@ -481,6 +482,17 @@ async fn charge(
                 now,
             )
             .await?;
+            if kind == "charge" {
+                // Metered CU become a meter event, sent later, exactly once.
+                let id = id.to_string();
+                let payload = serde_json::json!({
+                    "event_name": METER_EVENT_NAME,
+                    "identifier": id,
+                    "value": amount,
+                    "timestamp": now.timestamp(),
+                });
+                enqueue(tx, &account, "meter_event", Some(&id), payload, now).await?;
+            }
         }
     }
     tx.execute(
@@ -519,7 +531,7 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
         )
         .await?;
     for (id, debit, credit, amount, unit, kind) in originals {
-        insert_transfer(
+        let reversal = insert_transfer(
             tx,
             &account,
             &credit,
@@ -533,6 +545,32 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
             now,
         )
         .await?;
+        if kind == "charge" {
+            // Undo the meter event: cancelled inside Stripe's window, else
+            // credited; the sender decides from the original's timestamp.
+            let (created,): (Timestamp,) = tx
+                .fetch_one(
+                    "select created_at from ledger_transfers where id = $1",
+                    args![id.clone()],
+                )
+                .await?;
+            let payload = serde_json::json!({
+                "event_name": METER_EVENT_NAME,
+                "identifier": id,
+                "value": amount,
+                "timestamp": created.timestamp(),
+                "reversal": reversal.to_string(),
+            });
+            enqueue(
+                tx,
+                &account,
+                "meter_event_reversal",
+                Some(&reversal.to_string()),
+                payload,
+                now,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

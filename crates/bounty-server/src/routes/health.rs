@@ -19,15 +19,33 @@ use crate::state::AppState;
 pub struct HealthOut {
     /// `ok` or `ready`.
     pub status: &'static str,
+    /// Readiness details (on `/readyz`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ReadyDetail>,
+}
+
+/// What `/readyz` knows beyond "the database answers".
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadyDetail {
+    /// `ledger_only`: no Stripe sender runs in this build yet, so charges
+    /// are recorded in the ledger and their meter events wait in the
+    /// outbox; nothing is lost.
+    pub billing: &'static str,
+    /// Outbox rows waiting to be sent.
+    pub outbox_pending: i64,
 }
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = HealthOut)))]
 pub async fn healthz() -> Json<HealthOut> {
-    Json(HealthOut { status: "ok" })
+    Json(HealthOut {
+        status: "ok",
+        detail: None,
+    })
 }
 
-/// The process is up and its database answers.
+/// The process is up and its database answers; the detail says how
+/// billing runs and how much waits in the outbox.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -38,8 +56,14 @@ pub async fn healthz() -> Json<HealthOut> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<HealthOut>> {
-    match tokio::time::timeout(state.limits.readiness_timeout, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(HealthOut { status: "ready" })),
+    match tokio::time::timeout(state.limits.readiness_timeout, state.store.outbox_stats()).await {
+        Ok(Ok(stats)) => Ok(Json(HealthOut {
+            status: "ready",
+            detail: Some(ReadyDetail {
+                billing: "ledger_only",
+                outbox_pending: stats.pending,
+            }),
+        })),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(ApiError::DatabaseUnavailable),
     }
@@ -53,8 +77,27 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<HealthOut>>
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
+    let mut body = state.metrics.render();
+    // Outbox gauges: read from the database, skipped when it is away.
+    if let Ok(Ok(stats)) =
+        tokio::time::timeout(state.limits.readiness_timeout, state.store.outbox_stats()).await
+    {
+        let age = stats
+            .oldest_pending
+            .map(|t| (state.store.now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        body.push_str(&format!(
+            "# HELP bounty_outbox_pending Outbox rows waiting to be sent.\n\
+             # TYPE bounty_outbox_pending gauge\n\
+             bounty_outbox_pending {}\n\
+             # HELP bounty_outbox_failed Outbox rows parked after a permanent error.\n\
+             # TYPE bounty_outbox_failed gauge\n\
+             bounty_outbox_failed {}\n\
+             # HELP bounty_outbox_oldest_pending_age_seconds Age of the oldest pending outbox row.\n\
+             # TYPE bounty_outbox_oldest_pending_age_seconds gauge\n\
+             bounty_outbox_oldest_pending_age_seconds {age:.3}\n",
+            stats.pending, stats.failed
+        ));
+    }
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

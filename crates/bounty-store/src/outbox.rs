@@ -1,0 +1,196 @@
+//! The transactional outbox: external effects written in the transaction
+//! of the change that causes them, and sent later by a sender with the
+//! row's stable idempotency key.
+//!
+//! | kind | written when | payload |
+//! |---|---|---|
+//! | `meter_event` | a `charge` transfer is written | `{event_name, identifier, value, timestamp}`: the transfer id and its milli-CU |
+//! | `meter_event_reversal` | that charge is reversed | `{event_name, identifier, value, timestamp, reversal}`: the original transfer |
+//! | `stripe_customer` | an account is created | `{account_id, name}` |
+//!
+//! Until a sender is configured (Stripe), rows wait as `pending`: the
+//! ledger is complete on its own and nothing is lost.
+
+use bounty_core::{AccountId, OutboxId, PageLimit, Timestamp};
+
+use crate::db::on_pool;
+use crate::tx::{Tx, args};
+use crate::{Page, Store, StoreError};
+
+/// The Stripe billing meter's event name.
+pub const METER_EVENT_NAME: &str = "bounty_compute_units";
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    pub account_id: AccountId,
+    pub kind: String,
+    pub transfer_id: Option<String>,
+    pub payload: serde_json::Value,
+    pub idempotency_key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// Pending work in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub failed: i64,
+    /// When the oldest pending row was written.
+    pub oldest_pending: Option<Timestamp>,
+}
+
+/// Adds a row to the outbox inside the caller's transaction.
+pub(crate) async fn enqueue(
+    tx: &mut Tx,
+    account: &str,
+    kind: &str,
+    transfer_id: Option<&str>,
+    payload: serde_json::Value,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let key = format!("{kind}:{}", transfer_id.unwrap_or(account));
+    tx.execute(
+        "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
+             next_attempt_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+        args![
+            OutboxId::new().to_string(),
+            account,
+            kind,
+            transfer_id.map(str::to_owned),
+            payload.to_string(),
+            key,
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts, next_attempt_at,
+         last_error, created_at, sent_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    account_id: String,
+    kind: String,
+    transfer_id: Option<String>,
+    payload: String,
+    idempotency_key: String,
+    status: String,
+    attempts: i32,
+    next_attempt_at: Timestamp,
+    last_error: Option<String>,
+    created_at: Timestamp,
+    sent_at: Option<Timestamp>,
+}
+
+impl TryFrom<Row> for OutboxItem {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        let bad = |c: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("outbox.{c}: {e}"));
+        Ok(OutboxItem {
+            id: r.id.parse().map_err(|e| bad("id", &e))?,
+            account_id: r.account_id.parse().map_err(|e| bad("account_id", &e))?,
+            kind: r.kind,
+            transfer_id: r.transfer_id,
+            payload: serde_json::from_str(&r.payload).map_err(|e| bad("payload", &e))?,
+            idempotency_key: r.idempotency_key,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        })
+    }
+}
+
+impl Store {
+    /// Outbox rows of every account (operator view), newest first,
+    /// optionally of one status.
+    pub async fn admin_list_outbox(
+        &self,
+        status: Option<&str>,
+        limit: PageLimit,
+        after: Option<OutboxId>,
+    ) -> Result<Page<OutboxItem>, StoreError> {
+        let rows: Vec<Row> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", outbox_columns!(), " from outbox
+                 where ($1 is null or status = $1) and ($2 is null or id < $2)
+                 order by id desc limit $3"
+            ))
+            .bind(status.map(str::to_owned))
+            .bind(after.map(|a| a.to_string()))
+            .bind(i64::from(limit.get()) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let items = rows
+            .into_iter()
+            .map(OutboxItem::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, limit.get(), |o| o.id.to_string()))
+    }
+
+    /// One account's outbox rows, oldest first.
+    pub async fn outbox_of(&self, account: AccountId) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows: Vec<Row> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!("select ", outbox_columns!(), " from outbox where account_id = $1 order by id"))
+                .bind(account.to_string())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(OutboxItem::try_from).collect()
+    }
+
+    /// Puts a failed row back to pending, due now. `false` when there is
+    /// no failed row with that id.
+    pub async fn admin_retry_outbox(&self, id: OutboxId) -> Result<bool, StoreError> {
+        let now = self.now();
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "update outbox set status = 'pending', next_attempt_at = $2
+                 where id = $1 and status = 'failed' returning id",
+            )
+            .bind(id.to_string())
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.is_some())
+    }
+
+    /// Counts of pending and failed rows, and the oldest pending one.
+    pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let (pending, failed, oldest): (i64, i64, Option<Timestamp>) = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select
+                     (select count(*) from outbox where status = 'pending'),
+                     (select count(*) from outbox where status = 'failed'),
+                     (select min(created_at) from outbox where status = 'pending')",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(OutboxStats {
+            pending,
+            failed,
+            oldest_pending: oldest,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! `bounty outbox list|retry`.
+
+use anyhow::bail;
+use bounty_core::{OutboxId, PageLimit};
+use bounty_store::Store;
+
+use crate::cli::OutboxCommand;
+
+pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCommand::List { status, list } => {
+            let limit = PageLimit::new(list.limit).map_err(|e| anyhow::anyhow!("--limit {e}"))?;
+            let cursor = list
+                .cursor
+                .as_deref()
+                .map(|c| {
+                    c.parse::<OutboxId>()
+                        .map_err(|e| anyhow::anyhow!("--cursor: {e}"))
+                })
+                .transpose()?;
+            let page = store.admin_list_outbox(status.as_deref(), limit, cursor).await?;
+            if list.json {
+                let items: Vec<_> = page
+                    .items
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "id": o.id.to_string(), "account_id": o.account_id.to_string(), "kind": o.kind,
+                            "transfer_id": o.transfer_id, "payload": o.payload,
+                            "idempotency_key": o.idempotency_key, "status": o.status, "attempts": o.attempts,
+                            "next_attempt_at": o.next_attempt_at, "last_error": o.last_error,
+                            "created_at": o.created_at, "sent_at": o.sent_at,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"data": items, "next_cursor": page.next_cursor})
+                );
+                return Ok(());
+            }
+            let stats = store.outbox_stats().await?;
+            println!(
+                "{} pending, {} failed{}",
+                stats.pending,
+                stats.failed,
+                stats
+                    .oldest_pending
+                    .map(|t| format!(", oldest pending since {t}"))
+                    .unwrap_or_default()
+            );
+            for o in &page.items {
+                println!(
+                    "{}  {:<8} {:<21} {}  attempts {}{}",
+                    o.id,
+                    o.status,
+                    o.kind,
+                    o.account_id,
+                    o.attempts,
+                    o.last_error
+                        .as_deref()
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(next) = page.next_cursor {
+                println!("next: --cursor {next}");
+            }
+            Ok(())
+        }
+        OutboxCommand::Retry { id } => {
+            if !store.admin_retry_outbox(id).await? {
+                bail!("no failed outbox row {id}");
+            }
+            println!("{id} is pending again");
+            Ok(())
+        }
+    }
+}
