@@ -41,6 +41,82 @@ pub struct Config {
     /// Models by name (`[models.NAME]`): what agents' routes may name.
     /// See `bounty_models::config` for every key.
     pub models: BTreeMap<String, ModelConfig>,
+    /// Stripe: where the outbox sends meter events and customers.
+    pub stripe: StripeSettings,
+}
+
+/// `[stripe]`: without a secret key Bounty runs ledger-only: charges are
+/// recorded and their meter events wait in the outbox.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeSettings {
+    /// `sk_live_…` / `sk_test_…`. Secret: never logged. Unset: ledger-only.
+    pub secret_key: Option<SecretString>,
+    /// Stripe's API base (a local fake in tests); no path allowed.
+    pub base_url: String,
+    /// Longest one Stripe request may take, in ms.
+    pub timeout_ms: u64,
+    /// Whether workers (`bounty worker`, and `serve`'s own) send the outbox.
+    pub sender: bool,
+    /// How often an idle sender looks for due rows, in ms.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        StripeSettings {
+            secret_key: None,
+            base_url: "https://api.stripe.com".to_owned(),
+            timeout_ms: 30_000,
+            sender: true,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("sender", &self.sender)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .finish()
+    }
+}
+
+impl StripeSettings {
+    /// The client, when a secret key is configured.
+    pub fn client(&self) -> Result<Option<bounty_billing::stripe::StripeClient>, ConfigError> {
+        let Some(key) = &self.secret_key else {
+            return Ok(None);
+        };
+        let mut config = bounty_billing::stripe::StripeConfig::new(key.clone());
+        config.base_url = self.base_url.clone();
+        config.timeout = Duration::from_millis(self.timeout_ms);
+        bounty_billing::stripe::StripeClient::new(config)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("invalid value for `stripe.base_url`: {e}")))
+    }
+
+    /// The outbox sender over `store`, when Stripe is configured and
+    /// sending is on.
+    pub fn sender(
+        &self,
+        store: &bounty_store::Store,
+    ) -> Result<Option<bounty_billing::outbox::Sender>, ConfigError> {
+        if !self.sender {
+            return Ok(None);
+        }
+        Ok(self.client()?.map(|client| {
+            let config = bounty_billing::outbox::SenderConfig {
+                poll_interval: Duration::from_millis(self.poll_interval_ms),
+                ..Default::default()
+            };
+            bounty_billing::outbox::Sender::new(store.clone(), client, config)
+        }))
+    }
 }
 
 /// `[worker]`: how tasks are claimed and run.
@@ -296,6 +372,10 @@ impl Config {
             return bad("worker.lease_ms", "must be at least 300");
         }
         self.model_registry()?;
+        self.stripe.client()?;
+        if self.stripe.timeout_ms == 0 || self.stripe.poll_interval_ms == 0 {
+            return bad("stripe.timeout_ms", "timeouts and intervals must be at least 1");
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
         }

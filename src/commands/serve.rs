@@ -44,7 +44,24 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_wake(Arc::clone(&wake));
         tokio::spawn(worker.run(shutdown.clone()))
     });
+    let sender = config
+        .stripe
+        .sender(&store)
+        .context("invalid Stripe configuration")?;
+    let stripe_configured = config.stripe.secret_key.is_some();
+    if !stripe_configured {
+        tracing::warn!(
+            "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
+        );
+    }
+    let sender = if config.worker.in_serve && !args.no_worker {
+        sender
+    } else {
+        None
+    }
+    .map(|s| tokio::spawn(s.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
+        .with_stripe(stripe_configured)
         .with_models(registry)
         .with_task_max_attempts(config.worker.max_attempts)
         .with_task_wake(wake);
@@ -57,6 +74,9 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
     if let Some(worker) = worker {
         // The server is down; the worker was cancelled with it and is
         // finishing its running tasks within its own grace.

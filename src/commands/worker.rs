@@ -34,7 +34,23 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let sender = config
+        .stripe
+        .sender(&store)
+        .context("invalid Stripe configuration")?;
+    let sender = match sender {
+        Some(sender) => Some(tokio::spawn(sender.run(shutdown.clone()))),
+        None => {
+            tracing::warn!(
+                "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
+            );
+            None
+        }
+    };
     worker.run(shutdown).await;
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
     store.close().await;
     Ok(())
 }

@@ -19,5 +19,6 @@ mod openapi;
 mod outcomes;
 mod shutdown;
 mod store;
+mod stripe_outbox;
 mod tasks;
 mod workers;

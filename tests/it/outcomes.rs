@@ -132,12 +132,21 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
             .starts_with("Charged 1.000 CU")
     );
     assert_eq!(kinds(&out), vec!["charge", "charge_money"]);
-    let charge = &out["transfers"][0];
+    let by_kind = |kind: &str| {
+        out["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let charge = &by_kind("charge");
     assert_eq!(
         (charge["amount"].as_i64(), charge["unit"].as_str()),
         (Some(1000), Some("mCU"))
     );
-    let money = &out["transfers"][1];
+    let money = &by_kind("charge_money");
     assert_eq!(
         (money["amount"].as_i64(), money["unit"].as_str()),
         (Some(1_000_000), Some("USD"))

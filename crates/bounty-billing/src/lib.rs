@@ -5,6 +5,7 @@
 //! Only rustls on aws-lc-rs is compiled in (DESIGN.md, "TLS crypto"): async-stripe is built with
 //! `rustls-aws-lc-rs`, never its default native-tls nor `rustls-ring`.
 
+pub mod outbox;
 pub mod signature;
 pub mod stripe;
 #[cfg(feature = "test-support")]

@@ -46,6 +46,8 @@ pub struct AppState {
     pub task_max_attempts: u32,
     /// Notified on every new task, so in-process workers start at once.
     pub task_wake: Arc<Notify>,
+    /// Whether Stripe is configured; without it Bounty is ledger-only.
+    pub stripe_configured: bool,
 }
 
 impl AppState {
@@ -58,7 +60,14 @@ impl AppState {
             models: Arc::new(ModelRegistry::default()),
             task_max_attempts: 3,
             task_wake: Arc::new(Notify::new()),
+            stripe_configured: false,
         }
+    }
+
+    /// The same state, with Stripe configured (or not).
+    pub fn with_stripe(mut self, configured: bool) -> Self {
+        self.stripe_configured = configured;
+        self
     }
 
     /// The same state over these models.

@@ -33,7 +33,7 @@ pub use agents::{Agent, AgentPatch, AgentSpec};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use error::StoreError;
-pub use outbox::{METER_EVENT_NAME, OutboxItem, OutboxStats};
+pub use outbox::{METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
     Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
     UsageRow, period_start,

@@ -194,3 +194,128 @@ impl Store {
         })
     }
 }
+
+/// An outbox row claimed by a sender, with the account's Stripe customer
+/// when it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxClaim {
+    pub item: OutboxItem,
+    pub stripe_customer_id: Option<String>,
+}
+
+const CLAIM_SQLITE: &str = concat!(
+    "update outbox set lease_until = $2, attempts = attempts + 1
+     where id in (
+         select id from outbox
+         where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
+         order by next_attempt_at, id
+         limit $3)
+     returning ",
+    outbox_columns!()
+);
+
+const CLAIM_POSTGRES: &str = concat!(
+    "update outbox set lease_until = $2, attempts = attempts + 1
+     where id in (
+         select id from outbox
+         where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
+         order by next_attempt_at, id
+         limit $3
+         for update skip locked)
+     returning ",
+    outbox_columns!()
+);
+
+impl Store {
+    /// Claims up to `limit` due rows for `lease`: until it expires no other
+    /// sender takes them. A sender that dies leaves them to be claimed
+    /// again, and resent with the same idempotency key.
+    pub async fn claim_outbox(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxClaim>, StoreError> {
+        let now = self.now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX / 2);
+        let sql = match self.db {
+            crate::db::Db::Sqlite(_) => CLAIM_SQLITE,
+            crate::db::Db::Postgres(_) => CLAIM_POSTGRES,
+        };
+        let mut tx = self.begin().await?;
+        let rows: Vec<Row> = tx.fetch_all(sql, args![now, until, i64::from(limit)]).await?;
+        let mut claims = Vec::with_capacity(rows.len());
+        for row in rows {
+            let item = OutboxItem::try_from(row)?;
+            let (customer,): (Option<String>,) = tx
+                .fetch_one(
+                    "select stripe_customer_id from accounts where id = $1",
+                    args![item.account_id.to_string()],
+                )
+                .await?;
+            claims.push(OutboxClaim {
+                item,
+                stripe_customer_id: customer,
+            });
+        }
+        tx.commit().await?;
+        Ok(claims)
+    }
+
+    /// Marks a row sent; for `stripe_customer`, stores the customer id on
+    /// the account in the same transaction.
+    pub async fn outbox_sent(
+        &self,
+        id: OutboxId,
+        stripe_customer_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let row: Option<(String,)> = tx
+            .fetch_optional(
+                "update outbox set status = 'sent', sent_at = $2, lease_until = null, last_error = null
+                 where id = $1 and status = 'pending' returning account_id",
+                args![id.to_string(), now],
+            )
+            .await?;
+        if let (Some((account,)), Some(customer)) = (row, stripe_customer_id) {
+            tx.execute(
+                "update accounts set stripe_customer_id = coalesce(stripe_customer_id, $2) where id = $1",
+                args![account, customer],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Leaves a row pending, due again at `at`, with the error recorded.
+    pub async fn outbox_retry_at(&self, id: OutboxId, error: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "update outbox set next_attempt_at = $2, last_error = $3, lease_until = null
+                 where id = $1 and status = 'pending'",
+            )
+            .bind(id.to_string())
+            .bind(at)
+            .bind(error.to_owned())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Parks a row as failed after a permanent error; an operator can
+    /// inspect and retry it (`bounty outbox retry`).
+    pub async fn outbox_park(&self, id: OutboxId, error: &str) -> Result<(), StoreError> {
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "update outbox set status = 'failed', last_error = $2, lease_until = null
+                 where id = $1 and status = 'pending'",
+            )
+            .bind(id.to_string())
+            .bind(error.to_owned())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

@@ -27,9 +27,9 @@ pub struct HealthOut {
 /// What `/readyz` knows beyond "the database answers".
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadyDetail {
-    /// `ledger_only`: no Stripe sender runs in this build yet, so charges
-    /// are recorded in the ledger and their meter events wait in the
-    /// outbox; nothing is lost.
+    /// `stripe` when Stripe is configured; `ledger_only` when it is not:
+    /// charges are recorded in the ledger and their meter events wait in
+    /// the outbox; nothing is lost.
     pub billing: &'static str,
     /// Outbox rows waiting to be sent.
     pub outbox_pending: i64,
