@@ -19,14 +19,12 @@ use std::time::Duration;
 
 use bounty_core::outcome::Signal;
 use bounty_core::{
-    AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, ComputeUnits, Decision, KeyName,
-    ManualClock, ModelRoute, OutcomeType, PageLimit, TaskInput, TaskStatus, VerificationPolicy,
+    AccountId, ComputeUnits, Decision, ManualClock, PageLimit, TaskStatus, VerificationPolicy,
 };
-use bounty_store::{
-    AgentSpec, AttemptEnd, DatabaseOptions, NewTask, Store, TaskError, TaskFilter, TaskOutput,
-};
+use bounty_store::{AttemptEnd, DatabaseOptions, Store, TaskError, TaskFilter, TaskOutput};
 use proptest::prelude::*;
 
+use crate::support::billing::{account_with_agent, queue_and_claim};
 use crate::support::{Backend, TestDatabase};
 
 #[derive(Debug, Clone)]
@@ -87,56 +85,17 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let (account, _) = store
-        .create_account(
-            &AccountName::parse("Props").unwrap(),
-            &KeyName::parse("k").unwrap(),
-            &ApiKeySecret::generate(ApiKeyMode::Live),
-        )
-        .await
-        .unwrap();
-    let account: AccountId = account.id;
     let policy = VerificationPolicy {
         window_hours: 72,
         goodwill_days: 2,
         ..Default::default()
     };
-    let agent = store
-        .create_agent(
-            account,
-            &AgentSpec {
-                name: AgentName::parse("props").unwrap(),
-                instructions: "x".into(),
-                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
-                output_schema: None,
-                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: policy,
-                params: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let (account, agent) = account_with_agent(&store, policy).await;
     let mut outcomes = Vec::new();
     for (i, (op, crash)) in ops.into_iter().enumerate() {
         match op {
             Op::Run(_) | Op::Fail => {
-                let new = NewTask {
-                    agent_id: agent.id,
-                    agent_version: 1,
-                    input: TaskInput {
-                        body: format!("task {i}"),
-                        ..Default::default()
-                    },
-                    external_ref: None,
-                    idempotency: None,
-                    max_attempts: 1,
-                };
-                store.create_task(account, &new).await.unwrap();
-                let claimed = store
-                    .claim_tasks("props", 1, Duration::from_secs(3600))
-                    .await
-                    .unwrap();
-                let claimed = claimed.into_iter().next().expect("the new task is due");
+                let claimed = queue_and_claim(&store, account, agent, format!("task {i}")).await;
                 let end = match op {
                     Op::Run(decision) => AttemptEnd::Completed(TaskOutput {
                         text: "done".into(),

@@ -9,12 +9,10 @@ use bounty_billing::outbox::{Sender, SenderConfig};
 use bounty_billing::stripe::{StripeClient, StripeConfig};
 use bounty_billing::testing::{FakeStripe, Fault};
 use bounty_core::outcome::Signal;
-use bounty_core::{
-    AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, Decision, KeyName, ModelRoute, OutcomeType,
-    TaskInput,
-};
-use bounty_store::{AgentSpec, AttemptEnd, NewTask, Store, TaskOutput};
+use bounty_core::{AccountId, Decision};
+use bounty_store::{AttemptEnd, Store, TaskOutput};
 
+use crate::support::billing::{account_with_agent, queue_and_claim};
 use crate::support::{Backend, TestApp};
 
 backend_tests!(
@@ -49,24 +47,7 @@ fn config_of(base_url: String) -> StripeConfig {
 /// Resolves (charges) a new task of `account` through the store's real
 /// finish path.
 async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::AgentId, n: usize) {
-    let new = NewTask {
-        agent_id: agent,
-        agent_version: 1,
-        input: TaskInput {
-            body: format!("ticket {n}"),
-            ..Default::default()
-        },
-        external_ref: None,
-        idempotency: None,
-        max_attempts: 1,
-    };
-    store.create_task(account, &new).await.unwrap();
-    let claimed = store
-        .claim_tasks("test", 1, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let claimed = queue_and_claim(store, account, agent, format!("ticket {n}")).await;
     let end = AttemptEnd::Completed(TaskOutput {
         text: "done".into(),
         errors: None,
@@ -79,32 +60,7 @@ async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::Agent
 }
 
 async fn setup(app: &TestApp) -> (AccountId, bounty_core::AgentId) {
-    let (account, _) = app
-        .store
-        .create_account(
-            &AccountName::parse("Acme").unwrap(),
-            &KeyName::parse("k").unwrap(),
-            &ApiKeySecret::generate(ApiKeyMode::Live),
-        )
-        .await
-        .unwrap();
-    let agent = app
-        .store
-        .create_agent(
-            account.id,
-            &AgentSpec {
-                name: AgentName::parse("support").unwrap(),
-                instructions: "x".into(),
-                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
-                output_schema: None,
-                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: Default::default(),
-                params: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
-    (account.id, agent.id)
+    account_with_agent(&app.store, Default::default()).await
 }
 
 /// Drains until nothing is due (sleeping past leases and backoffs).

@@ -1,6 +1,7 @@
 //! Test support: [`TestApp`] runs the real server in-process over a fresh
 //! database of either backend, with one helper method per endpoint.
 
+pub mod billing;
 pub mod db;
 pub mod proxy;
 

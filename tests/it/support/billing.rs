@@ -1,0 +1,59 @@
+//! Store-level fixtures for billing tests: an account with a plain agent,
+//! and a task taken through the real claim path.
+
+use std::time::Duration;
+
+use bounty_core::{
+    AccountId, AccountName, AgentId, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType,
+    TaskInput, VerificationPolicy,
+};
+use bounty_store::{AgentSpec, ClaimedTask, NewTask, Store};
+
+/// An account with one agent named `support` on model `m` under `policy`.
+pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (AccountId, AgentId) {
+    let (account, _) = store
+        .create_account(
+            &AccountName::parse("Acme").unwrap(),
+            &KeyName::parse("k").unwrap(),
+            &ApiKeySecret::generate(ApiKeyMode::Live),
+        )
+        .await
+        .unwrap();
+    let agent = store
+        .create_agent(
+            account.id,
+            &AgentSpec {
+                name: AgentName::parse("support").unwrap(),
+                instructions: "x".into(),
+                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
+                output_schema: None,
+                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                verifier_policy: policy,
+                params: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    (account.id, agent.id)
+}
+
+/// Queues a one-attempt task for `agent` and claims it.
+pub async fn queue_and_claim(store: &Store, account: AccountId, agent: AgentId, body: String) -> ClaimedTask {
+    let new = NewTask {
+        agent_id: agent,
+        agent_version: 1,
+        input: TaskInput {
+            body,
+            ..Default::default()
+        },
+        external_ref: None,
+        idempotency: None,
+        max_attempts: 1,
+    };
+    store.create_task(account, &new).await.unwrap();
+    let mut claimed = store
+        .claim_tasks("test", 1, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    claimed.pop().expect("the new task is due")
+}
