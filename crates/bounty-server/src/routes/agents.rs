@@ -337,8 +337,5 @@ pub async fn update_agent(
 }
 
 fn parse_agent_id(id: &str) -> Result<AgentId, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound {
-        kind: "agent",
-        id: id.to_owned(),
-    })
+    crate::routes::path_id("agent", id)
 }

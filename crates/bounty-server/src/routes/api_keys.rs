@@ -197,8 +197,5 @@ pub async fn revoke_api_key(
 
 /// A malformed id names no key of this account: 404, like a missing one.
 fn parse_key_id(id: &str) -> Result<ApiKeyId, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound {
-        kind: "API key",
-        id: id.to_owned(),
-    })
+    crate::routes::path_id("API key", id)
 }

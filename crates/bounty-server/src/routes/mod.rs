@@ -14,3 +14,15 @@ pub mod models;
 pub mod outcomes;
 pub mod pagination;
 pub mod tasks;
+
+/// An id from a path: one that does not parse names nothing of this
+/// account, so it answers 404 like a missing one.
+pub(crate) fn path_id<Id: std::str::FromStr>(
+    kind: &'static str,
+    id: &str,
+) -> Result<Id, crate::error::ApiError> {
+    id.parse().map_err(|_| crate::error::ApiError::NotFound {
+        kind,
+        id: id.to_owned(),
+    })
+}

@@ -14,6 +14,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::pagination::{ListParams, parse_time};
+use crate::routes::path_id;
 use crate::state::AppState;
 
 /// An outcome: its status, what it was charged and what it cost.
@@ -290,10 +291,7 @@ pub async fn get_outcome(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OutcomeOut>> {
-    let oid: OutcomeId = id.parse().map_err(|_| ApiError::NotFound {
-        kind: "outcome",
-        id: id.clone(),
-    })?;
+    let oid: OutcomeId = path_id("outcome", &id)?;
     let outcome = state
         .store
         .get_outcome(auth.account_id, oid)
@@ -338,10 +336,7 @@ pub async fn post_signal(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SignalIn>,
 ) -> ApiResult<Json<OutcomeOut>> {
-    let oid: OutcomeId = id.parse().map_err(|_| ApiError::NotFound {
-        kind: "outcome",
-        id: id.clone(),
-    })?;
+    let oid: OutcomeId = path_id("outcome", &id)?;
     let signal = match (body.kind.as_str(), body.score) {
         ("solved", None) => Some(Signal::Solved),
         ("reopened", None) => Some(Signal::Reopened),

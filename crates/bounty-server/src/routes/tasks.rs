@@ -22,6 +22,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::pagination::{ListParams, parse_time};
+use crate::routes::path_id;
 use crate::state::AppState;
 
 /// The header that makes `POST /v1/tasks` safe to retry.
@@ -493,10 +494,7 @@ pub async fn get_task(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TaskOut>> {
-    let task_id: TaskId = id.parse().map_err(|_| ApiError::NotFound {
-        kind: "task",
-        id: id.clone(),
-    })?;
+    let task_id: TaskId = path_id("task", &id)?;
     let task = state
         .store
         .get_task(auth.account_id, task_id)
