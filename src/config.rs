@@ -60,6 +60,9 @@ pub struct StripeSettings {
     pub sender: bool,
     /// How often an idle sender looks for due rows, in ms.
     pub poll_interval_ms: u64,
+    /// Signing secrets of the Stripe webhook endpoint (`whsec_…`); list
+    /// the old and the new one while rotating. Secrets: never logged.
+    pub webhook_secrets: Vec<SecretString>,
 }
 
 impl Default for StripeSettings {
@@ -70,6 +73,7 @@ impl Default for StripeSettings {
             timeout_ms: 30_000,
             sender: true,
             poll_interval_ms: 1_000,
+            webhook_secrets: Vec::new(),
         }
     }
 }
@@ -82,6 +86,10 @@ impl fmt::Debug for StripeSettings {
             .field("timeout_ms", &self.timeout_ms)
             .field("sender", &self.sender)
             .field("poll_interval_ms", &self.poll_interval_ms)
+            .field(
+                "webhook_secrets",
+                &format_args!("<{} redacted>", self.webhook_secrets.len()),
+            )
             .finish()
     }
 }

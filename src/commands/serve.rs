@@ -62,6 +62,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     .map(|s| tokio::spawn(s.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
         .with_stripe(stripe_configured)
+        .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
         .with_task_max_attempts(config.worker.max_attempts)
         .with_task_wake(wake);

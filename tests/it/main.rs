@@ -20,5 +20,6 @@ mod outcomes;
 mod shutdown;
 mod store;
 mod stripe_outbox;
+mod stripe_webhooks;
 mod tasks;
 mod workers;

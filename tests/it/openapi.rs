@@ -31,6 +31,8 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/credits"),
     ("post", "/v1/credits/grants"),
     ("get", "/v1/billing"),
+    ("get", "/v1/invoices"),
+    ("post", "/webhooks/stripe"),
 ];
 
 #[tokio::test]

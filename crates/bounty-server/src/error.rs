@@ -84,6 +84,13 @@ pub enum ApiError {
         /// Charged this month plus reserved for running tasks, in micros.
         committed_micros: i64,
     },
+    /// 400 `invalid_signature`: a webhook's signature does not verify.
+    InvalidSignature(String),
+    /// 503 `webhooks_not_configured`: no signing secret is configured.
+    WebhooksNotConfigured,
+    /// 402 `account_suspended`: Stripe suspended the account's
+    /// subscription; new tasks are refused, running work finishes.
+    AccountSuspended,
     /// 403 `live_key_cannot_grant`: credits are granted through the API by
     /// test-mode keys only.
     LiveKeyCannotGrant,
@@ -143,6 +150,9 @@ impl ApiError {
             ApiError::AgentNameTaken { .. } | ApiError::TransitionRefused(_) => StatusCode::CONFLICT,
             ApiError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::LiveKeyCannotGrant => StatusCode::FORBIDDEN,
+            ApiError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
+            ApiError::WebhooksNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AccountSuspended => StatusCode::PAYMENT_REQUIRED,
             ApiError::DatabaseUnavailable | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -168,6 +178,9 @@ impl ApiError {
             ApiError::AgentNameTaken { .. } => "agent_name_taken",
             ApiError::BudgetExhausted { .. } => "budget_exhausted",
             ApiError::LiveKeyCannotGrant => "live_key_cannot_grant",
+            ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::WebhooksNotConfigured => "webhooks_not_configured",
+            ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::Timeout { .. } => "request_timeout",
@@ -217,6 +230,16 @@ impl ApiError {
                 None,
             ),
             ApiError::TransitionRefused(m) => (m.clone(), None),
+            ApiError::InvalidSignature(m) => (format!("the `Stripe-Signature` does not verify: {m}"), None),
+            ApiError::WebhooksNotConfigured => (
+                "Stripe webhooks are not configured (`stripe.webhook_secrets`)".to_owned(),
+                None,
+            ),
+            ApiError::AccountSuspended => (
+                "the account's subscription is suspended; new tasks are refused until billing is settled"
+                    .to_owned(),
+                None,
+            ),
             ApiError::LiveKeyCannotGrant => (
                 "live credits are granted by the operator (`bounty credits grant`); only test-mode keys may \
                  grant credits through the API"

@@ -103,6 +103,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::billing::get_credits))
         .routes(routes!(routes::billing::grant_credits))
         .routes(routes!(routes::billing::get_billing))
+        .routes(routes!(routes::invoices::list_invoices))
+        .routes(routes!(routes::stripe_webhooks::stripe_webhook))
         .split_for_parts()
 }
 

@@ -48,6 +48,8 @@ pub struct AppState {
     pub task_wake: Arc<Notify>,
     /// Whether Stripe is configured; without it Bounty is ledger-only.
     pub stripe_configured: bool,
+    /// Stripe webhook signing secrets (several during a rotation).
+    pub stripe_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
 }
 
 impl AppState {
@@ -61,7 +63,15 @@ impl AppState {
             task_max_attempts: 3,
             task_wake: Arc::new(Notify::new()),
             stripe_configured: false,
+            stripe_webhook_secrets: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same state, accepting Stripe webhooks signed with any of
+    /// `secrets`.
+    pub fn with_stripe_webhook_secrets(mut self, secrets: Vec<secrecy::SecretString>) -> Self {
+        self.stripe_webhook_secrets = Arc::new(secrets);
+        self
     }
 
     /// The same state, with Stripe configured (or not).

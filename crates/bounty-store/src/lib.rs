@@ -25,6 +25,7 @@ mod outbox;
 mod outcomes;
 mod page;
 mod queue;
+mod stripe_events;
 mod tasks;
 mod tx;
 
@@ -40,6 +41,7 @@ pub use outcomes::{
 };
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
+pub use stripe_events::{EventReceipt, Invoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
 };

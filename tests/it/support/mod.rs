@@ -58,6 +58,8 @@ pub struct TestOptions {
     pub worker: Option<WorkerConfig>,
     /// Attempts each task gets.
     pub max_attempts: u32,
+    /// Stripe webhook signing secrets.
+    pub stripe_webhook_secrets: Vec<String>,
 }
 
 impl Default for TestOptions {
@@ -69,6 +71,7 @@ impl Default for TestOptions {
             models: Vec::new(),
             worker: None,
             max_attempts: 3,
+            stripe_webhook_secrets: Vec::new(),
         }
     }
 }
@@ -236,7 +239,13 @@ impl TestApp {
         let state = AppState::new(store.clone(), opts.limits)
             .with_models(registry)
             .with_task_max_attempts(opts.max_attempts)
-            .with_task_wake(wake);
+            .with_task_wake(wake)
+            .with_stripe_webhook_secrets(
+                opts.stripe_webhook_secrets
+                    .iter()
+                    .map(|s| s.clone().into())
+                    .collect(),
+            );
         let app = bounty_server::app(state);
         let server = tokio::spawn(bounty_server::serve(
             listener,

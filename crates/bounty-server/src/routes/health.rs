@@ -99,5 +99,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             stats.pending, stats.failed
         ));
     }
+    if let Ok(Ok(counts)) =
+        tokio::time::timeout(state.limits.readiness_timeout, state.store.stripe_event_counts()).await
+    {
+        body.push_str(
+            "# HELP bounty_stripe_events_total Stripe webhook events received, by outcome (handled, ignored).\n\
+             # TYPE bounty_stripe_events_total counter\n",
+        );
+        for (outcome, n) in counts {
+            body.push_str(&format!(
+                "bounty_stripe_events_total{{outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+    }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

@@ -10,9 +10,11 @@ pub mod agents;
 pub mod api_keys;
 pub mod billing;
 pub mod health;
+pub mod invoices;
 pub mod models;
 pub mod outcomes;
 pub mod pagination;
+pub mod stripe_webhooks;
 pub mod tasks;
 
 /// An id from a path: one that does not parse names nothing of this

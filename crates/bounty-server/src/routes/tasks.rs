@@ -344,7 +344,7 @@ async fn resolve_agent(
         (status = 202, body = TaskOut, description = "Queued (or, with `Idempotent-Replayed: true`, the task of an earlier identical request)"),
         (status = 400, description = "Malformed JSON, an unknown or missing field, or a bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 402, description = "`budget_exhausted`: the monthly spending cap is reached", body = ErrorBody),
+        (status = 402, description = "`budget_exhausted`: the monthly spending cap is reached; `account_suspended`: Stripe suspended the subscription", body = ErrorBody),
         (status = 422, description = "`unknown_agent`, `idempotency_mismatch`, or `validation_failed` naming the field", body = ErrorBody),
     )
 )]
@@ -355,6 +355,9 @@ pub async fn create_task(
     ApiJson(body): ApiJson<TaskIn>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
+    if state.store.account_status(auth.account_id).await?.as_deref() == Some("suspended") {
+        return Err(ApiError::AccountSuspended);
+    }
     body.input
         .validate()
         .map_err(|(param, message)| ApiError::validation(param, message))?;
