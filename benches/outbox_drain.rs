@@ -1,0 +1,209 @@
+//! Outbox drain rate: meter events per second sent to a wire-format fake
+//! Stripe, by 1 and 4 concurrent senders on Postgres.
+//!
+//! Each run creates a fresh database on the server `BENCH_DATABASE_URL`
+//! names, resolves `--events` outcomes through the store's real path (so
+//! each has a charge transfer and its outbox row), gives the account its
+//! Stripe customer, then starts the senders and times the drain until no
+//! row is pending. Every row is a real HTTPS-less HTTP request through
+//! async-stripe to the fake (form encoding, idempotency key, JSON answer)
+//! plus the lease claim and the "sent" write.
+//!
+//! Run: `BENCH_DATABASE_URL=postgres://… cargo bench --bench outbox_drain
+//! [-- --events 1000 --runs 3 --senders 1,4]`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bounty_billing::outbox::{Sender, SenderConfig};
+use bounty_billing::stripe::{StripeClient, StripeConfig};
+use bounty_billing::testing::FakeStripe;
+use bounty_core::{
+    AccountName, AgentName, ApiKeyMode, ApiKeySecret, Decision, KeyName, ModelRoute, OutcomeType,
+    SystemClock, TaskInput,
+};
+use bounty_store::{AgentSpec, AttemptEnd, DatabaseOptions, NewTask, Store, TaskOutput};
+use sqlx::Connection;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize) -> f64 {
+    let name = format!(
+        "bounty_obench_{}",
+        bounty_core::id::new_ulid().to_string().to_lowercase()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to BENCH_DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let store = Store::connect(
+        &DatabaseOptions {
+            url: with_database(admin, &name),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let (account, _) = store
+        .create_account(
+            &AccountName::parse("Bench").unwrap(),
+            &KeyName::parse("b").unwrap(),
+            &ApiKeySecret::generate(ApiKeyMode::Live),
+        )
+        .await
+        .unwrap();
+    // The customer row goes first, so every meter event has its customer.
+    let claim = store
+        .claim_outbox(1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    store.outbox_sent(claim.item.id, Some("cus_bench")).await.unwrap();
+    let agent = store
+        .create_agent(
+            account.id,
+            &AgentSpec {
+                name: AgentName::parse("bench").unwrap(),
+                instructions: "x".into(),
+                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
+                output_schema: None,
+                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                verifier_policy: Default::default(),
+                params: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    for i in 0..events {
+        let new = NewTask {
+            agent_id: agent.id,
+            agent_version: 1,
+            input: TaskInput {
+                body: format!("t{i}"),
+                ..Default::default()
+            },
+            external_ref: None,
+            idempotency: None,
+            max_attempts: 1,
+        };
+        store.create_task(account.id, &new).await.unwrap();
+        let claimed = store
+            .claim_tasks("bench", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let end = AttemptEnd::Completed(TaskOutput {
+            text: "ok".into(),
+            errors: None,
+            model: "m".into(),
+            transcript: serde_json::json!([]),
+            decision: Decision::Pass,
+            verdicts: Vec::new(),
+        });
+        store.finish_attempt(&claimed, &end, &[]).await.unwrap();
+    }
+    let mut client_config = StripeConfig::new(FakeStripe::SECRET_KEY.to_owned().into());
+    client_config.base_url = fake.base_url();
+    let config = SenderConfig {
+        batch: 16,
+        poll_interval: Duration::from_millis(5),
+        ..SenderConfig::default()
+    };
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..senders {
+        let sender = Sender::new(
+            store.clone(),
+            StripeClient::new(client_config.clone()).unwrap(),
+            config.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            loop {
+                if sender.drain_once().await.unwrap() == 0 {
+                    break;
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.failed), (0, 0), "the outbox drained");
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    events as f64 / elapsed.as_secs_f64()
+}
+
+fn main() {
+    let Ok(admin) = std::env::var("BENCH_DATABASE_URL") else {
+        println!(
+            "outbox_drain skipped: set BENCH_DATABASE_URL to a Postgres server where the user may CREATE DATABASE"
+        );
+        return;
+    };
+    let events: usize = arg("--events", "1000").parse().expect("--events N");
+    let runs: usize = arg("--runs", "3").parse().expect("--runs N");
+    let senders: Vec<usize> = arg("--senders", "1,4")
+        .split(',')
+        .map(|s| s.parse().expect("--senders 1,4"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let fake = FakeStripe::start().await;
+        println!("outbox drain on Postgres to the fake Stripe: {events} meter events per run, {runs} runs");
+        println!(
+            "{:>8} {:>15} {:>20} {:>16}",
+            "senders", "median events/s", "runs", "µs per event"
+        );
+        for &n in &senders {
+            let mut rates = Vec::new();
+            for _ in 0..runs {
+                rates.push(run_once(&admin, &fake, events, n).await);
+            }
+            rates.sort_by(f64::total_cmp);
+            let median = rates[rates.len() / 2];
+            println!(
+                "{n:>8} {median:>15.0} {:>20} {:>16.0}",
+                format!("{:.0}..{:.0}", rates[0], rates[rates.len() - 1]),
+                1e6 / median
+            );
+        }
+    });
+}
