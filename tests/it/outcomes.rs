@@ -25,6 +25,7 @@ backend_tests!(
     the_spending_cap_holds_under_concurrent_tasks,
     usage_reports_charges_costs_and_margin,
     an_effort_plan_charges_the_work_of_resolved_tasks_only,
+    cap_alerts_are_recorded_once_per_threshold,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -680,4 +681,49 @@ async fn an_effort_plan_charges_the_work_of_resolved_tasks_only(backend: Backend
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["cu"], "0.000", "the same work, not resolved, is 0 CU");
     assert_eq!(failed["transfers"], json!([]));
+}
+
+async fn cap_alerts_are_recorded_once_per_threshold(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent_with_policy(&app, &key, "support", json!({})).await;
+    // 4.00 USD a month, alerts at 50% and 75%: each charge is 1.00 USD.
+    app.store
+        .set_cap(account, Some(4_000_000), &[50, 75])
+        .await
+        .unwrap();
+    outcome_of(&app, &key, "support", "one").await;
+    let billing = json_of(
+        app.request(Method::GET, "/v1/billing", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(billing["alerts"], json!([]), "25% crosses nothing");
+    outcome_of(&app, &key, "support", "two").await;
+    outcome_of(&app, &key, "support", "three").await;
+    let billing = json_of(
+        app.request(Method::GET, "/v1/billing", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut percents: Vec<i64> = billing["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["percent"].as_i64().unwrap())
+        .collect();
+    percents.sort();
+    assert_eq!(percents, vec![50, 75], "{billing}");
+    assert_eq!(billing["month_spend_micros"], 3_000_000);
+    assert_eq!(
+        billing["reserved_micros"], 0,
+        "charges release their reservations"
+    );
 }

@@ -450,8 +450,10 @@ async fn charge(
         billing.plan.price_per_cu.micros,
     )?;
     let capped = billing.monthly_cap_micros.is_some();
+    // Alerts follow money actually charged this month (reservations are
+    // not spend yet).
     let spend_before = if capped {
-        committed_spend(tx, &account, now).await?
+        net_since(tx, &account, "charge_money", period_start(now)).await?
     } else {
         0
     };
@@ -501,7 +503,7 @@ async fn charge(
     )
     .await?;
     if capped {
-        let spend_after = committed_spend(tx, &account, now).await?;
+        let spend_after = net_since(tx, &account, "charge_money", period_start(now)).await?;
         record_alerts(tx, &account, billing, spend_before, spend_after, now).await?;
     }
     tx.execute(
