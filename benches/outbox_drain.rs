@@ -12,18 +12,16 @@
 //! Run: `BENCH_DATABASE_URL=postgres://… cargo bench --bench outbox_drain
 //! [-- --events 1000 --runs 3 --senders 1,4]`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bounty_billing::outbox::{Sender, SenderConfig};
 use bounty_billing::stripe::{StripeClient, StripeConfig};
 use bounty_billing::testing::FakeStripe;
-use bounty_core::{
-    AccountName, AgentName, ApiKeyMode, ApiKeySecret, Decision, KeyName, ModelRoute, OutcomeType,
-    SystemClock, TaskInput,
-};
-use bounty_store::{AgentSpec, AttemptEnd, DatabaseOptions, NewTask, Store, TaskOutput};
-use sqlx::Connection;
+use bounty_core::{Decision, TaskInput};
+use bounty_store::{AttemptEnd, NewTask, TaskOutput};
+
+mod common;
+use common::{BenchDb, tenant};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -33,51 +31,10 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
-        None => format!("{scheme}://{authority}/{name}"),
-    }
-}
-
 async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize) -> f64 {
-    let name = format!(
-        "bounty_obench_{}",
-        bounty_core::id::new_ulid().to_string().to_lowercase()
-    );
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("connect to BENCH_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let store = Store::connect(
-        &DatabaseOptions {
-            url: with_database(admin, &name),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(30),
-            sqlite_busy_timeout: Duration::from_secs(5),
-        },
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    let (account, _) = store
-        .create_account(
-            &AccountName::parse("Bench").unwrap(),
-            &KeyName::parse("b").unwrap(),
-            &ApiKeySecret::generate(ApiKeyMode::Live),
-        )
-        .await
-        .unwrap();
+    let bench_db = BenchDb::create(admin, "bounty_obench").await;
+    let store = bench_db.store(16).await;
+    let (account, agent) = tenant(&store, "Bench", "m").await;
     // The customer row goes first, so every meter event has its customer.
     let claim = store
         .claim_outbox(1, Duration::from_secs(60))
@@ -86,24 +43,9 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
         .pop()
         .unwrap();
     store.outbox_sent(claim.item.id, Some("cus_bench")).await.unwrap();
-    let agent = store
-        .create_agent(
-            account.id,
-            &AgentSpec {
-                name: AgentName::parse("bench").unwrap(),
-                instructions: "x".into(),
-                model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
-                output_schema: None,
-                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: Default::default(),
-                params: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
     for i in 0..events {
         let new = NewTask {
-            agent_id: agent.id,
+            agent_id: agent,
             agent_version: 1,
             input: TaskInput {
                 body: format!("t{i}"),
@@ -113,7 +55,7 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
             idempotency: None,
             max_attempts: 1,
         };
-        store.create_task(account.id, &new).await.unwrap();
+        store.create_task(account, &new).await.unwrap();
         let claimed = store
             .claim_tasks("bench", 1, Duration::from_secs(60))
             .await
@@ -160,10 +102,7 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
     let stats = store.outbox_stats().await.unwrap();
     assert_eq!((stats.pending, stats.failed), (0, 0), "the outbox drained");
     store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    bench_db.drop_database().await;
     events as f64 / elapsed.as_secs_f64()
 }
 

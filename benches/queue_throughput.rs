@@ -16,16 +16,15 @@
 //! [-- --tasks 2000 --accounts 16 --concurrency 8 --runs 3 --workers 1,2,4]`.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bounty_core::{
-    AccountName, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType, SystemClock,
-    TaskInput,
-};
+use bounty_core::TaskInput;
 use bounty_models::testing::openai::FakeOpenAi;
-use bounty_store::{AgentSpec, DatabaseOptions, NewTask, Store};
+use bounty_store::NewTask;
 use sqlx::Connection;
+
+mod common;
+use common::{BenchDb, tenant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bounty");
 
@@ -66,73 +65,15 @@ fn parse_args() -> Args {
     args
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
-        None => format!("{scheme}://{authority}/{name}"),
-    }
-}
-
-/// One measurement: a fresh database, `tasks` queued, `workers` processes.
 async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -> f64 {
-    let name = format!(
-        "bounty_qbench_{}",
-        bounty_core::id::new_ulid().to_string().to_lowercase()
-    );
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("connect to BENCH_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = with_database(admin, &name);
-    let store = Store::connect(
-        &DatabaseOptions {
-            url: url.clone(),
-            max_connections: 8,
-            acquire_timeout: Duration::from_secs(30),
-            sqlite_busy_timeout: Duration::from_secs(5),
-        },
-        Arc::new(SystemClock),
-    )
-    .await
-    .expect("connect");
-    store.migrate().await.expect("migrate");
+    let bench_db = BenchDb::create(admin, "bounty_qbench").await;
+    let url = bench_db.url.clone();
+    let store = bench_db.store(8).await;
     // Tasks of several tenants, as in production: one account's charges
     // serialise on its billing lock.
     let mut tenants = Vec::new();
     for a in 0..args.accounts.max(1) {
-        let (account, _) = store
-            .create_account(
-                &AccountName::parse(&format!("Bench {a}")).unwrap(),
-                &KeyName::parse("bench").unwrap(),
-                &ApiKeySecret::generate(ApiKeyMode::Live),
-            )
-            .await
-            .unwrap();
-        let agent = store
-            .create_agent(
-                account.id,
-                &AgentSpec {
-                    name: AgentName::parse("bench").unwrap(),
-                    instructions: "Answer.".to_owned(),
-                    model_route: ModelRoute::parse(vec!["instant".to_owned()]).unwrap(),
-                    output_schema: None,
-                    outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                    verifier_policy: Default::default(),
-                    params: Default::default(),
-                },
-            )
-            .await
-            .unwrap();
-        tenants.push((account.id, agent.id));
+        tenants.push(tenant(&store, &format!("Bench {a}"), "instant").await);
     }
     for i in 0..args.tasks {
         let (account, agent) = tenants[i % tenants.len()];
@@ -205,16 +146,21 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
             .await
             .unwrap();
     let (twice,): (i64,) = sqlx::query_as("select count(*) from tasks where attempts <> 1")
-        .fetch_one(&mut sqlx::PgConnection::connect(&url).await.unwrap())
+        .fetch_one(&mut db)
         .await
         .unwrap();
     assert_eq!(twice, 0, "every task ran exactly once");
-    store.close().await;
-    db.close().await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("drop database {name} with (force)")))
-        .execute(&mut conn)
+    let (charged,): (i64,) = sqlx::query_as("select count(*) from ledger_transfers where kind = 'charge'")
+        .fetch_one(&mut db)
         .await
         .unwrap();
+    assert_eq!(
+        charged as usize, args.tasks,
+        "every task was verified, resolved and charged once"
+    );
+    store.close().await;
+    db.close().await.unwrap();
+    bench_db.drop_database().await;
     let secs = (last - first).num_microseconds().unwrap_or(1) as f64 / 1e6;
     args.tasks as f64 / secs
 }

@@ -4,7 +4,7 @@
 use bounty_core::{AccountId, AgentId, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp};
 
 use crate::db::on_pool;
-use crate::outcomes::{committed_spend, lock_billing, price_of};
+use crate::outcomes::{committed_spend, lock_billing, price_of, read_billing};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
@@ -263,9 +263,9 @@ impl Store {
         let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
         let acct = account.to_string();
         let mut tx = self.begin().await?;
-        // The billing lock serialises the account's admissions, so
-        // concurrent tasks can never reserve past the cap.
-        let billing = lock_billing(&mut tx, &acct, now).await?;
+        // Only an account with a cap needs its billing lock to admit a task;
+        // the others never queue on it.
+        let mut billing = read_billing(&mut tx, &acct, now, false).await?;
         let row: Option<TaskRow> = tx
             .fetch_optional(
                 concat!(
@@ -290,6 +290,11 @@ impl Store {
                 ],
             )
             .await?;
+        if row.is_some() && billing.monthly_cap_micros.is_some() {
+            // The lock serialises the account's admissions, so concurrent
+            // tasks can never reserve past the cap; re-read under it.
+            billing = lock_billing(&mut tx, &acct, now).await?;
+        }
         if row.is_some()
             && let Some(cap) = billing.monthly_cap_micros
         {

@@ -1,0 +1,108 @@
+//! Setup shared by the Postgres benchmarks: a fresh database per run on
+//! the server `BENCH_DATABASE_URL` names, and a tenant with one agent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bounty_core::{
+    AccountId, AccountName, AgentId, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType,
+    SystemClock,
+};
+use bounty_store::{AgentSpec, DatabaseOptions, Store};
+use sqlx::Connection;
+
+/// A database created for one run and dropped after it.
+pub struct BenchDb {
+    pub url: String,
+    name: String,
+    admin: sqlx::PgConnection,
+}
+
+impl BenchDb {
+    pub async fn create(admin_url: &str, prefix: &str) -> BenchDb {
+        let name = format!(
+            "{prefix}_{}",
+            bounty_core::id::new_ulid().to_string().to_lowercase()
+        );
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect to BENCH_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        BenchDb {
+            url: with_database(admin_url, &name),
+            name,
+            admin,
+        }
+    }
+
+    /// A migrated store over the database.
+    pub async fn store(&self, max_connections: u32) -> Store {
+        let store = Store::connect(
+            &DatabaseOptions {
+                url: self.url.clone(),
+                max_connections,
+                acquire_timeout: Duration::from_secs(30),
+                sqlite_busy_timeout: Duration::from_secs(5),
+            },
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    pub async fn drop_database(mut self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "drop database {} with (force)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        .unwrap();
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+/// An account named `name` with one agent `bench` routed to `model`.
+pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, AgentId) {
+    let (account, _) = store
+        .create_account(
+            &AccountName::parse(name).unwrap(),
+            &KeyName::parse("bench").unwrap(),
+            &ApiKeySecret::generate(ApiKeyMode::Live),
+        )
+        .await
+        .unwrap();
+    let agent = store
+        .create_agent(
+            account.id,
+            &AgentSpec {
+                name: AgentName::parse("bench").unwrap(),
+                instructions: "Answer.".to_owned(),
+                model_route: ModelRoute::parse(vec![model.to_owned()]).unwrap(),
+                output_schema: None,
+                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                verifier_policy: Default::default(),
+                params: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    (account.id, agent.id)
+}
