@@ -35,14 +35,19 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
     let bench_db = BenchDb::create(admin, "bounty_obench").await;
     let store = bench_db.store(16).await;
     let (account, agent) = tenant(&store, "Bench", "m").await;
-    // The customer row goes first, so every meter event has its customer.
-    let claim = store
-        .claim_outbox(1, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
-    store.outbox_sent(claim.item.id, Some("cus_bench")).await.unwrap();
+    // The account's customer and subscription rows go first, so every
+    // meter event has its customer; the drain measured is meter events only.
+    for claim in store.claim_outbox(2, Duration::from_secs(60)).await.unwrap() {
+        let object = match claim.item.kind.as_str() {
+            "stripe_customer" => "cus_bench",
+            _ => "sub_bench",
+        };
+        let delivered = bounty_store::Delivered {
+            object_id: Some(object.to_owned()),
+            sent_as: None,
+        };
+        store.outbox_sent(claim.item.id, &delivered).await.unwrap();
+    }
     for i in 0..events {
         let new = NewTask {
             agent_id: agent,

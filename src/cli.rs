@@ -82,6 +82,10 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(OutboxCommand),
 
+    /// Stripe: create the billing meter, product and price Bounty bills on.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -196,6 +200,54 @@ pub enum BillingCommand {
         /// Percents of the cap at which an alert is recorded.
         #[arg(long, value_delimiter = ',', default_value = "50,80,100")]
         alerts: Vec<u32>,
+    },
+    /// Compare the ledger's metered CU per account and UTC day with
+    /// Stripe's meter event summaries, and print every difference. Exits 0
+    /// when they agree, 1 when any day differs (for cron), 2 on bad flags.
+    ///
+    /// Charges reversed inside 24 h are cancelled in Stripe and count on
+    /// neither side; those reversed later stay on Stripe's meter and are
+    /// credited to the customer's balance, so they count on both. Rows of
+    /// the outbox not yet sent are shown as "in flight". Stripe aggregates
+    /// asynchronously: reconcile closed days.
+    ///
+    /// Example: bounty billing reconcile --from 2026-11-01 --to 2026-12-01
+    Reconcile {
+        /// First UTC day (YYYY-MM-DD), included.
+        #[arg(long, value_name = "DAY")]
+        from: chrono::NaiveDate,
+        /// Last UTC day (YYYY-MM-DD), excluded.
+        #[arg(long, value_name = "DAY")]
+        to: chrono::NaiveDate,
+        /// Print every account and day compared, not only differences.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `stripe` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StripeCommand {
+    /// Create or validate, in the Stripe account of `stripe.secret_key`:
+    /// the billing meter `bounty_compute_units` (sum of milli-CU per
+    /// customer), the product `bounty_compute_units`, and a monthly metered
+    /// price for the default plan's price per CU. Then queue a subscription
+    /// for every account that has none.
+    ///
+    /// Safe to run any number of times: what exists is found and checked,
+    /// not created again. An object that exists but does not fit (a meter
+    /// that counts instead of sums, say) is reported and left alone; the
+    /// exit status is then 1. Prices for other plans' prices are created
+    /// when a subscription first needs them.
+    ///
+    /// Example: BOUNTY_STRIPE__SECRET_KEY=sk_test_… bounty stripe setup
+    Setup {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -7,6 +7,7 @@ use bounty_core::{AccountId, ComputeUnits, Money};
 use bounty_store::Store;
 
 use crate::cli::{BillingCommand, CreditsCommand, UsageArgs};
+use crate::config::Config;
 
 fn time(flag: &str, v: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
     v.map(|s| {
@@ -122,8 +123,11 @@ pub async fn credits(cmd: CreditsCommand, store: &Store) -> anyhow::Result<()> {
     }
 }
 
-pub async fn billing(cmd: BillingCommand, store: &Store) -> anyhow::Result<()> {
+pub async fn billing(cmd: BillingCommand, config: &Config, store: &Store) -> anyhow::Result<()> {
     match cmd {
+        BillingCommand::Reconcile { from, to, all, json } => {
+            super::stripe::reconcile(config, store, from, to, all, json).await
+        }
         BillingCommand::Show { account } => {
             require_account(store, account).await?;
             let info = store.billing_info(account).await?;

@@ -6,6 +6,7 @@ mod billing;
 mod models;
 mod outbox;
 mod serve;
+mod stripe;
 mod worker;
 
 use std::sync::Arc;
@@ -26,7 +27,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Models(cmd) => models::run(cmd, &config).await,
         Command::Usage(args) => billing::usage(args, &open_store(&config).await?).await,
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
-        Command::Billing(cmd) => billing::billing(cmd, &open_store(&config).await?).await,
+        Command::Billing(cmd) => billing::billing(cmd, &config, &open_store(&config).await?).await,
+        Command::Stripe(cmd) => stripe::run(cmd, &config, &open_store(&config).await?).await,
         Command::Outbox(cmd) => outbox::run(cmd, &open_store(&config).await?).await,
         Command::Migrate => {
             let store = open_store(&config).await?;

@@ -48,8 +48,8 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .stripe
         .sender(&store)
         .context("invalid Stripe configuration")?;
-    let stripe_configured = config.stripe.secret_key.is_some();
-    if !stripe_configured {
+    let stripe = config.stripe.client().context("invalid Stripe configuration")?;
+    if stripe.is_none() {
         tracing::warn!(
             "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
         );
@@ -61,7 +61,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     .map(|s| tokio::spawn(s.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
-        .with_stripe(stripe_configured)
+        .with_stripe(stripe)
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
         .with_task_max_attempts(config.worker.max_attempts)

@@ -59,8 +59,9 @@ async fn metrics_count_requests_by_route(backend: Backend) {
         text.contains(r#"bounty_http_request_duration_seconds_count{method="GET",route="/v1/account"} 4"#),
         "{text}"
     );
-    // The account's Stripe customer waits in the outbox (ledger-only).
-    assert!(text.contains("bounty_outbox_pending 1\n"), "{text}");
+    // The account's Stripe customer and subscription wait in the outbox
+    // (ledger-only).
+    assert!(text.contains("bounty_outbox_pending 2\n"), "{text}");
     assert!(
         text.contains("bounty_outbox_oldest_pending_age_seconds "),
         "{text}"

@@ -19,6 +19,7 @@ mod openapi;
 mod outcomes;
 mod shutdown;
 mod store;
+mod stripe_billing;
 mod stripe_outbox;
 mod stripe_webhooks;
 mod tasks;

@@ -156,8 +156,11 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
     // waits in the outbox (no Stripe sender yet: ledger-only).
     let outbox = app.store.outbox_of(account).await.unwrap();
     let kinds: Vec<&str> = outbox.iter().map(|o| o.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["stripe_customer", "meter_event"]);
-    let meter = &outbox[1];
+    assert_eq!(
+        kinds,
+        vec!["stripe_customer", "stripe_subscription", "meter_event"]
+    );
+    let meter = &outbox[2];
     assert_eq!(meter.status, "pending");
     assert_eq!(meter.payload["identifier"], charge["id"]);
     assert_eq!(meter.payload["value"], 1000);

@@ -1,88 +1,42 @@
 //! The outbox sender against a fake Stripe that speaks Stripe's wire
-//! format: customers, meter events exactly once per charge, reversals
-//! cancelled; through Stripe errors, "accepted but we never heard", and
-//! senders that crash between sending and recording.
+//! format: the catalogue `bounty stripe setup` makes, customers and their
+//! subscriptions, meter events exactly once per charge, reversals
+//! cancelled inside 24 h and credited after; through Stripe errors,
+//! "accepted but we never heard", and senders that crash at fail points
+//! between Stripe accepting a row and the row being marked sent. After
+//! each chaos run, reconciliation finds no difference.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bounty_billing::catalog::{CatalogError, Step, setup as stripe_setup};
 use bounty_billing::outbox::{Sender, SenderConfig};
-use bounty_billing::stripe::{StripeClient, StripeConfig};
+use bounty_billing::reconcile::reconcile;
+use bounty_billing::stripe::StripeClient;
 use bounty_billing::testing::{FakeStripe, Fault};
+use bounty_core::ManualClock;
 use bounty_core::outcome::Signal;
-use bounty_core::{AccountId, Decision};
-use bounty_store::{AttemptEnd, Store, TaskOutput};
+use bounty_core::plan::Plan;
 
-use crate::support::billing::{account_with_agent, queue_and_claim};
+use crate::support::billing::account_with_agent;
+use crate::support::stripe::{
+    assert_reconciled, charge_one, client, config_of, drain, outcome_ids, sender, setup,
+};
 use crate::support::{Backend, TestApp};
 
 backend_tests!(
     charges_become_meter_events_and_reopens_cancel_them,
     exactly_one_meter_event_per_charge_through_faults_and_crashes,
     a_permanent_stripe_error_parks_the_row,
+    setup_is_idempotent_and_refuses_a_meter_that_does_not_fit,
+    subscriptions_wait_for_setup_and_use_the_plan_price,
+    a_reversal_after_24_hours_credits_the_customer_balance,
 );
-
-fn sender(store: &Store, fake: &FakeStripe) -> Sender {
-    let config = SenderConfig {
-        batch: 8,
-        lease: Duration::from_millis(200),
-        poll_interval: Duration::from_millis(20),
-        retry_base: Duration::from_millis(1),
-        retry_max: Duration::from_millis(5),
-        customer_wait: Duration::from_millis(1),
-    };
-    Sender::new(
-        store.clone(),
-        StripeClient::new(config_of(fake.base_url())).unwrap(),
-        config,
-    )
-}
-
-fn config_of(base_url: String) -> StripeConfig {
-    let mut c = StripeConfig::new(FakeStripe::SECRET_KEY.to_owned().into());
-    c.base_url = base_url;
-    c.timeout = Duration::from_secs(2);
-    c
-}
-
-/// Resolves (charges) a new task of `account` through the store's real
-/// finish path.
-async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::AgentId, n: usize) {
-    let claimed = queue_and_claim(store, account, agent, format!("ticket {n}")).await;
-    let end = AttemptEnd::Completed(TaskOutput {
-        text: "done".into(),
-        errors: None,
-        model: "m".into(),
-        transcript: serde_json::json!([]),
-        decision: Decision::Pass,
-        verdicts: Vec::new(),
-    });
-    assert!(store.finish_attempt(&claimed, &end, &[]).await.unwrap());
-}
-
-async fn setup(app: &TestApp) -> (AccountId, bounty_core::AgentId) {
-    account_with_agent(&app.store, Default::default()).await
-}
-
-/// Drains until nothing is due (sleeping past leases and backoffs).
-async fn drain(sender: &Sender, store: &Store) {
-    for _ in 0..400 {
-        sender.drain_once().await.unwrap();
-        if store.outbox_stats().await.unwrap().pending == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stuck = store
-        .admin_list_outbox(Some("pending"), bounty_core::PageLimit::new(10).unwrap(), None)
-        .await
-        .unwrap();
-    panic!("the outbox did not drain: {:?}", stuck.items);
-}
 
 async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn(backend).await;
-    let (account, agent) = setup(&app).await;
+    let (account, agent) = setup(&app, &fake).await;
     charge_one(&app.store, account, agent, 0).await;
     let sender = sender(&app.store, &fake);
     drain(&sender, &app.store).await;
@@ -133,15 +87,22 @@ async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
     assert_eq!((stats.pending, stats.failed), (0, 0));
 }
 
-/// Seeded runs with random faults (429, 500, delays, "Stripe applied it
-/// but answered 500") and senders that crash between sending a row and
-/// recording it: the fake ends with exactly one meter event per charge,
-/// and its values add up to the ledger's metered CU.
+/// Seeded runs with random faults: Stripe's 429, 500, delays and
+/// "applied it but answered 500", and fail points that crash the sender
+/// before it sends a row, after Stripe accepted it but before the row is
+/// marked sent, and after recording. A crashed sender is replaced by a new
+/// one ("a restart") once the dead one's leases expire. Some charges are
+/// reopened, so cancellations go through the same chaos. At the end the
+/// fake has exactly one meter event per charge identifier, Stripe's active
+/// total equals the ledger's, and reconciliation finds no difference.
 async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn(backend).await;
-    let (account, agent) = setup(&app).await;
-    let sender = sender(&app.store, &fake);
+    let (account, agent) = setup(&app, &fake).await;
+    // Crash points are armed for this test's senders only.
+    let prefix = format!("chaos-{backend:?}");
+    let restart = || sender(&app.store, &fake).with_failpoints(prefix.clone());
+    let mut sender = restart();
     let runs = if backend == Backend::Sqlite { 200 } else { 100 };
     let mut seed: u64 = 0x5eed;
     let mut next = || {
@@ -150,30 +111,44 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
         seed ^= seed << 17;
         seed
     };
+    let mut crashes = 0;
     for n in 0..runs {
         charge_one(&app.store, account, agent, n).await;
-        match next() % 6 {
+        if next() % 5 == 0 {
+            // Reopen a random earlier outcome: a reversal to cancel.
+            let ids = outcome_ids(&app.store, account).await;
+            let pick = ids[(next() % ids.len() as u64) as usize];
+            let _ = app.store.apply_signal(account, pick, Signal::Reopened).await;
+        }
+        match next() % 9 {
             0 => fake.push_fault(Fault::Status(429, None)),
             1 => fake.push_fault(Fault::Status(500, None)),
             2 => fake.push_fault(Fault::DropAfterCommit),
             3 => fake.push_fault(Fault::Delay(Duration::from_millis(5))),
+            4 => fail::cfg(format!("{prefix}::before_send"), "1*panic").unwrap(),
+            5 | 6 => fail::cfg(format!("{prefix}::after_send"), "1*panic").unwrap(),
+            7 => fail::cfg(format!("{prefix}::after_record"), "1*panic").unwrap(),
             _ => {}
         }
-        if next() % 3 == 0 {
-            // A sender sends, then dies before recording: the lease
-            // expires and another sender resends with the same key.
-            for claim in app
-                .store
-                .claim_outbox(8, Duration::from_millis(50))
-                .await
-                .unwrap()
-            {
-                let _ = sender.send(&claim).await;
+        let running = sender.clone();
+        match tokio::spawn(async move { running.drain_once().await }).await {
+            Ok(drained) => {
+                drained.unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(60)).await;
+            Err(crash) => {
+                assert!(crash.is_panic(), "{crash}");
+                crashes += 1;
+                // The process is gone; a new one starts once the dead
+                // one's leases have expired.
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                sender = restart();
+            }
         }
-        sender.drain_once().await.unwrap();
     }
+    for point in ["before_send", "after_send", "after_record"] {
+        fail::remove(format!("{prefix}::{point}"));
+    }
+    assert!(crashes > runs / 10, "the fail points fired ({crashes} crashes)");
     drain(&sender, &app.store).await;
     let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
     assert_eq!(charges.len(), runs);
@@ -184,7 +159,16 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
     ids.dedup();
     assert_eq!(before, ids.len(), "an identifier was sent twice");
     assert_eq!(events.len(), runs, "one meter event per charge");
-    let ledger: i64 = charges.iter().map(|t| t.amount).sum();
+    let reversed: i64 = app
+        .store
+        .transfers(account, None, Some("charge_reversal"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.amount)
+        .sum();
+    let ledger: i64 = charges.iter().map(|t| t.amount).sum::<i64>() - reversed;
+    assert!(reversed > 0, "some charges were reversed");
     assert_eq!(
         fake.active_value_by_customer().values().sum::<i64>(),
         ledger,
@@ -192,12 +176,13 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
     );
     let stats = app.store.outbox_stats().await.unwrap();
     assert_eq!((stats.pending, stats.failed), (0, 0));
+    assert_reconciled(&app.store, &fake).await;
 }
 
 async fn a_permanent_stripe_error_parks_the_row(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn(backend).await;
-    let (account, agent) = setup(&app).await;
+    let (account, agent) = setup(&app, &fake).await;
     charge_one(&app.store, account, agent, 0).await;
     // A wrong key: Stripe answers 401 to everything.
     let mut config = config_of(fake.base_url());
@@ -228,4 +213,193 @@ async fn a_permanent_stripe_error_parks_the_row(backend: Backend) {
     let good = sender(&app.store, &fake);
     drain(&good, &app.store).await;
     assert_eq!(fake.meter_events().len(), 1);
+}
+
+async fn setup_is_idempotent_and_refuses_a_meter_that_does_not_fit(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    let price = Plan::default_value_plan().price_per_cu;
+    let first = stripe_setup(&client(&fake), &app.store, &price).await.unwrap();
+    assert!(matches!(first.meter, Step::Created(_)), "{first:?}");
+    assert!(matches!(first.product, Step::Created(_)), "{first:?}");
+    assert!(matches!(first.price, Step::Created(_)), "{first:?}");
+    assert_eq!(first.lookup_key, "bounty_cu_usd_1000000");
+    let second = stripe_setup(&client(&fake), &app.store, &price).await.unwrap();
+    assert_eq!(second.meter, Step::Found(first.meter.id().to_owned()));
+    assert_eq!(second.product, Step::Found(first.product.id().to_owned()));
+    assert_eq!(second.price, Step::Found(first.price.id().to_owned()));
+    assert_eq!(
+        (fake.meters().len(), fake.products().len(), fake.prices().len()),
+        (1, 1, 1)
+    );
+    let meter = &fake.meters()[0];
+    assert_eq!(meter["event_name"], "bounty_compute_units");
+    assert_eq!(meter["default_aggregation"]["formula"], "sum");
+    assert_eq!(
+        meter["customer_mapping"]["event_payload_key"],
+        "stripe_customer_id"
+    );
+    let stripe_price = &fake.prices()[0];
+    assert_eq!(stripe_price["recurring"]["meter"], meter["id"]);
+    assert_eq!(stripe_price["recurring"]["usage_type"], "metered");
+    // 1.00 USD per CU is 0.1 cent per milli-CU.
+    assert_eq!(stripe_price["unit_amount_decimal"], "0.1");
+    assert_eq!(stripe_price["currency"], "usd");
+    // The catalogue is kept for every process.
+    let catalog = app.store.catalog().await.unwrap();
+    assert_eq!(catalog.len(), 3, "{catalog:?}");
+    // Every write carried an idempotency key.
+    assert!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .all(|r| r.idempotency_key.is_some())
+    );
+
+    // Someone made a meter of that name by hand, counting events: setup
+    // says what does not fit and creates nothing.
+    let other = FakeStripe::start().await;
+    other.add_meter("bounty_compute_units", "count", "value");
+    let other_app = TestApp::spawn(backend).await;
+    let err = stripe_setup(&client(&other), &other_app.store, &price)
+        .await
+        .unwrap_err();
+    match &err {
+        CatalogError::Mismatch(message) => {
+            assert!(message.contains("default_aggregation.formula"), "{message}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    assert!(other.products().is_empty() && other.prices().is_empty());
+}
+
+async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    let (account, _) = account_with_agent(&app.store, Default::default()).await;
+    // A second account on another price.
+    let (pricier, _) = account_with_agent(&app.store, Default::default()).await;
+    let mut plan = Plan::default_value_plan();
+    plan.price_per_cu = bounty_core::Money::from_micros(2_500_000, bounty_core::Currency::USD);
+    app.store.set_plan(pricier, &plan).await.unwrap();
+    let sender = sender(&app.store, &fake);
+    // Before setup: customers are made, subscriptions wait.
+    for _ in 0..3 {
+        sender.drain_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(fake.subscriptions().is_empty());
+    let waiting = app.store.outbox_of(account).await.unwrap();
+    let sub = waiting.iter().find(|o| o.kind == "stripe_subscription").unwrap();
+    assert_eq!(sub.status, "pending");
+    assert!(
+        sub.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("bounty stripe setup"),
+        "{sub:?}"
+    );
+    // Setup finds both accounts already queued: nothing more to queue.
+    let report = stripe_setup(
+        &client(&fake),
+        &app.store,
+        &Plan::default_value_plan().price_per_cu,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.subscriptions_queued, 0);
+    drain(&sender, &app.store).await;
+    let subs = fake.subscriptions();
+    assert_eq!(subs.len(), 2);
+    for (acct, lookup) in [
+        (account, "bounty_cu_usd_1000000"),
+        (pricier, "bounty_cu_usd_2500000"),
+    ] {
+        let ids = app.store.stripe_ids(acct).await.unwrap();
+        let sub = subs
+            .iter()
+            .find(|s| s["id"].as_str() == ids.subscription.as_deref())
+            .unwrap_or_else(|| panic!("no subscription stored for {acct}: {ids:?}"));
+        assert_eq!(sub["customer"].as_str(), ids.customer.as_deref());
+        assert_eq!(sub["metadata"]["account_id"], acct.to_string());
+        assert_eq!(sub["items"]["data"][0]["price"]["lookup_key"], lookup);
+    }
+    // 2.50 USD per CU: 0.25 cent per milli-CU, made when first needed.
+    let pricy = fake
+        .prices()
+        .into_iter()
+        .find(|p| p["lookup_key"] == "bounty_cu_usd_2500000")
+        .unwrap();
+    assert_eq!(pricy["unit_amount_decimal"], "0.25");
+    // Accounts made before subscriptions existed are queued by setup, once.
+    let (late, _) = account_with_agent(&app.store, Default::default()).await;
+    let rows = app.store.outbox_of(late).await.unwrap();
+    let row = rows.iter().find(|o| o.kind == "stripe_subscription").unwrap();
+    drain(&sender, &app.store).await;
+    assert_eq!(app.store.outbox_of(late).await.unwrap().len(), rows.len());
+    assert!(
+        app.store.stripe_ids(late).await.unwrap().subscription.is_some(),
+        "{row:?}"
+    );
+    assert_eq!(app.store.enqueue_missing_subscriptions().await.unwrap(), 0);
+}
+
+/// A goodwill reversal 25 hours after the charge: past Stripe's 24 h
+/// cancellation window, so the usage stays on the meter and the money is
+/// credited to the customer's balance instead; reconciliation agrees.
+async fn a_reversal_after_24_hours_credits_the_customer_balance(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    let (account, agent) = setup(&app, &fake).await;
+    // The customer and subscription first, on real time.
+    drain(&sender(&app.store, &fake), &app.store).await;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let store = app.store_with_clock(clock.clone()).await;
+    charge_one(&store, account, agent, 0).await;
+    charge_one(&store, account, agent, 1).await;
+    let sender = sender(&store, &fake);
+    drain(&sender, &store).await;
+    assert_eq!(fake.meter_events().len(), 2);
+    let ids = outcome_ids(&store, account).await;
+    // One reversed at once (cancelled), one a day and an hour later (credited).
+    store.goodwill_reversal(account, ids[0]).await.unwrap();
+    drain(&sender, &store).await;
+    clock.advance(chrono::Duration::hours(25));
+    store.goodwill_reversal(account, ids[1]).await.unwrap();
+    drain(&sender, &store).await;
+    let events = fake.meter_events();
+    assert_eq!(events.iter().filter(|e| e.cancelled).count(), 1);
+    let credits = fake.balance_transactions();
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    // 1 CU at 1.00 USD: 100 cents back.
+    assert_eq!(credits[0]["amount"], -100);
+    assert_eq!(credits[0]["currency"], "usd");
+    assert_eq!(
+        credits[0]["customer"].as_str(),
+        app.store.stripe_ids(account).await.unwrap().customer.as_deref()
+    );
+    let reversals: Vec<_> = store
+        .outbox_of(account)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind == "meter_event_reversal")
+        .collect();
+    let mut how: Vec<_> = reversals.iter().map(|o| o.sent_as.clone().unwrap()).collect();
+    how.sort();
+    assert_eq!(how, vec!["cancel", "credit"]);
+    // The credited charge still counts on both sides.
+    let today = store.now().date_naive();
+    let report = reconcile(
+        &client(&fake),
+        &store,
+        today - chrono::Days::new(2),
+        today + chrono::Days::new(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.differences().count(), 0, "{report:?}");
+    let metered: i64 = report.days.iter().map(|d| d.ledger_milli).sum();
+    let credited: i64 = report.days.iter().map(|d| d.credited_milli).sum();
+    assert_eq!((metered, credited), (1000, 1000));
 }

@@ -35,13 +35,15 @@ async fn customer(app: &TestApp) -> (bounty_core::AccountId, String, String) {
         .claim_outbox(10, Duration::from_secs(60))
         .await
         .unwrap()
-        .pop()
+        .into_iter()
+        .find(|c| c.item.kind == "stripe_customer")
         .unwrap();
     let customer = format!("cus_{}", &account.to_string()[5..15]);
-    app.store
-        .outbox_sent(claim.item.id, Some(&customer))
-        .await
-        .unwrap();
+    let delivered = bounty_store::Delivered {
+        object_id: Some(customer.clone()),
+        sent_as: None,
+    };
+    app.store.outbox_sent(claim.item.id, &delivered).await.unwrap();
     (account, key, customer)
 }
 

@@ -13,11 +13,16 @@
 //! |---|---|
 //! | `stripe_customer` | a customer with `metadata[account_id]`; its id is stored on the account |
 //! | `meter_event` | a meter event for the account's customer (waits until the customer exists) |
-//! | `meter_event_reversal` | inside Stripe's 24 h window: a `cancel` meter event adjustment of the original |
+//! | `stripe_subscription` | a subscription on the metered price of the account's plan (waits for the customer and for `bounty stripe setup`); its id is stored on the account |
+//! | `meter_event_reversal` | inside Stripe's 24 h window: a `cancel` meter event adjustment of the original; after it: a credit to the customer's balance of the money charged |
 //!
-//! A reversal older than Stripe's cancellation window is parked as failed
-//! with a reason an operator can act on; crediting the customer balance
-//! instead is not built yet.
+//! Why a balance credit after 24 h, and not a credit note: Stripe only
+//! cancels meter events for 24 hours, and the usage then sits on an
+//! invoice that may not be finalized yet. A credit note needs a finalized
+//! invoice and its line; a balance credit needs neither, and Stripe
+//! applies it to the customer's next invoice, whatever state the current
+//! one is in. The reversal row records which it was (`sent_as`), so
+//! reconciliation knows a credited charge still counts on the meter.
 //!
 //! Transient errors (429, 5xx, timeouts, transport) are retried with full
 //! jitter exponential backoff; permanent 4xx park the row as `failed`
@@ -25,14 +30,18 @@
 
 use std::time::Duration;
 
-use bounty_core::retry_delay;
-use bounty_store::{OutboxClaim, Store, StoreError};
+use bounty_core::{Money, retry_delay};
+use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::stripe::{IdempotencyKey, MeterEvent, StripeClient, StripeError};
+use crate::catalog::{CatalogError, ensure_price};
+use crate::stripe::{BalanceCredit, IdempotencyKey, MeterEvent, StripeClient, StripeError};
 
 /// Stripe accepts meter event cancellations for this long.
 pub const CANCEL_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// A reversal written this close to the end of the window is credited
+/// instead: the sender needs time to deliver a cancellation.
+pub const CANCEL_MARGIN: Duration = Duration::from_secs(3600);
 
 /// How a sender runs.
 #[derive(Debug, Clone)]
@@ -46,8 +55,11 @@ pub struct SenderConfig {
     /// Backoff base and cap for transient errors.
     pub retry_base: Duration,
     pub retry_max: Duration,
-    /// How long a meter event waits for its account's customer.
+    /// How long a meter event or subscription waits for its account's
+    /// customer.
     pub customer_wait: Duration,
+    /// How long a subscription waits for `bounty stripe setup`.
+    pub setup_wait: Duration,
 }
 
 impl Default for SenderConfig {
@@ -59,6 +71,7 @@ impl Default for SenderConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             customer_wait: Duration::from_secs(5),
+            setup_wait: Duration::from_secs(60),
         }
     }
 }
@@ -66,8 +79,8 @@ impl Default for SenderConfig {
 /// What sending one row came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    /// Delivered (or already delivered: a replay); for a customer, its id.
-    Done(Option<String>),
+    /// Delivered (or already delivered: a replay), with what it produced.
+    Done(Delivered),
     /// Try again at the given delay.
     Later { error: String, after: Duration },
     /// A permanent error: park it.
@@ -80,6 +93,9 @@ pub struct Sender {
     store: Store,
     client: StripeClient,
     config: SenderConfig,
+    /// Prefix of this sender's armed crash points (tests only).
+    #[cfg(feature = "failpoints")]
+    failpoints: Option<String>,
 }
 
 impl Sender {
@@ -88,6 +104,28 @@ impl Sender {
             store,
             client,
             config,
+            #[cfg(feature = "failpoints")]
+            failpoints: None,
+        }
+    }
+
+    /// Arms this sender's crash points, named `{prefix}::before_send`,
+    /// `{prefix}::after_send` (Stripe answered, nothing recorded) and
+    /// `{prefix}::after_record`: configure them with `fail::cfg`, e.g.
+    /// `1*panic`. A per-sender prefix keeps tests that run at once apart.
+    #[cfg(feature = "failpoints")]
+    pub fn with_failpoints(mut self, prefix: impl Into<String>) -> Self {
+        self.failpoints = Some(prefix.into());
+        self
+    }
+
+    /// A crash point: panics (or does what `fail::cfg` says) when armed.
+    #[allow(unused_variables)]
+    fn crash_point(&self, at: &str) {
+        #[cfg(feature = "failpoints")]
+        if let Some(prefix) = &self.failpoints {
+            let name = format!("{prefix}::{at}");
+            fail::fail_point!(&name);
         }
     }
 
@@ -121,8 +159,11 @@ impl Sender {
             .await?;
         let n = claims.len();
         for claim in claims {
+            self.crash_point("before_send");
             let result = self.send(&claim).await;
+            self.crash_point("after_send");
             self.record(&claim, result).await?;
+            self.crash_point("after_record");
         }
         Ok(n)
     }
@@ -135,20 +176,54 @@ impl Sender {
             Err(e) => return Sent::Park(format!("unusable idempotency key: {e}")),
         };
         let text = |field: &str| item.payload[field].as_str().map(str::to_owned);
+        let waiting_for_customer = || Sent::Later {
+            error: "waiting for the account's Stripe customer".to_owned(),
+            after: self.config.customer_wait,
+        };
         let result = match item.kind.as_str() {
             "stripe_customer" => {
                 let name = text("name").unwrap_or_default();
                 self.client
                     .create_customer(&key, &name, &item.account_id.to_string())
                     .await
-                    .map(Some)
+                    .map(|id| Delivered {
+                        object_id: Some(id),
+                        sent_as: None,
+                    })
+            }
+            "stripe_subscription" => {
+                let Some(customer) = claim.stripe_customer_id.as_deref() else {
+                    return waiting_for_customer();
+                };
+                let plan = match self.store.billing_info(item.account_id).await {
+                    Ok(info) => info.plan,
+                    Err(e) => return self.later(item.attempts, e.to_string()),
+                };
+                let price = match ensure_price(&self.client, &self.store, &plan.price_per_cu).await {
+                    Ok(price) => price,
+                    Err(CatalogError::NotSetUp(what)) => {
+                        return Sent::Later {
+                            error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
+                            after: self.config.setup_wait,
+                        };
+                    }
+                    Err(CatalogError::Stripe(e)) if e.is_transient() => {
+                        return self.later(item.attempts, e.to_string());
+                    }
+                    Err(CatalogError::Store(e)) => return self.later(item.attempts, e.to_string()),
+                    Err(e) => return Sent::Park(e.to_string()),
+                };
+                self.client
+                    .create_subscription(&key, customer, &price, &item.account_id.to_string())
+                    .await
+                    .map(|sub| Delivered {
+                        object_id: Some(sub.id),
+                        sent_as: None,
+                    })
             }
             "meter_event" => {
                 let Some(customer) = claim.stripe_customer_id.as_deref() else {
-                    return Sent::Later {
-                        error: "waiting for the account's Stripe customer".to_owned(),
-                        after: self.config.customer_wait,
-                    };
+                    return waiting_for_customer();
                 };
                 let (Some(event_name), Some(identifier), Some(value), Some(ts)) = (
                     text("event_name"),
@@ -169,9 +244,9 @@ impl Sender {
                     // Stripe already has an event with this identifier: ours,
                     // sent before under another key. Delivered.
                     Err(StripeError::Rejected { message, .. }) if message.contains("already exists") => {
-                        Ok(None)
+                        Ok(Delivered::default())
                     }
-                    other => other.map(|()| None),
+                    other => other.map(|()| Delivered::default()),
                 }
             }
             "meter_event_reversal" => {
@@ -182,32 +257,117 @@ impl Sender {
                 ) else {
                     return Sent::Park(format!("malformed reversal payload: {}", item.payload));
                 };
-                let age = self.store.now().timestamp().saturating_sub(ts);
-                if age >= CANCEL_WINDOW.as_secs() as i64 {
-                    return Sent::Park(format!(
-                        "the meter event {identifier} is {age} s old, past Stripe's 24 h cancellation window: \
-                         credit the customer's balance in Stripe by hand (automatic credits are not built yet)"
-                    ));
+                // The original must be in Stripe before it can be undone
+                // there: its row may still be retrying, or parked.
+                match self
+                    .store
+                    .outbox_status(item.account_id, &identifier, "meter_event")
+                    .await
+                {
+                    Ok(Some(status)) if status == "sent" => {}
+                    Ok(None) => {}
+                    Ok(Some(status)) => {
+                        return Sent::Later {
+                            error: format!("waiting for the meter event {identifier} ({status}) to be sent"),
+                            after: self.config.customer_wait,
+                        };
+                    }
+                    Err(e) => return self.later(item.attempts, e.to_string()),
+                }
+                // Decided once per row, from when the reversal happened, never
+                // from when it is sent: a cancel that Stripe applied but never
+                // confirmed must not be followed by a credit on a later retry.
+                let age = item.created_at.timestamp().saturating_sub(ts);
+                if age >= (CANCEL_WINDOW - CANCEL_MARGIN).as_secs() as i64 {
+                    return self.credit(claim, &identifier).await;
                 }
                 self.client
                     .cancel_meter_event(&key, &event_name, &identifier)
                     .await
-                    .map(|()| None)
+                    .map(|()| Delivered {
+                        object_id: None,
+                        sent_as: Some("cancel"),
+                    })
             }
             other => return Sent::Park(format!("unknown outbox kind {other:?}")),
         };
+        self.classify(item.attempts, result)
+    }
+
+    /// A reversal past Stripe's cancellation window: the usage stays on the
+    /// meter, and the money charged for it is credited to the customer's
+    /// balance, which Stripe takes off the next invoice.
+    async fn credit(&self, claim: &OutboxClaim, charge: &str) -> Sent {
+        let item = &claim.item;
+        let key = match IdempotencyKey::new(format!("{}:credit", item.idempotency_key)) {
+            Ok(k) => k,
+            Err(e) => return Sent::Park(format!("unusable idempotency key: {e}")),
+        };
+        let Some(customer) = claim.stripe_customer_id.as_deref() else {
+            return Sent::Later {
+                error: "waiting for the account's Stripe customer".to_owned(),
+                after: self.config.customer_wait,
+            };
+        };
+        let (micros, currency) = match self.store.charge_money_of(item.account_id, charge).await {
+            Ok(Some(money)) => money,
+            // Fully paid from included CU or credits: no money was charged.
+            Ok(None) => {
+                return Sent::Done(Delivered {
+                    object_id: None,
+                    sent_as: Some("credit"),
+                });
+            }
+            Err(e) => return self.later(item.attempts, e.to_string()),
+        };
+        let money = match currency.parse() {
+            Ok(currency) => Money { micros, currency },
+            Err(e) => return Sent::Park(format!("the charge's currency {currency:?}: {e}")),
+        };
+        let amount_minor = money.to_minor_units();
+        if amount_minor <= 0 {
+            // Less than one cent: Stripe cannot credit it, and nothing was billed for it either.
+            return Sent::Done(Delivered {
+                object_id: None,
+                sent_as: Some("credit"),
+            });
+        }
+        let description = format!("Bounty: reversal of charge {charge}");
+        let credit = BalanceCredit {
+            customer,
+            amount_minor,
+            currency: &currency.to_ascii_lowercase(),
+            description: &description,
+            transfer_id: charge,
+        };
+        let result = self
+            .client
+            .credit_balance(&key, &credit)
+            .await
+            .map(|id| Delivered {
+                object_id: Some(id),
+                sent_as: Some("credit"),
+            });
+        self.classify(item.attempts, result)
+    }
+
+    fn classify(&self, attempts: i32, result: Result<Delivered, StripeError>) -> Sent {
         match result {
-            Ok(customer) => Sent::Done(customer),
-            Err(e) if e.is_transient() => Sent::Later {
-                error: e.to_string(),
-                after: retry_delay(
-                    u32::try_from(item.attempts.max(1)).unwrap_or(1),
-                    self.config.retry_base,
-                    self.config.retry_max,
-                    jitter(),
-                ),
-            },
+            Ok(delivered) => Sent::Done(delivered),
+            Err(e) if e.is_transient() => self.later(attempts, e.to_string()),
             Err(e) => Sent::Park(e.to_string()),
+        }
+    }
+
+    fn later(&self, attempts: i32, error: String) -> Sent {
+        Sent::Later {
+            error,
+            after: retry_delay(
+                u32::try_from(attempts.max(1)).unwrap_or(1),
+                self.config.retry_base,
+                self.config.retry_max,
+                jitter(),
+            ),
         }
     }
 
@@ -215,9 +375,9 @@ impl Sender {
     pub async fn record(&self, claim: &OutboxClaim, sent: Sent) -> Result<(), StoreError> {
         let item = &claim.item;
         match sent {
-            Sent::Done(customer) => {
-                tracing::info!(outbox.id = %item.id, kind = %item.kind, "outbox row sent");
-                self.store.outbox_sent(item.id, customer.as_deref()).await
+            Sent::Done(delivered) => {
+                tracing::info!(outbox.id = %item.id, kind = %item.kind, sent_as = delivered.sent_as, "outbox row sent");
+                self.store.outbox_sent(item.id, &delivered).await
             }
             Sent::Later { error, after } => {
                 tracing::warn!(outbox.id = %item.id, kind = %item.kind, %error, retry_in_ms = after.as_millis() as u64, "outbox row will be retried");

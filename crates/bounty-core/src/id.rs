@@ -202,8 +202,14 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<Ulid, IdParseError> {
     Ok(ulid)
 }
 
-/// A fresh ULID: the current millisecond and 80 random bits.
+/// A fresh ULID: the current millisecond and 80 random bits, monotonic
+/// within the process: an id minted after another in the same process
+/// sorts after it, even within one millisecond (the random part of the
+/// previous id plus one), so rows written in order list in order.
 pub fn new_ulid() -> Ulid {
+    use std::sync::{Mutex, PoisonError};
+    static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+    const RANDOM_MAX: u128 = (1 << 80) - 1;
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -212,12 +218,29 @@ pub fn new_ulid() -> Ulid {
     // The OS generator failing is unrecoverable for a process that mints
     // secrets; there is no sensible fallback.
     getrandom::fill(&mut random).expect("the OS random generator failed");
-    // The ULID random part is 80 bits; `from_parts` keeps the low 80.
-    Ulid::from_parts(ms, u128::from_le_bytes(random))
+    // The ULID random part is 80 bits.
+    let random = u128::from_le_bytes(random) & RANDOM_MAX;
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    let (ms, random) = if ms > last.0 {
+        (ms, random)
+    } else if last.1 < RANDOM_MAX {
+        // Same millisecond (or the clock stepped back): continue from the last.
+        (last.0, last.1 + 1)
+    } else {
+        (last.0 + 1, random)
+    };
+    *last = (ms, random);
+    Ulid::from_parts(ms, random)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_minted_in_one_process_are_strictly_increasing() {
+        let ids: Vec<super::Ulid> = (0..10_000).map(|_| super::new_ulid()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

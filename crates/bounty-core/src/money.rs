@@ -46,6 +46,39 @@ impl Currency {
         // Only ASCII upper-case letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
+
+    /// Decimal places of the currency's minor unit, as Stripe counts them:
+    /// 0 for zero-decimal currencies (JPY), 3 for BHD/JOD/KWD/OMR/TND, 2
+    /// for the rest.
+    pub fn minor_exponent(&self) -> u32 {
+        const ZERO: [&str; 16] = [
+            "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
+            "XOF", "XPF",
+        ];
+        const THREE: [&str; 5] = ["BHD", "JOD", "KWD", "OMR", "TND"];
+        if ZERO.contains(&self.as_str()) {
+            0
+        } else if THREE.contains(&self.as_str()) {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+impl Money {
+    /// The amount in the currency's minor units (cents), rounded half up
+    /// (away from zero): what a payment processor can represent.
+    pub fn to_minor_units(&self) -> i64 {
+        let per_minor = 10_i64.pow(6 - self.currency.minor_exponent());
+        let whole = self.micros / per_minor;
+        let rest = self.micros % per_minor;
+        if rest.abs() * 2 >= per_minor {
+            whole + self.micros.signum()
+        } else {
+            whole
+        }
+    }
 }
 
 impl FromStr for Currency {
@@ -193,6 +226,29 @@ mod tests {
 
     fn usd(micros: i64) -> Money {
         Money::from_micros(micros, Currency::USD)
+    }
+
+    #[test]
+    fn minor_units_round_half_up() {
+        let usd = |micros| Money {
+            micros,
+            currency: Currency::USD,
+        };
+        assert_eq!(usd(1_000_000).to_minor_units(), 100);
+        assert_eq!(usd(4_999).to_minor_units(), 0);
+        assert_eq!(usd(5_000).to_minor_units(), 1);
+        assert_eq!(usd(-5_000).to_minor_units(), -1);
+        assert_eq!(usd(123_456_789).to_minor_units(), 12_346);
+        let jpy = Money {
+            micros: 1_500_000,
+            currency: "jpy".parse().unwrap(),
+        };
+        assert_eq!(jpy.to_minor_units(), 2);
+        let kwd = Money {
+            micros: 1_234_567,
+            currency: "KWD".parse().unwrap(),
+        };
+        assert_eq!(kwd.to_minor_units(), 1_235);
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub enum ApiError {
     },
     /// 503 `database_unavailable`: the database cannot be reached; retry.
     DatabaseUnavailable,
+    /// 503 `stripe_unavailable`: Stripe could not be reached or refused the
+    /// call (the cause is logged); retry.
+    StripeUnavailable,
     /// 503 `request_timeout`: the request took longer than the limit.
     Timeout {
         /// The limit in milliseconds.
@@ -153,7 +156,9 @@ impl ApiError {
             ApiError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
             ApiError::WebhooksNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AccountSuspended => StatusCode::PAYMENT_REQUIRED,
-            ApiError::DatabaseUnavailable | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable | ApiError::StripeUnavailable | ApiError::Timeout { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -183,6 +188,7 @@ impl ApiError {
             ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::DatabaseUnavailable => "database_unavailable",
+            ApiError::StripeUnavailable => "stripe_unavailable",
             ApiError::Timeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal_error",
         }
@@ -253,6 +259,7 @@ impl ApiError {
             ApiError::DatabaseUnavailable => {
                 ("the database is unavailable; retry with backoff".to_owned(), None)
             }
+            ApiError::StripeUnavailable => ("Stripe is unavailable; retry with backoff".to_owned(), None),
             ApiError::Timeout { limit_ms } => (format!("the request took longer than {limit_ms} ms"), None),
             ApiError::Internal(_) => ("an internal error occurred; it has been logged".to_owned(), None),
         };
@@ -274,7 +281,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(ErrorBody { error: self.detail() })).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Both 503s are transient: tell clients when to come back.
+            // Every 503 is transient: tell clients when to come back.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),

@@ -46,8 +46,9 @@ pub struct AppState {
     pub task_max_attempts: u32,
     /// Notified on every new task, so in-process workers start at once.
     pub task_wake: Arc<Notify>,
-    /// Whether Stripe is configured; without it Bounty is ledger-only.
-    pub stripe_configured: bool,
+    /// The Stripe client, when Stripe is configured; without it Bounty is
+    /// ledger-only.
+    pub stripe: Option<bounty_billing::stripe::StripeClient>,
     /// Stripe webhook signing secrets (several during a rotation).
     pub stripe_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
 }
@@ -62,7 +63,7 @@ impl AppState {
             models: Arc::new(ModelRegistry::default()),
             task_max_attempts: 3,
             task_wake: Arc::new(Notify::new()),
-            stripe_configured: false,
+            stripe: None,
             stripe_webhook_secrets: Arc::new(Vec::new()),
         }
     }
@@ -75,8 +76,8 @@ impl AppState {
     }
 
     /// The same state, with Stripe configured (or not).
-    pub fn with_stripe(mut self, configured: bool) -> Self {
-        self.stripe_configured = configured;
+    pub fn with_stripe(mut self, client: Option<bounty_billing::stripe::StripeClient>) -> Self {
+        self.stripe = client;
         self
     }
 

@@ -76,19 +76,27 @@ impl Store {
                     account.id
                 )));
             }
-            // Its Stripe customer is created by the outbox sender.
-            sqlx::query(
-                "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
-                     next_attempt_at, created_at)
-                 values ($1, $2, 'stripe_customer', null, $3, $4, 'pending', 0, $5, $5)",
-            )
-            .bind(bounty_core::OutboxId::new().to_string())
-            .bind(account.id.to_string())
-            .bind(serde_json::json!({"account_id": account.id.to_string(), "name": account.name}).to_string())
-            .bind(format!("stripe_customer:{}", account.id))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            // Its Stripe customer, then its subscription on the metered
+            // price, are created by the outbox sender.
+            for kind in ["stripe_customer", "stripe_subscription"] {
+                let mut payload = serde_json::json!({"account_id": account.id.to_string()});
+                if kind == "stripe_customer" {
+                    payload["name"] = serde_json::json!(account.name);
+                }
+                sqlx::query(
+                    "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status,
+                         attempts, next_attempt_at, created_at)
+                     values ($1, $2, $3, null, $4, $5, 'pending', 0, $6, $6)",
+                )
+                .bind(bounty_core::OutboxId::new().to_string())
+                .bind(account.id.to_string())
+                .bind(kind)
+                .bind(payload.to_string())
+                .bind(format!("{kind}:{}", account.id))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
         });
         let key = ApiKey::new_unused(key_id, account.id, key_name, key, now);

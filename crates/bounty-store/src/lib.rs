@@ -25,6 +25,7 @@ mod outbox;
 mod outcomes;
 mod page;
 mod queue;
+mod stripe_billing;
 mod stripe_events;
 mod tasks;
 mod tx;
@@ -34,13 +35,14 @@ pub use agents::{Agent, AgentPatch, AgentSpec};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use error::StoreError;
-pub use outbox::{METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
+pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
     Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
     UsageRow, period_start,
 };
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
+pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{EventReceipt, Invoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,

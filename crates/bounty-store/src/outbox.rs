@@ -7,6 +7,7 @@
 //! | `meter_event` | a `charge` transfer is written | `{event_name, identifier, value, timestamp}`: the transfer id and its milli-CU |
 //! | `meter_event_reversal` | that charge is reversed | `{event_name, identifier, value, timestamp, reversal}`: the original transfer |
 //! | `stripe_customer` | an account is created | `{account_id, name}` |
+//! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
 //!
 //! Until a sender is configured (Stripe), rows wait as `pending`: the
 //! ledger is complete on its own and nothing is lost.
@@ -35,6 +36,19 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+    /// How it was delivered, where there is a choice (a reversal:
+    /// `cancel` or `credit`).
+    pub sent_as: Option<String>,
+}
+
+/// What delivering a row produced, recorded with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The Stripe object created: a customer (`cus_…`) or a subscription
+    /// (`sub_…`), stored on the account.
+    pub object_id: Option<String>,
+    /// How it was delivered (a reversal: `cancel` or `credit`).
+    pub sent_as: Option<&'static str>,
 }
 
 /// Pending work in the outbox.
@@ -77,7 +91,7 @@ pub(crate) async fn enqueue(
 macro_rules! outbox_columns {
     () => {
         "id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts, next_attempt_at,
-         last_error, created_at, sent_at"
+         last_error, created_at, sent_at, sent_as"
     };
 }
 
@@ -95,6 +109,7 @@ struct Row {
     last_error: Option<String>,
     created_at: Timestamp,
     sent_at: Option<Timestamp>,
+    sent_as: Option<String>,
 }
 
 impl TryFrom<Row> for OutboxItem {
@@ -115,6 +130,7 @@ impl TryFrom<Row> for OutboxItem {
             last_error: r.last_error,
             created_at: r.created_at,
             sent_at: r.sent_at,
+            sent_as: r.sent_as,
         })
     }
 }
@@ -173,6 +189,25 @@ impl Store {
             .await?
         });
         Ok(row.is_some())
+    }
+
+    /// The status of the account's outbox row of `kind` for a transfer
+    /// (`pending`, `sent`, `failed`), if there is one.
+    pub async fn outbox_status(
+        &self,
+        account: AccountId,
+        transfer_id: &str,
+        kind: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select status from outbox where account_id = $1 and transfer_id = $2 and kind = $3")
+                .bind(account.to_string())
+                .bind(transfer_id.to_owned())
+                .bind(kind.to_owned())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(s,)| s))
     }
 
     /// Counts of pending and failed rows, and the oldest pending one.
@@ -261,28 +296,34 @@ impl Store {
         Ok(claims)
     }
 
-    /// Marks a row sent; for `stripe_customer`, stores the customer id on
-    /// the account in the same transaction.
-    pub async fn outbox_sent(
-        &self,
-        id: OutboxId,
-        stripe_customer_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Marks a row sent. A customer's or subscription's Stripe id is
+    /// stored on the account in the same transaction, so a crash leaves
+    /// either both or neither.
+    pub async fn outbox_sent(&self, id: OutboxId, delivered: &Delivered) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let row: Option<(String,)> = tx
+        let row: Option<(String, String)> = tx
             .fetch_optional(
-                "update outbox set status = 'sent', sent_at = $2, lease_until = null, last_error = null
-                 where id = $1 and status = 'pending' returning account_id",
-                args![id.to_string(), now],
+                "update outbox set status = 'sent', sent_at = $2, lease_until = null, last_error = null,
+                     sent_as = $3
+                 where id = $1 and status = 'pending' returning account_id, kind",
+                args![id.to_string(), now, delivered.sent_as.map(str::to_owned)],
             )
             .await?;
-        if let (Some((account,)), Some(customer)) = (row, stripe_customer_id) {
-            tx.execute(
-                "update accounts set stripe_customer_id = coalesce(stripe_customer_id, $2) where id = $1",
-                args![account, customer],
-            )
-            .await?;
+        if let (Some((account, kind)), Some(object)) = (row, delivered.object_id.as_deref()) {
+            let sql = match kind.as_str() {
+                "stripe_customer" => Some(
+                    "update accounts set stripe_customer_id = coalesce(stripe_customer_id, $2) where id = $1",
+                ),
+                "stripe_subscription" => Some(
+                    "update accounts set stripe_subscription_id = coalesce(stripe_subscription_id, $2)
+                     where id = $1",
+                ),
+                _ => None,
+            };
+            if let Some(sql) = sql {
+                tx.execute(sql, args![account, object]).await?;
+            }
         }
         tx.commit().await
     }

@@ -15,7 +15,7 @@ use bounty_core::{AccountId, PageLimit, Timestamp};
 use chrono::TimeZone;
 
 use crate::db::on_pool;
-use crate::tx::args;
+use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
 /// What receiving an event did.
@@ -47,6 +47,46 @@ pub struct Invoice {
 
 fn unix(v: &serde_json::Value) -> Option<Timestamp> {
     v.as_i64().and_then(|s| chrono::Utc.timestamp_opt(s, 0).single())
+}
+
+/// Stores a Stripe invoice object (from a webhook or fetched from Stripe)
+/// for the account, or brings the stored one up to date.
+pub(crate) async fn upsert_invoice(
+    tx: &mut Tx,
+    account: &str,
+    object: &serde_json::Value,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(id) = object["id"].as_str() else {
+        return Err(StoreError::Config("the invoice has no id".to_owned()));
+    };
+    tx.execute(
+        "insert into invoices (id, account_id, status, currency, amount_due, amount_paid, total,
+             period_start, period_end, hosted_invoice_url, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+         on conflict (id) do update set status = excluded.status, amount_due = excluded.amount_due,
+             amount_paid = excluded.amount_paid, total = excluded.total,
+             period_start = coalesce(excluded.period_start, invoices.period_start),
+             period_end = coalesce(excluded.period_end, invoices.period_end),
+             hosted_invoice_url = coalesce(excluded.hosted_invoice_url, invoices.hosted_invoice_url),
+             updated_at = excluded.updated_at
+         where invoices.account_id = excluded.account_id",
+        args![
+            id,
+            account,
+            object["status"].as_str().unwrap_or("draft").to_owned(),
+            object["currency"].as_str().unwrap_or("usd").to_owned(),
+            object["amount_due"].as_i64().unwrap_or(0),
+            object["amount_paid"].as_i64().unwrap_or(0),
+            object["total"].as_i64().unwrap_or(0),
+            unix(&object["period_start"]),
+            unix(&object["period_end"]),
+            object["hosted_invoice_url"].as_str().map(str::to_owned),
+            now
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -121,31 +161,7 @@ impl Store {
             _ => None,
         };
         match (&account, kind.starts_with("invoice.")) {
-            (Some(account), true) => {
-                tx.execute(
-                    "insert into invoices (id, account_id, status, currency, amount_due, amount_paid, total,
-                         period_start, period_end, hosted_invoice_url, created_at, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-                     on conflict (id) do update set status = excluded.status, amount_due = excluded.amount_due,
-                         amount_paid = excluded.amount_paid, total = excluded.total,
-                         hosted_invoice_url = coalesce(excluded.hosted_invoice_url, invoices.hosted_invoice_url),
-                         updated_at = excluded.updated_at",
-                    args![
-                        object["id"].as_str().unwrap_or(id).to_owned(),
-                        account.clone(),
-                        object["status"].as_str().unwrap_or("draft").to_owned(),
-                        object["currency"].as_str().unwrap_or("usd").to_owned(),
-                        object["amount_due"].as_i64().unwrap_or(0),
-                        object["amount_paid"].as_i64().unwrap_or(0),
-                        object["total"].as_i64().unwrap_or(0),
-                        unix(&object["period_start"]),
-                        unix(&object["period_end"]),
-                        object["hosted_invoice_url"].as_str().map(str::to_owned),
-                        now
-                    ],
-                )
-                .await?;
-            }
+            (Some(account), true) => upsert_invoice(&mut tx, account, object, now).await?,
             (None, true) => tracing::warn!(event.id = id, "invoice event for an unknown Stripe customer"),
             _ => {}
         }

@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod db;
 pub mod proxy;
+pub mod stripe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct TestOptions {
     pub max_attempts: u32,
     /// Stripe webhook signing secrets.
     pub stripe_webhook_secrets: Vec<String>,
+    /// Give the server a Stripe client for this base URL (a fake Stripe).
+    pub stripe_base_url: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -72,6 +75,7 @@ impl Default for TestOptions {
             worker: None,
             max_attempts: 3,
             stripe_webhook_secrets: Vec::new(),
+            stripe_base_url: None,
         }
     }
 }
@@ -236,7 +240,16 @@ impl TestApp {
                 .with_wake(Arc::clone(&wake));
             tokio::spawn(worker.run(shutdown.clone()))
         });
+        let stripe = opts.stripe_base_url.as_ref().map(|url| {
+            let mut config = bounty_billing::stripe::StripeConfig::new(
+                bounty_billing::testing::FakeStripe::SECRET_KEY.to_owned().into(),
+            );
+            config.base_url = url.clone();
+            config.timeout = Duration::from_secs(2);
+            bounty_billing::stripe::StripeClient::new(config).expect("a valid Stripe config")
+        });
         let state = AppState::new(store.clone(), opts.limits)
+            .with_stripe(stripe)
             .with_models(registry)
             .with_task_max_attempts(opts.max_attempts)
             .with_task_wake(wake)
@@ -263,6 +276,22 @@ impl TestApp {
             _server: server,
             _db: db,
         }
+    }
+
+    /// Another store over the same database, reading time from `clock`:
+    /// for moving time past windows and leases.
+    pub async fn store_with_clock(&self, clock: Arc<dyn bounty_core::Clock>) -> Store {
+        Store::connect(
+            &DatabaseOptions {
+                url: self.database_url().to_owned(),
+                max_connections: 3,
+                acquire_timeout: Duration::from_secs(5),
+                sqlite_busy_timeout: Duration::from_secs(5),
+            },
+            clock,
+        )
+        .await
+        .expect("connect to the test database")
     }
 
     /// Creates an account with one live key; returns (account id, key).

@@ -60,7 +60,11 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<HealthOut>>
         Ok(Ok(stats)) => Ok(Json(HealthOut {
             status: "ready",
             detail: Some(ReadyDetail {
-                billing: "ledger_only",
+                billing: if state.stripe.is_some() {
+                    "stripe"
+                } else {
+                    "ledger_only"
+                },
                 outbox_pending: stats.pending,
             }),
         })),

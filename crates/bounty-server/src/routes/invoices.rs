@@ -1,13 +1,14 @@
 //! `GET /v1/invoices`: the account's Stripe invoices, as Stripe's webhooks
-//! described them.
+//! described them, fetched from Stripe when none were ever delivered (or
+//! on `?refresh=true`).
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Auth;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::routes::pagination::ListParams;
 use crate::state::AppState;
@@ -38,25 +39,73 @@ pub struct InvoiceList {
     pub next_cursor: Option<String>,
 }
 
-/// Lists the account's invoices, newest first.
+/// Query of `GET /v1/invoices`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InvoiceParams {
+    /// How many items to return, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Fetch the account's invoices from Stripe first (Stripe configured).
+    pub refresh: Option<bool>,
+}
+
+/// Lists the account's invoices, newest first. When none were ever
+/// received by webhook (or with `refresh=true`), the first page is fetched
+/// from Stripe first.
 #[utoipa::path(
     get,
     path = "/v1/invoices",
     tag = "billing",
     security(("api_key" = [])),
-    params(ListParams),
+    params(InvoiceParams),
     responses(
         (status = 200, body = InvoiceList),
-        (status = 400, description = "A bad `limit` or `cursor`", body = ErrorBody),
+        (status = 400, description = "A bad `limit`, `cursor` or `refresh`", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 503, description = "`refresh=true` and Stripe could not be reached", body = ErrorBody),
     )
 )]
 pub async fn list_invoices(
     State(state): State<AppState>,
     auth: Auth,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<InvoiceParams>,
 ) -> ApiResult<Json<InvoiceList>> {
-    let (limit, cursor) = params.parse::<String>()?;
+    let (limit, cursor) = ListParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .parse::<String>()?;
+    let refresh = params.refresh == Some(true);
+    if let (Some(client), None) = (&state.stripe, &cursor) {
+        let missing = !refresh
+            && state
+                .store
+                .list_invoices(
+                    auth.account_id,
+                    bounty_core::PageLimit::new(1).unwrap_or(limit),
+                    None,
+                )
+                .await?
+                .items
+                .is_empty();
+        if refresh || missing {
+            match bounty_billing::invoices::sync_invoices(client, &state.store, auth.account_id).await {
+                Ok(n) => tracing::debug!(fetched = n, "invoices fetched from Stripe"),
+                Err(bounty_billing::catalog::CatalogError::Store(e)) => return Err(e.into()),
+                // Asked for explicitly: say Stripe failed. Otherwise serve what is kept.
+                Err(e) if refresh => {
+                    tracing::warn!(error = %e, "fetching invoices from Stripe failed");
+                    return Err(ApiError::StripeUnavailable);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetching invoices from Stripe failed; serving stored ones")
+                }
+            }
+        }
+    }
     let page = state.store.list_invoices(auth.account_id, limit, cursor).await?;
     Ok(Json(InvoiceList {
         data: page

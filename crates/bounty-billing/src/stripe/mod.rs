@@ -20,7 +20,14 @@ use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 use stripe_billing::billing_meter_event_adjustment::{
     CreateBillingMeterEventAdjustment, CreateBillingMeterEventAdjustmentCancel,
 };
+use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
+
+mod catalog;
+mod customers;
+
+pub use catalog::{Meter, NewPrice, Price, Product};
+pub use customers::{BalanceCredit, Subscription};
 
 /// Stripe's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
@@ -280,6 +287,87 @@ impl StripeClient {
             .map_err(StripeError::from_stripe)?;
         Ok(customer.id.as_str().to_owned())
     }
+}
+
+impl StripeClient {
+    /// Sends a request whose parameters we encode ourselves (Stripe's form syntax through
+    /// async-stripe's own encoder) and returns Stripe's JSON object as it came. Auth, timeouts,
+    /// error decoding and the `Idempotency-Key` are async-stripe's, as for the typed calls above.
+    ///
+    /// Used for the objects billing only reads a few fields of (meters, products, prices,
+    /// subscriptions, invoices): a loose reading survives fields Stripe adds or drops between API
+    /// versions, where a strict typed model of a whole invoice would not.
+    pub(crate) async fn call(
+        &self,
+        method: StripeMethod,
+        path: &str,
+        params: &serde_json::Value,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<serde_json::Value, StripeError> {
+        // async-stripe's encoder (serde_qs) accepts only a map at the top and panics on anything
+        // else; refuse it here instead.
+        if !params.is_object() {
+            return Err(StripeError::Malformed(format!(
+                "{path}: parameters must be an object"
+            )));
+        }
+        let builder = RequestBuilder::new(method, path);
+        let builder = match method {
+            StripeMethod::Post => builder.form(params),
+            StripeMethod::Get | StripeMethod::Delete => builder.query(params),
+        };
+        let strategy = match idempotency_key {
+            Some(key) => RequestStrategy::Idempotent(key.0.clone()),
+            None => RequestStrategy::Once,
+        };
+        let value: miniserde::json::Value = builder
+            .customize()
+            .request_strategy(strategy)
+            .send(&self.inner)
+            .await
+            .map_err(StripeError::from_stripe)?;
+        serde_json::from_str(&miniserde::json::to_string(&value))
+            .map_err(|e| StripeError::Malformed(e.to_string()))
+    }
+
+    /// Every object of a Stripe list endpoint, following `has_more` with `starting_after`, up to
+    /// `max` objects. `params` is an object of query parameters.
+    pub(crate) async fn list_all(
+        &self,
+        path: &str,
+        params: serde_json::Value,
+        max: usize,
+    ) -> Result<Vec<serde_json::Value>, StripeError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = params.clone();
+            query["limit"] = serde_json::json!(100);
+            if let Some(after) = &after {
+                query["starting_after"] = serde_json::json!(after);
+            }
+            let page = self.call(StripeMethod::Get, path, &query, None).await?;
+            let data = page["data"]
+                .as_array()
+                .ok_or_else(|| StripeError::Malformed(format!("{path}: a list without `data`")))?;
+            after = data.last().and_then(|o| o["id"].as_str()).map(str::to_owned);
+            all.extend(data.iter().cloned());
+            if page["has_more"] != serde_json::Value::Bool(true) || after.is_none() || all.len() >= max {
+                all.truncate(max);
+                return Ok(all);
+            }
+        }
+    }
+}
+
+/// A string field of a Stripe object, or a [`StripeError::Malformed`] naming it.
+pub(crate) fn field<'a>(object: &'a serde_json::Value, name: &str) -> Result<&'a str, StripeError> {
+    object[name].as_str().ok_or_else(|| {
+        StripeError::Malformed(format!(
+            "{} without a string `{name}`",
+            object["object"].as_str().unwrap_or("object")
+        ))
+    })
 }
 
 /// Accepts `http(s)://authority` with at most a trailing `/`, and returns it with exactly one
