@@ -86,6 +86,10 @@ pub enum Command {
     #[command(subcommand)]
     Stripe(StripeCommand),
 
+    /// Master keys that seal secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -249,6 +253,18 @@ pub enum StripeCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `secrets` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random master key as `ID:BASE64`, for
+    /// `secrets.master_keys` (BOUNTY_SECRETS__MASTER_KEYS). To rotate, put
+    /// the new one first and keep the old one after a comma: secrets
+    /// sealed under the old key still open, new ones use the new key.
+    ///
+    /// Example: BOUNTY_SECRETS__MASTER_KEYS="$(bounty secrets new-key)" bounty serve
+    NewKey,
 }
 
 /// `outbox` subcommands.

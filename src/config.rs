@@ -43,6 +43,69 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// Stripe: where the outbox sends meter events and customers.
     pub stripe: StripeSettings,
+    /// Master keys sealing secrets at rest (helpdesk integrations).
+    pub secrets: SecretsSettings,
+}
+
+/// `[secrets]`: the master keys that seal integration secrets (AES-256-GCM).
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// `ID:KEY[,ID:KEY…]`: the current key first, then older ones still
+    /// needed to open what they sealed. A key is 32 bytes as base64 or hex
+    /// (`bounty secrets new-key` prints one). Secret: never logged. Unset:
+    /// the integrations API answers 503 `secrets_not_configured`.
+    pub master_keys: Option<SecretString>,
+}
+
+impl fmt::Debug for SecretsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsSettings")
+            .field("master_keys", &self.master_keys.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl SecretsSettings {
+    /// The helpdesk reply sender over `store`, when master keys are
+    /// configured (without them no integration can exist).
+    pub fn reply_sender(
+        &self,
+        store: &bounty_store::Store,
+        poll_interval: Duration,
+    ) -> Result<Option<bounty_integrations::sender::ReplySender>, ConfigError> {
+        let Some(keyring) = self.keyring()? else {
+            return Ok(None);
+        };
+        let http = reqwest::Client::builder()
+            // A redirect could carry a vendor's credential header elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ConfigError(format!("cannot build the helpdesk HTTP client: {e}")))?;
+        let config = bounty_integrations::sender::ReplySenderConfig {
+            poll_interval,
+            ..Default::default()
+        };
+        Ok(Some(bounty_integrations::sender::ReplySender::new(
+            store.clone(),
+            std::sync::Arc::new(keyring),
+            http,
+            config,
+        )))
+    }
+
+    /// The keyring, when master keys are configured.
+    pub fn keyring(&self) -> Result<Option<bounty_integrations::Keyring>, ConfigError> {
+        let Some(keys) = &self.master_keys else {
+            return Ok(None);
+        };
+        keys.expose_secret()
+            .parse::<bounty_integrations::Keyring>()
+            // The error names the problem, never a key's bytes.
+            .map(Some)
+            .map_err(|e| ConfigError(format!("invalid value for `secrets.master_keys`: {e}")))
+    }
 }
 
 /// `[stripe]`: without a secret key Bounty runs ledger-only: charges are
@@ -381,6 +444,7 @@ impl Config {
         }
         self.model_registry()?;
         self.stripe.client()?;
+        self.secrets.keyring()?;
         if self.stripe.timeout_ms == 0 || self.stripe.poll_interval_ms == 0 {
             return bad("stripe.timeout_ms", "timeouts and intervals must be at least 1");
         }

@@ -29,6 +29,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
         Command::Billing(cmd) => billing::billing(cmd, &config, &open_store(&config).await?).await,
         Command::Stripe(cmd) => stripe::run(cmd, &config, &open_store(&config).await?).await,
+        Command::Secrets(crate::cli::SecretsCommand::NewKey) => {
+            let key = bounty_integrations::SealKey::generate().context("the OS random generator failed")?;
+            println!(
+                "k{}:{}",
+                chrono::Utc::now().format("%Y%m%d"),
+                key.to_base64().as_str()
+            );
+            Ok(())
+        }
         Command::Outbox(cmd) => outbox::run(cmd, &open_store(&config).await?).await,
         Command::Migrate => {
             let store = open_store(&config).await?;

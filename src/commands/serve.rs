@@ -54,14 +54,19 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
         );
     }
-    let sender = if config.worker.in_serve && !args.no_worker {
-        sender
+    let in_serve = config.worker.in_serve && !args.no_worker;
+    let sender = if in_serve { sender } else { None }.map(|s| tokio::spawn(s.run(shutdown.clone())));
+    let replies = if in_serve {
+        config
+            .secrets
+            .reply_sender(&store, Duration::from_millis(config.worker.poll_interval_ms))?
     } else {
         None
     }
-    .map(|s| tokio::spawn(s.run(shutdown.clone())));
+    .map(|r| tokio::spawn(r.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
         .with_stripe(stripe)
+        .with_keyring(config.secrets.keyring()?)
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
         .with_task_max_attempts(config.worker.max_attempts)
@@ -75,7 +80,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
-    if let Some(sender) = sender {
+    for sender in [sender, replies].into_iter().flatten() {
         let _ = sender.await;
     }
     if let Some(worker) = worker {

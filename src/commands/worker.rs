@@ -47,8 +47,15 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
             None
         }
     };
+    let replies = config
+        .secrets
+        .reply_sender(
+            &store,
+            std::time::Duration::from_millis(config.worker.poll_interval_ms),
+        )?
+        .map(|r| tokio::spawn(r.run(shutdown.clone())));
     worker.run(shutdown).await;
-    if let Some(sender) = sender {
+    for sender in [sender, replies].into_iter().flatten() {
         let _ = sender.await;
     }
     store.close().await;

@@ -14,6 +14,8 @@ mod api_keys;
 mod cli;
 mod errors;
 mod health;
+mod helpdesk;
+mod helpdesk_replies;
 mod ledger_props;
 mod openapi;
 mod outcomes;

@@ -33,6 +33,13 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/billing"),
     ("get", "/v1/invoices"),
     ("post", "/webhooks/stripe"),
+    ("post", "/v1/integrations"),
+    ("get", "/v1/integrations"),
+    ("get", "/v1/integrations/{id}"),
+    ("delete", "/v1/integrations/{id}"),
+    ("post", "/v1/integrations/{id}/rotate-secret"),
+    ("get", "/v1/integrations/{id}/deliveries"),
+    ("post", "/webhooks/in/{integration_id}"),
 ];
 
 #[tokio::test]

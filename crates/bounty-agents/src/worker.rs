@@ -297,7 +297,7 @@ impl Worker {
                 claimed.attempt.max(1) as u32,
                 config.retry_base,
                 config.retry_max,
-                random_unit(),
+                bounty_core::random_unit(),
             );
             tracing::warn!(code = error.code(), %error, retry_in_ms = delay.as_millis() as u64, "attempt failed; will retry");
             let run_at = self.inner.store.now()
@@ -440,12 +440,4 @@ where
         }
     }
     op().await
-}
-
-fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }

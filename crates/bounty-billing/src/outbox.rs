@@ -366,7 +366,7 @@ impl Sender {
                 u32::try_from(attempts.max(1)).unwrap_or(1),
                 self.config.retry_base,
                 self.config.retry_max,
-                jitter(),
+                bounty_core::random_unit(),
             ),
         }
     }
@@ -391,12 +391,4 @@ impl Sender {
             }
         }
     }
-}
-
-fn jitter() -> f64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }

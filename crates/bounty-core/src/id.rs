@@ -180,6 +180,18 @@ typed_id!(
 );
 
 typed_id!(
+    /// A helpdesk integration: where tickets come from and replies go.
+    IntegrationId,
+    "int"
+);
+
+typed_id!(
+    /// One accepted helpdesk webhook delivery.
+    DeliveryId,
+    "dlv"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"

@@ -41,8 +41,8 @@ pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
-    AccountId, AgentId, ApiKeyId, BillingEventId, IdParseError, ModelCallId, OutboxId, OutcomeId, RequestId,
-    TaskId, TransferId, UserId,
+    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, IdParseError, IntegrationId, ModelCallId,
+    OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use outcome::{
@@ -51,6 +51,6 @@ pub use outcome::{
 };
 pub use page::{PageLimit, PageLimitError};
 pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
-pub use task::{TaskInput, TaskStatus, retry_delay};
+pub use task::{TaskInput, TaskStatus, random_unit, retry_delay};
 pub use verdict::{Decision, PolicyMode, VerifierVerdict};
 pub use verification::{VerificationPolicy, VerifierSpec};

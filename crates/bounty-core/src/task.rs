@@ -148,6 +148,18 @@ impl TaskInput {
     }
 }
 
+/// A uniformly random number in `[0, 1)` from the OS generator, for the
+/// `unit` of [`retry_delay`] and other jitter; 0.5 in the (never seen) case
+/// that the OS has no entropy to give.
+pub fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    // 53 random bits: every value an f64 in [0, 1) can hold evenly.
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// How long to wait before attempt `attempt + 1`, after `attempt` (≥ 1)
 /// failed: "full jitter" exponential backoff, a uniformly random wait in
 /// `[base·2^(attempt-1) / 2, base·2^(attempt-1)]`, capped at `max`.

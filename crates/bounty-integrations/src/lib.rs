@@ -1,11 +1,13 @@
-//! Bounty's helpdesk edge, the pure half: everything between the raw bytes
-//! of a helpdesk webhook and a typed [`TicketEvent`], plus the sealing of
-//! the secrets that make those webhooks trustworthy.
+//! Bounty's helpdesk edge: everything between the raw bytes of a helpdesk
+//! webhook and a typed [`TicketEvent`], the sealing of the secrets that make
+//! those webhooks trustworthy, and the way back: posting an outcome onto
+//! the ticket.
 //!
-//! Nothing here does I/O. The server hands in headers, body bytes, the
-//! integration's secrets and the clock's now; it gets back a verdict, an
-//! event, or an error with a stable code that names the header or field
-//! at fault.
+//! The inbound half does no I/O. The server hands in headers, body bytes,
+//! the integration's secrets and the clock's now; it gets back a verdict,
+//! an event, or an error with a stable code that names the header or field
+//! at fault. The outbound half ([`reply`]) is the only HTTP client here,
+//! and takes its `reqwest::Client` and clock from the caller.
 //!
 //! - [`kind`]: [`IntegrationKind`], which vendor an integration speaks.
 //! - [`signature`]: [`verify`] a delivery's signature on the raw body (and
@@ -17,17 +19,37 @@
 //! Intake runs them in that order: look up the integration, open its
 //! secrets, verify, parse, then deduplicate on the delivery id and the
 //! event id in the same transaction that records the event.
+//!
+//! The way back:
+//!
+//! - [`settings`]: reply-back settings, validated once at the API and
+//!   kept sealed.
+//! - [`reply`]: [`send_reply`] posts a resolve or a handoff onto the
+//!   ticket, safe to retry after any failure; [`retry`] says when to try
+//!   again.
+//! - [`sender`]: the outbox worker that claims `helpdesk_reply` rows,
+//!   opens the integration's settings and posts them.
+//! - `testing` (feature `test-support`): a fake of all four vendors' APIs
+//!   on `127.0.0.1`, for this crate's and the workspace's tests.
 
 pub mod entropy;
 pub mod event;
 pub mod kind;
 pub mod parse;
+pub mod reply;
+pub mod retry;
 pub mod seal;
+pub mod sender;
+pub mod settings;
 pub mod signature;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use entropy::EntropyError;
 pub use event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
 pub use kind::IntegrationKind;
 pub use parse::{ParseError, Parsed, VendorPayload, parse};
+pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
 pub use seal::{KeyError, KeyId, Keyring, SealError, SealKey};
+pub use settings::{ReplySettings, ReplySettingsIn, SettingsError};
 pub use signature::{Delivery, Headers, SignatureError, TOLERANCE, Verified, generate_secret, sign, verify};

@@ -104,6 +104,23 @@ pub enum ApiError {
     },
     /// 503 `database_unavailable`: the database cannot be reached; retry.
     DatabaseUnavailable,
+    /// 401 `invalid_signature`: a helpdesk webhook's signature does not
+    /// verify; `reason` is the verifier's code (`no_matching_signature`,
+    /// `timestamp_out_of_tolerance`, `missing_header`, …).
+    WebhookSignature {
+        reason: &'static str,
+        header: Option<&'static str>,
+    },
+    /// 400 `invalid_payload`: a verified webhook body that is not a payload
+    /// of its vendor; `param` names the field.
+    InvalidPayload {
+        code: &'static str,
+        message: String,
+        param: Option<String>,
+    },
+    /// 503 `secrets_not_configured`: no master key (`secrets.master_keys`)
+    /// to seal or open integration secrets with.
+    SecretsNotConfigured,
     /// 503 `stripe_unavailable`: Stripe could not be reached or refused the
     /// call (the cause is logged); retry.
     StripeUnavailable,
@@ -156,9 +173,12 @@ impl ApiError {
             ApiError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
             ApiError::WebhooksNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AccountSuspended => StatusCode::PAYMENT_REQUIRED,
-            ApiError::DatabaseUnavailable | ApiError::StripeUnavailable | ApiError::Timeout { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::WebhookSignature { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidPayload { .. } => StatusCode::BAD_REQUEST,
+            ApiError::DatabaseUnavailable
+            | ApiError::StripeUnavailable
+            | ApiError::SecretsNotConfigured
+            | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -189,6 +209,9 @@ impl ApiError {
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::StripeUnavailable => "stripe_unavailable",
+            ApiError::WebhookSignature { .. } => "invalid_signature",
+            ApiError::InvalidPayload { .. } => "invalid_payload",
+            ApiError::SecretsNotConfigured => "secrets_not_configured",
             ApiError::Timeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal_error",
         }
@@ -260,6 +283,21 @@ impl ApiError {
                 ("the database is unavailable; retry with backoff".to_owned(), None)
             }
             ApiError::StripeUnavailable => ("Stripe is unavailable; retry with backoff".to_owned(), None),
+            ApiError::WebhookSignature { reason, header } => (
+                match header {
+                    Some(h) => format!("the webhook signature does not verify ({reason}, header `{h}`)"),
+                    None => format!("the webhook signature does not verify ({reason})"),
+                },
+                header.map(|h| (*h).to_owned()),
+            ),
+            ApiError::InvalidPayload { code, message, param } => {
+                (format!("the payload is not usable ({code}): {message}"), param.clone())
+            }
+            ApiError::SecretsNotConfigured => (
+                "no master key to seal secrets with: set secrets.master_keys (`bounty secrets new-key` makes one)"
+                    .to_owned(),
+                None,
+            ),
             ApiError::Timeout { limit_ms } => (format!("the request took longer than {limit_ms} ms"), None),
             ApiError::Internal(_) => ("an internal error occurred; it has been logged".to_owned(), None),
         };

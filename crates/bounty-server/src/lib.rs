@@ -105,6 +105,17 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::billing::get_billing))
         .routes(routes!(routes::invoices::list_invoices))
         .routes(routes!(routes::stripe_webhooks::stripe_webhook))
+        .routes(routes!(
+            routes::integrations::create_integration,
+            routes::integrations::list_integrations
+        ))
+        .routes(routes!(
+            routes::integrations::get_integration,
+            routes::integrations::delete_integration
+        ))
+        .routes(routes!(routes::integrations::rotate_secret))
+        .routes(routes!(routes::integrations::list_deliveries))
+        .routes(routes!(routes::helpdesk_webhooks::helpdesk_webhook))
         .split_for_parts()
 }
 

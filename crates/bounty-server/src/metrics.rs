@@ -8,6 +8,11 @@
 //! - `bounty_http_request_duration_seconds{method,route}`: a histogram.
 //!
 //! Requests that match no route are counted under `route="unmatched"`.
+//!
+//! Helpdesk webhook deliveries are counted by vendor and result in
+//! `bounty_helpdesk_deliveries_total{kind,result}` (`accepted`,
+//! `duplicate`, `ignored`, `rejected` for a bad signature, `invalid` for
+//! a verified body that does not parse).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -32,6 +37,7 @@ struct RouteStats {
 #[derive(Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<(String, String), RouteStats>>,
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -50,10 +56,27 @@ impl Metrics {
         stats.count += 1;
     }
 
+    /// Counts one helpdesk webhook delivery.
+    pub fn count_delivery(&self, kind: &'static str, result: &'static str) {
+        let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        *deliveries.entry((kind, result)).or_default() += 1;
+    }
+
     /// Everything recorded so far, in the Prometheus text format.
     pub fn render(&self) -> String {
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        {
+            let deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            out.push_str("# HELP bounty_helpdesk_deliveries_total Helpdesk webhook deliveries, by vendor and result.\n");
+            out.push_str("# TYPE bounty_helpdesk_deliveries_total counter\n");
+            for ((kind, result), n) in deliveries.iter() {
+                let _ = writeln!(
+                    out,
+                    "bounty_helpdesk_deliveries_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP bounty_http_requests_total HTTP requests answered, by route and status.\n");
         out.push_str("# TYPE bounty_http_requests_total counter\n");
         for ((method, route), stats) in routes.iter() {

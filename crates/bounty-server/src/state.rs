@@ -49,6 +49,9 @@ pub struct AppState {
     /// The Stripe client, when Stripe is configured; without it Bounty is
     /// ledger-only.
     pub stripe: Option<bounty_billing::stripe::StripeClient>,
+    /// Master keys sealing integration secrets; `None`: integrations are
+    /// unavailable (503 `secrets_not_configured`).
+    pub keyring: Option<Arc<bounty_integrations::Keyring>>,
     /// Stripe webhook signing secrets (several during a rotation).
     pub stripe_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
 }
@@ -64,6 +67,7 @@ impl AppState {
             task_max_attempts: 3,
             task_wake: Arc::new(Notify::new()),
             stripe: None,
+            keyring: None,
             stripe_webhook_secrets: Arc::new(Vec::new()),
         }
     }
@@ -72,6 +76,12 @@ impl AppState {
     /// `secrets`.
     pub fn with_stripe_webhook_secrets(mut self, secrets: Vec<secrecy::SecretString>) -> Self {
         self.stripe_webhook_secrets = Arc::new(secrets);
+        self
+    }
+
+    /// The same state, sealing integration secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<bounty_integrations::Keyring>) -> Self {
+        self.keyring = keyring.map(Arc::new);
         self
     }
 

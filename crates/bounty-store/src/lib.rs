@@ -21,6 +21,7 @@ mod agents;
 mod api_keys;
 mod db;
 mod error;
+mod integrations;
 mod outbox;
 mod outcomes;
 mod page;
@@ -35,6 +36,7 @@ pub use agents::{Agent, AgentPatch, AgentSpec};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use error::StoreError;
+pub use integrations::{Delivery, DeliveryEffect, DeliveryRecord, Intake, Integration, NewIntegration};
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
     Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,

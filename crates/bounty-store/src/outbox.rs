@@ -243,6 +243,7 @@ const CLAIM_SQLITE: &str = concat!(
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
+           and (kind = 'helpdesk_reply') = $4
          order by next_attempt_at, id
          limit $3)
      returning ",
@@ -254,6 +255,7 @@ const CLAIM_POSTGRES: &str = concat!(
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
+           and (kind = 'helpdesk_reply') = $4
          order by next_attempt_at, id
          limit $3
          for update skip locked)
@@ -262,11 +264,31 @@ const CLAIM_POSTGRES: &str = concat!(
 );
 
 impl Store {
-    /// Claims up to `limit` due rows for `lease`: until it expires no other
-    /// sender takes them. A sender that dies leaves them to be claimed
-    /// again, and resent with the same idempotency key.
+    /// Claims up to `limit` due Stripe rows (every kind but
+    /// `helpdesk_reply`) for `lease`: until it expires no other sender
+    /// takes them. A sender that dies leaves them to be claimed again, and
+    /// resent with the same idempotency key.
     pub async fn claim_outbox(
         &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxClaim>, StoreError> {
+        self.claim_outbox_rows(false, limit, lease).await
+    }
+
+    /// Claims up to `limit` due `helpdesk_reply` rows for `lease`, like
+    /// [`Store::claim_outbox`]: replies have their own sender.
+    pub async fn claim_replies(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxClaim>, StoreError> {
+        self.claim_outbox_rows(true, limit, lease).await
+    }
+
+    async fn claim_outbox_rows(
+        &self,
+        replies: bool,
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
@@ -277,7 +299,9 @@ impl Store {
             crate::db::Db::Postgres(_) => CLAIM_POSTGRES,
         };
         let mut tx = self.begin().await?;
-        let rows: Vec<Row> = tx.fetch_all(sql, args![now, until, i64::from(limit)]).await?;
+        let rows: Vec<Row> = tx
+            .fetch_all(sql, args![now, until, i64::from(limit), replies])
+            .await?;
         let mut claims = Vec::with_capacity(rows.len());
         for row in rows {
             let item = OutboxItem::try_from(row)?;

@@ -577,6 +577,33 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
     Ok(())
 }
 
+/// Applies an event to one of the account's outcomes inside the caller's
+/// transaction (under the account's billing lock); nothing is committed.
+pub(crate) async fn apply_event_in(
+    tx: &mut Tx,
+    account: AccountId,
+    id: OutcomeId,
+    event: OutcomeEvent,
+    evidence: Evidence,
+    now: Timestamp,
+) -> Result<Applied, OutcomeError> {
+    let billing = lock_billing(tx, &account.to_string(), now).await?;
+    let row: Option<OutcomeRow> = tx
+        .fetch_optional(
+            concat!(
+                "select ",
+                outcome_columns!(),
+                " from outcomes where account_id = $1 and id = $2"
+            ),
+            args![account.to_string(), id.to_string()],
+        )
+        .await?;
+    let outcome = Outcome::try_from(row.ok_or(OutcomeError::NotFound)?)?;
+    apply(tx, &billing, outcome, &event, &evidence, now)
+        .await?
+        .map_err(OutcomeError::NotAllowed)
+}
+
 /// Evidence attached to an event.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Evidence {
@@ -1105,21 +1132,7 @@ impl Store {
     ) -> Result<Applied, OutcomeError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let billing = lock_billing(&mut tx, &account.to_string(), now).await?;
-        let row: Option<OutcomeRow> = tx
-            .fetch_optional(
-                concat!(
-                    "select ",
-                    outcome_columns!(),
-                    " from outcomes where account_id = $1 and id = $2"
-                ),
-                args![account.to_string(), id.to_string()],
-            )
-            .await?;
-        let outcome = Outcome::try_from(row.ok_or(OutcomeError::NotFound)?)?;
-        let applied = apply(&mut tx, &billing, outcome, &event, &evidence, now)
-            .await?
-            .map_err(OutcomeError::NotAllowed)?;
+        let applied = apply_event_in(&mut tx, account, id, event, evidence, now).await?;
         tx.commit().await?;
         Ok(applied)
     }

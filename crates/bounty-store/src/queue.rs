@@ -22,6 +22,7 @@ use bounty_core::{AccountId, TaskId, Timestamp};
 use bounty_core::{Decision, VerifierVerdict};
 
 use crate::db::{Db, on_pool};
+use crate::integrations::enqueue_reply;
 use crate::outcomes::{TaskKey, settle_completed, settle_failed};
 use crate::tasks::{NewModelCall, Task, TaskError, TaskRow, insert_model_calls, task_columns};
 use crate::tx::{Tx, args};
@@ -271,6 +272,10 @@ impl Store {
             }
             AttemptEnd::Retry { .. } => {}
         }
+        if status != "queued" {
+            // A ticket's answer (or its hand-off) goes back to the helpdesk.
+            enqueue_reply(&mut tx, key.account, key.task, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -312,6 +317,7 @@ impl Store {
                 now,
             )
             .await?;
+            enqueue_reply(&mut tx, key.account, key.task, now).await?;
             failed.push((key.account, key.task));
         }
         tx.commit().await?;

@@ -135,7 +135,7 @@ pub(crate) use task_columns;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TaskRow {
-    id: String,
+    pub(crate) id: String,
     account_id: String,
     agent_id: String,
     agent_version: i32,
@@ -258,73 +258,20 @@ impl Store {
     /// identical requests: exactly one inserts.
     pub async fn create_task(&self, account: AccountId, new: &NewTask) -> Result<Created, StoreError> {
         let now = self.now();
-        let id = TaskId::new();
-        let input = serde_json::to_string(&new.input).expect("task input serializes to JSON");
-        let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
-        let acct = account.to_string();
         let mut tx = self.begin().await?;
-        // Only an account with a cap needs its billing lock to admit a task;
-        // the others never queue on it.
-        let mut billing = read_billing(&mut tx, &acct, now, false).await?;
-        let row: Option<TaskRow> = tx
-            .fetch_optional(
-                concat!(
-                    "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
-                         idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at)
-                     values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10)
-                     on conflict (account_id, idempotency_key) do nothing
-                     returning ",
-                    task_columns!()
-                ),
-                args![
-                    id.to_string(),
-                    acct.clone(),
-                    new.agent_id.to_string(),
-                    new.agent_version,
-                    input,
-                    new.external_ref.clone(),
-                    new.idempotency.as_ref().map(|i| i.key.clone()),
-                    new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-                    max_attempts,
-                    now
-                ],
-            )
-            .await?;
-        if row.is_some() && billing.monthly_cap_micros.is_some() {
-            // The lock serialises the account's admissions, so concurrent
-            // tasks can never reserve past the cap; re-read under it.
-            billing = lock_billing(&mut tx, &acct, now).await?;
-        }
-        if row.is_some()
-            && let Some(cap) = billing.monthly_cap_micros
-        {
-            let (outcome_type,): (String,) = tx
-                .fetch_one(
-                    "select outcome_type from agent_versions where agent_id = $1 and version = $2",
-                    args![new.agent_id.to_string(), new.agent_version],
-                )
-                .await?;
-            let reserve = match billing.plan.reserve_cu(&outcome_type) {
-                Some(cu) => price_of(cu, billing.plan.price_per_cu.micros)?,
-                None => 0,
-            };
-            let committed = committed_spend(&mut tx, &acct, now).await?;
-            if committed >= cap || committed.saturating_add(reserve) > cap {
-                // Dropping the transaction rolls the task back.
+        let row = match insert_task(&mut tx, account, new, None, now).await? {
+            Inserted::Row(row) => Some(*row),
+            Inserted::Conflict => None,
+            Inserted::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            } => {
                 return Ok(Created::BudgetExhausted {
-                    cap_micros: cap,
-                    committed_micros: committed,
+                    cap_micros,
+                    committed_micros,
                 });
             }
-            if reserve > 0 {
-                tx.execute(
-                    "insert into budget_reservations (task_id, account_id, amount_micros, created_at)
-                     values ($1, $2, $3, $4)",
-                    args![id.to_string(), acct.clone(), reserve, now],
-                )
-                .await?;
-            }
-        }
+        };
         tx.commit().await?;
         if let Some(row) = row {
             return Ok(Created::New(Task::try_from(row)?));
@@ -515,4 +462,99 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// What [`insert_task`] did.
+pub(crate) enum Inserted {
+    Row(Box<TaskRow>),
+    /// Its idempotency key is taken (nothing was written).
+    Conflict,
+    /// The cap leaves no room: the caller must roll back.
+    BudgetExhausted {
+        cap_micros: i64,
+        committed_micros: i64,
+    },
+}
+
+/// Inserts a queued task and its budget reservation inside the caller's
+/// transaction, so another write (a webhook delivery's dedupe row) can
+/// commit with it or not at all. `integration` names the helpdesk
+/// integration the task came from.
+pub(crate) async fn insert_task(
+    tx: &mut Tx,
+    account: AccountId,
+    new: &NewTask,
+    integration: Option<&str>,
+    now: Timestamp,
+) -> Result<Inserted, StoreError> {
+    let id = TaskId::new();
+    let input =
+        serde_json::to_string(&new.input).map_err(|e| StoreError::Corrupt(format!("task input: {e}")))?;
+    let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
+    let acct = account.to_string();
+    // Only an account with a cap needs its billing lock to admit a task;
+    // the others never queue on it.
+    let mut billing = read_billing(tx, &acct, now, false).await?;
+    let row: Option<TaskRow> = tx
+        .fetch_optional(
+            concat!(
+                "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
+                     idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at,
+                     integration_id)
+                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10, $11)
+                 on conflict (account_id, idempotency_key) do nothing
+                 returning ",
+                task_columns!()
+            ),
+            args![
+                id.to_string(),
+                acct.clone(),
+                new.agent_id.to_string(),
+                new.agent_version,
+                input,
+                new.external_ref.clone(),
+                new.idempotency.as_ref().map(|i| i.key.clone()),
+                new.idempotency.as_ref().map(|i| i.request_hash.clone()),
+                max_attempts,
+                now,
+                integration.map(str::to_owned)
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Inserted::Conflict);
+    };
+    if billing.monthly_cap_micros.is_some() {
+        // The lock serialises the account's admissions, so concurrent
+        // tasks can never reserve past the cap; re-read under it.
+        billing = lock_billing(tx, &acct, now).await?;
+    }
+    if let Some(cap) = billing.monthly_cap_micros {
+        let (outcome_type,): (String,) = tx
+            .fetch_one(
+                "select outcome_type from agent_versions where agent_id = $1 and version = $2",
+                args![new.agent_id.to_string(), new.agent_version],
+            )
+            .await?;
+        let reserve = match billing.plan.reserve_cu(&outcome_type) {
+            Some(cu) => price_of(cu, billing.plan.price_per_cu.micros)?,
+            None => 0,
+        };
+        let committed = committed_spend(tx, &acct, now).await?;
+        if committed >= cap || committed.saturating_add(reserve) > cap {
+            return Ok(Inserted::BudgetExhausted {
+                cap_micros: cap,
+                committed_micros: committed,
+            });
+        }
+        if reserve > 0 {
+            tx.execute(
+                "insert into budget_reservations (task_id, account_id, amount_micros, created_at)
+                 values ($1, $2, $3, $4)",
+                args![id.to_string(), acct, reserve, now],
+            )
+            .await?;
+        }
+    }
+    Ok(Inserted::Row(Box::new(row)))
 }

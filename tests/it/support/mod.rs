@@ -63,6 +63,8 @@ pub struct TestOptions {
     pub stripe_webhook_secrets: Vec<String>,
     /// Give the server a Stripe client for this base URL (a fake Stripe).
     pub stripe_base_url: Option<String>,
+    /// Give the server a fresh master key for sealing secrets.
+    pub master_key: bool,
 }
 
 impl Default for TestOptions {
@@ -76,6 +78,7 @@ impl Default for TestOptions {
             max_attempts: 3,
             stripe_webhook_secrets: Vec::new(),
             stripe_base_url: None,
+            master_key: true,
         }
     }
 }
@@ -183,6 +186,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The database proxy, when asked for.
     pub proxy: Option<proxy::Proxy>,
+    /// The master keys the server seals secrets with, when it has them.
+    pub keyring: Option<bounty_integrations::Keyring>,
     shutdown: CancellationToken,
     _worker: Option<tokio::task::JoinHandle<()>>,
     _server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -240,6 +245,12 @@ impl TestApp {
                 .with_wake(Arc::clone(&wake));
             tokio::spawn(worker.run(shutdown.clone()))
         });
+        let keyring = opts.master_key.then(|| {
+            bounty_integrations::Keyring::new(
+                "k1".parse().expect("a valid key id"),
+                bounty_integrations::SealKey::generate().expect("the OS random generator"),
+            )
+        });
         let stripe = opts.stripe_base_url.as_ref().map(|url| {
             let mut config = bounty_billing::stripe::StripeConfig::new(
                 bounty_billing::testing::FakeStripe::SECRET_KEY.to_owned().into(),
@@ -250,6 +261,7 @@ impl TestApp {
         });
         let state = AppState::new(store.clone(), opts.limits)
             .with_stripe(stripe)
+            .with_keyring(keyring.clone())
             .with_models(registry)
             .with_task_max_attempts(opts.max_attempts)
             .with_task_wake(wake)
@@ -271,6 +283,7 @@ impl TestApp {
             store,
             client: reqwest::Client::new(),
             proxy,
+            keyring,
             shutdown,
             _worker: worker,
             _server: server,

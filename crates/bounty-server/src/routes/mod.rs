@@ -10,6 +10,8 @@ pub mod agents;
 pub mod api_keys;
 pub mod billing;
 pub mod health;
+pub mod helpdesk_webhooks;
+pub mod integrations;
 pub mod invoices;
 pub mod models;
 pub mod outcomes;

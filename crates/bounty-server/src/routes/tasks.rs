@@ -317,7 +317,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Finds the account's agent by id or name; `None` when there is none.
-async fn resolve_agent(
+pub(crate) async fn resolve_agent(
     state: &AppState,
     auth: &Auth,
     agent: &str,
