@@ -41,7 +41,9 @@ as root (e.g. in CI, CI=true, no stdin) or as a normal user:
       is exported as postgres://postgres@127.0.0.1:<port>/postgres. The server
       is stopped and its directory removed on exit, pass or fail.
 
- 3. Runs cargo test as above.
+ 3. Runs cargo test as above, then (with no extra arguments) the
+    dashboard's browser tests, scripts/e2e.sh: headless Chromium against
+    `bounty serve --demo`. BOUNTY_SKIP_E2E=1 skips them.
 
 Options:
     -h, --help    show this help (only as the first argument)
@@ -49,6 +51,7 @@ Options:
 Environment:
     TEST_DATABASE_URL    use this Postgres server instead of a throwaway one
     BOUNTY_NO_INSTALL=1  never install packages; fail naming what is missing
+    BOUNTY_SKIP_E2E=1    skip the browser tests
     PG_BIN=<dir>         directory with initdb/pg_ctl/postgres to use
     BOUNTY_TEST_DRY_RUN=1
                          (development) do everything except `cargo test`;
@@ -329,6 +332,11 @@ if [ "$DRY_RUN" = 1 ]; then
 else
     header "cargo test --workspace --locked$shown_args"
     run_inner cargo test --workspace --locked "$@" || rc=$?
+    # The browser suite, unless only some Rust tests were asked for.
+    if [ "$rc" -eq 0 ] && [ "$#" -eq 0 ] && [ "${BOUNTY_SKIP_E2E:-0}" != 1 ]; then
+        header "browser tests (scripts/e2e.sh)"
+        run_inner "$ROOT/scripts/e2e.sh" || rc=$?
+    fi
 fi
 
 if [ "$rc" -eq 0 ]; then

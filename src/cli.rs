@@ -90,6 +90,11 @@ pub enum Command {
     #[command(subcommand)]
     Secrets(SecretsCommand),
 
+    /// Dashboard users: create one, reset a password, list an account's
+    /// (operator commands).
+    #[command(subcommand)]
+    Users(UsersCommand),
+
     /// Apply database migrations, then exit.
     ///
     /// `serve` also migrates at start. On Postgres an advisory
@@ -116,6 +121,12 @@ pub struct ServeArgs {
     /// processes instead). Same as worker.in_serve = false.
     #[arg(long)]
     pub no_worker: bool,
+    /// Seed a demo account (marked as such), a dashboard user, agents on a
+    /// tiny local model, an integration and a few tickets, and print how
+    /// to log in. Safe to repeat: the second time only the password is
+    /// renewed.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// `worker` flags.
@@ -249,6 +260,49 @@ pub enum StripeCommand {
     ///
     /// Example: BOUNTY_STRIPE__SECRET_KEY=sk_test_… bounty stripe setup
     Setup {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a dashboard user of an account. Without --password-stdin a
+    /// strong password is generated and printed once.
+    ///
+    /// Example: bounty users create --account acct_01J… --email ops@acme.com --role owner
+    Create {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// The login email (case-insensitive, unique across Bounty).
+        #[arg(long)]
+        email: String,
+        /// `owner` or `member`.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Read the password from the first line of stdin (at least 12
+        /// characters) instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password and end the user's sessions. Without
+    /// --password-stdin a new one is generated and printed once.
+    ///
+    /// Example: bounty users reset-password --account acct_01J… --email ops@acme.com
+    ResetPassword {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List an account's users (never a password).
+    List {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,

@@ -261,6 +261,12 @@ pub struct ServerConfig {
     /// After SIGTERM/Ctrl-C, how long in-flight requests may take to
     /// finish before the process exits anyway, in ms.
     pub shutdown_grace_ms: u64,
+    /// Mark the dashboard's cookies `Secure`: set it whenever Bounty is
+    /// reached over TLS (directly or behind a terminating proxy).
+    pub secure_cookies: bool,
+    /// Take the client address for the dashboard's login rate limit from
+    /// the last `X-Forwarded-For` entry. Only behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -270,6 +276,8 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_ms: 30_000,
+            secure_cookies: false,
+            trust_forwarded_for: false,
         }
     }
 }

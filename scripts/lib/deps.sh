@@ -195,3 +195,25 @@ bounty_ensure_postgres_bins() {
     PG_BIN=$dir
     export PG_BIN
 }
+
+# Ensures what the dashboard's browser tests need: Node.js with npm, and
+# Debian's Chromium (its own build: test tools cannot download browsers).
+bounty_ensure_browser_deps() {
+    local missing=() labels=()
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        missing+=(nodejs npm)
+        labels+=("Node.js and npm")
+    fi
+    if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+        missing+=(chromium)
+        labels+=("Chromium (${CHROMIUM:-/usr/bin/chromium})")
+    fi
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    local joined
+    joined=$(printf '%s, ' "${labels[@]}")
+    _bounty_apt_install "browser test dependencies [${joined%, }]" "${missing[@]}" || return 1
+    if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ] || ! command -v node >/dev/null 2>&1; then
+        _bounty_error "still missing after installing: ${missing[*]}"
+        return 1
+    fi
+}

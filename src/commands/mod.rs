@@ -3,10 +3,12 @@
 mod accounts;
 mod api_keys;
 mod billing;
+mod demo;
 mod models;
 mod outbox;
 mod serve;
 mod stripe;
+mod users;
 mod worker;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
         Command::Billing(cmd) => billing::billing(cmd, &config, &open_store(&config).await?).await,
         Command::Stripe(cmd) => stripe::run(cmd, &config, &open_store(&config).await?).await,
+        Command::Users(cmd) => users::run(cmd, &open_store(&config).await?).await,
         Command::Secrets(crate::cli::SecretsCommand::NewKey) => {
             let key = bounty_integrations::SealKey::generate().context("the OS random generator failed")?;
             println!(

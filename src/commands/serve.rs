@@ -16,8 +16,33 @@ use crate::cli::ServeArgs;
 use crate::commands::{cancel_on_signal, open_store};
 use crate::config::Config;
 
-pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let mut keyring = config.secrets.keyring()?;
+    if args.demo {
+        if !config.models.contains_key(super::demo::DEMO_MODEL) {
+            let model = super::demo::demo_model(std::path::Path::new("bounty-data"))?;
+            config.models.insert(super::demo::DEMO_MODEL.to_owned(), model);
+        }
+        if keyring.is_none() {
+            tracing::warn!(
+                "demo: no secrets.master_keys, so a throwaway master key is used; integrations made now \
+                 stop verifying after a restart"
+            );
+            keyring = Some(bounty_integrations::Keyring::new(
+                "demo".parse().context("the demo key id")?,
+                bounty_integrations::SealKey::generate().context("the OS random generator failed")?,
+            ));
+        }
+    }
     let store = open_store(&config).await?;
+    let demo = match (&keyring, args.demo) {
+        (Some(keys), true) => Some(
+            super::demo::seed(&store, keys)
+                .await
+                .context("cannot seed the demo")?,
+        ),
+        _ => None,
+    };
     let registry = Arc::new(config.model_registry().context("invalid model configuration")?);
     let limits = Limits {
         body_limit_bytes: config.server.body_limit_bytes,
@@ -30,7 +55,29 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("the listener has no address")?;
     tracing::info!(%addr, backend = ?store.backend(), "bounty listening");
     // A plain line on stdout for people and scripts (`--listen 127.0.0.1:0`).
-    println!("bounty listening on http://{addr}");
+    say(&format!("bounty listening on http://{addr}"));
+    match &demo {
+        Some(login) => {
+            say(&format!(
+                "Demo mode: sample data in account {} (\"Demo (sample data)\").",
+                login.account
+            ));
+            say(&format!(
+                "Open http://{addr}/login and sign in as {} with password {}",
+                login.email, login.password
+            ));
+            if let Some((integration, secret)) = &login.integration {
+                say(&format!(
+                    "Send a ticket: POST http://{addr}/webhooks/in/{integration} (Standard Webhooks, secret {secret})"
+                ));
+            }
+        }
+        None if store.admin_count_users().await.unwrap_or(1) == 0 => say(
+            "No dashboard user yet: `bounty users create --account ACCT --email you@example.com --role owner`, \
+             or `bounty serve --demo` for sample data.",
+        ),
+        None => {}
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -66,7 +113,15 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     .map(|r| tokio::spawn(r.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
         .with_stripe(stripe)
-        .with_keyring(config.secrets.keyring()?)
+        .with_keyring(keyring.clone())
+        .with_web(bounty_web::WebState {
+            trust_forwarded_for: config.server.trust_forwarded_for,
+            models: registry.iter().map(|m| m.name().to_owned()).collect(),
+            keyring: keyring.clone().map(Arc::new),
+            // Test deliveries go to this process itself.
+            self_url: Some(format!("http://{}", self_address(addr))),
+            ..bounty_web::WebState::new(store.clone(), config.server.secure_cookies)
+        })
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
         .with_task_max_attempts(config.worker.max_attempts)
@@ -93,4 +148,27 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("bounty stopped");
     Ok(())
+}
+
+/// An address this process can reach itself on: the listening one, with
+/// an unspecified IP (`0.0.0.0`, `::`) replaced by loopback.
+fn self_address(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// One line on stdout for people and scripts. A reader that has gone away
+/// (a closed pipe) is no reason to stop serving, so errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }

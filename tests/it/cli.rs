@@ -8,7 +8,10 @@ use sqlx::Connection;
 
 use crate::support::{Backend, TestDatabase, json_of};
 
-backend_tests!(accounts_create_then_the_key_works_over_http);
+backend_tests!(
+    accounts_create_then_the_key_works_over_http,
+    dashboard_users_are_created_and_reset_from_the_cli,
+);
 
 /// `bounty` with a clean environment: no stray config from the machine.
 fn bounty(dir: &std::path::Path) -> Command {
@@ -142,13 +145,17 @@ fn serve_with_no_configuration_creates_the_sqlite_database() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
     assert!(
         line.starts_with("bounty listening on http://127.0.0.1:"),
         "{line}"
+    );
+    // The first run says how to get into the dashboard.
+    let hint = lines.next().unwrap().unwrap();
+    assert!(
+        hint.contains("bounty users create") && hint.contains("--demo"),
+        "{hint}"
     );
     assert!(dir.path().join("bounty-data/bounty.db").is_file());
     let _ = child.kill();
@@ -422,4 +429,150 @@ async fn credits_billing_and_usage_commands() {
     );
     let (ok, _, stderr) = run(&["outbox", "retry", &id]);
     assert!(!ok && stderr.contains("no failed outbox row"), "{stderr}");
+}
+
+async fn dashboard_users_are_created_and_reset_from_the_cli(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = bounty(dir.path());
+        cmd.arg("--database-url").arg(db.url()).args(args);
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, stdout, _) = run(&["accounts", "create", "Acme", "--json"], None);
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let account = created["account"]["id"].as_str().unwrap().to_owned();
+    // A generated password, printed once.
+    let (code, stdout, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "Ops@Acme.test",
+            "--role",
+            "owner",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("ops@acme.test") && stdout.contains("owner"),
+        "{stdout}"
+    );
+    let password = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 20 && !l.contains(' '))
+        .unwrap_or_else(|| panic!("no password in {stdout}"));
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    // The same email again, a bad role, a short stdin password: refused.
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "ops@acme.test",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("already exists") || stderr.contains("users_email_key"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "b@acme.test",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--role"), "{stderr}");
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "c@acme.test",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("at least 12"), "{stderr}");
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "c@acme.test",
+            "--password-stdin",
+        ],
+        Some("a-long-enough-password\n"),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    // Listing never shows a password or hash.
+    let (_, stdout, _) = run(&["users", "list", "--account", &account, "--json"], None);
+    let users: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert!(!stdout.contains("argon2") && !stdout.contains(password));
+    // A reset prints a new password; an unknown user is named.
+    let (code, stdout, _) = run(
+        &[
+            "users",
+            "reset-password",
+            "--account",
+            &account,
+            "--email",
+            "ops@acme.test",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        !stdout.contains(password) && stdout.contains("New password"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "reset-password",
+            "--account",
+            &account,
+            "--email",
+            "nobody@acme.test",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no user nobody@acme.test"), "{stderr}");
 }

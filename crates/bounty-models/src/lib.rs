@@ -20,6 +20,7 @@ pub mod types;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tiny_gguf;
 
 pub use config::{LocalModelConfig, ModelConfig, RemoteModelConfig};
 pub use error::{ConfigError, ProviderError};

@@ -125,6 +125,8 @@ pub fn app(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let body_limit = state.limits.body_limit_bytes;
     routes
+        // The dashboard's pages, under the same middleware.
+        .merge(bounty_web::router(state.web.clone()))
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -183,8 +185,12 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let signalled = shutdown.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { signalled.cancelled().await });
+    // The peer address reaches handlers (the dashboard's login rate limit).
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { signalled.cancelled().await });
     tokio::select! {
         result = server => result,
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

@@ -52,6 +52,8 @@ pub struct AppState {
     /// Master keys sealing integration secrets; `None`: integrations are
     /// unavailable (503 `secrets_not_configured`).
     pub keyring: Option<Arc<bounty_integrations::Keyring>>,
+    /// The dashboard's settings (cookies, sessions, login limits).
+    pub web: bounty_web::WebState,
     /// Stripe webhook signing secrets (several during a rotation).
     pub stripe_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
 }
@@ -60,6 +62,7 @@ impl AppState {
     /// State over `store` with the given limits and fresh metrics.
     pub fn new(store: Store, limits: Limits) -> Self {
         AppState {
+            web: bounty_web::WebState::new(store.clone(), false),
             store,
             metrics: Arc::new(Metrics::default()),
             limits,
@@ -76,6 +79,12 @@ impl AppState {
     /// `secrets`.
     pub fn with_stripe_webhook_secrets(mut self, secrets: Vec<secrecy::SecretString>) -> Self {
         self.stripe_webhook_secrets = Arc::new(secrets);
+        self
+    }
+
+    /// The same state, with these dashboard settings.
+    pub fn with_web(mut self, web: bounty_web::WebState) -> Self {
+        self.web = web;
         self
     }
 

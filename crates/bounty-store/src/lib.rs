@@ -30,6 +30,7 @@ mod stripe_billing;
 mod stripe_events;
 mod tasks;
 mod tx;
+mod users;
 
 pub use accounts::Account;
 pub use agents::{Agent, AgentPatch, AgentSpec};
@@ -48,4 +49,8 @@ pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{EventReceipt, Invoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
+};
+pub use users::{
+    BadEmail, BadRole, Email, LoginFailures, NewSession, Session, SessionId, SessionTokenHash, User,
+    UserLogin, UserRole,
 };

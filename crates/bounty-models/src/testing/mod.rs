@@ -1,4 +1,4 @@
 //! Test support (helpers fill in).
 
-pub mod gguf;
+pub use crate::tiny_gguf as gguf;
 pub mod openai;

@@ -1,5 +1,7 @@
 //! A tiny random-weight llama GGUF, written in pure Rust, so that tests run
-//! real llama.cpp inference on every machine without downloading weights.
+//! real llama.cpp inference on every machine without downloading weights,
+//! and `bounty serve --demo` has a real local model to run (its text is
+//! noise: the weights are random).
 //!
 //! The layout follows `../shared/tools/make_tiny_llama.py` (gguf-py): GGUF
 //! version 3, the `llama` architecture, an SPM (`tokenizer.ggml.model =

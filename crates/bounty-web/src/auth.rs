@@ -1,0 +1,149 @@
+//! Who is asking: the session cookie, the CSRF check, and the client
+//! address.
+//!
+//! A request is signed in when its `bounty_session` cookie holds a token
+//! whose SHA-256 names a live session in the store. [`CurrentUser`] is the
+//! extractor every page takes; its account scopes every store call of the
+//! request, so another tenant's object is simply not found.
+//!
+//! Every state-changing form is read through [`SignedForm`], which refuses
+//! (403) a body whose `csrf` field is not the session's secret, compared in
+//! constant time; a handler cannot take a signed-in POST without it. The
+//! cookie is also `SameSite=Lax`, so other sites' forms do not carry it.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use bounty_store::{Session, UserRole};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::WebError;
+use crate::state::WebState;
+use crate::token::{session_token_hash, tokens_match};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "bounty_session";
+/// The login form's double-submit CSRF cookie (there is no session yet).
+pub(crate) const LOGIN_CSRF_COOKIE: &str = "bounty_login_csrf";
+
+/// The value of cookie `name` in the request, if any.
+pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value with the attributes every cookie of ours has.
+pub(crate) fn set_cookie(name: &str, value: &str, path: &str, max_age_s: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}")
+}
+
+/// The signed-in user of this request.
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentUser {
+    pub(crate) session: Session,
+}
+
+impl CurrentUser {
+    /// Refuses (403) members where only owners may act.
+    pub(crate) fn require_owner(&self) -> Result<(), WebError> {
+        if self.session.role == UserRole::Owner {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden("Only an owner of this account can do that."))
+        }
+    }
+
+    /// The account every query of the request is scoped by.
+    pub(crate) fn account(&self) -> bounty_core::AccountId {
+        self.session.account_id
+    }
+}
+
+impl FromRequestParts<WebState> for CurrentUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let hash = cookie(parts, SESSION_COOKIE)
+            .and_then(session_token_hash)
+            .ok_or(WebError::LoginRequired)?;
+        let session = state
+            .store
+            .session_by_token_hash(&hash)
+            .await?
+            .ok_or(WebError::LoginRequired)?;
+        Ok(CurrentUser { session })
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Parses an `application/x-www-form-urlencoded` body into `T`, or a 400
+/// that names what is wrong.
+pub(crate) fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}.")))
+}
+
+/// A signed-in POST: the user, and the form, after its CSRF token matched
+/// the session's secret.
+pub(crate) struct SignedForm<T> {
+    pub(crate) user: CurrentUser,
+    pub(crate) form: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<WebState> for SignedForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let user = CurrentUser::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}.")))?;
+        let CsrfField { csrf } = parse_form(&body)?;
+        if !tokens_match(&csrf, &user.session.csrf_secret) {
+            tracing::info!(session.id = %user.session.id, "dashboard: CSRF token mismatch");
+            return Err(WebError::CsrfRejected);
+        }
+        let form = parse_form(&body)?;
+        Ok(SignedForm { user, form })
+    }
+}
+
+/// The client address the login rate limit counts by.
+pub(crate) fn client_ip(parts: &Parts, state: &WebState) -> String {
+    if state.trust_forwarded_for
+        && let Some(last) = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|s| !s.is_empty())
+    {
+        return last.to_owned();
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,0 +1,122 @@
+//! How numbers and times read on a page. Money is integer micros and is
+//! never rounded for display: trailing zeros are trimmed down to two
+//! decimals, and any non-zero micro stays visible.
+
+use bounty_core::{ComputeUnits, Currency, Timestamp};
+
+/// `1234.5` micros of `USD` → `0.001234 USD`; `12_500_000` → `12.50 USD`.
+pub(crate) fn micros(micros: i64, currency: &str) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = i128::from(micros).abs();
+    let whole = abs / 1_000_000;
+    let mut frac = format!("{:06}", abs % 1_000_000);
+    while frac.len() > 2 && frac.ends_with('0') {
+        frac.pop();
+    }
+    format!("{sign}{whole}.{frac} {currency}")
+}
+
+/// Micros as a plain decimal with all six places, for machines (CSV):
+/// `2_500` → `0.002500`, `-12_500_000` → `-12.500000`. Exact: integer
+/// arithmetic only.
+pub(crate) fn micros_decimal(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = i128::from(micros).abs();
+    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
+/// Basis points as a plain percentage with two places: `3333` → `33.33`.
+pub(crate) fn bp_decimal(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let abs = bp.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// An amount in a currency's minor units (Stripe's invoices: cents).
+pub(crate) fn minor_units(amount: i64, currency: &str) -> String {
+    let code = currency.to_uppercase();
+    let exp = code.parse::<Currency>().map(|c| c.minor_exponent()).unwrap_or(2);
+    let factor = 10_i128.pow(6_u32.saturating_sub(exp));
+    let as_micros = i128::from(amount).saturating_mul(factor);
+    match i64::try_from(as_micros) {
+        Ok(m) => micros(m, &code),
+        Err(_) => format!("{amount} (minor units) {code}"),
+    }
+}
+
+/// Milli-CU as a decimal CU amount: `1500` → `1.5`.
+pub(crate) fn cu(milli: i64) -> String {
+    ComputeUnits::from_milli(milli).decimal()
+}
+
+/// Basis points as a percentage with one decimal: `3150` → `31.5%`.
+pub(crate) fn percent_bp(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let abs = bp.unsigned_abs();
+    // One decimal, rounded half up from basis points.
+    let tenths = (abs + 5) / 10;
+    format!("{sign}{}.{}%", tenths / 10, tenths % 10)
+}
+
+/// `part / whole` in basis points, rounded half up; `None` when `whole` is 0.
+pub(crate) fn ratio_bp(part: i64, whole: i64) -> Option<i64> {
+    if whole == 0 {
+        return None;
+    }
+    let v = (i128::from(part) * 20_000 / i128::from(whole) + i128::from(part.signum() * whole.signum())) / 2;
+    i64::try_from(v).ok()
+}
+
+/// `2026-05-01 12:34:56 UTC`.
+pub(crate) fn time(t: Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// An optional time, or an em dash.
+pub(crate) fn time_or_dash(t: Option<Timestamp>) -> String {
+    t.map(time).unwrap_or_else(|| "—".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_keeps_every_micro() {
+        assert_eq!(micros(12_500_000, "USD"), "12.50 USD");
+        assert_eq!(micros(1_234, "USD"), "0.001234 USD");
+        assert_eq!(micros(-1_000_000, "EUR"), "-1.00 EUR");
+        assert_eq!(micros(0, "USD"), "0.00 USD");
+        assert_eq!(micros(i64::MIN, "USD"), "-9223372036854.775808 USD");
+    }
+
+    #[test]
+    fn machine_decimals_are_exact() {
+        assert_eq!(micros_decimal(2_500), "0.002500");
+        assert_eq!(micros_decimal(-12_500_000), "-12.500000");
+        assert_eq!(micros_decimal(0), "0.000000");
+        assert_eq!(micros_decimal(i64::MIN), "-9223372036854.775808");
+        assert_eq!(bp_decimal(3333), "33.33");
+        assert_eq!(bp_decimal(-50), "-0.50");
+        assert_eq!(bp_decimal(10_000), "100.00");
+    }
+
+    #[test]
+    fn minor_units_follow_the_currency() {
+        assert_eq!(minor_units(1250, "usd"), "12.50 USD");
+        assert_eq!(minor_units(500, "jpy"), "500.00 JPY");
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(ratio_bp(1, 3), Some(3333));
+        assert_eq!(ratio_bp(2, 3), Some(6667));
+        assert_eq!(ratio_bp(-1, 3), Some(-3333));
+        assert_eq!(ratio_bp(1, 0), None);
+        assert_eq!(percent_bp(3333), "33.3%");
+        assert_eq!(percent_bp(3000), "30.0%");
+        assert_eq!(percent_bp(-1250), "-12.5%");
+        assert_eq!(percent_bp(10_000), "100.0%");
+        assert_eq!(cu(1500), "1.500");
+    }
+}

@@ -1,0 +1,67 @@
+//! What every page's frame needs: the title, the asset URLs, and, when
+//! someone is logged in, the navigation with their email and the logout
+//! form's CSRF token.
+
+use askama::Template;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::assets;
+use crate::auth::CurrentUser;
+use crate::error::WebError;
+
+/// The signed-in part of the frame.
+pub(crate) struct ChromeUser {
+    pub(crate) email: String,
+    pub(crate) role: &'static str,
+    pub(crate) csrf: String,
+}
+
+/// The frame of a page (`base.html`).
+pub(crate) struct Chrome {
+    pub(crate) title: String,
+    /// Which navigation entry is current (`overview`, `tasks`, …).
+    pub(crate) active: &'static str,
+    pub(crate) css_href: &'static str,
+    pub(crate) js_href: &'static str,
+    pub(crate) user: Option<ChromeUser>,
+}
+
+impl Chrome {
+    /// The frame of a page for a logged-in user.
+    pub(crate) fn for_user(user: &CurrentUser, title: impl Into<String>, active: &'static str) -> Chrome {
+        Chrome {
+            title: title.into(),
+            active,
+            css_href: assets::css_href(),
+            js_href: assets::js_href(),
+            user: Some(ChromeUser {
+                email: user.session.email.as_str().to_owned(),
+                role: user.session.role.as_str(),
+                csrf: user.session.csrf_secret.clone(),
+            }),
+        }
+    }
+
+    /// The frame of a page nobody is logged in to (login, errors).
+    pub(crate) fn bare(title: impl Into<String>) -> Chrome {
+        Chrome {
+            title: title.into(),
+            active: "",
+            css_href: assets::css_href(),
+            js_href: assets::js_href(),
+            user: None,
+        }
+    }
+}
+
+/// Renders a page as `text/html`.
+pub(crate) fn render(page: &impl Template) -> Result<Response, WebError> {
+    let html = page.render()?;
+    let mut r = html.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(r)
+}

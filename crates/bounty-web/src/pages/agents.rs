@@ -1,0 +1,344 @@
+//! `/agents`: list the account's agents, create one, and show one with
+//! its current version and an edit form.
+//!
+//! An edit never changes a version: like the API's `PATCH`, it adds a
+//! version made of the form's fields and makes it current, so tasks keep
+//! the version they ran. The form is checked as the API checks its JSON
+//! ([`agent_form`](super::agent_form)); a wrong field re-renders the form,
+//! as typed, with the message beside the field. Creating and editing are
+//! for owners; members see the agents.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use bounty_core::{AgentId, PageLimit};
+use bounty_store::{Agent, StoreError};
+use serde::Deserialize;
+
+use crate::auth::{CurrentUser, SignedForm};
+use crate::error::WebError;
+use crate::format::time;
+use crate::layout::{Chrome, render};
+use crate::pages::agent_form::{self, AgentForm};
+use crate::pages::field_errors::{FieldErrors, SummaryLine};
+use crate::pages::{WebQuery, present};
+use crate::state::WebState;
+
+/// Agents per page.
+const PAGE_SIZE: u32 = 50;
+/// The unique key an agent's name would break.
+const NAME_TAKEN: &str = "agents_account_id_name_key";
+
+struct AgentRow {
+    id: String,
+    name: String,
+    version: i32,
+    models: String,
+    outcome_type: String,
+    verifiers: String,
+    window: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "agents.html")]
+struct AgentsPage {
+    chrome: Chrome,
+    owner: bool,
+    agents: Vec<AgentRow>,
+    next_href: Option<String>,
+}
+
+/// What the shared fields partial (`agent_fields.html`) needs.
+struct FormView {
+    csrf: String,
+    action: String,
+    submit: &'static str,
+    form: AgentForm,
+    errors: FieldErrors,
+    summary: Vec<SummaryLine>,
+    /// The configured model names, for the route's hint; empty when any
+    /// name is accepted.
+    models: String,
+}
+
+#[derive(Template)]
+#[template(path = "agent_new.html")]
+struct NewAgentPage {
+    chrome: Chrome,
+    view: FormView,
+}
+
+/// The current version's settings, as read-only text.
+struct Current {
+    id: String,
+    name: String,
+    version: i32,
+    created: String,
+    version_created: String,
+    models: String,
+    outcome_type: String,
+    output_schema: String,
+    policy: String,
+    window: String,
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+struct AgentPage {
+    chrome: Chrome,
+    owner: bool,
+    saved: bool,
+    agent: Current,
+    view: FormView,
+}
+
+fn verifiers(a: &Agent) -> String {
+    let p = &a.verifier_policy;
+    if p.verifiers.is_empty() {
+        return "none (every output passes)".to_owned();
+    }
+    let kinds: Vec<&str> = p.verifiers.iter().map(|v| v.kind()).collect();
+    format!("{}: {}", p.mode.as_str(), kinds.join(", "))
+}
+
+fn hours(h: u32) -> String {
+    if h == 1 {
+        "1 hour".to_owned()
+    } else {
+        format!("{h} hours")
+    }
+}
+
+fn form_view(
+    state: &WebState,
+    user: &CurrentUser,
+    action: String,
+    submit: &'static str,
+    form: AgentForm,
+    errors: FieldErrors,
+) -> FormView {
+    FormView {
+        csrf: user.session.csrf_secret.clone(),
+        action,
+        submit,
+        form,
+        summary: errors.summary(&agent_form::FIELDS),
+        errors,
+        models: state.models.join(", "),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    cursor: Option<String>,
+}
+
+/// `GET /agents`.
+pub(crate) async fn list(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    WebQuery(q): WebQuery<ListQuery>,
+) -> Result<Response, WebError> {
+    let cursor = present(&q.cursor)
+        .map(|c| {
+            c.parse::<AgentId>()
+                .map_err(|_| WebError::BadRequest("`cursor` is not an agent id.".into()))
+        })
+        .transpose()?;
+    let limit = PageLimit::new(PAGE_SIZE).map_err(|e| WebError::Internal(e.to_string()))?;
+    let page = state.store.list_agents(user.account(), limit, cursor).await?;
+    let agents = page
+        .items
+        .iter()
+        .map(|a| AgentRow {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            version: a.current_version,
+            models: a.model_route.join(" → "),
+            outcome_type: a.outcome_type.clone(),
+            verifiers: verifiers(a),
+            window: hours(a.verifier_policy.window_hours),
+            created: time(a.created_at),
+        })
+        .collect();
+    render(&AgentsPage {
+        chrome: Chrome::for_user(&user, "Agents", "agents"),
+        owner: user.require_owner().is_ok(),
+        agents,
+        next_href: page.next_cursor.map(|c| format!("/agents?cursor={c}")),
+    })
+}
+
+fn new_page(
+    state: &WebState,
+    user: &CurrentUser,
+    form: AgentForm,
+    errors: FieldErrors,
+) -> Result<Response, WebError> {
+    render(&NewAgentPage {
+        chrome: Chrome::for_user(user, "New agent", "agents"),
+        view: form_view(state, user, "/agents".to_owned(), "Create agent", form, errors),
+    })
+}
+
+/// `GET /agents/new`: the empty form.
+pub(crate) async fn new(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
+    user.require_owner()?;
+    new_page(&state, &user, AgentForm::blank(), FieldErrors::default())
+}
+
+/// The form again, with a status saying why.
+fn refused(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
+/// `POST /agents`: creates an agent at version 1 and shows it.
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    SignedForm { user, form }: SignedForm<AgentForm>,
+) -> Result<Response, WebError> {
+    user.require_owner()?;
+    let spec = match form.parse(&state.models) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            return Ok(refused(
+                new_page(&state, &user, form, errors)?,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ));
+        }
+    };
+    match state.store.create_agent(user.account(), &spec).await {
+        Ok(agent) => {
+            tracing::info!(account.id = %user.account(), agent.id = %agent.id, "dashboard: agent created");
+            Ok(Redirect::to(&format!("/agents/{}", agent.id)).into_response())
+        }
+        Err(StoreError::Constraint { constraint, .. }) if constraint == NAME_TAKEN => {
+            let mut errors = FieldErrors::default();
+            errors.add("name", "is already the name of another agent in this account");
+            Ok(refused(
+                new_page(&state, &user, form, errors)?,
+                StatusCode::CONFLICT,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ShowQuery {
+    saved: Option<String>,
+}
+
+async fn find(state: &WebState, user: &CurrentUser, id: &str) -> Result<Agent, WebError> {
+    let id: AgentId = id.parse().map_err(|_| WebError::NotFound)?;
+    state
+        .store
+        .get_agent(user.account(), id, None)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+fn agent_page(
+    state: &WebState,
+    user: &CurrentUser,
+    agent: &Agent,
+    form: AgentForm,
+    errors: FieldErrors,
+    saved: bool,
+) -> Result<Response, WebError> {
+    let mut policy = serde_json::to_value(&agent.verifier_policy).unwrap_or_default();
+    if let Some(o) = policy.as_object_mut() {
+        o.remove("window_hours");
+    }
+    let current = Current {
+        id: agent.id.to_string(),
+        name: agent.name.clone(),
+        version: agent.version,
+        created: time(agent.created_at),
+        version_created: time(agent.version_created_at),
+        models: agent.model_route.join(" → "),
+        outcome_type: agent.outcome_type.clone(),
+        output_schema: agent
+            .output_schema
+            .as_ref()
+            .and_then(|s| serde_json::to_string_pretty(s).ok())
+            .unwrap_or_default(),
+        policy: serde_json::to_string_pretty(&policy).unwrap_or_default(),
+        window: hours(agent.verifier_policy.window_hours),
+    };
+    render(&AgentPage {
+        chrome: Chrome::for_user(user, format!("Agent {}", agent.name), "agents"),
+        owner: user.require_owner().is_ok(),
+        saved,
+        view: form_view(
+            state,
+            user,
+            format!("/agents/{}", agent.id),
+            "Save as a new version",
+            form,
+            errors,
+        ),
+        agent: current,
+    })
+}
+
+/// `GET /agents/{id}`: the current version and, for owners, the edit form.
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    WebQuery(q): WebQuery<ShowQuery>,
+) -> Result<Response, WebError> {
+    let agent = find(&state, &user, &id).await?;
+    let form = AgentForm::of(&agent);
+    agent_page(
+        &state,
+        &user,
+        &agent,
+        form,
+        FieldErrors::default(),
+        q.saved.is_some(),
+    )
+}
+
+/// `POST /agents/{id}`: adds a version made of the form and makes it
+/// current.
+pub(crate) async fn update(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    SignedForm { user, form }: SignedForm<AgentForm>,
+) -> Result<Response, WebError> {
+    user.require_owner()?;
+    let agent = find(&state, &user, &id).await?;
+    let patch = match form.patch(&state.models) {
+        Ok(p) => p,
+        Err(errors) => {
+            return Ok(refused(
+                agent_page(&state, &user, &agent, form, errors, false)?,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ));
+        }
+    };
+    match state.store.update_agent(user.account(), agent.id, &patch).await {
+        Ok(Some(updated)) => {
+            tracing::info!(
+                account.id = %user.account(), agent.id = %updated.id, version = updated.version,
+                "dashboard: agent updated"
+            );
+            Ok(Redirect::to(&format!("/agents/{}?saved=1", updated.id)).into_response())
+        }
+        Ok(None) => Err(WebError::NotFound),
+        Err(StoreError::Constraint { constraint, .. }) if constraint == NAME_TAKEN => {
+            let mut errors = FieldErrors::default();
+            errors.add("name", "is already the name of another agent in this account");
+            Ok(refused(
+                agent_page(&state, &user, &agent, form, errors, false)?,
+                StatusCode::CONFLICT,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

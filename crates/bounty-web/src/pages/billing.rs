@@ -1,0 +1,98 @@
+//! `GET /billing`: the account's plan, prepaid credits, spending cap and
+//! this month's spend, and where it stands with Stripe.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use bounty_core::PlanKind;
+
+use crate::auth::CurrentUser;
+use crate::error::WebError;
+use crate::format::{cu, micros};
+use crate::layout::{Chrome, render};
+use crate::state::WebState;
+
+#[derive(Template)]
+#[template(path = "billing.html")]
+struct BillingPage {
+    chrome: Chrome,
+    plan_name: String,
+    plan_kind: &'static str,
+    price_per_cu: String,
+    included_cu: String,
+    /// `outcome type: CU` lines of a value plan.
+    prices: Vec<(String, String)>,
+    credit_balance: String,
+    cap: String,
+    alerts: String,
+    month_spend: String,
+    reserved: String,
+    account_status: String,
+    stripe_customer: String,
+    stripe_subscription: String,
+}
+
+pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
+    let account = user.account();
+    let info = state.store.billing_info(account).await?;
+    let ids = state.store.stripe_ids(account).await?;
+    let status = state
+        .store
+        .account_status(account)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let currency = info.plan.price_per_cu.currency.as_str().to_owned();
+    let prices = match &info.plan.kind {
+        PlanKind::Value {
+            cu_per_outcome,
+            default_cu,
+        } => cu_per_outcome
+            .iter()
+            .map(|(k, v)| (k.clone(), format!("{} CU", cu(v.milli()))))
+            .chain(default_cu.map(|d| ("any other outcome".to_owned(), format!("{} CU", cu(d.milli())))))
+            .collect(),
+        PlanKind::Effort {
+            default_cu_per_million_tokens,
+            cu_per_tool_second,
+            ..
+        } => vec![
+            (
+                "per million tokens (default)".to_owned(),
+                format!("{} CU", cu(default_cu_per_million_tokens.milli())),
+            ),
+            (
+                "per tool second".to_owned(),
+                format!("{} CU", cu(cu_per_tool_second.milli())),
+            ),
+        ],
+    };
+    let not_yet = "not created yet".to_owned();
+    let page = BillingPage {
+        chrome: Chrome::for_user(&user, "Billing", "billing"),
+        plan_name: info.plan.name.clone(),
+        plan_kind: info.plan.kind.as_str(),
+        price_per_cu: micros(info.plan.price_per_cu.micros, &currency),
+        included_cu: cu(info.plan.included_cu.milli()),
+        prices,
+        credit_balance: format!("{} CU", cu(info.credit_balance.milli())),
+        cap: info
+            .monthly_cap_micros
+            .map(|c| micros(c, &currency))
+            .unwrap_or_else(|| "no cap".to_owned()),
+        alerts: if info.alert_percents.is_empty() {
+            "none".to_owned()
+        } else {
+            info.alert_percents
+                .iter()
+                .map(|p| format!("{p}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        month_spend: micros(info.month_spend_micros, &currency),
+        reserved: micros(info.reserved_micros, &currency),
+        account_status: status,
+        stripe_customer: ids.customer.unwrap_or_else(|| not_yet.clone()),
+        stripe_subscription: ids.subscription.unwrap_or(not_yet),
+    };
+    render(&page)
+}

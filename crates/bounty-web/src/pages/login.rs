@@ -1,0 +1,194 @@
+//! `GET/POST /login` and `POST /logout`.
+//!
+//! A login is refused with one generic message whatever was wrong (no such
+//! email, wrong password, malformed email), and takes about the same time
+//! either way, so the form tells nobody which emails have users. Failed
+//! attempts are counted in the store per email and per client address
+//! over a sliding window; past the limit the form answers 429 without
+//! checking the password. The login form is protected from cross-site
+//! posting by a double-submit cookie, since there is no session yet.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use bounty_store::{Email, NewSession};
+use serde::Deserialize;
+
+use crate::auth::{
+    CurrentUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedForm, client_ip, cookie, parse_form, set_cookie,
+};
+use crate::error::WebError;
+use crate::layout::{Chrome, render};
+use crate::state::WebState;
+use crate::token::{new_csrf_secret, new_session_token, session_token_hash, tokens_match};
+
+/// What a refused login says, whatever the reason.
+pub(crate) const LOGIN_FAILED: &str = "That email and password do not match an account.";
+/// What a rate-limited login says.
+pub(crate) const LOGIN_LIMITED: &str = "Too many failed logins. Wait 15 minutes and try again.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    csrf: String,
+    email: String,
+    error: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The login page with a fresh double-submit token in its cookie and form.
+fn login_page(
+    state: &WebState,
+    status: StatusCode,
+    email: String,
+    error: Option<&'static str>,
+) -> Result<Response, WebError> {
+    let csrf = new_csrf_secret()?;
+    let page = LoginPage {
+        chrome: Chrome::bare("Log in"),
+        csrf: csrf.clone(),
+        email,
+        error,
+    };
+    let mut r = render(&page)?;
+    *r.status_mut() = status;
+    let c = set_cookie(LOGIN_CSRF_COOKIE, &csrf, "/login", 3600, state.secure_cookies);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+/// `GET /login`: the form, or `/` when already signed in.
+pub(crate) async fn form(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
+    let (mut parts, _) = req.into_parts();
+    if CurrentUser::from_request_parts(&mut parts, &state).await.is_ok() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    login_page(&state, StatusCode::OK, String::new(), None)
+}
+
+/// `POST /login`: check the rate limit, then the password; on success a
+/// new session and a redirect to `/`.
+pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
+    let (parts, body) = req.into_parts();
+    let ip = client_ip(&parts, &state);
+    let expected_csrf = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default().to_owned();
+    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
+        .await
+        .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}.")))?;
+    let form: LoginForm = parse_form(&body)?;
+    if !tokens_match(&form.csrf, &expected_csrf) {
+        return Err(WebError::CsrfRejected);
+    }
+    let limits = state.login_limits;
+    let failures = state
+        .store
+        .recent_failed_logins(&form.email, &ip, limits.window)
+        .await?;
+    if failures.by_email >= limits.per_email || failures.by_ip >= limits.per_ip {
+        tracing::info!(
+            by_email = failures.by_email,
+            by_ip = failures.by_ip,
+            "dashboard: login rate-limited"
+        );
+        let mut r = login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            form.email,
+            Some(LOGIN_LIMITED),
+        )?;
+        let retry = limits.window.num_seconds().max(1).to_string();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&retry).map_err(|e| WebError::Internal(e.to_string()))?,
+        );
+        return Ok(r);
+    }
+    let found = match Email::parse(&form.email) {
+        Ok(email) => state.store.find_user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let passwords = state.passwords.clone();
+    let password = form.password;
+    let (found, ok) = tokio::task::spawn_blocking(move || match found {
+        Some(login) => {
+            let ok = passwords.verify(&password, &login.password_hash);
+            (Some(login.user), ok)
+        }
+        None => (None, passwords.verify_nobody(&password)),
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("password check: {e}")))?;
+    state.store.record_login_attempt(&form.email, &ip, ok).await?;
+    let Some(user) = found.filter(|_| ok) else {
+        return login_page(&state, StatusCode::UNAUTHORIZED, form.email, Some(LOGIN_FAILED));
+    };
+    let token = new_session_token()?;
+    let hash =
+        session_token_hash(&token).ok_or_else(|| WebError::Internal("a new token did not hash".into()))?;
+    let new = NewSession {
+        token_hash: hash,
+        csrf_secret: new_csrf_secret()?,
+        expires_at: state.store.now() + state.session_ttl,
+    };
+    let session = state
+        .store
+        .create_session(user.account_id, user.id, &new)
+        .await?
+        .ok_or_else(|| WebError::Internal("the user vanished during login".into()))?;
+    tracing::info!(account.id = %session.account_id, user.id = %session.user_id, session.id = %session.id, "dashboard: login");
+    let mut r = Redirect::to("/").into_response();
+    let headers = r.headers_mut();
+    for c in [
+        set_cookie(
+            SESSION_COOKIE,
+            &token,
+            "/",
+            state.session_ttl.num_seconds(),
+            state.secure_cookies,
+        ),
+        set_cookie(LOGIN_CSRF_COOKIE, "", "/login", 0, state.secure_cookies),
+    ] {
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(r)
+}
+
+/// An empty form: only its CSRF token matters.
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
+/// `POST /logout`: revokes the session server-side and clears the cookie.
+pub(crate) async fn logout(
+    State(state): State<WebState>,
+    SignedForm { user, .. }: SignedForm<NoFields>,
+) -> Result<Response, WebError> {
+    state
+        .store
+        .revoke_session(user.account(), &user.session.id)
+        .await?;
+    let mut r = Redirect::to("/login").into_response();
+    let c = set_cookie(SESSION_COOKIE, "", "/", 0, state.secure_cookies);
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
+    );
+    Ok(r)
+}

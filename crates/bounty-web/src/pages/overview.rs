@@ -1,0 +1,98 @@
+//! `GET /`: the period's tasks, resolution rate, CU, charges, inference
+//! cost and gross margin, and the chart of charges per day against the
+//! 30% margin line, over the period of `?from&to`
+//! ([`Period`]).
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::chart::{self, Chart};
+use crate::error::WebError;
+use crate::format::{cu, micros, percent_bp};
+use crate::layout::{Chrome, render};
+use crate::pages::WebQuery;
+use crate::pages::period::Period;
+use crate::state::WebState;
+use crate::usage::summarize;
+
+#[derive(Deserialize)]
+pub(crate) struct PeriodQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+struct CurrencyRow {
+    currency: String,
+    charges: String,
+    cost: String,
+    margin: String,
+    margin_pct: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    chrome: Chrome,
+    from: String,
+    to: String,
+    tasks: u64,
+    resolved: u64,
+    failed: u64,
+    reversed: u64,
+    resolution: String,
+    cu_billed: String,
+    charges: String,
+    cost: String,
+    margin_pct: String,
+    margin_below_target: bool,
+    currencies: Vec<CurrencyRow>,
+    chart: Chart,
+    chart_width: i64,
+    chart_height: i64,
+}
+
+pub(crate) async fn page(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    WebQuery(q): WebQuery<PeriodQuery>,
+) -> Result<Response, WebError> {
+    let period = Period::parse(&state, &q.from, &q.to)?;
+    let (from, to) = (period.from, period.to);
+    let rows = period.usage_rows(&state, user.account()).await?;
+    let s = summarize(&rows);
+    let main = s.main();
+    let currencies = s
+        .by_currency
+        .iter()
+        .map(|(c, t)| CurrencyRow {
+            currency: c.clone(),
+            charges: micros(t.charges_micros, c),
+            cost: micros(t.cost_micros, c),
+            margin: micros(t.margin_micros(), c),
+            margin_pct: t.margin_bp().map(percent_bp).unwrap_or_else(|| "—".into()),
+        })
+        .collect();
+    let page = OverviewPage {
+        chrome: Chrome::for_user(&user, "Overview", "overview"),
+        from: from.to_string(),
+        to: to.to_string(),
+        tasks: s.decided(),
+        resolved: s.resolved,
+        failed: s.failed,
+        reversed: s.reversed,
+        resolution: s.resolution_bp().map(percent_bp).unwrap_or_else(|| "—".into()),
+        cu_billed: cu(s.cu_milli),
+        charges: micros(main.charges_micros, &s.currency),
+        cost: micros(main.cost_micros, &s.currency),
+        margin_pct: main.margin_bp().map(percent_bp).unwrap_or_else(|| "—".into()),
+        margin_below_target: main.margin_bp().is_some_and(|m| m < 3000),
+        currencies,
+        chart: chart::layout(&s.days, from, to, &s.currency),
+        chart_width: chart::WIDTH,
+        chart_height: chart::HEIGHT,
+    };
+    render(&page)
+}

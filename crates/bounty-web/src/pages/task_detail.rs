@@ -1,0 +1,301 @@
+//! `GET /tasks/{id}`: everything about one task, so every charge can be
+//! traced to its verdict: the input, the transcript, each model call with
+//! its cost, each verifier's decision and reason, and the charge with its
+//! rating receipt, or "No charge — not resolved".
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bounty_core::{OutcomeStatus, TaskId};
+use bounty_store::{Outcome, OutcomeEventRecord};
+
+use crate::auth::CurrentUser;
+use crate::error::WebError;
+use crate::format::{cu, micros, time, time_or_dash};
+use crate::layout::{Chrome, render};
+use crate::state::WebState;
+
+/// The words of an uncharged outcome; tests and customers look for them.
+pub(crate) const NO_CHARGE: &str = "No charge — not resolved";
+
+struct Message {
+    role: String,
+    content: String,
+}
+
+struct CallRow {
+    attempt: i32,
+    model: String,
+    provider: String,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    latency: String,
+    cost: String,
+    cache_hit: bool,
+    byok: bool,
+    error: String,
+}
+
+struct VerdictRow {
+    verifier: String,
+    version: String,
+    decision: String,
+    reason: String,
+    confidence: String,
+}
+
+struct EventRow {
+    seq: i32,
+    event: String,
+    transition: String,
+    effect: String,
+    reason: String,
+    at: String,
+    policy: String,
+    verdicts: Vec<VerdictRow>,
+}
+
+/// The charge and how it was computed.
+struct ChargeView {
+    plan: String,
+    formula: String,
+    cu: String,
+    included: String,
+    billable: String,
+    amount: String,
+    reversed: bool,
+}
+
+struct AttemptRow {
+    attempt: i32,
+    worker: String,
+    started: String,
+    finished: String,
+    outcome: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    chrome: Chrome,
+    id: String,
+    status: &'static str,
+    agent: String,
+    created: String,
+    finished: String,
+    subject: String,
+    body: String,
+    customer: String,
+    metadata: String,
+    external_ref: String,
+    output: String,
+    last_error: String,
+    transcript: Vec<Message>,
+    calls: Vec<CallRow>,
+    total_cost: String,
+    attempts: Vec<AttemptRow>,
+    outcome_status: String,
+    events: Vec<EventRow>,
+    charge: Option<ChargeView>,
+    /// When there is no charge: why, in words.
+    no_charge: String,
+}
+
+fn transcript(v: &Option<serde_json::Value>) -> Vec<Message> {
+    let Some(serde_json::Value::Array(items)) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|m| Message {
+            role: m["role"].as_str().unwrap_or("message").to_owned(),
+            content: match &m["content"] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            },
+        })
+        .collect()
+}
+
+fn events(records: Vec<OutcomeEventRecord>) -> Vec<EventRow> {
+    records
+        .into_iter()
+        .map(|e| EventRow {
+            seq: e.seq,
+            transition: match &e.from_status {
+                Some(from) => format!("{from} → {}", e.to_status),
+                None => e.to_status.clone(),
+            },
+            event: e.event,
+            effect: e.effect,
+            reason: e.reason,
+            at: time(e.created_at),
+            policy: format!("version {}, sha256 {}", e.policy_version, e.policy_hash),
+            verdicts: e
+                .verdicts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| VerdictRow {
+                    verifier: v.verifier,
+                    version: v.version,
+                    decision: v.decision.as_str().to_owned(),
+                    reason: v.reason,
+                    confidence: v
+                        .confidence
+                        .map(|c| format!("{c:.2}"))
+                        .unwrap_or_else(|| "—".into()),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn charge(o: &Outcome) -> Option<ChargeView> {
+    if !matches!(o.status, OutcomeStatus::Resolved | OutcomeStatus::Reversed) {
+        return None;
+    }
+    let r = o.rating.as_ref()?;
+    Some(ChargeView {
+        plan: format!("{} ({} plan)", r.plan.name, r.plan.kind.as_str()),
+        formula: r.formula.clone(),
+        cu: cu(r.cu.milli()),
+        included: cu(r.included_applied.milli()),
+        billable: cu(r.billable_cu.milli()),
+        amount: micros(o.amount_micros, &o.currency),
+        reversed: o.status == OutcomeStatus::Reversed,
+    })
+}
+
+fn no_charge_reason(o: Option<&Outcome>) -> String {
+    match o.map(|o| o.status) {
+        Some(OutcomeStatus::Failed) => NO_CHARGE.to_owned(),
+        Some(OutcomeStatus::Verifying | OutcomeStatus::Provisional) => {
+            "No charge yet — the verdict is pending.".to_owned()
+        }
+        Some(OutcomeStatus::Resolved | OutcomeStatus::Reversed) => {
+            "Resolved, but no rating receipt was recorded.".to_owned()
+        }
+        None => "No charge yet — the task has no outcome.".to_owned(),
+    }
+}
+
+pub(crate) async fn page(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let account = user.account();
+    let id: TaskId = id.parse().map_err(|_| WebError::NotFound)?;
+    let task = state
+        .store
+        .get_task(account, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let calls = state.store.model_calls(account, id).await?;
+    let attempts = state.store.task_attempts(account, id).await?;
+    let agent = state
+        .store
+        .get_agent(account, task.agent_id, Some(task.agent_version))
+        .await?
+        .map(|a| format!("{} (version {})", a.name, a.version))
+        .unwrap_or_else(|| task.agent_id.to_string());
+    let outcome = state.store.outcome_of_task(account, id).await?;
+    let receipt = match &outcome {
+        Some(o) => state.store.outcome_events(account, o.id).await?,
+        None => Vec::new(),
+    };
+    let mut cost_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
+    for c in &calls {
+        let e = cost_by_currency.entry(c.call.currency.clone()).or_insert(0);
+        *e = e.saturating_add(c.call.cost_micros);
+    }
+    let total_cost = if cost_by_currency.is_empty() {
+        "—".to_owned()
+    } else {
+        cost_by_currency
+            .iter()
+            .map(|(c, m)| micros(*m, c))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let page = TaskPage {
+        chrome: Chrome::for_user(&user, format!("Task {id}"), "tasks"),
+        id: id.to_string(),
+        status: task.status.as_str(),
+        agent,
+        created: time(task.created_at),
+        finished: time_or_dash(task.finished_at),
+        subject: task.input.subject.clone(),
+        body: task.input.body.clone(),
+        customer: task
+            .input
+            .customer
+            .as_ref()
+            .map(|c| {
+                [c.name.as_deref(), c.email.as_deref(), c.id.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .unwrap_or_default(),
+        metadata: if task.input.metadata.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string_pretty(&task.input.metadata).unwrap_or_default()
+        },
+        external_ref: task.external_ref.clone().unwrap_or_default(),
+        output: task.output.clone().unwrap_or_default(),
+        last_error: task
+            .last_error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .unwrap_or_default(),
+        transcript: transcript(&task.transcript),
+        calls: calls
+            .iter()
+            .map(|c| CallRow {
+                attempt: c.attempt,
+                model: c.call.model.clone(),
+                provider: c.call.provider.clone().unwrap_or_else(|| "—".into()),
+                prompt_tokens: c.call.prompt_tokens,
+                completion_tokens: c.call.completion_tokens,
+                latency: format!("{} ms", c.call.latency_us / 1000),
+                cost: micros(c.call.cost_micros, &c.call.currency),
+                cache_hit: c.call.cache_hit,
+                byok: c.call.byok,
+                error: c
+                    .call
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        total_cost,
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptRow {
+                attempt: a.attempt,
+                worker: a.worker,
+                started: time(a.started_at),
+                finished: time_or_dash(a.finished_at),
+                outcome: a.outcome.unwrap_or_else(|| "running".into()),
+                error: a
+                    .error
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        outcome_status: outcome
+            .as_ref()
+            .map(|o| o.status.as_str().to_owned())
+            .unwrap_or_else(|| "none yet".into()),
+        events: events(receipt),
+        charge: outcome.as_ref().and_then(charge),
+        no_charge: no_charge_reason(outcome.as_ref()),
+    };
+    render(&page)
+}

@@ -1,0 +1,245 @@
+//! `GET /tasks`: the account's tasks, newest first, filtered by status,
+//! agent and creation date, with cursor pagination; and `GET
+//! /tasks/status`, the JSON the page's script polls while any task shown
+//! is queued or running.
+//!
+//! Search (`q`) matches subject and body, case-insensitively, among the
+//! tasks of the page being shown only: the store has no text search yet,
+//! and the page says so. TODO-correctness: a store-side search (SQL
+//! `like`, or full text on Postgres) would search every task.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bounty_core::{AgentId, PageLimit, TaskId, TaskStatus};
+use bounty_store::{Task, TaskFilter};
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::CurrentUser;
+use crate::error::WebError;
+use crate::format::time;
+use crate::layout::{Chrome, render};
+use crate::pages::{WebQuery, day_start, parse_date, present};
+use crate::state::WebState;
+
+/// Tasks per page.
+const PAGE_SIZE: u32 = 25;
+/// The most ids one status poll may ask about.
+const MAX_POLL_IDS: usize = 100;
+/// Characters of a subject (or body, without one) shown in the list.
+const PREVIEW_CHARS: usize = 90;
+
+#[derive(Deserialize, Serialize, Default, Clone)]
+pub(crate) struct TaskQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+struct TaskRow {
+    id: String,
+    created: String,
+    agent: String,
+    preview: String,
+    status: &'static str,
+}
+
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tasks.html")]
+struct TasksPage {
+    chrome: Chrome,
+    statuses: Vec<Choice>,
+    agents: Vec<Choice>,
+    from: String,
+    to: String,
+    q: String,
+    searching: bool,
+    rows: Vec<TaskRow>,
+    next_href: Option<String>,
+    first_href: Option<String>,
+}
+
+fn preview(t: &Task) -> String {
+    let text = if t.input.subject.trim().is_empty() {
+        &t.input.body
+    } else {
+        &t.input.subject
+    };
+    let mut out: String = text.chars().take(PREVIEW_CHARS).collect();
+    if text.chars().count() > PREVIEW_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+fn matches(t: &Task, needle: &str) -> bool {
+    t.input.subject.to_lowercase().contains(needle) || t.input.body.to_lowercase().contains(needle)
+}
+
+pub(crate) async fn list(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    WebQuery(q): WebQuery<TaskQuery>,
+) -> Result<Response, WebError> {
+    let account = user.account();
+    let status = present(&q.status)
+        .map(|s| {
+            s.parse::<TaskStatus>().map_err(|_| {
+                WebError::BadRequest("`status` must be queued, running, completed or failed.".into())
+            })
+        })
+        .transpose()?;
+    let agent_id = present(&q.agent)
+        .map(|s| s.parse::<AgentId>().map_err(|_| WebError::NotFound))
+        .transpose()?;
+    if let Some(a) = agent_id
+        && state.store.get_agent(account, a, None).await?.is_none()
+    {
+        return Err(WebError::NotFound);
+    }
+    let from = parse_date("from", &q.from)?;
+    let to = parse_date("to", &q.to)?;
+    let cursor = present(&q.cursor)
+        .map(|s| {
+            s.parse::<TaskId>()
+                .map_err(|_| WebError::BadRequest("`cursor` is not a task id.".into()))
+        })
+        .transpose()?;
+    let filter = TaskFilter {
+        status,
+        agent_id,
+        created_from: from.map(day_start),
+        created_to: to.map(|d| day_start(d + Duration::days(1))),
+    };
+    let limit = PageLimit::new(PAGE_SIZE).map_err(|e| WebError::Internal(e.to_string()))?;
+    let page = state.store.list_tasks(account, &filter, limit, cursor).await?;
+    let agents = state
+        .store
+        .list_agents(
+            account,
+            PageLimit::new(100).map_err(|e| WebError::Internal(e.to_string()))?,
+            None,
+        )
+        .await?;
+    let names: BTreeMap<String, String> = agents
+        .items
+        .iter()
+        .map(|a| (a.id.to_string(), a.name.clone()))
+        .collect();
+    let needle = present(&q.q).map(str::to_lowercase);
+    let rows = page
+        .items
+        .iter()
+        .filter(|t| needle.as_deref().is_none_or(|n| matches(t, n)))
+        .map(|t| TaskRow {
+            id: t.id.to_string(),
+            created: time(t.created_at),
+            agent: names
+                .get(&t.agent_id.to_string())
+                .cloned()
+                .unwrap_or_else(|| t.agent_id.to_string()),
+            preview: preview(t),
+            status: t.status.as_str(),
+        })
+        .collect();
+    let href = |cursor: Option<String>| -> Result<String, WebError> {
+        let mut next = q.clone();
+        next.cursor = cursor;
+        let qs = serde_urlencoded::to_string(&next).map_err(|e| WebError::Internal(e.to_string()))?;
+        Ok(if qs.is_empty() {
+            "/tasks".to_owned()
+        } else {
+            format!("/tasks?{qs}")
+        })
+    };
+    let next_href = page.next_cursor.map(|c| href(Some(c))).transpose()?;
+    let first_href = cursor.map(|_| href(None)).transpose()?;
+    let statuses = TaskStatus::ALL
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str().to_owned(),
+            label: s.as_str().to_owned(),
+            selected: status == Some(*s),
+        })
+        .collect();
+    let agent_choices = agents
+        .items
+        .iter()
+        .map(|a| Choice {
+            value: a.id.to_string(),
+            label: a.name.clone(),
+            selected: agent_id == Some(a.id),
+        })
+        .collect();
+    let page = TasksPage {
+        chrome: Chrome::for_user(&user, "Tasks", "tasks"),
+        statuses,
+        agents: agent_choices,
+        from: from.map(|d| d.to_string()).unwrap_or_default(),
+        to: to.map(|d| d.to_string()).unwrap_or_default(),
+        q: present(&q.q).unwrap_or_default().to_owned(),
+        searching: needle.is_some(),
+        rows,
+        next_href,
+        first_href,
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatusQuery {
+    #[serde(default)]
+    ids: String,
+}
+
+/// The statuses of the asked tasks.
+#[derive(Serialize)]
+struct Statuses {
+    /// Task id → status, for the account's tasks among those asked;
+    /// others (unknown, malformed, another account's) are left out.
+    statuses: BTreeMap<String, &'static str>,
+}
+
+/// `GET /tasks/status?ids=task_…,task_…`: JSON for the list's polling.
+pub(crate) async fn statuses(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    WebQuery(q): WebQuery<StatusQuery>,
+) -> Result<Response, WebError> {
+    let ids: Vec<TaskId> = q
+        .ids
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .take(MAX_POLL_IDS)
+        .collect();
+    let mut out = BTreeMap::new();
+    for id in ids {
+        if let Some(t) = state.store.get_task(user.account(), id).await? {
+            out.insert(t.id.to_string(), t.status.as_str());
+        }
+    }
+    let mut r = Json(Statuses { statuses: out }).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}

@@ -1,0 +1,227 @@
+//! The overview's and the usage page's numbers, from the store's decided
+//! outcomes.
+//!
+//! This is the same aggregation as the API's `/v1/usage` (resolved
+//! outcomes add CU and charges, every decided outcome adds its inference
+//! cost, margin is charges less cost), kept small and local because the
+//! dashboard may not depend on the server crate. Percentages are integer
+//! basis points: no floats near money. The usage page's groups (per day,
+//! per agent) are [`summarize`] run on each group's rows, so a group's
+//! figures and the overview's can never disagree.
+
+use std::collections::BTreeMap;
+
+use bounty_store::UsageRow;
+use chrono::NaiveDate;
+
+use crate::format::ratio_bp;
+
+/// Money of one currency over the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CurrencyTotals {
+    pub(crate) charges_micros: i64,
+    pub(crate) cost_micros: i64,
+}
+
+impl CurrencyTotals {
+    pub(crate) fn margin_micros(&self) -> i64 {
+        self.charges_micros.saturating_sub(self.cost_micros)
+    }
+
+    /// Gross margin over charges; `None` when nothing was charged.
+    pub(crate) fn margin_bp(&self) -> Option<i64> {
+        ratio_bp(self.margin_micros(), self.charges_micros)
+    }
+}
+
+/// One day of the chart, in the chart's currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Day {
+    pub(crate) charges_micros: i64,
+    pub(crate) cost_micros: i64,
+}
+
+/// The period's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) resolved: u64,
+    pub(crate) failed: u64,
+    pub(crate) reversed: u64,
+    pub(crate) cu_milli: i64,
+    pub(crate) by_currency: BTreeMap<String, CurrencyTotals>,
+    /// The currency with the most charges (then cost): the chart's and the
+    /// headline figures'. `USD` for an empty period.
+    pub(crate) currency: String,
+    /// Per UTC day of decision, in `currency`.
+    pub(crate) days: BTreeMap<NaiveDate, Day>,
+}
+
+impl Summary {
+    pub(crate) fn decided(&self) -> u64 {
+        self.resolved + self.failed + self.reversed
+    }
+
+    /// Resolved over decided.
+    pub(crate) fn resolution_bp(&self) -> Option<i64> {
+        let decided = i64::try_from(self.decided()).ok()?;
+        ratio_bp(i64::try_from(self.resolved).ok()?, decided)
+    }
+
+    /// The headline currency's totals.
+    pub(crate) fn main(&self) -> CurrencyTotals {
+        self.by_currency.get(&self.currency).cloned().unwrap_or_default()
+    }
+}
+
+fn add(v: &mut i64, by: i64) {
+    *v = v.saturating_add(by);
+}
+
+/// Sums decided outcomes into the period's summary.
+pub(crate) fn summarize(rows: &[UsageRow]) -> Summary {
+    let mut s = Summary::default();
+    for r in rows {
+        match r.status.as_str() {
+            "resolved" => {
+                s.resolved += 1;
+                add(&mut s.cu_milli, r.cu_milli);
+                add(
+                    &mut s
+                        .by_currency
+                        .entry(r.currency.clone())
+                        .or_default()
+                        .charges_micros,
+                    r.amount_micros,
+                );
+            }
+            "reversed" => s.reversed += 1,
+            _ => s.failed += 1,
+        }
+        add(
+            &mut s
+                .by_currency
+                .entry(r.inference_currency.clone())
+                .or_default()
+                .cost_micros,
+            r.inference_cost_micros,
+        );
+    }
+    s.currency = s
+        .by_currency
+        .iter()
+        .max_by_key(|(_, t)| (t.charges_micros, t.cost_micros))
+        .map(|(c, _)| c.clone())
+        .unwrap_or_else(|| "USD".to_owned());
+    for r in rows {
+        let day = s.days.entry(r.decided_at.date_naive()).or_default();
+        if r.status == "resolved" && r.currency == s.currency {
+            add(&mut day.charges_micros, r.amount_micros);
+        }
+        if r.inference_currency == s.currency {
+            add(&mut day.cost_micros, r.inference_cost_micros);
+        }
+    }
+    s
+}
+
+/// What the usage page groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupBy {
+    /// The UTC day the outcome was decided.
+    Day,
+    /// The agent that did the task.
+    Agent,
+}
+
+impl GroupBy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Day => "day",
+            GroupBy::Agent => "agent",
+        }
+    }
+}
+
+/// Each group's summary, by key: the day as `YYYY-MM-DD` (so keys sort by
+/// date), or the agent's id.
+pub(crate) fn group(rows: &[UsageRow], by: GroupBy) -> BTreeMap<String, Summary> {
+    let mut groups: BTreeMap<String, Vec<UsageRow>> = BTreeMap::new();
+    for r in rows {
+        let key = match by {
+            GroupBy::Day => r.decided_at.date_naive().to_string(),
+            GroupBy::Agent => r.agent_id.clone(),
+        };
+        groups.entry(key).or_default().push(r.clone());
+    }
+    groups
+        .into_iter()
+        .map(|(key, rows)| (key, summarize(&rows)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn row(status: &str, amount: i64, cost: i64, day: u32) -> UsageRow {
+        UsageRow {
+            agent_id: "agt".into(),
+            status: status.into(),
+            cu_milli: if status == "resolved" { 1000 } else { 0 },
+            amount_micros: amount,
+            currency: "USD".into(),
+            inference_cost_micros: cost,
+            inference_currency: "USD".into(),
+            decided_at: Utc.with_ymd_and_hms(2026, 5, day, 10, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sums_like_the_usage_api() {
+        let s = summarize(&[
+            row("resolved", 1_000_000, 200_000, 1),
+            row("failed", 0, 100_000, 1),
+            row("resolved", 1_000_000, 300_000, 2),
+            row("reversed", 0, 0, 2),
+        ]);
+        assert_eq!((s.resolved, s.failed, s.reversed), (2, 1, 1));
+        assert_eq!(s.resolution_bp(), Some(5000));
+        assert_eq!(s.cu_milli, 2000);
+        let main = s.main();
+        assert_eq!(main.charges_micros, 2_000_000);
+        assert_eq!(main.cost_micros, 600_000);
+        assert_eq!(main.margin_bp(), Some(7000));
+        assert_eq!(s.days.len(), 2);
+        assert_eq!(s.days.values().next().unwrap().cost_micros, 300_000);
+    }
+
+    #[test]
+    fn groups_sum_to_the_whole() {
+        let mut rows = vec![
+            row("resolved", 1_000_000, 200_000, 1),
+            row("failed", 0, 100_000, 1),
+            row("resolved", 3_000_000, 300_000, 2),
+        ];
+        rows[2].agent_id = "agt2".into();
+        let by_day = group(&rows, GroupBy::Day);
+        assert_eq!(by_day.keys().collect::<Vec<_>>(), ["2026-05-01", "2026-05-02"]);
+        assert_eq!(by_day["2026-05-01"].resolved, 1);
+        assert_eq!(by_day["2026-05-01"].failed, 1);
+        assert_eq!(by_day["2026-05-01"].main().cost_micros, 300_000);
+        let by_agent = group(&rows, GroupBy::Agent);
+        assert_eq!(by_agent["agt2"].main().charges_micros, 3_000_000);
+        let whole = summarize(&rows);
+        let sum: i64 = by_agent.values().map(|s| s.main().charges_micros).sum();
+        assert_eq!(sum, whole.main().charges_micros);
+    }
+
+    #[test]
+    fn an_empty_period_has_no_rates() {
+        let s = summarize(&[]);
+        assert_eq!(s.resolution_bp(), None);
+        assert_eq!(s.main().margin_bp(), None);
+        assert_eq!(s.currency, "USD");
+    }
+}

@@ -1,0 +1,14 @@
+//! Black-box tests of the dashboard over real HTTP: the router served on
+//! `127.0.0.1:0` over a real store, on SQLite (a temp file) and on
+//! Postgres (a fresh database per test from `TEST_DATABASE_URL`; without
+//! it the Postgres variants panic, saying so).
+
+mod support;
+
+mod agents;
+mod auth;
+mod integrations;
+mod isolation;
+mod pages;
+mod store_users;
+mod usage;

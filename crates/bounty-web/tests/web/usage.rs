@@ -1,0 +1,113 @@
+//! `/usage` and `/usage.csv`: the overview's numbers by day and by agent,
+//! and the CSV's header and rows for seeded outcomes.
+
+use bounty_store::UserRole;
+use chrono::{TimeZone, Utc};
+use reqwest::StatusCode;
+
+use crate::on_both_backends;
+use crate::support::seed::{self, PASSWORD};
+use crate::support::{Backend, TestApp};
+
+/// Micros as the CSV writes them: six decimal places.
+fn decimal(micros: i64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
+async fn usage_by_day_and_agent_with_csv(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    seed::resolved_task(&app.store, &t, "Refund for order 1042").await;
+    seed::failed_task(&app.store, &t, "Where is my parcel").await;
+    let rows = app
+        .store
+        .usage_rows(
+            t.account,
+            Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 5, 11, 0, 0, 0).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let charges: i64 = rows
+        .iter()
+        .filter(|r| r.status == "resolved")
+        .map(|r| r.amount_micros)
+        .sum();
+    let cost: i64 = rows.iter().map(|r| r.inference_cost_micros).sum();
+    let cu_milli: i64 = rows
+        .iter()
+        .filter(|r| r.status == "resolved")
+        .map(|r| r.cu_milli)
+        .sum();
+    assert_eq!(cost, 3_500, "the seeded model calls");
+    let cu = format!("{}.{:03}", cu_milli / 1000, cu_milli % 1000);
+    let margin_bp = ((charges - cost) as i128 * 20_000 / charges as i128 + 1) / 2;
+    let margin_pct = format!("{}.{:02}", margin_bp / 100, margin_bp % 100);
+
+    let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
+    let page = b.get("/usage").await;
+    page.assert_status(StatusCode::OK)
+        .assert_contains("aria-current=\"page\">Usage</a>")
+        .assert_contains("From 2026-05-01 to 2026-05-10")
+        .assert_contains("<th scope=\"row\">2026-05-10</th>")
+        .assert_contains("50.0%")
+        .assert_contains("href=\"/usage.csv?from=2026-05-01&#38;to=2026-05-10&#38;group_by=day\"");
+    b.get("/usage?group_by=agent")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains(&format!("<a href=\"/agents/{}\">support</a>", t.agent));
+    b.get("/usage?from=2026-04-01&to=2026-04-30")
+        .await
+        .assert_contains("No outcome was decided in this period.");
+    b.get("/usage?group_by=week")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_contains("`group_by`");
+
+    let csv = b
+        .get("/usage.csv?from=2026-05-01&to=2026-05-10&group_by=day")
+        .await;
+    csv.assert_status(StatusCode::OK);
+    assert_eq!(
+        csv.headers.get("content-type").unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    assert_eq!(
+        csv.headers.get("content-disposition").unwrap(),
+        "attachment; filename=\"bounty-usage-2026-05-01-to-2026-05-10-by-day.csv\""
+    );
+    let lines: Vec<&str> = csv.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            "day,currency,decided,resolved,failed,reversed,resolution_rate_percent,cu_billed,charges,\
+             inference_cost,gross_margin,gross_margin_percent",
+            format!(
+                "2026-05-10,USD,2,1,1,0,50.00,{cu},{},{},{},{margin_pct}",
+                decimal(charges),
+                decimal(cost),
+                decimal(charges - cost)
+            )
+            .as_str(),
+        ]
+    );
+    let by_agent = b.get("/usage.csv?group_by=agent").await;
+    let lines: Vec<&str> = by_agent.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("agent_id,agent_name,currency,decided,"));
+    assert!(
+        lines[1].starts_with(&format!("{},support,USD,2,1,1,0,50.00,", t.agent)),
+        "{}",
+        lines[1]
+    );
+    // An empty period is the header alone.
+    let empty = b.get("/usage.csv?from=2026-04-01&to=2026-04-30").await;
+    assert_eq!(empty.body.matches("\r\n").count(), 1);
+    // Signed out, the CSV is not served.
+    let r = app.browser().get("/usage.csv").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+on_both_backends!(usage_by_day_and_agent_with_csv);

@@ -1,0 +1,253 @@
+// Browser tests of the dashboard in real headless Chromium (Debian's
+// /usr/bin/chromium driven by playwright-core), against the real binary:
+// `bounty serve --demo` on a fresh SQLite database in a temporary folder.
+//
+// The flow a newcomer follows: log in; create an agent and an integration
+// when those pages exist; send a signed webhook; watch the task reach
+// `resolved` and its charge appear with a receipt; see a failing task say
+// "No charge"; create an API key, use it, revoke it and see it rejected;
+// log out. Every page is screenshotted into web/e2e/artifacts/ (kept when a
+// test fails).
+//
+// Environment: BOUNTY_BIN (default target/debug/bounty), CHROMIUM (default
+// /usr/bin/chromium).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { createHmac, randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "..", "..");
+const bin = process.env.BOUNTY_BIN ?? join(root, "target", "debug", "bounty");
+const artifacts = join(here, "artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+let server;
+let workdir;
+let base;
+let login;
+let integration;
+let created;
+let browser;
+let page;
+
+/** Starts `bounty serve --demo` and reads its banner. */
+async function startServer() {
+  workdir = mkdtempSync(join(tmpdir(), "bounty-e2e-"));
+  const env = { ...process.env, RUST_LOG: "warn" };
+  for (const k of Object.keys(env)) if (k.startsWith("BOUNTY_") && k.includes("__")) delete env[k];
+  delete env.DATABASE_URL;
+  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0"], {
+    cwd: workdir,
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  await new Promise((resolveBanner, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no demo banner in 60 s: ${out}`)), 60_000);
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      if (/Send a ticket: POST/.test(out)) {
+        clearTimeout(timer);
+        resolveBanner();
+      }
+    });
+    server.on("exit", (code) => reject(new Error(`bounty exited ${code}: ${out}`)));
+  });
+  base = out.match(/bounty listening on (http:\/\/\S+)/)[1];
+  const creds = out.match(/sign in as (\S+) with password (\S+)/);
+  login = { email: creds[1], password: creds[2] };
+  const hook = out.match(/POST (\S+\/webhooks\/in\/(int_\w+)) \(Standard Webhooks, secret (whsec_\S+)\)/);
+  integration = { url: hook[1], id: hook[2], secret: hook[3] };
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+/** Signs `body` the Standard Webhooks way with a `whsec_` secret. */
+function standardHeaders(secret, body) {
+  const id = `msg_${randomUUID().replaceAll("-", "")}`;
+  const ts = Math.floor(Date.now() / 1000).toString();
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const sig = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
+  return { "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${sig}`, "content-type": "application/json" };
+}
+
+/** Reloads `path` until `predicate(text)` holds, up to `ms`. */
+async function waitForText(path, predicate, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    await page.goto(base + path);
+    const text = await page.locator("main").innerText();
+    if (predicate(text)) return text;
+    if (Date.now() > deadline) throw new Error(`timed out on ${path}: ${text.slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+before(async () => {
+  await startServer();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (workdir) rmSync(workdir, { recursive: true, force: true });
+});
+
+test("signed-out pages send you to the login", async () => {
+  await page.goto(base + "/tasks");
+  assert.match(page.url(), /\/login/);
+  await shot("login");
+});
+
+test("a wrong password is refused", async () => {
+  await page.goto(base + "/login");
+  await page.fill("#email", login.email);
+  await page.fill("#password", "not-the-password");
+  await page.click("button[type=submit]");
+  assert.match(await page.locator("[role=alert]").innerText(), /\S/);
+});
+
+test("log in and see the overview", async () => {
+  await page.goto(base + "/login");
+  await page.fill("#email", login.email);
+  await page.fill("#password", login.password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(base + "/");
+  const text = await page.locator("main").innerText();
+  assert.match(text, /margin/i);
+  assert.ok(await page.locator("svg").count() > 0, "the overview draws a chart");
+  await shot("overview");
+});
+
+test("create an agent and an integration in the dashboard", async () => {
+  await page.goto(base + "/agents/new");
+  await page.fill("#name", "e2e-agent");
+  await page.fill("#instructions", "Answer the customer kindly.");
+  await page.fill("#model_route", "demo");
+  await shot("agent-new");
+  await page.getByRole("button", { name: /create/i }).click();
+  assert.match(await page.locator("main").innerText(), /e2e-agent/);
+  await shot("agent");
+  await page.goto(base + "/integrations/new");
+  await page.selectOption("#kind", "standard");
+  await page.fill("#name", "E2E helpdesk");
+  await page.selectOption("#agent", { label: "e2e-agent" });
+  await page.getByRole("button", { name: "Create integration" }).click();
+  const secret = await page.inputValue("#secret");
+  const url = await page.inputValue("#inbound-url");
+  assert.match(secret, /^whsec_/);
+  assert.match(url, /\/webhooks\/in\/int_/);
+  await shot("integration-created");
+  created = { url: url.startsWith("http") ? url : base + url, secret };
+  // Shown once: the integration's own page never shows it again.
+  await page.goto(base + "/integrations");
+  assert.doesNotMatch(await page.content(), new RegExp(secret.slice(6, 30)));
+  await shot("integrations");
+});
+
+test("a signed webhook becomes a resolved, charged task with a receipt", async () => {
+  const target = created ?? integration;
+  const ticket = `E2E-${Date.now()}`;
+  const body = JSON.stringify({
+    type: "ticket.created",
+    timestamp: new Date().toISOString(),
+    data: { ticket_id: ticket, subject: "Browser test ticket", body: "My parcel is late, where is it?" },
+  });
+  const resp = await fetch(target.url, { method: "POST", headers: standardHeaders(target.secret, body), body });
+  const answer = await resp.text();
+  assert.equal(resp.status, 202, answer);
+  const { task_id } = JSON.parse(answer);
+  assert.match(task_id, /^task_/);
+  // The task list shows it, then its detail shows the verdict and the charge.
+  await waitForText("/tasks", (t) => t.includes("Browser test ticket"));
+  await shot("tasks");
+  const detail = await waitForText(`/tasks/${task_id}`, (t) => /resolved/i.test(t) && /Rating receipt/.test(t));
+  assert.match(detail, /Verdict receipt/);
+  assert.doesNotMatch(detail, /No charge/);
+  await shot("task-resolved");
+});
+
+test("usage shows the charges and exports CSV", async () => {
+  await page.goto(base + "/usage");
+  assert.match(await page.locator("main").innerText(), /USD/);
+  await shot("usage");
+  const csv = await page.evaluate(async () => (await fetch("/usage.csv")).text());
+  assert.match(csv.split("\n")[0], /,/);
+});
+
+test("a task whose verifier fails says No charge", async () => {
+  const text = await waitForText("/tasks", (t) => t.includes("Cancel my subscription"));
+  assert.ok(text.length > 0);
+  await page.locator("tr", { hasText: "Cancel my subscription" }).locator("a").first().click();
+  const detail = await page.locator("main").innerText();
+  assert.match(detail, /No charge — not resolved/);
+  await shot("task-failed");
+});
+
+test("invoices and billing render", async () => {
+  await page.goto(base + "/invoices");
+  assert.match(await page.locator("main").innerText(), /paid/i);
+  await shot("invoices");
+  await page.goto(base + "/billing");
+  assert.match(await page.locator("main").innerText(), /plan/i);
+  await shot("billing");
+});
+
+test("an API key is shown once, works, and is rejected once revoked", async () => {
+  await page.goto(base + "/api-keys");
+  await page.fill("#name", "e2e");
+  await page.selectOption("#mode", "test");
+  await page.getByRole("button", { name: /create/i }).click();
+  const secret = await page.inputValue("#secret");
+  assert.match(secret, /^bk_test_/);
+  await shot("api-key-created");
+  const ok = await fetch(base + "/v1/account", { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(ok.status, 200);
+  await page.goto(base + "/api-keys");
+  assert.doesNotMatch(await page.content(), new RegExp(secret), "the secret is never shown again");
+  await page.getByRole("button", { name: "Revoke key e2e" }).click();
+  await shot("api-keys");
+  const refused = await fetch(base + "/v1/account", { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(refused.status, 401);
+});
+
+test("the pages are usable at 375 px", async () => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  for (const path of ["/", "/tasks", "/api-keys", "/billing"]) {
+    await page.goto(base + path);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `${path} scrolls sideways by ${overflow}px at 375 px`);
+  }
+  await shot("overview-375");
+  await page.setViewportSize({ width: 1440, height: 900 });
+});
+
+test("log out", async () => {
+  await page.goto(base + "/");
+  await page.getByRole("button", { name: /log out/i }).click();
+  await page.goto(base + "/tasks");
+  assert.match(page.url(), /\/login/);
+});

@@ -1,0 +1,77 @@
+// Bounty dashboard: the only script. It keeps the task list's statuses
+// live by polling /tasks/status every 5 s, and only while a task on the
+// page is queued or running; it selects a shown secret on focus, copies
+// it with its Copy button, and asks before a form marked data-confirm
+// (deleting an integration) is sent. Every page works without it: a
+// secret can be selected and copied by hand, and forms post as they are.
+"use strict";
+
+(function () {
+  var ACTIVE = { queued: true, running: true };
+  var INTERVAL_MS = 5000;
+
+  function activeIds(table) {
+    var ids = [];
+    table.querySelectorAll("tr[data-task-id]").forEach(function (row) {
+      var cell = row.querySelector("[data-status]");
+      if (cell && ACTIVE[cell.textContent.trim()]) ids.push(row.getAttribute("data-task-id"));
+    });
+    return ids;
+  }
+
+  function poll(table) {
+    var ids = activeIds(table);
+    if (ids.length === 0) return;
+    var url = table.getAttribute("data-poll") + "?ids=" + encodeURIComponent(ids.join(","));
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok && !r.redirected ? r.json() : null; })
+      .then(function (body) {
+        if (!body || !body.statuses) return;
+        var changed = 0;
+        Object.keys(body.statuses).forEach(function (id) {
+          var row = table.querySelector('tr[data-task-id="' + id + '"]');
+          var cell = row && row.querySelector("[data-status]");
+          var status = body.statuses[id];
+          if (cell && cell.textContent.trim() !== status) {
+            cell.textContent = status;
+            cell.className = "badge status-" + status;
+            changed += 1;
+          }
+        });
+        var live = document.querySelector("[data-live-status]");
+        if (live && changed > 0) live.textContent = changed + " task status(es) updated.";
+        if (activeIds(table).length > 0) setTimeout(function () { poll(table); }, INTERVAL_MS);
+      })
+      .catch(function () { setTimeout(function () { poll(table); }, INTERVAL_MS * 2); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var table = document.querySelector("table[data-poll]");
+    if (table && activeIds(table).length > 0) setTimeout(function () { poll(table); }, INTERVAL_MS);
+    document.querySelectorAll("[data-select-on-focus]").forEach(function (el) {
+      el.addEventListener("focus", function () { el.select(); });
+    });
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var input = document.getElementById(button.getAttribute("data-copy"));
+        var status = document.querySelector("[data-copy-status]");
+        if (!input) return;
+        input.focus();
+        input.select();
+        var say = function (text) { if (status) status.textContent = text; };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(input.value).then(
+            function () { say("Copied."); },
+            function () { say("Selected: press Ctrl+C (or Cmd+C) to copy."); });
+        } else {
+          say("Selected: press Ctrl+C (or Cmd+C) to copy.");
+        }
+      });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+      });
+    });
+  });
+})();
