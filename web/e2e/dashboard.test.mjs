@@ -67,6 +67,19 @@ async function startServer() {
   integration = { url: hook[1], id: hook[2], secret: hook[3] };
 }
 
+/** A test whose failure keeps a screenshot of the page it failed on. */
+function step(name, fn) {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (error) {
+      const slug = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+      await page?.screenshot({ path: join(artifacts, `FAILED-${slug}.png`), fullPage: true }).catch(() => {});
+      throw error;
+    }
+  });
+}
+
 async function shot(name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
@@ -116,13 +129,13 @@ after(async () => {
   if (workdir) rmSync(workdir, { recursive: true, force: true });
 });
 
-test("signed-out pages send you to the login", async () => {
+step("signed-out pages send you to the login", async () => {
   await page.goto(base + "/tasks");
   assert.match(page.url(), /\/login/);
   await shot("login");
 });
 
-test("a wrong password is refused", async () => {
+step("a wrong password is refused", async () => {
   await page.goto(base + "/login");
   await page.fill("#email", login.email);
   await page.fill("#password", "not-the-password");
@@ -130,7 +143,7 @@ test("a wrong password is refused", async () => {
   assert.match(await page.locator("[role=alert]").innerText(), /\S/);
 });
 
-test("log in and see the overview", async () => {
+step("log in and see the overview", async () => {
   await page.goto(base + "/login");
   await page.fill("#email", login.email);
   await page.fill("#password", login.password);
@@ -142,7 +155,7 @@ test("log in and see the overview", async () => {
   await shot("overview");
 });
 
-test("create an agent and an integration in the dashboard", async () => {
+step("create an agent and an integration in the dashboard", async () => {
   await page.goto(base + "/agents/new");
   await page.fill("#name", "e2e-agent");
   await page.fill("#instructions", "Answer the customer kindly.");
@@ -168,7 +181,7 @@ test("create an agent and an integration in the dashboard", async () => {
   await shot("integrations");
 });
 
-test("a signed webhook becomes a resolved, charged task with a receipt", async () => {
+step("a signed webhook becomes a resolved, charged task with a receipt", async () => {
   const target = created ?? integration;
   const ticket = `E2E-${Date.now()}`;
   const body = JSON.stringify({
@@ -190,7 +203,7 @@ test("a signed webhook becomes a resolved, charged task with a receipt", async (
   await shot("task-resolved");
 });
 
-test("usage shows the charges and exports CSV", async () => {
+step("usage shows the charges and exports CSV", async () => {
   await page.goto(base + "/usage");
   assert.match(await page.locator("main").innerText(), /USD/);
   await shot("usage");
@@ -198,7 +211,7 @@ test("usage shows the charges and exports CSV", async () => {
   assert.match(csv.split("\n")[0], /,/);
 });
 
-test("a task whose verifier fails says No charge", async () => {
+step("a task whose verifier fails says No charge", async () => {
   const text = await waitForText("/tasks", (t) => t.includes("Cancel my subscription"));
   assert.ok(text.length > 0);
   await page.locator("tr", { hasText: "Cancel my subscription" }).locator("a").first().click();
@@ -207,7 +220,7 @@ test("a task whose verifier fails says No charge", async () => {
   await shot("task-failed");
 });
 
-test("invoices and billing render", async () => {
+step("invoices and billing render", async () => {
   await page.goto(base + "/invoices");
   assert.match(await page.locator("main").innerText(), /paid/i);
   await shot("invoices");
@@ -216,7 +229,7 @@ test("invoices and billing render", async () => {
   await shot("billing");
 });
 
-test("an API key is shown once, works, and is rejected once revoked", async () => {
+step("an API key is shown once, works, and is rejected once revoked", async () => {
   await page.goto(base + "/api-keys");
   await page.fill("#name", "e2e");
   await page.selectOption("#mode", "test");
@@ -234,7 +247,7 @@ test("an API key is shown once, works, and is rejected once revoked", async () =
   assert.equal(refused.status, 401);
 });
 
-test("the pages are usable at 375 px", async () => {
+step("the pages are usable at 375 px", async () => {
   await page.setViewportSize({ width: 375, height: 800 });
   for (const path of ["/", "/tasks", "/api-keys", "/billing"]) {
     await page.goto(base + path);
@@ -245,7 +258,7 @@ test("the pages are usable at 375 px", async () => {
   await page.setViewportSize({ width: 1440, height: 900 });
 });
 
-test("log out", async () => {
+step("log out", async () => {
   await page.goto(base + "/");
   await page.getByRole("button", { name: /log out/i }).click();
   await page.goto(base + "/tasks");

@@ -85,6 +85,15 @@ pub struct TaskFilter {
     pub created_from: Option<Timestamp>,
     /// Created before.
     pub created_to: Option<Timestamp>,
+    /// A substring of the task's subject or body, case-insensitively.
+    ///
+    /// It is matched against the stored JSON text of the whole input, so
+    /// it can also match the input's other fields and its key names, and
+    /// characters JSON escapes (quotes, backslashes, control characters)
+    /// match only in their escaped form. `%`, `_` and `\` are literal.
+    /// Case folding is SQL `lower()`: ASCII-only on SQLite, Unicode on
+    /// Postgres.
+    pub search: Option<String>,
 }
 
 /// One attempt at a task.
@@ -328,6 +337,20 @@ impl Store {
         limit: PageLimit,
         after: Option<TaskId>,
     ) -> Result<Page<Task>, StoreError> {
+        /// `needle` as a `like` pattern (with `escape '\'`) matching any text
+        /// that contains it, lower-cased.
+        fn contains_pattern(needle: &str) -> String {
+            let mut out = String::with_capacity(needle.len() + 2);
+            out.push('%');
+            for c in needle.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('%');
+            out
+        }
         let rows: Vec<TaskRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(concat!(
                 "select ", task_columns!(), " from tasks
@@ -336,15 +359,17 @@ impl Store {
                    and ($3 is null or agent_id = $3)
                    and ($4 is null or created_at >= $4)
                    and ($5 is null or created_at < $5)
-                   and ($6 is null or id < $6)
+                   and ($6 is null or lower(input) like $6 escape '\\')
+                   and ($7 is null or id < $7)
                  order by id desc
-                 limit $7"
+                 limit $8"
             ))
             .bind(account.to_string())
             .bind(filter.status.map(|s| s.as_str().to_owned()))
             .bind(filter.agent_id.map(|a| a.to_string()))
             .bind(filter.created_from)
             .bind(filter.created_to)
+            .bind(filter.search.as_deref().map(contains_pattern))
             .bind(after.map(|a| a.to_string()))
             .bind(i64::from(limit.get()) + 1)
             .fetch_all(pool)

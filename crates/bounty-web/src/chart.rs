@@ -1,16 +1,23 @@
-//! The overview's chart, as inline SVG geometry computed on the server.
+//! The overview's charts, as inline SVG geometry computed on the server.
 //!
-//! Bars are each day's charges. The dashed line is, for each day, the
-//! charges that would give exactly a 30% gross margin on that day's
-//! inference cost (cost ÷ 0.7): a bar above the line is a day with more
-//! than 30% margin. Coordinates are integers in a fixed 720 × 260 view
-//! box, and the SVG has fixed proportions, so nothing moves as it loads.
+//! The charges chart ([`layout`]): bars are each day's charges. The
+//! dashed line is, for each day, the charges that would give exactly a
+//! 30% gross margin on that day's inference cost (cost ÷ 0.7): a bar
+//! above the line is a day with more than 30% margin.
+//!
+//! The resolution chart ([`resolution_layout`]): bars are each day's
+//! resolved ÷ decided outcomes, in integer basis points on a fixed 0–100%
+//! axis; a day with nothing decided has no bar (its tooltip says so).
+//!
+//! Both share one frame: coordinates are integers in a fixed 720 × 260
+//! view box, and the SVG has fixed proportions, so nothing moves as it
+//! loads.
 
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 
-use crate::format::micros;
+use crate::format::{micros, percent_bp, ratio_bp};
 use crate::usage::Day;
 
 /// The view box.
@@ -49,7 +56,8 @@ pub(crate) struct XLabel {
 /// Everything the template draws.
 pub(crate) struct Chart {
     pub(crate) bars: Vec<Bar>,
-    /// The SVG path of the 30% margin line; empty when there is no cost.
+    /// The SVG path of the 30% margin line; empty when there is no cost
+    /// (and always, in the resolution chart).
     pub(crate) margin_path: String,
     pub(crate) ticks: Vec<Tick>,
     pub(crate) x_labels: Vec<XLabel>,
@@ -85,17 +93,105 @@ fn nice_max(v: i64) -> i64 {
     }
 }
 
-/// Lays out the chart for days `from..=to` (clipped to [`MAX_DAYS`]).
+/// The days drawn and the plot's geometry, shared by both charts.
+struct Frame {
+    /// `from..=to`, clipped to [`MAX_DAYS`]; never empty.
+    dates: Vec<NaiveDate>,
+    plot_h: i64,
+    baseline: i64,
+}
+
+impl Frame {
+    fn new(from: NaiveDate, to: NaiveDate) -> Frame {
+        let n = ((to - from).num_days() + 1).clamp(1, MAX_DAYS);
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        Frame {
+            dates: (0..n).map(|i| from + Duration::days(i)).collect(),
+            plot_h,
+            baseline: TOP + plot_h,
+        }
+    }
+
+    fn first(&self) -> NaiveDate {
+        self.dates[0]
+    }
+
+    fn last(&self) -> NaiveDate {
+        self.dates[self.dates.len() - 1]
+    }
+
+    /// Each date with its day, a zero day where nothing happened.
+    fn values(&self, days: &BTreeMap<NaiveDate, Day>) -> Vec<(NaiveDate, Day)> {
+        self.dates
+            .iter()
+            .map(|d| (*d, days.get(d).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// The y of `v` on an axis from 0 to `top` (> 0), clamped to the plot.
+    fn y_of(&self, v: i64, top: i64) -> i64 {
+        let h = i128::from(v.clamp(0, top)) * i128::from(self.plot_h) / i128::from(top.max(1));
+        self.baseline - i64::try_from(h).unwrap_or(self.plot_h)
+    }
+
+    /// The left edge of day `i`'s slot; `slot(n)` is the plot's right edge.
+    fn slot(&self, i: i64) -> i64 {
+        let n = self.dates.len() as i64;
+        LEFT + i * (WIDTH - LEFT - RIGHT) / n
+    }
+
+    /// Day `i`'s bar reaching up to `y`.
+    fn bar(&self, i: i64, y: i64, title: String) -> Bar {
+        let (x0, x1) = (self.slot(i), self.slot(i + 1));
+        let gap = if x1 - x0 > 3 { 1 } else { 0 };
+        Bar {
+            x: x0 + gap,
+            y,
+            w: (x1 - x0 - 2 * gap).max(1),
+            h: self.baseline - y,
+            title,
+        }
+    }
+
+    /// The first and (for more than one day) last date under the axis.
+    fn x_labels(&self) -> Vec<XLabel> {
+        let mut out = vec![XLabel {
+            x: LEFT,
+            label: self.first().format("%b %-d").to_string(),
+        }];
+        if self.dates.len() > 1 {
+            out.push(XLabel {
+                x: WIDTH - RIGHT,
+                label: self.last().format("%b %-d").to_string(),
+            });
+        }
+        out
+    }
+
+    fn chart(&self, bars: Vec<Bar>, margin_path: String, ticks: Vec<Tick>, summary: String) -> Chart {
+        Chart {
+            bars,
+            margin_path,
+            ticks,
+            x_labels: self.x_labels(),
+            baseline: self.baseline,
+            left: LEFT,
+            right: WIDTH - RIGHT,
+            summary,
+        }
+    }
+}
+
+/// Lays out the charges chart for days `from..=to` (clipped to
+/// [`MAX_DAYS`]).
 pub(crate) fn layout(
     days: &BTreeMap<NaiveDate, Day>,
     from: NaiveDate,
     to: NaiveDate,
     currency: &str,
 ) -> Chart {
-    let n = ((to - from).num_days() + 1).clamp(1, MAX_DAYS);
-    let dates: Vec<NaiveDate> = (0..n).map(|i| from + Duration::days(i)).collect();
-    let zero = Day::default();
-    let values: Vec<(&NaiveDate, &Day)> = dates.iter().map(|d| (d, days.get(d).unwrap_or(&zero))).collect();
+    let frame = Frame::new(from, to);
+    let values = frame.values(days);
     let peak = values
         .iter()
         .map(|(_, d)| d.charges_micros.max(margin_floor(d.cost_micros)))
@@ -103,73 +199,104 @@ pub(crate) fn layout(
         .unwrap_or(0)
         .max(1);
     let top = nice_max(peak);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let baseline = TOP + plot_h;
-    let y_of = |v: i64| -> i64 {
-        let h = i128::from(v.max(0)) * i128::from(plot_h) / i128::from(top);
-        baseline - i64::try_from(h).unwrap_or(plot_h)
-    };
-    let slot = |i: i64| LEFT + i * plot_w / n;
     let mut bars = Vec::with_capacity(values.len());
     let mut path = String::new();
     let any_cost = values.iter().any(|(_, d)| d.cost_micros > 0);
     for (i, (date, d)) in values.iter().enumerate() {
         let i = i as i64;
-        let (x0, x1) = (slot(i), slot(i + 1));
-        let gap = if x1 - x0 > 3 { 1 } else { 0 };
-        let y = y_of(d.charges_micros);
-        bars.push(Bar {
-            x: x0 + gap,
+        let y = frame.y_of(d.charges_micros, top);
+        bars.push(frame.bar(
+            i,
             y,
-            w: (x1 - x0 - 2 * gap).max(1),
-            h: baseline - y,
-            title: format!(
+            format!(
                 "{date}: charges {}, inference cost {}",
                 micros(d.charges_micros, currency),
                 micros(d.cost_micros, currency)
             ),
-        });
+        ));
         if any_cost {
-            let fy = y_of(margin_floor(d.cost_micros));
+            let fy = frame.y_of(margin_floor(d.cost_micros), top);
+            let (x0, x1) = (frame.slot(i), frame.slot(i + 1));
             let cmd = if i == 0 { 'M' } else { 'L' };
             path.push_str(&format!("{cmd}{x0} {fy} L{x1} {fy} "));
         }
     }
     let ticks = (0..=4)
         .map(|k| Tick {
-            y: y_of(top / 4 * k),
+            y: frame.y_of(top / 4 * k, top),
             label: micros(top / 4 * k, currency),
         })
         .collect();
-    let mut x_labels = vec![XLabel {
-        x: LEFT,
-        label: from.format("%b %-d").to_string(),
-    }];
-    if n > 1 {
-        x_labels.push(XLabel {
-            x: WIDTH - RIGHT,
-            label: dates[dates.len() - 1].format("%b %-d").to_string(),
-        });
-    }
     let total: i64 = values
         .iter()
         .map(|(_, d)| d.charges_micros)
         .fold(0, i64::saturating_add);
-    Chart {
-        bars,
-        margin_path: path.trim_end().to_owned(),
-        ticks,
-        x_labels,
-        baseline,
-        left: LEFT,
-        right: WIDTH - RIGHT,
-        summary: format!(
-            "Charges per day from {from} to {}, {} in total, with the charges needed for a 30% gross margin marked.",
-            dates[dates.len() - 1],
-            micros(total, currency)
+    let summary = format!(
+        "Charges per day from {} to {}, {} in total, with the charges needed for a 30% gross margin marked.",
+        frame.first(),
+        frame.last(),
+        micros(total, currency)
+    );
+    frame.chart(bars, path.trim_end().to_owned(), ticks, summary)
+}
+
+/// Basis points in 100%.
+const FULL_BP: i64 = 10_000;
+
+/// Lays out the resolution-rate chart for days `from..=to` (clipped to
+/// [`MAX_DAYS`]): each day's resolved ÷ decided, on a 0–100% axis.
+pub(crate) fn resolution_layout(days: &BTreeMap<NaiveDate, Day>, from: NaiveDate, to: NaiveDate) -> Chart {
+    let frame = Frame::new(from, to);
+    let values = frame.values(days);
+    let bars = values
+        .iter()
+        .enumerate()
+        .map(|(i, (date, d))| {
+            let rate = day_rate_bp(d);
+            let y = frame.y_of(rate.unwrap_or(0), FULL_BP);
+            let title = match rate {
+                Some(bp) => format!(
+                    "{date}: {} resolved ({} of {} decided)",
+                    percent_bp(bp),
+                    d.resolved,
+                    d.decided
+                ),
+                None => format!("{date}: no tasks decided"),
+            };
+            frame.bar(i as i64, y, title)
+        })
+        .collect();
+    let ticks = (0..=4)
+        .map(|k| Tick {
+            y: frame.y_of(FULL_BP / 4 * k, FULL_BP),
+            label: format!("{}%", 25 * k),
+        })
+        .collect();
+    let (resolved, decided) = values
+        .iter()
+        .fold((0u64, 0u64), |(r, n), (_, d)| (r + d.resolved, n + d.decided));
+    let overall = match i64::try_from(resolved)
+        .ok()
+        .zip(i64::try_from(decided).ok())
+        .and_then(|(r, n)| ratio_bp(r, n))
+    {
+        Some(bp) => format!(
+            "{resolved} of {decided} decided tasks resolved, {} overall",
+            percent_bp(bp)
         ),
-    }
+        None => "no tasks decided".to_owned(),
+    };
+    let summary = format!(
+        "Resolution rate per day from {} to {}: {overall}.",
+        frame.first(),
+        frame.last()
+    );
+    frame.chart(bars, String::new(), ticks, summary)
+}
+
+/// A day's resolved ÷ decided in basis points; `None` with nothing decided.
+fn day_rate_bp(d: &Day) -> Option<i64> {
+    ratio_bp(i64::try_from(d.resolved).ok()?, i64::try_from(d.decided).ok()?)
 }
 
 #[cfg(test)]
@@ -202,6 +329,7 @@ mod tests {
             Day {
                 charges_micros: 2_000_000,
                 cost_micros: 700_000,
+                ..Day::default()
             },
         );
         let c = layout(&days, from, to, "USD");
@@ -213,6 +341,71 @@ mod tests {
         );
         assert_eq!(c.bars[0].y, TOP, "the tallest bar reaches the top");
         assert!(c.margin_path.starts_with("M64 "));
+        assert_eq!(c.x_labels.len(), 2);
+    }
+
+    fn may(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn decided(resolved: u64, decided: u64) -> Day {
+        Day {
+            resolved,
+            decided,
+            ..Day::default()
+        }
+    }
+
+    #[test]
+    fn a_period_with_nothing_decided_has_no_resolution_bars() {
+        let c = resolution_layout(&BTreeMap::new(), may(1), may(10));
+        assert_eq!(c.bars.len(), 10);
+        assert!(c.bars.iter().all(|b| b.h == 0 && b.y == c.baseline));
+        assert!(c.bars.iter().all(|b| b.title.ends_with("no tasks decided")));
+        assert!(c.margin_path.is_empty());
+        let labels: Vec<&str> = c.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0%", "25%", "50%", "75%", "100%"]);
+        assert_eq!(c.ticks[0].y, c.baseline);
+        assert_eq!(c.ticks[4].y, TOP);
+        assert!(c.summary.contains("no tasks decided"), "{}", c.summary);
+    }
+
+    #[test]
+    fn a_day_with_everything_resolved_reaches_the_top() {
+        let days = BTreeMap::from([(may(2), decided(3, 3))]);
+        let c = resolution_layout(&days, may(1), may(3));
+        assert_eq!(c.bars[1].y, TOP);
+        assert_eq!(c.bars[1].h, c.baseline - TOP);
+        assert_eq!(c.bars[1].title, "2026-05-02: 100.0% resolved (3 of 3 decided)");
+        assert_eq!(c.bars[0].h, 0);
+        assert!(
+            c.summary
+                .contains("3 of 3 decided tasks resolved, 100.0% overall")
+        );
+    }
+
+    #[test]
+    fn mixed_days_are_scaled_by_their_own_rate() {
+        let days = BTreeMap::from([
+            (may(1), decided(1, 2)),
+            (may(2), decided(0, 4)),
+            (may(3), decided(3, 4)),
+        ]);
+        let c = resolution_layout(&days, may(1), may(3));
+        let full = c.baseline - TOP;
+        assert_eq!(c.bars[0].h, full / 2);
+        assert_eq!(c.bars[1].h, 0, "decided but none resolved");
+        assert_eq!(c.bars[1].title, "2026-05-02: 0.0% resolved (0 of 4 decided)");
+        assert_eq!(c.bars[2].h, full * 3 / 4);
+        assert!(
+            c.bars
+                .iter()
+                .all(|b| b.x >= LEFT && b.x + b.w <= WIDTH - RIGHT && b.y >= TOP)
+        );
+        assert!(
+            c.summary
+                .contains("4 of 10 decided tasks resolved, 40.0% overall")
+        );
         assert_eq!(c.x_labels.len(), 2);
     }
 }

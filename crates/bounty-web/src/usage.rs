@@ -34,11 +34,16 @@ impl CurrencyTotals {
     }
 }
 
-/// One day of the chart, in the chart's currency.
+/// One day of the charts: money in the chart's currency, and the day's
+/// decided outcomes (of every currency) for its resolution rate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Day {
     pub(crate) charges_micros: i64,
     pub(crate) cost_micros: i64,
+    /// Outcomes decided that day: resolved, failed or reversed.
+    pub(crate) decided: u64,
+    /// Of those, resolved.
+    pub(crate) resolved: u64,
 }
 
 /// The period's totals.
@@ -114,6 +119,10 @@ pub(crate) fn summarize(rows: &[UsageRow]) -> Summary {
         .unwrap_or_else(|| "USD".to_owned());
     for r in rows {
         let day = s.days.entry(r.decided_at.date_naive()).or_default();
+        day.decided += 1;
+        if r.status == "resolved" {
+            day.resolved += 1;
+        }
         if r.status == "resolved" && r.currency == s.currency {
             add(&mut day.charges_micros, r.amount_micros);
         }
@@ -194,7 +203,9 @@ mod tests {
         assert_eq!(main.cost_micros, 600_000);
         assert_eq!(main.margin_bp(), Some(7000));
         assert_eq!(s.days.len(), 2);
-        assert_eq!(s.days.values().next().unwrap().cost_micros, 300_000);
+        let first = s.days.values().next().unwrap();
+        assert_eq!(first.cost_micros, 300_000);
+        assert_eq!((first.resolved, first.decided), (1, 2));
     }
 
     #[test]

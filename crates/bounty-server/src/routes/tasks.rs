@@ -468,6 +468,7 @@ pub async fn list_tasks(
         agent_id,
         created_from,
         created_to,
+        search: None,
     };
     let page = state
         .store

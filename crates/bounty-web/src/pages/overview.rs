@@ -1,7 +1,7 @@
 //! `GET /`: the period's tasks, resolution rate, CU, charges, inference
-//! cost and gross margin, and the chart of charges per day against the
-//! 30% margin line, over the period of `?from&to`
-//! ([`Period`]).
+//! cost and gross margin, the chart of charges per day against the 30%
+//! margin line, and the chart of the resolution rate per day, over the
+//! period of `?from&to` ([`Period`]).
 
 use askama::Template;
 use axum::extract::State;
@@ -50,6 +50,8 @@ struct OverviewPage {
     margin_below_target: bool,
     currencies: Vec<CurrencyRow>,
     chart: Chart,
+    /// Resolved ÷ decided per day, drawn in the same frame as `chart`.
+    rate_chart: Chart,
     chart_width: i64,
     chart_height: i64,
 }
@@ -91,6 +93,7 @@ pub(crate) async fn page(
         margin_below_target: main.margin_bp().is_some_and(|m| m < 3000),
         currencies,
         chart: chart::layout(&s.days, from, to, &s.currency),
+        rate_chart: chart::resolution_layout(&s.days, from, to),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,
     };

@@ -1,12 +1,12 @@
 //! `GET /tasks`: the account's tasks, newest first, filtered by status,
-//! agent and creation date, with cursor pagination; and `GET
-//! /tasks/status`, the JSON the page's script polls while any task shown
-//! is queued or running.
+//! agent, creation date and a search of subject and body, with cursor
+//! pagination; and `GET /tasks/status`, the JSON the page's script polls
+//! while any task shown is queued or running.
 //!
-//! Search (`q`) matches subject and body, case-insensitively, among the
-//! tasks of the page being shown only: the store has no text search yet,
-//! and the page says so. TODO-correctness: a store-side search (SQL
-//! `like`, or full text on Postgres) would search every task.
+//! Search (`q`) is the store's ([`TaskFilter::search`]): a
+//! case-insensitive substring of the task's input, over every task, so
+//! pages of a search are pages of its matches and the next-page link
+//! keeps `q`.
 
 use std::collections::BTreeMap;
 
@@ -92,10 +92,6 @@ fn preview(t: &Task) -> String {
     out
 }
 
-fn matches(t: &Task, needle: &str) -> bool {
-    t.input.subject.to_lowercase().contains(needle) || t.input.body.to_lowercase().contains(needle)
-}
-
 pub(crate) async fn list(
     State(state): State<WebState>,
     user: CurrentUser,
@@ -130,6 +126,7 @@ pub(crate) async fn list(
         agent_id,
         created_from: from.map(day_start),
         created_to: to.map(|d| day_start(d + Duration::days(1))),
+        search: present(&q.q).map(str::to_owned),
     };
     let limit = PageLimit::new(PAGE_SIZE).map_err(|e| WebError::Internal(e.to_string()))?;
     let page = state.store.list_tasks(account, &filter, limit, cursor).await?;
@@ -146,11 +143,9 @@ pub(crate) async fn list(
         .iter()
         .map(|a| (a.id.to_string(), a.name.clone()))
         .collect();
-    let needle = present(&q.q).map(str::to_lowercase);
     let rows = page
         .items
         .iter()
-        .filter(|t| needle.as_deref().is_none_or(|n| matches(t, n)))
         .map(|t| TaskRow {
             id: t.id.to_string(),
             created: time(t.created_at),
@@ -198,7 +193,7 @@ pub(crate) async fn list(
         from: from.map(|d| d.to_string()).unwrap_or_default(),
         to: to.map(|d| d.to_string()).unwrap_or_default(),
         q: present(&q.q).unwrap_or_default().to_owned(),
-        searching: needle.is_some(),
+        searching: filter.search.is_some(),
         rows,
         next_href,
         first_href,

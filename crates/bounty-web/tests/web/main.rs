@@ -11,4 +11,5 @@ mod integrations;
 mod isolation;
 mod pages;
 mod store_users;
+mod task_search;
 mod usage;

@@ -53,7 +53,12 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_contains("50.0%")
         .assert_contains("<svg")
         .assert_contains("class=\"margin-line\"")
-        .assert_contains("30% margin line");
+        .assert_contains("30% margin line")
+        .assert_contains("class=\"rate-chart\"")
+        .assert_contains(
+            "aria-label=\"Resolution rate per day from 2026-05-01 to 2026-05-10: 1 of 2 decided tasks resolved, 50.0% overall.\"",
+        )
+        .assert_contains("<text class=\"tick\" x=\"58\" y=\"16\" text-anchor=\"end\">100%</text>");
     assert_eq!(overview.headers.get("cache-control").unwrap(), "no-store");
     assert!(overview.headers.get("content-security-policy").is_some());
     // A period with nothing in it.
@@ -191,7 +196,28 @@ async fn task_list_filters_and_pages(backend: Backend) {
         .assert_contains("No tasks match.");
     let searched = b.get("/tasks?q=queued+TICKET+07").await;
     assert_eq!(searched.body.matches("<tr data-task-id=").count(), 1);
-    searched.assert_contains("among the tasks of the page shown");
+    searched.assert_lacks("among the tasks of the page shown");
+    // The search covers every task, not just the first page's.
+    b.get("/tasks?q=PARCEL")
+        .await
+        .assert_contains(&s.failed.to_string())
+        .assert_lacks("Queued ticket");
+    b.get("/tasks?q=nothing+like+this")
+        .await
+        .assert_contains("No task matches the search.");
+    // Its pages are pages of matches, and the next-page link keeps `q`.
+    let matches = b.get("/tasks?q=queued+ticket").await;
+    assert_eq!(matches.body.matches("<tr data-task-id=").count(), 25);
+    let next = matches
+        .body
+        .split("href=\"/tasks?q=queued+ticket&#38;cursor=")
+        .nth(1)
+        .expect("a next page link that keeps the search");
+    let next = &next[..next.find('"').unwrap()];
+    let rest = b.get(&format!("/tasks?q=queued+ticket&cursor={next}")).await;
+    assert_eq!(rest.body.matches("<tr data-task-id=").count(), 1);
+    rest.assert_contains("Queued ticket 00")
+        .assert_lacks("Where is my parcel");
     b.get("/tasks?status=bogus")
         .await
         .assert_status(StatusCode::BAD_REQUEST)
