@@ -290,11 +290,16 @@ pub(crate) async fn read_billing(
 /// Balance of one of the account's ledger accounts: credits in minus
 /// debits out.
 pub(crate) async fn balance(tx: &mut Tx, account: &str, code: &str, unit: &str) -> Result<i64, StoreError> {
+    // Two sums, each served by its own covering index (0010), instead of
+    // one `credit = $2 or debit = $2` that no index can serve.
     let (v,): (i64,) = tx
         .fetch_one(
-            "select cast(coalesce(sum(case when credit = $2 then amount else -amount end), 0) as bigint)
-             from ledger_transfers
-             where account_id = $1 and unit = $3 and (credit = $2 or debit = $2)",
+            "select cast(
+                 (select coalesce(sum(amount), 0) from ledger_transfers
+                  where account_id = $1 and credit = $2 and unit = $3)
+               - (select coalesce(sum(amount), 0) from ledger_transfers
+                  where account_id = $1 and debit = $2 and unit = $3)
+             as bigint)",
             args![account, code, unit],
         )
         .await?;
@@ -312,8 +317,8 @@ async fn net_since(
         .fetch_one(
             "select cast(coalesce(sum(case when kind = $2 then amount else -amount end), 0) as bigint)
              from ledger_transfers
-             where account_id = $1 and created_at >= $3 and (kind = $2 or kind = $2 || '_reversal')",
-            args![account, kind, from],
+             where account_id = $1 and kind in ($2, $4) and created_at >= $3",
+            args![account, kind, from, format!("{kind}_reversal")],
         )
         .await?;
     Ok(v)
