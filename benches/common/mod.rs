@@ -32,7 +32,7 @@ impl BenchDb {
             .await
             .unwrap();
         BenchDb {
-            url: with_database(admin_url, &name),
+            url: bounty_store::testing::with_database(admin_url, &name),
             name,
             admin,
         }
@@ -63,19 +63,6 @@ impl BenchDb {
         .execute(&mut self.admin)
         .await
         .unwrap();
-    }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
-        None => format!("{scheme}://{authority}/{name}"),
     }
 }
 

@@ -29,6 +29,8 @@ mod queue;
 mod stripe_billing;
 mod stripe_events;
 mod tasks;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod tx;
 mod users;
 

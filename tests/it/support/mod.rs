@@ -2,7 +2,6 @@
 //! database of either backend, with one helper method per endpoint.
 
 pub mod billing;
-pub mod db;
 pub mod proxy;
 pub mod stripe;
 
@@ -19,7 +18,7 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use db::{Backend, TestDatabase};
+pub use bounty_store::testing::{Backend, TestDatabase};
 
 /// Generates one `#[tokio::test]` per backend for each listed
 /// `async fn name(backend: Backend)` in the calling module.

@@ -2,7 +2,6 @@
 //! fresh database, with a manual clock; a small cookie-keeping browser;
 //! and fixtures that seed accounts through the store's public API.
 
-pub mod db;
 pub mod receiver;
 pub mod seed;
 
@@ -13,11 +12,11 @@ use std::time::Duration;
 
 use bounty_core::{Clock, ManualClock};
 use bounty_integrations::{KeyId, Keyring, SealKey};
+pub use bounty_store::testing::Backend;
+use bounty_store::testing::TestDatabase;
 use bounty_store::{DatabaseOptions, Store};
 use bounty_web::{PasswordHasher, WebState};
 use chrono::{TimeZone, Utc};
-pub use db::Backend;
-use db::TestDatabase;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 

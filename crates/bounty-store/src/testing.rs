@@ -1,10 +1,13 @@
-//! Fresh databases for tests: a SQLite file in a temp dir, or a new
-//! Postgres database on the server `TEST_DATABASE_URL` names, dropped
-//! again when the test ends. The same approach as the workspace's own
-//! suite (tests/it/support/db.rs), copied so this crate stands alone.
+//! Test support (feature `test-support`): fresh databases for tests, a
+//! SQLite file in a temp dir or a new Postgres database on the server
+//! `TEST_DATABASE_URL` names, dropped again when the test ends. Shared by
+//! the workspace's black-box suite, the dashboard's tests and the benches.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
 
 use sqlx::Connection;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,24 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The Postgres server's address, for a proxy in front of it.
+    pub fn postgres_addr(&self) -> Option<SocketAddr> {
+        let opts = PgConnectOptions::from_str(self.postgres.as_ref()?.0.as_str()).ok()?;
+        let host = match opts.get_host() {
+            "localhost" => "127.0.0.1",
+            h => h,
+        };
+        format!("{host}:{}", opts.get_port()).parse().ok()
+    }
+
+    /// This database's URL, but through `proxy` instead of the server.
+    pub fn url_via(&self, proxy: SocketAddr) -> String {
+        let (admin, name) = self.postgres.as_ref().expect("postgres");
+        let opts = PgConnectOptions::from_str(admin).expect("admin URL");
+        let user = opts.get_username();
+        format!("postgres://{user}@{proxy}/{name}?sslmode=disable")
+    }
 }
 
 impl Drop for TestDatabase {
@@ -116,6 +137,7 @@ impl Drop for TestDatabase {
     }
 }
 
+#[cfg(test)]
 #[test]
 fn database_name_is_replaced() {
     assert_eq!(
