@@ -33,8 +33,8 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
     let now = store.now();
     let from = time("from", args.from.as_deref())?.unwrap_or_else(|| bounty_store::period_start(now));
     let to = time("to", args.to.as_deref())?.unwrap_or(now);
-    let rows = store.usage_rows(args.account, from, to).await?;
-    let report = bounty_server::routes::billing::aggregate(rows, &args.group_by, from, to);
+    let buckets = store.usage(args.account, from, to).await?;
+    let report = bounty_server::routes::billing::aggregate(buckets, &args.group_by, from, to);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

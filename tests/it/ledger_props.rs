@@ -11,7 +11,9 @@
 //!   draws;
 //! - every finished task has exactly one outcome, and no unfinished task
 //!   has one (a crash leaves all of a step or none of it);
-//! - Σ debits = Σ credits in every unit.
+//! - Σ debits = Σ credits in every unit;
+//! - the daily usage rollup sums exactly the decided outcomes, over whole
+//!   days and over a period that starts and ends inside a day.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,6 +148,27 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
 }
 
 async fn check(store: &Store, account: AccountId) {
+    // The rollup is written in each deciding transaction; a crash must
+    // leave it equal to what the outcomes themselves sum to.
+    let now = store.now();
+    let (from, to) = (
+        now - chrono::Duration::days(400),
+        now + chrono::Duration::days(400),
+    );
+    let key = |b: &bounty_store::UsageBucket| {
+        (
+            b.day,
+            b.agent_id.clone(),
+            b.status.clone(),
+            b.currency.clone(),
+            b.inference_currency.clone(),
+        )
+    };
+    let mut rolled = store.usage(account, from, to).await.unwrap();
+    let mut scanned = store.usage_scan(account, from, to).await.unwrap();
+    rolled.sort_by_key(key);
+    scanned.sort_by_key(key);
+    assert_eq!(rolled, scanned, "the usage rollup disagrees with the outcomes");
     let transfers = store.transfers(account, None, None).await.unwrap();
     // Σ debits = Σ credits per unit, over every ledger account.
     let mut per_unit: HashMap<(String, String), i64> = HashMap::new();

@@ -26,12 +26,14 @@ mod outbox;
 mod outcomes;
 mod page;
 mod queue;
+mod sql;
 mod stripe_billing;
 mod stripe_events;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod tx;
+mod usage;
 mod users;
 
 pub use accounts::Account;
@@ -43,7 +45,7 @@ pub use integrations::{Delivery, DeliveryEffect, DeliveryRecord, Intake, Integra
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
     Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
-    UsageRow, period_start,
+    period_start,
 };
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
@@ -52,6 +54,7 @@ pub use stripe_events::{EventReceipt, Invoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
 };
+pub use usage::UsageBucket;
 pub use users::{
     BadEmail, BadRole, Email, LoginFailures, NewSession, Session, SessionId, SessionTokenHash, User,
     UserLogin, UserRole,

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::db::on_pool;
 use crate::outbox::{METER_EVENT_NAME, enqueue};
 use crate::tx::{Tx, args};
+use crate::usage::{UsageKey, move_usage};
 use crate::{Page, Store, StoreError};
 
 /// The unit of compute-unit transfers.
@@ -701,6 +702,7 @@ async fn apply(
         Ok(t) => t,
         Err(e) => return Ok(Err(e.to_string())),
     };
+    let usage_before = UsageKey::of(&outcome);
     insert_event(
         tx,
         &outcome,
@@ -746,6 +748,7 @@ async fn apply(
     if decided && outcome.decided_at.is_none() {
         outcome.decided_at = Some(now);
     }
+    move_usage(tx, outcome.account_id, usage_before, UsageKey::of(&outcome)).await?;
     Ok(Ok(Applied {
         outcome,
         from: t.from,
@@ -898,6 +901,7 @@ pub(crate) async fn settle_failed(
     )
     .await?;
     outcome.decided_at = Some(now);
+    move_usage(tx, key.account, None, UsageKey::of(&outcome)).await?;
     insert_event(
         tx,
         &outcome,
@@ -930,19 +934,6 @@ pub struct BillingInfo {
     pub month_spend_micros: i64,
     /// Of which reserved for running tasks.
     pub reserved_micros: i64,
-}
-
-/// A row of the usage report: one decided outcome.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UsageRow {
-    pub agent_id: String,
-    pub status: String,
-    pub cu_milli: i64,
-    pub amount_micros: i64,
-    pub currency: String,
-    pub inference_cost_micros: i64,
-    pub inference_currency: String,
-    pub decided_at: Timestamp,
 }
 
 impl Store {
@@ -1301,29 +1292,6 @@ impl Store {
                  where account_id = $1 order by id desc limit 100",
             )
             .bind(account.to_string())
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// Decided outcomes of the account in `[from, to)`, for usage reports.
-    pub async fn usage_rows(
-        &self,
-        account: AccountId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<UsageRow>, StoreError> {
-        Ok(on_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "select agent_id, status, cu_milli, amount_micros, currency, inference_cost_micros,
-                     inference_currency, decided_at
-                 from outcomes
-                 where account_id = $1 and decided_at is not null and decided_at >= $2 and decided_at < $3
-                 order by decided_at",
-            )
-            .bind(account.to_string())
-            .bind(from)
-            .bind(to)
             .fetch_all(pool)
             .await?
         }))

@@ -93,6 +93,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 /// A transaction; rolled back when dropped uncommitted.
 pub(crate) enum Tx {

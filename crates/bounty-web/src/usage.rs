@@ -1,5 +1,5 @@
-//! The overview's and the usage page's numbers, from the store's decided
-//! outcomes.
+//! The overview's and the usage page's numbers, from the store's usage
+//! buckets (decided outcomes counted per day, agent and status).
 //!
 //! This is the same aggregation as the API's `/v1/usage` (resolved
 //! outcomes add CU and charges, every decided outcome adds its inference
@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use bounty_store::UsageRow;
+use bounty_store::UsageBucket;
 use chrono::NaiveDate;
 
 use crate::format::ratio_bp;
@@ -82,33 +82,34 @@ fn add(v: &mut i64, by: i64) {
     *v = v.saturating_add(by);
 }
 
-/// Sums decided outcomes into the period's summary.
-pub(crate) fn summarize(rows: &[UsageRow]) -> Summary {
+/// Sums decided outcomes (in buckets) into the period's summary.
+pub(crate) fn summarize(buckets: &[UsageBucket]) -> Summary {
     let mut s = Summary::default();
-    for r in rows {
-        match r.status.as_str() {
+    for b in buckets {
+        let n = u64::try_from(b.outcomes).unwrap_or(0);
+        match b.status.as_str() {
             "resolved" => {
-                s.resolved += 1;
-                add(&mut s.cu_milli, r.cu_milli);
+                s.resolved += n;
+                add(&mut s.cu_milli, b.cu_milli);
                 add(
                     &mut s
                         .by_currency
-                        .entry(r.currency.clone())
+                        .entry(b.currency.clone())
                         .or_default()
                         .charges_micros,
-                    r.amount_micros,
+                    b.amount_micros,
                 );
             }
-            "reversed" => s.reversed += 1,
-            _ => s.failed += 1,
+            "reversed" => s.reversed += n,
+            _ => s.failed += n,
         }
         add(
             &mut s
                 .by_currency
-                .entry(r.inference_currency.clone())
+                .entry(b.inference_currency.clone())
                 .or_default()
                 .cost_micros,
-            r.inference_cost_micros,
+            b.inference_cost_micros,
         );
     }
     s.currency = s
@@ -117,17 +118,18 @@ pub(crate) fn summarize(rows: &[UsageRow]) -> Summary {
         .max_by_key(|(_, t)| (t.charges_micros, t.cost_micros))
         .map(|(c, _)| c.clone())
         .unwrap_or_else(|| "USD".to_owned());
-    for r in rows {
-        let day = s.days.entry(r.decided_at.date_naive()).or_default();
-        day.decided += 1;
-        if r.status == "resolved" {
-            day.resolved += 1;
+    for b in buckets {
+        let n = u64::try_from(b.outcomes).unwrap_or(0);
+        let day = s.days.entry(b.day).or_default();
+        day.decided += n;
+        if b.status == "resolved" {
+            day.resolved += n;
         }
-        if r.status == "resolved" && r.currency == s.currency {
-            add(&mut day.charges_micros, r.amount_micros);
+        if b.status == "resolved" && b.currency == s.currency {
+            add(&mut day.charges_micros, b.amount_micros);
         }
-        if r.inference_currency == s.currency {
-            add(&mut day.cost_micros, r.inference_cost_micros);
+        if b.inference_currency == s.currency {
+            add(&mut day.cost_micros, b.inference_cost_micros);
         }
     }
     s
@@ -153,14 +155,14 @@ impl GroupBy {
 
 /// Each group's summary, by key: the day as `YYYY-MM-DD` (so keys sort by
 /// date), or the agent's id.
-pub(crate) fn group(rows: &[UsageRow], by: GroupBy) -> BTreeMap<String, Summary> {
-    let mut groups: BTreeMap<String, Vec<UsageRow>> = BTreeMap::new();
-    for r in rows {
+pub(crate) fn group(buckets: &[UsageBucket], by: GroupBy) -> BTreeMap<String, Summary> {
+    let mut groups: BTreeMap<String, Vec<UsageBucket>> = BTreeMap::new();
+    for b in buckets {
         let key = match by {
-            GroupBy::Day => r.decided_at.date_naive().to_string(),
-            GroupBy::Agent => r.agent_id.clone(),
+            GroupBy::Day => b.day.to_string(),
+            GroupBy::Agent => b.agent_id.clone(),
         };
-        groups.entry(key).or_default().push(r.clone());
+        groups.entry(key).or_default().push(b.clone());
     }
     groups
         .into_iter()
@@ -170,21 +172,37 @@ pub(crate) fn group(rows: &[UsageRow], by: GroupBy) -> BTreeMap<String, Summary>
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-
     use super::*;
 
-    fn row(status: &str, amount: i64, cost: i64, day: u32) -> UsageRow {
-        UsageRow {
+    /// A bucket of one outcome.
+    fn row(status: &str, amount: i64, cost: i64, day: u32) -> UsageBucket {
+        UsageBucket {
+            day: NaiveDate::from_ymd_opt(2026, 5, day).unwrap(),
             agent_id: "agt".into(),
             status: status.into(),
+            currency: "USD".into(),
+            inference_currency: "USD".into(),
+            outcomes: 1,
             cu_milli: if status == "resolved" { 1000 } else { 0 },
             amount_micros: amount,
-            currency: "USD".into(),
             inference_cost_micros: cost,
-            inference_currency: "USD".into(),
-            decided_at: Utc.with_ymd_and_hms(2026, 5, day, 10, 0, 0).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_bucket_counts_all_its_outcomes() {
+        let mut resolved = row("resolved", 3_000_000, 600_000, 1);
+        resolved.outcomes = 3;
+        resolved.cu_milli = 3000;
+        let mut failed = row("failed", 0, 100_000, 1);
+        failed.outcomes = 2;
+        let s = summarize(&[resolved, failed]);
+        assert_eq!((s.resolved, s.failed, s.decided()), (3, 2, 5));
+        assert_eq!(s.resolution_bp(), Some(6000));
+        assert_eq!(s.cu_milli, 3000);
+        let day = s.days.values().next().unwrap();
+        assert_eq!((day.resolved, day.decided), (3, 5));
+        assert_eq!(day.cost_micros, 700_000);
     }
 
     #[test]

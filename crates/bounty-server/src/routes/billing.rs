@@ -124,14 +124,15 @@ pub async fn usage(
             param: Some("group_by".to_owned()),
         });
     }
-    let rows = state.store.usage_rows(auth.account_id, from, to).await?;
-    Ok(Json(aggregate(rows, &group_by, from, to)))
+    let buckets = state.store.usage(auth.account_id, from, to).await?;
+    Ok(Json(aggregate(buckets, &group_by, from, to)))
 }
 
-/// Groups decided outcomes by day or agent (`group_by` is `day` or
-/// `agent`) into the usage report; shared with `bounty usage`.
+/// Groups decided outcomes (the store's usage buckets) by day or agent
+/// (`group_by` is `day` or `agent`) into the usage report; shared with
+/// `bounty usage`.
 pub fn aggregate(
-    rows: Vec<bounty_store::UsageRow>,
+    buckets: Vec<bounty_store::UsageBucket>,
     group_by: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -141,30 +142,31 @@ pub fn aggregate(
         key: "total".to_owned(),
         ..Default::default()
     };
-    for r in rows {
+    for b in buckets {
         let key = if group_by == "day" {
-            r.decided_at.format("%Y-%m-%d").to_string()
+            b.day.format("%Y-%m-%d").to_string()
         } else {
-            r.agent_id.clone()
+            b.agent_id.clone()
         };
         let g = groups.entry(key.clone()).or_insert_with(|| UsageGroup {
             key,
             ..Default::default()
         });
+        let n = u64::try_from(b.outcomes).unwrap_or(0);
         for g in [g, &mut total] {
-            match r.status.as_str() {
+            match b.status.as_str() {
                 "resolved" => {
-                    g.outcomes_resolved += 1;
-                    g.cu_milli = g.cu_milli.saturating_add(r.cu_milli);
-                    add(&mut g.charges_micros, &r.currency, r.amount_micros);
+                    g.outcomes_resolved += n;
+                    g.cu_milli = g.cu_milli.saturating_add(b.cu_milli);
+                    add(&mut g.charges_micros, &b.currency, b.amount_micros);
                 }
-                "reversed" => g.outcomes_reversed += 1,
-                _ => g.outcomes_failed += 1,
+                "reversed" => g.outcomes_reversed += n,
+                _ => g.outcomes_failed += n,
             }
             add(
                 &mut g.inference_cost_micros,
-                &r.inference_currency,
-                r.inference_cost_micros,
+                &b.inference_currency,
+                b.inference_cost_micros,
             );
         }
     }

@@ -63,8 +63,8 @@ pub(crate) async fn page(
 ) -> Result<Response, WebError> {
     let period = Period::parse(&state, &q.from, &q.to)?;
     let (from, to) = (period.from, period.to);
-    let rows = period.usage_rows(&state, user.account()).await?;
-    let s = summarize(&rows);
+    let buckets = period.usage(&state, user.account()).await?;
+    let s = summarize(&buckets);
     let main = s.main();
     let currencies = s
         .by_currency

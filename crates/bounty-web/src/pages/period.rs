@@ -41,15 +41,16 @@ impl Period {
         Ok(Period { from, to })
     }
 
-    /// The usage rows of outcomes the account decided in the period.
-    pub(crate) async fn usage_rows(
+    /// The usage buckets of outcomes the account decided in the period
+    /// (whole days: read from the store's daily rollup).
+    pub(crate) async fn usage(
         &self,
         state: &WebState,
         account: bounty_core::AccountId,
-    ) -> Result<Vec<bounty_store::UsageRow>, WebError> {
+    ) -> Result<Vec<bounty_store::UsageBucket>, WebError> {
         Ok(state
             .store
-            .usage_rows(
+            .usage(
                 account,
                 day_start(self.from),
                 day_start(self.to + Duration::days(1)),

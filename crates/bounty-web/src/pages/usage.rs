@@ -105,8 +105,8 @@ async fn report(state: &WebState, user: &CurrentUser, q: &UsageQuery) -> Result<
         Some(_) => return Err(WebError::BadRequest("`group_by` must be day or agent.".into())),
     };
     let period = Period::parse(state, &q.from, &q.to)?;
-    let rows = period.usage_rows(state, user.account()).await?;
-    let groups = group(&rows, by);
+    let buckets = period.usage(state, user.account()).await?;
+    let groups = group(&buckets, by);
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     if by == GroupBy::Agent {
         for key in groups.keys() {
@@ -128,7 +128,7 @@ async fn report(state: &WebState, user: &CurrentUser, q: &UsageQuery) -> Result<
             lines_of(key, name, s)
         })
         .collect();
-    let totals = lines_of("Total", "", &summarize(&rows));
+    let totals = lines_of("Total", "", &summarize(&buckets));
     Ok(Report {
         period,
         by,

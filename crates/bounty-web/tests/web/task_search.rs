@@ -96,4 +96,62 @@ async fn search_finds_tasks_on_later_pages_and_escapes_wildcards(backend: Backen
     assert!(search(store, &acme, "no such text", 5, None).await.0.is_empty());
 }
 
-on_both_backends!(search_finds_tasks_on_later_pages_and_escapes_wildcards);
+/// Filters combine with the search and with each other, whichever path the
+/// search takes (SQLite narrows through its trigram index from three
+/// characters; a shorter needle scans), and the index never lets a task
+/// of another account or one that fails the `like` through.
+async fn filters_combine_with_search_on_every_path(backend: Backend) {
+    use bounty_core::TaskStatus;
+
+    let app = TestApp::spawn(backend).await;
+    let store = &app.store;
+    let acme = seed::tenant(store, "Acme").await;
+    let globex = seed::tenant(store, "Globex").await;
+    // Finished first: the seed's claim takes whatever is due.
+    let resolved = seed::resolved_task(store, &acme, "Zq refund done").await;
+    let failed = seed::failed_task(store, &acme, "Zq parcel lost").await;
+    let queued = seed::queued_task(store, &acme, "Zq refund wanted").await;
+    seed::queued_task(store, &globex, "Zq refund wanted").await;
+
+    let list = |status: Option<TaskStatus>, needle: &str| {
+        let filter = TaskFilter {
+            status,
+            search: Some(needle.to_owned()),
+            ..Default::default()
+        };
+        async move {
+            let page = store
+                .list_tasks(acme.account, &filter, PageLimit::new(10).unwrap(), None)
+                .await
+                .unwrap();
+            page.items.into_iter().map(|t| t.id).collect::<Vec<_>>()
+        }
+    };
+    // Newest first on both paths.
+    assert_eq!(list(None, "zq").await, vec![queued, failed, resolved]);
+    assert_eq!(list(None, "zq ").await, vec![queued, failed, resolved]);
+    assert_eq!(list(None, "refund").await, vec![queued, resolved]);
+    assert_eq!(list(Some(TaskStatus::Queued), "refund").await, vec![queued]);
+    assert_eq!(list(Some(TaskStatus::Queued), "zq").await, vec![queued]);
+    assert_eq!(
+        list(Some(TaskStatus::Failed), "refund").await,
+        Vec::<TaskId>::new()
+    );
+    assert_eq!(list(Some(TaskStatus::Failed), "PARCEL").await, vec![failed]);
+    // Only the status filter, no search: its own index.
+    let filter = TaskFilter {
+        status: Some(TaskStatus::Queued),
+        agent_id: Some(acme.agent),
+        ..Default::default()
+    };
+    let page = store
+        .list_tasks(acme.account, &filter, PageLimit::new(10).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.iter().map(|t| t.id).collect::<Vec<_>>(), vec![queued]);
+}
+
+on_both_backends!(
+    search_finds_tasks_on_later_pages_and_escapes_wildcards,
+    filters_combine_with_search_on_every_path
+);

@@ -22,7 +22,7 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     seed::failed_task(&app.store, &t, "Where is my parcel").await;
     let rows = app
         .store
-        .usage_rows(
+        .usage(
             t.account,
             Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
             Utc.with_ymd_and_hms(2026, 5, 11, 0, 0, 0).unwrap(),
