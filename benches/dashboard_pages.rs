@@ -203,6 +203,7 @@ fn end_of(kind: Kind, n: &str) -> AttemptEnd {
                 inputs_hash: "0".repeat(64),
                 confidence: None,
             }],
+            cache: None,
         })
     };
     match kind {
@@ -227,6 +228,8 @@ fn call() -> NewModelCall {
         cache_hit: false,
         byok: false,
         error: None,
+        verdict: None,
+        shadow: false,
     }
 }
 

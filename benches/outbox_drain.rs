@@ -74,6 +74,7 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
             transcript: serde_json::json!([]),
             decision: Decision::Pass,
             verdicts: Vec::new(),
+            cache: None,
         });
         store.finish_attempt(&claimed, &end, &[]).await.unwrap();
     }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use bounty_core::{AccountId, ApiKeyId, ApiKeyMode};
+use bounty_core::{AccountId, ApiKeyId, ApiKeyMode, Timestamp};
 use clap::{Args, Parser, Subcommand};
 
 /// Bounty runs AI agents on support tickets and bills only the work that
@@ -69,6 +69,10 @@ pub enum Command {
     /// Example: bounty usage --account acct_01J… --group-by agent
     Usage(UsageArgs),
 
+    /// Reports from recorded history: the pricing-model comparison.
+    #[command(subcommand)]
+    Report(ReportCommand),
+
     /// Prepaid compute-unit credits (operator commands).
     #[command(subcommand)]
     Credits(CreditsCommand),
@@ -108,6 +112,11 @@ pub enum Command {
     /// Create, list and revoke an account's API keys (operator commands).
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+
+    /// Distillation: export an agent's verified teacher traces, the
+    /// dataset that fine-tunes a small local student model.
+    #[command(subcommand)]
+    Distill(DistillCommand),
 }
 
 /// `serve` flags.
@@ -135,6 +144,55 @@ pub struct WorkerArgs {
     /// Tasks run at once (default worker.concurrency).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u32>,
+}
+
+/// `report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Revenue and gross margin of the recorded work under cost-plus,
+    /// value-based (the plan as charged) and BYOK pricing.
+    #[command(
+        long_about = "Compare three ways of pricing the same recorded work of an account (or one of \
+its agents) over a period, in the plan's currency:\n\n\
+  cost-plus    the inference we paid for, plus --markup-bp\n\
+  value-based  what the plan actually charged for resolved outcomes\n\
+  BYOK         --platform-fee per resolved outcome; the customer pays inference\n\n\
+and the three lines the case for outcome pricing rests on: the raw inference cost (every decided \
+task on the agent's frontier model, the route's last, at its recorded average cost per answering \
+call), the cost-plus price of that raw cost, and the delivered cost after routing, caching and \
+distillation (every call we paid for, rejected cascade steps, judges and shadow students \
+included). Nothing is estimated but the raw cost, and the report says how.",
+        after_help = "Examples:\n  bounty report margins --account acct_01J…\n  \
+bounty report margins --account acct_01J… --agent support --from 2026-11-01T00:00:00Z \\\n      \
+--to 2026-12-01T00:00:00Z --markup-bp 2500 --platform-fee 0.08 --json"
+    )]
+    Margins(ReportMarginsArgs),
+}
+
+/// `report margins` flags.
+#[derive(Debug, Args)]
+pub struct ReportMarginsArgs {
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: AccountId,
+    /// Only this agent (by name); default every agent of the account.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// Start, RFC 3339 (default: the start of this month).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+    /// End, RFC 3339, exclusive (default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+    /// Cost-plus markup over inference cost, in basis points (3000 = 30%).
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub markup_bp: u32,
+    /// BYOK platform fee per resolved outcome, a decimal amount of the
+    /// plan's currency.
+    #[arg(long, default_value = "0.10", value_name = "AMOUNT")]
+    pub platform_fee: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `usage` flags.
@@ -428,6 +486,112 @@ pub enum ApiKeysCommand {
     },
 }
 
+/// `distill` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DistillCommand {
+    /// Write an agent's verified-resolved traces as chat-format JSONL, and
+    /// a manifest next to it.
+    #[command(
+        long_about = "Write the teacher traces of one agent as chat-format JSONL: the dataset for \
+fine-tuning a small student model on what worked.\n\n\
+A trace is a task of the agent (any version) whose outcome was verified `resolved` and decided \
+in [--since, --until). Failed and reversed outcomes are never exported. Each line is \
+{\"messages\": [{\"role\", \"content\"}, …], \"metadata\": {\"task_id\", \"outcome_id\", \
+\"agent_version\", \"model\", \"decided_at\"}}, the messages ending with the assistant's answer. \
+A task whose transcript is missing or is not such a conversation is skipped and counted, with \
+the reason, in the manifest.\n\n\
+The manifest (FILE.manifest.json, beside FILE.jsonl) records the window, the counts per model \
+and agent version, the skips, and the file's size and sha256. Both files are written to a \
+temporary file and renamed into place, so an interrupted export never leaves a partial file \
+under the final name. A progress bar is drawn on stderr when it is a terminal.",
+        after_help = "Examples:\n  \
+bounty distill export --account acct_01J… --agent support\n  \
+bounty distill export --account acct_01J… --agent support \\\n      \
+--since 2026-10-01T00:00:00Z --until 2026-11-01T00:00:00Z --out october.jsonl --json\n\n\
+Exit status: 0 on success, 2 for a bad flag, an unknown account or agent, or an output file \
+that exists without --force; 1 for anything else."
+    )]
+    Export(DistillExportArgs),
+    /// Compare the shadow student's verifier pass rate with the teacher's.
+    #[command(
+        long_about = "Show, for one agent, every model's verifier pass rate: the route's models on \
+live tasks, and the shadow student (routing.shadow) on the share of live tasks it ran beside them. \
+The teacher is the route's last model, the one a cascade ends on. Shadow runs never change an \
+outcome or a charge; this is where their results are read.",
+        after_help = "Examples:\n  bounty distill status --account acct_01J… --agent support\n  \
+bounty distill status --account acct_01J… --agent support --json"
+    )]
+    Status(DistillAgentArgs),
+    /// Put the shadow student first in the agent's cascade, if it has earned it.
+    #[command(
+        long_about = "Promote the agent's shadow student: when it has at least --min-samples shadow \
+verdicts, the teacher as many, and the student's pass rate is at most --margin-bp basis points \
+under the teacher's, a new agent version is made with the student first in the route, a cascade \
+(so a rejected student answer still escalates to the teacher) and no shadow. Otherwise nothing \
+changes and the command says why.",
+        after_help = "Examples:\n  bounty distill promote --account acct_01J… --agent support\n  \
+bounty distill promote --account acct_01J… --agent support --margin-bp 100 --min-samples 200\n\n\
+Exit status: 0 when promoted, 1 when the student has not earned it (or on an error), 2 for a bad \
+flag or an unknown account or agent."
+    )]
+    Promote(DistillPromoteArgs),
+}
+
+/// The agent `distill status` reads.
+#[derive(Debug, Args)]
+pub struct DistillAgentArgs {
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: AccountId,
+    /// The agent's name.
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `distill promote` flags.
+#[derive(Debug, Args)]
+pub struct DistillPromoteArgs {
+    #[command(flatten)]
+    pub agent: DistillAgentArgs,
+    /// How far under the teacher's pass rate the student's may be, in
+    /// basis points (200 = 2 percentage points).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub margin_bp: u32,
+    /// Verdicts the student and the teacher each need first.
+    #[arg(long, default_value_t = 50)]
+    pub min_samples: u64,
+}
+
+/// `distill export` flags.
+#[derive(Debug, Args)]
+pub struct DistillExportArgs {
+    /// The account whose agent to export.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: AccountId,
+    /// The agent's name (its traces of every version are exported).
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+    /// Outcomes decided at or after this time, RFC 3339 (default: 30
+    /// days before --until).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+    /// Outcomes decided before this time, RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+    /// The JSONL file to write (default: ./distill-NAME-YYYY-MM-DD.jsonl,
+    /// today's UTC date). The manifest is written beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace the output file and its manifest if they exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the manifest as JSON instead of the summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Pagination and output flags of list commands.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -440,6 +604,12 @@ pub struct ListArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| bounty_core::clock::truncate_to_micros(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| format!("not an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"))
 }
 
 fn parse_mode(s: &str) -> Result<ApiKeyMode, String> {

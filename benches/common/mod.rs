@@ -87,6 +87,7 @@ pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, Agent
                 outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
                 verifier_policy: Default::default(),
                 params: Default::default(),
+                routing: Default::default(),
             },
         )
         .await

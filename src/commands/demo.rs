@@ -98,6 +98,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             outcome_type: OutcomeType::parse("ticket.resolved").map_err(|e| anyhow::anyhow!("{e}"))?,
             verifier_policy: serde_json::from_value::<VerificationPolicy>(policy)?,
             params: Default::default(),
+            routing: Default::default(),
         })
     };
     let support = store

@@ -4,10 +4,13 @@ mod accounts;
 mod api_keys;
 mod billing;
 mod demo;
+mod distill;
 mod models;
 mod outbox;
+mod report;
 mod serve;
 mod stripe;
+mod student;
 mod users;
 mod worker;
 
@@ -28,6 +31,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Worker(args) => worker::worker(config, args).await,
         Command::Models(cmd) => models::run(cmd, &config).await,
         Command::Usage(args) => billing::usage(args, &open_store(&config).await?).await,
+        Command::Report(cmd) => report::run(cmd, &open_store(&config).await?).await,
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
         Command::Billing(cmd) => billing::billing(cmd, &config, &open_store(&config).await?).await,
         Command::Stripe(cmd) => stripe::run(cmd, &config, &open_store(&config).await?).await,
@@ -49,8 +53,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Accounts(cmd) => accounts::run(cmd, &open_store(&config).await?).await,
         Command::ApiKeys(cmd) => api_keys::run(cmd, &open_store(&config).await?).await,
+        Command::Distill(cmd) => distill::run(cmd, &open_store(&config).await?).await,
     }
 }
+
+/// Input the operator must fix (a flag's value, an account or agent that
+/// does not exist), as opposed to a failure along the way: `main` exits
+/// with status 2 for it, as clap does for a flag it cannot parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
 
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {

@@ -106,6 +106,7 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
                         transcript: serde_json::json!([]),
                         decision,
                         verdicts: Vec::new(),
+                        cache: None,
                     }),
                     _ => AttemptEnd::Failed(TaskError {
                         code: "x".into(),

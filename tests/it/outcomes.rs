@@ -79,16 +79,8 @@ async fn signal(app: &TestApp, key: &str, id: &str, body: Value) -> reqwest::Res
         .unwrap()
 }
 
-/// The kinds of an outcome's transfers, sorted.
 fn kinds(outcome: &Value) -> Vec<String> {
-    let mut k: Vec<String> = outcome["transfers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["kind"].as_str().unwrap().to_owned())
-        .collect();
-    k.sort();
-    k
+    crate::support::transfer_kinds(outcome)
 }
 
 async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Backend) {

@@ -1,10 +1,9 @@
 //! The store directly, with an injected clock: what the API cannot show.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bounty_core::{AccountName, ApiKeyMode, ApiKeySecret, Clock, KeyName, ManualClock, NewApiKey};
-use bounty_store::{DatabaseOptions, Store};
+use bounty_store::Store;
 use sqlx::Connection;
 
 use crate::support::{Backend, TestDatabase};
@@ -15,19 +14,7 @@ backend_tests!(
 );
 
 async fn store_with_clock(db: &TestDatabase, clock: Arc<ManualClock>) -> Store {
-    let store = Store::connect(
-        &DatabaseOptions {
-            url: db.url().to_owned(),
-            max_connections: 2,
-            acquire_timeout: Duration::from_secs(5),
-            sqlite_busy_timeout: Duration::from_secs(5),
-        },
-        clock,
-    )
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
-    store
+    crate::support::migrated_store(db, clock).await
 }
 
 /// Creates an account "Acme" with one key of `mode`.

@@ -13,18 +13,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bounty_core::{AgentId, VerificationPolicy, retry_delay};
+use bounty_core::{AgentId, Decision, RoutingPolicy, VerificationPolicy, cache_key, retry_delay};
 use bounty_models::router::{Overrides, Router};
 use bounty_models::{Message, ProviderError, Role};
-use bounty_store::{AttemptEnd, ClaimedTask, NewModelCall, Store, StoreError, TaskError, TaskOutput};
-use tokio::sync::Notify;
+use bounty_store::{
+    AttemptEnd, CacheUse, ClaimedTask, NewModelCall, Store, StoreError, TaskError, TaskOutput,
+};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::prompt;
 use crate::schema::OutputSchema;
-use crate::verify::{self, VerifyInput};
+use crate::verify::{self, PolicyRun, VerifyInput};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -69,6 +71,16 @@ struct PreparedAgent {
     schema: Option<(serde_json::Value, OutputSchema)>,
     overrides: Overrides,
     policy: VerificationPolicy,
+    routing: RoutingPolicy,
+}
+
+/// An output and what the verifiers made of it.
+struct Answer {
+    text: String,
+    /// Schema violations; `None` without a schema.
+    errors: Option<Vec<String>>,
+    model: String,
+    run: PolicyRun,
 }
 
 const AGENT_CACHE_MAX: usize = 1024;
@@ -78,6 +90,8 @@ struct Inner {
     router: Router,
     config: WorkerConfig,
     agents: Mutex<HashMap<(AgentId, i32), Arc<PreparedAgent>>>,
+    /// Shadow runs in flight, at most `concurrency`.
+    shadow_slots: Arc<Semaphore>,
 }
 
 /// A worker; `run` it until cancelled.
@@ -99,6 +113,7 @@ impl Worker {
             inner: Arc::new(Inner {
                 store,
                 router,
+                shadow_slots: Arc::new(Semaphore::new(config.concurrency.max(1) as usize)),
                 config,
                 agents: Mutex::new(HashMap::new()),
             }),
@@ -204,7 +219,6 @@ impl Worker {
     }
 
     async fn attempt(&self, claimed: ClaimedTask) {
-        let inner = &self.inner;
         tracing::info!("attempt started");
         let agent = match self.prepare(&claimed).await {
             Ok(Prepared::Ready(agent)) => agent,
@@ -223,53 +237,22 @@ impl Worker {
             agent.schema.as_ref().map(|(v, _)| v),
             &claimed.task.input,
         );
-        let route = inner.router.generate(
-            &agent.route,
-            &messages,
-            agent.overrides,
-            agent.schema.as_ref().map(|(v, _)| v),
-        );
-        // The model, then the verifiers, all under the renewed lease.
+        // The model (or the cache), then the verifiers, all under the
+        // renewed lease.
         let work = async {
-            let result = route.await;
-            let mut calls: Vec<NewModelCall> = result.calls.iter().map(to_new_call).collect();
-            let end = match result.result {
-                Ok(routed) => {
-                    let text = routed.generation.text;
-                    let compiled = agent.schema.as_ref().map(|(_, s)| s);
-                    let errors = compiled.map(|s| s.violations(&text));
-                    if let Some(errors) = &errors
-                        && !errors.is_empty()
-                    {
-                        tracing::warn!(
-                            violations = errors.len(),
-                            "output does not match the agent's schema"
-                        );
-                    }
-                    tracing::info!(
-                        model = %routed.model,
-                        prompt_tokens = routed.generation.usage.prompt_tokens,
-                        completion_tokens = routed.generation.usage.completion_tokens,
-                        "agent produced its output"
-                    );
-                    let input = VerifyInput {
-                        output: &text,
-                        output_schema: compiled,
-                        task: &claimed.task.input,
-                        instructions: &agent.instructions,
-                    };
-                    let run = verify::run_policy(&agent.policy, &input, &inner.router).await;
-                    tracing::info!(decision = %run.decision, verdicts = run.verdicts.len(), "output verified");
-                    calls.extend(run.judge_calls.iter().map(to_new_call));
+            let (answer, calls, cache) = self.answer(&agent, &claimed, &messages).await;
+            let end = match answer {
+                Ok(answer) => {
                     let mut transcript = messages.clone();
-                    transcript.push(Message::new(Role::Assistant, text.clone()));
+                    transcript.push(Message::new(Role::Assistant, answer.text.clone()));
                     AttemptEnd::Completed(TaskOutput {
-                        text,
-                        errors,
-                        model: routed.model,
+                        text: answer.text,
+                        errors: answer.errors,
+                        model: answer.model,
                         transcript: serde_json::to_value(&transcript).expect("messages serialize"),
-                        decision: run.decision,
-                        verdicts: run.verdicts,
+                        decision: answer.run.decision,
+                        verdicts: answer.run.verdicts,
+                        cache,
                     })
                 }
                 Err(error) => self.failure(&claimed, &error),
@@ -283,7 +266,250 @@ impl Worker {
                 return;
             }
         };
-        self.finish(&claimed, end, &calls).await;
+        let completed = matches!(end, AttemptEnd::Completed(_));
+        let finished = self.finish(&claimed, end, &calls).await;
+        if finished && completed {
+            self.maybe_shadow(&agent, &claimed, messages);
+        }
+    }
+
+    /// On the share of completed tasks the agent's shadow policy picks,
+    /// runs the student model on the same prompt in the background and
+    /// records its call and verdict as shadow ones. Nothing it does reaches
+    /// the task's output, outcome or charge, which are already committed.
+    /// At most `concurrency` shadows run at once; beyond that a pick is
+    /// skipped rather than queued.
+    fn maybe_shadow(&self, agent: &Arc<PreparedAgent>, claimed: &ClaimedTask, messages: Vec<Message>) {
+        let Some(shadow) = &agent.routing.shadow else {
+            return;
+        };
+        if !shadow.picks(bounty_core::random_unit()) {
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.inner.shadow_slots).try_acquire_owned() else {
+            tracing::debug!("every shadow slot is busy; skipping this task's shadow run");
+            return;
+        };
+        let (worker, agent, claimed) = (self.clone(), Arc::clone(agent), claimed.clone());
+        let span = tracing::info_span!("shadow", model = %shadow.model);
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                worker.shadow(&agent, &claimed, &messages).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn shadow(&self, agent: &PreparedAgent, claimed: &ClaimedTask, messages: &[Message]) {
+        let Some(shadow) = &agent.routing.shadow else {
+            return;
+        };
+        let student = [shadow.model.clone()];
+        let routed = self
+            .inner
+            .router
+            .generate(
+                &student,
+                messages,
+                agent.overrides,
+                agent.schema.as_ref().map(|(v, _)| v),
+            )
+            .await;
+        let mut calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
+        if let Ok(routed) = routed.result {
+            let answer = self
+                .verify(agent, claimed, routed.generation.text, routed.model)
+                .await;
+            if let Some(answered) = calls.last_mut() {
+                answered.verdict = Some(answer.run.decision);
+            }
+            calls.extend(answer.run.judge_calls.iter().map(to_new_call));
+            tracing::info!(decision = %answer.run.decision, "shadow student verified");
+        }
+        for c in &mut calls {
+            c.shadow = true;
+        }
+        if let Err(e) = retrying(|| self.inner.store.record_shadow_calls(claimed, &calls)).await {
+            tracing::warn!(error = %e, "could not record the shadow run");
+        }
+    }
+
+    /// The task's answer, verified: served from the verified-answer cache
+    /// when the agent caches and a hit passes verification again, else from
+    /// the route. Without a cascade the route is one step (its models are
+    /// fallbacks for provider errors); with one, each model is a step and a
+    /// rejected output escalates to the next. Returns every model call made
+    /// (judges' included, each answering call with its verdict) and how
+    /// the cache was used.
+    async fn answer(
+        &self,
+        agent: &PreparedAgent,
+        claimed: &ClaimedTask,
+        messages: &[Message],
+    ) -> (Result<Answer, ProviderError>, Vec<NewModelCall>, Option<CacheUse>) {
+        let inner = &self.inner;
+        let task = &claimed.task;
+        let mut calls: Vec<NewModelCall> = Vec::new();
+        let mut cache = None;
+        if agent.routing.cache.is_some() {
+            let key = cache_key(task.agent_version, &task.input);
+            match inner
+                .store
+                .cached_answer(task.account_id, task.agent_id, task.agent_version, &key)
+                .await
+            {
+                Ok(Some(hit)) => {
+                    let answer = self
+                        .verify(agent, claimed, hit.output.clone(), hit.model.clone())
+                        .await;
+                    let served = match &agent.routing.cascade {
+                        Some(c) => !c.escalates(answer.run.decision, &answer.run.verdicts),
+                        None => answer.run.decision != Decision::Fail,
+                    };
+                    calls.push(NewModelCall {
+                        model: hit.model.clone(),
+                        provider: None,
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                        latency_us: 0,
+                        cost_micros: 0,
+                        currency: hit.currency.clone(),
+                        cache_hit: true,
+                        byok: false,
+                        error: None,
+                        verdict: Some(answer.run.decision),
+                        shadow: false,
+                    });
+                    calls.extend(answer.run.judge_calls.iter().map(to_new_call));
+                    cache = Some(CacheUse {
+                        saved: served.then(|| (hit.cost_micros, hit.currency.clone())),
+                    });
+                    if served {
+                        tracing::info!(source.task.id = %hit.task_id, "served a verified answer from the cache");
+                        return (Ok(answer), calls, cache);
+                    }
+                    tracing::warn!(source.task.id = %hit.task_id, "a cached answer failed verification; asking the route");
+                }
+                Ok(None) => cache = Some(CacheUse { saved: None }),
+                Err(e) => tracing::warn!(error = %e, "could not look up the answer cache; asking the route"),
+            }
+        }
+        let steps: Vec<Vec<String>> = match &agent.routing.cascade {
+            None => vec![agent.route.clone()],
+            Some(cascade) => {
+                let rates = if cascade.pass_rate_floor_bp.is_some() {
+                    inner
+                        .store
+                        .model_pass_rates(task.account_id, task.agent_id)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "could not read pass rates; trying every model");
+                            Default::default()
+                        })
+                } else {
+                    Default::default()
+                };
+                cascade
+                    .steps(&agent.route, |m| rates.get(m).map(|r| r.live).unwrap_or_default())
+                    .into_iter()
+                    .map(|m| vec![m.clone()])
+                    .collect()
+            }
+        };
+        let mut last: Option<Answer> = None;
+        let mut error = None;
+        for (i, step) in steps.iter().enumerate() {
+            let routed = inner
+                .router
+                .generate(
+                    step,
+                    messages,
+                    agent.overrides,
+                    agent.schema.as_ref().map(|(v, _)| v),
+                )
+                .await;
+            let mut step_calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
+            let routed = match routed.result {
+                Ok(routed) => routed,
+                Err(e) => {
+                    calls.extend(step_calls);
+                    error = Some(e);
+                    continue;
+                }
+            };
+            tracing::info!(
+                model = %routed.model,
+                prompt_tokens = routed.generation.usage.prompt_tokens,
+                completion_tokens = routed.generation.usage.completion_tokens,
+                "agent produced its output"
+            );
+            let answer = self
+                .verify(agent, claimed, routed.generation.text, routed.model)
+                .await;
+            if let Some(answered) = step_calls.last_mut() {
+                answered.verdict = Some(answer.run.decision);
+            }
+            calls.extend(step_calls);
+            calls.extend(answer.run.judge_calls.iter().map(to_new_call));
+            error = None;
+            let escalate = agent
+                .routing
+                .cascade
+                .as_ref()
+                .is_some_and(|c| c.escalates(answer.run.decision, &answer.run.verdicts));
+            if escalate && i + 1 < steps.len() {
+                tracing::info!(model = %answer.model, decision = %answer.run.decision, "output not accepted; escalating to the next model");
+                last = Some(answer);
+                continue;
+            }
+            return (Ok(answer), calls, cache);
+        }
+        // Every step was tried. A transient error on the last one is worth
+        // another attempt; otherwise the last output stands, rejected.
+        let result = match (last, error) {
+            (Some(answer), None) => Ok(answer),
+            (Some(answer), Some(e)) if !e.is_transient() => Ok(answer),
+            (_, Some(e)) => Err(e),
+            (None, None) => Err(ProviderError::NotConfigured(
+                "the model route is empty".to_owned(),
+            )),
+        };
+        (result, calls, cache)
+    }
+
+    /// Runs the agent's verification policy on one output.
+    async fn verify(
+        &self,
+        agent: &PreparedAgent,
+        claimed: &ClaimedTask,
+        text: String,
+        model: String,
+    ) -> Answer {
+        let compiled = agent.schema.as_ref().map(|(_, s)| s);
+        let errors = compiled.map(|s| s.violations(&text));
+        if let Some(errors) = &errors
+            && !errors.is_empty()
+        {
+            tracing::warn!(
+                violations = errors.len(),
+                "output does not match the agent's schema"
+            );
+        }
+        let input = VerifyInput {
+            output: &text,
+            output_schema: compiled,
+            task: &claimed.task.input,
+            instructions: &agent.instructions,
+        };
+        let run = verify::run_policy(&agent.policy, &input, &self.inner.router).await;
+        tracing::info!(model = %model, decision = %run.decision, verdicts = run.verdicts.len(), "output verified");
+        Answer {
+            text,
+            errors,
+            model,
+            run,
+        }
     }
 
     fn failure(&self, claimed: &ClaimedTask, error: &ProviderError) -> AttemptEnd {
@@ -315,14 +541,20 @@ impl Worker {
     /// Writes the end of the attempt with its model calls, retrying a few times through a
     /// database blip; if it still cannot, the lease expires and the task is
     /// attempted again.
-    async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd, calls: &[NewModelCall]) {
+    /// Returns whether this attempt's end was written.
+    async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd, calls: &[NewModelCall]) -> bool {
         match retrying(|| self.inner.store.finish_attempt(claimed, &end, calls)).await {
-            Ok(true) => tracing::info!(outcome = outcome_name(&end), "attempt finished"),
+            Ok(true) => {
+                tracing::info!(outcome = outcome_name(&end), "attempt finished");
+                true
+            }
             Ok(false) => {
-                tracing::warn!("lease lost before the attempt finished; another worker owns the task now")
+                tracing::warn!("lease lost before the attempt finished; another worker owns the task now");
+                false
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not finish the attempt; it will run again after its lease expires")
+                tracing::error!(error = %e, "could not finish the attempt; it will run again after its lease expires");
+                false
             }
         }
     }
@@ -386,6 +618,7 @@ impl Worker {
                 seed: agent.params.seed,
             },
             policy: agent.verifier_policy,
+            routing: agent.routing,
         });
         let mut cache = self.inner.agents.lock().expect("agent cache lock");
         if cache.len() >= AGENT_CACHE_MAX {
@@ -419,6 +652,8 @@ fn to_new_call(call: &bounty_models::CallRecord) -> NewModelCall {
             code: e.code().to_owned(),
             message: e.to_string(),
         }),
+        verdict: None,
+        shadow: false,
     }
 }
 

@@ -18,6 +18,13 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The decision `as_str` names.
+    pub fn parse(s: &str) -> Option<Decision> {
+        [Decision::Pass, Decision::Fail, Decision::Pending]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Pass => "pass",

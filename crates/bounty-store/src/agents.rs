@@ -1,8 +1,8 @@
 //! Agents, versioned: an update never changes a version, it adds one.
 
 use bounty_core::{
-    AccountId, AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, PageLimit, Timestamp,
-    VerificationPolicy,
+    AccountId, AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, PageLimit, RoutingPolicy,
+    Timestamp, VerificationPolicy,
 };
 
 use crate::db::on_pool;
@@ -19,6 +19,8 @@ pub struct AgentSpec {
     pub outcome_type: OutcomeType,
     pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
+    /// Cascade, cache and shadow settings.
+    pub routing: RoutingPolicy,
 }
 
 /// A partial update: unset fields keep the current version's value.
@@ -32,6 +34,7 @@ pub struct AgentPatch {
     pub outcome_type: Option<OutcomeType>,
     pub verifier_policy: Option<VerificationPolicy>,
     pub params: Option<GenerationParams>,
+    pub routing: Option<RoutingPolicy>,
 }
 
 /// One version of an agent.
@@ -50,6 +53,7 @@ pub struct Agent {
     pub outcome_type: String,
     pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
+    pub routing: RoutingPolicy,
     /// When the agent was created.
     pub created_at: Timestamp,
     /// When this version was created.
@@ -59,7 +63,7 @@ pub struct Agent {
 macro_rules! agent_columns {
     () => {
         "a.id, a.account_id, v.version, a.current_version, v.name, v.instructions, v.model_route,
-         v.output_schema, v.outcome_type, v.verifier_policy, v.params, a.created_at,
+         v.output_schema, v.outcome_type, v.verifier_policy, v.params, v.routing, a.created_at,
          v.created_at as version_created_at"
     };
 }
@@ -77,6 +81,7 @@ struct AgentRow {
     outcome_type: String,
     verifier_policy: String,
     params: String,
+    routing: String,
     created_at: Timestamp,
     version_created_at: Timestamp,
 }
@@ -106,6 +111,7 @@ impl TryFrom<AgentRow> for Agent {
             verifier_policy: serde_json::from_str(&r.verifier_policy)
                 .map_err(|e| corrupt("verifier_policy", e))?,
             params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
+            routing: serde_json::from_str(&r.routing).map_err(|e| corrupt("routing", e))?,
             created_at: r.created_at,
             version_created_at: r.version_created_at,
         })
@@ -135,8 +141,8 @@ where
 {
     sqlx::query::<DB>(
         "insert into agent_versions (agent_id, version, account_id, name, instructions, model_route,
-             output_schema, outcome_type, verifier_policy, params, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             output_schema, outcome_type, verifier_policy, params, routing, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(id.to_string())
     .bind(version)
@@ -148,6 +154,7 @@ where
     .bind(spec.outcome_type.as_str().to_owned())
     .bind(to_json(&spec.verifier_policy))
     .bind(to_json(&spec.params))
+    .bind(to_json(&spec.routing))
     .bind(now)
     .execute(conn)
     .await?;
@@ -187,6 +194,7 @@ impl Store {
             outcome_type: spec.outcome_type.as_str().to_owned(),
             verifier_policy: spec.verifier_policy.clone(),
             params: spec.params,
+            routing: spec.routing.clone(),
             created_at: now,
             version_created_at: now,
         })
@@ -305,6 +313,13 @@ impl Store {
             let previous = Agent::try_from(previous)?;
             let spec = merge(previous, patch)?;
             insert_version(&mut *tx, account, id, version, &spec, now).await?;
+            // Cached answers were verified for an older version: a changed
+            // agent must not serve them.
+            sqlx::query("delete from answer_cache where account_id = $1 and agent_id = $2")
+                .bind(account.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             version
         });
@@ -331,5 +346,6 @@ fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
         },
         verifier_policy: patch.verifier_policy.clone().unwrap_or(previous.verifier_policy),
         params: patch.params.unwrap_or(previous.params),
+        routing: patch.routing.clone().unwrap_or(previous.routing),
     })
 }

@@ -18,10 +18,13 @@
 
 mod accounts;
 mod agents;
+mod answer_cache;
 mod api_keys;
 mod db;
+mod distill;
 mod error;
 mod integrations;
+mod margin;
 mod outbox;
 mod outcomes;
 mod page;
@@ -38,10 +41,13 @@ mod users;
 
 pub use accounts::Account;
 pub use agents::{Agent, AgentPatch, AgentSpec};
+pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use db::{Backend, DatabaseOptions, Store};
+pub use distill::TraceRow;
 pub use error::StoreError;
 pub use integrations::{Delivery, DeliveryEffect, DeliveryRecord, Intake, Integration, NewIntegration};
+pub use margin::MarginFigures;
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
     Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,

@@ -31,6 +31,7 @@ use bounty_core::{
 use chrono::{Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::answer_cache::{forget_answer, remember_answer};
 use crate::db::on_pool;
 use crate::outbox::{METER_EVENT_NAME, enqueue};
 use crate::tx::{Tx, args};
@@ -749,6 +750,13 @@ async fn apply(
         outcome.decided_at = Some(now);
     }
     move_usage(tx, outcome.account_id, usage_before, UsageKey::of(&outcome)).await?;
+    match (t.from, t.to) {
+        (from, OutcomeStatus::Resolved) if from != OutcomeStatus::Resolved => {
+            remember_answer(tx, &outcome, now).await?;
+        }
+        (OutcomeStatus::Resolved, to) if to != OutcomeStatus::Resolved => forget_answer(tx, &outcome).await?,
+        _ => {}
+    }
     Ok(Ok(Applied {
         outcome,
         from: t.from,
@@ -786,7 +794,7 @@ async fn open_outcome(
     let costs: Vec<(String, i64)> = tx
         .fetch_all(
             "select currency, cast(sum(cost_micros) as bigint) from model_calls
-             where account_id = $1 and task_id = $2 group by currency order by currency",
+             where account_id = $1 and task_id = $2 and not shadow group by currency order by currency",
             args![key.account.to_string(), key.task.to_string()],
         )
         .await?;

@@ -21,6 +21,7 @@ use bounty_core::{AccountId, TaskId, Timestamp};
 
 use bounty_core::{Decision, VerifierVerdict};
 
+use crate::answer_cache::{CacheUse, record_cache_use, record_verdicts};
 use crate::db::{Db, on_pool};
 use crate::integrations::enqueue_reply;
 use crate::outcomes::{TaskKey, settle_completed, settle_failed};
@@ -77,6 +78,8 @@ pub struct TaskOutput {
     /// Each verifier's verdict, in order (empty for a policy without
     /// verifiers, which passes).
     pub verdicts: Vec<VerifierVerdict>,
+    /// The agent's cache was looked up: hit or miss.
+    pub cache: Option<CacheUse>,
 }
 
 /// How an attempt ended.
@@ -210,7 +213,9 @@ impl Store {
         let account = claimed.task.account_id.to_string();
         let id = claimed.task.id.to_string();
         let mut tx = self.begin().await?;
-        insert_model_calls(&mut tx, &account, &id, claimed.attempt, calls, now).await?;
+        insert_model_calls(&mut tx, &account, &id, claimed.attempt, 0, calls, now).await?;
+        let agent_id = claimed.task.agent_id.to_string();
+        record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
         let row: Option<(String,)> = tx
             .fetch_optional(
                 "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
@@ -265,6 +270,9 @@ impl Store {
         };
         match end {
             AttemptEnd::Completed(out) => {
+                if let Some(used) = &out.cache {
+                    record_cache_use(&mut tx, &account, &agent_id, used, now).await?;
+                }
                 settle_completed(&mut tx, &key, out.decision, &out.verdicts, now).await?;
             }
             AttemptEnd::Failed(error) => {

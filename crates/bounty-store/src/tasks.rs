@@ -1,7 +1,9 @@
 //! Tasks: creation with idempotency, reads, attempts and model calls.
 //! The queue operations (claim, lease, finish) are in `queue.rs`.
 
-use bounty_core::{AccountId, AgentId, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp};
+use bounty_core::{
+    AccountId, AgentId, Decision, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp,
+};
 
 use crate::db::{Db, on_pool};
 use crate::outcomes::{committed_spend, lock_billing, price_of, read_billing};
@@ -122,6 +124,13 @@ pub struct NewModelCall {
     pub cache_hit: bool,
     pub byok: bool,
     pub error: Option<TaskError>,
+    /// What the verifiers decided about this call's output, for an
+    /// answering call (a cascade has one per step); `None` for judge calls
+    /// and failed calls.
+    pub verdict: Option<Decision>,
+    /// A shadow student's call: recorded beside the task, never part of
+    /// its outcome, cost or charge.
+    pub shadow: bool,
 }
 
 /// A recorded model call.
@@ -221,26 +230,28 @@ impl TryFrom<TaskRow> for Task {
 }
 
 /// Inserts the model calls of one attempt, in order.
+/// Records `calls` of one attempt, numbered from `first_seq`.
 pub(crate) async fn insert_model_calls(
     tx: &mut Tx,
     account: &str,
     task: &str,
     attempt: i32,
+    first_seq: i32,
     calls: &[NewModelCall],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    for (seq, call) in calls.iter().enumerate() {
+    for (i, call) in calls.iter().enumerate() {
         tx.execute(
             "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
                  completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
-                 error_message, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 error_message, created_at, verdict, shadow)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             args![
                 ModelCallId::new().to_string(),
                 account,
                 task,
                 attempt,
-                i32::try_from(seq).unwrap_or(i32::MAX),
+                first_seq.saturating_add(i32::try_from(i).unwrap_or(i32::MAX)),
                 call.model.clone(),
                 call.provider.clone(),
                 call.prompt_tokens,
@@ -252,7 +263,9 @@ pub(crate) async fn insert_model_calls(
                 call.byok,
                 call.error.as_ref().map(|e| e.code.clone()),
                 call.error.as_ref().map(|e| e.message.clone()),
-                now
+                now,
+                call.verdict.map(|d| d.as_str().to_owned()),
+                call.shadow
             ],
         )
         .await?;
@@ -487,11 +500,14 @@ impl Store {
             error_code: Option<String>,
             error_message: Option<String>,
             created_at: Timestamp,
+            verdict: Option<String>,
+            shadow: bool,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select id, task_id, attempt, model, provider, prompt_tokens, completion_tokens, latency_us,
-                     cost_micros, currency, cache_hit, byok, error_code, error_message, created_at
+                     cost_micros, currency, cache_hit, byok, error_code, error_message, created_at, verdict,
+                     shadow
                  from model_calls where account_id = $1 and task_id = $2 order by attempt, seq",
             )
             .bind(account.to_string())
@@ -525,6 +541,14 @@ impl Store {
                             code,
                             message: r.error_message.unwrap_or_default(),
                         }),
+                        verdict: r
+                            .verdict
+                            .map(|v| {
+                                Decision::parse(&v)
+                                    .ok_or_else(|| StoreError::Corrupt(format!("model_calls.verdict: {v:?}")))
+                            })
+                            .transpose()?,
+                        shadow: r.shadow,
                     },
                     created_at: r.created_at,
                 })

@@ -30,6 +30,7 @@ pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (A
                 outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
                 verifier_policy: policy,
                 params: Default::default(),
+                routing: Default::default(),
             },
         )
         .await

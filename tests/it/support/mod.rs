@@ -293,17 +293,7 @@ impl TestApp {
     /// Another store over the same database, reading time from `clock`:
     /// for moving time past windows and leases.
     pub async fn store_with_clock(&self, clock: Arc<dyn bounty_core::Clock>) -> Store {
-        Store::connect(
-            &DatabaseOptions {
-                url: self.database_url().to_owned(),
-                max_connections: 3,
-                acquire_timeout: Duration::from_secs(5),
-                sqlite_busy_timeout: Duration::from_secs(5),
-            },
-            clock,
-        )
-        .await
-        .expect("connect to the test database")
+        store_at(self.database_url(), clock).await
     }
 
     /// Creates an account with one live key; returns (account id, key).
@@ -468,4 +458,38 @@ pub async fn assert_error(resp: Response, status: u16, code: &str) -> Value {
         "body: {body}"
     );
     body
+}
+
+/// A store over the database at `url`, reading time from `clock`.
+pub async fn store_at(url: &str, clock: Arc<dyn bounty_core::Clock>) -> Store {
+    Store::connect(
+        &DatabaseOptions {
+            url: url.to_owned(),
+            max_connections: 3,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        },
+        clock,
+    )
+    .await
+    .expect("connect to the test database")
+}
+
+/// A migrated store over a test database, reading time from `clock`.
+pub async fn migrated_store(db: &TestDatabase, clock: Arc<dyn bounty_core::Clock>) -> Store {
+    let store = store_at(db.url(), clock).await;
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// The kinds of an outcome's transfers (`GET /v1/outcomes/{id}`), sorted.
+pub fn transfer_kinds(outcome: &Value) -> Vec<String> {
+    let mut k: Vec<String> = outcome["transfers"]
+        .as_array()
+        .expect("transfers")
+        .iter()
+        .map(|t| t["kind"].as_str().expect("kind").to_owned())
+        .collect();
+    k.sort();
+    k
 }

@@ -51,6 +51,7 @@ pub async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::A
         transcript: serde_json::json!([]),
         decision: Decision::Pass,
         verdicts: Vec::new(),
+        cache: None,
     });
     assert!(store.finish_attempt(&claimed, &end, &[]).await.unwrap());
 }

@@ -71,6 +71,12 @@ pub enum Behavior {
     Malformed,
     /// Never answers, until the server is dropped.
     Hang,
+    /// Answers like a model of some skill, for workloads with a difficulty
+    /// mix: the last user message names the ticket's `difficulty: N` and
+    /// `answer: WORD`; a model (by the `model` it was asked as) whose skill
+    /// here is at least N replies `The answer is WORD.`, any other model
+    /// `I am not sure.` Token counts as for [`Behavior::Echo`].
+    Skilled(std::collections::BTreeMap<String, u8>),
 }
 
 impl Behavior {
@@ -340,6 +346,30 @@ impl Shared {
         };
         match behavior {
             Behavior::Echo => self.success(endpoint, &asked, None),
+            Behavior::Skilled(skills) => {
+                let field = |name: &str| {
+                    asked
+                        .echo
+                        .split(name)
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+                };
+                let difficulty: u8 = field("difficulty:")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(u8::MAX);
+                let skill = skills.get(&asked.model).copied().unwrap_or(0);
+                let text = match field("answer:") {
+                    Some(answer) if skill >= difficulty => format!("The answer is {answer}."),
+                    _ => "I am not sure.".to_owned(),
+                };
+                let completion = word_count(&text).max(1);
+                self.success(
+                    endpoint,
+                    &asked,
+                    Some((text, asked.prompt_words.max(1), completion, "stop")),
+                )
+            }
             Behavior::Reply {
                 text,
                 prompt_tokens,

@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bounty_agents::OutputSchema;
-use bounty_core::{AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, VerificationPolicy};
+use bounty_core::{
+    AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, RoutingPolicy, VerificationPolicy,
+};
 use bounty_store::{Agent, AgentPatch, AgentSpec, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -52,6 +54,15 @@ pub struct AgentIn {
     /// Overrides of the models' generation defaults.
     #[serde(default)]
     pub params: Option<GenerationParams>,
+    /// How the route is spent: `{"cascade": {"max_steps", "min_confidence",
+    /// "pass_rate_floor_bp", "min_samples"}, "cache": {"ttl_hours"},
+    /// "shadow": {"model", "share_bp"}}`, each part optional. With a
+    /// cascade, the route's models are tried cheapest first and a rejected
+    /// output escalates to the next; with a cache, answers whose outcome
+    /// was verified resolved are served again (and verified again) for the
+    /// same request. Default: none.
+    #[serde(default)]
+    pub routing: Option<RoutingPolicy>,
 }
 
 /// Changes to an agent; absent fields keep their value. `output_schema:
@@ -68,6 +79,7 @@ pub struct AgentPatchIn {
     pub outcome_type: Option<String>,
     pub verifier_policy: Option<VerificationPolicy>,
     pub params: Option<GenerationParams>,
+    pub routing: Option<RoutingPolicy>,
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -91,6 +103,7 @@ pub struct AgentOut {
     pub outcome_type: String,
     pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
+    pub routing: RoutingPolicy,
     /// When the agent was created.
     pub created_at: DateTime<Utc>,
     /// When this version was created.
@@ -110,6 +123,7 @@ impl From<Agent> for AgentOut {
             outcome_type: a.outcome_type,
             verifier_policy: a.verifier_policy,
             params: a.params,
+            routing: a.routing,
             created_at: a.created_at,
             version_created_at: a.version_created_at,
         }
@@ -172,6 +186,20 @@ fn policy(state: &AppState, policy: VerificationPolicy) -> Result<VerificationPo
     Ok(policy)
 }
 
+fn routing(state: &AppState, r: RoutingPolicy) -> Result<RoutingPolicy, ApiError> {
+    r.validate()
+        .map_err(|e| ApiError::validation(e.field, e.message))?;
+    if let Some(shadow) = &r.shadow
+        && !state.models.contains(&shadow.model)
+    {
+        return Err(ApiError::UnknownModel {
+            param: "routing.shadow.model".to_owned(),
+            model: shadow.model.clone(),
+        });
+    }
+    Ok(r)
+}
+
 fn params(p: GenerationParams) -> Result<GenerationParams, ApiError> {
     p.validate()
         .map_err(|(field, e)| ApiError::validation(format!("params.{field}"), e.to_string()))?;
@@ -217,6 +245,7 @@ pub async fn create_agent(
         outcome_type: outcome_type(body.outcome_type.as_deref().unwrap_or("ticket.resolved"))?,
         verifier_policy: policy(&state, body.verifier_policy.unwrap_or_default())?,
         params: params(body.params.unwrap_or_default())?,
+        routing: routing(&state, body.routing.unwrap_or_default())?,
     };
     let agent = state
         .store
@@ -320,6 +349,7 @@ pub async fn update_agent(
         outcome_type: body.outcome_type.as_deref().map(outcome_type).transpose()?,
         verifier_policy: body.verifier_policy.map(|p| policy(&state, p)).transpose()?,
         params: body.params.map(params).transpose()?,
+        routing: body.routing.map(|r| routing(&state, r)).transpose()?,
     };
     let new_name = patch
         .name

@@ -103,6 +103,27 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             stats.pending, stats.failed
         ));
     }
+    // Verified-answer cache, every account together.
+    if let Ok(Ok(cache)) =
+        tokio::time::timeout(state.limits.readiness_timeout, state.store.cache_totals()).await
+    {
+        body.push_str(&format!(
+            "# HELP bounty_answer_cache_lookups_total Verified-answer cache lookups by workers.\n\
+             # TYPE bounty_answer_cache_lookups_total counter\n\
+             bounty_answer_cache_lookups_total {}\n\
+             # HELP bounty_answer_cache_hits_total Lookups served from the cache (the answer passed verification again).\n\
+             # TYPE bounty_answer_cache_hits_total counter\n\
+             bounty_answer_cache_hits_total {}\n\
+             # HELP bounty_answer_cache_saved_micros_total Inference cost the hits saved, in micros, by currency.\n\
+             # TYPE bounty_answer_cache_saved_micros_total counter\n",
+            cache.lookups, cache.hits
+        ));
+        for (currency, micros) in &cache.saved_micros {
+            body.push_str(&format!(
+                "bounty_answer_cache_saved_micros_total{{currency=\"{currency}\"}} {micros}\n"
+            ));
+        }
+    }
     if let Ok(Ok(counts)) =
         tokio::time::timeout(state.limits.readiness_timeout, state.store.stripe_event_counts()).await
     {

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bounty_core::{AgentId, TaskId, TaskInput, TaskStatus};
+use bounty_core::{AgentId, Decision, TaskId, TaskInput, TaskStatus};
 use bounty_store::{Created, Idempotency, ModelCall, NewTask, Task, TaskAttempt, TaskFilter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -154,8 +154,14 @@ pub struct ModelCallOut {
     /// Inference cost in micros of `currency`.
     pub cost_micros: i64,
     pub currency: String,
+    /// Served from the verified-answer cache.
     pub cache_hit: bool,
     pub byok: bool,
+    /// For a call that produced an answer: what the verifiers decided
+    /// about it (`pass`, `fail`, `pending`). A cascade has one per step.
+    pub verdict: Option<Decision>,
+    /// A shadow student's call: not part of the task's cost or outcome.
+    pub shadow: bool,
     pub error: Option<TaskErrorOut>,
     pub created_at: DateTime<Utc>,
 }
@@ -242,10 +248,10 @@ impl TaskOut {
     ) -> Self {
         let transcript = t.transcript.clone();
         let mut usage = UsageOut {
-            model_calls: calls.len(),
+            model_calls: calls.iter().filter(|c| !c.call.shadow).count(),
             ..Default::default()
         };
-        for c in &calls {
+        for c in calls.iter().filter(|c| !c.call.shadow) {
             usage.prompt_tokens = usage.prompt_tokens.saturating_add(c.call.prompt_tokens);
             usage.completion_tokens = usage.completion_tokens.saturating_add(c.call.completion_tokens);
             let sum = usage.cost_micros.entry(c.call.currency.clone()).or_insert(0);
@@ -279,6 +285,8 @@ impl TaskOut {
                     currency: c.call.currency,
                     cache_hit: c.call.cache_hit,
                     byok: c.call.byok,
+                    verdict: c.call.verdict,
+                    shadow: c.call.shadow,
                     error: c.call.error.map(error_out),
                     created_at: c.created_at,
                 })

@@ -129,6 +129,7 @@ impl AgentForm {
                     outcome_type,
                     verifier_policy,
                     params: Default::default(),
+                    routing: Default::default(),
                 })
             }
             _ => Err(errors),
@@ -136,7 +137,8 @@ impl AgentForm {
     }
 
     /// The update an edit makes: every field of the form, the generation
-    /// parameters kept as they are.
+    /// parameters and the routing policy (set through the API) kept as
+    /// they are.
     pub(crate) fn patch(&self, models: &[String]) -> Result<AgentPatch, FieldErrors> {
         let spec = self.parse(models)?;
         Ok(AgentPatch {
@@ -147,6 +149,7 @@ impl AgentForm {
             outcome_type: Some(spec.outcome_type),
             verifier_policy: Some(spec.verifier_policy),
             params: None,
+            routing: None,
         })
     }
 
@@ -392,6 +395,7 @@ mod tests {
             outcome_type: "ticket.resolved".into(),
             verifier_policy: policy,
             params: Default::default(),
+            routing: Default::default(),
             created_at: chrono::Utc::now(),
             version_created_at: chrono::Utc::now(),
         };

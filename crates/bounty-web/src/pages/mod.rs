@@ -15,6 +15,7 @@ pub(crate) mod integration_form;
 pub(crate) mod integrations;
 pub(crate) mod invoices;
 pub(crate) mod login;
+pub(crate) mod margins;
 pub(crate) mod overview;
 pub(crate) mod period;
 pub(crate) mod task_detail;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::chart::{self, Chart};
 use crate::error::WebError;
-use crate::format::{cu, micros, percent_bp};
+use crate::format::{cu, micros, percent_bp, ratio_bp};
 use crate::layout::{Chrome, render};
 use crate::pages::WebQuery;
 use crate::pages::period::Period;
@@ -54,6 +54,12 @@ struct OverviewPage {
     rate_chart: Chart,
     chart_width: i64,
     chart_height: i64,
+    /// Verified-answer cache over the period: hits over lookups.
+    cache_hit_rate: String,
+    cache_hits: i64,
+    cache_lookups: i64,
+    /// Inference cost the hits saved.
+    cache_saved: String,
 }
 
 pub(crate) async fn page(
@@ -65,6 +71,17 @@ pub(crate) async fn page(
     let (from, to) = (period.from, period.to);
     let buckets = period.usage(&state, user.account()).await?;
     let s = summarize(&buckets);
+    let cache = state.store.cache_summary(user.account(), from, to).await?;
+    let cache_saved = if cache.saved_micros.is_empty() {
+        micros(0, &s.currency)
+    } else {
+        cache
+            .saved_micros
+            .iter()
+            .map(|(c, m)| micros(*m, c))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
     let main = s.main();
     let currencies = s
         .by_currency
@@ -96,6 +113,12 @@ pub(crate) async fn page(
         rate_chart: chart::resolution_layout(&s.days, from, to),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,
+        cache_hit_rate: ratio_bp(cache.hits, cache.lookups)
+            .map(percent_bp)
+            .unwrap_or_else(|| "—".into()),
+        cache_hits: cache.hits,
+        cache_lookups: cache.lookups,
+        cache_saved,
     };
     render(&page)
 }

@@ -33,6 +33,9 @@ struct CallRow {
     cost: String,
     cache_hit: bool,
     byok: bool,
+    /// The verifiers' decision on this call's answer, or `—`.
+    verdict: String,
+    shadow: bool,
     error: String,
 }
 
@@ -207,7 +210,7 @@ pub(crate) async fn page(
         None => Vec::new(),
     };
     let mut cost_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
-    for c in &calls {
+    for c in calls.iter().filter(|c| !c.call.shadow) {
         let e = cost_by_currency.entry(c.call.currency.clone()).or_insert(0);
         *e = e.saturating_add(c.call.cost_micros);
     }
@@ -266,6 +269,8 @@ pub(crate) async fn page(
                 cost: micros(c.call.cost_micros, &c.call.currency),
                 cache_hit: c.call.cache_hit,
                 byok: c.call.byok,
+                verdict: c.call.verdict.map_or("—", |d| d.as_str()).to_owned(),
+                shadow: c.call.shadow,
                 error: c
                     .call
                     .error

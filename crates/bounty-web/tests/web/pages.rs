@@ -99,6 +99,23 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_contains("Price per CU")
         .assert_contains("active")
         .assert_contains("not created yet");
+    // The pricing comparison over the same period: the charge is the
+    // value-based revenue; cost-plus is the 3,500 micros of inference
+    // (2,500 + 1,000) marked up 30%: 4,550.
+    b.get("/margins?from=2026-05-01&to=2026-05-10")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("aria-current=\"page\">Margins</a>")
+        .assert_contains("2 outcomes decided, 1 resolved")
+        .assert_contains("<th scope=\"row\">Value-based (your plan)</th><td class=\"num\">1.00 USD</td>")
+        .assert_contains("<th scope=\"row\">Cost-plus</th><td class=\"num\">0.00455 USD</td>")
+        .assert_contains("<th scope=\"row\">BYOK (platform fee)</th><td class=\"num\">0.10 USD</td>")
+        .assert_contains("class=\"hchart\"")
+        .assert_contains("Raw inference cost");
+    b.get("/margins?markup=ten")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_contains("markup");
 }
 
 /// What the page shows for an amount: trailing zeros trimmed to two decimals.
@@ -402,6 +419,7 @@ async fn errors_are_pages(backend: Backend) {
         "/api-keys",
         "/invoices",
         "/billing",
+        "/margins",
         &format!("/tasks/{}", s.resolved),
     ] {
         let r = anon.get(path).await;

@@ -48,6 +48,7 @@ pub async fn tenant(store: &Store, name: &str) -> Tenant {
                 outcome_type: OutcomeType::parse("ticket.resolved").expect("outcome type"),
                 verifier_policy: Default::default(),
                 params: Default::default(),
+                routing: Default::default(),
             },
         )
         .await
@@ -102,6 +103,8 @@ fn call(cost_micros: i64) -> NewModelCall {
         cache_hit: false,
         byok: true,
         error: None,
+        verdict: None,
+        shadow: false,
     }
 }
 
@@ -137,6 +140,7 @@ pub async fn resolved_task(store: &Store, t: &Tenant, subject: &str) -> TaskId {
             inputs_hash: "0".repeat(64),
             confidence: None,
         }],
+        cache: None,
     });
     finish(store, t, subject, end, &[call(2_500)]).await
 }
