@@ -39,7 +39,7 @@ async fn margins(args: ReportMarginsArgs, store: &Store) -> anyhow::Result<()> {
     if from >= to {
         return Err(BadInput("--from must be before --to".to_owned()).into());
     }
-    let currency: Currency = store.billing_info(args.account).await?.plan.currency();
+    let currency: Currency = store.plan(args.account).await?.currency();
     let fee = Money::parse_decimal(&args.platform_fee, currency)
         .map_err(|e| BadInput(format!("--platform-fee {:?}: {e}", args.platform_fee)))?;
     if fee.micros < 0 {

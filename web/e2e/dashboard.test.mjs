@@ -227,6 +227,13 @@ step("invoices and billing render", async () => {
   await page.goto(base + "/billing");
   assert.match(await page.locator("main").innerText(), /plan/i);
   await shot("billing");
+  await page.goto(base + "/margins");
+  const margins = await page.locator("main").innerText();
+  assert.match(margins, /Cost-plus/);
+  assert.match(margins, /Value-based/);
+  assert.match(margins, /BYOK/);
+  assert.equal(await page.locator("svg.hchart").count(), 2);
+  await shot("margins");
 });
 
 step("an API key is shown once, works, and is rejected once revoked", async () => {
@@ -249,7 +256,7 @@ step("an API key is shown once, works, and is rejected once revoked", async () =
 
 step("the pages are usable at 375 px", async () => {
   await page.setViewportSize({ width: 375, height: 800 });
-  for (const path of ["/", "/tasks", "/api-keys", "/billing"]) {
+  for (const path of ["/", "/tasks", "/api-keys", "/billing", "/margins"]) {
     await page.goto(base + path);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `${path} scrolls sideways by ${overflow}px at 375 px`);

@@ -336,6 +336,12 @@ async fn dropping_the_model_stops_its_threads() {
     };
     assert_eq!(ours(thread_names()), 2);
     drop(model);
+    // `drop` joins the threads; the kernel may list a joined thread in
+    // /proc for a moment longer, so look again for up to 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while ours(thread_names()) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(ours(thread_names()), 0);
 }
 

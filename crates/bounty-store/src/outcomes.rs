@@ -1257,6 +1257,22 @@ impl Store {
         })
     }
 
+    /// The account's plan (the default one until it is set), read without
+    /// the billing lock or any balance: for pages that only need its
+    /// currency or prices.
+    pub async fn plan(&self, account: AccountId) -> Result<Plan, StoreError> {
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select plan from account_billing where account_id = $1")
+                .bind(account.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            Some((plan,)) => serde_json::from_str(&plan).map_err(|e| corrupt("account_billing.plan", e)),
+            None => Ok(Plan::default_value_plan()),
+        }
+    }
+
     /// Sets the account's plan (used from the next charge on).
     pub async fn set_plan(&self, account: AccountId, plan: &Plan) -> Result<(), StoreError> {
         let now = self.now();

@@ -128,7 +128,7 @@ pub(crate) async fn page(
     let account = user.account();
     let period = Period::parse(&state, &q.from, &q.to)?;
     let markup = markup_bp(present(&q.markup))?;
-    let currency = state.store.billing_info(account).await?.plan.currency();
+    let currency = state.store.plan(account).await?.currency();
     let fee_raw = present(&q.fee).unwrap_or("0.10");
     let fee = Money::parse_decimal(fee_raw, currency)
         .ok()
