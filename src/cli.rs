@@ -187,9 +187,10 @@ pub struct ReportMarginsArgs {
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub markup_bp: u32,
     /// BYOK platform fee per resolved outcome, a decimal amount of the
-    /// plan's currency.
-    #[arg(long, default_value = "0.10", value_name = "AMOUNT")]
-    pub platform_fee: String,
+    /// plan's currency (default: the plan's `byok_fee` at its CU price, or
+    /// 0.10 when the plan has none).
+    #[arg(long, value_name = "AMOUNT")]
+    pub platform_fee: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

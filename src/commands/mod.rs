@@ -64,6 +64,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// How a worker opens accounts' own (BYOK) keys: with the master keys,
+/// when they are configured.
+pub fn secret_opener(keyring: Option<&bounty_integrations::Keyring>) -> Option<bounty_agents::OpenSecret> {
+    let keyring = Arc::new(keyring?.clone());
+    Some(Arc::new(move |sealed: &str, aad: &[u8]| {
+        keyring.open_text(sealed, aad)
+    }))
+}
+
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let backend = config.backend();

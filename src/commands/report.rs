@@ -39,9 +39,13 @@ async fn margins(args: ReportMarginsArgs, store: &Store) -> anyhow::Result<()> {
     if from >= to {
         return Err(BadInput("--from must be before --to".to_owned()).into());
     }
-    let currency: Currency = store.plan(args.account).await?.currency();
-    let fee = Money::parse_decimal(&args.platform_fee, currency)
-        .map_err(|e| BadInput(format!("--platform-fee {:?}: {e}", args.platform_fee)))?;
+    let plan = store.plan(args.account).await?;
+    let currency: Currency = plan.currency();
+    let fee = match &args.platform_fee {
+        Some(raw) => Money::parse_decimal(raw, currency)
+            .map_err(|e| BadInput(format!("--platform-fee {raw:?}: {e}")))?,
+        None => bounty_core::margin::platform_fee(&plan),
+    };
     if fee.micros < 0 {
         return Err(BadInput("--platform-fee must not be negative".to_owned()).into());
     }

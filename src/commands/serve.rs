@@ -88,7 +88,8 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             Router::new(Arc::clone(&registry)),
             config.worker.worker_config(),
         )
-        .with_wake(Arc::clone(&wake));
+        .with_wake(Arc::clone(&wake))
+        .with_secrets(super::secret_opener(keyring.as_ref()));
         tokio::spawn(worker.run(shutdown.clone()))
     });
     let sender = config

@@ -24,7 +24,9 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "--concurrency must be at least 1");
         settings.concurrency = n;
     }
-    let worker = Worker::new(store.clone(), Router::new(registry), settings);
+    let keyring = config.secrets.keyring()?;
+    let worker = Worker::new(store.clone(), Router::new(registry), settings)
+        .with_secrets(super::secret_opener(keyring.as_ref()));
     // A plain line on stdout for people and scripts.
     println!(
         "bounty worker {} started (concurrency {}, {:?})",

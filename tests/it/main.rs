@@ -11,6 +11,7 @@ mod support;
 mod account;
 mod agents;
 mod api_keys;
+mod byok;
 mod cli;
 mod distill;
 mod errors;

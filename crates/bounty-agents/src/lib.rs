@@ -21,4 +21,4 @@ pub mod verify;
 pub mod worker;
 
 pub use schema::OutputSchema;
-pub use worker::{Worker, WorkerConfig};
+pub use worker::{OpenSecret, Worker, WorkerConfig};

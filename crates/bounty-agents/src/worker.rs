@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bounty_core::{AgentId, Decision, RoutingPolicy, VerificationPolicy, cache_key, retry_delay};
+use bounty_core::{AccountId, AgentId, Decision, RoutingPolicy, VerificationPolicy, cache_key, retry_delay};
 use bounty_models::router::{Overrides, Router};
-use bounty_models::{Message, ProviderError, Role};
+use bounty_models::{ByokKey, Message, ProviderError, Role};
 use bounty_store::{
     AttemptEnd, CacheUse, ClaimedTask, NewModelCall, Store, StoreError, TaskError, TaskOutput,
+    byok_sealing_aad,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -94,11 +95,18 @@ struct Inner {
     shadow_slots: Arc<Semaphore>,
 }
 
+/// Opens a secret sealed with the master keys: `(sealed, associated
+/// data)` → the plaintext, or `None` when it does not open. The binary
+/// wires it to the keyring, so this crate never holds the keys.
+pub type OpenSecret = Arc<dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync>;
+
 /// A worker; `run` it until cancelled.
 #[derive(Clone)]
 pub struct Worker {
     inner: Arc<Inner>,
     wake: Arc<Notify>,
+    /// Opens accounts' own (BYOK) keys; without it BYOK models fail.
+    open_secret: Option<OpenSecret>,
 }
 
 enum Prepared {
@@ -118,7 +126,15 @@ impl Worker {
                 agents: Mutex::new(HashMap::new()),
             }),
             wake: Arc::new(Notify::new()),
+            open_secret: None,
         }
+    }
+
+    /// Opens accounts' own keys with `open`, so agents may route to BYOK
+    /// models.
+    pub fn with_secrets(mut self, open: Option<OpenSecret>) -> Self {
+        self.open_secret = open;
+        self
     }
 
     /// Wakes the worker when notified (the server notifies on every new
@@ -395,6 +411,14 @@ impl Worker {
                 Err(e) => tracing::warn!(error = %e, "could not look up the answer cache; asking the route"),
             }
         }
+        let byok = match self.byok_key(agent, task.account_id).await {
+            Ok(key) => key,
+            Err(e) => {
+                // The database is away: a transient failure, retried.
+                let error = ProviderError::Unreachable(format!("could not read the account's own key: {e}"));
+                return (Err(error), calls, cache);
+            }
+        };
         let steps: Vec<Vec<String>> = match &agent.routing.cascade {
             None => vec![agent.route.clone()],
             Some(cascade) => {
@@ -422,11 +446,12 @@ impl Worker {
         for (i, step) in steps.iter().enumerate() {
             let routed = inner
                 .router
-                .generate(
+                .generate_with(
                     step,
                     messages,
                     agent.overrides,
                     agent.schema.as_ref().map(|(v, _)| v),
+                    byok.as_ref(),
                 )
                 .await;
             let mut step_calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
@@ -476,6 +501,44 @@ impl Worker {
             )),
         };
         (result, calls, cache)
+    }
+
+    /// The account's own key, when the agent's route has a BYOK model and
+    /// the account set one that opens. A key that does not open is logged
+    /// (never its value) and treated as missing: the BYOK call then fails
+    /// the task, uncharged, naming the cause.
+    async fn byok_key(
+        &self,
+        agent: &PreparedAgent,
+        account: AccountId,
+    ) -> Result<Option<ByokKey>, StoreError> {
+        let registry = self.inner.router.registry();
+        if !agent
+            .route
+            .iter()
+            .any(|m| registry.get(m).is_some_and(|m| m.is_byok()))
+        {
+            return Ok(None);
+        }
+        let Some(record) = self.inner.store.byok(account).await? else {
+            return Ok(None);
+        };
+        let Some(open) = &self.open_secret else {
+            tracing::warn!(
+                "an agent routes to a BYOK model, but this worker has no master keys to open keys with"
+            );
+            return Ok(None);
+        };
+        match open(&record.sealed_key, byok_sealing_aad(account).as_bytes()) {
+            Some(key) => Ok(Some(ByokKey {
+                base_url: record.base_url,
+                api_key: key.into(),
+            })),
+            None => {
+                tracing::warn!("the account's own key does not open with the configured master keys");
+                Ok(None)
+            }
+        }
     }
 
     /// Runs the agent's verification policy on one output.

@@ -20,7 +20,21 @@
 
 use serde::Serialize;
 
+use crate::money::Money;
+use crate::plan::Plan;
 use crate::routing::BP_WHOLE;
+
+/// The BYOK fee the comparison assumes for a plan without one: 0.10 of its
+/// currency per resolved outcome.
+pub const DEFAULT_PLATFORM_FEE_MICROS: i64 = 100_000;
+
+/// The comparison's BYOK fee per resolved outcome for `plan`: its own
+/// `byok_fee` at its CU price, or [`DEFAULT_PLATFORM_FEE_MICROS`].
+pub fn platform_fee(plan: &Plan) -> Money {
+    plan.byok_fee
+        .and_then(|fee| plan.amount_for(fee.cu).ok())
+        .unwrap_or_else(|| Money::from_micros(DEFAULT_PLATFORM_FEE_MICROS, plan.currency()))
+}
 
 /// Recorded figures of one account (or agent) over a period, in one
 /// currency.

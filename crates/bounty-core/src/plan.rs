@@ -67,6 +67,31 @@ pub struct Plan {
     /// Milli-CU included free each calendar month.
     #[schema(value_type = i64)]
     pub included_cu: ComputeUnits,
+    /// For an outcome worked on the account's own key (BYOK): a platform
+    /// fee, instead of or on top of the CU above. Without it, BYOK
+    /// outcomes are rated like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byok_fee: Option<ByokFee>,
+}
+
+/// The platform fee of an outcome worked on the customer's own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ByokFee {
+    /// Milli-CU per resolved outcome.
+    #[schema(value_type = i64)]
+    pub cu: ComputeUnits,
+    pub mode: ByokFeeMode,
+}
+
+/// Whether the BYOK fee replaces the plan's CU or adds to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ByokFeeMode {
+    /// The fee is the outcome's whole price.
+    Instead,
+    /// The fee comes on top of the plan's CU.
+    OnTop,
 }
 
 /// How a plan counts CU.
@@ -133,6 +158,9 @@ pub struct RatingInput {
     #[serde(default)]
     #[schema(value_type = i64)]
     pub included_used: ComputeUnits,
+    /// The outcome was worked on the account's own key (BYOK).
+    #[serde(default)]
+    pub byok: bool,
 }
 
 /// The result of rating one outcome, with everything needed to check it.
@@ -192,6 +220,7 @@ impl Plan {
             },
             price_per_cu: Money::from_micros(1_000_000, Currency::USD),
             included_cu: ComputeUnits::ZERO,
+            byok_fee: None,
         }
     }
 
@@ -239,6 +268,9 @@ impl Plan {
         }
         if negative(self.included_cu) {
             return field("included_cu".into(), "must not be negative");
+        }
+        if self.byok_fee.is_some_and(|f| negative(f.cu)) {
+            return field("byok_fee.cu".into(), "must not be negative");
         }
         match &self.kind {
             PlanKind::Value {
@@ -315,7 +347,7 @@ pub fn rate(plan: &Plan, input: &RatingInput) -> Result<RatingReceipt, RatingErr
         return Ok(receipt(formula, zero, zero, zero, Money::zero(plan.currency())));
     }
 
-    let (cu, mut formula) = match &plan.kind {
+    let (cu, formula) = match &plan.kind {
         PlanKind::Value {
             cu_per_outcome,
             default_cu,
@@ -364,6 +396,19 @@ pub fn rate(plan: &Plan, input: &RatingInput) -> Result<RatingReceipt, RatingErr
         }
     };
 
+    let (cu, mut formula) = match (plan.byok_fee, input.byok) {
+        (Some(fee), true) => match fee.mode {
+            ByokFeeMode::Instead => (
+                fee.cu,
+                format!("BYOK platform fee {} (instead of {formula})", fee.cu),
+            ),
+            ByokFeeMode::OnTop => (
+                cu.checked_add(fee.cu).ok_or(RatingError::Overflow)?,
+                format!("{formula}; + BYOK platform fee {}", fee.cu),
+            ),
+        },
+        _ => (cu, formula),
+    };
     // Both are non-negative (validated), so the subtraction cannot overflow.
     let remaining = plan
         .included_cu
@@ -413,6 +458,7 @@ mod tests {
             usage: Vec::new(),
             tool_ms: 0,
             included_used: ComputeUnits::ZERO,
+            byok: false,
         }
     }
 
@@ -426,6 +472,7 @@ mod tests {
             },
             price_per_cu: usd(2_000_000),
             included_cu: ComputeUnits::ZERO,
+            byok_fee: None,
         }
     }
 
@@ -665,6 +712,7 @@ mod tests {
             kind,
             price_per_cu: usd(micros),
             included_cu,
+            byok_fee: None,
         })
     }
 
@@ -692,6 +740,7 @@ mod tests {
                 usage,
                 tool_ms,
                 included_used: cu(used),
+                byok: false,
             })
     }
 

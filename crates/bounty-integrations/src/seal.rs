@@ -314,6 +314,14 @@ impl Keyring {
     /// a re-seal job should [`Keyring::reseal`] it. Reads only the envelope;
     /// an id this keyring does not hold also answers `true` (reseal then
     /// reports [`SealError::UnknownKeyId`]).
+    /// [`Keyring::open`] for a secret that is text (an API key): `None`
+    /// when it does not open or is not UTF-8. For callers that only need
+    /// to know whether they may use it.
+    pub fn open_text(&self, sealed: &str, aad: &[u8]) -> Option<String> {
+        let plain = self.open(sealed, aad).ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
+
     pub fn needs_rotation(&self, sealed: &str) -> Result<bool, SealError> {
         Ok(Envelope::parse(sealed)?.key_id != self.current.0)
     }

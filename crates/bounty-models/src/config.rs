@@ -91,8 +91,16 @@ fn one() -> u32 {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteModelConfig {
-    /// Base URL of the API, e.g. `https://api.openai.com/v1`.
+    /// Base URL of the API, e.g. `https://api.openai.com/v1`. Not used
+    /// (and may be left out) with `byok`.
+    #[serde(default)]
     pub base_url: String,
+    /// Bring your own key: every call goes to the calling account's own
+    /// endpoint with its own key (`PUT /v1/byok`), flagged BYOK, its cost
+    /// paid by the customer. `base_url` and `api_key` here are then not
+    /// used; an account without a key cannot use the model.
+    #[serde(default)]
+    pub byok: bool,
     /// The model name the endpoint knows.
     pub model: String,
     /// Bearer key. Secret: never logged, never returned.
@@ -265,7 +273,18 @@ impl RemoteModelConfig {
     /// Validates the URL, the numbers and the price.
     pub fn validate(&self, name: &str) -> Result<Price, ConfigError> {
         let url = self.base_url.trim();
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+        if self.byok && (!url.is_empty() || self.api_key.is_some()) {
+            return Err(ConfigError::new(
+                name,
+                if url.is_empty() { "api_key" } else { "base_url" },
+                "a byok model calls each account's own endpoint with its own key: leave base_url and api_key out",
+            ));
+        }
+        if self.byok {
+            // Checked when an account sets its endpoint (PUT /v1/byok).
+        } else if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.len() <= "https://".len()
+        {
             return Err(ConfigError::new(
                 name,
                 "base_url",

@@ -56,6 +56,13 @@ pub enum ProviderError {
     /// The route names a model that configuration no longer declares.
     #[error("{0}")]
     NotConfigured(String),
+    /// A BYOK model, and the account has set no key of its own.
+    #[error("model {0:?} runs on the account's own key, and none is set (PUT /v1/byok)")]
+    ByokKeyMissing(String),
+    /// The account's own endpoint refused its key (401 or 403): revoked,
+    /// expired or wrong. Retrying will not help until the key is replaced.
+    #[error("the account's own key was refused ({status}): replace it with PUT /v1/byok ({message})")]
+    ByokKeyRejected { status: u16, message: String },
 }
 
 impl ProviderError {
@@ -71,6 +78,8 @@ impl ProviderError {
             ProviderError::ContextOverflow { .. } => "context_overflow",
             ProviderError::Local(_) => "local_inference_failed",
             ProviderError::NotConfigured(_) => "model_not_configured",
+            ProviderError::ByokKeyMissing(_) => "byok_key_missing",
+            ProviderError::ByokKeyRejected { .. } => "byok_key_rejected",
         }
     }
 

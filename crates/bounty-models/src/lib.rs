@@ -26,4 +26,6 @@ pub use config::{LocalModelConfig, ModelConfig, RemoteModelConfig};
 pub use error::{ConfigError, ProviderError};
 pub use registry::{Model, ModelRegistry};
 pub use router::{CallRecord, RouteResult, Router};
-pub use types::{FinishReason, GenerateRequest, Generation, Message, ProviderKind, Role, Timings, Usage};
+pub use types::{
+    ByokKey, FinishReason, GenerateRequest, Generation, Message, ProviderKind, Role, Timings, Usage,
+};

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use crate::config::{GenerationDefaults, LocalModelConfig, ModelConfig, Price, check_name};
+use crate::config::{
+    GenerationDefaults, LocalModelConfig, ModelConfig, Price, RemoteModelConfig, check_name,
+};
 use crate::error::{ConfigError, ProviderError};
 use crate::local::LocalModel;
 use crate::remote::RemoteModel;
-use crate::types::{GenerateRequest, Generation, ProviderKind};
+use crate::types::{ByokKey, GenerateRequest, Generation, ProviderKind};
 
 /// One usable model.
 pub struct Model {
@@ -27,6 +29,8 @@ enum Backend {
         loaded: OnceCell<Arc<LocalModel>>,
     },
     Remote(RemoteModel),
+    /// A remote model called on each account's own endpoint and key.
+    Byok(RemoteModelConfig),
 }
 
 /// What `bounty models list` and `GET /v1/models` show of a model.
@@ -51,7 +55,7 @@ impl Model {
     pub fn provider(&self) -> ProviderKind {
         match self.backend {
             Backend::Local { .. } => ProviderKind::Llama,
-            Backend::Remote(_) => ProviderKind::Openai,
+            Backend::Remote(_) | Backend::Byok(_) => ProviderKind::Openai,
         }
     }
 
@@ -67,6 +71,10 @@ impl Model {
         let (location, remote_model) = match &self.backend {
             Backend::Local { config, .. } => (config.path.display().to_string(), None),
             Backend::Remote(remote) => (remote.base_url().to_owned(), Some(remote.model().to_owned())),
+            Backend::Byok(config) => (
+                "the account's own endpoint (byok)".to_owned(),
+                Some(config.model.clone()),
+            ),
         };
         ModelInfo {
             name: self.name.clone(),
@@ -102,10 +110,47 @@ impl Model {
     }
 
     /// Generates a completion.
+    /// Whether calls go to the calling account's own endpoint and key.
+    pub fn is_byok(&self) -> bool {
+        matches!(self.backend, Backend::Byok(_))
+    }
+
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        self.generate_with(request, None).await
+    }
+
+    /// Generates; a BYOK model calls `byok`'s endpoint with its key, and
+    /// without one fails (`byok_key_missing`, permanent).
+    pub async fn generate_with(
+        &self,
+        request: GenerateRequest,
+        byok: Option<&ByokKey>,
+    ) -> Result<Generation, ProviderError> {
         match &self.backend {
             Backend::Local { .. } => self.local().await?.generate(request).await,
             Backend::Remote(remote) => remote.generate(request).await,
+            Backend::Byok(config) => {
+                let Some(key) = byok else {
+                    return Err(ProviderError::ByokKeyMissing(self.name.clone()));
+                };
+                let own = RemoteModelConfig {
+                    base_url: key.base_url.clone(),
+                    api_key: Some(key.api_key.clone()),
+                    byok: false,
+                    ..config.clone()
+                };
+                let remote = RemoteModel::new(&self.name, &own).map_err(|e| ProviderError::Rejected {
+                    status: 400,
+                    message: format!("the account's endpoint: {e}"),
+                })?;
+                remote.generate(request).await.map_err(|e| match e {
+                    ProviderError::Rejected {
+                        status: status @ (401 | 403),
+                        message,
+                    } => ProviderError::ByokKeyRejected { status, message },
+                    other => other,
+                })
+            }
         }
     }
 
@@ -114,6 +159,7 @@ impl Model {
         match &self.backend {
             Backend::Local { .. } => self.local().await?.embed(texts).await,
             Backend::Remote(remote) => remote.embed(texts).await,
+            Backend::Byok(_) => Err(ProviderError::ByokKeyMissing(self.name.clone())),
         }
     }
 }
@@ -145,7 +191,11 @@ impl ModelRegistry {
                     name: name.clone(),
                     price: remote.validate(name)?,
                     defaults: remote.defaults,
-                    backend: Backend::Remote(RemoteModel::new(name, remote)?),
+                    backend: if remote.byok {
+                        Backend::Byok(remote.clone())
+                    } else {
+                        Backend::Remote(RemoteModel::new(name, remote)?)
+                    },
                 },
             };
             out.insert(name.clone(), Arc::new(model));

@@ -9,7 +9,7 @@ use bounty_core::Money;
 use crate::error::ProviderError;
 use crate::price;
 use crate::registry::ModelRegistry;
-use crate::types::{GenerateRequest, Generation, Message, ProviderKind, Usage};
+use crate::types::{ByokKey, GenerateRequest, Generation, Message, ProviderKind, Usage};
 
 /// Per-request overrides of a model's generation defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,7 +31,8 @@ pub struct CallRecord {
     pub error: Option<ProviderError>,
     /// Served from the verified-answer cache (not yet built: always false).
     pub cache_hit: bool,
-    /// Paid with the customer's own key (not yet built: always false).
+    /// Made on the account's own endpoint and key: its cost is the
+    /// customer's, not ours.
     pub byok: bool,
 }
 
@@ -72,6 +73,20 @@ impl Router {
         overrides: Overrides,
         json_schema: Option<&serde_json::Value>,
     ) -> RouteResult {
+        self.generate_with(route, messages, overrides, json_schema, None)
+            .await
+    }
+
+    /// [`Router::generate`] for an account with its own key: BYOK models
+    /// call `byok`'s endpoint with it, and their calls are flagged `byok`.
+    pub async fn generate_with(
+        &self,
+        route: &[String],
+        messages: &[Message],
+        overrides: Overrides,
+        json_schema: Option<&serde_json::Value>,
+        byok: Option<&ByokKey>,
+    ) -> RouteResult {
         let mut calls = Vec::with_capacity(route.len().min(4));
         let mut last_error = ProviderError::NotConfigured("the model route is empty".to_owned());
         for name in route {
@@ -100,7 +115,7 @@ impl Router {
                 json_schema: json_schema.cloned(),
             };
             let started = Instant::now();
-            let outcome = model.generate(request).await;
+            let outcome = model.generate_with(request, byok).await;
             let latency = started.elapsed();
             match outcome {
                 Ok(generation) => {
@@ -112,7 +127,7 @@ impl Router {
                         cost: price::cost(model.price(), generation.usage, latency),
                         error: None,
                         cache_hit: false,
-                        byok: false,
+                        byok: model.is_byok(),
                     });
                     return RouteResult {
                         result: Ok(Routed {
@@ -136,7 +151,7 @@ impl Router {
                         ),
                         error: Some(error.clone()),
                         cache_hit: false,
-                        byok: false,
+                        byok: model.is_byok(),
                     });
                     last_error = error;
                 }

@@ -111,3 +111,20 @@ impl ProviderKind {
         }
     }
 }
+
+/// An account's own OpenAI-compatible endpoint and key, for the models
+/// configured with `byok = true`. The key is a secret: `Debug` redacts it.
+#[derive(Clone)]
+pub struct ByokKey {
+    pub base_url: String,
+    pub api_key: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for ByokKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByokKey")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
+}

@@ -54,6 +54,7 @@ use middleware::REQUEST_ID;
         (name = "models", description = "The models agents can use"),
         (name = "outcomes", description = "What each task came to: verdict receipts, charges, signals"),
         (name = "billing", description = "Usage, margins, prepaid credits, plan and spending cap"),
+        (name = "byok", description = "Bring your own key: the account's own OpenAI-compatible endpoint and key"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -103,6 +104,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::billing::get_credits))
         .routes(routes!(routes::billing::grant_credits))
         .routes(routes!(routes::billing::get_billing))
+        .routes(routes!(
+            routes::byok::put_byok,
+            routes::byok::get_byok,
+            routes::byok::delete_byok
+        ))
         .routes(routes!(routes::invoices::list_invoices))
         .routes(routes!(routes::stripe_webhooks::stripe_webhook))
         .routes(routes!(

@@ -425,8 +425,15 @@ async fn charge(
     let usage: Vec<(String, i64, i64)> = tx
         .fetch_all(
             "select model, cast(sum(prompt_tokens) as bigint), cast(sum(completion_tokens) as bigint)
-             from model_calls where account_id = $1 and task_id = $2 and error_code is null
+             from model_calls where account_id = $1 and task_id = $2 and error_code is null and not shadow
              group by model order by model",
+            args![account.clone(), outcome.task_id.to_string()],
+        )
+        .await?;
+    // Worked on the account's own key: the plan's BYOK fee applies.
+    let (byok_used,): (bool,) = tx
+        .fetch_one(
+            "select exists (select 1 from model_calls where account_id = $1 and task_id = $2 and byok and not shadow)",
             args![account.clone(), outcome.task_id.to_string()],
         )
         .await?;
@@ -443,6 +450,7 @@ async fn charge(
             .collect(),
         tool_ms: 0,
         included_used: ComputeUnits::from_milli(included_used),
+        byok: byok_used,
     };
     let receipt =
         rate(&billing.plan, &input).map_err(|e| StoreError::Corrupt(format!("rating failed: {e}")))?;
@@ -794,7 +802,8 @@ async fn open_outcome(
     let costs: Vec<(String, i64)> = tx
         .fetch_all(
             "select currency, cast(sum(cost_micros) as bigint) from model_calls
-             where account_id = $1 and task_id = $2 and not shadow group by currency order by currency",
+             where account_id = $1 and task_id = $2 and not shadow and not byok
+             group by currency order by currency",
             args![key.account.to_string(), key.task.to_string()],
         )
         .await?;

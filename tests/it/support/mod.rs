@@ -239,16 +239,22 @@ impl TestApp {
             .collect();
         let registry = Arc::new(ModelRegistry::from_config(&models).expect("valid models"));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let worker = opts.worker.clone().map(|config| {
-            let worker = Worker::new(store.clone(), Router::new(Arc::clone(&registry)), config)
-                .with_wake(Arc::clone(&wake));
-            tokio::spawn(worker.run(shutdown.clone()))
-        });
         let keyring = opts.master_key.then(|| {
             bounty_integrations::Keyring::new(
                 "k1".parse().expect("a valid key id"),
                 bounty_integrations::SealKey::generate().expect("the OS random generator"),
             )
+        });
+        let worker = opts.worker.clone().map(|config| {
+            let opener = keyring.clone().map(|k| {
+                let open: bounty_agents::OpenSecret =
+                    Arc::new(move |sealed: &str, aad: &[u8]| k.open_text(sealed, aad));
+                open
+            });
+            let worker = Worker::new(store.clone(), Router::new(Arc::clone(&registry)), config)
+                .with_wake(Arc::clone(&wake))
+                .with_secrets(opener);
+            tokio::spawn(worker.run(shutdown.clone()))
         });
         let stripe = opts.stripe_base_url.as_ref().map(|url| {
             let mut config = bounty_billing::stripe::StripeConfig::new(

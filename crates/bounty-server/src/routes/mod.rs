@@ -9,6 +9,7 @@ pub mod account;
 pub mod agents;
 pub mod api_keys;
 pub mod billing;
+pub mod byok;
 pub mod health;
 pub mod helpdesk_webhooks;
 pub mod integrations;

@@ -172,8 +172,10 @@ pub struct UsageOut {
     pub model_calls: usize,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
-    /// Inference cost in micros, per currency.
+    /// Our inference cost in micros, per currency (BYOK calls excluded).
     pub cost_micros: BTreeMap<String, i64>,
+    /// What calls on the account's own key cost, paid by the customer.
+    pub byok_cost_micros: BTreeMap<String, i64>,
 }
 
 /// One page of tasks, newest first.
@@ -254,7 +256,12 @@ impl TaskOut {
         for c in calls.iter().filter(|c| !c.call.shadow) {
             usage.prompt_tokens = usage.prompt_tokens.saturating_add(c.call.prompt_tokens);
             usage.completion_tokens = usage.completion_tokens.saturating_add(c.call.completion_tokens);
-            let sum = usage.cost_micros.entry(c.call.currency.clone()).or_insert(0);
+            let costs = if c.call.byok {
+                &mut usage.byok_cost_micros
+            } else {
+                &mut usage.cost_micros
+            };
+            let sum = costs.entry(c.call.currency.clone()).or_insert(0);
             *sum = sum.saturating_add(c.call.cost_micros);
         }
         let mut out = TaskOut::summary(t);

@@ -10,13 +10,13 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use bounty_core::margin::{Comparison, PricingLine, compare};
+use bounty_core::margin::{Comparison, PricingLine, compare, platform_fee};
 use bounty_core::{Currency, Money};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::error::WebError;
-use crate::format::{micros, percent_bp};
+use crate::format::{micros, micros_decimal, percent_bp};
 use crate::layout::{Chrome, render};
 use crate::pages::period::Period;
 use crate::pages::{WebQuery, day_start, present};
@@ -128,12 +128,16 @@ pub(crate) async fn page(
     let account = user.account();
     let period = Period::parse(&state, &q.from, &q.to)?;
     let markup = markup_bp(present(&q.markup))?;
-    let currency = state.store.plan(account).await?.currency();
-    let fee_raw = present(&q.fee).unwrap_or("0.10");
-    let fee = Money::parse_decimal(fee_raw, currency)
-        .ok()
-        .filter(|m| m.micros >= 0)
-        .ok_or_else(|| WebError::BadRequest("`fee` must be an amount such as 0.10.".into()))?;
+    let plan = state.store.plan(account).await?;
+    let currency = plan.currency();
+    let default_fee = platform_fee(&plan);
+    let fee = match present(&q.fee) {
+        None => default_fee,
+        Some(raw) => Money::parse_decimal(raw, currency)
+            .ok()
+            .filter(|m| m.micros >= 0)
+            .ok_or_else(|| WebError::BadRequest("`fee` must be an amount such as 0.10.".into()))?,
+    };
     let c = currency.as_str();
     let figures = state
         .store
@@ -197,7 +201,7 @@ pub(crate) async fn page(
         markup: percent_bp(i64::from(markup)),
         fee: micros(fee.micros, c),
         markup_input: present(&q.markup).unwrap_or("30").to_owned(),
-        fee_input: fee_raw.to_owned(),
+        fee_input: present(&q.fee).map_or_else(|| micros_decimal(fee.micros), str::to_owned),
         decided: figures.inputs.decided,
         resolved: figures.inputs.resolved,
         rows: models.iter().map(|(n, l)| row(*n, l)).collect(),

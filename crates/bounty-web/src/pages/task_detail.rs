@@ -97,6 +97,8 @@ struct TaskPage {
     transcript: Vec<Message>,
     calls: Vec<CallRow>,
     total_cost: String,
+    /// Calls on the account's own key, paid by the customer; empty without.
+    byok_cost: String,
     attempts: Vec<AttemptRow>,
     outcome_status: String,
     events: Vec<EventRow>,
@@ -210,7 +212,18 @@ pub(crate) async fn page(
         None => Vec::new(),
     };
     let mut cost_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
-    for c in calls.iter().filter(|c| !c.call.shadow) {
+    // Ours only: shadow runs are not the task's, BYOK calls are the customer's.
+    let mut byok_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
+    for c in calls.iter().filter(|c| !c.call.shadow && c.call.byok) {
+        let e = byok_by_currency.entry(c.call.currency.clone()).or_insert(0);
+        *e = e.saturating_add(c.call.cost_micros);
+    }
+    let byok_cost = byok_by_currency
+        .iter()
+        .map(|(c, m)| micros(*m, c))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    for c in calls.iter().filter(|c| !c.call.shadow && !c.call.byok) {
         let e = cost_by_currency.entry(c.call.currency.clone()).or_insert(0);
         *e = e.saturating_add(c.call.cost_micros);
     }
@@ -280,6 +293,7 @@ pub(crate) async fn page(
             })
             .collect(),
         total_cost,
+        byok_cost,
         attempts: attempts
             .into_iter()
             .map(|a| AttemptRow {

@@ -161,7 +161,8 @@ async fn a_resolved_task_shows_its_receipt(backend: Backend) {
         .assert_contains("small-model-q4")
         .assert_contains("250 ms")
         .assert_contains("0.0025 USD")
-        .assert_contains("<td>yes</td>")
+        .assert_contains("Inference cost (ours)</th><td class=\"num\">0.0025 USD</td>")
+        .assert_lacks("paid by you")
         // Each verifier's decision and reason.
         .assert_contains("rules/1")
         .assert_contains("the reply names the refund")

@@ -101,7 +101,7 @@ fn call(cost_micros: i64) -> NewModelCall {
         cost_micros,
         currency: "USD".into(),
         cache_hit: false,
-        byok: true,
+        byok: false,
         error: None,
         verdict: None,
         shadow: false,
