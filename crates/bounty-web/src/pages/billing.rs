@@ -30,6 +30,11 @@ struct BillingPage {
     account_status: String,
     stripe_customer: String,
     stripe_subscription: String,
+    /// The account's own model endpoint and the key's last four
+    /// characters, or how to set one.
+    byok: String,
+    /// The plan's fee for outcomes worked on that key.
+    byok_fee: String,
 }
 
 pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
@@ -67,8 +72,25 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
         ],
     };
     let not_yet = "not created yet".to_owned();
+    let byok = match state.store.byok(account).await? {
+        Some(b) => format!("{} (key …{})", b.base_url, b.key_hint),
+        None => "none (PUT /v1/byok sets your own endpoint and key)".to_owned(),
+    };
+    let byok_fee = match info.plan.byok_fee {
+        None => "none: rated like any outcome".to_owned(),
+        Some(fee) => format!(
+            "{} CU per resolved outcome, {}",
+            cu(fee.cu.milli()),
+            match fee.mode {
+                bounty_core::plan::ByokFeeMode::Instead => "instead of the plan's CU",
+                bounty_core::plan::ByokFeeMode::OnTop => "on top of the plan's CU",
+            }
+        ),
+    };
     let page = BillingPage {
         chrome: Chrome::for_user(&user, "Billing", "billing"),
+        byok,
+        byok_fee,
         plan_name: info.plan.name.clone(),
         plan_kind: info.plan.kind.as_str(),
         price_per_cu: micros(info.plan.price_per_cu.micros, &currency),

@@ -98,7 +98,9 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_status(StatusCode::OK)
         .assert_contains("Price per CU")
         .assert_contains("active")
-        .assert_contains("not created yet");
+        .assert_contains("not created yet")
+        .assert_contains("none (PUT /v1/byok sets your own endpoint and key)")
+        .assert_contains("none: rated like any outcome");
     // The pricing comparison over the same period: the charge is the
     // value-based revenue; cost-plus is the 3,500 micros of inference
     // (2,500 + 1,000) marked up 30%: 4,550.
