@@ -214,8 +214,10 @@ impl Store {
         let id = claimed.task.id.to_string();
         let mut tx = self.begin().await?;
         insert_model_calls(&mut tx, &account, &id, claimed.attempt, 0, calls, now).await?;
+        // The per-agent counters (pass rates, cache use) are rows every
+        // task of the agent writes: they are moved last, just before the
+        // commit, so their row locks are held as briefly as possible.
         let agent_id = claimed.task.agent_id.to_string();
-        record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
         let row: Option<(String,)> = tx
             .fetch_optional(
                 "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
@@ -245,6 +247,7 @@ impl Store {
             )
             .await?;
         if row.is_none() {
+            record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
             tx.commit().await?;
             return Ok(false);
         }
@@ -270,9 +273,6 @@ impl Store {
         };
         match end {
             AttemptEnd::Completed(out) => {
-                if let Some(used) = &out.cache {
-                    record_cache_use(&mut tx, &account, &agent_id, used, now).await?;
-                }
                 settle_completed(&mut tx, &key, out.decision, &out.verdicts, now).await?;
             }
             AttemptEnd::Failed(error) => {
@@ -284,6 +284,13 @@ impl Store {
             // A ticket's answer (or its hand-off) goes back to the helpdesk.
             enqueue_reply(&mut tx, key.account, key.task, now).await?;
         }
+        if let AttemptEnd::Completed(TaskOutput {
+            cache: Some(used), ..
+        }) = end
+        {
+            record_cache_use(&mut tx, &account, &agent_id, used, now).await?;
+        }
+        record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
         tx.commit().await?;
         Ok(true)
     }
