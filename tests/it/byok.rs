@@ -77,14 +77,7 @@ async fn run(app: &TestApp, key: &str) -> (Value, Value) {
     let task = app.task(key, "support", "Where is my refund?").await;
     let task = app.wait_for_task(key, task["id"].as_str().unwrap(), WAIT).await;
     let outcome = match task["outcome"]["id"].as_str() {
-        Some(id) => {
-            let resp = app
-                .request(Method::GET, &format!("/v1/outcomes/{id}"), Some(key))
-                .send()
-                .await
-                .unwrap();
-            json_of(resp, 200).await
-        }
+        Some(id) => app.get_outcome(key, id).await,
         None => Value::Null,
     };
     (task, outcome)

@@ -84,14 +84,7 @@ async fn outcome(app: &TestApp, key: &str, task: &Value) -> Value {
     let id = task["outcome"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("no outcome: {task}"));
-    json_of(
-        app.request(Method::GET, &format!("/v1/outcomes/{id}"), Some(key))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await
+    app.get_outcome(key, id).await
 }
 
 /// The models the fake was asked for, in order.

@@ -61,14 +61,7 @@ async fn outcome_of(app: &TestApp, key: &str, agent: &str, body: &str) -> Value 
 }
 
 async fn get_outcome(app: &TestApp, key: &str, id: &str) -> Value {
-    json_of(
-        app.request(Method::GET, &format!("/v1/outcomes/{id}"), Some(key))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await
+    app.get_outcome(key, id).await
 }
 
 async fn signal(app: &TestApp, key: &str, id: &str, body: Value) -> reqwest::Response {

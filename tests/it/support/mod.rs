@@ -419,6 +419,16 @@ impl TestApp {
         json_of(resp, 200).await
     }
 
+    /// `GET /v1/outcomes/{id}`, asserting 200.
+    pub async fn get_outcome(&self, key: &str, id: &str) -> Value {
+        let resp = self
+            .request(Method::GET, &format!("/v1/outcomes/{id}"), Some(key))
+            .send()
+            .await
+            .unwrap();
+        json_of(resp, 200).await
+    }
+
     /// Polls a task until its status is final; panics after `timeout`.
     pub async fn wait_for_task(&self, key: &str, id: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
