@@ -58,14 +58,9 @@ pub(crate) fn percent_bp(bp: i64) -> String {
     format!("{sign}{}.{}%", tenths / 10, tenths % 10)
 }
 
-/// `part / whole` in basis points, rounded half up; `None` when `whole` is 0.
-pub(crate) fn ratio_bp(part: i64, whole: i64) -> Option<i64> {
-    if whole == 0 {
-        return None;
-    }
-    let v = (i128::from(part) * 20_000 / i128::from(whole) + i128::from(part.signum() * whole.signum())) / 2;
-    i64::try_from(v).ok()
-}
+/// `part / whole` in basis points, rounded half away from zero; `None`
+/// when `whole` is 0 (the margin comparison's, so both agree).
+pub(crate) use bounty_core::margin::ratio_bp;
 
 /// `2026-05-01 12:34:56 UTC`.
 pub(crate) fn time(t: Timestamp) -> String {
