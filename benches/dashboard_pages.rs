@@ -280,6 +280,7 @@ async fn real_task(
         external_ref: None,
         idempotency: None,
         max_attempts: 1,
+        mode: bounty_core::ApiKeyMode::Live,
     };
     let id = match store.create_task(account, &new).await.expect("create task") {
         Created::New(task) => task.id,
@@ -663,6 +664,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
             external_ref: None,
             idempotency: None,
             max_attempts: 1,
+            mode: bounty_core::ApiKeyMode::Live,
         };
         assert!(matches!(
             store.create_task(main.0, &new).await.unwrap(),
@@ -1090,8 +1092,8 @@ async fn store_calls(store: &Store, s: &Seeded, args: &Args) -> Vec<String> {
     };
     let deep: TaskId = s.deep_cursor.parse().unwrap();
     let month = (at(2026, 5, 1, 0), at(2026, 5, 29, 0));
-    let (usage, buckets) = median_of_5!(store.usage(a, month.0, month.1));
-    let (scan, scanned) = median_of_5!(store.usage_scan(a, month.0, month.1));
+    let (usage, buckets) = median_of_5!(store.usage(a, bounty_core::ApiKeyMode::Live, month.0, month.1));
+    let (scan, scanned) = median_of_5!(store.usage_scan(a, bounty_core::ApiKeyMode::Live, month.0, month.1));
     assert_eq!(buckets, scanned, "the rollup sums what the outcomes hold");
     let outcomes: i64 = buckets.iter().map(|b| b.outcomes).sum();
     let (by_status, _) = median_of_5!(store.list_tasks(a, &queued, limit, None));
@@ -1102,7 +1104,7 @@ async fn store_calls(store: &Store, s: &Seeded, args: &Args) -> Vec<String> {
     };
     let (searched, found) = median_of_5!(store.list_tasks(a, &search, limit, None));
     assert_eq!(found.items.len(), 1, "the rare ticket number matches one task");
-    let (billing, _) = median_of_5!(store.billing_info(a));
+    let (billing, _) = median_of_5!(store.billing_info(a, bounty_core::ApiKeyMode::Live));
     vec![
         format!(
             "usage(this month) {:.1} ms ({} buckets of {outcomes} outcomes); the same summed from outcomes {:.1} ms",

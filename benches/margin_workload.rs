@@ -271,6 +271,7 @@ async fn play(
             external_ref: None,
             idempotency: None,
             max_attempts: 1,
+            mode: bounty_core::ApiKeyMode::Live,
         };
         store.create_task(account, &new).await.unwrap();
     }
@@ -291,7 +292,10 @@ async fn play(
     );
     let deadline = Instant::now() + Duration::from_secs(600);
     let buckets = loop {
-        let buckets = store.usage(account, far.0, far.1).await.unwrap();
+        let buckets = store
+            .usage(account, bounty_core::ApiKeyMode::Live, far.0, far.1)
+            .await
+            .unwrap();
         let decided: i64 = buckets.iter().map(|b| b.outcomes).sum();
         if decided as usize == stream.len() {
             break buckets;

@@ -37,7 +37,11 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
     let (account, agent) = tenant(&store, "Bench", "m").await;
     // The account's customer and subscription rows go first, so every
     // meter event has its customer; the drain measured is meter events only.
-    for claim in store.claim_outbox(2, Duration::from_secs(60)).await.unwrap() {
+    for claim in store
+        .claim_outbox(bounty_core::ApiKeyMode::Live, 2, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
         let object = match claim.item.kind.as_str() {
             "stripe_customer" => "cus_bench",
             _ => "sub_bench",
@@ -59,6 +63,7 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
             external_ref: None,
             idempotency: None,
             max_attempts: 1,
+            mode: bounty_core::ApiKeyMode::Live,
         };
         store.create_task(account, &new).await.unwrap();
         let claimed = store

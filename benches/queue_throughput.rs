@@ -87,6 +87,7 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
             external_ref: None,
             idempotency: None,
             max_attempts: 3,
+            mode: bounty_core::ApiKeyMode::Live,
         };
         store.create_task(account, &new).await.unwrap();
     }

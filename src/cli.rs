@@ -77,6 +77,13 @@ pub enum Command {
     #[command(subcommand)]
     Credits(CreditsCommand),
 
+    /// Outcomes: reverse a charge as goodwill (operator commands).
+    ///
+    /// A goodwill reversal is the operator's decision alone: no customer
+    /// key can make one through the API (it gets 403 `operator_only`).
+    #[command(subcommand)]
+    Outcomes(OutcomesCommand),
+
     /// An account's plan and monthly spending cap (operator commands).
     #[command(subcommand)]
     Billing(BillingCommand),
@@ -214,6 +221,34 @@ pub struct UsageArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `outcomes` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutcomesCommand {
+    /// Reverse a resolved outcome's charge as goodwill, inside its window
+    /// or its policy's goodwill days. The receipt records the operator and
+    /// the reason; the reversing transfers cancel the meter event inside
+    /// Stripe's 24 h, else credit the customer's balance.
+    ///
+    /// Example: bounty outcomes reverse --account acct_01J… out_01J… \
+    ///     --operator alice --reason "wrong answer, customer complained"
+    Reverse {
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        account: AccountId,
+        /// The outcome (`out_…`).
+        #[arg(value_name = "OUTCOME_ID")]
+        outcome: bounty_core::OutcomeId,
+        /// Who decides: your name, kept on the receipt (default: $USER).
+        #[arg(long, env = "USER", value_name = "NAME")]
+        operator: String,
+        /// Why, in words the customer will read on the receipt.
+        #[arg(long)]
+        reason: String,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `credits` subcommands.

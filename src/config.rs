@@ -115,6 +115,11 @@ impl SecretsSettings {
 pub struct StripeSettings {
     /// `sk_live_…` / `sk_test_…`. Secret: never logged. Unset: ledger-only.
     pub secret_key: Option<SecretString>,
+    /// Stripe's test-mode key (`sk_test_…`) for test-mode charges (those
+    /// of `bk_test_` keys): their meter events go to Stripe's test mode,
+    /// to a test-mode customer of the account. Unset: test-mode charges
+    /// are recorded in their own book and never sent. Secret: never logged.
+    pub test_secret_key: Option<SecretString>,
     /// Stripe's API base (a local fake in tests); no path allowed.
     pub base_url: String,
     /// Longest one Stripe request may take, in ms.
@@ -132,6 +137,7 @@ impl Default for StripeSettings {
     fn default() -> Self {
         StripeSettings {
             secret_key: None,
+            test_secret_key: None,
             base_url: "https://api.stripe.com".to_owned(),
             timeout_ms: 30_000,
             sender: true,
@@ -145,6 +151,10 @@ impl fmt::Debug for StripeSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StripeSettings")
             .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "test_secret_key",
+                &self.test_secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("base_url", &self.base_url)
             .field("timeout_ms", &self.timeout_ms)
             .field("sender", &self.sender)
@@ -160,7 +170,20 @@ impl fmt::Debug for StripeSettings {
 impl StripeSettings {
     /// The client, when a secret key is configured.
     pub fn client(&self) -> Result<Option<bounty_billing::stripe::StripeClient>, ConfigError> {
-        let Some(key) = &self.secret_key else {
+        self.client_with(self.secret_key.as_ref(), "stripe.base_url")
+    }
+
+    /// The test-mode client, when a test key is configured.
+    pub fn test_client(&self) -> Result<Option<bounty_billing::stripe::StripeClient>, ConfigError> {
+        self.client_with(self.test_secret_key.as_ref(), "stripe.base_url")
+    }
+
+    fn client_with(
+        &self,
+        key: Option<&SecretString>,
+        field: &str,
+    ) -> Result<Option<bounty_billing::stripe::StripeClient>, ConfigError> {
+        let Some(key) = key else {
             return Ok(None);
         };
         let mut config = bounty_billing::stripe::StripeConfig::new(key.clone());
@@ -168,25 +191,35 @@ impl StripeSettings {
         config.timeout = Duration::from_millis(self.timeout_ms);
         bounty_billing::stripe::StripeClient::new(config)
             .map(Some)
-            .map_err(|e| ConfigError(format!("invalid value for `stripe.base_url`: {e}")))
+            .map_err(|e| ConfigError(format!("invalid value for `{field}`: {e}")))
     }
 
-    /// The outbox sender over `store`, when Stripe is configured and
-    /// sending is on.
-    pub fn sender(
+    /// The outbox senders over `store`, when sending is on: the live one
+    /// when `secret_key` is set, and a test-mode one when
+    /// `test_secret_key` is set.
+    pub fn senders(
         &self,
         store: &bounty_store::Store,
-    ) -> Result<Option<bounty_billing::outbox::Sender>, ConfigError> {
+    ) -> Result<Vec<bounty_billing::outbox::Sender>, ConfigError> {
         if !self.sender {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        Ok(self.client()?.map(|client| {
-            let config = bounty_billing::outbox::SenderConfig {
-                poll_interval: Duration::from_millis(self.poll_interval_ms),
-                ..Default::default()
-            };
-            bounty_billing::outbox::Sender::new(store.clone(), client, config)
-        }))
+        let config = bounty_billing::outbox::SenderConfig {
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            ..Default::default()
+        };
+        let mut senders = Vec::new();
+        if let Some(client) = self.client()? {
+            senders.push(bounty_billing::outbox::Sender::new(
+                store.clone(),
+                client,
+                config.clone(),
+            ));
+        }
+        if let Some(client) = self.test_client()? {
+            senders.push(bounty_billing::outbox::Sender::new(store.clone(), client, config).test_mode());
+        }
+        Ok(senders)
     }
 }
 

@@ -18,7 +18,7 @@ fn time(flag: &str, v: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<c
     .transpose()
 }
 
-async fn require_account(store: &Store, account: AccountId) -> anyhow::Result<()> {
+pub(crate) async fn require_account(store: &Store, account: AccountId) -> anyhow::Result<()> {
     if store.get_account(account).await?.is_none() {
         bail!("no account {account}");
     }
@@ -33,7 +33,9 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
     let now = store.now();
     let from = time("from", args.from.as_deref())?.unwrap_or_else(|| bounty_store::period_start(now));
     let to = time("to", args.to.as_deref())?.unwrap_or(now);
-    let buckets = store.usage(args.account, from, to).await?;
+    let buckets = store
+        .usage(args.account, bounty_core::ApiKeyMode::Live, from, to)
+        .await?;
     let report = bounty_server::routes::billing::aggregate(buckets, &args.group_by, from, to);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -92,8 +94,10 @@ pub async fn credits(cmd: CreditsCommand, store: &Store) -> anyhow::Result<()> {
             if amount.milli() <= 0 {
                 bail!("the grant must be positive");
             }
-            let id = store.grant_credits(account, amount, memo).await?;
-            let info = store.billing_info(account).await?;
+            let id = store
+                .grant_credits(account, bounty_core::ApiKeyMode::Live, amount, memo)
+                .await?;
+            let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             println!(
                 "granted {amount} CU to {account} ({id}); balance {} CU",
                 info.credit_balance
@@ -102,7 +106,7 @@ pub async fn credits(cmd: CreditsCommand, store: &Store) -> anyhow::Result<()> {
         }
         CreditsCommand::Show { account } => {
             require_account(store, account).await?;
-            let info = store.billing_info(account).await?;
+            let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             println!("balance {} CU", info.credit_balance);
             for t in store
                 .transfers(account, None, Some("credit_grant"))
@@ -130,7 +134,7 @@ pub async fn billing(cmd: BillingCommand, config: &Config, store: &Store) -> any
         }
         BillingCommand::Show { account } => {
             require_account(store, account).await?;
-            let info = store.billing_info(account).await?;
+            let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             println!("plan: {}", serde_json::to_string(&info.plan)?);
             match info.monthly_cap_micros {
                 Some(cap) => println!(
@@ -172,7 +176,7 @@ pub async fn billing(cmd: BillingCommand, config: &Config, store: &Store) -> any
             alerts,
         } => {
             require_account(store, account).await?;
-            let info = store.billing_info(account).await?;
+            let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             let cap = match (monthly, none) {
                 (Some(m), false) => Some(
                     Money::parse_decimal(m.trim(), info.plan.currency())

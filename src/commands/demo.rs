@@ -142,6 +142,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
                 agent_id: support.id,
                 secret_sealed: sealed,
                 reply_sealed: None,
+                mode: bounty_core::ApiKeyMode::Live,
             },
         )
         .await?;
@@ -179,6 +180,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
                     external_ref: None,
                     idempotency: None,
                     max_attempts: 1,
+                    mode: bounty_core::ApiKeyMode::Live,
                 },
             )
             .await?;

@@ -7,6 +7,7 @@ mod demo;
 mod distill;
 mod models;
 mod outbox;
+mod outcomes;
 mod report;
 mod serve;
 mod stripe;
@@ -33,6 +34,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Usage(args) => billing::usage(args, &open_store(&config).await?).await,
         Command::Report(cmd) => report::run(cmd, &open_store(&config).await?).await,
         Command::Credits(cmd) => billing::credits(cmd, &open_store(&config).await?).await,
+        Command::Outcomes(cmd) => outcomes::run(cmd, &open_store(&config).await?).await,
         Command::Billing(cmd) => billing::billing(cmd, &config, &open_store(&config).await?).await,
         Command::Stripe(cmd) => stripe::run(cmd, &config, &open_store(&config).await?).await,
         Command::Users(cmd) => users::run(cmd, &open_store(&config).await?).await,

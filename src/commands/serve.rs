@@ -92,9 +92,9 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_secrets(super::secret_opener(keyring.as_ref()));
         tokio::spawn(worker.run(shutdown.clone()))
     });
-    let sender = config
+    let senders = config
         .stripe
-        .sender(&store)
+        .senders(&store)
         .context("invalid Stripe configuration")?;
     let stripe = config.stripe.client().context("invalid Stripe configuration")?;
     if stripe.is_none() {
@@ -103,7 +103,10 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let in_serve = config.worker.in_serve && !args.no_worker;
-    let sender = if in_serve { sender } else { None }.map(|s| tokio::spawn(s.run(shutdown.clone())));
+    let senders: Vec<_> = if in_serve { senders } else { Vec::new() }
+        .into_iter()
+        .map(|s| tokio::spawn(s.run(shutdown.clone())))
+        .collect();
     let replies = if in_serve {
         config
             .secrets
@@ -136,7 +139,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
-    for sender in [sender, replies].into_iter().flatten() {
+    for sender in senders.into_iter().chain(replies) {
         let _ = sender.await;
     }
     if let Some(worker) = worker {

@@ -36,19 +36,19 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let sender = config
+    let senders = config
         .stripe
-        .sender(&store)
+        .senders(&store)
         .context("invalid Stripe configuration")?;
-    let sender = match sender {
-        Some(sender) => Some(tokio::spawn(sender.run(shutdown.clone()))),
-        None => {
-            tracing::warn!(
-                "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
-            );
-            None
-        }
-    };
+    if config.stripe.secret_key.is_none() {
+        tracing::warn!(
+            "Stripe is not configured ([stripe] secret_key): ledger-only, meter events wait in the outbox"
+        );
+    }
+    let senders: Vec<_> = senders
+        .into_iter()
+        .map(|s| tokio::spawn(s.run(shutdown.clone())))
+        .collect();
     let replies = config
         .secrets
         .reply_sender(
@@ -57,7 +57,7 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
         )?
         .map(|r| tokio::spawn(r.run(shutdown.clone())));
     worker.run(shutdown).await;
-    for sender in [sender, replies].into_iter().flatten() {
+    for sender in senders.into_iter().chain(replies) {
         let _ = sender.await;
     }
     store.close().await;

@@ -576,3 +576,60 @@ async fn dashboard_users_are_created_and_reset_from_the_cli(backend: Backend) {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no user nobody@acme.test"), "{stderr}");
 }
+
+/// `bounty outcomes reverse`: the operator's goodwill reversal, with the
+/// operator and reason on the receipt; refusals exit 2 naming why.
+#[tokio::test]
+async fn outcomes_reverse_is_the_operators_goodwill() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::support::migrated_store(&db, std::sync::Arc::new(bounty_core::SystemClock)).await;
+    let (account, agent) = crate::support::billing::account_with_agent(&store, Default::default()).await;
+    crate::support::stripe::charge_one(&store, account, agent, 0).await;
+    let outcome = crate::support::stripe::outcome_ids(&store, account).await[0];
+    let run = |args: &[&str]| {
+        let out = bounty(dir.path())
+            .args(["--database-url", db.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (account, outcome) = (account.to_string(), outcome.to_string());
+    let reverse = |operator: &str| {
+        run(&[
+            "outcomes",
+            "reverse",
+            "--account",
+            &account,
+            &outcome,
+            "--operator",
+            operator,
+            "--reason",
+            "wrong answer",
+        ])
+    };
+    let (code, _, stderr) = reverse("a:b");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--operator"), "{stderr}");
+    let (code, stdout, stderr) = reverse("alice");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("resolved -> reversed"), "{stdout}");
+    assert!(
+        stdout.contains("alice") && stdout.contains("wrong answer"),
+        "{stdout}"
+    );
+    let events = store
+        .outcome_events(account.parse().unwrap(), outcome.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().actor.as_deref(), Some("operator:alice"));
+    // Once reversed, it is final.
+    let (code, _, stderr) = reverse("alice");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot reverse"), "{stderr}");
+}

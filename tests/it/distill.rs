@@ -59,6 +59,7 @@ async fn finish(
         external_ref: None,
         idempotency: None,
         max_attempts: 1,
+        mode: bounty_core::ApiKeyMode::Live,
     };
     store.create_task(account, &new).await.unwrap();
     let claimed = store

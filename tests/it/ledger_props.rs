@@ -87,7 +87,11 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
     .await
     .unwrap();
     store.migrate().await.unwrap();
+    // An `external` verifier: the random signals apply inside the window.
     let policy = VerificationPolicy {
+        verifiers: vec![bounty_core::VerifierSpec::External(
+            bounty_core::verification::ExternalSpec {},
+        )],
         window_hours: 72,
         goodwill_days: 2,
         ..Default::default()
@@ -123,12 +127,25 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
             }
             Op::Signal(n, signal) => {
                 if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
-                    let _ = maybe_crash(crash, store.apply_signal(account, *id, signal)).await;
+                    let _ = maybe_crash(
+                        crash,
+                        store.apply_signal(account, *id, signal, bounty_core::Actor::Worker),
+                    )
+                    .await;
                 }
             }
             Op::Goodwill(n) => {
                 if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
-                    let _ = maybe_crash(crash, store.goodwill_reversal(account, *id)).await;
+                    let _ = maybe_crash(
+                        crash,
+                        store.goodwill_reversal(
+                            account,
+                            *id,
+                            bounty_core::Actor::operator("test").unwrap(),
+                            "test",
+                        ),
+                    )
+                    .await;
                 }
             }
             Op::Lapse(hours) => {
@@ -138,7 +155,12 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
             Op::Grant(milli) => {
                 let _ = maybe_crash(
                     crash,
-                    store.grant_credits(account, ComputeUnits::from_milli(milli), None),
+                    store.grant_credits(
+                        account,
+                        bounty_core::ApiKeyMode::Live,
+                        ComputeUnits::from_milli(milli),
+                        None,
+                    ),
                 )
                 .await;
             }
@@ -165,8 +187,14 @@ async fn check(store: &Store, account: AccountId) {
             b.inference_currency.clone(),
         )
     };
-    let mut rolled = store.usage(account, from, to).await.unwrap();
-    let mut scanned = store.usage_scan(account, from, to).await.unwrap();
+    let mut rolled = store
+        .usage(account, bounty_core::ApiKeyMode::Live, from, to)
+        .await
+        .unwrap();
+    let mut scanned = store
+        .usage_scan(account, bounty_core::ApiKeyMode::Live, from, to)
+        .await
+        .unwrap();
     rolled.sort_by_key(key);
     scanned.sort_by_key(key);
     assert_eq!(rolled, scanned, "the usage rollup disagrees with the outcomes");
@@ -188,7 +216,10 @@ async fn check(store: &Store, account: AccountId) {
         .copied()
         .unwrap_or(0);
     assert!(credits >= 0, "credit balance below zero: {credits}");
-    let info = store.billing_info(account).await.unwrap();
+    let info = store
+        .billing_info(account, bounty_core::ApiKeyMode::Live)
+        .await
+        .unwrap();
     assert_eq!(info.credit_balance.milli(), credits);
     // Per outcome: net CU is its CU when resolved, else zero.
     let page = store

@@ -196,10 +196,11 @@ async fn a_task_the_verifier_rejects_costs_nothing(backend: Backend) {
     let after = json_of(signal(&app, &key, id, json!({"kind": "solved"})).await, 200).await;
     assert_eq!(after["status"], "failed");
     assert_eq!(after["transfers"], json!([]));
+    // A goodwill reversal is the operator's alone.
     assert_error(
         signal(&app, &key, id, json!({"kind": "goodwill_reversal"})).await,
-        409,
-        "outcome_transition_refused",
+        403,
+        "operator_only",
     )
     .await;
 }
@@ -227,10 +228,20 @@ async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     let app = app(backend, &fake).await;
     let (account, key) = app.create_account("Acme").await;
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    // Assumed resolution: charged when the helpdesk says solved, reversed
+    // when it reopens the ticket inside the window.
+    agent_with_policy(
+        &app,
+        &key,
+        "support",
+        json!({"verifiers": [{"kind": "rules", "non_empty": true}, {"kind": "external"}]}),
+    )
+    .await;
     let out = outcome_of(&app, &key, "support", "help").await;
-    assert_eq!(out["status"], "resolved");
+    assert_eq!(out["status"], "provisional");
     let id = out["id"].as_str().unwrap();
+    let solved = json_of(signal(&app, &key, id, json!({"kind": "solved"})).await, 200).await;
+    assert_eq!(solved["status"], "resolved", "{solved}");
     assert_error(
         signal(&app, &key, id, json!({"kind": "csat"})).await,
         422,
@@ -403,17 +414,24 @@ async fn a_lapsed_window_applies_the_lapse_decision(backend: Backend) {
     let fail = get_outcome(&app, &key, fail["id"].as_str().unwrap()).await;
     assert_eq!(fail["status"], "failed");
     assert_eq!(fail["transfers"], json!([]));
-    // After the window (by the later clock), a reopen reverses nothing.
+    // After the window (by the later clock), a reopen is refused, recorded,
+    // and reverses nothing.
     let late = later
         .apply_signal(
             account,
             pass["id"].as_str().unwrap().parse().unwrap(),
             bounty_core::outcome::Signal::Reopened,
+            bounty_core::Actor::Worker,
         )
-        .await
-        .unwrap();
-    assert_eq!(late.outcome.status, bounty_core::outcome::OutcomeStatus::Resolved);
-    assert_eq!(late.effect, bounty_core::outcome::ChargeEffect::None);
+        .await;
+    assert!(
+        matches!(late, Err(bounty_store::OutcomeError::NotApplicable(ref why)) if why.contains("window")),
+        "{late:?}"
+    );
+    let pass = get_outcome(&app, &key, pass["id"].as_str().unwrap()).await;
+    assert_eq!(pass["status"], "resolved");
+    assert_eq!(pass["events"][2]["event"], "signal_refused", "{pass:#}");
+    assert_eq!(kinds(&pass), vec!["charge", "charge_money"]);
     assert!(later.lapse_outcomes(10).await.unwrap().is_empty(), "lapsed once");
     later.close().await;
 }
@@ -426,6 +444,7 @@ async fn credits_are_drawn_before_anything_is_metered(backend: Backend) {
     app.store
         .grant_credits(
             account,
+            bounty_core::ApiKeyMode::Live,
             bounty_core::ComputeUnits::parse_decimal("1.5").unwrap(),
             Some("pilot".into()),
         )
@@ -472,18 +491,16 @@ async fn credits_are_drawn_before_anything_is_metered(backend: Backend) {
     )
     .await;
     assert_eq!(credits["balance_cu"], "0.000", "never below zero");
-    // A reopen gives the drawn credits back.
-    json_of(
-        signal(
-            &app,
-            &key,
-            first["id"].as_str().unwrap(),
-            json!({"kind": "reopened"}),
+    // An operator's goodwill reversal gives the drawn credits back.
+    app.store
+        .goodwill_reversal(
+            account,
+            first["id"].as_str().unwrap().parse().unwrap(),
+            bounty_core::Actor::operator("ops").unwrap(),
+            "pilot ticket answered wrongly",
         )
-        .await,
-        200,
-    )
-    .await;
+        .await
+        .unwrap();
     let credits = json_of(
         app.request(Method::GET, "/v1/credits", Some(&key))
             .send()

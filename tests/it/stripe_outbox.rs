@@ -75,7 +75,7 @@ async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
         .pop()
         .unwrap();
     app.store
-        .apply_signal(account, outcome.id, Signal::Reopened)
+        .apply_signal(account, outcome.id, Signal::Reopened, bounty_core::Actor::Worker)
         .await
         .unwrap();
     drain(&sender, &app.store).await;
@@ -118,7 +118,10 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
             // Reopen a random earlier outcome: a reversal to cancel.
             let ids = outcome_ids(&app.store, account).await;
             let pick = ids[(next() % ids.len() as u64) as usize];
-            let _ = app.store.apply_signal(account, pick, Signal::Reopened).await;
+            let _ = app
+                .store
+                .apply_signal(account, pick, Signal::Reopened, bounty_core::Actor::Worker)
+                .await;
         }
         match next() % 9 {
             0 => fake.push_fault(Fault::Status(429, None)),
@@ -362,10 +365,26 @@ async fn a_reversal_after_24_hours_credits_the_customer_balance(backend: Backend
     assert_eq!(fake.meter_events().len(), 2);
     let ids = outcome_ids(&store, account).await;
     // One reversed at once (cancelled), one a day and an hour later (credited).
-    store.goodwill_reversal(account, ids[0]).await.unwrap();
+    store
+        .goodwill_reversal(
+            account,
+            ids[0],
+            bounty_core::Actor::operator("test").unwrap(),
+            "test",
+        )
+        .await
+        .unwrap();
     drain(&sender, &store).await;
     clock.advance(chrono::Duration::hours(25));
-    store.goodwill_reversal(account, ids[1]).await.unwrap();
+    store
+        .goodwill_reversal(
+            account,
+            ids[1],
+            bounty_core::Actor::operator("test").unwrap(),
+            "test",
+        )
+        .await
+        .unwrap();
     drain(&sender, &store).await;
     let events = fake.meter_events();
     assert_eq!(events.iter().filter(|e| e.cancelled).count(), 1);

@@ -1,8 +1,6 @@
 //! `POST /webhooks/stripe`: signatures on the raw body, exactly-once
 //! effects, account status and invoices.
 
-use std::time::Duration;
-
 use bounty_billing::signature::sign;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -30,20 +28,7 @@ async fn app(backend: Backend) -> TestApp {
 /// path); returns (account, key, customer).
 async fn customer(app: &TestApp) -> (bounty_core::AccountId, String, String) {
     let (account, key) = app.create_account("Acme").await;
-    let claim = app
-        .store
-        .claim_outbox(10, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.item.kind == "stripe_customer")
-        .unwrap();
-    let customer = format!("cus_{}", &account.to_string()[5..15]);
-    let delivered = bounty_store::Delivered {
-        object_id: Some(customer.clone()),
-        sent_as: None,
-    };
-    app.store.outbox_sent(claim.item.id, &delivered).await.unwrap();
+    let customer = app.stripe_customer(account).await;
     (account, key, customer)
 }
 

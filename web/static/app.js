@@ -2,7 +2,8 @@
 // live by polling /tasks/status every 5 s, and only while a task on the
 // page is queued or running; it selects a shown secret on focus, copies
 // it with its Copy button, and asks before a form marked data-confirm
-// (deleting an integration) is sent. Every page works without it: a
+// (deleting an integration) is sent, and makes the live/test switch
+// return to the page it was used on. Every page works without it: a
 // secret can be selected and copied by hand, and forms post as they are.
 "use strict";
 
@@ -67,6 +68,10 @@
           say("Selected: press Ctrl+C (or Cmd+C) to copy.");
         }
       });
+    });
+    // The live/test switch returns to the page it was used on.
+    document.querySelectorAll("input[data-back]").forEach(function (input) {
+      input.value = window.location.pathname + window.location.search;
     });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (e) {

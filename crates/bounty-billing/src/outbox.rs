@@ -30,7 +30,7 @@
 
 use std::time::Duration;
 
-use bounty_core::{Money, retry_delay};
+use bounty_core::{ApiKeyMode, Money, retry_delay};
 use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +93,9 @@ pub struct Sender {
     store: Store,
     client: StripeClient,
     config: SenderConfig,
+    /// Which rows it sends: live ones with the live key, or test-mode ones
+    /// (`bk_test_` keys' charges) with `stripe.test_secret_key`.
+    mode: ApiKeyMode,
     /// Prefix of this sender's armed crash points (tests only).
     #[cfg(feature = "failpoints")]
     failpoints: Option<String>,
@@ -104,9 +107,18 @@ impl Sender {
             store,
             client,
             config,
+            mode: ApiKeyMode::Live,
             #[cfg(feature = "failpoints")]
             failpoints: None,
         }
+    }
+
+    /// Makes this a test-mode sender: it claims only test-mode rows, sends
+    /// them to the test-mode customer, and its client must hold Stripe's
+    /// test key. A live sender never sees those rows.
+    pub fn test_mode(mut self) -> Self {
+        self.mode = ApiKeyMode::Test;
+        self
     }
 
     /// Arms this sender's crash points, named `{prefix}::before_send`,
@@ -131,7 +143,7 @@ impl Sender {
 
     /// Claims and sends due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!(base_url = self.client.base_url(), "outbox sender started");
+        tracing::info!(base_url = self.client.base_url(), mode = %self.mode, "outbox sender started");
         loop {
             let sent = match self.drain_once().await {
                 Ok(n) => n,
@@ -155,7 +167,7 @@ impl Sender {
     pub async fn drain_once(&self) -> Result<usize, StoreError> {
         let claims = self
             .store
-            .claim_outbox(self.config.batch, self.config.lease)
+            .claim_outbox(self.mode, self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
         for claim in claims {
@@ -195,7 +207,7 @@ impl Sender {
                 let Some(customer) = claim.stripe_customer_id.as_deref() else {
                     return waiting_for_customer();
                 };
-                let plan = match self.store.billing_info(item.account_id).await {
+                let plan = match self.store.billing_info(item.account_id, ApiKeyMode::Live).await {
                     Ok(info) => info.plan,
                     Err(e) => return self.later(item.attempts, e.to_string()),
                 };

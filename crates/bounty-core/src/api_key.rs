@@ -21,17 +21,41 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// Characters of a key kept in the clear for listings (`bk_live_AbCd`).
 pub const VISIBLE_PREFIX_LEN: usize = 12;
 
-/// Whether a key acts on live or test data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// Whether a key acts on live or test data: Stripe's `livemode`.
+///
+/// Every object a key makes carries its mode (`livemode` in the API and
+/// the database), and every read is of one mode: a test key sees test
+/// data, a live key live data. Test objects run the whole rating and
+/// ledger path in a book of their own and never reach live usage, caps,
+/// credits, invoices or the live Stripe account. The default is live, the
+/// mode of everything made before test mode existed.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiKeyMode {
     /// Real work, real billing.
+    #[default]
     Live,
     /// Test work: never billed.
     Test,
 }
 
 impl ApiKeyMode {
+    /// Stripe's `livemode`: `true` for live.
+    pub const fn livemode(self) -> bool {
+        matches!(self, ApiKeyMode::Live)
+    }
+
+    /// The mode of a stored `livemode` flag.
+    pub const fn from_livemode(livemode: bool) -> Self {
+        if livemode {
+            ApiKeyMode::Live
+        } else {
+            ApiKeyMode::Test
+        }
+    }
+
     /// `live` or `test`.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -21,6 +21,7 @@
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
 
 pub mod account;
+pub mod actor;
 pub mod agent;
 pub mod api_key;
 pub mod clock;
@@ -38,6 +39,7 @@ pub mod verdict;
 pub mod verification;
 
 pub use account::{AccountName, KeyName};
+pub use actor::Actor;
 pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

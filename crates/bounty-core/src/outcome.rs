@@ -18,7 +18,6 @@
 //! | `verifying`          | a signal, `WindowLapsed`, `GoodwillReversal`       |                          | error             |         |
 //! | `provisional`        | `solved`, `customer_confirmed`, `csat` ≥ threshold | in window                | `resolved`        | charge  |
 //! | `provisional`        | `reopened`, `csat` < threshold                     | in window                | `failed`          | none    |
-//! | `provisional`        | any signal (it came too late)                      | window over              | as `WindowLapsed` |         |
 //! | `provisional`        | `WindowLapsed`                                     | lapse decision `pass`    | `resolved`        | charge  |
 //! | `provisional`        | `WindowLapsed`                                     | any other lapse decision | `failed`          | none    |
 //! | `provisional`        | `Verified`, `GoodwillReversal`                     |                          | error             |         |
@@ -30,6 +29,14 @@
 //! | `resolved`           | `Verified`                                         |                          | error             |         |
 //! | `failed`, `reversed` | any signal, `WindowLapsed`                         |                          | unchanged         | none    |
 //! | `failed`, `reversed` | `Verified`, `GoodwillReversal`                     |                          | error             |         |
+//!
+//! A signal from the ticket source applies only to an outcome whose
+//! policy has an `external` verifier, and only inside its window: any
+//! other signal is refused ([`TransitionError::SignalNotApplicable`], the
+//! API's 409 `signal_not_applicable`), so a customer's helpdesk can never
+//! undo a charge that its verifiers alone decided, nor one whose window
+//! has closed. A provisional outcome whose window closed is decided by
+//! the lapse, not by a late signal.
 //!
 //! A `csat` signal whose score is outside 1 to 5 is an error in every
 //! status. Signals that change nothing are still accepted (not errors) so
@@ -220,6 +227,9 @@ pub struct OutcomeContext {
     pub lapse_decision: Decision,
     /// CSAT scores at or above this confirm; below it they fail.
     pub csat_threshold: u8,
+    /// Whether the policy awaits the ticket source (has an `external`
+    /// verifier): only then do its signals apply.
+    pub external: bool,
 }
 
 impl OutcomeContext {
@@ -230,6 +240,7 @@ impl OutcomeContext {
             in_goodwill,
             lapse_decision: policy.lapse_decision,
             csat_threshold: policy.csat_threshold,
+            external: policy.has_external(),
         }
     }
 }
@@ -262,6 +273,14 @@ pub enum TransitionError {
     /// A CSAT score outside 1 to 5.
     #[error("csat score {0} is outside 1 to 5")]
     BadCsatScore(u8),
+    /// A ticket-source signal for an outcome that does not await one: its
+    /// policy has no `external` verifier, or its window is over.
+    #[error("signal {signal} does not apply: {why}")]
+    SignalNotApplicable {
+        /// The signal, as [`Signal`]'s `Display` spells it.
+        signal: String,
+        why: &'static str,
+    },
 }
 
 /// Applies `event` to an outcome in `status`. See the module docs for the
@@ -312,6 +331,24 @@ pub fn transition(
         }
     };
 
+    if let OutcomeEvent::Signal(signal) = *event
+        && matches!(status, S::Provisional | S::Resolved)
+    {
+        let why = if !ctx.external {
+            Some("the agent's verification policy has no `external` verifier, so its verifiers alone decide")
+        } else if !ctx.in_window {
+            Some("the outcome's verification window is over")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(TransitionError::SignalNotApplicable {
+                signal: signal.to_string(),
+                why,
+            });
+        }
+    }
+
     match (status, *event) {
         (S::Verifying, OutcomeEvent::Verified(decision)) => match decision {
             Decision::Pass => step(
@@ -328,9 +365,6 @@ pub fn transition(
         },
         (_, OutcomeEvent::Verified(_)) => not_allowed(),
 
-        (S::Provisional, OutcomeEvent::Signal(signal)) if !ctx.in_window => lapse(&format!(
-            "signal {signal} arrived after the window, so the lapse decides"
-        )),
         (S::Provisional, OutcomeEvent::Signal(signal)) => {
             let confirms = match signal {
                 Signal::Solved | Signal::CustomerConfirmed => true,
@@ -354,15 +388,10 @@ pub fn transition(
         }
         (S::Provisional, OutcomeEvent::WindowLapsed) => lapse("the window lapsed with no signal"),
 
-        (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) if ctx.in_window => step(
+        (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) => step(
             S::Failed,
             E::Reverse,
             "reopened inside the window: never charged (charge reversed)".into(),
-        ),
-        (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) => step(
-            S::Resolved,
-            E::None,
-            "reopened after the window: stays resolved; a goodwill reversal is an operator decision".into(),
         ),
         (S::Resolved, OutcomeEvent::Signal(signal)) => step(
             S::Resolved,
@@ -411,6 +440,7 @@ mod tests {
             in_goodwill: false,
             lapse_decision: Decision::Pass,
             csat_threshold: 4,
+            external: true,
         }
     }
 
@@ -557,18 +587,29 @@ mod tests {
     }
 
     #[test]
-    fn a_late_signal_lets_the_lapse_decide() {
-        let pass = ctx(false);
-        let t = transition(S::Provisional, &OutcomeEvent::Signal(Signal::Reopened), &pass).unwrap();
-        assert_eq!((t.to, t.effect), (S::Resolved, ChargeEffect::Charge));
-        assert!(t.reason.contains("after the window"), "{}", t.reason);
-        let fail = OutcomeContext {
-            lapse_decision: Decision::Fail,
-            ..pass
-        };
+    fn a_signal_applies_only_with_an_external_verifier_inside_the_window() {
+        for status in [S::Provisional, S::Resolved] {
+            for signal in [Signal::Solved, Signal::Reopened, Signal::CustomerConfirmed] {
+                let late = refused(status, OutcomeEvent::Signal(signal), ctx(false));
+                assert!(
+                    matches!(late, TransitionError::SignalNotApplicable { why, .. } if why.contains("window")),
+                    "{status} + {signal}: {late}"
+                );
+                let no_external = OutcomeContext {
+                    external: false,
+                    ..ctx(true)
+                };
+                let refused_now = refused(status, OutcomeEvent::Signal(signal), no_external);
+                assert!(
+                    matches!(refused_now, TransitionError::SignalNotApplicable { why, .. } if why.contains("external")),
+                    "{status} + {signal}: {refused_now}"
+                );
+            }
+        }
+        // A provisional outcome whose window is over is the lapse's to decide.
         assert_eq!(
-            go(S::Provisional, OutcomeEvent::Signal(Signal::Solved), fail),
-            (S::Failed, ChargeEffect::None)
+            go(S::Provisional, OutcomeEvent::WindowLapsed, ctx(false)),
+            (S::Resolved, ChargeEffect::Charge)
         );
     }
 
@@ -579,9 +620,10 @@ mod tests {
             go(S::Resolved, reopen, ctx(true)),
             (S::Failed, ChargeEffect::Reverse)
         );
-        let t = transition(S::Resolved, &reopen, &ctx(false)).unwrap();
-        assert_eq!((t.to, t.effect), (S::Resolved, ChargeEffect::None));
-        assert!(t.reason.contains("goodwill"), "{}", t.reason);
+        assert!(matches!(
+            refused(S::Resolved, reopen, ctx(false)),
+            TransitionError::SignalNotApplicable { .. }
+        ));
     }
 
     #[test]
@@ -589,7 +631,9 @@ mod tests {
         for window in [true, false] {
             for signal in ALL_SIGNALS.into_iter().filter(|s| *s != Signal::Reopened) {
                 let stay = (S::Resolved, ChargeEffect::None);
-                assert_eq!(go(S::Resolved, OutcomeEvent::Signal(signal), ctx(window)), stay);
+                if window {
+                    assert_eq!(go(S::Resolved, OutcomeEvent::Signal(signal), ctx(window)), stay);
+                }
             }
             assert_eq!(
                 go(S::Resolved, OutcomeEvent::WindowLapsed, ctx(window)),
@@ -683,12 +727,13 @@ mod tests {
             Just(Decision::Fail),
             Just(Decision::Pending)
         ];
-        (any::<bool>(), any::<bool>(), decision, 1u8..=5).prop_map(
-            |(in_window, in_goodwill, lapse_decision, csat_threshold)| OutcomeContext {
+        (any::<bool>(), any::<bool>(), decision, 1u8..=5, any::<bool>()).prop_map(
+            |(in_window, in_goodwill, lapse_decision, csat_threshold, external)| OutcomeContext {
                 in_window,
                 in_goodwill,
                 lapse_decision,
                 csat_threshold,
+                external,
             },
         )
     }

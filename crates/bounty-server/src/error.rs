@@ -97,6 +97,16 @@ pub enum ApiError {
     /// 409 `outcome_transition_refused`: the event does not apply to the
     /// outcome in its current state.
     TransitionRefused(String),
+    /// 409 `signal_not_applicable`: a ticket-source signal for an outcome
+    /// whose policy has no `external` verifier, or whose window is over.
+    /// The refusal is recorded on the receipt; nothing changes.
+    SignalNotApplicable(String),
+    /// 403 `operator_only`: an operator's decision (a goodwill reversal),
+    /// which no customer key may make.
+    OperatorOnly {
+        /// What was refused, for the message.
+        action: &'static str,
+    },
     /// 409 `agent_name_taken`: the account already has an agent of that name.
     AgentNameTaken {
         /// The name.
@@ -167,7 +177,10 @@ impl ApiError {
             | ApiError::UnknownModel { .. }
             | ApiError::UnknownAgent { .. }
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::AgentNameTaken { .. } | ApiError::TransitionRefused(_) => StatusCode::CONFLICT,
+            ApiError::AgentNameTaken { .. }
+            | ApiError::TransitionRefused(_)
+            | ApiError::SignalNotApplicable(_) => StatusCode::CONFLICT,
+            ApiError::OperatorOnly { .. } => StatusCode::FORBIDDEN,
             ApiError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::LiveKeyCannotGrant => StatusCode::FORBIDDEN,
             ApiError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
@@ -207,6 +220,8 @@ impl ApiError {
             ApiError::WebhooksNotConfigured => "webhooks_not_configured",
             ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
+            ApiError::SignalNotApplicable(_) => "signal_not_applicable",
+            ApiError::OperatorOnly { .. } => "operator_only",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::StripeUnavailable => "stripe_unavailable",
             ApiError::WebhookSignature { .. } => "invalid_signature",
@@ -259,6 +274,14 @@ impl ApiError {
                 None,
             ),
             ApiError::TransitionRefused(m) => (m.clone(), None),
+            ApiError::SignalNotApplicable(m) => (m.clone(), None),
+            ApiError::OperatorOnly { action } => (
+                format!(
+                    "{action} is an operator's decision (`bounty outcomes reverse`), not an API key's; a customer \
+                     contests a charge through the helpdesk's `reopened` inside the window"
+                ),
+                Some("kind".to_owned()),
+            ),
             ApiError::InvalidSignature(m) => (format!("the `Stripe-Signature` does not verify: {m}"), None),
             ApiError::WebhooksNotConfigured => (
                 "Stripe webhooks are not configured (`stripe.webhook_secrets`)".to_owned(),

@@ -8,7 +8,7 @@
 use bounty_core::{AccountId, AccountName, ApiKeyId, KeyName, NewApiKey, PageLimit, Timestamp};
 
 use crate::api_keys::{ApiKey, insert_key};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::{Page, Store, StoreError};
 
 /// A stored account.
@@ -60,7 +60,7 @@ impl Store {
         };
         let key_id = ApiKeyId::new();
         on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("insert into accounts (id, name, created_at) values ($1, $2, $3)")
                 .bind(account.id.to_string())
                 .bind(&account.name)

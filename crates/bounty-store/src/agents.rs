@@ -5,7 +5,7 @@ use bounty_core::{
     Timestamp, VerificationPolicy,
 };
 
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::{Page, Store, StoreError};
 
 /// Everything that defines one version of an agent.
@@ -168,7 +168,7 @@ impl Store {
         let now = self.now();
         let id = AgentId::new();
         on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "insert into agents (id, account_id, name, current_version, created_at, updated_at)
                  values ($1, $2, $3, 1, $4, $4)",
@@ -284,7 +284,7 @@ impl Store {
     ) -> Result<Option<Agent>, StoreError> {
         let now = self.now();
         let updated = on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let version: Option<(i32,)> = sqlx::query_as(
                 "update agents set current_version = current_version + 1, updated_at = $3,
                      name = coalesce($4, name)

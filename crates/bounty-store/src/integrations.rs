@@ -16,11 +16,13 @@
 //! person when it is.
 
 use bounty_core::outcome::{OutcomeEvent, Signal};
-use bounty_core::{AccountId, AgentId, DeliveryId, IntegrationId, OutboxId, PageLimit, TaskId, Timestamp};
+use bounty_core::{
+    AccountId, Actor, AgentId, ApiKeyMode, DeliveryId, IntegrationId, OutboxId, PageLimit, TaskId, Timestamp,
+};
 
 use crate::db::on_pool;
 use crate::outcomes::{Evidence, OutcomeError, apply_event_in};
-use crate::tasks::{Inserted, NewTask, insert_task};
+use crate::tasks::{Inserted, IntakeTicket, NewTask, insert_task};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
@@ -45,6 +47,9 @@ pub struct Integration {
     pub last_rejected_code: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Live or test: the mode of the key that made it, and of the tasks
+    /// its tickets become.
+    pub mode: ApiKeyMode,
 }
 
 /// An integration to create; the caller seals its secrets with the id.
@@ -56,6 +61,8 @@ pub struct NewIntegration {
     pub agent_id: AgentId,
     pub secret_sealed: String,
     pub reply_sealed: Option<String>,
+    /// Live or test.
+    pub mode: ApiKeyMode,
 }
 
 /// A verified, parsed delivery, as intake records it.
@@ -88,7 +95,11 @@ pub enum Intake {
     /// will be answered).
     New {
         response: serde_json::Value,
+        /// The ticket's task: made now, or (a `created` event for a ticket
+        /// that has one) the one it already had.
         task: Option<TaskId>,
+        /// Whether `task` was made by this delivery.
+        task_created: bool,
     },
     /// Seen before: the first response.
     Duplicate { response: serde_json::Value },
@@ -112,7 +123,7 @@ macro_rules! integration_columns {
     () => {
         "id, account_id, kind, name, agent_id, secret_sealed, previous_secret_sealed, previous_secret_expires_at,
          reply_sealed, status, disabled_reason, rejected_count, last_rejected_at, last_rejected_code, created_at,
-         updated_at"
+         updated_at, livemode"
     };
 }
 
@@ -134,6 +145,7 @@ struct Row {
     last_rejected_code: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
+    livemode: bool,
 }
 
 impl TryFrom<Row> for Integration {
@@ -158,6 +170,7 @@ impl TryFrom<Row> for Integration {
             last_rejected_code: r.last_rejected_code,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            mode: ApiKeyMode::from_livemode(r.livemode),
         })
     }
 }
@@ -173,8 +186,8 @@ impl Store {
         let row: Row = on_pool!(&self.db, pool => {
             sqlx::query_as(concat!(
                 "insert into integrations (id, account_id, kind, name, agent_id, secret_sealed, reply_sealed,
-                     created_at, updated_at)
-                 select $1, $2, $3, $4, a.id, $6, $7, $8, $8 from agents a where a.account_id = $2 and a.id = $5
+                     created_at, updated_at, livemode)
+                 select $1, $2, $3, $4, a.id, $6, $7, $8, $8, $9 from agents a where a.account_id = $2 and a.id = $5
                  returning ",
                 integration_columns!()
             ))
@@ -186,6 +199,7 @@ impl Store {
             .bind(new.secret_sealed.clone())
             .bind(new.reply_sealed.clone())
             .bind(now)
+            .bind(new.mode.livemode())
             .fetch_optional(pool)
             .await?
             .ok_or_else(|| StoreError::Config(format!("the account has no agent {}", new.agent_id)))?
@@ -446,7 +460,13 @@ impl Store {
         }
         let (result, reason, task): (&str, Option<String>, Option<TaskId>) = match &delivery.effect {
             DeliveryEffect::CreateTask(new) => {
-                match insert_task(&mut tx, account, new, Some(&integration.id.to_string()), now).await? {
+                let mut new = new.as_ref().clone();
+                new.mode = integration.mode;
+                let ticket = IntakeTicket {
+                    integration: &integration.id.to_string(),
+                    ticket: &delivery.external_ticket,
+                };
+                match insert_task(&mut tx, account, &new, Some(ticket), now).await? {
                     Inserted::Row(row) => {
                         let id: TaskId = row
                             .id
@@ -466,9 +486,23 @@ impl Store {
                         });
                     }
                     Inserted::Conflict => {
-                        return Err(StoreError::Corrupt(
-                            "a ticket's task has no idempotency key, yet it conflicted".to_owned(),
-                        ));
+                        // The ticket has its task already (a `created` event
+                        // sent again under another delivery id): one ticket
+                        // is one task, so nothing new is made or billed.
+                        let (existing,): (String,) = tx
+                            .fetch_one(
+                                "select id from tasks where integration_id = $1 and intake_ticket = $2",
+                                args![integration.id.to_string(), delivery.external_ticket.clone()],
+                            )
+                            .await?;
+                        let existing: TaskId = existing
+                            .parse()
+                            .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?;
+                        (
+                            "task_exists",
+                            Some(format!("the ticket already has task {existing}")),
+                            Some(existing),
+                        )
                     }
                 }
             }
@@ -498,6 +532,7 @@ impl Store {
                         let evidence = Evidence {
                             verdicts: None,
                             signal: Some(serde_json::to_value(signal).unwrap_or_default()),
+                            actor: Actor::Integration(integration.id),
                         };
                         match apply_event_in(
                             &mut tx,
@@ -518,6 +553,12 @@ impl Store {
                                 None,
                             ),
                             Err(OutcomeError::NotAllowed(why)) => ("recorded", Some(why), None),
+                            // Refused and kept on the receipt: the outcome's
+                            // policy does not await the helpdesk, or its
+                            // window is over.
+                            Err(OutcomeError::NotApplicable(why)) => {
+                                ("signal_not_applicable", Some(why), None)
+                            }
                             Err(OutcomeError::NotFound) => {
                                 ("recorded", Some("the ticket's outcome is gone".to_owned()), None)
                             }
@@ -552,7 +593,11 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Intake::New { response, task })
+        Ok(Intake::New {
+            response,
+            task,
+            task_created: result == "task_created",
+        })
     }
 }
 

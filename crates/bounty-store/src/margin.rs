@@ -64,7 +64,10 @@ impl Store {
                 all
             }
         };
-        let buckets = self.usage(account, from, to).await?;
+        // The margin is live business: test mode runs are left out.
+        let buckets = self
+            .usage(account, bounty_core::ApiKeyMode::Live, from, to)
+            .await?;
         let mut f = MarginFigures {
             inputs: MarginInputs::default(),
             currency: currency.to_owned(),

@@ -11,8 +11,15 @@
 //!
 //! Until a sender is configured (Stripe), rows wait as `pending`: the
 //! ledger is complete on its own and nothing is lost.
+//!
+//! Every Stripe row carries its mode. The live sender claims only live
+//! rows, with the account's live customer; test-mode rows (a `bk_test_`
+//! key's charges) are claimed only by the test-mode sender, which exists
+//! only when `stripe.test_secret_key` is set, and go to the account's
+//! customer in Stripe's test mode (made on the first test charge). With no
+//! test key they are never sent.
 
-use bounty_core::{AccountId, OutboxId, PageLimit, Timestamp};
+use bounty_core::{AccountId, ApiKeyMode, OutboxId, PageLimit, Timestamp};
 
 use crate::db::on_pool;
 use crate::tx::{Tx, args};
@@ -39,6 +46,8 @@ pub struct OutboxItem {
     /// How it was delivered, where there is a choice (a reversal:
     /// `cancel` or `credit`).
     pub sent_as: Option<String>,
+    /// Live or test: which Stripe mode (and sender) it is for.
+    pub mode: ApiKeyMode,
 }
 
 /// What delivering a row produced, recorded with it.
@@ -60,20 +69,24 @@ pub struct OutboxStats {
     pub oldest_pending: Option<Timestamp>,
 }
 
-/// Adds a row to the outbox inside the caller's transaction.
+/// Adds a row to the outbox inside the caller's transaction. A test-mode
+/// row's idempotency key says so (`…:test:…`), so it can never collide
+/// with a live one in Stripe.
 pub(crate) async fn enqueue(
     tx: &mut Tx,
     account: &str,
+    mode: ApiKeyMode,
     kind: &str,
     transfer_id: Option<&str>,
     payload: serde_json::Value,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let key = format!("{kind}:{}", transfer_id.unwrap_or(account));
+    let test = if mode.livemode() { "" } else { "test:" };
+    let key = format!("{kind}:{test}{}", transfer_id.unwrap_or(account));
     tx.execute(
         "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
-             next_attempt_at, created_at)
-         values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+             next_attempt_at, created_at, livemode)
+         values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8)",
         args![
             OutboxId::new().to_string(),
             account,
@@ -81,6 +94,35 @@ pub(crate) async fn enqueue(
             transfer_id.map(str::to_owned),
             payload.to_string(),
             key,
+            now,
+            mode.livemode()
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues the account's customer in Stripe's test mode, once: written with
+/// its first test-mode charge, so a test-mode sender has a customer to
+/// meter against. A second call changes nothing.
+pub(crate) async fn ensure_test_customer(
+    tx: &mut Tx,
+    account: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (name,): (String,) = tx
+        .fetch_one("select name from accounts where id = $1", args![account])
+        .await?;
+    tx.execute(
+        "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
+             next_attempt_at, created_at, livemode)
+         values ($1, $2, 'stripe_customer', null, $3, $4, 'pending', 0, $5, $5, false)
+         on conflict (idempotency_key) do nothing",
+        args![
+            OutboxId::new().to_string(),
+            account,
+            serde_json::json!({"account_id": account, "name": name}).to_string(),
+            format!("stripe_customer:test:{account}"),
             now
         ],
     )
@@ -91,7 +133,7 @@ pub(crate) async fn enqueue(
 macro_rules! outbox_columns {
     () => {
         "id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts, next_attempt_at,
-         last_error, created_at, sent_at, sent_as"
+         last_error, created_at, sent_at, sent_as, livemode"
     };
 }
 
@@ -110,6 +152,7 @@ struct Row {
     created_at: Timestamp,
     sent_at: Option<Timestamp>,
     sent_as: Option<String>,
+    livemode: bool,
 }
 
 impl TryFrom<Row> for OutboxItem {
@@ -131,6 +174,7 @@ impl TryFrom<Row> for OutboxItem {
             created_at: r.created_at,
             sent_at: r.sent_at,
             sent_as: r.sent_as,
+            mode: ApiKeyMode::from_livemode(r.livemode),
         })
     }
 }
@@ -210,14 +254,16 @@ impl Store {
         Ok(row.map(|(s,)| s))
     }
 
-    /// Counts of pending and failed rows, and the oldest pending one.
+    /// Counts of pending and failed live rows, and the oldest pending one.
+    /// Test-mode rows are left out: without a test key they are never
+    /// sent, and are no backlog.
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         let (pending, failed, oldest): (i64, i64, Option<Timestamp>) = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select
-                     (select count(*) from outbox where status = 'pending'),
-                     (select count(*) from outbox where status = 'failed'),
-                     (select min(created_at) from outbox where status = 'pending')",
+                     (select count(*) from outbox where status = 'pending' and livemode),
+                     (select count(*) from outbox where status = 'failed' and livemode),
+                     (select min(created_at) from outbox where status = 'pending' and livemode)",
             )
             .fetch_one(pool)
             .await?
@@ -243,7 +289,7 @@ const CLAIM_SQLITE: &str = concat!(
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
-           and (kind = 'helpdesk_reply') = $4
+           and (kind = 'helpdesk_reply') = $4 and ($4 or livemode = $5)
          order by next_attempt_at, id
          limit $3)
      returning ",
@@ -255,7 +301,7 @@ const CLAIM_POSTGRES: &str = concat!(
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
-           and (kind = 'helpdesk_reply') = $4
+           and (kind = 'helpdesk_reply') = $4 and ($4 or livemode = $5)
          order by next_attempt_at, id
          limit $3
          for update skip locked)
@@ -264,16 +310,18 @@ const CLAIM_POSTGRES: &str = concat!(
 );
 
 impl Store {
-    /// Claims up to `limit` due Stripe rows (every kind but
+    /// Claims up to `limit` due Stripe rows of one mode (every kind but
     /// `helpdesk_reply`) for `lease`: until it expires no other sender
     /// takes them. A sender that dies leaves them to be claimed again, and
-    /// resent with the same idempotency key.
+    /// resent with the same idempotency key. Each claim carries the
+    /// account's customer in that mode.
     pub async fn claim_outbox(
         &self,
+        mode: ApiKeyMode,
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
-        self.claim_outbox_rows(false, limit, lease).await
+        self.claim_outbox_rows(false, mode, limit, lease).await
     }
 
     /// Claims up to `limit` due `helpdesk_reply` rows for `lease`, like
@@ -283,12 +331,13 @@ impl Store {
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
-        self.claim_outbox_rows(true, limit, lease).await
+        self.claim_outbox_rows(true, ApiKeyMode::Live, limit, lease).await
     }
 
     async fn claim_outbox_rows(
         &self,
         replies: bool,
+        mode: ApiKeyMode,
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
@@ -300,17 +349,18 @@ impl Store {
         };
         let mut tx = self.begin().await?;
         let rows: Vec<Row> = tx
-            .fetch_all(sql, args![now, until, i64::from(limit), replies])
+            .fetch_all(sql, args![now, until, i64::from(limit), replies, mode.livemode()])
             .await?;
         let mut claims = Vec::with_capacity(rows.len());
         for row in rows {
             let item = OutboxItem::try_from(row)?;
-            let (customer,): (Option<String>,) = tx
-                .fetch_one(
-                    "select stripe_customer_id from accounts where id = $1",
-                    args![item.account_id.to_string()],
-                )
-                .await?;
+            let sql = if item.mode.livemode() {
+                "select stripe_customer_id from accounts where id = $1"
+            } else {
+                "select stripe_test_customer_id from accounts where id = $1"
+            };
+            let (customer,): (Option<String>,) =
+                tx.fetch_one(sql, args![item.account_id.to_string()]).await?;
             claims.push(OutboxClaim {
                 item,
                 stripe_customer_id: customer,
@@ -326,20 +376,24 @@ impl Store {
     pub async fn outbox_sent(&self, id: OutboxId, delivered: &Delivered) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let row: Option<(String, String)> = tx
+        let row: Option<(String, String, bool)> = tx
             .fetch_optional(
                 "update outbox set status = 'sent', sent_at = $2, lease_until = null, last_error = null,
                      sent_as = $3
-                 where id = $1 and status = 'pending' returning account_id, kind",
+                 where id = $1 and status = 'pending' returning account_id, kind, livemode",
                 args![id.to_string(), now, delivered.sent_as.map(str::to_owned)],
             )
             .await?;
-        if let (Some((account, kind)), Some(object)) = (row, delivered.object_id.as_deref()) {
-            let sql = match kind.as_str() {
-                "stripe_customer" => Some(
+        if let (Some((account, kind, livemode)), Some(object)) = (row, delivered.object_id.as_deref()) {
+            let sql = match (kind.as_str(), livemode) {
+                ("stripe_customer", true) => Some(
                     "update accounts set stripe_customer_id = coalesce(stripe_customer_id, $2) where id = $1",
                 ),
-                "stripe_subscription" => Some(
+                ("stripe_customer", false) => Some(
+                    "update accounts set stripe_test_customer_id = coalesce(stripe_test_customer_id, $2)
+                     where id = $1",
+                ),
+                ("stripe_subscription", true) => Some(
                     "update accounts set stripe_subscription_id = coalesce(stripe_subscription_id, $2)
                      where id = $1",
                 ),

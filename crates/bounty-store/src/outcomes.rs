@@ -22,18 +22,20 @@
 //! `grants` → `credits`. A unique key on `(outcome_id, kind)` makes a
 //! second charge of one outcome impossible in the database.
 
-use bounty_core::outcome::{ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, transition};
+use bounty_core::outcome::{
+    ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, TransitionError, transition,
+};
 use bounty_core::plan::{ModelUsage, Plan, RatingInput, RatingReceipt, rate};
 use bounty_core::{
-    AccountId, ComputeUnits, Decision, OutcomeId, PageLimit, TaskId, Timestamp, TransferId,
-    VerificationPolicy, VerifierVerdict,
+    AccountId, Actor, ApiKeyMode, ComputeUnits, Decision, OutcomeId, PageLimit, TaskId, Timestamp,
+    TransferId, VerificationPolicy, VerifierVerdict,
 };
 use chrono::{Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::answer_cache::{forget_answer, remember_answer};
 use crate::db::on_pool;
-use crate::outbox::{METER_EVENT_NAME, enqueue};
+use crate::outbox::{METER_EVENT_NAME, enqueue, ensure_test_customer};
 use crate::tx::{Tx, args};
 use crate::usage::{UsageKey, move_usage};
 use crate::{Page, Store, StoreError};
@@ -64,6 +66,9 @@ pub struct Outcome {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub decided_at: Option<Timestamp>,
+    /// Live or test, as its task: a test outcome is rated and recorded in
+    /// the test book and never reaches live usage, caps or Stripe.
+    pub mode: ApiKeyMode,
 }
 
 /// One event of an outcome's receipt.
@@ -81,6 +86,10 @@ pub struct OutcomeEventRecord {
     pub inputs_hash: String,
     pub reason: String,
     pub created_at: Timestamp,
+    /// Who made the event: `api_key:key_…`, `integration:int_…`,
+    /// `operator:<name>`, `worker`, `window`; `None` for events recorded
+    /// before actors were.
+    pub actor: Option<String>,
 }
 
 /// One ledger transfer.
@@ -101,6 +110,8 @@ pub struct Transfer {
 /// Filters of `list_outcomes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutcomeFilter {
+    /// Live or test: a list is always of one mode.
+    pub mode: ApiKeyMode,
     pub status: Option<OutcomeStatus>,
     pub agent_id: Option<String>,
     pub created_from: Option<Timestamp>,
@@ -123,6 +134,11 @@ pub enum OutcomeError {
     NotFound,
     #[error("{0}")]
     NotAllowed(String),
+    /// A ticket-source signal for an outcome that does not await one (no
+    /// `external` verifier, or its window is over). It is recorded on the
+    /// receipt as `signal_refused` and changes nothing.
+    #[error("{0}")]
+    NotApplicable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,7 +147,7 @@ macro_rules! outcome_columns {
     () => {
         "id, account_id, task_id, agent_id, agent_version, outcome_type, status, policy, policy_hash,
          window_ends_at, goodwill_ends_at, rating, cu_milli, amount_micros, currency, inference_cost_micros,
-         inference_currency, created_at, updated_at, decided_at"
+         inference_currency, created_at, updated_at, decided_at, livemode"
     };
 }
 
@@ -157,6 +173,7 @@ struct OutcomeRow {
     created_at: Timestamp,
     updated_at: Timestamp,
     decided_at: Option<Timestamp>,
+    livemode: bool,
 }
 
 fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
@@ -192,6 +209,7 @@ impl TryFrom<OutcomeRow> for Outcome {
             created_at: r.created_at,
             updated_at: r.updated_at,
             decided_at: r.decided_at,
+            mode: ApiKeyMode::from_livemode(r.livemode),
         })
     }
 }
@@ -289,29 +307,37 @@ pub(crate) async fn read_billing(
     })
 }
 
-/// Balance of one of the account's ledger accounts: credits in minus
-/// debits out.
-pub(crate) async fn balance(tx: &mut Tx, account: &str, code: &str, unit: &str) -> Result<i64, StoreError> {
-    // Two sums, each served by its own covering index (0010), instead of
-    // one `credit = $2 or debit = $2` that no index can serve.
+/// Balance of one of the account's ledger accounts in one mode's book:
+/// credits in minus debits out.
+pub(crate) async fn balance(
+    tx: &mut Tx,
+    account: &str,
+    mode: ApiKeyMode,
+    code: &str,
+    unit: &str,
+) -> Result<i64, StoreError> {
+    // Two sums, each served by its own covering index (0010, 0015), instead
+    // of one `credit = $2 or debit = $2` that no index can serve.
     let (v,): (i64,) = tx
         .fetch_one(
             "select cast(
                  (select coalesce(sum(amount), 0) from ledger_transfers
-                  where account_id = $1 and credit = $2 and unit = $3)
+                  where account_id = $1 and livemode = $4 and credit = $2 and unit = $3)
                - (select coalesce(sum(amount), 0) from ledger_transfers
-                  where account_id = $1 and debit = $2 and unit = $3)
+                  where account_id = $1 and livemode = $4 and debit = $2 and unit = $3)
              as bigint)",
-            args![account, code, unit],
+            args![account, code, unit, mode.livemode()],
         )
         .await?;
     Ok(v)
 }
 
-/// Net of transfers of `kind` (minus their reversals) since `from`.
+/// Net of transfers of `kind` (minus their reversals) since `from`, in
+/// one mode's book.
 async fn net_since(
     tx: &mut Tx,
     account: &str,
+    mode: ApiKeyMode,
     kind: &'static str,
     from: Timestamp,
 ) -> Result<i64, StoreError> {
@@ -319,16 +345,17 @@ async fn net_since(
         .fetch_one(
             "select cast(coalesce(sum(case when kind = $2 then amount else -amount end), 0) as bigint)
              from ledger_transfers
-             where account_id = $1 and kind in ($2, $4) and created_at >= $3",
-            args![account, kind, from, format!("{kind}_reversal")],
+             where account_id = $1 and livemode = $5 and kind in ($2, $4) and created_at >= $3",
+            args![account, kind, from, format!("{kind}_reversal"), mode.livemode()],
         )
         .await?;
     Ok(v)
 }
 
-/// Money charged this month plus money reserved for running tasks.
+/// Live money charged this month plus money reserved for running tasks:
+/// what the cap (live money only) is checked against.
 pub(crate) async fn committed_spend(tx: &mut Tx, account: &str, now: Timestamp) -> Result<i64, StoreError> {
-    let spent = net_since(tx, account, "charge_money", period_start(now)).await?;
+    let spent = net_since(tx, account, ApiKeyMode::Live, "charge_money", period_start(now)).await?;
     let (reserved,): (i64,) = tx
         .fetch_one(
             "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_reservations where account_id = $1",
@@ -350,13 +377,14 @@ async fn insert_transfer(
     outcome: Option<&str>,
     reverses: Option<&str>,
     memo: Option<String>,
+    mode: ApiKeyMode,
     now: Timestamp,
 ) -> Result<TransferId, StoreError> {
     let id = TransferId::new();
     tx.execute(
         "insert into ledger_transfers (id, account_id, debit, credit, amount, unit, kind, outcome_id, reverses_id,
-             memo, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             memo, created_at, livemode)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         args![
             id.to_string(),
             account,
@@ -368,7 +396,8 @@ async fn insert_transfer(
             outcome.map(str::to_owned),
             reverses.map(str::to_owned),
             memo,
-            now
+            now,
+            mode.livemode()
         ],
     )
     .await?;
@@ -421,7 +450,8 @@ async fn charge(
 ) -> Result<RatingReceipt, StoreError> {
     let account = outcome.account_id.to_string();
     let oid = outcome.id.to_string();
-    let included_used = net_since(tx, &account, "included", period_start(now)).await?;
+    let mode = outcome.mode;
+    let included_used = net_since(tx, &account, mode, "included", period_start(now)).await?;
     let usage: Vec<(String, i64, i64)> = tx
         .fetch_all(
             "select model, cast(sum(prompt_tokens) as bigint), cast(sum(completion_tokens) as bigint)
@@ -457,18 +487,19 @@ async fn charge(
     let currency = receipt.amount.currency.to_string();
     let included = receipt.included_applied.milli();
     let billable = receipt.billable_cu.milli();
-    let credits = balance(tx, &account, "credits", UNIT_CU).await?.max(0);
+    let credits = balance(tx, &account, mode, "credits", UNIT_CU).await?.max(0);
     let draw = billable.min(credits);
     let metered = billable - draw;
     let metered_money = price_of(
         ComputeUnits::from_milli(metered),
         billing.plan.price_per_cu.micros,
     )?;
-    let capped = billing.monthly_cap_micros.is_some();
+    // The cap and its alerts are live money.
+    let capped = billing.monthly_cap_micros.is_some() && mode.livemode();
     // Alerts follow money actually charged this month (reservations are
     // not spend yet).
     let spend_before = if capped {
-        net_since(tx, &account, "charge_money", period_start(now)).await?
+        net_since(tx, &account, mode, "charge_money", period_start(now)).await?
     } else {
         0
     };
@@ -496,11 +527,14 @@ async fn charge(
                 Some(&oid),
                 None,
                 None,
+                mode,
                 now,
             )
             .await?;
             if kind == "charge" {
-                // Metered CU become a meter event, sent later, exactly once.
+                // Metered CU become a meter event, sent later, exactly once:
+                // a test charge's only by a test-mode sender, to Stripe's
+                // test mode, and never by the live one.
                 let id = id.to_string();
                 let payload = serde_json::json!({
                     "event_name": METER_EVENT_NAME,
@@ -508,7 +542,10 @@ async fn charge(
                     "value": amount,
                     "timestamp": now.timestamp(),
                 });
-                enqueue(tx, &account, "meter_event", Some(&id), payload, now).await?;
+                if !mode.livemode() {
+                    ensure_test_customer(tx, &account, now).await?;
+                }
+                enqueue(tx, &account, mode, "meter_event", Some(&id), payload, now).await?;
             }
         }
     }
@@ -518,7 +555,7 @@ async fn charge(
     )
     .await?;
     if capped {
-        let spend_after = net_since(tx, &account, "charge_money", period_start(now)).await?;
+        let spend_after = net_since(tx, &account, mode, "charge_money", period_start(now)).await?;
         record_alerts(tx, &account, billing, spend_before, spend_after, now).await?;
     }
     tx.execute(
@@ -559,6 +596,7 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
             Some(&outcome.id.to_string()),
             Some(&id),
             Some(memo.to_owned()),
+            outcome.mode,
             now,
         )
         .await?;
@@ -581,6 +619,7 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
             enqueue(
                 tx,
                 &account,
+                outcome.mode,
                 "meter_event_reversal",
                 Some(&reversal.to_string()),
                 payload,
@@ -594,6 +633,8 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
 
 /// Applies an event to one of the account's outcomes inside the caller's
 /// transaction (under the account's billing lock); nothing is committed.
+/// A refused signal ([`OutcomeError::NotApplicable`]) has written its
+/// `signal_refused` receipt event: the caller commits that too.
 pub(crate) async fn apply_event_in(
     tx: &mut Tx,
     account: AccountId,
@@ -614,16 +655,26 @@ pub(crate) async fn apply_event_in(
         )
         .await?;
     let outcome = Outcome::try_from(row.ok_or(OutcomeError::NotFound)?)?;
-    apply(tx, &billing, outcome, &event, &evidence, now)
-        .await?
-        .map_err(OutcomeError::NotAllowed)
+    apply(tx, &billing, outcome, &event, &evidence, now).await
 }
 
-/// Evidence attached to an event.
-#[derive(Debug, Clone, Default)]
+/// Evidence attached to an event, and who made it.
+#[derive(Debug, Clone)]
 pub(crate) struct Evidence {
     pub verdicts: Option<Vec<VerifierVerdict>>,
     pub signal: Option<serde_json::Value>,
+    pub actor: Actor,
+}
+
+impl Evidence {
+    /// An event with no evidence but its maker.
+    pub(crate) fn by(actor: Actor) -> Self {
+        Evidence {
+            verdicts: None,
+            signal: None,
+            actor,
+        }
+    }
 }
 
 fn event_name(event: &OutcomeEvent) -> &'static str {
@@ -668,9 +719,9 @@ async fn insert_event(
     );
     tx.execute(
         "insert into outcome_events (outcome_id, seq, account_id, event, from_status, to_status, effect, verdicts,
-             signal, policy_version, policy_hash, inputs_hash, reason, created_at)
+             signal, policy_version, policy_hash, inputs_hash, reason, created_at, actor)
          values ($1, (select cast(coalesce(max(seq), 0) + 1 as integer) from outcome_events where outcome_id = $1),
-             $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         args![
             outcome.id.to_string(),
             outcome.account_id.to_string(),
@@ -684,7 +735,8 @@ async fn insert_event(
             outcome.policy_hash.clone(),
             inputs_hash,
             reason,
-            now
+            now,
+            evidence.actor.to_string()
         ],
     )
     .await?;
@@ -700,17 +752,45 @@ async fn apply(
     event: &OutcomeEvent,
     evidence: &Evidence,
     now: Timestamp,
-) -> Result<Result<Applied, String>, StoreError> {
-    let ctx = OutcomeContext {
-        in_window: now < outcome.window_ends_at,
-        in_goodwill: now < outcome.goodwill_ends_at,
-        lapse_decision: outcome.policy.lapse_decision,
-        csat_threshold: outcome.policy.csat_threshold,
-    };
+) -> Result<Applied, OutcomeError> {
+    let ctx = OutcomeContext::new(
+        &outcome.policy,
+        now < outcome.window_ends_at,
+        now < outcome.goodwill_ends_at,
+    );
     let t = match transition(outcome.status, event, &ctx) {
         Ok(t) => t,
-        Err(e) => return Ok(Err(e.to_string())),
+        Err(e @ TransitionError::SignalNotApplicable { .. }) => {
+            // Refused, and kept on the receipt as evidence of the attempt.
+            let why = e.to_string();
+            insert_event(
+                tx,
+                &outcome,
+                "signal_refused",
+                Some(outcome.status),
+                outcome.status,
+                "none",
+                evidence,
+                &why,
+                now,
+            )
+            .await?;
+            return Err(OutcomeError::NotApplicable(why));
+        }
+        Err(e) => return Err(OutcomeError::NotAllowed(e.to_string())),
     };
+    let mut t = t;
+    if t.effect == ChargeEffect::Reverse {
+        // A reversal always says whose decision it was, and why.
+        let why = evidence
+            .signal
+            .as_ref()
+            .and_then(|s| s["reason"].as_str())
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| format!(": {}", r.trim()))
+            .unwrap_or_default();
+        t.reason = format!("{} (by {}{why})", t.reason, evidence.actor.describe());
+    }
     let usage_before = UsageKey::of(&outcome);
     insert_event(
         tx,
@@ -765,12 +845,12 @@ async fn apply(
         (OutcomeStatus::Resolved, to) if to != OutcomeStatus::Resolved => forget_answer(tx, &outcome).await?,
         _ => {}
     }
-    Ok(Ok(Applied {
+    Ok(Applied {
         outcome,
         from: t.from,
         effect: t.effect,
         reason: t.reason,
-    }))
+    })
 }
 
 /// The task whose attempt just ended, as the outcome needs it.
@@ -795,6 +875,14 @@ async fn open_outcome(
             args![key.agent_id.clone(), key.agent_version],
         )
         .await?;
+    // The outcome is of its task's mode.
+    let (livemode,): (bool,) = tx
+        .fetch_one(
+            "select livemode from tasks where account_id = $1 and id = $2",
+            args![key.account.to_string(), key.task.to_string()],
+        )
+        .await?;
+    let mode = ApiKeyMode::from_livemode(livemode);
     let parsed: VerificationPolicy =
         serde_json::from_str(&policy).map_err(|e| corrupt("agent_versions.verifier_policy", e))?;
     let window_ends_at = now + chrono::Duration::hours(i64::from(parsed.window_hours));
@@ -840,12 +928,13 @@ async fn open_outcome(
         created_at: now,
         updated_at: now,
         decided_at: None,
+        mode,
     };
     tx.execute(
         "insert into outcomes (id, account_id, task_id, agent_id, agent_version, outcome_type, status, policy,
              policy_hash, window_ends_at, goodwill_ends_at, rating, cu_milli, amount_micros, currency,
-             inference_cost_micros, inference_currency, created_at, updated_at, decided_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null, 0, 0, $12, $13, $14, $15, $15, null)",
+             inference_cost_micros, inference_currency, created_at, updated_at, decided_at, livemode)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, null, 0, 0, $12, $13, $14, $15, $15, null, $16)",
         args![
             outcome.id.to_string(),
             key.account.to_string(),
@@ -861,7 +950,8 @@ async fn open_outcome(
             outcome.currency.clone(),
             inference_cost,
             outcome.inference_currency.clone(),
-            now
+            now,
+            mode.livemode()
         ],
     )
     .await?;
@@ -884,6 +974,7 @@ pub(crate) async fn settle_completed(
     let evidence = Evidence {
         verdicts: Some(verdicts.to_vec()),
         signal: None,
+        actor: Actor::Worker,
     };
     match apply(
         tx,
@@ -893,9 +984,10 @@ pub(crate) async fn settle_completed(
         &evidence,
         now,
     )
-    .await?
+    .await
     {
         Ok(applied) => Ok(applied.outcome),
+        Err(OutcomeError::Store(e)) => Err(e),
         Err(e) => Err(StoreError::Corrupt(format!(
             "a new outcome refused its verdict: {e}"
         ))),
@@ -926,7 +1018,7 @@ pub(crate) async fn settle_failed(
         None,
         OutcomeStatus::Failed,
         "none",
-        &Evidence::default(),
+        &Evidence::by(Actor::Worker),
         reason,
         now,
     )
@@ -997,7 +1089,7 @@ impl Store {
         let rows: Vec<OutcomeRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(concat!(
                 "select ", outcome_columns!(), " from outcomes
-                 where account_id = $1
+                 where account_id = $1 and livemode = $8
                    and ($2 is null or status = $2)
                    and ($3 is null or agent_id = $3)
                    and ($4 is null or created_at >= $4)
@@ -1013,6 +1105,7 @@ impl Store {
             .bind(filter.created_to)
             .bind(after.map(|a| a.to_string()))
             .bind(i64::from(limit.get()) + 1)
+            .bind(filter.mode.livemode())
             .fetch_all(pool)
             .await?
         });
@@ -1043,11 +1136,12 @@ impl Store {
             inputs_hash: String,
             reason: String,
             created_at: Timestamp,
+            actor: Option<String>,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select seq, event, from_status, to_status, effect, verdicts, signal, policy_version, policy_hash,
-                     inputs_hash, reason, created_at
+                     inputs_hash, reason, created_at, actor
                  from outcome_events where account_id = $1 and outcome_id = $2 order by seq",
             )
             .bind(account.to_string())
@@ -1078,6 +1172,7 @@ impl Store {
                     inputs_hash: r.inputs_hash,
                     reason: r.reason,
                     created_at: r.created_at,
+                    actor: r.actor,
                 })
             })
             .collect()
@@ -1145,34 +1240,58 @@ impl Store {
     ) -> Result<Applied, OutcomeError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let applied = apply_event_in(&mut tx, account, id, event, evidence, now).await?;
-        tx.commit().await?;
-        Ok(applied)
+        match apply_event_in(&mut tx, account, id, event, evidence, now).await {
+            Ok(applied) => {
+                tx.commit().await?;
+                Ok(applied)
+            }
+            Err(OutcomeError::NotApplicable(why)) => {
+                // The refusal is on the receipt: keep it.
+                tx.commit().await?;
+                Err(OutcomeError::NotApplicable(why))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Records a resolution signal from the ticket source and applies it.
+    /// Records a resolution signal from the ticket source, sent by `actor`
+    /// (the account's API key, or one of its integrations), and applies it.
+    /// It applies only to an outcome whose policy has an `external`
+    /// verifier, inside its window; otherwise it is refused
+    /// ([`OutcomeError::NotApplicable`]) and the refusal recorded.
     pub async fn apply_signal(
         &self,
         account: AccountId,
         id: OutcomeId,
         signal: bounty_core::outcome::Signal,
+        actor: Actor,
     ) -> Result<Applied, OutcomeError> {
         let evidence = Evidence {
             verdicts: None,
             signal: Some(serde_json::to_value(signal).expect("a signal serializes")),
+            actor,
         };
         self.apply_event(account, id, OutcomeEvent::Signal(signal), evidence)
             .await
     }
 
     /// Reverses a resolved outcome as goodwill (inside its window or its
-    /// goodwill days).
+    /// goodwill days). An operator's decision only: `actor` is the
+    /// operator, and `reason` is kept on the receipt and the reversing
+    /// transfers.
     pub async fn goodwill_reversal(
         &self,
         account: AccountId,
         id: OutcomeId,
+        operator: Actor,
+        reason: &str,
     ) -> Result<Applied, OutcomeError> {
-        self.apply_event(account, id, OutcomeEvent::GoodwillReversal, Evidence::default())
+        let evidence = Evidence {
+            verdicts: None,
+            signal: Some(serde_json::json!({"kind": "goodwill_reversal", "reason": reason})),
+            actor: operator,
+        };
+        self.apply_event(account, id, OutcomeEvent::GoodwillReversal, evidence)
             .await
     }
 
@@ -1198,22 +1317,31 @@ impl Store {
                 id.parse().map_err(|e| corrupt("id", e))?,
             );
             match self
-                .apply_event(account, id, OutcomeEvent::WindowLapsed, Evidence::default())
+                .apply_event(
+                    account,
+                    id,
+                    OutcomeEvent::WindowLapsed,
+                    Evidence::by(Actor::Window),
+                )
                 .await
             {
                 Ok(_) => lapsed.push((account, id)),
                 // Another worker got there first.
-                Err(OutcomeError::NotAllowed(_)) | Err(OutcomeError::NotFound) => {}
+                Err(
+                    OutcomeError::NotAllowed(_) | OutcomeError::NotApplicable(_) | OutcomeError::NotFound,
+                ) => {}
                 Err(OutcomeError::Store(e)) => return Err(e),
             }
         }
         Ok(lapsed)
     }
 
-    /// Grants prepaid CU to an account.
+    /// Grants prepaid CU to an account, in one mode's book: test credits
+    /// pay only test charges.
     pub async fn grant_credits(
         &self,
         account: AccountId,
+        mode: ApiKeyMode,
         cu: ComputeUnits,
         memo: Option<String>,
     ) -> Result<TransferId, StoreError> {
@@ -1234,6 +1362,7 @@ impl Store {
             None,
             None,
             memo,
+            mode,
             now,
         )
         .await?;
@@ -1241,20 +1370,33 @@ impl Store {
         Ok(id)
     }
 
-    /// The account's plan, cap and balances.
-    pub async fn billing_info(&self, account: AccountId) -> Result<BillingInfo, StoreError> {
+    /// The account's plan, cap and balances in one mode's book. The cap
+    /// and reservations are live money: test mode shows its own spend and
+    /// no reservations.
+    pub async fn billing_info(
+        &self,
+        account: AccountId,
+        mode: ApiKeyMode,
+    ) -> Result<BillingInfo, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let billing = lock_billing(&mut tx, &account.to_string(), now).await?;
         let a = account.to_string();
-        let credits = balance(&mut tx, &a, "credits", UNIT_CU).await?;
-        let spend = committed_spend(&mut tx, &a, now).await?;
-        let (reserved,): (i64,) = tx
-            .fetch_one(
-                "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_reservations where account_id = $1",
-                args![a],
-            )
-            .await?;
+        let credits = balance(&mut tx, &a, mode, "credits", UNIT_CU).await?;
+        let (spend, reserved) = if mode.livemode() {
+            let spend = committed_spend(&mut tx, &a, now).await?;
+            let (reserved,): (i64,) = tx
+                .fetch_one(
+                    "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_reservations
+                     where account_id = $1",
+                    args![a],
+                )
+                .await?;
+            (spend, reserved)
+        } else {
+            let spend = net_since(&mut tx, &a, mode, "charge_money", period_start(now)).await?;
+            (spend, 0)
+        };
         tx.commit().await?;
         Ok(BillingInfo {
             plan: billing.plan,

@@ -217,7 +217,7 @@ impl Store {
                  left join outbox mo on mo.transfer_id = t.id and mo.kind = 'meter_event'
                  left join ledger_transfers r on r.reverses_id = t.id
                  left join outbox ro on ro.transfer_id = r.id and ro.kind = 'meter_event_reversal'
-                 where t.kind = 'charge' and t.created_at >= $1 and t.created_at < $2
+                 where t.kind = 'charge' and t.livemode and t.created_at >= $1 and t.created_at < $2
                  order by t.account_id, t.created_at",
                 args![from, to],
             )

@@ -2,7 +2,8 @@
 //! The queue operations (claim, lease, finish) are in `queue.rs`.
 
 use bounty_core::{
-    AccountId, AgentId, Decision, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus, Timestamp,
+    AccountId, AgentId, ApiKeyMode, Decision, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus,
+    Timestamp,
 };
 
 use crate::db::{Db, on_pool};
@@ -21,6 +22,8 @@ pub struct NewTask {
     /// `Idempotency-Key` and the SHA-256 of the request it came with.
     pub idempotency: Option<Idempotency>,
     pub max_attempts: u32,
+    /// Live or test: the mode of the key (or integration) that made it.
+    pub mode: ApiKeyMode,
 }
 
 /// An idempotency key and what it was sent with.
@@ -70,6 +73,8 @@ pub struct Task {
     pub updated_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Live or test.
+    pub mode: ApiKeyMode,
 }
 
 /// Why an attempt (or the task) failed.
@@ -79,9 +84,11 @@ pub struct TaskError {
     pub message: String,
 }
 
-/// Filters of `list_tasks`; all optional.
+/// Filters of `list_tasks`; all optional but the mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskFilter {
+    /// Live or test: a list is always of one mode.
+    pub mode: ApiKeyMode,
     pub status: Option<TaskStatus>,
     pub agent_id: Option<AgentId>,
     /// Created at or after.
@@ -147,7 +154,7 @@ macro_rules! task_columns {
     () => {
         "id, account_id, agent_id, agent_version, status, input, external_ref, attempts, max_attempts,
          run_at, lease_expires_at, output, output_errors, output_model, transcript, last_error_code,
-         last_error_message, created_at, updated_at, started_at, finished_at"
+         last_error_message, created_at, updated_at, started_at, finished_at, livemode"
     };
 }
 pub(crate) use task_columns;
@@ -175,6 +182,7 @@ pub(crate) struct TaskRow {
     updated_at: Timestamp,
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
+    livemode: bool,
 }
 
 impl TaskRow {
@@ -225,6 +233,7 @@ impl TryFrom<TaskRow> for Task {
             updated_at: r.updated_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            mode: ApiKeyMode::from_livemode(r.livemode),
         })
     }
 }
@@ -397,6 +406,7 @@ impl Store {
             ),
             None => q.push("tasks where account_id = ?", [Arg::from(account.to_string())]),
         };
+        q.push(" and livemode = ?", [Arg::from(filter.mode.livemode())]);
         if let Some(status) = filter.status {
             q.push(" and status = ?", [Arg::from(status.as_str())]);
         }
@@ -569,15 +579,23 @@ pub(crate) enum Inserted {
     },
 }
 
+/// The helpdesk ticket a task is made for: its integration and the
+/// ticket's id there. A unique key on the pair makes one task per ticket.
+pub(crate) struct IntakeTicket<'a> {
+    pub integration: &'a str,
+    pub ticket: &'a str,
+}
+
 /// Inserts a queued task and its budget reservation inside the caller's
 /// transaction, so another write (a webhook delivery's dedupe row) can
-/// commit with it or not at all. `integration` names the helpdesk
-/// integration the task came from.
+/// commit with it or not at all. `intake` names the helpdesk ticket the
+/// task came from: a ticket that has a task already is a `Conflict`.
+/// Test-mode tasks never reserve against the cap, which is live money.
 pub(crate) async fn insert_task(
     tx: &mut Tx,
     account: AccountId,
     new: &NewTask,
-    integration: Option<&str>,
+    intake: Option<IntakeTicket<'_>>,
     now: Timestamp,
 ) -> Result<Inserted, StoreError> {
     let id = TaskId::new();
@@ -588,14 +606,16 @@ pub(crate) async fn insert_task(
     // Only an account with a cap needs its billing lock to admit a task;
     // the others never queue on it.
     let mut billing = read_billing(tx, &acct, now, false).await?;
+    // `on conflict do nothing` with no target covers both unique keys: the
+    // idempotency key and the intake ticket.
     let row: Option<TaskRow> = tx
         .fetch_optional(
             concat!(
                 "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
                      idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at,
-                     integration_id)
-                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10, $11)
-                 on conflict (account_id, idempotency_key) do nothing
+                     integration_id, intake_ticket, livemode)
+                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10, $11, $12, $13)
+                 on conflict do nothing
                  returning ",
                 task_columns!()
             ),
@@ -610,13 +630,19 @@ pub(crate) async fn insert_task(
                 new.idempotency.as_ref().map(|i| i.request_hash.clone()),
                 max_attempts,
                 now,
-                integration.map(str::to_owned)
+                intake.as_ref().map(|i| i.integration.to_owned()),
+                intake.as_ref().map(|i| i.ticket.to_owned()),
+                new.mode.livemode()
             ],
         )
         .await?;
     let Some(row) = row else {
         return Ok(Inserted::Conflict);
     };
+    if !new.mode.livemode() {
+        // The cap is live money: test tasks neither count nor reserve.
+        billing.monthly_cap_micros = None;
+    }
     if billing.monthly_cap_micros.is_some() {
         // The lock serialises the account's admissions, so concurrent
         // tasks can never reserve past the cap; re-read under it.

@@ -102,9 +102,18 @@ pub(crate) enum Tx {
 }
 
 impl Store {
+    /// Begins a transaction that may write.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken up front,
+    /// while the busy timeout still applies. A deferred transaction that
+    /// reads first and writes later would instead fail at once with
+    /// "database is locked" when another writer holds the lock, because
+    /// SQLite cannot wait to upgrade a read lock (DESIGN.md, "Traps").
+    /// Every transaction of the store goes through here, so none can make
+    /// that mistake.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -16,7 +16,7 @@
 //! inference cost) is the readers' rule, as it was with single rows.
 
 use bounty_core::outcome::OutcomeStatus;
-use bounty_core::{AccountId, Timestamp};
+use bounty_core::{AccountId, ApiKeyMode, Timestamp};
 use chrono::{Duration, NaiveDate, NaiveTime};
 
 use crate::db::{Db, on_pool};
@@ -78,6 +78,7 @@ impl TryFrom<BucketRow> for UsageBucket {
 /// What one decided outcome adds to the rollup: its bucket and its sums.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct UsageKey {
+    livemode: bool,
     day: String,
     agent_id: String,
     status: &'static str,
@@ -97,6 +98,7 @@ impl UsageKey {
         );
         let at = o.decided_at.filter(|_| decided)?;
         Some(UsageKey {
+            livemode: o.mode.livemode(),
             day: at.format("%Y-%m-%d").to_string(),
             agent_id: o.agent_id.clone(),
             status: o.status.as_str(),
@@ -133,9 +135,9 @@ pub(crate) async fn move_usage(
     for (k, sign) in moves {
         tx.execute(
             "insert into usage_days (account_id, day, agent_id, status, currency, inference_currency, outcomes,
-                 cu_milli, amount_micros, inference_cost_micros)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             on conflict (account_id, day, agent_id, status, currency, inference_currency) do update set
+                 cu_milli, amount_micros, inference_cost_micros, livemode)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             on conflict (account_id, livemode, day, agent_id, status, currency, inference_currency) do update set
                  outcomes = usage_days.outcomes + excluded.outcomes,
                  cu_milli = usage_days.cu_milli + excluded.cu_milli,
                  amount_micros = usage_days.amount_micros + excluded.amount_micros,
@@ -150,7 +152,8 @@ pub(crate) async fn move_usage(
                 sign,
                 sign * k.cu_milli,
                 sign * k.amount_micros,
-                sign * k.inference_cost_micros
+                sign * k.inference_cost_micros,
+                k.livemode
             ],
         )
         .await?;
@@ -176,23 +179,24 @@ impl Store {
     pub async fn usage(
         &self,
         account: AccountId,
+        mode: ApiKeyMode,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<UsageBucket>, StoreError> {
         let (whole_from, whole_to) = (day_ceil(from), day_floor(to));
         if whole_from >= whole_to {
-            return self.usage_scan(account, from, to).await;
+            return self.usage_scan(account, mode, from, to).await;
         }
         let mut out = Vec::new();
         if from < whole_from {
-            out.extend(self.usage_scan(account, from, whole_from).await?);
+            out.extend(self.usage_scan(account, mode, from, whole_from).await?);
         }
         out.extend(
-            self.usage_days(account, whole_from.date_naive(), whole_to.date_naive())
+            self.usage_days(account, mode, whole_from.date_naive(), whole_to.date_naive())
                 .await?,
         );
         if whole_to < to {
-            out.extend(self.usage_scan(account, whole_to, to).await?);
+            out.extend(self.usage_scan(account, mode, whole_to, to).await?);
         }
         Ok(out)
     }
@@ -201,6 +205,7 @@ impl Store {
     async fn usage_days(
         &self,
         account: AccountId,
+        mode: ApiKeyMode,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<UsageBucket>, StoreError> {
@@ -209,12 +214,13 @@ impl Store {
                 "select day, agent_id, status, currency, inference_currency, outcomes, cu_milli, amount_micros,
                      inference_cost_micros
                  from usage_days
-                 where account_id = $1 and day >= $2 and day < $3 and outcomes <> 0
+                 where account_id = $1 and livemode = $4 and day >= $2 and day < $3 and outcomes <> 0
                  order by day, agent_id, status, currency, inference_currency",
             )
             .bind(account.to_string())
             .bind(from.format("%Y-%m-%d").to_string())
             .bind(to.format("%Y-%m-%d").to_string())
+            .bind(mode.livemode())
             .fetch_all(pool)
             .await?
         });
@@ -227,6 +233,7 @@ impl Store {
     pub async fn usage_scan(
         &self,
         account: AccountId,
+        mode: ApiKeyMode,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<UsageBucket>, StoreError> {
@@ -242,7 +249,7 @@ impl Store {
                          cast(sum(amount_micros) as bigint) as amount_micros,
                          cast(sum(inference_cost_micros) as bigint) as inference_cost_micros
                      from outcomes
-                     where account_id = $1 and decided_at >= $2 and decided_at < $3
+                     where account_id = $1 and livemode = $4 and decided_at >= $2 and decided_at < $3
                        and status in ('resolved', 'failed', 'reversed')
                      group by 1, 2, 3, 4, 5
                      order by 1, 2, 3, 4, 5"
@@ -255,6 +262,7 @@ impl Store {
                     .bind(account.to_string())
                     .bind(from)
                     .bind(to)
+                    .bind(mode.livemode())
                     .fetch_all(pool)
                     .await?
             }
@@ -263,6 +271,7 @@ impl Store {
                     .bind(account.to_string())
                     .bind(from)
                     .bind(to)
+                    .bind(mode.livemode())
                     .fetch_all(pool)
                     .await?
             }
@@ -280,34 +289,41 @@ impl Store {
             .unwrap_or(NaiveDate::MAX)
             .and_time(NaiveTime::MIN)
             .and_utc();
-        let buckets = self
-            .usage_scan(account, chrono::DateTime::UNIX_EPOCH, until)
-            .await?;
+        let mut modes = Vec::new();
+        for mode in [ApiKeyMode::Live, ApiKeyMode::Test] {
+            let buckets = self
+                .usage_scan(account, mode, chrono::DateTime::UNIX_EPOCH, until)
+                .await?;
+            modes.push((mode, buckets));
+        }
         let mut tx = self.begin().await?;
         tx.execute(
             "delete from usage_days where account_id = $1",
             args![account.to_string()],
         )
         .await?;
-        for b in buckets {
-            tx.execute(
-                "insert into usage_days (account_id, day, agent_id, status, currency, inference_currency,
-                     outcomes, cu_milli, amount_micros, inference_cost_micros)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                args![
-                    account.to_string(),
-                    b.day.format("%Y-%m-%d").to_string(),
-                    b.agent_id,
-                    b.status,
-                    b.currency,
-                    b.inference_currency,
-                    b.outcomes,
-                    b.cu_milli,
-                    b.amount_micros,
-                    b.inference_cost_micros
-                ],
-            )
-            .await?;
+        for (mode, buckets) in modes {
+            for b in buckets {
+                tx.execute(
+                    "insert into usage_days (account_id, day, agent_id, status, currency, inference_currency,
+                         outcomes, cu_milli, amount_micros, inference_cost_micros, livemode)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    args![
+                        account.to_string(),
+                        b.day.format("%Y-%m-%d").to_string(),
+                        b.agent_id,
+                        b.status,
+                        b.currency,
+                        b.inference_currency,
+                        b.outcomes,
+                        b.cu_milli,
+                        b.amount_micros,
+                        b.inference_cost_micros,
+                        mode.livemode()
+                    ],
+                )
+                .await?;
+            }
         }
         tx.commit().await
     }

@@ -27,6 +27,9 @@ use crate::token::{session_token_hash, tokens_match};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "bounty_session";
+/// Which mode's data the dashboard shows: `test` for test mode, anything
+/// else (or none) for live. Set by the live/test switch (`POST /mode`).
+pub const MODE_COOKIE: &str = "bounty_mode";
 /// The login form's double-submit CSRF cookie (there is no session yet).
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "bounty_login_csrf";
 
@@ -53,6 +56,9 @@ pub(crate) fn set_cookie(name: &str, value: &str, path: &str, max_age_s: i64, se
 #[derive(Debug, Clone)]
 pub(crate) struct CurrentUser {
     pub(crate) session: Session,
+    /// Live or test data, as the dashboard's switch chose: every figure
+    /// and list of the request is of this mode, as with API keys.
+    pub(crate) mode: bounty_core::ApiKeyMode,
 }
 
 impl CurrentUser {
@@ -63,6 +69,11 @@ impl CurrentUser {
         } else {
             Err(WebError::Forbidden("Only an owner of this account can do that."))
         }
+    }
+
+    /// The mode every figure and list of the request is of.
+    pub(crate) fn mode(&self) -> bounty_core::ApiKeyMode {
+        self.mode
     }
 
     /// The account every query of the request is scoped by.
@@ -83,7 +94,11 @@ impl FromRequestParts<WebState> for CurrentUser {
             .session_by_token_hash(&hash)
             .await?
             .ok_or(WebError::LoginRequired)?;
-        Ok(CurrentUser { session })
+        let mode = match cookie(parts, MODE_COOKIE) {
+            Some("test") => bounty_core::ApiKeyMode::Test,
+            _ => bounty_core::ApiKeyMode::Live,
+        };
+        Ok(CurrentUser { session, mode })
     }
 }
 

@@ -12,6 +12,8 @@ use crate::error::WebError;
 
 /// The signed-in part of the frame.
 pub(crate) struct ChromeUser {
+    /// Showing test-mode data: the banner is up and the switch offers live.
+    pub(crate) test_mode: bool,
     pub(crate) email: String,
     pub(crate) role: &'static str,
     pub(crate) csrf: String,
@@ -36,6 +38,7 @@ impl Chrome {
             css_href: assets::css_href(),
             js_href: assets::js_href(),
             user: Some(ChromeUser {
+                test_mode: !user.mode().livemode(),
                 email: user.session.email.as_str().to_owned(),
                 role: user.session.role.as_str(),
                 csrf: user.session.csrf_secret.clone(),

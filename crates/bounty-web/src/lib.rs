@@ -74,6 +74,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/", get(pages::overview::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
+        .route("/mode", post(pages::mode::switch))
         .route("/tasks", get(pages::tasks::list))
         .route("/tasks/status", get(pages::tasks::statuses))
         .route("/tasks/{id}", get(pages::task_detail::page))

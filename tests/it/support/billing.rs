@@ -50,6 +50,7 @@ pub async fn queue_and_claim(store: &Store, account: AccountId, agent: AgentId, 
         external_ref: None,
         idempotency: None,
         max_attempts: 1,
+        mode: bounty_core::ApiKeyMode::Live,
     };
     store.create_task(account, &new).await.unwrap();
     let mut claimed = store

@@ -317,6 +317,26 @@ impl TestApp {
         (account.id, key.secret.expose().to_owned())
     }
 
+    /// Gives `account` a Stripe customer (`cus_…`) through the outbox's own
+    /// path, as the sender would after Stripe made it; returns its id.
+    pub async fn stripe_customer(&self, account: bounty_core::AccountId) -> String {
+        let claim = self
+            .store
+            .claim_outbox(ApiKeyMode::Live, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.item.kind == "stripe_customer" && c.item.account_id == account)
+            .expect("the account's customer row");
+        let customer = format!("cus_{}", &account.to_string()[5..15]);
+        let delivered = bounty_store::Delivered {
+            object_id: Some(customer.clone()),
+            sent_as: None,
+        };
+        self.store.outbox_sent(claim.item.id, &delivered).await.unwrap();
+        customer
+    }
+
     /// A request to `path` with `key` as bearer token, if any.
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
         let rb = self.client.request(method, format!("{}{path}", self.base));

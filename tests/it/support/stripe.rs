@@ -60,9 +60,13 @@ pub fn client(fake: &FakeStripe) -> StripeClient {
     StripeClient::new(config_of(fake.base_url())).unwrap()
 }
 
-/// An account with an agent, after `bounty stripe setup` against the fake.
+/// An account with an agent whose policy awaits the helpdesk (so its
+/// reopens apply inside the window), after `bounty stripe setup` against
+/// the fake.
 pub async fn setup(app: &TestApp, fake: &FakeStripe) -> (AccountId, bounty_core::AgentId) {
-    let tenant = account_with_agent(&app.store, Default::default()).await;
+    let policy = serde_json::from_value(serde_json::json!({"verifiers": [{"kind": "external"}]}))
+        .expect("a policy with an external verifier");
+    let tenant = account_with_agent(&app.store, policy).await;
     stripe_setup(
         &client(fake),
         &app.store,

@@ -124,7 +124,7 @@ pub async fn usage(
             param: Some("group_by".to_owned()),
         });
     }
-    let buckets = state.store.usage(auth.account_id, from, to).await?;
+    let buckets = state.store.usage(auth.account_id, auth.mode, from, to).await?;
     Ok(Json(aggregate(buckets, &group_by, from, to)))
 }
 
@@ -215,7 +215,7 @@ pub async fn get_credits(State(state): State<AppState>, auth: Auth) -> ApiResult
 }
 
 async fn credits_of(state: &AppState, auth: &Auth) -> ApiResult<CreditsOut> {
-    let info = state.store.billing_info(auth.account_id).await?;
+    let info = state.store.billing_info(auth.account_id, auth.mode).await?;
     let grants = state
         .store
         .transfers(auth.account_id, None, Some("credit_grant"))
@@ -273,7 +273,10 @@ pub async fn grant_credits(
     if cu.milli() <= 0 {
         return Err(ApiError::validation("cu", "must be positive"));
     }
-    let id = state.store.grant_credits(auth.account_id, cu, body.memo).await?;
+    let id = state
+        .store
+        .grant_credits(auth.account_id, auth.mode, cu, body.memo)
+        .await?;
     tracing::info!(transfer.id = %id, cu = %cu, "credits granted (test mode)");
     Ok((StatusCode::CREATED, Json(credits_of(&state, &auth).await?)))
 }
@@ -315,7 +318,7 @@ pub struct AlertOut {
     )
 )]
 pub async fn get_billing(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<BillingOut>> {
-    let info = state.store.billing_info(auth.account_id).await?;
+    let info = state.store.billing_info(auth.account_id, auth.mode).await?;
     let alerts = state.store.billing_events(auth.account_id).await?;
     Ok(Json(BillingOut {
         plan: info.plan,

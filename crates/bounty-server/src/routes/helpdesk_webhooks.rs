@@ -146,10 +146,16 @@ pub async fn helpdesk_webhook(
         effect,
     };
     match state.store.intake_delivery(&integration, &delivery).await? {
-        Intake::New { response, task } => {
+        Intake::New {
+            response,
+            task,
+            task_created,
+        } => {
             state.metrics.count_delivery(label, "accepted");
             tracing::info!(integration.id = %integration.id, event = %delivery.event, task.id = ?task, "helpdesk delivery accepted");
-            if task.is_some() {
+            // A ticket that has its task already answers 200 with it:
+            // one ticket is one task.
+            if task_created {
                 state.task_wake.notify_one();
                 return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
             }
@@ -235,6 +241,9 @@ async fn effect(
                 external_ref: Some(event.ticket.external_id.clone()),
                 idempotency: None,
                 max_attempts: state.task_max_attempts,
+                // The integration's mode: a test integration's tickets are
+                // test-mode tasks.
+                mode: integration.mode,
             }))
         }
         TicketEventKind::Solved => DeliveryEffect::Signal(Signal::Solved),

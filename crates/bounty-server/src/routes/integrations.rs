@@ -90,6 +90,9 @@ pub struct IntegrationOut {
     /// Until when the previous secret is accepted, during a rotation.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// `false` when made through a `bk_test_` key: its tickets become
+    /// test-mode tasks, never billed live.
+    pub livemode: bool,
     /// The inbound signing secret: only in the answer that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -180,6 +183,7 @@ fn out(i: Integration, state: &AppState) -> IntegrationOut {
         last_rejected_code: i.last_rejected_code,
         previous_secret_expires_at: i.previous_secret_expires_at,
         created_at: i.created_at,
+        livemode: i.mode.livemode(),
         secret: None,
         reply_secret: None,
     }
@@ -274,6 +278,7 @@ pub async fn create_integration(
         agent_id: agent.id,
         secret_sealed: seal(keys, secret.as_bytes(), &aad_of(auth.account_id, id, "inbound"))?,
         reply_sealed,
+        mode: auth.mode,
     };
     let created = state.store.create_integration(auth.account_id, &new).await?;
     tracing::info!(integration.id = %created.id, kind = kind.as_str(), "integration created");

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use bounty_core::outcome::{OutcomeStatus, Signal};
 use bounty_core::plan::RatingReceipt;
-use bounty_core::{OutcomeId, TaskId, VerifierVerdict};
+use bounty_core::{Actor, OutcomeId, TaskId, VerifierVerdict};
 use bounty_store::{Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,9 @@ pub struct OutcomeOut {
     pub margin_micros: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// `false` for a test-mode outcome (made through a `bk_test_` key):
+    /// rated in the test book, never billed live.
+    pub livemode: bool,
     #[serde(flatten)]
     #[schema(inline)]
     pub receipt: Option<Receipt>,
@@ -74,7 +77,8 @@ pub struct Receipt {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventOut {
     pub seq: i32,
-    /// `verified`, `signal`, `window_lapsed`, `goodwill_reversal` or `task_failed`.
+    /// `verified`, `signal`, `signal_refused`, `window_lapsed`,
+    /// `goodwill_reversal` or `task_failed`.
     pub event: String,
     pub from_status: Option<String>,
     pub to_status: String,
@@ -87,6 +91,10 @@ pub struct EventOut {
     pub policy_version: i32,
     pub inputs_hash: String,
     pub reason: String,
+    /// Who made it: `api_key:key_…`, `integration:int_…`,
+    /// `operator:<name>`, `worker` or `window`; `null` for events recorded
+    /// before actors were.
+    pub actor: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -132,6 +140,7 @@ impl From<OutcomeEventRecord> for EventOut {
             policy_version: e.policy_version,
             inputs_hash: e.inputs_hash,
             reason: e.reason,
+            actor: e.actor,
             created_at: e.created_at,
         }
     }
@@ -164,6 +173,7 @@ impl OutcomeOut {
             margin_micros: margin,
             created_at: o.created_at,
             decided_at: o.decided_at,
+            livemode: o.mode.livemode(),
             receipt: None,
         }
     }
@@ -227,6 +237,7 @@ pub async fn list_outcomes(
         })
         .transpose()?;
     let filter = OutcomeFilter {
+        mode: auth.mode,
         status,
         agent_id: q.agent.clone(),
         created_from: parse_time("created_from", q.created_from.as_deref())?,
@@ -296,6 +307,8 @@ pub async fn get_outcome(
         .store
         .get_outcome(auth.account_id, oid)
         .await?
+        // Another mode's object is not there for this key (as in Stripe).
+        .filter(|o| o.mode == auth.mode)
         .ok_or(ApiError::NotFound { kind: "outcome", id })?;
     Ok(Json(receipt_of(&state, &auth, outcome).await?))
 }
@@ -305,15 +318,18 @@ pub async fn get_outcome(
 #[serde(deny_unknown_fields)]
 pub struct SignalIn {
     /// `solved`, `reopened`, `customer_confirmed` or `csat` (with `score`
-    /// 1 to 5); or `goodwill_reversal` to reverse a resolved outcome as
-    /// goodwill (inside its window or goodwill days).
+    /// 1 to 5). (`goodwill_reversal` is an operator's decision, made with
+    /// `bounty outcomes reverse`: an API key gets 403 `operator_only`.)
     pub kind: String,
     pub score: Option<u8>,
 }
 
 /// Records a resolution signal and applies it: a provisional outcome is
 /// resolved (and charged) or failed; a resolved one reopened inside its
-/// window fails and its charge is reversed.
+/// window fails and its charge is reversed. A signal applies only to an
+/// outcome whose policy has an `external` verifier, inside its window;
+/// otherwise it is refused (409 `signal_not_applicable`) and the refusal
+/// is recorded on the receipt.
 #[utoipa::path(
     post,
     path = "/v1/outcomes/{id}/signals",
@@ -325,8 +341,9 @@ pub struct SignalIn {
         (status = 200, body = OutcomeOut, description = "The outcome after the signal, with its receipt"),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 403, description = "`operator_only`: a goodwill reversal is an operator's decision", body = ErrorBody),
         (status = 404, description = "No such outcome in this account", body = ErrorBody),
-        (status = 409, description = "`outcome_transition_refused`: not applicable in the outcome's state", body = ErrorBody),
+        (status = 409, description = "`signal_not_applicable`: the policy has no `external` verifier or the window is over (recorded); `outcome_transition_refused`: not applicable in the outcome's state", body = ErrorBody),
         (status = 422, description = "An unknown `kind` or a bad `score`", body = ErrorBody),
     )
 )]
@@ -338,36 +355,47 @@ pub async fn post_signal(
 ) -> ApiResult<Json<OutcomeOut>> {
     let oid: OutcomeId = path_id("outcome", &id)?;
     let signal = match (body.kind.as_str(), body.score) {
-        ("solved", None) => Some(Signal::Solved),
-        ("reopened", None) => Some(Signal::Reopened),
-        ("customer_confirmed", None) => Some(Signal::CustomerConfirmed),
-        ("csat", Some(score)) if (1..=5).contains(&score) => Some(Signal::Csat { score }),
+        ("solved", None) => Signal::Solved,
+        ("reopened", None) => Signal::Reopened,
+        ("customer_confirmed", None) => Signal::CustomerConfirmed,
+        ("csat", Some(score)) if (1..=5).contains(&score) => Signal::Csat { score },
         ("csat", _) => return Err(ApiError::validation("score", "must be 1 to 5 with `csat`")),
-        ("goodwill_reversal", None) => None,
-        ("solved" | "reopened" | "customer_confirmed" | "goodwill_reversal", Some(_)) => {
+        ("goodwill_reversal", _) => {
+            // A customer's key never reverses its own charge.
+            tracing::warn!(outcome.id = %oid, "goodwill reversal refused: an API key is not an operator");
+            return Err(ApiError::OperatorOnly {
+                action: "a goodwill reversal",
+            });
+        }
+        ("solved" | "reopened" | "customer_confirmed", Some(_)) => {
             return Err(ApiError::validation("score", "is only for `csat`"));
         }
         (other, _) => {
             return Err(ApiError::validation(
                 "kind",
-                format!(
-                    "`{other}` is not a signal; use solved, reopened, customer_confirmed, csat or goodwill_reversal"
-                ),
+                format!("`{other}` is not a signal; use solved, reopened, customer_confirmed or csat"),
             ));
         }
     };
-    let applied = match signal {
-        Some(s) => state.store.apply_signal(auth.account_id, oid, s).await,
-        None => state.store.goodwill_reversal(auth.account_id, oid).await,
+    let not_found = || ApiError::NotFound {
+        kind: "outcome",
+        id: id.clone(),
     };
-    let applied = applied.map_err(|e| match e {
-        OutcomeError::NotFound => ApiError::NotFound {
-            kind: "outcome",
-            id: id.clone(),
-        },
-        OutcomeError::NotAllowed(m) => ApiError::TransitionRefused(m),
-        OutcomeError::Store(e) => e.into(),
-    })?;
+    // Another mode's outcome is not there for this key.
+    match state.store.get_outcome(auth.account_id, oid).await? {
+        Some(o) if o.mode == auth.mode => {}
+        _ => return Err(not_found()),
+    }
+    let applied = state
+        .store
+        .apply_signal(auth.account_id, oid, signal, Actor::ApiKey(auth.key_id))
+        .await
+        .map_err(|e| match e {
+            OutcomeError::NotFound => not_found(),
+            OutcomeError::NotAllowed(m) => ApiError::TransitionRefused(m),
+            OutcomeError::NotApplicable(m) => ApiError::SignalNotApplicable(m),
+            OutcomeError::Store(e) => e.into(),
+        })?;
     tracing::info!(outcome.id = %oid, from = %applied.from, to = %applied.outcome.status, "outcome signal applied");
     Ok(Json(receipt_of(&state, &auth, applied.outcome).await?))
 }

@@ -97,6 +97,9 @@ pub struct TaskOut {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// `false` for a test-mode task (made through a `bk_test_` key): its
+    /// outcome is rated in the test book and never billed live.
+    pub livemode: bool,
     #[serde(flatten)]
     #[schema(inline)]
     pub detail: Option<TaskDetail>,
@@ -238,6 +241,7 @@ impl TaskOut {
             updated_at: t.updated_at,
             started_at: t.started_at,
             finished_at: t.finished_at,
+            livemode: t.mode.livemode(),
             detail: None,
         }
     }
@@ -402,6 +406,7 @@ pub async fn create_task(
         external_ref: body.external_ref,
         idempotency,
         max_attempts: state.task_max_attempts,
+        mode: auth.mode,
     };
     match state.store.create_task(auth.account_id, &new).await? {
         Created::New(task) => {
@@ -479,6 +484,7 @@ pub async fn list_tasks(
         ),
     };
     let filter = TaskFilter {
+        mode: auth.mode,
         status,
         agent_id,
         created_from,
@@ -518,6 +524,8 @@ pub async fn get_task(
         .store
         .get_task(auth.account_id, task_id)
         .await?
+        // Another mode's object is not there for this key (as in Stripe).
+        .filter(|t| t.mode == auth.mode)
         .ok_or(ApiError::NotFound { kind: "task", id })?;
     let attempts = state.store.task_attempts(auth.account_id, task_id).await?;
     let calls = state.store.model_calls(auth.account_id, task_id).await?;

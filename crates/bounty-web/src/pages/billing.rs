@@ -39,7 +39,7 @@ struct BillingPage {
 
 pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
     let account = user.account();
-    let info = state.store.billing_info(account).await?;
+    let info = state.store.billing_info(account, user.mode()).await?;
     let ids = state.store.stripe_ids(account).await?;
     let status = state
         .store

@@ -326,6 +326,7 @@ pub(crate) async fn create(
         agent_id: agent.id,
         secret_sealed: sealed::seal(keys, account, id, Purpose::Inbound, checked.secret.as_bytes())?,
         reply_sealed,
+        mode: user.mode(),
     };
     let created = state.store.create_integration(account, &new).await?;
     tracing::info!(

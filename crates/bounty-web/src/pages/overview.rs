@@ -69,7 +69,7 @@ pub(crate) async fn page(
 ) -> Result<Response, WebError> {
     let period = Period::parse(&state, &q.from, &q.to)?;
     let (from, to) = (period.from, period.to);
-    let buckets = period.usage(&state, user.account()).await?;
+    let buckets = period.usage(&state, user.account(), user.mode()).await?;
     let s = summarize(&buckets);
     let cache = state.store.cache_summary(user.account(), from, to).await?;
     let cache_saved = if cache.saved_micros.is_empty() {

@@ -47,11 +47,13 @@ impl Period {
         &self,
         state: &WebState,
         account: bounty_core::AccountId,
+        mode: bounty_core::ApiKeyMode,
     ) -> Result<Vec<bounty_store::UsageBucket>, WebError> {
         Ok(state
             .store
             .usage(
                 account,
+                mode,
                 day_start(self.from),
                 day_start(self.to + Duration::days(1)),
             )

@@ -122,6 +122,7 @@ pub(crate) async fn list(
         })
         .transpose()?;
     let filter = TaskFilter {
+        mode: user.mode(),
         status,
         agent_id,
         created_from: from.map(day_start),

@@ -105,7 +105,7 @@ async fn report(state: &WebState, user: &CurrentUser, q: &UsageQuery) -> Result<
         Some(_) => return Err(WebError::BadRequest("`group_by` must be day or agent.".into())),
     };
     let period = Period::parse(state, &q.from, &q.to)?;
-    let buckets = period.usage(state, user.account()).await?;
+    let buckets = period.usage(state, user.account(), user.mode()).await?;
     let groups = group(&buckets, by);
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     if by == GroupBy::Agent {

@@ -12,4 +12,5 @@ mod isolation;
 mod pages;
 mod store_users;
 mod task_search;
+mod test_mode;
 mod usage;

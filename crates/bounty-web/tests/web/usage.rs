@@ -24,6 +24,7 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
         .store
         .usage(
             t.account,
+            bounty_core::ApiKeyMode::Live,
             Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
             Utc.with_ymd_and_hms(2026, 5, 11, 0, 0, 0).unwrap(),
         )

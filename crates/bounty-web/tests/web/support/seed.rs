@@ -71,8 +71,14 @@ pub async fn user(store: &Store, account: AccountId, email: &str, role: UserRole
         .expect("the account exists");
 }
 
-/// Queues a task and leaves it queued.
+/// Queues a live task and leaves it queued.
 pub async fn queued_task(store: &Store, t: &Tenant, subject: &str) -> TaskId {
+    queued_task_in(store, t, subject, ApiKeyMode::Live).await
+}
+
+/// Queues a task of `mode` (as a key of that mode would) and leaves it
+/// queued.
+pub async fn queued_task_in(store: &Store, t: &Tenant, subject: &str, mode: ApiKeyMode) -> TaskId {
     let new = NewTask {
         agent_id: t.agent,
         agent_version: 1,
@@ -84,6 +90,7 @@ pub async fn queued_task(store: &Store, t: &Tenant, subject: &str) -> TaskId {
         external_ref: None,
         idempotency: None,
         max_attempts: 1,
+        mode,
     };
     match store.create_task(t.account, &new).await.expect("create task") {
         bounty_store::Created::New(task) => task.id,
