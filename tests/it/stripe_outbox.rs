@@ -31,6 +31,7 @@ backend_tests!(
     setup_is_idempotent_and_refuses_a_meter_that_does_not_fit,
     subscriptions_wait_for_setup_and_use_the_plan_price,
     a_reversal_after_24_hours_credits_the_customer_balance,
+    test_mode_charges_reach_only_the_test_mode_sender,
 );
 
 async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
@@ -421,4 +422,82 @@ async fn a_reversal_after_24_hours_credits_the_customer_balance(backend: Backend
     let metered: i64 = report.days.iter().map(|d| d.ledger_milli).sum();
     let credited: i64 = report.days.iter().map(|d| d.credited_milli).sum();
     assert_eq!((metered, credited), (1000, 1000));
+}
+
+/// A test-mode charge (a `bk_test_` key's) never reaches the live Stripe
+/// account: the live sender sends only the live charge, and a test-mode
+/// sender (its own Stripe, as `stripe.test_secret_key` would give) sends
+/// the test one, to the account's test-mode customer made for it.
+async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
+    let live_stripe = FakeStripe::start().await;
+    let test_stripe = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    let (account, agent) = setup(&app, &live_stripe).await;
+    charge_one(&app.store, account, agent, 0).await;
+    let new = bounty_store::NewTask {
+        agent_id: agent,
+        agent_version: 1,
+        input: bounty_core::TaskInput {
+            body: "a test-mode ticket".into(),
+            ..Default::default()
+        },
+        external_ref: None,
+        idempotency: None,
+        max_attempts: 1,
+        mode: bounty_core::ApiKeyMode::Test,
+    };
+    app.store.create_task(account, &new).await.unwrap();
+    let claimed = app
+        .store
+        .claim_tasks("test", 1, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let end = bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
+        text: "done".into(),
+        errors: None,
+        model: "m".into(),
+        transcript: serde_json::json!([]),
+        decision: bounty_core::Decision::Pass,
+        verdicts: Vec::new(),
+        cache: None,
+    });
+    assert!(app.store.finish_attempt(&claimed, &end, &[]).await.unwrap());
+    let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
+    assert_eq!(charges.len(), 2, "one live and one test charge");
+
+    drain(&sender(&app.store, &live_stripe), &app.store).await;
+    let live_events = live_stripe.meter_events();
+    assert_eq!(live_events.len(), 1, "only the live charge: {live_events:?}");
+
+    let test_sender = sender(&app.store, &test_stripe).test_mode();
+    for _ in 0..200 {
+        test_sender.drain_once().await.unwrap();
+        let pending = app
+            .store
+            .outbox_of(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.mode == bounty_core::ApiKeyMode::Test && o.status == "pending")
+            .count();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let test_events = test_stripe.meter_events();
+    assert_eq!(test_events.len(), 1, "{test_events:?}");
+    assert_ne!(test_events[0].identifier, live_events[0].identifier);
+    assert!(
+        charges
+            .iter()
+            .any(|c| c.id.to_string() == test_events[0].identifier),
+        "the test charge's own event"
+    );
+    assert_ne!(
+        test_events[0].stripe_customer_id, live_events[0].stripe_customer_id,
+        "a customer of Stripe's test mode, not the live one"
+    );
 }
