@@ -25,7 +25,7 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
                     .iter()
                     .map(|o| {
                         serde_json::json!({
-                            "id": o.id.to_string(), "account_id": o.account_id.to_string(), "kind": o.kind,
+                            "id": o.id.to_string(), "account_id": o.account_id.to_string(), "kind": o.kind.as_str(),
                             "transfer_id": o.transfer_id, "payload": o.payload,
                             "idempotency_key": o.idempotency_key, "status": o.status, "attempts": o.attempts,
                             "next_attempt_at": o.next_attempt_at, "last_error": o.last_error,

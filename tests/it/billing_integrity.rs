@@ -147,7 +147,9 @@ async fn test_mode_runs_the_whole_path_in_a_book_of_its_own(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        live_claims.iter().all(|c| c.item.kind != "meter_event"),
+        live_claims
+            .iter()
+            .all(|c| c.item.kind != bounty_core::outbox::OutboxKind::MeterEvent),
         "{live_claims:?}"
     );
     let test_claims = app
@@ -157,7 +159,7 @@ async fn test_mode_runs_the_whole_path_in_a_book_of_its_own(backend: Backend) {
         .unwrap();
     let meter_events = test_claims
         .iter()
-        .filter(|c| c.item.kind == "meter_event")
+        .filter(|c| c.item.kind == bounty_core::outbox::OutboxKind::MeterEvent)
         .count();
     assert_eq!(meter_events, 3, "{test_claims:?}");
     assert!(test_claims.iter().all(|c| c.item.mode == ApiKeyMode::Test));
@@ -171,7 +173,7 @@ async fn test_mode_runs_the_whole_path_in_a_book_of_its_own(backend: Backend) {
     assert_eq!(
         test_claims
             .iter()
-            .filter(|c| c.item.kind == "stripe_customer")
+            .filter(|c| c.item.kind == bounty_core::outbox::OutboxKind::StripeCustomer)
             .count(),
         1,
         "one test-mode customer, made with the first test charge"

@@ -813,7 +813,7 @@ async fn solved_reopened_and_csat_reach_the_outcome_and_replies_are_queued(backe
         .await
         .unwrap()
         .into_iter()
-        .filter(|o| o.kind == "helpdesk_reply")
+        .filter(|o| o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply)
         .collect();
     assert_eq!(replies.len(), 3, "{replies:?}");
     for reply in &replies {

@@ -184,7 +184,7 @@ async fn drain(sender: &ReplySender, store: &Store) {
             .unwrap()
             .items
             .into_iter()
-            .filter(|o| o.kind == "helpdesk_reply")
+            .filter(|o| o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply)
             .count();
         if pending == 0 {
             return;
@@ -314,7 +314,7 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .find(|o| o.kind == "helpdesk_reply")
+        .find(|o| o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply)
         .unwrap();
     assert_eq!(row.status, "pending");
     assert!(
@@ -352,7 +352,11 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|o| o.kind == "helpdesk_reply" && o.status == "sent" && o.payload["ticket"] == "42")
+        .filter(|o| {
+            o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply
+                && o.status == "sent"
+                && o.payload["ticket"] == "42"
+        })
         .map(|o| o.sent_as.unwrap_or_default())
         .collect::<Vec<_>>();
     assert_eq!(sent, vec!["already_posted"], "{sent:?}");

@@ -273,7 +273,10 @@ async fn check(store: &Store, account: AccountId) {
     for t in transfers.iter().filter(|t| t.kind == "charge") {
         let events: Vec<_> = outbox
             .iter()
-            .filter(|o| o.kind == "meter_event" && o.payload["identifier"] == t.id.to_string())
+            .filter(|o| {
+                o.kind == bounty_core::outbox::OutboxKind::MeterEvent
+                    && o.payload["identifier"] == t.id.to_string()
+            })
             .collect();
         assert_eq!(
             events.len(),
@@ -288,7 +291,10 @@ async fn check(store: &Store, account: AccountId) {
         let original = t.reverses_id.expect("a reversal names its original").to_string();
         let events: Vec<_> = outbox
             .iter()
-            .filter(|o| o.kind == "meter_event_reversal" && o.payload["identifier"] == original)
+            .filter(|o| {
+                o.kind == bounty_core::outbox::OutboxKind::MeterEventReversal
+                    && o.payload["identifier"] == original
+            })
             .collect();
         assert_eq!(
             events.len(),
@@ -300,7 +306,10 @@ async fn check(store: &Store, account: AccountId) {
     }
     let metered = transfers.iter().filter(|t| t.kind == "charge").count();
     assert_eq!(
-        outbox.iter().filter(|o| o.kind == "meter_event").count(),
+        outbox
+            .iter()
+            .filter(|o| o.kind == bounty_core::outbox::OutboxKind::MeterEvent)
+            .count(),
         metered,
         "no orphan meter events"
     );

@@ -287,7 +287,7 @@ async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
     let outbox = app.store.outbox_of(account).await.unwrap();
     let reversal = outbox
         .iter()
-        .find(|o| o.kind == "meter_event_reversal")
+        .find(|o| o.kind == bounty_core::outbox::OutboxKind::MeterEventReversal)
         .expect("the meter event is undone");
     assert_eq!(
         reversal.payload["identifier"], charge["id"],

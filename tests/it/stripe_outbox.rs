@@ -294,7 +294,10 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
     }
     assert!(fake.subscriptions().is_empty());
     let waiting = app.store.outbox_of(account).await.unwrap();
-    let sub = waiting.iter().find(|o| o.kind == "stripe_subscription").unwrap();
+    let sub = waiting
+        .iter()
+        .find(|o| o.kind == bounty_core::outbox::OutboxKind::StripeSubscription)
+        .unwrap();
     assert_eq!(sub.status, "pending");
     assert!(
         sub.last_error
@@ -338,7 +341,10 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
     // Accounts made before subscriptions existed are queued by setup, once.
     let (late, _) = account_with_agent(&app.store, Default::default()).await;
     let rows = app.store.outbox_of(late).await.unwrap();
-    let row = rows.iter().find(|o| o.kind == "stripe_subscription").unwrap();
+    let row = rows
+        .iter()
+        .find(|o| o.kind == bounty_core::outbox::OutboxKind::StripeSubscription)
+        .unwrap();
     drain(&sender, &app.store).await;
     assert_eq!(app.store.outbox_of(late).await.unwrap().len(), rows.len());
     assert!(
@@ -403,7 +409,7 @@ async fn a_reversal_after_24_hours_credits_the_customer_balance(backend: Backend
         .await
         .unwrap()
         .into_iter()
-        .filter(|o| o.kind == "meter_event_reversal")
+        .filter(|o| o.kind == bounty_core::outbox::OutboxKind::MeterEventReversal)
         .collect();
     let mut how: Vec<_> = reversals.iter().map(|o| o.sent_as.clone().unwrap()).collect();
     how.sort();

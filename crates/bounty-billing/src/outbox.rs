@@ -30,6 +30,7 @@
 
 use std::time::Duration;
 
+use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
 use bounty_core::{ApiKeyMode, Money, retry_delay};
 use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -192,8 +193,8 @@ impl Sender {
             error: "waiting for the account's Stripe customer".to_owned(),
             after: self.config.customer_wait,
         };
-        let result = match item.kind.as_str() {
-            "stripe_customer" => {
+        let result = match item.kind {
+            OutboxKind::StripeCustomer => {
                 let name = text("name").unwrap_or_default();
                 self.client
                     .create_customer(&key, &name, &item.account_id.to_string())
@@ -203,7 +204,7 @@ impl Sender {
                         sent_as: None,
                     })
             }
-            "stripe_subscription" => {
+            OutboxKind::StripeSubscription => {
                 let Some(customer) = claim.stripe_customer_id.as_deref() else {
                     return waiting_for_customer();
                 };
@@ -233,24 +234,19 @@ impl Sender {
                         sent_as: None,
                     })
             }
-            "meter_event" => {
+            OutboxKind::MeterEvent => {
                 let Some(customer) = claim.stripe_customer_id.as_deref() else {
                     return waiting_for_customer();
                 };
-                let (Some(event_name), Some(identifier), Some(value), Some(ts)) = (
-                    text("event_name"),
-                    text("identifier"),
-                    item.payload["value"].as_i64(),
-                    item.payload["timestamp"].as_i64(),
-                ) else {
+                let Ok(p) = serde_json::from_value::<MeterEventPayload>(item.payload.clone()) else {
                     return Sent::Park(format!("malformed meter event payload: {}", item.payload));
                 };
                 let event = MeterEvent {
-                    event_name: &event_name,
-                    identifier: &identifier,
+                    event_name: &p.event_name,
+                    identifier: &p.identifier,
                     stripe_customer_id: customer,
-                    value,
-                    timestamp_unix: ts,
+                    value: p.value,
+                    timestamp_unix: p.timestamp,
                 };
                 match self.client.create_meter_event(&key, &event).await {
                     // Stripe already has an event with this identifier: ours,
@@ -261,19 +257,21 @@ impl Sender {
                     other => other.map(|()| Delivered::default()),
                 }
             }
-            "meter_event_reversal" => {
-                let (Some(event_name), Some(identifier), Some(ts)) = (
-                    text("event_name"),
-                    text("identifier"),
-                    item.payload["timestamp"].as_i64(),
-                ) else {
+            OutboxKind::MeterEventReversal => {
+                let Ok(MeterEventReversalPayload {
+                    event_name,
+                    identifier,
+                    timestamp: ts,
+                    ..
+                }) = serde_json::from_value(item.payload.clone())
+                else {
                     return Sent::Park(format!("malformed reversal payload: {}", item.payload));
                 };
                 // The original must be in Stripe before it can be undone
                 // there: its row may still be retrying, or parked.
                 match self
                     .store
-                    .outbox_status(item.account_id, &identifier, "meter_event")
+                    .outbox_status(item.account_id, &identifier, OutboxKind::MeterEvent)
                     .await
                 {
                     Ok(Some(status)) if status == "sent" => {}
@@ -301,7 +299,9 @@ impl Sender {
                         sent_as: Some("cancel"),
                     })
             }
-            other => return Sent::Park(format!("unknown outbox kind {other:?}")),
+            OutboxKind::HelpdeskReply => {
+                return Sent::Park("a helpdesk reply reached the Stripe sender".to_owned());
+            }
         };
         self.classify(item.attempts, result)
     }

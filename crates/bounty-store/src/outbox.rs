@@ -1,13 +1,7 @@
 //! The transactional outbox: external effects written in the transaction
 //! of the change that causes them, and sent later by a sender with the
-//! row's stable idempotency key.
-//!
-//! | kind | written when | payload |
-//! |---|---|---|
-//! | `meter_event` | a `charge` transfer is written | `{event_name, identifier, value, timestamp}`: the transfer id and its milli-CU |
-//! | `meter_event_reversal` | that charge is reversed | `{event_name, identifier, value, timestamp, reversal}`: the original transfer |
-//! | `stripe_customer` | an account is created | `{account_id, name}` |
-//! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
+//! row's stable idempotency key. The kinds and the meter events' payloads
+//! are `bounty_core::outbox`'s.
 //!
 //! Until a sender is configured (Stripe), rows wait as `pending`: the
 //! ledger is complete on its own and nothing is lost.
@@ -19,21 +13,21 @@
 //! customer in Stripe's test mode (made on the first test charge). With no
 //! test key they are never sent.
 
+use bounty_core::outbox::OutboxKind;
 use bounty_core::{AccountId, ApiKeyMode, OutboxId, PageLimit, Timestamp};
 
 use crate::db::on_pool;
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
-/// The Stripe billing meter's event name.
-pub const METER_EVENT_NAME: &str = "bounty_compute_units";
+pub use bounty_core::outbox::METER_EVENT_NAME;
 
 /// One outbox row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
     pub id: OutboxId,
     pub account_id: AccountId,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub transfer_id: Option<String>,
     pub payload: serde_json::Value,
     pub idempotency_key: String,
@@ -76,11 +70,12 @@ pub(crate) async fn enqueue(
     tx: &mut Tx,
     account: &str,
     mode: ApiKeyMode,
-    kind: &str,
+    kind: OutboxKind,
     transfer_id: Option<&str>,
     payload: serde_json::Value,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let kind = kind.as_str();
     let test = if mode.livemode() { "" } else { "test:" };
     let key = format!("{kind}:{test}{}", transfer_id.unwrap_or(account));
     tx.execute(
@@ -163,7 +158,7 @@ impl TryFrom<Row> for OutboxItem {
         Ok(OutboxItem {
             id: r.id.parse().map_err(|e| bad("id", &e))?,
             account_id: r.account_id.parse().map_err(|e| bad("account_id", &e))?,
-            kind: r.kind,
+            kind: r.kind.parse().map_err(|e| bad("kind", &e))?,
             transfer_id: r.transfer_id,
             payload: serde_json::from_str(&r.payload).map_err(|e| bad("payload", &e))?,
             idempotency_key: r.idempotency_key,
@@ -241,13 +236,13 @@ impl Store {
         &self,
         account: AccountId,
         transfer_id: &str,
-        kind: &str,
+        kind: OutboxKind,
     ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = on_pool!(&self.db, pool => {
             sqlx::query_as("select status from outbox where account_id = $1 and transfer_id = $2 and kind = $3")
                 .bind(account.to_string())
                 .bind(transfer_id.to_owned())
-                .bind(kind.to_owned())
+                .bind(kind.as_str())
                 .fetch_optional(pool)
                 .await?
         });

@@ -7,21 +7,17 @@
 //! concurrent changes of one account never interleave their balance
 //! reads and writes.
 //!
-//! The ledger is double-entry in two units: milli-CU (`mCU`) and the
-//! plan's currency (micros). A resolved outcome of `cu` CU moves:
-//!
-//! | kind | debit → credit | amount |
-//! |---|---|---|
-//! | `included` | `allowance` → `usage` | the CU covered by the plan's monthly allowance |
-//! | `credit_draw` | `credits` → `usage` | billable CU paid from prepaid credits (never below zero) |
-//! | `charge` | `metered` → `usage` | billable CU left: what is metered to Stripe |
-//! | `charge_money` | `receivable` → `revenue` | `charge` CU × price, in money |
-//!
-//! A reversal adds, for each of these, a transfer the other way
-//! (`<kind>_reversal`, referencing the original). Credit grants move
-//! `grants` → `credits`. A unique key on `(outcome_id, kind)` makes a
-//! second charge of one outcome impossible in the database.
+//! The ledger's rules (which transfers a charge or a reversal makes) are
+//! decided in `bounty_core::ledger`; this module reads the balances they
+//! need under the lock and writes the transfers they return. A unique key
+//! on `(outcome_id, kind)` makes a second charge of one outcome impossible
+//! in the database.
 
+use bounty_core::ledger::{
+    ChargeBalances, LedgerAccount, TransferKind, TransferSpec, TransferUnit, plan_charge, plan_grant,
+    plan_reversal,
+};
+use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
 use bounty_core::outcome::{
     ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, TransitionError, transition,
 };
@@ -35,13 +31,13 @@ use sha2::{Digest, Sha256};
 
 use crate::answer_cache::{forget_answer, remember_answer};
 use crate::db::on_pool;
-use crate::outbox::{METER_EVENT_NAME, enqueue, ensure_test_customer};
+use crate::outbox::{enqueue, ensure_test_customer};
 use crate::tx::{Tx, args};
 use crate::usage::{UsageKey, move_usage};
 use crate::{Page, Store, StoreError};
 
 /// The unit of compute-unit transfers.
-pub const UNIT_CU: &str = "mCU";
+pub use bounty_core::ledger::UNIT_CU;
 
 /// An outcome as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,6 +214,10 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn to_value(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serializes to JSON")
+}
+
 fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).expect("serializes to JSON")
 }
@@ -237,13 +237,7 @@ pub fn period_name(now: Timestamp) -> String {
 
 /// Money for `cu` at `price` micros per whole CU, rounded half up.
 pub fn price_of(cu: ComputeUnits, price_micros: i64) -> Result<i64, StoreError> {
-    let v = i128::from(cu.milli()) * i128::from(price_micros);
-    let rounded = if v >= 0 {
-        (v + 500) / 1000
-    } else {
-        (v - 500) / 1000
-    };
-    i64::try_from(rounded).map_err(|_| StoreError::Corrupt("a charge overflows i64 micros".to_owned()))
+    bounty_core::ledger::price_of(cu, price_micros).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The billing settings of an account, read under its lock.
@@ -369,11 +363,7 @@ pub(crate) async fn committed_spend(tx: &mut Tx, account: &str, now: Timestamp) 
 async fn insert_transfer(
     tx: &mut Tx,
     account: &str,
-    debit: &str,
-    credit: &str,
-    amount: i64,
-    unit: &str,
-    kind: String,
+    t: &TransferSpec,
     outcome: Option<&str>,
     reverses: Option<&str>,
     memo: Option<String>,
@@ -388,11 +378,11 @@ async fn insert_transfer(
         args![
             id.to_string(),
             account,
-            debit,
-            credit,
-            amount,
-            unit,
-            kind,
+            t.debit.as_str(),
+            t.credit.as_str(),
+            t.amount,
+            t.unit.as_str(),
+            t.kind.as_str(),
             outcome.map(str::to_owned),
             reverses.map(str::to_owned),
             memo,
@@ -485,15 +475,15 @@ async fn charge(
     let receipt =
         rate(&billing.plan, &input).map_err(|e| StoreError::Corrupt(format!("rating failed: {e}")))?;
     let currency = receipt.amount.currency.to_string();
-    let included = receipt.included_applied.milli();
-    let billable = receipt.billable_cu.milli();
-    let credits = balance(tx, &account, mode, "credits", UNIT_CU).await?.max(0);
-    let draw = billable.min(credits);
-    let metered = billable - draw;
-    let metered_money = price_of(
-        ComputeUnits::from_milli(metered),
-        billing.plan.price_per_cu.micros,
-    )?;
+    let credits = balance(tx, &account, mode, LedgerAccount::Credits.as_str(), UNIT_CU).await?;
+    let transfers = plan_charge(
+        &receipt,
+        ChargeBalances {
+            credits: ComputeUnits::from_milli(credits),
+        },
+        billing.plan.price_per_cu,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("charging outcome {oid}: {e}")))?;
     // The cap and its alerts are live money.
     let capped = billing.monthly_cap_micros.is_some() && mode.livemode();
     // Alerts follow money actually charged this month (reservations are
@@ -503,50 +493,27 @@ async fn charge(
     } else {
         0
     };
-    for (debit, credit, amount, unit, kind) in [
-        ("allowance", "usage", included, UNIT_CU, "included"),
-        ("credits", "usage", draw, UNIT_CU, "credit_draw"),
-        ("metered", "usage", metered, UNIT_CU, "charge"),
-        (
-            "receivable",
-            "revenue",
-            metered_money,
-            currency.as_str(),
-            "charge_money",
-        ),
-    ] {
-        if amount > 0 {
-            let id = insert_transfer(
+    for t in &transfers {
+        let id = insert_transfer(tx, &account, t, Some(&oid), None, None, mode, now).await?;
+        if t.kind == TransferKind::Charge {
+            // Metered CU become a meter event, sent later, exactly once:
+            // a test charge's only by a test-mode sender, to Stripe's
+            // test mode, and never by the live one.
+            let payload = to_value(&MeterEventPayload::of_charge(id, t.amount, now));
+            if !mode.livemode() {
+                ensure_test_customer(tx, &account, now).await?;
+            }
+            let id = id.to_string();
+            enqueue(
                 tx,
                 &account,
-                debit,
-                credit,
-                amount,
-                unit,
-                kind.to_owned(),
-                Some(&oid),
-                None,
-                None,
                 mode,
+                OutboxKind::MeterEvent,
+                Some(&id),
+                payload,
                 now,
             )
             .await?;
-            if kind == "charge" {
-                // Metered CU become a meter event, sent later, exactly once:
-                // a test charge's only by a test-mode sender, to Stripe's
-                // test mode, and never by the live one.
-                let id = id.to_string();
-                let payload = serde_json::json!({
-                    "event_name": METER_EVENT_NAME,
-                    "identifier": id,
-                    "value": amount,
-                    "timestamp": now.timestamp(),
-                });
-                if !mode.livemode() {
-                    ensure_test_customer(tx, &account, now).await?;
-                }
-                enqueue(tx, &account, mode, "meter_event", Some(&id), payload, now).await?;
-            }
         }
     }
     tx.execute(
@@ -572,55 +539,61 @@ async fn charge(
     Ok(receipt)
 }
 
-/// Reverses every transfer of the outcome not yet reversed.
+/// Reverses every transfer of the outcome not yet reversed, as
+/// `bounty_core::ledger::plan_reversal` decides.
 async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> Result<(), StoreError> {
     let account = outcome.account_id.to_string();
-    let originals: Vec<(String, String, String, i64, String, String)> = tx
+    let rows: Vec<(String, String, String, i64, String, String, Timestamp)> = tx
         .fetch_all(
-            "select t.id, t.debit, t.credit, t.amount, t.unit, t.kind from ledger_transfers t
+            "select t.id, t.debit, t.credit, t.amount, t.unit, t.kind, t.created_at from ledger_transfers t
              where t.account_id = $1 and t.outcome_id = $2 and t.reverses_id is null
                and not exists (select 1 from ledger_transfers r where r.reverses_id = t.id)
              order by t.id",
             args![account.clone(), outcome.id.to_string()],
         )
         .await?;
-    for (id, debit, credit, amount, unit, kind) in originals {
+    let bad = |e: bounty_core::ledger::BadLedgerName| StoreError::Corrupt(format!("ledger_transfers: {e}"));
+    let originals = rows
+        .iter()
+        .map(|(_, debit, credit, amount, unit, kind, _)| {
+            Ok(TransferSpec {
+                debit: debit.parse().map_err(bad)?,
+                credit: credit.parse().map_err(bad)?,
+                amount: *amount,
+                unit: if unit == UNIT_CU {
+                    TransferUnit::MilliCu
+                } else {
+                    TransferUnit::Currency(unit.clone())
+                },
+                kind: kind.parse().map_err(bad)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let reversals = plan_reversal(&originals)
+        .map_err(|e| StoreError::Corrupt(format!("reversing outcome {}: {e}", outcome.id)))?;
+    for ((id, .., created), (original, t)) in rows.iter().zip(originals.iter().zip(&reversals)) {
         let reversal = insert_transfer(
             tx,
             &account,
-            &credit,
-            &debit,
-            amount,
-            &unit,
-            format!("{kind}_reversal"),
+            t,
             Some(&outcome.id.to_string()),
-            Some(&id),
+            Some(id),
             Some(memo.to_owned()),
             outcome.mode,
             now,
         )
         .await?;
-        if kind == "charge" {
+        if original.kind == TransferKind::Charge {
             // Undo the meter event: cancelled inside Stripe's window, else
             // credited; the sender decides from the original's timestamp.
-            let (created,): (Timestamp,) = tx
-                .fetch_one(
-                    "select created_at from ledger_transfers where id = $1",
-                    args![id.clone()],
-                )
-                .await?;
-            let payload = serde_json::json!({
-                "event_name": METER_EVENT_NAME,
-                "identifier": id,
-                "value": amount,
-                "timestamp": created.timestamp(),
-                "reversal": reversal.to_string(),
-            });
+            let payload = to_value(&MeterEventReversalPayload::of_reversal(
+                id, t.amount, *created, reversal,
+            ));
             enqueue(
                 tx,
                 &account,
                 outcome.mode,
-                "meter_event_reversal",
+                OutboxKind::MeterEventReversal,
                 Some(&reversal.to_string()),
                 payload,
                 now,
@@ -1345,27 +1318,11 @@ impl Store {
         cu: ComputeUnits,
         memo: Option<String>,
     ) -> Result<TransferId, StoreError> {
-        if cu.milli() <= 0 {
-            return Err(StoreError::Config("a credit grant must be positive".to_owned()));
-        }
+        let grant = plan_grant(cu).map_err(|e| StoreError::Config(e.to_string()))?;
         let now = self.now();
         let mut tx = self.begin().await?;
         lock_billing(&mut tx, &account.to_string(), now).await?;
-        let id = insert_transfer(
-            &mut tx,
-            &account.to_string(),
-            "grants",
-            "credits",
-            cu.milli(),
-            UNIT_CU,
-            "credit_grant".to_owned(),
-            None,
-            None,
-            memo,
-            mode,
-            now,
-        )
-        .await?;
+        let id = insert_transfer(&mut tx, &account.to_string(), &grant, None, None, memo, mode, now).await?;
         tx.commit().await?;
         Ok(id)
     }

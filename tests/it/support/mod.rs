@@ -326,7 +326,9 @@ impl TestApp {
             .await
             .unwrap()
             .into_iter()
-            .find(|c| c.item.kind == "stripe_customer" && c.item.account_id == account)
+            .find(|c| {
+                c.item.kind == bounty_core::outbox::OutboxKind::StripeCustomer && c.item.account_id == account
+            })
             .expect("the account's customer row");
         let customer = format!("cus_{}", &account.to_string()[5..15]);
         let delivered = bounty_store::Delivered {

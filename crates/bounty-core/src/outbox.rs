@@ -1,0 +1,161 @@
+//! What the transactional outbox carries: the kinds of external effect,
+//! with their stored names in one place, and the payloads of Stripe's
+//! meter events, built here and parsed by the sender.
+//!
+//! | kind | written when | payload |
+//! |---|---|---|
+//! | `meter_event` | a `charge` transfer is written | [`MeterEventPayload`]: the transfer id and its milli-CU |
+//! | `meter_event_reversal` | that charge is reversed | [`MeterEventReversalPayload`]: the original transfer, and the reversal |
+//! | `stripe_customer` | an account is created (or its first test charge) | `{account_id, name}` |
+//! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
+//! | `helpdesk_reply` | a helpdesk ticket's task finishes | the reply or hand-off |
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::id::TransferId;
+
+/// The Stripe billing meter's event name.
+pub const METER_EVENT_NAME: &str = "bounty_compute_units";
+
+/// An external effect waiting in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutboxKind {
+    /// Metered CU to report to Stripe.
+    MeterEvent,
+    /// A meter event to undo (cancel, or credit past 24 h).
+    MeterEventReversal,
+    /// The account's Stripe customer to create.
+    StripeCustomer,
+    /// The account's Stripe subscription to create.
+    StripeSubscription,
+    /// An answer or hand-off to post to a helpdesk ticket.
+    HelpdeskReply,
+}
+
+impl OutboxKind {
+    /// Every kind.
+    pub const ALL: [OutboxKind; 5] = [
+        OutboxKind::MeterEvent,
+        OutboxKind::MeterEventReversal,
+        OutboxKind::StripeCustomer,
+        OutboxKind::StripeSubscription,
+        OutboxKind::HelpdeskReply,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::MeterEvent => "meter_event",
+            OutboxKind::MeterEventReversal => "meter_event_reversal",
+            OutboxKind::StripeCustomer => "stripe_customer",
+            OutboxKind::StripeSubscription => "stripe_subscription",
+            OutboxKind::HelpdeskReply => "helpdesk_reply",
+        }
+    }
+}
+
+impl fmt::Display for OutboxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not an outbox kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an outbox kind")]
+pub struct BadOutboxKind(pub String);
+
+impl FromStr for OutboxKind {
+    type Err = BadOutboxKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| BadOutboxKind(s.to_owned()))
+    }
+}
+
+/// A meter event: `value` milli-CU for the charge `identifier` (its
+/// transfer id, which Stripe dedupes on for about 24 h).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterEventPayload {
+    pub event_name: String,
+    pub identifier: String,
+    pub value: i64,
+    /// Unix seconds of the charge.
+    pub timestamp: i64,
+}
+
+impl MeterEventPayload {
+    /// The meter event of the charge `transfer` of `value` milli-CU.
+    pub fn of_charge(transfer: TransferId, value: i64, at: Timestamp) -> Self {
+        MeterEventPayload {
+            event_name: METER_EVENT_NAME.to_owned(),
+            identifier: transfer.to_string(),
+            value,
+            timestamp: at.timestamp(),
+        }
+    }
+}
+
+/// The undoing of a meter event: the original's identifier, value and
+/// timestamp (the sender chooses between a cancel and a credit from it),
+/// and the reversing transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeterEventReversalPayload {
+    pub event_name: String,
+    pub identifier: String,
+    pub value: i64,
+    /// Unix seconds of the original charge.
+    pub timestamp: i64,
+    /// The reversing transfer's id.
+    pub reversal: String,
+}
+
+impl MeterEventReversalPayload {
+    /// The undoing of the charge `original` (made at `charged_at`) by the
+    /// transfer `reversal`.
+    pub fn of_reversal(original: &str, value: i64, charged_at: Timestamp, reversal: TransferId) -> Self {
+        MeterEventReversalPayload {
+            event_name: METER_EVENT_NAME.to_owned(),
+            identifier: original.to_owned(),
+            value,
+            timestamp: charged_at.timestamp(),
+            reversal: reversal.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_unknown_ones_are_refused() {
+        for k in OutboxKind::ALL {
+            assert_eq!(k.as_str().parse::<OutboxKind>().unwrap(), k);
+        }
+        assert!("email".parse::<OutboxKind>().is_err());
+    }
+
+    #[test]
+    fn a_meter_event_names_its_charge_in_stripes_shape() {
+        let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let id = TransferId::new();
+        let p = MeterEventPayload::of_charge(id, 1000, at);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::json!({"event_name": "bounty_compute_units", "identifier": id.to_string(),
+                               "value": 1000, "timestamp": 1_795_000_000})
+        );
+        let r = MeterEventReversalPayload::of_reversal(&id.to_string(), 1000, at, TransferId::new());
+        let back: MeterEventReversalPayload =
+            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}
