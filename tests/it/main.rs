@@ -18,6 +18,7 @@ mod errors;
 mod health;
 mod helpdesk;
 mod helpdesk_replies;
+mod hostile_input;
 mod ledger_props;
 mod margin;
 mod openapi;

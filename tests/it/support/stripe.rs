@@ -14,7 +14,7 @@ use bounty_core::{AccountId, Decision, OutcomeId, PageLimit};
 use bounty_store::{AttemptEnd, Store, TaskOutput};
 
 use crate::support::TestApp;
-use crate::support::billing::{account_with_agent, queue_and_claim};
+use crate::support::billing::{account_with_agent, queue_and_claim, store_test_policy};
 
 pub fn sender(store: &Store, fake: &FakeStripe) -> Sender {
     let config = SenderConfig {
@@ -62,7 +62,7 @@ pub fn client(fake: &FakeStripe) -> StripeClient {
 
 /// An account with an agent, after `bounty stripe setup` against the fake.
 pub async fn setup(app: &TestApp, fake: &FakeStripe) -> (AccountId, bounty_core::AgentId) {
-    let tenant = account_with_agent(&app.store, Default::default()).await;
+    let tenant = account_with_agent(&app.store, store_test_policy()).await;
     stripe_setup(
         &client(fake),
         &app.store,
