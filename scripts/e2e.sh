@@ -10,8 +10,9 @@ Usage: scripts/e2e.sh
 Runs web/e2e/dashboard.test.mjs with Node's test runner. The test starts
 `bounty serve --demo` on a fresh SQLite database in a temporary folder and
 drives Debian's Chromium through playwright-core: log in, a signed webhook
-becoming a resolved, charged task, "No charge" on a failed one, API keys,
-375 px layouts, log out. Screenshots of every page go to web/e2e/artifacts/
+becoming a task that is charged once its ticket is solved, the demo
+helpdesk's solved (charged) and reopened (not charged) tickets, "No charge"
+on a failed one, API keys, 375 px layouts, log out. Screenshots of every page go to web/e2e/artifacts/
 (kept when a test fails).
 
 It builds the debug binary if needed (`cargo build --locked`), installs

@@ -138,8 +138,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_worker: bool,
     /// Seed a demo account (marked as such), a dashboard user, agents on a
-    /// tiny local model, an integration and a few tickets, and print how
-    /// to log in. Safe to repeat: the second time only the password is
+    /// tiny local model, an integration and a few tickets (sent and then
+    /// solved or reopened by a simulated helpdesk), and print how to log
+    /// in. Without secrets.master_keys the demo keeps its own master key in
+    /// ./bounty-data. Safe to repeat: the second time only the password is
     /// renewed.
     #[arg(long)]
     pub demo: bool,

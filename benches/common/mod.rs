@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bounty_core::verification::RulesSpec;
 use bounty_core::{
     AccountId, AccountName, AgentId, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType,
-    SystemClock,
+    SystemClock, VerificationPolicy, VerifierSpec,
 };
 use bounty_store::{AgentSpec, DatabaseOptions, Store};
 use sqlx::Connection;
@@ -66,7 +67,9 @@ impl BenchDb {
     }
 }
 
-/// An account named `name` with one agent `bench` routed to `model`.
+/// An account named `name` with one agent `bench` routed to `model`,
+/// verified at once (`rules {non_empty}`, no external signal to wait for),
+/// so a finished task is resolved and charged as soon as it ends.
 pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, AgentId) {
     let (account, _) = store
         .create_account(
@@ -85,7 +88,13 @@ pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, Agent
                 model_route: ModelRoute::parse(vec![model.to_owned()]).unwrap(),
                 output_schema: None,
                 outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: Default::default(),
+                verifier_policy: VerificationPolicy {
+                    verifiers: vec![VerifierSpec::Rules(RulesSpec {
+                        non_empty: true,
+                        ..RulesSpec::default()
+                    })],
+                    ..VerificationPolicy::default()
+                },
                 params: Default::default(),
                 routing: Default::default(),
             },

@@ -1,4 +1,9 @@
 //! `bounty serve`: the HTTP API until SIGTERM or Ctrl-C.
+//!
+//! With `--demo` it also seeds the demo ([`super::demo`]) into
+//! `./bounty-data`, keeps the demo's master key there when none is
+//! configured, and plays the demo's helpdesk against itself once it
+//! listens.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,22 +21,22 @@ use crate::cli::ServeArgs;
 use crate::commands::{cancel_on_signal, open_store};
 use crate::config::Config;
 
+/// Where `--demo` keeps its model and master key (beside the default
+/// SQLite database, `./bounty-data/bounty.db`).
+const DEMO_DATA_DIR: &str = "bounty-data";
+
 pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let mut keyring = config.secrets.keyring()?;
     if args.demo {
+        let data_dir = std::path::Path::new(DEMO_DATA_DIR);
         if !config.models.contains_key(super::demo::DEMO_MODEL) {
-            let model = super::demo::demo_model(std::path::Path::new("bounty-data"))?;
+            let model = super::demo::demo_model(data_dir)?;
             config.models.insert(super::demo::DEMO_MODEL.to_owned(), model);
         }
         if keyring.is_none() {
-            tracing::warn!(
-                "demo: no secrets.master_keys, so a throwaway master key is used; integrations made now \
-                 stop verifying after a restart"
-            );
-            keyring = Some(bounty_integrations::Keyring::new(
-                "demo".parse().context("the demo key id")?,
-                bounty_integrations::SealKey::generate().context("the OS random generator failed")?,
-            ));
+            let path = super::demo::master_key::path(data_dir);
+            tracing::info!(path = %path.display(), "demo: no secrets.master_keys; the demo's own master key is used");
+            keyring = Some(super::demo::master_key::load_or_create(data_dir)?);
         }
     }
     let store = open_store(&config).await?;
@@ -66,10 +71,19 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 "Open http://{addr}/login and sign in as {} with password {}",
                 login.email, login.password
             ));
-            if let Some((integration, secret)) = &login.integration {
-                say(&format!(
-                    "Send a ticket: POST http://{addr}/webhooks/in/{integration} (Standard Webhooks, secret {secret})"
-                ));
+            match &login.integration {
+                Some(super::demo::DemoIntegration {
+                    id,
+                    secret: Some(secret),
+                }) => say(&format!(
+                    "Send a ticket: POST http://{addr}/webhooks/in/{id} (Standard Webhooks, secret {secret})"
+                )),
+                Some(super::demo::DemoIntegration { id, secret: None }) => say(&format!(
+                    "The demo integration {id} is broken: its secret was sealed under a master key this run \
+                     does not have (one no longer configured, or an older demo's throwaway key). Rotate its \
+                     secret in the dashboard, or delete ./{DEMO_DATA_DIR} to start over."
+                )),
+                None => {}
             }
         }
         None if store.admin_count_users().await.unwrap_or(1) == 0 => say(
@@ -81,6 +95,19 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // The demo's helpdesk opens its tickets through this server's own
+    // webhook once it listens (the listener is bound: connections wait).
+    let helpdesk = demo.as_ref().and_then(|login| {
+        let integration = login.integration.as_ref()?;
+        let helpdesk = super::demo::helpdesk::DemoHelpdesk {
+            base_url: format!("http://{}", self_address(addr)),
+            account: login.account,
+            integration: integration.id,
+            secret: integration.secret.clone()?,
+            store: store.clone(),
+        };
+        Some(tokio::spawn(helpdesk.run(shutdown.clone())))
+    });
     let wake = Arc::new(Notify::new());
     let worker = (config.worker.in_serve && !args.no_worker).then(|| {
         let worker = Worker::new(
@@ -139,8 +166,8 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
-    for sender in senders.into_iter().chain(replies) {
-        let _ = sender.await;
+    for task in senders.into_iter().chain(replies).chain(helpdesk) {
+        let _ = task.await;
     }
     if let Some(worker) = worker {
         // The server is down; the worker was cancelled with it and is

@@ -1,15 +1,21 @@
-//! `/v1/agents`: create, list, show, update (versioned), and the errors.
+//! `/v1/agents`: create, list, show, update (versioned), and the errors;
+//! an agent given no verifier policy gets the default, which charges
+//! nothing until the ticket is solved, and one given no verifiers at all
+//! is refused.
 
+use bounty_models::testing::openai::FakeOpenAi;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Backend, NOWHERE, TestApp, TestOptions, assert_error, json_of};
+use crate::support::{Backend, NOWHERE, TestApp, TestOptions, assert_error, json_of, test_worker};
 
 backend_tests!(
     create_show_and_list_agents,
     updates_add_versions_and_keep_old_ones,
     bad_agents_are_refused_naming_the_field,
     agents_are_private_to_their_account,
+    an_agent_without_a_policy_is_charged_only_once_solved,
+    an_empty_verifier_list_is_refused,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -37,10 +43,11 @@ async fn create_show_and_list_agents(backend: Backend) {
     assert_eq!(agent["outcome_type"], "ticket.resolved");
     assert_eq!(
         agent["verifier_policy"]["verifiers"],
-        json!([]),
-        "no verifiers unless asked"
+        json!([{"kind": "rules", "schema": false, "non_empty": true}, {"kind": "external"}]),
+        "no policy: the assumed resolution"
     );
-    assert_eq!(agent["verifier_policy"]["window_hours"], 72);
+    assert_eq!(agent["verifier_policy"]["window_hours"], 24);
+    assert_eq!(agent["verifier_policy"]["lapse_decision"], "pass");
     assert_eq!(agent["model_route"], json!(["fast", "smart"]));
     assert_eq!(agent["params"]["max_tokens"], 64);
     let id = agent["id"].as_str().unwrap();
@@ -304,4 +311,117 @@ async fn agents_are_private_to_their_account(backend: Backend) {
     // Nor can Bob queue work for Alice's agent, by id or by name.
     let req = json!({"agent": id, "input": {"body": "hi"}});
     assert_error(app.create_task(&bob, &req, None).await, 422, "unknown_agent").await;
+}
+
+async fn an_agent_without_a_policy_is_charged_only_once_solved(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let opts = TestOptions {
+        worker: Some(test_worker()),
+        ..TestOptions::remote_models(&[("fake", &fake.base_url())])
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (_, key) = app.create_account("Acme").await;
+    let body = json!({"name": "support", "instructions": "Answer.", "model_route": ["fake"]});
+    let created = json_of(app.create_agent(&key, &body).await, 201).await;
+    let id = created["id"].as_str().unwrap();
+    // The default policy is stored, and shown as such.
+    let shown = json_of(
+        app.request(Method::GET, &format!("/v1/agents/{id}"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let policy = &shown["verifier_policy"];
+    assert_eq!(policy["verifiers"][0]["kind"], "rules", "{policy}");
+    assert_eq!(policy["verifiers"][0]["non_empty"], true, "{policy}");
+    assert_eq!(policy["verifiers"][1]["kind"], "external", "{policy}");
+    assert_eq!(policy["window_hours"], 24);
+    assert_eq!(policy["lapse_decision"], "pass");
+
+    // Any non-empty answer, noise included, waits on the ticket: no charge.
+    let task = app.task(&key, "support", "Where is my refund?").await;
+    let task = app
+        .wait_for_task(
+            &key,
+            task["id"].as_str().unwrap(),
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    let outcome = app
+        .get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(outcome["status"], "provisional", "{outcome}");
+    assert_eq!(outcome["transfers"], json!([]), "nothing is charged yet");
+    // The ticket is solved: now it is resolved, and charged once.
+    let solved = json_of(
+        app.request(
+            Method::POST,
+            &format!("/v1/outcomes/{}/signals", outcome["id"].as_str().unwrap()),
+            Some(&key),
+        )
+        .json(&json!({"kind": "solved"}))
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(solved["status"], "resolved", "{solved}");
+    assert_eq!(
+        crate::support::transfer_kinds(&solved),
+        vec!["charge", "charge_money"]
+    );
+}
+
+async fn an_empty_verifier_list_is_refused(backend: Backend) {
+    let app = app(backend).await;
+    let (_, key) = app.create_account("Acme").await;
+    let empty = json!({
+        "name": "support",
+        "instructions": "x",
+        "model_route": ["fast"],
+        "verifier_policy": {"verifiers": []},
+    });
+    let e = assert_error(app.create_agent(&key, &empty).await, 422, "validation_failed").await;
+    assert_eq!(e["error"]["param"], "verifier_policy.verifiers", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least one verifier"),
+        "{e}"
+    );
+    // The same rule holds for an update; the agent keeps its policy.
+    let agent = app.agent(&key, "support", &["fast"], None).await;
+    let id = agent["id"].as_str().unwrap();
+    let resp = app
+        .request(Method::PATCH, &format!("/v1/agents/{id}"), Some(&key))
+        .json(&json!({"verifier_policy": {"verifiers": [], "window_hours": 48}}))
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(resp, 422, "validation_failed").await;
+    assert_eq!(e["error"]["param"], "verifier_policy.verifiers", "{e}");
+    let still = json_of(
+        app.request(Method::GET, &format!("/v1/agents/{id}"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(still["version"], 1);
+    assert_eq!(still["verifier_policy"], agent["verifier_policy"]);
+    // A policy that leaves `verifiers` out gets the default ones.
+    let resp = app
+        .request(Method::PATCH, &format!("/v1/agents/{id}"), Some(&key))
+        .json(&json!({"verifier_policy": {"window_hours": 48}}))
+        .send()
+        .await
+        .unwrap();
+    let v2 = json_of(resp, 200).await;
+    assert_eq!(v2["verifier_policy"]["verifiers"][1]["kind"], "external", "{v2}");
+    assert_eq!(v2["verifier_policy"]["window_hours"], 48);
 }

@@ -1,5 +1,6 @@
 //! The real `bounty` binary: accounts from the CLI, serve, signals,
-//! configuration errors, and two servers starting at once on Postgres.
+//! configuration errors, two servers starting at once on Postgres, and a
+//! demo that still verifies its integration's deliveries after a restart.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use crate::support::{Backend, TestDatabase, json_of};
 backend_tests!(
     accounts_create_then_the_key_works_over_http,
     dashboard_users_are_created_and_reset_from_the_cli,
+    the_demo_still_verifies_its_deliveries_after_a_restart,
 );
 
 /// `bounty` with a clean environment: no stray config from the machine.
@@ -632,4 +634,132 @@ async fn outcomes_reverse_is_the_operators_goodwill() {
     let (code, _, stderr) = reverse("alice");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("cannot reverse"), "{stderr}");
+}
+
+/// A running `bounty serve --demo` and what its banner said.
+struct Demo {
+    child: Child,
+    base: String,
+    /// `http://…/webhooks/in/int_…`.
+    inbound: String,
+    secret: String,
+}
+
+impl Demo {
+    /// Starts the demo in `dir` (on Postgres when `url` is given, else on
+    /// its default SQLite database in `dir`) and reads its banner.
+    fn start(dir: &std::path::Path, url: Option<&str>) -> Demo {
+        let mut cmd = bounty(dir);
+        if let Some(url) = url {
+            cmd.args(["--database-url", url]);
+        }
+        let mut child = cmd
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bounty serve --demo");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = Vec::new();
+        while let Some(Ok(line)) = lines.next() {
+            let done = line.starts_with("Send a ticket") || line.contains("is broken");
+            banner.push(line);
+            if done || banner.len() > 8 {
+                break;
+            }
+        }
+        let find = |prefix: &str| {
+            banner
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in the banner: {banner:#?}"))
+                .to_owned()
+        };
+        let base = find("bounty listening on ");
+        let hook = find("Send a ticket: POST ");
+        let (inbound, rest) = hook.split_once(' ').unwrap();
+        let secret = rest
+            .trim_start_matches("(Standard Webhooks, secret ")
+            .trim_end_matches(')')
+            .to_owned();
+        Demo {
+            child,
+            base,
+            inbound: inbound.to_owned(),
+            secret,
+        }
+    }
+
+    /// A signed `ticket.created` delivery to the demo integration.
+    async fn deliver(&self, ticket: &str) -> reqwest::Response {
+        let body = serde_json::json!({
+            "type": "ticket.created",
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "data": {"ticket_id": ticket, "subject": "After a restart", "body": "Is my order late?"},
+        })
+        .to_string();
+        let headers = bounty_integrations::sign(
+            bounty_integrations::IntegrationKind::Standard,
+            self.secret.as_bytes(),
+            body.as_bytes(),
+            &bounty_integrations::Delivery {
+                id: &format!("msg_{ticket}"),
+                timestamp: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+        let mut request = reqwest::Client::new()
+            .post(&self.inbound)
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send().await.unwrap()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        crate::support::terminate(&mut self.child)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn the_demo_still_verifies_its_deliveries_after_a_restart(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let url = (backend == Backend::Postgres).then(|| db.url().to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let first = Demo::start(dir.path(), url.as_deref());
+    let resp = first.deliver("RESTART-1").await;
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let (inbound, secret) = (first.inbound.clone(), first.secret.clone());
+    assert!(first.terminate().success(), "SIGTERM is a clean exit");
+
+    // The demo's master key is kept, readable by its owner only.
+    let key_file = dir.path().join("bounty-data/demo-master-key");
+    let text = std::fs::read_to_string(&key_file).expect("the demo keeps its master key");
+    assert!(text.starts_with("demo:"), "a keyring entry");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    // Restarted in the same place: the same integration and secret, which
+    // still open, so a signed delivery verifies (it was a 500 before).
+    let second = Demo::start(dir.path(), url.as_deref());
+    let path = |u: &str| u.split_once("/webhooks/").map(|(_, p)| p.to_owned());
+    assert_eq!(path(&second.inbound), path(&inbound));
+    assert_eq!(second.secret, secret);
+    let resp = second.deliver("RESTART-2").await;
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let health = reqwest::get(format!("{}/readyz", second.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(second.terminate().success());
 }

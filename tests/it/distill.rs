@@ -16,7 +16,7 @@ use bounty_store::{AgentPatch, AgentSpec, AttemptEnd, NewTask, Store, TaskOutput
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::billing::account_with_agent;
+use crate::support::billing::{account_with_agent, store_test_policy};
 use crate::support::{Backend, TestDatabase};
 
 backend_tests!(
@@ -110,7 +110,7 @@ async fn exports_only_resolved_traces_of_the_agent_in_the_window(backend: Backen
     // outcome is decided before the default 30-day window.
     let clock = Arc::new(ManualClock::new(now - chrono::Duration::days(60)));
     let store = store_with_clock(&db, clock.clone()).await;
-    let (account, support) = account_with_agent(&store, Default::default()).await;
+    let (account, support) = account_with_agent(&store, store_test_policy()).await;
     let old = finish(&store, account, support, 1, "m-big", chat("old"), Decision::Pass).await;
     clock.set(now - chrono::Duration::minutes(5));
 
@@ -171,7 +171,7 @@ async fn exports_only_resolved_traces_of_the_agent_in_the_window(backend: Backen
                 model_route: ModelRoute::parse(vec!["m".into()]).unwrap(),
                 output_schema: None,
                 outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: Default::default(),
+                verifier_policy: store_test_policy(),
                 params: Default::default(),
                 routing: Default::default(),
             },
@@ -179,7 +179,7 @@ async fn exports_only_resolved_traces_of_the_agent_in_the_window(backend: Backen
         .await
         .unwrap();
     let other_agent = finish(&store, account, billing.id, 1, "m-big", chat("b"), Decision::Pass).await;
-    let (other_account, their_support) = account_with_agent(&store, Default::default()).await;
+    let (other_account, their_support) = account_with_agent(&store, store_test_policy()).await;
     let other_tenant = finish(
         &store,
         other_account,
@@ -328,7 +328,7 @@ async fn bad_input_exits_2_and_an_existing_file_is_kept(backend: Backend) {
         chrono::Utc::now() - chrono::Duration::minutes(5),
     ));
     let store = store_with_clock(&db, clock).await;
-    let (account, support) = account_with_agent(&store, Default::default()).await;
+    let (account, support) = account_with_agent(&store, store_test_policy()).await;
     finish(&store, account, support, 1, "m", chat("fine"), Decision::Pass).await;
     let account = account.to_string();
     let dir = tempfile::tempdir().unwrap();

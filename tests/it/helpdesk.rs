@@ -12,7 +12,7 @@ use bounty_models::testing::openai::FakeOpenAi;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker};
+use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker, verified_at_once};
 
 backend_tests!(
     integrations_are_created_shown_rotated_and_deleted,
@@ -21,6 +21,7 @@ backend_tests!(
     a_rotated_secret_is_accepted_during_its_grace_period,
     a_duplicate_storm_creates_exactly_one_task_per_ticket,
     solved_reopened_and_csat_reach_the_outcome_and_replies_are_queued,
+    an_integration_whose_secret_no_key_opens_is_broken_not_a_500,
 );
 
 fn fixture(kind: IntegrationKind, name: &str) -> Vec<u8> {
@@ -121,7 +122,7 @@ async fn integrations_are_created_shown_rotated_and_deleted(backend: Backend) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
     let (_, key) = app.create_account("Acme").await;
     let (_, other) = app.create_account("Globex").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
 
     let created = json_of(
         integration(
@@ -288,7 +289,7 @@ async fn integrations_are_created_shown_rotated_and_deleted(backend: Backend) {
     )
     .await;
     let (_, bare_key) = bare.create_account("Bare").await;
-    agent(&bare, &bare_key, "support", json!({})).await;
+    agent(&bare, &bare_key, "support", verified_at_once()).await;
     let err = assert_error(
         integration(
             &bare,
@@ -311,7 +312,7 @@ async fn created_account(app: &TestApp, key: &str) -> bounty_core::AccountId {
 async fn every_vendor_signed_delivery_becomes_one_task(backend: Backend) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
     let (account, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     let cases = [
         (IntegrationKind::Zendesk, "ticket_created", "priority_changed"),
         (IntegrationKind::Intercom, "conversation_user_created", "ping"),
@@ -401,7 +402,7 @@ async fn every_vendor_signed_delivery_becomes_one_task(backend: Backend) {
 async fn refused_signatures_store_nothing_but_a_counter(backend: Backend) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
     let (account, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     let created = json_of(
         integration(
             &app,
@@ -521,7 +522,7 @@ async fn refused_signatures_store_nothing_but_a_counter(backend: Backend) {
 async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
     let (_, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     let created = json_of(
         integration(
             &app,
@@ -575,7 +576,7 @@ async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) 
 async fn a_duplicate_storm_creates_exactly_one_task_per_ticket(backend: Backend) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
     let (account, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     let created = json_of(
         integration(
             &app,
@@ -821,4 +822,124 @@ async fn solved_reopened_and_csat_reach_the_outcome_and_replies_are_queued(backe
         assert_eq!(reply.payload["integration_id"], created["id"]);
         assert!(reply.payload["body"].as_str().is_some_and(|b| !b.is_empty()));
     }
+}
+
+async fn an_integration_whose_secret_no_key_opens_is_broken_not_a_500(backend: Backend) {
+    let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent(&app, &key, "support", verified_at_once()).await;
+    let created = json_of(
+        integration(
+            &app,
+            &key,
+            json!({"kind": "standard", "name": "Desk", "agent": "support"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["status"], "active", "{created}");
+    assert!(created["reason"].is_null(), "{created}");
+    let id = created["id"].as_str().unwrap();
+    let secret = created["secret"].as_str().unwrap();
+    // Its secret sealed under a master key this server does not hold (the
+    // same id, other bytes: as a demo's throwaway key was after a
+    // restart), the old secret's grace already over.
+    let stored = app
+        .store
+        .get_integration(account, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let gone = bounty_integrations::Keyring::new(
+        "k1".parse().unwrap(),
+        bounty_integrations::SealKey::generate().unwrap(),
+    );
+    let sealed = gone
+        .seal(
+            secret.as_bytes(),
+            bounty_integrations::status::inbound_aad(&stored).as_bytes(),
+        )
+        .unwrap();
+    let past = app.store.now() - chrono::Duration::hours(1);
+    app.store
+        .rotate_integration_secret(account, stored.id, &sealed, past)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let shown = json_of(
+        app.request(Method::GET, &format!("/v1/integrations/{id}"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(shown["status"], "broken", "{shown}");
+    assert_eq!(shown["reason"], "secret_unreadable", "{shown}");
+    let listed = json_of(
+        app.request(Method::GET, "/v1/integrations", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listed["data"][0]["status"], "broken", "{listed}");
+    assert_eq!(listed["data"][0]["reason"], "secret_unreadable", "{listed}");
+
+    // A delivery, signed with the secret the helpdesk has: a 503 with a
+    // stable code (retry later), not a 500; nothing is stored.
+    let body = standard_ticket("T-1");
+    let resp = deliver(&app, &created, secret, &body, "msg_broken_1", 0).await;
+    assert_eq!(
+        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let e = assert_error(resp, 503, "secret_unreadable").await;
+    assert!(e["error"]["message"].as_str().unwrap().contains(id), "{e}");
+    let deliveries = json_of(
+        app.request(
+            Method::GET,
+            &format!("/v1/integrations/{id}/deliveries"),
+            Some(&key),
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(deliveries["data"], json!([]), "{deliveries}");
+
+    // Rotating the secret mends it: the new one verifies.
+    let rotated = json_of(
+        app.request(
+            Method::POST,
+            &format!("/v1/integrations/{id}/rotate-secret"),
+            Some(&key),
+        )
+        .json(&json!({"grace_hours": 0}))
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(rotated["status"], "active", "{rotated}");
+    let fresh = rotated["secret"].as_str().unwrap();
+    let resp = deliver(&app, &created, fresh, &body, "msg_broken_2", 0).await;
+    assert_eq!(resp.status(), 202);
+}
+
+/// A Standard `ticket.created` body for ticket `id`.
+fn standard_ticket(id: &str) -> Vec<u8> {
+    json!({
+        "type": "ticket.created",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "data": {"ticket_id": id, "subject": "Help", "body": "Where is my refund?"},
+    })
+    .to_string()
+    .into_bytes()
 }

@@ -16,7 +16,7 @@ use bounty_store::Store;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, TestOptions, json_of, test_worker};
+use crate::support::{Backend, TestApp, TestOptions, json_of, test_worker, verified_at_once};
 
 backend_tests!(
     answers_reach_every_vendor_once,
@@ -205,7 +205,7 @@ async fn answers_reach_every_vendor_once(backend: Backend) {
     let app = app(backend, &model).await;
     let helpdesk = FakeHelpdesk::start().await;
     let (_, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     let kinds = [
         (IntegrationKind::Zendesk, "4501"),
         (IntegrationKind::Intercom, "215467"),
@@ -298,7 +298,7 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
     let app = app(backend, &model).await;
     let helpdesk = FakeHelpdesk::start().await;
     let (account, key) = app.create_account("Acme").await;
-    agent(&app, &key, "support", json!({})).await;
+    agent(&app, &key, "support", verified_at_once()).await;
     // 429 with Retry-After: the row waits at least that long.
     let (_, _) = ticket_through(&app, &key, IntegrationKind::Chatwoot, &helpdesk, "support", "41").await;
     // The sender reads time from a clock the test moves past backoffs.

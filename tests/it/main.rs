@@ -19,6 +19,7 @@ mod errors;
 mod health;
 mod helpdesk;
 mod helpdesk_replies;
+mod hostile_input;
 mod ledger_props;
 mod margin;
 mod openapi;

@@ -12,7 +12,7 @@ use bounty_store::{DatabaseOptions, Store};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker};
+use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker, verified_at_once};
 
 backend_tests!(
     a_verified_task_is_resolved_with_a_receipt_and_one_charge,
@@ -210,7 +210,7 @@ async fn a_failed_task_has_a_failed_outcome(backend: Backend) {
     fake.set_default(Behavior::error(400, "bad request"));
     let app = app(backend, &fake).await;
     let (_, key) = app.create_account("Acme").await;
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "support", verified_at_once()).await;
     let out = outcome_of(&app, &key, "support", "help").await;
     assert_eq!(out["status"], "failed");
     assert_eq!(out["events"][0]["event"], "task_failed");
@@ -440,7 +440,7 @@ async fn credits_are_drawn_before_anything_is_metered(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     let app = app(backend, &fake).await;
     let (account, key) = app.create_account("Acme").await;
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "support", verified_at_once()).await;
     app.store
         .grant_credits(
             account,
@@ -528,7 +528,7 @@ async fn the_spending_cap_holds_under_concurrent_tasks(backend: Backend) {
     )
     .await;
     let (account, key) = app.create_account("Acme").await;
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "support", verified_at_once()).await;
     // 3.00 USD a month: three tasks at 1 CU × 1 USD.
     app.store
         .set_cap(account, Some(3_000_000), &[50, 100])
@@ -594,7 +594,7 @@ async fn usage_reports_charges_costs_and_margin(backend: Backend) {
     fake.set_default(Behavior::reply("Done.", 1000, 100));
     let app = app(backend, &fake).await;
     let (_, key) = app.create_account("Acme").await;
-    let good = agent_with_policy(&app, &key, "good", json!({})).await;
+    let good = agent_with_policy(&app, &key, "good", verified_at_once()).await;
     agent_with_policy(
         &app,
         &key,
@@ -662,7 +662,7 @@ async fn an_effort_plan_charges_the_work_of_resolved_tasks_only(backend: Backend
     }))
     .unwrap();
     app.store.set_plan(account, &plan).await.unwrap();
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "support", verified_at_once()).await;
     agent_with_policy(
         &app,
         &key,
@@ -692,7 +692,7 @@ async fn cap_alerts_are_recorded_once_per_threshold(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     let app = app(backend, &fake).await;
     let (account, key) = app.create_account("Acme").await;
-    agent_with_policy(&app, &key, "support", json!({})).await;
+    agent_with_policy(&app, &key, "support", verified_at_once()).await;
     // 4.00 USD a month, alerts at 50% and 75%: each charge is 1.00 USD.
     app.store
         .set_cap(account, Some(4_000_000), &[50, 75])

@@ -18,7 +18,7 @@ use bounty_core::ManualClock;
 use bounty_core::outcome::Signal;
 use bounty_core::plan::Plan;
 
-use crate::support::billing::account_with_agent;
+use crate::support::billing::{account_with_agent, store_test_policy};
 use crate::support::stripe::{
     assert_reconciled, charge_one, client, config_of, drain, outcome_ids, sender, setup,
 };
@@ -280,9 +280,9 @@ async fn setup_is_idempotent_and_refuses_a_meter_that_does_not_fit(backend: Back
 async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
     let fake = FakeStripe::start().await;
     let app = TestApp::spawn(backend).await;
-    let (account, _) = account_with_agent(&app.store, Default::default()).await;
+    let (account, _) = account_with_agent(&app.store, store_test_policy()).await;
     // A second account on another price.
-    let (pricier, _) = account_with_agent(&app.store, Default::default()).await;
+    let (pricier, _) = account_with_agent(&app.store, store_test_policy()).await;
     let mut plan = Plan::default_value_plan();
     plan.price_per_cu = bounty_core::Money::from_micros(2_500_000, bounty_core::Currency::USD);
     app.store.set_plan(pricier, &plan).await.unwrap();
@@ -339,7 +339,7 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
         .unwrap();
     assert_eq!(pricy["unit_amount_decimal"], "0.25");
     // Accounts made before subscriptions existed are queued by setup, once.
-    let (late, _) = account_with_agent(&app.store, Default::default()).await;
+    let (late, _) = account_with_agent(&app.store, store_test_policy()).await;
     let rows = app.store.outbox_of(late).await.unwrap();
     let row = rows
         .iter()

@@ -3,10 +3,13 @@
 // `bounty serve --demo` on a fresh SQLite database in a temporary folder.
 //
 // The flow a newcomer follows: log in; create an agent and an integration
-// when those pages exist; send a signed webhook; watch the task reach
-// `resolved` and its charge appear with a receipt; see a failing task say
-// "No charge"; create an API key, use it, revoke it and see it rejected;
-// log out. Every page is screenshotted into web/e2e/artifacts/ (kept when a
+// when those pages exist; send a signed webhook; watch the task wait for
+// the helpdesk (`provisional`, no charge yet: an agent made with no policy
+// gets the default, charged only once the ticket is solved); send the
+// ticket's `solved` event and watch its charge appear with a receipt; see
+// the demo's own helpdesk tickets charged (solved) and not (reopened);
+// see a failing task say "No charge"; create an API key, use it, revoke it
+// and see it rejected; log out. Every page is screenshotted into web/e2e/artifacts/ (kept when a
 // test fails).
 //
 // Environment: BOUNTY_BIN (default target/debug/bounty), CHROMIUM (default
@@ -181,26 +184,52 @@ step("create an agent and an integration in the dashboard", async () => {
   await shot("integrations");
 });
 
-step("a signed webhook becomes a resolved, charged task with a receipt", async () => {
+/** Signs and POSTs a Standard Webhooks event for `ticket` to `target`. */
+async function deliver(target, type, data) {
+  const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data });
+  const resp = await fetch(target.url, { method: "POST", headers: standardHeaders(target.secret, body), body });
+  return { status: resp.status, answer: await resp.text() };
+}
+
+step("a signed webhook becomes a task charged once the helpdesk says solved", async () => {
   const target = created ?? integration;
   const ticket = `E2E-${Date.now()}`;
-  const body = JSON.stringify({
-    type: "ticket.created",
-    timestamp: new Date().toISOString(),
-    data: { ticket_id: ticket, subject: "Browser test ticket", body: "My parcel is late, where is it?" },
+  const { status, answer } = await deliver(target, "ticket.created", {
+    ticket_id: ticket,
+    subject: "Browser test ticket",
+    body: "My parcel is late, where is it?",
   });
-  const resp = await fetch(target.url, { method: "POST", headers: standardHeaders(target.secret, body), body });
-  const answer = await resp.text();
-  assert.equal(resp.status, 202, answer);
+  assert.equal(status, 202, answer);
   const { task_id } = JSON.parse(answer);
   assert.match(task_id, /^task_/);
-  // The task list shows it, then its detail shows the verdict and the charge.
+  // The task list shows it; its answer waits on the helpdesk, uncharged.
   await waitForText("/tasks", (t) => t.includes("Browser test ticket"));
   await shot("tasks");
+  const waiting = await waitForText(`/tasks/${task_id}`, (t) => /provisional/i.test(t));
+  assert.match(waiting, /No charge yet/);
+  await shot("task-provisional");
+  // The helpdesk marks the ticket solved: now it is resolved and charged.
+  const solved = await deliver(target, "ticket.solved", { ticket_id: ticket });
+  assert.equal(solved.status, 200, solved.answer);
   const detail = await waitForText(`/tasks/${task_id}`, (t) => /resolved/i.test(t) && /Rating receipt/.test(t));
   assert.match(detail, /Verdict receipt/);
   assert.doesNotMatch(detail, /No charge/);
   await shot("task-resolved");
+});
+
+step("the demo's helpdesk: a solved ticket is charged, a reopened one is not", async () => {
+  await waitForText("/tasks", (t) => t.includes("Where is my refund?") && t.includes("Change my delivery address"));
+  await page.locator("tr", { hasText: "Where is my refund?" }).locator("a").first().click();
+  const solvedUrl = new URL(page.url()).pathname;
+  const solved = await waitForText(solvedUrl, (t) => /Rating receipt/.test(t));
+  assert.match(solved, /resolved/i);
+  await shot("demo-solved");
+  await page.goto(base + "/tasks");
+  await page.locator("tr", { hasText: "Change my delivery address" }).locator("a").first().click();
+  const reopenedUrl = new URL(page.url()).pathname;
+  const reopened = await waitForText(reopenedUrl, (t) => /No charge — not resolved/.test(t));
+  assert.doesNotMatch(reopened, /Rating receipt/);
+  await shot("demo-reopened");
 });
 
 step("usage shows the charges and exports CSV", async () => {

@@ -866,7 +866,7 @@ mod tests {
         );
         assert_eq!(
             run.verdicts[1].reason,
-            "awaiting a resolution signal from the ticket source within 72 h; lapses to pass"
+            "awaiting a resolution signal from the ticket source within 24 h; lapses to pass"
         );
 
         // Not settled: the judge runs, and its failed call is recorded.

@@ -1,7 +1,9 @@
-//! Validated names for accounts and API keys.
+//! Validated names for accounts, API keys and integrations.
 //!
 //! Names are shown in the dashboard and in logs, so they are trimmed,
-//! bounded and free of control characters before anything stores them.
+//! bounded and free of control characters (NUL among them, which Postgres
+//! refuses) before anything stores them. One rule (`parse_name`) serves
+//! every kind of name; each kind only sets its length.
 
 use std::fmt;
 
@@ -73,6 +75,11 @@ name_type!(
     KeyName,
     100
 );
+name_type!(
+    /// An integration's label (`Zendesk (EU)`).
+    IntegrationName,
+    100
+);
 
 #[cfg(test)]
 mod tests {
@@ -85,5 +92,14 @@ mod tests {
         assert_eq!(AccountName::parse("a\nb"), Err(NameError::ControlCharacter));
         assert!(KeyName::parse(&"é".repeat(100)).is_ok());
         assert_eq!(KeyName::parse(&"é".repeat(101)), Err(NameError::TooLong(100)));
+        assert_eq!(
+            IntegrationName::parse(" Zendesk (EU) ").unwrap().as_str(),
+            "Zendesk (EU)"
+        );
+        assert_eq!(
+            IntegrationName::parse("a\u{0}b"),
+            Err(NameError::ControlCharacter)
+        );
+        assert_eq!(IntegrationName::parse("\t"), Err(NameError::Empty));
     }
 }

@@ -19,6 +19,7 @@
 //! - [`verification`]: an agent's verification policy.
 //! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
+//! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
 
 pub mod account;
 pub mod actor;
@@ -37,10 +38,11 @@ pub mod page;
 pub mod plan;
 pub mod routing;
 pub mod task;
+pub mod text;
 pub mod verdict;
 pub mod verification;
 
-pub use account::{AccountName, KeyName};
+pub use account::{AccountName, IntegrationName, KeyName};
 pub use actor::Actor;
 pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};

@@ -14,23 +14,34 @@
 //!   "lapse_decision": "pass"
 //! }
 //! ```
+//!
+//! **Nothing is billed unverified.** A policy always lists at least one
+//! verifier: an explicitly empty list is refused (`verifiers`), and a
+//! policy that does not say (no policy at all, or one without
+//! `verifiers`) gets the industry's "assumed resolution" (Intercom Fin,
+//! Zendesk): the reply must not be empty, and the ticket source has
+//! [`DEFAULT_WINDOW_HOURS`] to reopen the ticket; a ticket not reopened in
+//! that window is resolved ([`VerificationPolicy::default`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::verdict::{Decision, PolicyMode};
 
-/// The policy. The default has no verifiers: every output passes.
+/// The policy. The default is the "assumed resolution": `rules
+/// {non_empty}` then `external`, a 24-hour window that lapses to `pass`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationPolicy {
     /// How the verifiers' decisions combine (default `all_of`).
     #[serde(default)]
     pub mode: PolicyMode,
-    /// The verifiers, in order (`first_decisive` stops at the first that decides).
-    #[serde(default)]
+    /// The verifiers, in order (`first_decisive` stops at the first that
+    /// decides); at least one. Absent: the default's (`rules {non_empty}`,
+    /// `external`).
+    #[serde(default = "default_verifiers")]
     pub verifiers: Vec<VerifierSpec>,
     /// How long after the agent finished the ticket source may still
-    /// confirm or reopen the outcome, in hours (default 72).
+    /// confirm or reopen the outcome, in hours (default 24).
     #[serde(default = "default_window_hours")]
     pub window_hours: u32,
     /// The decision when the window lapses with no signal, for outcomes
@@ -47,8 +58,22 @@ pub struct VerificationPolicy {
     pub goodwill_days: u32,
 }
 
+/// The verification window when a policy does not set one, in hours.
+pub const DEFAULT_WINDOW_HOURS: u32 = 24;
+
 fn default_window_hours() -> u32 {
-    72
+    DEFAULT_WINDOW_HOURS
+}
+/// The "assumed resolution": a reply that is not empty, which the ticket
+/// source may still reopen within the window.
+fn default_verifiers() -> Vec<VerifierSpec> {
+    vec![
+        VerifierSpec::Rules(RulesSpec {
+            non_empty: true,
+            ..RulesSpec::default()
+        }),
+        VerifierSpec::External(ExternalSpec {}),
+    ]
 }
 fn default_lapse() -> Decision {
     Decision::Pass
@@ -61,7 +86,7 @@ impl Default for VerificationPolicy {
     fn default() -> Self {
         VerificationPolicy {
             mode: PolicyMode::AllOf,
-            verifiers: Vec::new(),
+            verifiers: default_verifiers(),
             window_hours: default_window_hours(),
             lapse_decision: default_lapse(),
             csat_threshold: default_csat_threshold(),
@@ -154,6 +179,13 @@ impl VerificationPolicy {
     /// checked by the runtime); the error names the field.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let field = |name: String, msg: &str| Err((name, msg.to_owned()));
+        if self.verifiers.is_empty() {
+            return field(
+                "verifiers".into(),
+                "must list at least one verifier: nothing is billed unverified (leave the policy out for the \
+                 default, `rules {non_empty}` then `external`)",
+            );
+        }
         if self.verifiers.len() > Self::MAX_VERIFIERS {
             return field("verifiers".into(), "may list at most 8 verifiers");
         }
@@ -220,12 +252,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.mode, PolicyMode::AllOf);
-        assert_eq!(p.window_hours, 72);
+        assert_eq!(p.window_hours, DEFAULT_WINDOW_HOURS);
         assert_eq!(p.lapse_decision, Decision::Pass);
         assert!(p.has_external());
         assert!(p.validate().is_ok());
         assert!(serde_json::from_str::<VerificationPolicy>(r#"{"verifiers": [{"kind": "magic"}]}"#).is_err());
         assert!(serde_json::from_str::<VerificationPolicy>(r#"{"colour": 1}"#).is_err());
+    }
+
+    #[test]
+    fn the_default_is_the_assumed_resolution() {
+        let p = VerificationPolicy::default();
+        assert_eq!(p.verifiers.len(), 2);
+        assert!(matches!(&p.verifiers[0], VerifierSpec::Rules(r) if r.non_empty));
+        assert!(p.has_external());
+        assert_eq!(p.window_hours, 24);
+        assert_eq!(p.lapse_decision, Decision::Pass);
+        assert!(p.validate().is_ok());
+        // A policy that leaves the verifiers out gets the default's.
+        let p: VerificationPolicy = serde_json::from_str(r#"{"window_hours": 48}"#).unwrap();
+        assert_eq!(p.verifiers, VerificationPolicy::default().verifiers);
+        assert_eq!(p.window_hours, 48);
+    }
+
+    #[test]
+    fn an_empty_verifier_list_is_refused() {
+        let p: VerificationPolicy = serde_json::from_str(r#"{"verifiers": []}"#).unwrap();
+        let (field, message) = p.validate().unwrap_err();
+        assert_eq!(field, "verifiers");
+        assert!(message.contains("at least one verifier"), "{message}");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`parse`](mod@parse): a verified body into a [`TicketEvent`] or [`Parsed::Ignored`].
 //! - [`event`]: the normalized [`TicketEvent`].
 //! - [`seal`]: webhook secrets encrypted at rest under a rotating [`Keyring`].
+//! - [`status`]: whether an integration can take deliveries: `active`,
+//!   `disabled`, or `broken` when its secret no longer opens.
 //!
 //! Intake runs them in that order: look up the integration, open its
 //! secrets, verify, parse, then deduplicate on the delivery id and the
@@ -42,6 +44,7 @@ pub mod seal;
 pub mod sender;
 pub mod settings;
 pub mod signature;
+pub mod status;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -53,3 +56,4 @@ pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, S
 pub use seal::{KeyError, KeyId, Keyring, SealError, SealKey};
 pub use settings::{ReplySettings, ReplySettingsIn, SettingsError};
 pub use signature::{Delivery, Headers, SignatureError, TOLERANCE, Verified, generate_secret, sign, verify};
+pub use status::{BrokenReason, IntegrationStatus};

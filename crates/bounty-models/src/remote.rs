@@ -434,13 +434,20 @@ impl RemoteModel {
         }
     }
 
-    /// Removes the key from a provider's message, should one echo it.
+    /// Removes the key from a provider's message, should one echo it, and
+    /// any NUL character (the message is stored, and Postgres `text`
+    /// refuses NUL; the endpoint may be a customer's own, under BYOK).
     fn redact(&self, message: &str) -> String {
-        match &self.api_key {
+        let message = match &self.api_key {
             Some(key) if message.contains(key.expose_secret()) => {
                 message.replace(key.expose_secret(), "<redacted>")
             }
             _ => message.to_owned(),
+        };
+        if message.contains('\0') {
+            message.replace('\0', "")
+        } else {
+            message
         }
     }
 }

@@ -1,5 +1,10 @@
 //! Walks an agent's model route in order, falling back to the next model on
 //! a provider error, and returns a record of every call it made.
+//!
+//! A model's text is stored (the task's output, the transcript), and
+//! Postgres `text` refuses the NUL character, which a remote model (a
+//! customer's own endpoint, under BYOK) or a local model's byte tokens may
+//! produce: it is dropped here, once, for every caller.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,7 +123,10 @@ impl Router {
             let outcome = model.generate_with(request, byok).await;
             let latency = started.elapsed();
             match outcome {
-                Ok(generation) => {
+                Ok(mut generation) => {
+                    if generation.text.contains('\0') {
+                        generation.text = generation.text.replace('\0', "");
+                    }
                     calls.push(CallRecord {
                         model: name.clone(),
                         provider: Some(model.provider()),

@@ -131,6 +131,15 @@ pub enum ApiError {
     /// 503 `secrets_not_configured`: no master key (`secrets.master_keys`)
     /// to seal or open integration secrets with.
     SecretsNotConfigured,
+    /// 503 `secret_unreadable`: the integration's inbound secret does not
+    /// open under the configured master keys (the key that sealed it is no
+    /// longer configured), so no delivery can be verified. The integration
+    /// shows `status: "broken"`; restoring the key or rotating the secret
+    /// mends it, and the helpdesk's retries then go through.
+    SecretUnreadable {
+        /// The integration, `int_…`.
+        integration: String,
+    },
     /// 503 `stripe_unavailable`: Stripe could not be reached or refused the
     /// call (the cause is logged); retry.
     StripeUnavailable,
@@ -191,6 +200,7 @@ impl ApiError {
             ApiError::DatabaseUnavailable
             | ApiError::StripeUnavailable
             | ApiError::SecretsNotConfigured
+            | ApiError::SecretUnreadable { .. }
             | ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -227,6 +237,7 @@ impl ApiError {
             ApiError::WebhookSignature { .. } => "invalid_signature",
             ApiError::InvalidPayload { .. } => "invalid_payload",
             ApiError::SecretsNotConfigured => "secrets_not_configured",
+            ApiError::SecretUnreadable { .. } => "secret_unreadable",
             ApiError::Timeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal_error",
         }
@@ -319,6 +330,13 @@ impl ApiError {
             ApiError::SecretsNotConfigured => (
                 "no master key to seal secrets with: set secrets.master_keys (`bounty secrets new-key` makes one)"
                     .to_owned(),
+                None,
+            ),
+            ApiError::SecretUnreadable { integration } => (
+                format!(
+                    "integration `{integration}` is broken: its signing secret does not open under this server's \
+                     master keys (secrets.master_keys); restore the key that sealed it, or rotate the secret"
+                ),
                 None,
             ),
             ApiError::Timeout { limit_ms } => (format!("the request took longer than {limit_ms} ms"), None),

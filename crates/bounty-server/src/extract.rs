@@ -1,9 +1,17 @@
 //! Extractors that turn raw input into typed values or an [`ApiError`].
 //!
-//! axum's own `Json` and `Query` answer bad input with plain-text bodies.
-//! These do the same parsing but answer in our error shape, and name the
-//! field at fault (via `serde_path_to_error`), so a client always learns
-//! which field to fix.
+//! axum's own `Json`, `Query` and `Bytes` answer bad input with plain-text
+//! bodies. These do the same parsing but answer in our error shape, and
+//! name the field at fault (via `serde_path_to_error`), so a client always
+//! learns which field to fix.
+//!
+//! They are also where hostile text stops. Postgres refuses the NUL
+//! character in `text` (SQLite stores it), so a NUL anywhere in a JSON
+//! body or a query string is refused here, on both backends alike, with
+//! 422 `validation_failed` naming the field (`input.body`, `agent`), before
+//! any handler sees it. Webhook bodies are read raw, as signatures need,
+//! through [`RawBody`], which answers an over-limit body with the same
+//! JSON 413 as the rest of the API.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -47,6 +55,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A raw body, for webhooks, whose signature covers the exact bytes. Like
+/// axum's `Bytes`, but a body over the limit is our JSON 413
+/// `payload_too_large`, not a plain-text one.
+#[derive(Debug, Clone, Default)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| body_error(e, state))
+    }
+}
+
 fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge {
@@ -60,8 +85,32 @@ fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
     }
 }
 
-/// Parses JSON into `T`, naming the field at fault on failure.
+/// The 422 for a field holding a NUL character.
+pub fn nul_error(param: impl Into<String>) -> ApiError {
+    ApiError::validation(param, "must not contain the NUL character (\\u0000)")
+}
+
+/// The field of a JSON body whose string holds a NUL character, if any.
+///
+/// In JSON a NUL can only be spelled `\u0000` (a raw control character in
+/// a string is a syntax error), so bodies without that spelling, nearly
+/// all of them, are not parsed twice.
+pub fn json_nul_field(bytes: &[u8]) -> Option<String> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if !bytes.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    // A bare string body is not an object of fields; `T` refuses it.
+    bounty_core::text::nul_path(&value).filter(|p| p != ".")
+}
+
+/// Parses JSON into `T`, naming the field at fault on failure; a string
+/// holding a NUL character is a 422 naming its field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = json_nul_field(bytes) {
+        return Err(nul_error(field));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -77,7 +126,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A query string. Unknown parameters are refused like unknown fields.
+/// A query string. Unknown parameters are refused like unknown fields,
+/// and a NUL character (`%00`) in a name or value is a 422 naming it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
 
@@ -86,6 +136,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| bounty_core::text::has_nul(k) || bounty_core::text::has_nul(v))
+        {
+            return Err(nul_error(name.replace('\0', "\\u0000")));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();
@@ -151,6 +206,23 @@ mod tests {
             ApiError::InvalidRequest { param, .. } => param,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_nul_in_any_string_is_a_422_naming_the_field() {
+        let e = parse_json::<Body>(br#"{"name":"a\u0000b"}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::Validation { param, .. } if param == "name"),
+            "{e:?}"
+        );
+        // An escaped backslash before `u0000` is no NUL.
+        let ok = parse_json::<Body>(br#"{"name":"a\\u0000b"}"#).unwrap();
+        assert_eq!(ok.name, "a\\u0000b");
+        assert_eq!(
+            json_nul_field(br#"{"input":{"body":"x","tags":["\u0000"]}}"#).as_deref(),
+            Some("input.tags[0]")
+        );
+        assert_eq!(json_nul_field(br#""\u0000""#), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@
 
 use bounty_core::outcome::{OutcomeEvent, Signal};
 use bounty_core::{
-    AccountId, Actor, AgentId, ApiKeyMode, DeliveryId, IntegrationId, OutboxId, PageLimit, TaskId, Timestamp,
+    AccountId, Actor, AgentId, ApiKeyMode, DeliveryId, IntegrationId, IntegrationName, OutboxId, PageLimit,
+    TaskId, Timestamp,
 };
 
 use crate::db::on_pool;
@@ -57,7 +58,8 @@ pub struct Integration {
 pub struct NewIntegration {
     pub id: IntegrationId,
     pub kind: String,
-    pub name: String,
+    /// Trimmed, bounded, free of control characters.
+    pub name: IntegrationName,
     pub agent_id: AgentId,
     pub secret_sealed: String,
     pub reply_sealed: Option<String>,
@@ -194,7 +196,7 @@ impl Store {
             .bind(new.id.to_string())
             .bind(account.to_string())
             .bind(new.kind.clone())
-            .bind(new.name.clone())
+            .bind(new.name.as_str().to_owned())
             .bind(new.agent_id.to_string())
             .bind(new.secret_sealed.clone())
             .bind(new.reply_sealed.clone())

@@ -10,6 +10,11 @@
 //! (403) a body whose `csrf` field is not the session's secret, compared in
 //! constant time; a handler cannot take a signed-in POST without it. The
 //! cookie is also `SameSite=Lax`, so other sites' forms do not carry it.
+//!
+//! Every form body and query string is checked for the NUL character
+//! (`%00`), which Postgres cannot store: it is a 422 naming the field, on
+//! both backends, before a handler sees it ([`parse_form`], [`nul_field`]).
+//! A body over the server's limit is a 413 page ([`read_form`]).
 
 use std::net::SocketAddr;
 
@@ -108,11 +113,41 @@ struct CsrfField {
     csrf: String,
 }
 
+/// The first field of a url-encoded form or query string whose name or
+/// value holds a NUL character, if any.
+pub(crate) fn nul_field(encoded: &[u8]) -> Option<String> {
+    form_urlencoded::parse(encoded)
+        .find(|(k, v)| bounty_core::text::has_nul(k) || bounty_core::text::has_nul(v))
+        .map(|(k, _)| k.replace('\0', "\\u0000"))
+}
+
+/// The 422 for a field holding a NUL character.
+pub(crate) fn nul_error(field: &str) -> WebError {
+    WebError::Unprocessable(format!(
+        "`{field}` contains a NUL character (\\u0000), which cannot be stored. Remove it and try again."
+    ))
+}
+
 /// Parses an `application/x-www-form-urlencoded` body into `T`, or a 400
-/// that names what is wrong.
+/// that names what is wrong; a NUL character in any field is a 422 naming
+/// it.
 pub(crate) fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
+    if let Some(field) = nul_field(body) {
+        return Err(nul_error(&field));
+    }
     serde_urlencoded::from_bytes(body)
         .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}.")))
+}
+
+/// Reads a form body: over the server's limit, a 413 page.
+pub(crate) async fn read_form(req: Request, state: &WebState) -> Result<Bytes, WebError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            WebError::PayloadTooLarge
+        } else {
+            WebError::BadRequest(format!("The form could not be read: {e}."))
+        }
+    })
 }
 
 /// A signed-in POST: the user, and the form, after its CSRF token matched
@@ -129,9 +164,7 @@ impl<T: DeserializeOwned> FromRequest<WebState> for SignedForm<T> {
         let (mut parts, body) = req.into_parts();
         let user = CurrentUser::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}.")))?;
+        let body = read_form(req, state).await?;
         let CsrfField { csrf } = parse_form(&body)?;
         if !tokens_match(&csrf, &user.session.csrf_secret) {
             tracing::info!(session.id = %user.session.id, "dashboard: CSRF token mismatch");

@@ -22,6 +22,13 @@ pub enum WebError {
     /// 400: a query or form value is not acceptable; the message names it.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 413: the form is larger than the server's body limit.
+    #[error("the form is too large")]
+    PayloadTooLarge,
+    /// 422: a form or query value can never be stored (a NUL character);
+    /// the message names the field.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     /// 403: the form's CSRF token is missing or wrong.
     #[error("the form's CSRF token is missing or wrong")]
     CsrfRejected,
@@ -80,6 +87,16 @@ impl WebError {
         match self {
             WebError::LoginRequired => (StatusCode::SEE_OTHER, "Login required", String::new()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That request is not valid", m.clone()),
+            WebError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "That form is too large",
+                "The form is larger than this server accepts. Shorten the longest field and try again.".to_owned(),
+            ),
+            WebError::Unprocessable(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "That form cannot be saved",
+                m.clone(),
+            ),
             WebError::CsrfRejected => (
                 StatusCode::FORBIDDEN,
                 "This form has expired",

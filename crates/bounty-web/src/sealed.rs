@@ -60,11 +60,8 @@ pub(crate) fn seal(
 
 /// The integration's current inbound secret, opened.
 pub(crate) fn inbound_secret(keys: &Keyring, i: &Integration) -> Result<Zeroizing<Vec<u8>>, WebError> {
-    keys.open(
-        &i.secret_sealed,
-        aad(i.account_id, i.id, Purpose::Inbound).as_bytes(),
-    )
-    .map_err(|e| WebError::Internal(format!("opening the inbound secret of {}: {e}", i.id)))
+    bounty_integrations::status::open_inbound(keys, i)
+        .map_err(|e| WebError::Internal(format!("opening the inbound secret of {}: {e}", i.id)))
 }
 
 /// Where the integration's replies go (no credentials), when it posts

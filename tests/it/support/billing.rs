@@ -3,11 +3,26 @@
 
 use std::time::Duration;
 
+use bounty_core::verification::RulesSpec;
 use bounty_core::{
     AccountId, AccountName, AgentId, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType,
-    TaskInput, VerificationPolicy,
+    TaskInput, VerificationPolicy, VerifierSpec,
 };
 use bounty_store::{AgentSpec, ClaimedTask, NewTask, Store};
+
+/// The policy of store-level tests, which hand the store their decisions
+/// themselves: one rule (a policy lists at least one verifier) and the
+/// 72-hour window they were written against.
+pub fn store_test_policy() -> VerificationPolicy {
+    VerificationPolicy {
+        verifiers: vec![VerifierSpec::Rules(RulesSpec {
+            non_empty: true,
+            ..RulesSpec::default()
+        })],
+        window_hours: 72,
+        ..VerificationPolicy::default()
+    }
+}
 
 /// An account with one agent named `support` on model `m` under `policy`.
 pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (AccountId, AgentId) {

@@ -132,6 +132,14 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
+/// A verifier policy that decides at once, with no external signal to
+/// wait for: a reply that is not empty is resolved (and charged). Tests
+/// whose point is not the waiting for a signal give agents this; an agent
+/// given no policy gets the default, which waits (see `agents::`).
+pub fn verified_at_once() -> Value {
+    serde_json::json!({"verifiers": [{"kind": "rules", "non_empty": true}]})
+}
+
 /// A base URL where nothing listens.
 pub const NOWHERE: &str = "http://127.0.0.1:9/v1";
 
@@ -403,12 +411,14 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Creates an agent on `route`; returns its JSON.
+    /// Creates an agent on `route`, verified at once ([`verified_at_once`]);
+    /// returns its JSON.
     pub async fn agent(&self, key: &str, name: &str, route: &[&str], schema: Option<Value>) -> Value {
         let mut body = serde_json::json!({
             "name": name,
             "instructions": "You are a helpful support agent.",
             "model_route": route,
+            "verifier_policy": verified_at_once(),
         });
         if let Some(schema) = schema {
             body["output_schema"] = schema;

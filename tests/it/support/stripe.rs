@@ -64,8 +64,12 @@ pub fn client(fake: &FakeStripe) -> StripeClient {
 /// reopens apply inside the window), after `bounty stripe setup` against
 /// the fake.
 pub async fn setup(app: &TestApp, fake: &FakeStripe) -> (AccountId, bounty_core::AgentId) {
-    let policy = serde_json::from_value(serde_json::json!({"verifiers": [{"kind": "external"}]}))
-        .expect("a policy with an external verifier");
+    // The default policy awaits the helpdesk, so reopens apply inside the
+    // (72-hour) window.
+    let policy = bounty_core::VerificationPolicy {
+        window_hours: 72,
+        ..Default::default()
+    };
     let tenant = account_with_agent(&app.store, policy).await;
     stripe_setup(
         &client(fake),

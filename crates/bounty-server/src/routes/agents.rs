@@ -47,8 +47,11 @@ pub struct AgentIn {
     /// How the output is verified: `{"mode": "all_of" | "any_of" |
     /// "first_decisive", "verifiers": [{"kind": "rules" | "judge" |
     /// "external", …}], "window_hours": 72, "lapse_decision": "pass",
-    /// "csat_threshold": 4, "goodwill_days": 0}`. Default: no verifiers,
-    /// every output passes.
+    /// "csat_threshold": 4, "goodwill_days": 0}`, with at least one
+    /// verifier: an empty `verifiers` is refused (nothing is billed
+    /// unverified). Default: the assumed resolution, `rules {non_empty}`
+    /// then `external`, `window_hours` 24, `lapse_decision` `pass`: charged
+    /// once the ticket is solved, or not reopened within the window.
     #[serde(default)]
     pub verifier_policy: Option<VerificationPolicy>,
     /// Overrides of the models' generation defaults.

@@ -1,7 +1,8 @@
 //! `POST /webhooks/in/{integration_id}`: a helpdesk's webhook.
 //!
 //! In order: the integration named by the URL (404 if none), its sealed
-//! secrets opened, the signature verified on the raw body bytes (401 and
+//! secrets opened (503 `secret_unreadable` when the master key that sealed
+//! them is no longer configured: the integration is `broken`), the signature verified on the raw body bytes (401 and
 //! nothing stored but a counter on the integration if it fails), the body
 //! parsed into a ticket event (202 `ignored` for event types Bounty does
 //! not act on), then recorded and applied exactly once: a new ticket
@@ -10,7 +11,6 @@
 //! 200 with the first answer and does nothing again.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use bounty_store::{Delivery, DeliveryEffect, Intake, Integration, NewTask};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::RawBody;
 use crate::routes::integrations::{aad, keyring};
 use crate::routes::path_id;
 use crate::state::AppState;
@@ -48,14 +49,15 @@ impl bounty_integrations::Headers for HeaderView<'_> {
         (status = 401, description = "`invalid_signature`: nothing is stored", body = ErrorBody),
         (status = 402, description = "`budget_exhausted` or `account_suspended`: nothing is stored, the helpdesk may retry", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
-        (status = 503, description = "`secrets_not_configured`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`secrets_not_configured`, or `secret_unreadable`: the integration is broken (its secret does not open under the configured master keys)", body = ErrorBody),
     )
 )]
 pub async fn helpdesk_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let parsed: IntegrationId = path_id("integration", &id)?;
     let integration = state
@@ -73,22 +75,28 @@ pub async fn helpdesk_webhook(
     let label = kind.as_str();
     let keys = keyring(&state)?;
     let now = state.store.now();
-    let mut secrets = vec![
-        keys.open(
-            &integration.secret_sealed,
-            aad(&integration, "inbound").as_bytes(),
-        )
-        .map_err(|e| ApiError::Internal(format!("opening the inbound secret: {e}")))?,
-    ];
+    let current = bounty_integrations::status::open_inbound(keys, &integration).map_err(|e| {
+        // The key that sealed it is gone: the integration is `broken` (the
+        // API shows it so), and the helpdesk keeps retrying until mended.
+        tracing::error!(integration.id = %integration.id, code = e.code(), "the inbound secret does not open under the configured master keys");
+        state.metrics.count_delivery(label, "broken");
+        ApiError::SecretUnreadable {
+            integration: integration.id.to_string(),
+        }
+    })?;
+    let mut secrets = vec![current];
     if let (Some(previous), Some(until)) = (
         &integration.previous_secret_sealed,
         integration.previous_secret_expires_at,
     ) && until > now
     {
-        secrets.push(
-            keys.open(previous, aad(&integration, "inbound").as_bytes())
-                .map_err(|e| ApiError::Internal(format!("opening the previous inbound secret: {e}")))?,
-        );
+        match keys.open(previous, aad(&integration, "inbound").as_bytes()) {
+            Ok(secret) => secrets.push(secret),
+            // The current secret still verifies; only the grace is lost.
+            Err(e) => {
+                tracing::warn!(integration.id = %integration.id, code = e.code(), "the previous inbound secret does not open; only the current one is accepted")
+            }
+        }
     }
     let secret_refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
     let verified = match bounty_integrations::verify(kind, &HeaderView(&headers), &body, &secret_refs, now) {

@@ -8,11 +8,17 @@
 //! keys, bound to the account and integration, before they reach the
 //! database. A secret is shown once: in the answer that created it (the
 //! create, or a rotation), never again.
+//!
+//! An integration's `status` is `active`, `disabled` (its reply endpoint
+//! is gone), or `broken` with `reason: "secret_unreadable"` when its
+//! secret no longer opens under the configured master keys
+//! ([`bounty_integrations::status`]); a delivery to a broken integration
+//! answers 503 `secret_unreadable`, never a 500.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bounty_core::{DeliveryId, IntegrationId};
+use bounty_core::{DeliveryId, IntegrationId, IntegrationName};
 use bounty_integrations::{IntegrationKind, Keyring, ReplySettings, ReplySettingsIn, generate_secret};
 use bounty_store::{DeliveryRecord, Integration, NewIntegration};
 use chrono::{DateTime, Utc};
@@ -35,7 +41,7 @@ const MAX_GRACE_HOURS: u32 = 168;
 pub struct IntegrationIn {
     /// `zendesk`, `intercom`, `chatwoot` or `standard`.
     pub kind: String,
-    /// A label, 1-100 characters.
+    /// A label: 1-100 characters once trimmed, no control characters.
     pub name: String,
     /// The agent tickets go to: its id (`agt_…`) or name.
     pub agent: String,
@@ -78,8 +84,16 @@ pub struct IntegrationOut {
     pub agent_id: bounty_core::AgentId,
     /// Where the helpdesk sends its webhooks, relative to this server.
     pub inbound_url: String,
-    /// `active`, or `disabled` when the reply endpoint answered 410 Gone.
+    /// `active`; `disabled` when the reply endpoint answered 410 Gone
+    /// (deliveries are still taken); `broken` when no delivery can be
+    /// verified, because the inbound secret does not open under the
+    /// configured master keys.
     pub status: String,
+    /// Why the status is not `active`: `secret_unreadable` or
+    /// `secrets_not_configured` when broken, the reply endpoint's answer
+    /// when disabled.
+    pub reason: Option<String>,
+    /// Why the reply endpoint was disabled, when it was.
     pub disabled_reason: Option<String>,
     /// Where replies go (no credentials), or `null` when none are posted.
     pub reply_url: Option<String>,
@@ -169,13 +183,15 @@ fn out(i: Integration, state: &AppState) -> IntegrationOut {
         let settings: ReplySettings = serde_json::from_slice(&plain).ok()?;
         Some(settings.url().to_owned())
     });
+    let status = bounty_integrations::status::status(&i, state.keyring.as_deref());
     IntegrationOut {
         inbound_url: format!("/webhooks/in/{}", i.id),
         id: i.id,
         kind: i.kind,
         name: i.name,
         agent_id: i.agent_id,
-        status: i.status,
+        status: status.as_str().to_owned(),
+        reason: status.reason(),
         disabled_reason: i.disabled_reason,
         reply_url,
         rejected_deliveries: i.rejected_count,
@@ -240,10 +256,7 @@ pub async fn create_integration(
             .map_err(|e: bounty_integrations::kind::UnknownIntegrationKind| {
                 ApiError::validation("kind", e.to_string())
             })?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::validation("name", "must be 1 to 100 characters"));
-    }
+    let name = IntegrationName::parse(&body.name).map_err(|e| ApiError::validation("name", e.to_string()))?;
     let agent = crate::routes::tasks::resolve_agent(&state, &auth, &body.agent)
         .await?
         .ok_or_else(|| ApiError::UnknownAgent {
@@ -274,7 +287,7 @@ pub async fn create_integration(
     let new = NewIntegration {
         id,
         kind: kind.as_str().to_owned(),
-        name: name.to_owned(),
+        name,
         agent_id: agent.id,
         secret_sealed: seal(keys, secret.as_bytes(), &aad_of(auth.account_id, id, "inbound"))?,
         reply_sealed,

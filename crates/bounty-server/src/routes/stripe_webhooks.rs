@@ -1,13 +1,14 @@
 //! `POST /webhooks/stripe`: Stripe's events, verified on the raw body and
 //! applied exactly once. Account status and invoices follow them.
 //!
-//! A bad or missing `Stripe-Signature` answers 400 and stores nothing. A
-//! verified event is recorded by id in the transaction of its effect, so
+//! A bad or missing `Stripe-Signature` answers 400 and stores nothing; so
+//! does a body over the limit (413, as on `/v1`). A verified event holding
+//! a NUL character in any string is refused (422 naming the field), since
+//! Postgres could not store it. A verified event is recorded by id in the transaction of its effect, so
 //! a redelivery answers 200 `duplicate` and changes nothing. Types we do
 //! not act on answer 200 `ignored` and are counted.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use bounty_store::EventReceipt;
@@ -15,6 +16,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{RawBody, nul_error};
 use crate::state::AppState;
 
 /// Stripe's signature tolerance.
@@ -36,13 +38,15 @@ pub struct WebhookOut {
     responses(
         (status = 200, body = WebhookOut),
         (status = 400, description = "`invalid_signature` or `malformed_json`; nothing is stored", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a string of the event holds a NUL character (`param` names it)", body = ErrorBody),
         (status = 503, description = "Stripe webhooks are not configured (`stripe.webhook_secrets`)", body = ErrorBody),
     )
 )]
 pub async fn stripe_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<WebhookOut>> {
     if state.stripe_webhook_secrets.is_empty() {
         return Err(ApiError::WebhooksNotConfigured);
@@ -63,6 +67,9 @@ pub async fn stripe_webhook(
     }
     let event: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if let Some(field) = bounty_core::text::nul_path(&event) {
+        return Err(nul_error(field));
+    }
     if event["id"].as_str().is_none() {
         return Err(ApiError::InvalidRequest {
             message: "the event has no `id`".to_owned(),

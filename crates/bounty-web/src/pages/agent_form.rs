@@ -13,7 +13,15 @@
 //!
 //! Unlike the API, the form reports every wrong field at once
 //! ([`FieldErrors`]), so one submit shows everything to fix.
+//!
+//! A blank policy is the API's default (`rules {non_empty}` then
+//! `external`, [`bounty_core::verification::DEFAULT_WINDOW_HOURS`]); an
+//! empty `verifiers` list is refused by the same check the API runs
+//! ([`bounty_core::VerificationPolicy::validate`]): nothing is billed
+//! unverified. JSON typed into the schema or policy may not spell a NUL
+//! character (`\u0000`), which Postgres cannot store.
 
+use bounty_core::verification::DEFAULT_WINDOW_HOURS;
 use bounty_core::{AgentName, ModelRoute, OutcomeType, VerificationPolicy, VerifierSpec};
 use bounty_store::{Agent, AgentPatch, AgentSpec};
 use serde::Deserialize;
@@ -24,8 +32,6 @@ use crate::pages::field_errors::FieldErrors;
 const MAX_INSTRUCTIONS_CHARS: usize = 32_000;
 /// The outcome type of a new agent whose form leaves it blank.
 const DEFAULT_OUTCOME_TYPE: &str = "ticket.resolved";
-/// The verification window of a new agent, in hours (the policy's default).
-const DEFAULT_WINDOW_HOURS: u32 = 72;
 
 /// The form's fields in page order, with their labels.
 pub(crate) const FIELDS: [(&str, &str); 7] = [
@@ -54,7 +60,8 @@ pub(crate) struct AgentForm {
     /// A JSON Schema, or blank for none.
     #[serde(default)]
     pub(crate) output_schema: String,
-    /// The policy as JSON without `window_hours`, or blank for the default.
+    /// The policy as JSON without `window_hours`, or blank for the default
+    /// (`rules {non_empty}` then `external`).
     #[serde(default)]
     pub(crate) verifier_policy: String,
     #[serde(default)]
@@ -178,6 +185,9 @@ impl AgentForm {
         }
         let value: serde_json::Value =
             serde_json::from_str(raw).map_err(|e| format!("is not valid JSON: {e}"))?;
+        if let Some(path) = bounty_core::text::nul_path(&value) {
+            return Err(format!("must not contain a NUL character (at `{path}`)"));
+        }
         bounty_agents::OutputSchema::compile(&value)?;
         Ok(Some(value))
     }
@@ -203,10 +213,17 @@ impl AgentForm {
                 }
             }
         };
+        if let Some(path) = bounty_core::text::nul_path(&value) {
+            errors.add(
+                "verifier_policy",
+                format!("must not contain a NUL character (at `{path}`)"),
+            );
+            return None;
+        }
         let Some(object) = value.as_object_mut() else {
             errors.add(
                 "verifier_policy",
-                "must be a JSON object, like {\"verifiers\": []}",
+                "must be a JSON object, like {\"verifiers\": [{\"kind\": \"rules\", \"non_empty\": true}]}",
             );
             return None;
         };
@@ -375,6 +392,32 @@ mod tests {
                 .unwrap()
                 .contains("window")
         );
+    }
+
+    #[test]
+    fn a_blank_policy_is_the_default_and_an_empty_list_is_refused() {
+        let s = names(&["small", "large"]);
+        let spec = form().parse(&s).unwrap();
+        assert_eq!(spec.verifier_policy, VerificationPolicy::default());
+        assert_eq!(spec.verifier_policy.window_hours, DEFAULT_WINDOW_HOURS);
+        let f = AgentForm {
+            verifier_policy: r#"{"verifiers": []}"#.into(),
+            ..form()
+        };
+        let e = f.parse(&s).unwrap_err();
+        let msg = e.get("verifier_policy").unwrap();
+        assert!(
+            msg.starts_with("`verifier_policy.verifiers` must list at least one verifier"),
+            "{msg}"
+        );
+        let f = AgentForm {
+            verifier_policy: r#"{"verifiers": [{"kind": "rules", "forbidden_phrases": ["a\u0000"]}]}"#.into(),
+            output_schema: r#"{"type": "object", "title": "\u0000"}"#.into(),
+            ..form()
+        };
+        let e = f.parse(&s).unwrap_err();
+        assert!(e.get("verifier_policy").unwrap().contains("NUL"), "{e:?}");
+        assert!(e.get("output_schema").unwrap().contains("NUL"), "{e:?}");
     }
 
     #[test]

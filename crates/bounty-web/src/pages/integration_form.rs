@@ -3,7 +3,8 @@
 //!
 //! The checks are the API's (`bounty-server`'s `routes/integrations.rs`),
 //! re-derived from `bounty-integrations`: the kind parses as an
-//! [`IntegrationKind`], a given inbound secret is 8 to 512 characters (a
+//! [`IntegrationKind`], the name parses as an [`IntegrationName`] (trimmed,
+//! bounded, no control characters), a given inbound secret is 8 to 512 characters (a
 //! `whsec_` secret for `standard`), reply settings go through
 //! [`ReplySettingsIn::validate`], and a secret nobody gave is generated
 //! with [`generate_secret`]. The form has one set of reply fields per
@@ -11,6 +12,7 @@
 //! sit in its own fieldset; only the chosen kind's are read, and leaving
 //! them all blank means no replies are posted.
 
+use bounty_core::IntegrationName;
 use bounty_integrations::{IntegrationKind, ReplySettings, ReplySettingsIn, generate_secret};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -18,8 +20,6 @@ use serde::Deserialize;
 use crate::error::WebError;
 use crate::pages::field_errors::FieldErrors;
 
-/// Longest integration name, in characters.
-const MAX_NAME_CHARS: usize = 100;
 /// Longest rotation grace period, in hours: the API's limit.
 pub(crate) const MAX_GRACE_HOURS: u32 = 168;
 /// The grace period when the form leaves it blank.
@@ -85,7 +85,7 @@ pub(crate) struct IntegrationForm {
 /// up in the account.
 pub(crate) struct CheckedIntegration {
     pub(crate) kind: IntegrationKind,
-    pub(crate) name: String,
+    pub(crate) name: IntegrationName,
     /// The inbound secret: given, or generated (then shown once).
     pub(crate) secret: String,
     pub(crate) reply: Option<ReplySettings>,
@@ -174,10 +174,9 @@ impl IntegrationForm {
                 None
             }
         };
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            errors.add("name", format!("must be 1 to {MAX_NAME_CHARS} characters"));
-        }
+        let name = IntegrationName::parse(&self.name)
+            .map_err(|e| errors.add("name", e.to_string()))
+            .ok();
         let Some(kind) = kind else {
             return Ok(None);
         };
@@ -202,10 +201,10 @@ impl IntegrationForm {
             },
             None => None,
         };
-        match secret {
-            Some(secret) if errors.is_empty() => Ok(Some(CheckedIntegration {
+        match (secret, name) {
+            (Some(secret), Some(name)) if errors.is_empty() => Ok(Some(CheckedIntegration {
                 kind,
-                name: name.to_owned(),
+                name,
                 secret,
                 reply,
                 reply_secret,
@@ -318,6 +317,26 @@ mod tests {
         let mut errors = FieldErrors::default();
         assert!(form("freshdesk").check(&mut errors).unwrap().is_none());
         assert!(errors.get("kind").is_some());
+    }
+
+    #[test]
+    fn names_are_checked_as_the_api_checks_them() {
+        for bad in ["   ", "Desk\u{0}", "Desk\nTwo", &"x".repeat(101)] {
+            let mut errors = FieldErrors::default();
+            let f = IntegrationForm {
+                name: bad.to_owned(),
+                ..form("standard")
+            };
+            assert!(f.check(&mut errors).unwrap().is_none(), "{bad:?}");
+            assert!(errors.get("name").is_some(), "{bad:?}");
+        }
+        let mut errors = FieldErrors::default();
+        let f = IntegrationForm {
+            name: "  Support desk  ".into(),
+            ..form("standard")
+        };
+        let c = f.check(&mut errors).unwrap().unwrap();
+        assert_eq!(c.name.as_str(), "Support desk");
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! delivery takes; it creates a real task, which is billed if resolved,
 //! and the page says so. Every action here is for owners; members see.
 //!
+//! Status is the API's ([`bounty_integrations::status`]): an integration
+//! whose secret no longer opens under the master keys shows `broken`
+//! (`secret_unreadable`), says how to mend it, and sends no test delivery.
+//!
 //! [`integration_form`]: super::integration_form
 
 use std::collections::BTreeMap;
@@ -27,6 +31,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bounty_core::{AgentId, IntegrationId, PageLimit};
 use bounty_integrations::IntegrationKind;
+use bounty_integrations::status::{IntegrationStatus, status};
 use bounty_store::{Integration, NewIntegration};
 use serde::Deserialize;
 
@@ -52,6 +57,10 @@ const AGENTS_OFFERED: u32 = 100;
 const TEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Characters of the webhook's answer shown after a test delivery.
 const ANSWER_CHARS: usize = 2000;
+/// What the pages say of a broken integration.
+const BROKEN: &str = "Its inbound secret does not open under this server's master keys (the key that sealed it \
+     is no longer configured), so no delivery can be verified: the webhook answers 503 `secret_unreadable`. \
+     Restore that key in `secrets.master_keys`, or rotate the secret below and give the helpdesk the new one.";
 /// What the pages say when test deliveries cannot be sent.
 const NO_SELF_URL: &str = "Test deliveries are sent to this server's own webhook URL, and the server does not \
      know its address: set the dashboard's `self_url` (the base URL this server can reach itself at).";
@@ -89,6 +98,8 @@ struct IntegrationRow {
     agent: String,
     inbound_url: String,
     status: String,
+    /// Why the status is not `active`; empty when it is.
+    reason: String,
     rejected: i64,
     last_rejected: String,
 }
@@ -166,7 +177,10 @@ struct DetailPage {
     inbound_url: String,
     relative_url: bool,
     status: String,
-    disabled_reason: String,
+    /// Why the status is not `active`; empty when it is.
+    reason: String,
+    /// [`BROKEN`] when it is broken, else empty.
+    broken: &'static str,
     reply_url: String,
     rejected: i64,
     last_rejected: String,
@@ -212,7 +226,8 @@ pub(crate) async fn list(
     let rows = page
         .items
         .iter()
-        .map(|i| IntegrationRow {
+        .map(|i| (i, status(i, state.keyring.as_deref())))
+        .map(|(i, st)| IntegrationRow {
             id: i.id.to_string(),
             name: i.name.clone(),
             kind: kind_label(&i.kind).to_owned(),
@@ -221,7 +236,8 @@ pub(crate) async fn list(
                 .cloned()
                 .unwrap_or_else(|| i.agent_id.to_string()),
             inbound_url: inbound_url(&state, i.id),
-            status: i.status.clone(),
+            status: st.as_str().to_owned(),
+            reason: st.reason().unwrap_or_default(),
             rejected: i.rejected_count,
             last_rejected: match (&i.last_rejected_code, i.last_rejected_at) {
                 (Some(code), Some(at)) => format!("last {}: {code}", time(at)),
@@ -393,8 +409,12 @@ async fn detail_page(
             task: d.task_id.map(|t| t.to_string()),
         })
         .collect();
+    let st = status(i, state.keyring.as_deref());
+    let broken = matches!(st, IntegrationStatus::Broken(_));
     let test_unavailable = if state.keyring.is_none() {
         NO_KEYS
+    } else if broken {
+        BROKEN
     } else if state.base_url().is_none() {
         NO_SELF_URL
     } else {
@@ -411,8 +431,9 @@ async fn detail_page(
         agent,
         inbound_url: inbound_url(state, i.id),
         relative_url: state.base_url().is_none(),
-        status: i.status.clone(),
-        disabled_reason: i.disabled_reason.clone().unwrap_or_default(),
+        status: st.as_str().to_owned(),
+        reason: st.reason().unwrap_or_default(),
+        broken: if broken { BROKEN } else { "" },
         reply_url: match (&i.reply_sealed, state.keyring.as_deref()) {
             (None, _) => "none: nothing is posted back".to_owned(),
             (Some(_), None) => "set, but the master keys are not configured".to_owned(),
@@ -554,6 +575,25 @@ pub(crate) async fn test_delivery(
         .kind
         .parse()
         .map_err(|e| WebError::Internal(format!("stored integration kind: {e}")))?;
+    if let IntegrationStatus::Broken(reason) = status(&i, Some(keys)) {
+        // Nothing to sign with: say so on the page, as the webhook would.
+        let test = TestResult {
+            accepted: false,
+            summary: format!(
+                "No test delivery was sent: the integration is broken ({}).",
+                reason.as_str()
+            ),
+            ticket: String::new(),
+            answer: String::new(),
+        };
+        let extras = Extras {
+            test: Some(test),
+            ..Extras::default()
+        };
+        let mut r = detail_page(&state, &user, &i, extras).await?;
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(r);
+    }
     let secret = sealed::inbound_secret(keys, &i)?;
     let delivery = test_delivery::build(kind, &secret, state.store.now())
         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -9,15 +9,15 @@
 //! posting by a double-submit cookie, since there is no session yet.
 
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bounty_store::{Email, NewSession};
 use serde::Deserialize;
 
 use crate::auth::{
-    CurrentUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedForm, client_ip, cookie, parse_form, set_cookie,
+    CurrentUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedForm, client_ip, cookie, parse_form, read_form,
+    set_cookie,
 };
 use crate::error::WebError;
 use crate::layout::{Chrome, render};
@@ -87,9 +87,7 @@ pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Resul
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, &state);
     let expected_csrf = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default().to_owned();
-    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
-        .await
-        .map_err(|e| WebError::BadRequest(format!("The form could not be read: {e}.")))?;
+    let body = read_form(Request::from_parts(parts, body), &state).await?;
     let form: LoginForm = parse_form(&body)?;
     if !tokens_match(&form.csrf, &expected_csrf) {
         return Err(WebError::CsrfRejected);

@@ -31,13 +31,17 @@ use serde::de::DeserializeOwned;
 use crate::error::WebError;
 use crate::state::WebState;
 
-/// A query string parsed into `T`, or a 400 page naming what is wrong.
+/// A query string parsed into `T`, or a 400 page naming what is wrong (a
+/// 422 for a NUL character, which no query may carry to the database).
 pub(crate) struct WebQuery<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequestParts<WebState> for WebQuery<T> {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, _: &WebState) -> Result<Self, Self::Rejection> {
+        if let Some(field) = crate::auth::nul_field(parts.uri.query().unwrap_or_default().as_bytes()) {
+            return Err(crate::auth::nul_error(&field));
+        }
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(q)| WebQuery(q))
             .map_err(|e| {

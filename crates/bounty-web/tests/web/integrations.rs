@@ -1,6 +1,7 @@
 //! The integration pages: create (the secret shown once, never again),
-//! detail with recent deliveries, rotate, delete, and the signed test
-//! delivery sent over HTTP to a webhook receiver on the same server.
+//! detail with recent deliveries, rotate, delete, the signed test
+//! delivery sent over HTTP to a webhook receiver on the same server, and
+//! an integration whose secret no configured key opens shown `broken`.
 
 use bounty_core::IntegrationId;
 use bounty_store::UserRole;
@@ -327,7 +328,60 @@ async fn deliveries_are_listed_with_their_result(backend: Backend) {
         .assert_contains("no_matching_signature");
 }
 
+async fn a_secret_no_key_opens_is_shown_broken(backend: Backend) {
+    let (app, t, mut b) = app_with(TestApp::spawn_with_receiver(backend).await).await;
+    let (id, secret, _) = create(&mut b, &t, "standard", &[]).await;
+    b.get("/integrations")
+        .await
+        .assert_contains("integration-active")
+        .assert_lacks("secret_unreadable");
+    // The secret sealed under a key this server does not hold (same id,
+    // other bytes: a restarted throwaway key); the old one's grace is over.
+    let integration = app.store.get_integration(t.account, id).await.unwrap().unwrap();
+    let gone = crate::support::test_keyring();
+    let sealed = gone
+        .seal(
+            secret.as_bytes(),
+            bounty_integrations::status::inbound_aad(&integration).as_bytes(),
+        )
+        .unwrap();
+    let past = app.store.now() - chrono::Duration::hours(1);
+    app.store
+        .rotate_integration_secret(t.account, id, &sealed, past)
+        .await
+        .unwrap()
+        .unwrap();
+    b.get("/integrations")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("integration-broken")
+        .assert_contains("secret_unreadable");
+    let detail = b.get(&format!("/integrations/{id}")).await;
+    detail
+        .assert_status(StatusCode::OK)
+        .assert_contains("This integration is broken.")
+        .assert_contains("rotate the secret below")
+        .assert_lacks("Send a test delivery</button>");
+    let csrf = detail.csrf();
+    b.post(&format!("/integrations/{id}/test-delivery"), &[("csrf", &csrf)])
+        .await
+        .assert_status(StatusCode::SERVICE_UNAVAILABLE)
+        .assert_contains("No test delivery was sent: the integration is broken (secret_unreadable).");
+    // Rotating the secret mends it.
+    b.post(
+        &format!("/integrations/{id}/rotate-secret"),
+        &[("csrf", csrf.as_str()), ("grace_hours", "0")],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    b.get("/integrations")
+        .await
+        .assert_contains("integration-active")
+        .assert_lacks("secret_unreadable");
+}
+
 on_both_backends!(
+    a_secret_no_key_opens_is_shown_broken,
     the_secret_is_shown_once_and_never_again,
     a_wrong_field_is_named_and_no_secret_is_echoed,
     rotate_shows_the_new_secret_once_and_delete_is_a_404,

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use bounty_core::verification::RulesSpec;
 use bounty_core::{
     AccountId, AccountName, AgentId, AgentName, ApiKeyId, ApiKeyMode, ApiKeySecret, Decision, KeyName,
-    ModelRoute, OutcomeType, TaskId, TaskInput, VerifierVerdict,
+    ModelRoute, OutcomeType, TaskId, TaskInput, VerificationPolicy, VerifierSpec, VerifierVerdict,
 };
 use bounty_store::{
     AgentSpec, AttemptEnd, Email, NewModelCall, NewTask, Store, TaskError, TaskOutput, UserRole,
@@ -46,7 +47,14 @@ pub async fn tenant(store: &Store, name: &str) -> Tenant {
                 model_route: ModelRoute::parse(vec!["small".into()]).expect("route"),
                 output_schema: None,
                 outcome_type: OutcomeType::parse("ticket.resolved").expect("outcome type"),
-                verifier_policy: Default::default(),
+                // Verified at once: no external signal to wait for.
+                verifier_policy: VerificationPolicy {
+                    verifiers: vec![VerifierSpec::Rules(RulesSpec {
+                        non_empty: true,
+                        ..RulesSpec::default()
+                    })],
+                    ..VerificationPolicy::default()
+                },
                 params: Default::default(),
                 routing: Default::default(),
             },

@@ -1,21 +1,36 @@
-//! `bounty serve --demo`: a working dashboard within a minute. Seeds a
-//! demo account (named as such), a dashboard user, two agents on a real
-//! local model, a Standard Webhooks integration, a few tickets that the
-//! in-process worker then really works (one agent's answers pass, the
-//! other's never do, so both a charge and "No charge" are there to see),
-//! and a sample invoice.
+//! `bounty serve --demo`: a working dashboard within a minute, telling the
+//! true story of outcome billing. Seeds a demo account (named as such), a
+//! dashboard user, two agents on a real local model, a Standard Webhooks
+//! integration, and a sample invoice.
 //!
 //! The model is a tiny random-weight GGUF written to
 //! `bounty-data/demo-model.gguf`: llama.cpp runs it for real, but its text
-//! is noise. Seeding is idempotent: a second `--demo` finds the demo user,
-//! gives it a new password, and seeds nothing again.
+//! is noise, and noise is never charged on its own:
+//!
+//! - `demo-strict` has a real rule its noise never meets
+//!   (`must_match: (?i)refund issued`); its ticket, queued here, fails
+//!   verification: "No charge".
+//! - `demo-support` has no policy of its own, so it gets the default, the
+//!   "assumed resolution": a reply that is not empty waits `provisional`
+//!   until the helpdesk says. Its tickets come in through the integration
+//!   from the demo's own helpdesk ([`helpdesk`]), which then marks one
+//!   solved (charged) and the other solved and then reopened (reversed).
+//!
+//! The integration's secret is sealed under a master key kept in the data
+//! directory ([`master_key`]), so a restarted demo still verifies its
+//! deliveries. Seeding is idempotent: a second `--demo` finds the demo
+//! user, gives it a new password, opens the integration's secret again to
+//! show it, and seeds nothing again.
+
+pub mod helpdesk;
+pub mod master_key;
 
 use std::path::Path;
 
 use anyhow::Context;
 use bounty_core::{
-    AccountName, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType, TaskInput,
-    VerificationPolicy,
+    AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, IntegrationId, IntegrationName, KeyName,
+    ModelRoute, OutcomeType, PageLimit, TaskInput, VerificationPolicy,
 };
 use bounty_integrations::{IntegrationKind, Keyring, generate_secret};
 use bounty_models::ModelConfig;
@@ -29,14 +44,24 @@ pub const DEMO_EMAIL: &str = "demo@bounty.local";
 /// The model name the demo agents use.
 pub const DEMO_MODEL: &str = "demo";
 const DEMO_ACCOUNT: &str = "Demo (sample data)";
+/// The demo integration's name.
+const DEMO_INTEGRATION: &str = "Demo helpdesk (Standard Webhooks)";
 
 /// What a newcomer needs to log in and send a ticket.
 pub struct DemoLogin {
     pub email: String,
     pub password: String,
-    pub account: bounty_core::AccountId,
-    /// The demo integration and its inbound secret, when it was made now.
-    pub integration: Option<(bounty_core::IntegrationId, String)>,
+    pub account: AccountId,
+    /// The demo integration, when the account has it.
+    pub integration: Option<DemoIntegration>,
+}
+
+/// The demo integration.
+pub struct DemoIntegration {
+    pub id: IntegrationId,
+    /// Its inbound secret; `None` when it does not open under this run's
+    /// master keys (sealed by a key no longer configured: `broken`).
+    pub secret: Option<String>,
 }
 
 /// The demo model's configuration, writing the GGUF when it is missing.
@@ -60,7 +85,7 @@ pub fn demo_model(data_dir: &Path) -> anyhow::Result<ModelConfig> {
 }
 
 /// Seeds the demo (see the module doc); `keyring` seals the integration's
-/// secret.
+/// secret, or opens it again when the demo was seeded before.
 pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin> {
     let hasher = bounty_web::PasswordHasher::default();
     let email = Email::parse(DEMO_EMAIL).map_err(|_| anyhow::anyhow!("the demo email does not parse"))?;
@@ -70,11 +95,12 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
         store
             .set_password(existing.user.account_id, existing.user.id, &hash)
             .await?;
+        let account = existing.user.account_id;
         return Ok(DemoLogin {
             email: DEMO_EMAIL.to_owned(),
             password,
-            account: existing.user.account_id,
-            integration: None,
+            account,
+            integration: demo_integration(store, keyring, account).await?,
         });
     }
     let (account, _) = store
@@ -101,13 +127,16 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             routing: Default::default(),
         })
     };
+    // No policy of its own: the default, charged only once the helpdesk
+    // says the ticket is solved (or it is not reopened within the window).
     let support = store
         .create_agent(
             account.id,
             &agent(
                 "demo-support",
-                "You answer support tickets kindly. (Demo agent: its model is random noise.)",
-                serde_json::json!({"verifiers": [{"kind": "rules", "non_empty": true}]}),
+                "You answer support tickets kindly. (Demo agent: its model is random noise, so a ticket is \
+                 charged only when the helpdesk marks it solved.)",
+                serde_json::to_value(VerificationPolicy::default())?,
             )?,
         )
         .await?;
@@ -138,7 +167,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             &NewIntegration {
                 id: integration_id,
                 kind: IntegrationKind::Standard.as_str().to_owned(),
-                name: "Demo helpdesk (Standard Webhooks)".to_owned(),
+                name: IntegrationName::parse(DEMO_INTEGRATION).map_err(|e| anyhow::anyhow!("{e}"))?,
                 agent_id: support.id,
                 secret_sealed: sealed,
                 reply_sealed: None,
@@ -146,45 +175,28 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             },
         )
         .await?;
-    // Tickets the worker runs as soon as `serve` starts.
-    let tickets = [
-        (
-            &support,
-            "Where is my refund?",
-            "I returned the blue jacket two weeks ago. (demo ticket)",
-        ),
-        (
-            &support,
-            "Change my delivery address",
-            "Please ship order 1042 to my office instead. (demo ticket)",
-        ),
-        (
-            &strict,
-            "Cancel my subscription",
-            "I would like to cancel at the end of the month. (demo ticket)",
-        ),
-    ];
-    for (agent, subject, body) in tickets {
-        store
-            .create_task(
-                account.id,
-                &NewTask {
-                    agent_id: agent.id,
-                    agent_version: agent.current_version,
-                    input: TaskInput {
-                        subject: subject.to_owned(),
-                        body: body.to_owned(),
-                        customer: None,
-                        metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
-                    },
-                    external_ref: None,
-                    idempotency: None,
-                    max_attempts: 1,
-                    mode: bounty_core::ApiKeyMode::Live,
+    // The strict agent's ticket, which the worker runs as soon as `serve`
+    // starts. The support tickets come from the demo's helpdesk instead,
+    // through the integration (see `helpdesk`).
+    store
+        .create_task(
+            account.id,
+            &NewTask {
+                agent_id: strict.id,
+                agent_version: strict.current_version,
+                input: TaskInput {
+                    subject: "Cancel my subscription".to_owned(),
+                    body: "I would like to cancel at the end of the month. (demo ticket)".to_owned(),
+                    customer: None,
+                    metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
                 },
-            )
-            .await?;
-    }
+                external_ref: None,
+                idempotency: None,
+                max_attempts: 1,
+                mode: bounty_core::ApiKeyMode::Live,
+            },
+        )
+        .await?;
     // A sample invoice, as Stripe would send it (no Stripe in the demo).
     let now = store.now().timestamp();
     store
@@ -208,6 +220,26 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
         email: DEMO_EMAIL.to_owned(),
         password,
         account: account.id,
-        integration: Some((integration_id, secret.expose_secret().to_owned())),
+        integration: Some(DemoIntegration {
+            id: integration_id,
+            secret: Some(secret.expose_secret().to_owned()),
+        }),
     })
+}
+
+/// The demo account's integration, its secret opened with `keyring`.
+async fn demo_integration(
+    store: &Store,
+    keyring: &Keyring,
+    account: AccountId,
+) -> anyhow::Result<Option<DemoIntegration>> {
+    let limit = PageLimit::new(100).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let page = store.list_integrations(account, limit, None).await?;
+    let Some(found) = page.items.into_iter().find(|i| i.name == DEMO_INTEGRATION) else {
+        return Ok(None);
+    };
+    let secret = bounty_integrations::status::open_inbound(keyring, &found)
+        .ok()
+        .and_then(|plain| String::from_utf8(plain.to_vec()).ok());
+    Ok(Some(DemoIntegration { id: found.id, secret }))
 }
