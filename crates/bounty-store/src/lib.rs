@@ -62,6 +62,7 @@ pub use stripe_events::{EventReceipt, Invoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
 };
+pub use tx::Tx;
 pub use usage::UsageBucket;
 pub use users::{
     BadEmail, BadRole, Email, LoginFailures, NewSession, Session, SessionId, SessionTokenHash, User,

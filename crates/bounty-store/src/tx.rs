@@ -1,6 +1,11 @@
 //! A transaction over either backend with dynamically bound arguments, for
 //! multi-step logic (outcomes, the ledger) that is written once instead of
 //! once per backend. The SQL is the same portable text `on_pool!` runs.
+//!
+//! [`Tx`] is public but opaque: a use case in a capability crate begins
+//! one ([`Store::begin`]), passes it to the store's repository functions,
+//! and commits it, so its writes land together or not at all. Only this
+//! crate runs SQL in it.
 
 use bounty_core::Timestamp;
 use sqlx::postgres::PgRow;
@@ -96,9 +101,20 @@ macro_rules! bind_all {
 pub(crate) use bind_all;
 
 /// A transaction; rolled back when dropped uncommitted.
-pub(crate) enum Tx {
+pub struct Tx(Inner);
+
+enum Inner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Inner::Sqlite(_) => "Tx(sqlite)",
+            Inner::Postgres(_) => "Tx(postgres)",
+        })
+    }
 }
 
 impl Store {
@@ -111,22 +127,22 @@ impl Store {
     /// SQLite cannot wait to upgrade a read lock (DESIGN.md, "Traps").
     /// Every transaction of the store goes through here, so none can make
     /// that mistake.
-    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.db {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx(match &self.db {
+            Db::Sqlite(pool) => Inner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
+        }))
     }
 }
 
 impl Tx {
     pub(crate) async fn execute(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, StoreError> {
-        Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
+        Ok(match &mut self.0 {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(tx) => bind_all!(sqlx::query(sql), args)
+            Inner::Postgres(tx) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
@@ -137,9 +153,9 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
-            Tx::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
+        Ok(match &mut self.0 {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
+            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
         })
     }
 
@@ -151,13 +167,13 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match self {
-            Tx::Sqlite(tx) => {
+        Ok(match &mut self.0 {
+            Inner::Sqlite(tx) => {
                 bind_all!(sqlx::query_as(sql), args)
                     .fetch_optional(&mut **tx)
                     .await?
             }
-            Tx::Postgres(tx) => {
+            Inner::Postgres(tx) => {
                 bind_all!(sqlx::query_as(sql), args)
                     .fetch_optional(&mut **tx)
                     .await?
@@ -169,16 +185,17 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match self {
-            Tx::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
-            Tx::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
+        Ok(match &mut self.0 {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
+            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
         })
     }
 
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+    /// Commits every write made in it.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.0 {
+            Inner::Sqlite(tx) => tx.commit().await?,
+            Inner::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
     }
