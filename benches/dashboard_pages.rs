@@ -298,8 +298,7 @@ async fn real_task(
     time.claim += t.elapsed();
     let t = Instant::now();
     assert!(
-        store
-            .finish_attempt(&claimed, &end_of(kind, n), &[call()])
+        bounty_agents::finish::finish_attempt(store, &claimed, &end_of(kind, n), &[call()])
             .await
             .expect("finish")
     );

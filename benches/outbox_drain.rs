@@ -81,7 +81,9 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
             verdicts: Vec::new(),
             cache: None,
         });
-        store.finish_attempt(&claimed, &end, &[]).await.unwrap();
+        bounty_agents::finish::finish_attempt(&store, &claimed, &end, &[])
+            .await
+            .unwrap();
     }
     let mut client_config = StripeConfig::new(FakeStripe::SECRET_KEY.to_owned().into());
     client_config.base_url = fake.base_url();

@@ -4,8 +4,9 @@
 //! every customer key (403 `operator_only`). The operator's name and reason
 //! go on the outcome's receipt and on its reversing transfers.
 
+use bounty_billing::settle::OutcomeError;
 use bounty_core::Actor;
-use bounty_store::{OutcomeError, Store};
+use bounty_store::Store;
 
 use super::BadInput;
 use super::billing::require_account;
@@ -26,16 +27,19 @@ pub async fn run(cmd: OutcomesCommand, store: &Store) -> anyhow::Result<()> {
             if reason.is_empty() || reason.chars().count() > 500 || reason.contains('\0') {
                 return Err(BadInput("--reason must be 1 to 500 characters".to_owned()).into());
             }
-            let applied = match store.goodwill_reversal(account, outcome, operator, reason).await {
-                Ok(applied) => applied,
-                Err(OutcomeError::NotFound) => {
-                    return Err(BadInput(format!("account {account} has no outcome {outcome}")).into());
-                }
-                Err(OutcomeError::NotAllowed(why) | OutcomeError::NotApplicable(why)) => {
-                    return Err(BadInput(format!("cannot reverse {outcome}: {why}")).into());
-                }
-                Err(OutcomeError::Store(e)) => return Err(e.into()),
-            };
+            let applied =
+                match bounty_billing::settle::goodwill_reversal(store, account, outcome, operator, reason)
+                    .await
+                {
+                    Ok(applied) => applied,
+                    Err(OutcomeError::NotFound) => {
+                        return Err(BadInput(format!("account {account} has no outcome {outcome}")).into());
+                    }
+                    Err(OutcomeError::NotAllowed(why) | OutcomeError::NotApplicable(why)) => {
+                        return Err(BadInput(format!("cannot reverse {outcome}: {why}")).into());
+                    }
+                    Err(OutcomeError::Store(e)) => return Err(e.into()),
+                };
             if json {
                 println!(
                     "{}",

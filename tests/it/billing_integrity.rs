@@ -205,16 +205,15 @@ async fn a_customer_key_cannot_reverse_its_own_charge(backend: Backend) {
     assert_eq!(after["transfers"], outcome["transfers"]);
 
     // The operator's reversal records who and why.
-    let applied = app
-        .store
-        .goodwill_reversal(
-            account,
-            id.parse().unwrap(),
-            bounty_core::Actor::operator("alice").unwrap(),
-            "the answer was wrong",
-        )
-        .await
-        .unwrap();
+    let applied = bounty_billing::settle::goodwill_reversal(
+        &app.store,
+        account,
+        id.parse().unwrap(),
+        bounty_core::Actor::operator("alice").unwrap(),
+        "the answer was wrong",
+    )
+    .await
+    .unwrap();
     assert_eq!(applied.outcome.status.as_str(), "reversed");
     let after = app.get_outcome(&key, &id).await;
     let last = after["events"].as_array().unwrap().last().unwrap().clone();

@@ -77,7 +77,11 @@ async fn finish(
         verdicts: Vec::new(),
         cache: None,
     });
-    assert!(store.finish_attempt(&claimed, &end, &[]).await.unwrap());
+    assert!(
+        bounty_agents::finish::finish_attempt(store, &claimed, &end, &[])
+            .await
+            .unwrap()
+    );
     claimed.task.id
 }
 

@@ -117,9 +117,12 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
                         message: "failed".into(),
                     }),
                 };
-                if maybe_crash(crash, store.finish_attempt(&claimed, &end, &[]))
-                    .await
-                    .is_some()
+                if maybe_crash(
+                    crash,
+                    bounty_agents::finish::finish_attempt(&store, &claimed, &end, &[]),
+                )
+                .await
+                .is_some()
                     && let Some(o) = store.outcome_of_task(account, claimed.task.id).await.unwrap()
                 {
                     outcomes.push(o.id);
@@ -129,7 +132,13 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
                 if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
                     let _ = maybe_crash(
                         crash,
-                        store.apply_signal(account, *id, signal, bounty_core::Actor::Worker),
+                        bounty_billing::settle::apply_signal(
+                            &store,
+                            account,
+                            *id,
+                            signal,
+                            bounty_core::Actor::Worker,
+                        ),
                     )
                     .await;
                 }
@@ -138,7 +147,8 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
                 if let Some(id) = outcomes.get(n % outcomes.len().max(1)) {
                     let _ = maybe_crash(
                         crash,
-                        store.goodwill_reversal(
+                        bounty_billing::settle::goodwill_reversal(
+                            &store,
                             account,
                             *id,
                             bounty_core::Actor::operator("test").unwrap(),
@@ -150,7 +160,7 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
             }
             Op::Lapse(hours) => {
                 clock.advance(chrono::Duration::hours(i64::from(hours)));
-                let _ = maybe_crash(crash, store.lapse_outcomes(100)).await;
+                let _ = maybe_crash(crash, bounty_billing::settle::lapse_outcomes(&store, 100)).await;
             }
             Op::Grant(milli) => {
                 let _ = maybe_crash(

@@ -402,11 +402,20 @@ async fn a_lapsed_window_applies_the_lapse_decision(backend: Backend) {
     .await
     .unwrap();
     assert!(
-        later.lapse_outcomes(10).await.unwrap().is_empty(),
+        bounty_billing::settle::lapse_outcomes(&later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "the window is still open"
     );
     clock.advance(chrono::Duration::minutes(31));
-    assert_eq!(later.lapse_outcomes(10).await.unwrap().len(), 2);
+    assert_eq!(
+        bounty_billing::settle::lapse_outcomes(&later, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let pass = get_outcome(&app, &key, pass["id"].as_str().unwrap()).await;
     assert_eq!(pass["status"], "resolved", "no reopen means resolved: {pass:#}");
     assert_eq!(pass["events"][1]["event"], "window_lapsed");
@@ -416,23 +425,29 @@ async fn a_lapsed_window_applies_the_lapse_decision(backend: Backend) {
     assert_eq!(fail["transfers"], json!([]));
     // After the window (by the later clock), a reopen is refused, recorded,
     // and reverses nothing.
-    let late = later
-        .apply_signal(
-            account,
-            pass["id"].as_str().unwrap().parse().unwrap(),
-            bounty_core::outcome::Signal::Reopened,
-            bounty_core::Actor::Worker,
-        )
-        .await;
+    let late = bounty_billing::settle::apply_signal(
+        &later,
+        account,
+        pass["id"].as_str().unwrap().parse().unwrap(),
+        bounty_core::outcome::Signal::Reopened,
+        bounty_core::Actor::Worker,
+    )
+    .await;
     assert!(
-        matches!(late, Err(bounty_store::OutcomeError::NotApplicable(ref why)) if why.contains("window")),
+        matches!(late, Err(bounty_billing::settle::OutcomeError::NotApplicable(ref why)) if why.contains("window")),
         "{late:?}"
     );
     let pass = get_outcome(&app, &key, pass["id"].as_str().unwrap()).await;
     assert_eq!(pass["status"], "resolved");
     assert_eq!(pass["events"][2]["event"], "signal_refused", "{pass:#}");
     assert_eq!(kinds(&pass), vec!["charge", "charge_money"]);
-    assert!(later.lapse_outcomes(10).await.unwrap().is_empty(), "lapsed once");
+    assert!(
+        bounty_billing::settle::lapse_outcomes(&later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "lapsed once"
+    );
     later.close().await;
 }
 
@@ -492,15 +507,15 @@ async fn credits_are_drawn_before_anything_is_metered(backend: Backend) {
     .await;
     assert_eq!(credits["balance_cu"], "0.000", "never below zero");
     // An operator's goodwill reversal gives the drawn credits back.
-    app.store
-        .goodwill_reversal(
-            account,
-            first["id"].as_str().unwrap().parse().unwrap(),
-            bounty_core::Actor::operator("ops").unwrap(),
-            "pilot ticket answered wrongly",
-        )
-        .await
-        .unwrap();
+    bounty_billing::settle::goodwill_reversal(
+        &app.store,
+        account,
+        first["id"].as_str().unwrap().parse().unwrap(),
+        bounty_core::Actor::operator("ops").unwrap(),
+        "pilot ticket answered wrongly",
+    )
+    .await
+    .unwrap();
     let credits = json_of(
         app.request(Method::GET, "/v1/credits", Some(&key))
             .send()

@@ -75,10 +75,15 @@ async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
         .items
         .pop()
         .unwrap();
-    app.store
-        .apply_signal(account, outcome.id, Signal::Reopened, bounty_core::Actor::Worker)
-        .await
-        .unwrap();
+    bounty_billing::settle::apply_signal(
+        &app.store,
+        account,
+        outcome.id,
+        Signal::Reopened,
+        bounty_core::Actor::Worker,
+    )
+    .await
+    .unwrap();
     drain(&sender, &app.store).await;
     let events = fake.meter_events();
     assert_eq!(events.len(), 1);
@@ -119,10 +124,14 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
             // Reopen a random earlier outcome: a reversal to cancel.
             let ids = outcome_ids(&app.store, account).await;
             let pick = ids[(next() % ids.len() as u64) as usize];
-            let _ = app
-                .store
-                .apply_signal(account, pick, Signal::Reopened, bounty_core::Actor::Worker)
-                .await;
+            let _ = bounty_billing::settle::apply_signal(
+                &app.store,
+                account,
+                pick,
+                Signal::Reopened,
+                bounty_core::Actor::Worker,
+            )
+            .await;
         }
         match next() % 9 {
             0 => fake.push_fault(Fault::Status(429, None)),
@@ -372,26 +381,26 @@ async fn a_reversal_after_24_hours_credits_the_customer_balance(backend: Backend
     assert_eq!(fake.meter_events().len(), 2);
     let ids = outcome_ids(&store, account).await;
     // One reversed at once (cancelled), one a day and an hour later (credited).
-    store
-        .goodwill_reversal(
-            account,
-            ids[0],
-            bounty_core::Actor::operator("test").unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
+    bounty_billing::settle::goodwill_reversal(
+        &store,
+        account,
+        ids[0],
+        bounty_core::Actor::operator("test").unwrap(),
+        "test",
+    )
+    .await
+    .unwrap();
     drain(&sender, &store).await;
     clock.advance(chrono::Duration::hours(25));
-    store
-        .goodwill_reversal(
-            account,
-            ids[1],
-            bounty_core::Actor::operator("test").unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
+    bounty_billing::settle::goodwill_reversal(
+        &store,
+        account,
+        ids[1],
+        bounty_core::Actor::operator("test").unwrap(),
+        "test",
+    )
+    .await
+    .unwrap();
     drain(&sender, &store).await;
     let events = fake.meter_events();
     assert_eq!(events.iter().filter(|e| e.cancelled).count(), 1);
@@ -469,7 +478,11 @@ async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
         verdicts: Vec::new(),
         cache: None,
     });
-    assert!(app.store.finish_attempt(&claimed, &end, &[]).await.unwrap());
+    assert!(
+        bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[])
+            .await
+            .unwrap()
+    );
     let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
     assert_eq!(charges.len(), 2, "one live and one test charge");
 

@@ -595,7 +595,11 @@ async fn an_expired_lease_is_claimed_again_and_completes_once(backend: Backend) 
         code: "late".into(),
         message: "too late".into(),
     });
-    assert!(!app.store.finish_attempt(&crashed[0], &late, &[]).await.unwrap());
+    assert!(
+        !bounty_agents::finish::finish_attempt(&app.store, &crashed[0], &late, &[])
+            .await
+            .unwrap()
+    );
     assert!(
         !app.store
             .renew_lease(&crashed[0], Duration::from_secs(10))
@@ -624,7 +628,12 @@ async fn an_expired_lease_with_no_attempts_left_fails_the_task(backend: Backend)
         .unwrap();
     assert_eq!(claimed.len(), 1);
     // Not yet expired: nothing to fail.
-    assert!(app.store.fail_expired_tasks().await.unwrap().is_empty());
+    assert!(
+        bounty_agents::finish::fail_expired_tasks(&app.store)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     // Expired, and its one attempt is spent: not claimable, but failed.
     assert!(
@@ -634,7 +643,9 @@ async fn an_expired_lease_with_no_attempts_left_fails_the_task(backend: Backend)
             .unwrap()
             .is_empty()
     );
-    let failed = app.store.fail_expired_tasks().await.unwrap();
+    let failed = bounty_agents::finish::fail_expired_tasks(&app.store)
+        .await
+        .unwrap();
     assert_eq!(failed, vec![(account, claimed[0].task.id)]);
     let shown = app.get_task(&key, id).await;
     assert_eq!(shown["status"], "failed");
@@ -642,7 +653,10 @@ async fn an_expired_lease_with_no_attempts_left_fails_the_task(backend: Backend)
     assert_eq!(shown["attempt_history"][0]["outcome"], "lease_expired");
     assert!(shown["finished_at"].is_string());
     assert!(
-        app.store.fail_expired_tasks().await.unwrap().is_empty(),
+        bounty_agents::finish::fail_expired_tasks(&app.store)
+            .await
+            .unwrap()
+            .is_empty(),
         "only once"
     );
 }

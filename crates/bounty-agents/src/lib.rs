@@ -15,6 +15,7 @@
 //! when the verifiers pass) in one transaction. Workers also lapse
 //! outcomes whose signal window ended.
 
+pub mod finish;
 pub mod prompt;
 pub mod schema;
 pub mod verify;

@@ -162,7 +162,7 @@ impl Worker {
             }
             if tokio::time::Instant::now() >= next_sweep {
                 next_sweep = tokio::time::Instant::now() + config.poll_interval;
-                match self.inner.store.fail_expired_tasks().await {
+                match crate::finish::fail_expired_tasks(&self.inner.store).await {
                     Ok(failed) => {
                         for (account, task) in failed {
                             tracing::warn!(account.id = %account, task.id = %task, "task failed: its lease expired with no attempts left");
@@ -170,7 +170,7 @@ impl Worker {
                     }
                     Err(e) => tracing::warn!(error = %e, "could not sweep expired leases"),
                 }
-                match self.inner.store.lapse_outcomes(100).await {
+                match bounty_billing::settle::lapse_outcomes(&self.inner.store, 100).await {
                     Ok(lapsed) => {
                         for (account, outcome) in lapsed {
                             tracing::info!(account.id = %account, outcome.id = %outcome, "outcome window lapsed");
@@ -606,7 +606,7 @@ impl Worker {
     /// attempted again.
     /// Returns whether this attempt's end was written.
     async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd, calls: &[NewModelCall]) -> bool {
-        match retrying(|| self.inner.store.finish_attempt(claimed, &end, calls)).await {
+        match retrying(|| crate::finish::finish_attempt(&self.inner.store, claimed, &end, calls)).await {
             Ok(true) => {
                 tracing::info!(outcome = outcome_name(&end), "attempt finished");
                 true

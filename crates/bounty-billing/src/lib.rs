@@ -1,4 +1,5 @@
-//! Bounty's Stripe edge: the outbound Stripe client ([`stripe`]), the outbox sender
+//! Bounty's billing: settlement, the one home of every change to an outcome
+//! and its charge ([`settle`]); and the Stripe edge: the outbound Stripe client ([`stripe`]), the outbox sender
 //! ([`outbox`]), the catalogue `bounty stripe setup` makes ([`catalog`]), invoices fetched on
 //! demand ([`invoices`]), reconciliation of the ledger with Stripe's meter ([`reconcile`]),
 //! webhook signature verification ([`signature`]) and, behind the `test-support` feature, a fake
@@ -11,6 +12,7 @@ pub mod catalog;
 pub mod invoices;
 pub mod outbox;
 pub mod reconcile;
+pub mod settle;
 pub mod signature;
 pub mod stripe;
 #[cfg(feature = "test-support")]

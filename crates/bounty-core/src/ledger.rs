@@ -337,6 +337,23 @@ pub fn plan_reversal(originals: &[TransferSpec]) -> Result<Vec<TransferSpec>, Le
         .collect()
 }
 
+/// The cap-alert thresholds (percents of `cap`) that spend crossed going
+/// from `before` to `after`, each once: the ones at or under `after` and
+/// above `before`.
+pub fn alerts_crossed(cap: i64, percents: &[u32], before: i64, after: i64) -> Vec<u32> {
+    if cap <= 0 {
+        return Vec::new();
+    }
+    percents
+        .iter()
+        .copied()
+        .filter(|&pct| {
+            let line = i128::from(cap) * i128::from(pct) / 100;
+            i128::from(before) < line && i128::from(after) >= line
+        })
+        .collect()
+}
+
 /// A credit grant of `cu`: `grants` → `credits`.
 pub fn plan_grant(cu: ComputeUnits) -> Result<TransferSpec, LedgerError> {
     if cu.milli() <= 0 {
@@ -466,6 +483,27 @@ mod tests {
             );
         }
         assert!(plan_reversal(&back).is_err(), "a reversal is final");
+    }
+
+    #[test]
+    fn an_alert_fires_once_when_spend_crosses_its_line() {
+        assert_eq!(alerts_crossed(1000, &[50, 80, 100], 400, 850), vec![50, 80]);
+        assert_eq!(
+            alerts_crossed(1000, &[50, 80, 100], 500, 600),
+            Vec::<u32>::new(),
+            "already past 50"
+        );
+        assert_eq!(alerts_crossed(1000, &[50, 80, 100], 999, 1000), vec![100]);
+        assert_eq!(
+            alerts_crossed(0, &[50], 0, 10),
+            Vec::<u32>::new(),
+            "no cap, no alert"
+        );
+        assert_eq!(
+            alerts_crossed(1000, &[50], 900, 100),
+            Vec::<u32>::new(),
+            "a reversal crosses nothing"
+        );
     }
 
     #[test]

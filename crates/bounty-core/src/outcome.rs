@@ -97,6 +97,15 @@ impl OutcomeStatus {
     pub fn charged(self) -> bool {
         self == OutcomeStatus::Resolved
     }
+
+    /// Whether the outcome is decided (`resolved`, `failed`, `reversed`):
+    /// it has a decision time and counts in usage.
+    pub fn decided(self) -> bool {
+        matches!(
+            self,
+            OutcomeStatus::Resolved | OutcomeStatus::Failed | OutcomeStatus::Reversed
+        )
+    }
 }
 
 impl fmt::Display for OutcomeStatus {

@@ -20,7 +20,8 @@ use bounty_core::{AccountId, AgentId, Decision, PassRate, RoutingPolicy, TaskId,
 use chrono::NaiveDate;
 
 use crate::db::on_pool;
-use crate::outcomes::{Outcome, read_billing};
+use crate::ledger::read_billing;
+use crate::outcomes::Outcome;
 use crate::queue::ClaimedTask;
 use crate::tasks::{NewModelCall, insert_model_calls};
 use crate::tx::{Tx, args};
@@ -63,9 +64,9 @@ pub struct ModelRates {
 
 /// Counts the verdicts of `calls` (answering calls the model really made:
 /// not cache hits, not pending) against each model's pass rate.
-pub(crate) async fn record_verdicts(
+pub async fn record_verdicts(
     tx: &mut Tx,
-    account: &str,
+    account: AccountId,
     agent_id: &str,
     calls: &[NewModelCall],
     now: Timestamp,
@@ -97,7 +98,17 @@ pub(crate) async fn record_verdicts(
                  cost_micros = agent_model_stats.cost_micros + excluded.cost_micros,
                  currency = excluded.currency,
                  updated_at = excluded.updated_at",
-            args![account, agent_id, model, role, tried, passed, cost, currency, now],
+            args![
+                account.to_string(),
+                agent_id,
+                model,
+                role,
+                tried,
+                passed,
+                cost,
+                currency,
+                now
+            ],
         )
         .await?;
     }
@@ -105,9 +116,9 @@ pub(crate) async fn record_verdicts(
 }
 
 /// Counts one lookup (and its hit and savings) for the agent's day.
-pub(crate) async fn record_cache_use(
+pub async fn record_cache_use(
     tx: &mut Tx,
-    account: &str,
+    account: AccountId,
     agent_id: &str,
     used: &CacheUse,
     now: Timestamp,
@@ -148,11 +159,7 @@ pub(crate) async fn record_cache_use(
 /// task's answer becomes servable for the cache's TTL. An unexpired entry
 /// for the same request is kept (a hit that was verified again does not
 /// renew itself).
-pub(crate) async fn remember_answer(
-    tx: &mut Tx,
-    outcome: &Outcome,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> Result<(), StoreError> {
     debug_assert_eq!(outcome.status, OutcomeStatus::Resolved);
     let account = outcome.account_id.to_string();
     let task = outcome.task_id.to_string();
@@ -214,7 +221,7 @@ pub(crate) async fn remember_answer(
 }
 
 /// The outcome is no longer resolved: its answer may not be served.
-pub(crate) async fn forget_answer(tx: &mut Tx, outcome: &Outcome) -> Result<(), StoreError> {
+pub async fn forget_answer(tx: &mut Tx, outcome: &Outcome) -> Result<(), StoreError> {
     tx.execute(
         "delete from answer_cache where account_id = $1 and task_id = $2",
         args![outcome.account_id.to_string(), outcome.task_id.to_string()],
@@ -234,8 +241,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         debug_assert!(calls.iter().all(|c| c.shadow), "only shadow calls");
         let now = self.now();
-        let account = claimed.task.account_id.to_string();
-        let task = claimed.task.id.to_string();
         // Numbered after the attempt's own calls without reading them
         // first: on SQLite a transaction that reads before it writes can
         // fail at once with `database is locked` when another write lands
@@ -243,8 +248,24 @@ impl Store {
         // has at most one shadow run.
         const SHADOW_SEQ: i32 = 1000;
         let mut tx = self.begin().await?;
-        insert_model_calls(&mut tx, &account, &task, claimed.attempt, SHADOW_SEQ, calls, now).await?;
-        record_verdicts(&mut tx, &account, &claimed.task.agent_id.to_string(), calls, now).await?;
+        insert_model_calls(
+            &mut tx,
+            claimed.task.account_id,
+            claimed.task.id,
+            claimed.attempt,
+            SHADOW_SEQ,
+            calls,
+            now,
+        )
+        .await?;
+        record_verdicts(
+            &mut tx,
+            claimed.task.account_id,
+            &claimed.task.agent_id.to_string(),
+            calls,
+            now,
+        )
+        .await?;
         tx.commit().await
     }
 

@@ -15,14 +15,13 @@
 //! agent's answer when its outcome is not failed, a hand-off note to a
 //! person when it is.
 
-use bounty_core::outcome::{OutcomeEvent, Signal};
+use bounty_core::outcome::Signal;
 use bounty_core::{
     AccountId, Actor, AgentId, ApiKeyMode, DeliveryId, IntegrationId, IntegrationName, OutboxId, PageLimit,
     TaskId, Timestamp,
 };
 
 use crate::db::on_pool;
-use crate::outcomes::{Evidence, OutcomeError, apply_event_in};
 use crate::tasks::{Inserted, IntakeTicket, NewTask, insert_task};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
@@ -89,6 +88,33 @@ pub enum DeliveryEffect {
     /// Nothing but the record.
     Record,
 }
+
+/// What settling a ticket-source signal came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalSettled {
+    /// Applied: the outcome's status now.
+    Applied(bounty_core::outcome::OutcomeStatus),
+    /// Not allowed in the outcome's status.
+    NotAllowed(String),
+    /// Refused and recorded: no `external` verifier, or the window is over.
+    NotApplicable(String),
+    /// No such outcome.
+    NotFound,
+}
+
+/// Settles a ticket-source signal on one of the account's outcomes inside
+/// the intake's transaction: `bounty_billing::settle`'s, passed in, as
+/// the store does not decide.
+pub type SettleSignal = for<'t> fn(
+    &'t mut Tx,
+    AccountId,
+    bounty_core::OutcomeId,
+    Signal,
+    Actor,
+    Timestamp,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<SignalSettled, StoreError>> + Send + 't>,
+>;
 
 /// What intake did.
 #[derive(Debug, Clone, PartialEq)]
@@ -420,11 +446,13 @@ impl Store {
     }
 
     /// Records a verified delivery and applies it, exactly once per dedupe
-    /// key (see the module doc).
+    /// key (see the module doc). A signal is settled by `settle`
+    /// (settlement's, passed in by the caller) in the same transaction.
     pub async fn intake_delivery(
         &self,
         integration: &Integration,
         delivery: &Delivery,
+        settle: SettleSignal,
     ) -> Result<Intake, StoreError> {
         let now = self.now();
         let account = integration.account_id;
@@ -531,40 +559,21 @@ impl Store {
                         let outcome = outcome
                             .parse()
                             .map_err(|e| StoreError::Corrupt(format!("outcomes.id: {e}")))?;
-                        let evidence = Evidence {
-                            verdicts: None,
-                            signal: Some(serde_json::to_value(signal).unwrap_or_default()),
-                            actor: Actor::Integration(integration.id),
-                        };
-                        match apply_event_in(
-                            &mut tx,
-                            account,
-                            outcome,
-                            OutcomeEvent::Signal(*signal),
-                            evidence,
-                            now,
-                        )
-                        .await
-                        {
-                            Ok(applied) => (
+                        let actor = Actor::Integration(integration.id);
+                        match settle(&mut tx, account, outcome, *signal, actor, now).await? {
+                            SignalSettled::Applied(status) => (
                                 "signal_applied",
-                                Some(format!(
-                                    "outcome {outcome} is now {}",
-                                    applied.outcome.status.as_str()
-                                )),
+                                Some(format!("outcome {outcome} is now {}", status.as_str())),
                                 None,
                             ),
-                            Err(OutcomeError::NotAllowed(why)) => ("recorded", Some(why), None),
+                            SignalSettled::NotAllowed(why) => ("recorded", Some(why), None),
                             // Refused and kept on the receipt: the outcome's
                             // policy does not await the helpdesk, or its
                             // window is over.
-                            Err(OutcomeError::NotApplicable(why)) => {
-                                ("signal_not_applicable", Some(why), None)
-                            }
-                            Err(OutcomeError::NotFound) => {
+                            SignalSettled::NotApplicable(why) => ("signal_not_applicable", Some(why), None),
+                            SignalSettled::NotFound => {
                                 ("recorded", Some("the ticket's outcome is gone".to_owned()), None)
                             }
-                            Err(OutcomeError::Store(e)) => return Err(e),
                         }
                     }
                 }
@@ -606,7 +615,7 @@ impl Store {
 /// Writes the reply for a finished ticket task inside the transaction that
 /// finishes it: the agent's output when the outcome is not failed, a
 /// hand-off note otherwise. Tasks not from a helpdesk get none.
-pub(crate) async fn enqueue_reply(
+pub async fn enqueue_reply(
     tx: &mut Tx,
     account: AccountId,
     task: TaskId,

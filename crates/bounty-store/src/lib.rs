@@ -18,26 +18,27 @@
 
 mod accounts;
 mod agents;
-mod answer_cache;
+pub mod answer_cache;
 mod api_keys;
 mod byok;
 mod db;
 mod distill;
 mod error;
-mod integrations;
+pub mod integrations;
+pub mod ledger;
 mod margin;
-mod outbox;
-mod outcomes;
+pub mod outbox;
+pub mod outcomes;
 mod page;
-mod queue;
+pub mod queue;
 mod sql;
 mod stripe_billing;
 mod stripe_events;
-mod tasks;
+pub mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod tx;
-mod usage;
+pub mod usage;
 mod users;
 
 pub use accounts::Account;
@@ -48,12 +49,15 @@ pub use byok::{ByokRecord, byok_sealing_aad};
 pub use db::{Backend, DatabaseOptions, Store};
 pub use distill::TraceRow;
 pub use error::StoreError;
-pub use integrations::{Delivery, DeliveryEffect, DeliveryRecord, Intake, Integration, NewIntegration};
+pub use integrations::{
+    Delivery, DeliveryEffect, DeliveryRecord, Intake, Integration, NewIntegration, SettleSignal,
+    SignalSettled,
+};
+pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{
-    Applied, BillingInfo, Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
-    period_start,
+    BillingInfo, EventEvidence, Outcome, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
 };
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};

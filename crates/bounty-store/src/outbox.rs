@@ -66,7 +66,7 @@ pub struct OutboxStats {
 /// Adds a row to the outbox inside the caller's transaction. A test-mode
 /// row's idempotency key says so (`…:test:…`), so it can never collide
 /// with a live one in Stripe.
-pub(crate) async fn enqueue(
+pub async fn enqueue(
     tx: &mut Tx,
     account: &str,
     mode: ApiKeyMode,
@@ -100,11 +100,7 @@ pub(crate) async fn enqueue(
 /// Queues the account's customer in Stripe's test mode, once: written with
 /// its first test-mode charge, so a test-mode sender has a customer to
 /// meter against. A second call changes nothing.
-pub(crate) async fn ensure_test_customer(
-    tx: &mut Tx,
-    account: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+pub async fn ensure_test_customer(tx: &mut Tx, account: &str, now: Timestamp) -> Result<(), StoreError> {
     let (name,): (String,) = tx
         .fetch_one("select name from accounts where id = $1", args![account])
         .await?;

@@ -11,7 +11,7 @@
 //!
 //! A running task whose lease expired (its worker crashed or hung) is due
 //! again and is claimed like a queued one; if it has no attempts left it is
-//! failed instead by [`Store::fail_expired_tasks`]. Every write that
+//! failed instead ([`expire_task_rows`], which the worker's sweep calls). Every write that
 //! finishes an attempt names the lease token it was claimed with, so a
 //! worker that lost its lease can no longer change the task.
 
@@ -21,11 +21,9 @@ use bounty_core::{AccountId, TaskId, Timestamp};
 
 use bounty_core::{Decision, VerifierVerdict};
 
-use crate::answer_cache::{CacheUse, record_cache_use, record_verdicts};
+use crate::answer_cache::CacheUse;
 use crate::db::{Db, on_pool};
-use crate::integrations::enqueue_reply;
-use crate::outcomes::{TaskKey, settle_completed, settle_failed};
-use crate::tasks::{NewModelCall, Task, TaskError, TaskRow, insert_model_calls, task_columns};
+use crate::tasks::{Task, TaskError, TaskRow, task_columns};
 use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
 
@@ -190,152 +188,112 @@ impl Store {
         });
         Ok(row.is_some())
     }
+}
 
-    /// Ends the attempt and records its model calls, in one transaction.
-    /// A completed task gets its outcome (and, when the verifiers pass, its
-    /// charge); a failed one gets a failed outcome, never charged. Fenced by
-    /// the lease: `false` (and no change to the task) when this worker no
-    /// longer holds it. The calls are recorded either way: their cost was
-    /// incurred.
-    pub async fn finish_attempt(
-        &self,
-        claimed: &ClaimedTask,
-        end: &AttemptEnd,
-        calls: &[NewModelCall],
-    ) -> Result<bool, StoreError> {
-        let now = self.now();
-        let (status, run_at, output, error, outcome) = match end {
-            AttemptEnd::Completed(out) => ("completed", None, Some(out), None, "completed"),
-            AttemptEnd::Retry { error, run_at } => ("queued", Some(*run_at), None, Some(error), "retry"),
-            AttemptEnd::Failed(error) => ("failed", None, None, Some(error), "failed"),
-        };
-        let finished_at = (status != "queued").then_some(now);
-        let account = claimed.task.account_id.to_string();
-        let id = claimed.task.id.to_string();
-        let mut tx = self.begin().await?;
-        insert_model_calls(&mut tx, &account, &id, claimed.attempt, 0, calls, now).await?;
-        // The per-agent counters (pass rates, cache use) are rows every
-        // task of the agent writes: they are moved last, just before the
-        // commit, so their row locks are held as briefly as possible.
-        let agent_id = claimed.task.agent_id.to_string();
-        let row: Option<(String,)> = tx
-            .fetch_optional(
-                "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
-                     output_errors = coalesce($7, output_errors), output_model = coalesce($8, output_model),
-                     transcript = coalesce($9, transcript), last_error_code = $10, last_error_message = $11,
-                     lease_token = null, lease_owner = null, lease_expires_at = null,
-                     finished_at = $12, updated_at = $13
-                 where account_id = $1 and id = $2 and lease_token = $3 and status = 'running'
-                 returning id",
-                args![
-                    account.clone(),
-                    id.clone(),
-                    claimed.lease_token.clone(),
-                    status,
-                    run_at,
-                    output.map(|o| o.text.clone()),
-                    output
-                        .and_then(|o| o.errors.as_ref())
-                        .map(|e| serde_json::to_string(e).expect("strings serialize")),
-                    output.map(|o| o.model.clone()),
-                    output.map(|o| o.transcript.to_string()),
-                    error.map(|e| e.code.clone()),
-                    error.map(|e| e.message.clone()),
-                    finished_at,
-                    now
-                ],
-            )
-            .await?;
-        if row.is_none() {
-            record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
-            tx.commit().await?;
-            return Ok(false);
-        }
-        tx.execute(
-            "update task_attempts set finished_at = $4, outcome = $5, error_code = $6, error_message = $7
-             where account_id = $1 and task_id = $2 and attempt = $3",
+/// Writes how an attempt ended onto its task and its attempt row, fenced
+/// by the lease: `false` (and nothing written) when the claim's worker no
+/// longer holds the task. The task's outcome, reply and counters are the
+/// caller's (the worker's finish, in bounty-agents), in the same
+/// transaction.
+pub async fn finish_task_row(
+    tx: &mut Tx,
+    claimed: &ClaimedTask,
+    end: &AttemptEnd,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let (status, run_at, output, error, outcome) = match end {
+        AttemptEnd::Completed(out) => ("completed", None, Some(out), None, "completed"),
+        AttemptEnd::Retry { error, run_at } => ("queued", Some(*run_at), None, Some(error), "retry"),
+        AttemptEnd::Failed(error) => ("failed", None, None, Some(error), "failed"),
+    };
+    let finished_at = (status != "queued").then_some(now);
+    let account = claimed.task.account_id.to_string();
+    let id = claimed.task.id.to_string();
+    let row: Option<(String,)> = tx
+        .fetch_optional(
+            "update tasks set status = $4, run_at = coalesce($5, run_at), output = coalesce($6, output),
+                 output_errors = coalesce($7, output_errors), output_model = coalesce($8, output_model),
+                 transcript = coalesce($9, transcript), last_error_code = $10, last_error_message = $11,
+                 lease_token = null, lease_owner = null, lease_expires_at = null,
+                 finished_at = $12, updated_at = $13
+             where account_id = $1 and id = $2 and lease_token = $3 and status = 'running'
+             returning id",
             args![
                 account.clone(),
                 id.clone(),
-                claimed.attempt,
-                now,
-                outcome,
+                claimed.lease_token.clone(),
+                status,
+                run_at,
+                output.map(|o| o.text.clone()),
+                output
+                    .and_then(|o| o.errors.as_ref())
+                    .map(|e| serde_json::to_string(e).expect("strings serialize")),
+                output.map(|o| o.model.clone()),
+                output.map(|o| o.transcript.to_string()),
                 error.map(|e| e.code.clone()),
-                error.map(|e| e.message.clone())
+                error.map(|e| e.message.clone()),
+                finished_at,
+                now
             ],
         )
         .await?;
-        let key = TaskKey {
-            account: claimed.task.account_id,
-            task: claimed.task.id,
-            agent_id: claimed.task.agent_id.to_string(),
-            agent_version: claimed.task.agent_version,
-        };
-        match end {
-            AttemptEnd::Completed(out) => {
-                settle_completed(&mut tx, &key, out.decision, &out.verdicts, now).await?;
-            }
-            AttemptEnd::Failed(error) => {
-                settle_failed(&mut tx, &key, &format!("the task failed: {}", error.message), now).await?;
-            }
-            AttemptEnd::Retry { .. } => {}
-        }
-        if status != "queued" {
-            // A ticket's answer (or its hand-off) goes back to the helpdesk.
-            enqueue_reply(&mut tx, key.account, key.task, now).await?;
-        }
-        if let AttemptEnd::Completed(TaskOutput {
-            cache: Some(used), ..
-        }) = end
-        {
-            record_cache_use(&mut tx, &account, &agent_id, used, now).await?;
-        }
-        record_verdicts(&mut tx, &account, &agent_id, calls, now).await?;
-        tx.commit().await?;
-        Ok(true)
+    if row.is_none() {
+        return Ok(false);
     }
+    tx.execute(
+        "update task_attempts set finished_at = $4, outcome = $5, error_code = $6, error_message = $7
+         where account_id = $1 and task_id = $2 and attempt = $3",
+        args![
+            account,
+            id,
+            claimed.attempt,
+            now,
+            outcome,
+            error.map(|e| e.code.clone()),
+            error.map(|e| e.message.clone())
+        ],
+    )
+    .await?;
+    Ok(true)
+}
 
-    /// Fails running tasks whose lease expired with no attempts left, with
-    /// their (failed, uncharged) outcomes. Returns them. Every worker runs
-    /// this as it polls.
-    pub async fn fail_expired_tasks(&self) -> Result<Vec<(AccountId, TaskId)>, StoreError> {
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        let rows: Vec<(String, String, String, i32)> = tx
-            .fetch_all(
-                "update tasks set status = 'failed', last_error_code = 'lease_expired',
-                     last_error_message = 'the worker of the last attempt stopped renewing its lease, and no attempts remain',
-                     lease_token = null, lease_owner = null, lease_expires_at = null,
-                     finished_at = $1, updated_at = $1
-                 where status = 'running' and lease_expires_at <= $1 and attempts >= max_attempts
-                 returning account_id, id, agent_id, agent_version",
-                args![now],
-            )
-            .await?;
-        let mut failed = Vec::with_capacity(rows.len());
-        for (account, id, agent_id, agent_version) in rows {
-            close_expired_attempts(&mut tx, &id, i32::MAX, now).await?;
-            let key = TaskKey {
-                account: account
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("tasks.account_id: {e}")))?,
-                task: id
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?,
-                agent_id,
-                agent_version,
-            };
-            settle_failed(
-                &mut tx,
-                &key,
-                "the task failed: its lease expired with no attempts left",
-                now,
-            )
-            .await?;
-            enqueue_reply(&mut tx, key.account, key.task, now).await?;
-            failed.push((key.account, key.task));
-        }
-        tx.commit().await?;
-        Ok(failed)
+/// A running task whose lease expired with no attempts left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredTask {
+    pub account: AccountId,
+    pub task: TaskId,
+    pub agent_id: String,
+    pub agent_version: i32,
+}
+
+/// Fails the running tasks whose lease expired with no attempts left, and
+/// closes their attempts; returns them, for the caller to settle their
+/// (failed) outcomes in the same transaction.
+pub async fn expire_task_rows(tx: &mut Tx, now: Timestamp) -> Result<Vec<ExpiredTask>, StoreError> {
+    let rows: Vec<(String, String, String, i32)> = tx
+        .fetch_all(
+            "update tasks set status = 'failed', last_error_code = 'lease_expired',
+                 last_error_message = 'the worker of the last attempt stopped renewing its lease, and no attempts remain',
+                 lease_token = null, lease_owner = null, lease_expires_at = null,
+                 finished_at = $1, updated_at = $1
+             where status = 'running' and lease_expires_at <= $1 and attempts >= max_attempts
+             returning account_id, id, agent_id, agent_version",
+            args![now],
+        )
+        .await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for (account, id, agent_id, agent_version) in rows {
+        close_expired_attempts(tx, &id, i32::MAX, now).await?;
+        expired.push(ExpiredTask {
+            account: account
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("tasks.account_id: {e}")))?,
+            task: id
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?,
+            agent_id,
+            agent_version,
+        });
     }
+    Ok(expired)
 }

@@ -7,7 +7,7 @@ use bounty_core::{
 };
 
 use crate::db::{Db, on_pool};
-use crate::outcomes::{committed_spend, lock_billing, price_of, read_billing};
+use crate::ledger::{committed_spend, lock_billing, price_of, read_billing};
 use crate::sql::Sql;
 use crate::tx::{Arg, Tx, args};
 use crate::{Page, Store, StoreError};
@@ -240,10 +240,10 @@ impl TryFrom<TaskRow> for Task {
 
 /// Inserts the model calls of one attempt, in order.
 /// Records `calls` of one attempt, numbered from `first_seq`.
-pub(crate) async fn insert_model_calls(
+pub async fn insert_model_calls(
     tx: &mut Tx,
-    account: &str,
-    task: &str,
+    account: AccountId,
+    task: TaskId,
     attempt: i32,
     first_seq: i32,
     calls: &[NewModelCall],
@@ -257,8 +257,8 @@ pub(crate) async fn insert_model_calls(
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             args![
                 ModelCallId::new().to_string(),
-                account,
-                task,
+                account.to_string(),
+                task.to_string(),
                 attempt,
                 first_seq.saturating_add(i32::try_from(i).unwrap_or(i32::MAX)),
                 call.model.clone(),
@@ -605,7 +605,7 @@ pub(crate) async fn insert_task(
     let acct = account.to_string();
     // Only an account with a cap needs its billing lock to admit a task;
     // the others never queue on it.
-    let mut billing = read_billing(tx, &acct, now, false).await?;
+    let mut billing = read_billing(tx, account, now, false).await?;
     // `on conflict do nothing` with no target covers both unique keys: the
     // idempotency key and the intake ticket.
     let row: Option<TaskRow> = tx
@@ -646,7 +646,7 @@ pub(crate) async fn insert_task(
     if billing.monthly_cap_micros.is_some() {
         // The lock serialises the account's admissions, so concurrent
         // tasks can never reserve past the cap; re-read under it.
-        billing = lock_billing(tx, &acct, now).await?;
+        billing = lock_billing(tx, account, now).await?;
     }
     if let Some(cap) = billing.monthly_cap_micros {
         let (outcome_type,): (String,) = tx
@@ -659,7 +659,7 @@ pub(crate) async fn insert_task(
             Some(cu) => price_of(cu, billing.plan.price_per_cu.micros)?,
             None => 0,
         };
-        let committed = committed_spend(tx, &acct, now).await?;
+        let committed = committed_spend(tx, account, now).await?;
         if committed >= cap || committed.saturating_add(reserve) > cap {
             return Ok(Inserted::BudgetExhausted {
                 cap_micros: cap,

@@ -63,6 +63,11 @@ impl From<bool> for Arg {
         Arg::Bool(v)
     }
 }
+impl From<bounty_core::AccountId> for Arg {
+    fn from(v: bounty_core::AccountId) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
 impl From<Timestamp> for Arg {
     fn from(v: Timestamp) -> Self {
         Arg::Ts(v)

@@ -77,7 +77,7 @@ impl TryFrom<BucketRow> for UsageBucket {
 
 /// What one decided outcome adds to the rollup: its bucket and its sums.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct UsageKey {
+pub struct UsageKey {
     livemode: bool,
     day: String,
     agent_id: String,
@@ -91,7 +91,7 @@ pub(crate) struct UsageKey {
 
 impl UsageKey {
     /// The outcome's contribution, or `None` while it is not decided.
-    pub(crate) fn of(o: &Outcome) -> Option<UsageKey> {
+    pub fn of(o: &Outcome) -> Option<UsageKey> {
         let decided = matches!(
             o.status,
             OutcomeStatus::Resolved | OutcomeStatus::Failed | OutcomeStatus::Reversed
@@ -117,7 +117,7 @@ impl UsageKey {
 /// The two upserts run in key order, so two transactions moving outcomes
 /// between the same buckets lock the rows in the same order and cannot
 /// deadlock on Postgres.
-pub(crate) async fn move_usage(
+pub async fn move_usage(
     tx: &mut Tx,
     account: AccountId,
     before: Option<UsageKey>,

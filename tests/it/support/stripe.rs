@@ -53,7 +53,11 @@ pub async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::A
         verdicts: Vec::new(),
         cache: None,
     });
-    assert!(store.finish_attempt(&claimed, &end, &[]).await.unwrap());
+    assert!(
+        bounty_agents::finish::finish_attempt(store, &claimed, &end, &[])
+            .await
+            .unwrap()
+    );
 }
 
 pub fn client(fake: &FakeStripe) -> StripeClient {

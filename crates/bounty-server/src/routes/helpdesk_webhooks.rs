@@ -153,7 +153,11 @@ pub async fn helpdesk_webhook(
         external_ticket: event.ticket.external_id.clone(),
         effect,
     };
-    match state.store.intake_delivery(&integration, &delivery).await? {
+    match state
+        .store
+        .intake_delivery(&integration, &delivery, bounty_billing::settle::settle_signal_in)
+        .await?
+    {
         Intake::New {
             response,
             task,

@@ -3,10 +3,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use bounty_billing::settle::OutcomeError;
 use bounty_core::outcome::{OutcomeStatus, Signal};
 use bounty_core::plan::RatingReceipt;
 use bounty_core::{Actor, OutcomeId, TaskId, VerifierVerdict};
-use bounty_store::{Outcome, OutcomeError, OutcomeEventRecord, OutcomeFilter, Transfer};
+use bounty_store::{Outcome, OutcomeEventRecord, OutcomeFilter, Transfer};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -386,16 +387,20 @@ pub async fn post_signal(
         Some(o) if o.mode == auth.mode => {}
         _ => return Err(not_found()),
     }
-    let applied = state
-        .store
-        .apply_signal(auth.account_id, oid, signal, Actor::ApiKey(auth.key_id))
-        .await
-        .map_err(|e| match e {
-            OutcomeError::NotFound => not_found(),
-            OutcomeError::NotAllowed(m) => ApiError::TransitionRefused(m),
-            OutcomeError::NotApplicable(m) => ApiError::SignalNotApplicable(m),
-            OutcomeError::Store(e) => e.into(),
-        })?;
+    let applied = bounty_billing::settle::apply_signal(
+        &state.store,
+        auth.account_id,
+        oid,
+        signal,
+        Actor::ApiKey(auth.key_id),
+    )
+    .await
+    .map_err(|e| match e {
+        OutcomeError::NotFound => not_found(),
+        OutcomeError::NotAllowed(m) => ApiError::TransitionRefused(m),
+        OutcomeError::NotApplicable(m) => ApiError::SignalNotApplicable(m),
+        OutcomeError::Store(e) => e.into(),
+    })?;
     tracing::info!(outcome.id = %oid, from = %applied.from, to = %applied.outcome.status, "outcome signal applied");
     Ok(Json(receipt_of(&state, &auth, applied.outcome).await?))
 }

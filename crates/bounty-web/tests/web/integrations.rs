@@ -311,7 +311,7 @@ async fn deliveries_are_listed_with_their_result(backend: Backend) {
         effect: bounty_store::DeliveryEffect::Record,
     };
     app.store
-        .intake_delivery(&integration, &delivery)
+        .intake_delivery(&integration, &delivery, bounty_billing::settle::settle_signal_in)
         .await
         .expect("intake");
     b.get(&format!("/integrations/{id}"))

@@ -131,7 +131,11 @@ async fn finish(store: &Store, t: &Tenant, subject: &str, end: AttemptEnd, calls
         .expect("claim");
     let claimed = claimed.pop().expect("the new task is due");
     assert_eq!(claimed.task.id, id, "only the new task is due");
-    assert!(store.finish_attempt(&claimed, &end, calls).await.expect("finish"));
+    assert!(
+        bounty_agents::finish::finish_attempt(store, &claimed, &end, calls)
+            .await
+            .expect("finish")
+    );
     id
 }
 

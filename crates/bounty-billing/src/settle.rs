@@ -1,0 +1,554 @@
+//! Settlement: the one home of every change to an outcome. It opens a
+//! finished task's outcome, and it charges, reverses or only records what
+//! happens to one after: the verifiers' verdict, a signal from the ticket
+//! source, the window's lapse, an operator's goodwill reversal.
+//!
+//! Each change is one transaction: the account's billing lock (its
+//! `account_billing` row; on SQLite the write lock), the pure transition
+//! (`bounty_core::outcome::transition`), the receipt event, the ledger
+//! transfers `bounty_core::ledger` decides, the meter event in the outbox,
+//! the usage rollup and the verified-answer cache. A crash at any point
+//! leaves either all of it or none, and an account's changes never
+//! interleave their balance reads and writes. The store only reads and
+//! writes the rows; every rule is here or in core.
+//!
+//! The worker's finish (bounty-agents) calls [`settle_completed`] and
+//! [`settle_failed`] inside its own transaction; helpdesk intake calls
+//! [`settle_signal_in`] inside the delivery's; the API, the CLI and the
+//! lapse sweep use [`apply_signal`], [`goodwill_reversal`] and
+//! [`lapse_outcomes`], which make their own.
+
+use bounty_core::ledger::{
+    ChargeBalances, LedgerAccount, TransferKind, alerts_crossed, plan_charge, plan_reversal,
+};
+use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
+use bounty_core::outcome::{
+    ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, Signal, Transition, TransitionError,
+    transition,
+};
+use bounty_core::plan::{RatingInput, RatingReceipt, rate};
+use bounty_core::{
+    AccountId, Actor, ComputeUnits, Decision, OutcomeId, TaskId, Timestamp, VerificationPolicy,
+    VerifierVerdict,
+};
+use bounty_store::answer_cache::{forget_answer, remember_answer};
+use bounty_store::ledger::{
+    Billing, balance, insert_cap_alert, insert_transfer, lock_billing, net_since, period_start, read_billing,
+    release_reservation, unreversed_transfers,
+};
+use bounty_store::outbox::{enqueue, ensure_test_customer};
+use bounty_store::outcomes::{
+    NewOutcomeEvent, insert_outcome, insert_outcome_event, outcome_in, outcome_source, rated_usage,
+    set_outcome_rating, set_outcome_status,
+};
+use bounty_store::usage::{UsageKey, move_usage};
+use bounty_store::{EventEvidence, Outcome, SignalSettled, Store, StoreError, Tx, UNIT_CU};
+use sha2::{Digest, Sha256};
+
+/// What an outcome event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub outcome: Outcome,
+    pub from: OutcomeStatus,
+    pub effect: ChargeEffect,
+    pub reason: String,
+}
+
+/// Why an outcome event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    #[error("no such outcome")]
+    NotFound,
+    /// The event makes no sense in the outcome's status.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A ticket-source signal for an outcome that does not await one (no
+    /// `external` verifier, or its window is over). It is recorded on the
+    /// receipt as `signal_refused` and changes nothing.
+    #[error("{0}")]
+    NotApplicable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The task whose attempt just ended, as its outcome needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskKey {
+    pub account: AccountId,
+    pub task: TaskId,
+    pub agent_id: String,
+    pub agent_version: i32,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn to_value(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serializes to JSON")
+}
+
+fn event_name(event: &OutcomeEvent) -> &'static str {
+    match event {
+        OutcomeEvent::Verified(_) => "verified",
+        OutcomeEvent::Signal(_) => "signal",
+        OutcomeEvent::WindowLapsed => "window_lapsed",
+        OutcomeEvent::GoodwillReversal => "goodwill_reversal",
+    }
+}
+
+/// Rates a resolved outcome and writes the transfers `plan_charge`
+/// decides, its meter event and its cap alerts. The caller holds the
+/// billing lock.
+async fn charge(
+    tx: &mut Tx,
+    billing: &Billing,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> Result<RatingReceipt, StoreError> {
+    let (account, mode) = (outcome.account_id, outcome.mode);
+    let month = period_start(now);
+    let included_used = net_since(tx, account, mode, "included", month).await?;
+    let (usage, byok) = rated_usage(tx, account, outcome.task_id).await?;
+    let input = RatingInput {
+        outcome_type: outcome.outcome_type.clone(),
+        resolved: true,
+        usage,
+        tool_ms: 0,
+        included_used: ComputeUnits::from_milli(included_used),
+        byok,
+    };
+    let receipt = rate(&billing.plan, &input).map_err(|e| corrupt("rating", e))?;
+    let credits = balance(tx, account, mode, LedgerAccount::Credits.as_str(), UNIT_CU).await?;
+    let balances = ChargeBalances {
+        credits: ComputeUnits::from_milli(credits),
+    };
+    let transfers = plan_charge(&receipt, balances, billing.plan.price_per_cu)
+        .map_err(|e| corrupt(&format!("charging outcome {}", outcome.id), e))?;
+    // The cap and its alerts are live money; alerts follow money charged,
+    // not reservations.
+    let cap = billing.monthly_cap_micros.filter(|_| mode.livemode());
+    let spend_before = match cap {
+        Some(_) => net_since(tx, account, mode, "charge_money", month).await?,
+        None => 0,
+    };
+    let oid = outcome.id.to_string();
+    for t in &transfers {
+        let id = insert_transfer(tx, account, t, Some(&oid), None, None, mode, now).await?;
+        if t.kind == TransferKind::Charge {
+            // Metered CU become a meter event, sent later, exactly once: a
+            // test charge's only by a test-mode sender, to Stripe's test
+            // mode, and never by the live one.
+            if !mode.livemode() {
+                ensure_test_customer(tx, &account.to_string(), now).await?;
+            }
+            let payload = to_value(&MeterEventPayload::of_charge(id, t.amount, now));
+            let id = id.to_string();
+            enqueue(
+                tx,
+                &account.to_string(),
+                mode,
+                OutboxKind::MeterEvent,
+                Some(&id),
+                payload,
+                now,
+            )
+            .await?;
+        }
+    }
+    release_reservation(tx, outcome.task_id).await?;
+    if let Some(cap) = cap {
+        let spend_after = net_since(tx, account, mode, "charge_money", month).await?;
+        for pct in alerts_crossed(cap, &billing.alert_percents, spend_before, spend_after) {
+            let detail = format!("spend reached {pct}% of the monthly cap ({spend_after} of {cap} micros)");
+            tracing::warn!(account.id = %account, percent = pct, "spending cap alert");
+            insert_cap_alert(tx, account, pct, &detail, now).await?;
+        }
+    }
+    set_outcome_rating(tx, outcome.id, &receipt).await?;
+    Ok(receipt)
+}
+
+/// Reverses every transfer of the outcome not yet reversed, as
+/// `plan_reversal` decides, and undoes its meter event.
+async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> Result<(), StoreError> {
+    let account = outcome.account_id;
+    let originals = unreversed_transfers(tx, account, outcome.id).await?;
+    let specs: Vec<_> = originals.iter().map(|o| o.spec.clone()).collect();
+    let reversals =
+        plan_reversal(&specs).map_err(|e| corrupt(&format!("reversing outcome {}", outcome.id), e))?;
+    let oid = outcome.id.to_string();
+    for (original, t) in originals.iter().zip(&reversals) {
+        let original_id = original.id.to_string();
+        let reversal = insert_transfer(
+            tx,
+            account,
+            t,
+            Some(&oid),
+            Some(&original_id),
+            Some(memo.to_owned()),
+            outcome.mode,
+            now,
+        )
+        .await?;
+        if original.spec.kind == TransferKind::Charge {
+            // Cancelled inside Stripe's window, else credited; the sender
+            // decides from the original's timestamp.
+            let payload = to_value(&MeterEventReversalPayload::of_reversal(
+                &original_id,
+                t.amount,
+                original.created_at,
+                reversal,
+            ));
+            let reversal = reversal.to_string();
+            enqueue(
+                tx,
+                &account.to_string(),
+                outcome.mode,
+                OutboxKind::MeterEventReversal,
+                Some(&reversal),
+                payload,
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A reversal always says whose decision it was, and why.
+fn with_maker(mut t: Transition, evidence: &EventEvidence) -> Transition {
+    if t.effect == ChargeEffect::Reverse {
+        let why = evidence
+            .signal
+            .as_ref()
+            .and_then(|s| s["reason"].as_str())
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| format!(": {}", r.trim()))
+            .unwrap_or_default();
+        t.reason = format!("{} (by {}{why})", t.reason, evidence.actor.describe());
+    }
+    t
+}
+
+/// Applies `event` to `outcome` (read under the caller's billing lock):
+/// the transition, its receipt event, its ledger effect, the rollup and
+/// the answer cache. A refused signal is recorded as `signal_refused`.
+async fn apply(
+    tx: &mut Tx,
+    billing: &Billing,
+    mut outcome: Outcome,
+    event: &OutcomeEvent,
+    evidence: &EventEvidence,
+    now: Timestamp,
+) -> Result<Applied, OutcomeError> {
+    let ctx = OutcomeContext::new(
+        &outcome.policy,
+        now < outcome.window_ends_at,
+        now < outcome.goodwill_ends_at,
+    );
+    let t = match transition(outcome.status, event, &ctx) {
+        Ok(t) => with_maker(t, evidence),
+        Err(e @ TransitionError::SignalNotApplicable { .. }) => {
+            let why = e.to_string();
+            let refused = NewOutcomeEvent {
+                event: "signal_refused",
+                from: Some(outcome.status),
+                to: outcome.status,
+                effect: ChargeEffect::None.as_str(),
+                evidence,
+                reason: &why,
+            };
+            insert_outcome_event(tx, &outcome, refused, now).await?;
+            return Err(OutcomeError::NotApplicable(why));
+        }
+        Err(e) => return Err(OutcomeError::NotAllowed(e.to_string())),
+    };
+    let usage_before = UsageKey::of(&outcome);
+    let record = NewOutcomeEvent {
+        event: event_name(event),
+        from: Some(t.from),
+        to: t.to,
+        effect: t.effect.as_str(),
+        evidence,
+        reason: &t.reason,
+    };
+    insert_outcome_event(tx, &outcome, record, now).await?;
+    match t.effect {
+        ChargeEffect::Charge => {
+            let receipt = charge(tx, billing, &outcome, now).await?;
+            outcome.cu = receipt.cu;
+            outcome.amount_micros = receipt.amount.micros;
+            outcome.currency = receipt.amount.currency.to_string();
+            outcome.rating = Some(receipt);
+        }
+        ChargeEffect::Reverse => reverse(tx, &outcome, &t.reason, now).await?,
+        ChargeEffect::None => {}
+    }
+    if matches!(t.to, OutcomeStatus::Failed | OutcomeStatus::Reversed) {
+        // Never charged: release what the task held against the cap.
+        release_reservation(tx, outcome.task_id).await?;
+    }
+    let decided = t.to.decided();
+    set_outcome_status(tx, outcome.id, t.to, decided, now).await?;
+    outcome.status = t.to;
+    outcome.updated_at = now;
+    if decided && outcome.decided_at.is_none() {
+        outcome.decided_at = Some(now);
+    }
+    move_usage(tx, outcome.account_id, usage_before, UsageKey::of(&outcome)).await?;
+    match (t.from, t.to) {
+        (from, OutcomeStatus::Resolved) if from != OutcomeStatus::Resolved => {
+            remember_answer(tx, &outcome, now).await?;
+        }
+        (OutcomeStatus::Resolved, to) if to != OutcomeStatus::Resolved => forget_answer(tx, &outcome).await?,
+        _ => {}
+    }
+    Ok(Applied {
+        outcome,
+        from: t.from,
+        effect: t.effect,
+        reason: t.reason,
+    })
+}
+
+/// Applies an event to one of the account's outcomes inside the caller's
+/// transaction, under the account's billing lock; nothing is committed. A
+/// refused signal ([`OutcomeError::NotApplicable`]) has written its
+/// `signal_refused` receipt event: the caller commits that too.
+pub async fn settle_event(
+    tx: &mut Tx,
+    account: AccountId,
+    id: OutcomeId,
+    event: OutcomeEvent,
+    evidence: EventEvidence,
+    now: Timestamp,
+) -> Result<Applied, OutcomeError> {
+    let billing = lock_billing(tx, account, now).await?;
+    let outcome = outcome_in(tx, account, id).await?.ok_or(OutcomeError::NotFound)?;
+    apply(tx, &billing, outcome, &event, &evidence, now).await
+}
+
+/// Creates the outcome of a finished task, in `status`, judged under its
+/// agent version's policy, with the task's inference cost.
+async fn open_outcome(
+    tx: &mut Tx,
+    billing: &Billing,
+    key: &TaskKey,
+    status: OutcomeStatus,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    let source = outcome_source(tx, key.account, key.task, &key.agent_id, key.agent_version).await?;
+    let policy: VerificationPolicy = serde_json::from_str(&source.policy_json)
+        .map_err(|e| corrupt("agent_versions.verifier_policy", e))?;
+    let window_ends_at = now + chrono::Duration::hours(i64::from(policy.window_hours));
+    let goodwill_ends_at = window_ends_at + chrono::Duration::days(i64::from(policy.goodwill_days));
+    let plan_currency = billing.plan.price_per_cu.currency.to_string();
+    let (inference_currency, inference_cost) = match source.costs.as_slice() {
+        [] => (plan_currency.clone(), 0),
+        [(c, v)] => (c.clone(), *v),
+        many => {
+            tracing::warn!(task.id = %key.task, "model calls in several currencies; margin uses the plan's");
+            many.iter()
+                .find(|(c, _)| *c == plan_currency)
+                .cloned()
+                .unwrap_or_else(|| many[0].clone())
+        }
+    };
+    let outcome = Outcome {
+        id: OutcomeId::new(),
+        account_id: key.account,
+        task_id: key.task,
+        agent_id: key.agent_id.clone(),
+        agent_version: key.agent_version,
+        outcome_type: source.outcome_type,
+        status,
+        policy_hash: hex::encode(Sha256::digest(source.policy_json.as_bytes())),
+        policy,
+        window_ends_at,
+        goodwill_ends_at,
+        rating: None,
+        cu: ComputeUnits::ZERO,
+        amount_micros: 0,
+        currency: plan_currency,
+        inference_cost_micros: inference_cost,
+        inference_currency,
+        created_at: now,
+        updated_at: now,
+        decided_at: status.decided().then_some(now),
+        mode: source.mode,
+    };
+    insert_outcome(tx, &outcome, &source.policy_json).await?;
+    Ok(outcome)
+}
+
+/// The agent finished: opens the outcome and applies the verifiers'
+/// decision (charging when it passes), inside the finish's transaction.
+pub async fn settle_completed(
+    tx: &mut Tx,
+    key: &TaskKey,
+    decision: Decision,
+    verdicts: &[VerifierVerdict],
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    // Only a charge reads and changes balances: lock the account for it
+    // alone, so an account's uncharged outcomes never queue on its lock.
+    let billing = read_billing(tx, key.account, now, decision == Decision::Pass).await?;
+    let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Verifying, now).await?;
+    let evidence = EventEvidence {
+        verdicts: Some(verdicts.to_vec()),
+        signal: None,
+        actor: Actor::Worker,
+    };
+    match apply(
+        tx,
+        &billing,
+        outcome,
+        &OutcomeEvent::Verified(decision),
+        &evidence,
+        now,
+    )
+    .await
+    {
+        Ok(applied) => Ok(applied.outcome),
+        Err(OutcomeError::Store(e)) => Err(e),
+        Err(e) => Err(corrupt("a new outcome refused its verdict", e)),
+    }
+}
+
+/// The task failed: its outcome is failed, never charged, and its budget
+/// reservation is released, inside the finish's transaction.
+pub async fn settle_failed(
+    tx: &mut Tx,
+    key: &TaskKey,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    let billing = read_billing(tx, key.account, now, false).await?;
+    let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Failed, now).await?;
+    move_usage(tx, key.account, None, UsageKey::of(&outcome)).await?;
+    let record = NewOutcomeEvent {
+        event: "task_failed",
+        from: None,
+        to: OutcomeStatus::Failed,
+        effect: ChargeEffect::None.as_str(),
+        evidence: &EventEvidence::by(Actor::Worker),
+        reason,
+    };
+    insert_outcome_event(tx, &outcome, record, now).await?;
+    release_reservation(tx, key.task).await?;
+    Ok(outcome)
+}
+
+/// [`settle_event`] in a transaction of its own; a refused signal's
+/// receipt event is committed too.
+async fn settle_alone(
+    store: &Store,
+    account: AccountId,
+    id: OutcomeId,
+    event: OutcomeEvent,
+    evidence: EventEvidence,
+) -> Result<Applied, OutcomeError> {
+    let now = store.now();
+    let mut tx = store.begin().await?;
+    match settle_event(&mut tx, account, id, event, evidence, now).await {
+        Ok(applied) => {
+            tx.commit().await?;
+            Ok(applied)
+        }
+        Err(OutcomeError::NotApplicable(why)) => {
+            tx.commit().await?;
+            Err(OutcomeError::NotApplicable(why))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Evidence of a ticket-source signal sent by `actor`.
+fn signal_evidence(signal: Signal, actor: Actor) -> EventEvidence {
+    EventEvidence {
+        verdicts: None,
+        signal: Some(to_value(&signal)),
+        actor,
+    }
+}
+
+/// Records a resolution signal from the ticket source, sent by `actor`
+/// (the account's API key, or one of its integrations), and applies it.
+/// It applies only to an outcome whose policy has an `external` verifier,
+/// inside its window; otherwise it is refused
+/// ([`OutcomeError::NotApplicable`]) and the refusal recorded.
+pub async fn apply_signal(
+    store: &Store,
+    account: AccountId,
+    id: OutcomeId,
+    signal: Signal,
+    actor: Actor,
+) -> Result<Applied, OutcomeError> {
+    settle_alone(
+        store,
+        account,
+        id,
+        OutcomeEvent::Signal(signal),
+        signal_evidence(signal, actor),
+    )
+    .await
+}
+
+/// [`settle_event`] for a helpdesk delivery's signal, inside the
+/// delivery's transaction (`Store::intake_delivery` takes it).
+pub fn settle_signal_in<'t>(
+    tx: &'t mut Tx,
+    account: AccountId,
+    id: OutcomeId,
+    signal: Signal,
+    actor: Actor,
+    now: Timestamp,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SignalSettled, StoreError>> + Send + 't>> {
+    Box::pin(async move {
+        let evidence = signal_evidence(signal, actor);
+        Ok(
+            match settle_event(tx, account, id, OutcomeEvent::Signal(signal), evidence, now).await {
+                Ok(applied) => SignalSettled::Applied(applied.outcome.status),
+                Err(OutcomeError::NotAllowed(why)) => SignalSettled::NotAllowed(why),
+                Err(OutcomeError::NotApplicable(why)) => SignalSettled::NotApplicable(why),
+                Err(OutcomeError::NotFound) => SignalSettled::NotFound,
+                Err(OutcomeError::Store(e)) => return Err(e),
+            },
+        )
+    })
+}
+
+/// Reverses a resolved outcome as goodwill (inside its window or its
+/// goodwill days). An operator's decision only: `operator` is kept on the
+/// receipt, and `reason` on the receipt and the reversing transfers.
+pub async fn goodwill_reversal(
+    store: &Store,
+    account: AccountId,
+    id: OutcomeId,
+    operator: Actor,
+    reason: &str,
+) -> Result<Applied, OutcomeError> {
+    let evidence = EventEvidence {
+        verdicts: None,
+        signal: Some(serde_json::json!({"kind": "goodwill_reversal", "reason": reason})),
+        actor: operator,
+    };
+    settle_alone(store, account, id, OutcomeEvent::GoodwillReversal, evidence).await
+}
+
+/// Applies the lapse decision to provisional outcomes whose window has
+/// ended (up to `limit`); returns them. Every worker runs this as it polls.
+pub async fn lapse_outcomes(store: &Store, limit: u32) -> Result<Vec<(AccountId, OutcomeId)>, StoreError> {
+    let mut lapsed = Vec::new();
+    for (account, id) in store.due_lapses(limit).await? {
+        let evidence = EventEvidence::by(Actor::Window);
+        match settle_alone(store, account, id, OutcomeEvent::WindowLapsed, evidence).await {
+            Ok(_) => lapsed.push((account, id)),
+            // Another worker got there first.
+            Err(OutcomeError::NotAllowed(_) | OutcomeError::NotApplicable(_) | OutcomeError::NotFound) => {}
+            Err(OutcomeError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(lapsed)
+}
