@@ -685,7 +685,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
             .unwrap()
             .expect("the account exists");
     }
-    let invoices: Vec<serde_json::Value> = (0..24)
+    let invoices: Vec<bounty_store::NewInvoice> = (0..24)
         .map(|i| {
             serde_json::json!({
                 "id": format!("in_bench_{i:04}"),
@@ -699,6 +699,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
                 "hosted_invoice_url": format!("https://invoice.stripe.com/i/in_bench_{i:04}"),
             })
         })
+        .map(|i| bounty_billing::stripe_events::parse_invoice(&i).unwrap())
         .collect();
     store.upsert_invoices(main.0, &invoices).await.unwrap();
     let hash = bounty_web::PasswordHasher::default().hash(PASSWORD).unwrap();

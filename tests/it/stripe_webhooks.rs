@@ -73,13 +73,21 @@ async fn invoices_and_status_follow_signed_events_exactly_once(backend: Backend)
     let failed = invoice_event("evt_2", "invoice.payment_failed", &cus, "open");
     json_of(deliver(&app, &failed, OLD, 0).await, 200).await;
     assert_eq!(
-        app.store.account_status(account).await.unwrap().as_deref(),
+        app.store
+            .account_status(account)
+            .await
+            .unwrap()
+            .map(|s| s.as_str()),
         Some("past_due")
     );
     let paid = invoice_event("evt_3", "invoice.paid", &cus, "paid");
     json_of(deliver(&app, &paid, NEW, 0).await, 200).await;
     assert_eq!(
-        app.store.account_status(account).await.unwrap().as_deref(),
+        app.store
+            .account_status(account)
+            .await
+            .unwrap()
+            .map(|s| s.as_str()),
         Some("active")
     );
     let list = json_of(
@@ -182,7 +190,11 @@ async fn a_suspended_account_cannot_queue_tasks(backend: Backend) {
     });
     json_of(deliver(&app, &deleted, NEW, 0).await, 200).await;
     assert_eq!(
-        app.store.account_status(account).await.unwrap().as_deref(),
+        app.store
+            .account_status(account)
+            .await
+            .unwrap()
+            .map(|s| s.as_str()),
         Some("suspended")
     );
     let req = json!({"agent": "support", "input": {"body": "after"}});

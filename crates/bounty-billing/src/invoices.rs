@@ -24,9 +24,10 @@ pub async fn sync_invoices(
     };
     let invoices = client.list_invoices(&customer, FETCH_MAX).await?;
     // Stripe filtered by customer; keep only what is really this customer's all the same.
-    let mine: Vec<serde_json::Value> = invoices
-        .into_iter()
+    let mine: Vec<_> = invoices
+        .iter()
         .filter(|i| i["customer"].as_str() == Some(customer.as_str()))
+        .filter_map(|i| crate::stripe_events::parse_invoice(i).ok())
         .collect();
     store.upsert_invoices(account, &mine).await?;
     Ok(mine.len())

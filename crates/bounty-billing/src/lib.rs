@@ -15,5 +15,6 @@ pub mod reconcile;
 pub mod settle;
 pub mod signature;
 pub mod stripe;
+pub mod stripe_events;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -42,7 +42,7 @@ pub mod text;
 pub mod verdict;
 pub mod verification;
 
-pub use account::{AccountName, IntegrationName, KeyName};
+pub use account::{AccountName, AccountStatus, IntegrationName, KeyName};
 pub use actor::Actor;
 pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};

@@ -33,7 +33,7 @@ mod page;
 pub mod queue;
 mod sql;
 mod stripe_billing;
-mod stripe_events;
+pub mod stripe_events;
 pub mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -62,7 +62,7 @@ pub use outcomes::{
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
 pub use stripe_billing::{LedgerDay, StripeIds};
-pub use stripe_events::{EventReceipt, Invoice};
+pub use stripe_events::{Invoice, NewInvoice};
 pub use tasks::{
     Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
 };

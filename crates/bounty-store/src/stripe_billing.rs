@@ -13,7 +13,7 @@ use bounty_core::{AccountId, OutboxId, Timestamp};
 use chrono::NaiveDate;
 
 use crate::db::on_pool;
-use crate::stripe_events::upsert_invoice;
+use crate::stripe_events::{NewInvoice, upsert_invoice};
 use crate::tx::args;
 use crate::{Store, StoreError};
 
@@ -156,18 +156,17 @@ impl Store {
         }))
     }
 
-    /// Stores invoices fetched from Stripe for the account (Stripe
-    /// invoice objects). An invoice id already kept for another account
-    /// is left alone.
+    /// Stores invoices fetched from Stripe for the account. An invoice id
+    /// already kept for another account is left alone.
     pub async fn upsert_invoices(
         &self,
         account: AccountId,
-        invoices: &[serde_json::Value],
+        invoices: &[NewInvoice],
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
         for invoice in invoices {
-            upsert_invoice(&mut tx, &account.to_string(), invoice, now).await?;
+            upsert_invoice(&mut tx, account, invoice, now).await?;
         }
         tx.commit().await
     }

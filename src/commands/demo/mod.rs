@@ -202,7 +202,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
     store
         .upsert_invoices(
             account.id,
-            &[serde_json::json!({
+            &[bounty_billing::stripe_events::parse_invoice(&serde_json::json!({
                 "id": format!("in_demo_{}", &account.id.to_string()[5..15]),
                 "object": "invoice",
                 "status": "paid",
@@ -213,7 +213,8 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
                 "period_start": now - 30 * 86_400,
                 "period_end": now,
                 "hosted_invoice_url": null,
-            })],
+            }))
+            .map_err(|e| anyhow::anyhow!("the sample invoice: {e}"))?],
         )
         .await?;
     Ok(DemoLogin {

@@ -196,12 +196,8 @@ async fn effect(
 ) -> Result<DeliveryEffect, ApiError> {
     Ok(match &event.kind {
         TicketEventKind::Created(ticket) => {
-            if state
-                .store
-                .account_status(integration.account_id)
-                .await?
-                .as_deref()
-                == Some("suspended")
+            if state.store.account_status(integration.account_id).await?
+                == Some(bounty_core::AccountStatus::Suspended)
             {
                 return Err(ApiError::AccountSuspended);
             }

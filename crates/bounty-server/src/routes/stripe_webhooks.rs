@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use bounty_store::EventReceipt;
+use bounty_billing::stripe_events::{self, BadEvent, EventReceipt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
@@ -70,17 +70,18 @@ pub async fn stripe_webhook(
     if let Some(field) = bounty_core::text::nul_path(&event) {
         return Err(nul_error(field));
     }
-    if event["id"].as_str().is_none() {
-        return Err(ApiError::InvalidRequest {
-            message: "the event has no `id`".to_owned(),
-            param: Some("id".to_owned()),
-        });
-    }
-    let status = match state.store.receive_stripe_event(&event).await? {
+    let event = stripe_events::parse(&event).map_err(|e| {
+        let BadEvent::Missing(field) = e;
+        ApiError::InvalidRequest {
+            message: e.to_string(),
+            param: Some(field.to_owned()),
+        }
+    })?;
+    let status = match stripe_events::receive(&state.store, &event).await? {
         EventReceipt::Handled => "handled",
         EventReceipt::Ignored => "ignored",
         EventReceipt::Duplicate => "duplicate",
     };
-    tracing::info!(event.id = event["id"].as_str(), event.type = event["type"].as_str(), status, "Stripe event received");
+    tracing::info!(event.id = %event.id, event.type = %event.kind, status, "Stripe event received");
     Ok(Json(WebhookOut { status }))
 }

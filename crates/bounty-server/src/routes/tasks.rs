@@ -374,7 +374,7 @@ pub async fn create_task(
     ApiJson(body): ApiJson<TaskIn>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    if state.store.account_status(auth.account_id).await?.as_deref() == Some("suspended") {
+    if state.store.account_status(auth.account_id).await? == Some(bounty_core::AccountStatus::Suspended) {
         return Err(ApiError::AccountSuspended);
     }
     body.input

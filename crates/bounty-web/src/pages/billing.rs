@@ -112,7 +112,7 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
         },
         month_spend: micros(info.month_spend_micros, &currency),
         reserved: micros(info.reserved_micros, &currency),
-        account_status: status,
+        account_status: status.as_str().to_owned(),
         stripe_customer: ids.customer.unwrap_or_else(|| not_yet.clone()),
         stripe_subscription: ids.subscription.unwrap_or(not_yet),
     };

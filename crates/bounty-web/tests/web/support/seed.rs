@@ -178,7 +178,7 @@ pub async fn invoice(store: &Store, account: AccountId, id: &str) {
     store
         .upsert_invoices(
             account,
-            &[serde_json::json!({
+            &[bounty_billing::stripe_events::parse_invoice(&serde_json::json!({
                 "id": id,
                 "status": "open",
                 "currency": "usd",
@@ -188,7 +188,8 @@ pub async fn invoice(store: &Store, account: AccountId, id: &str) {
                 "period_start": 1_777_593_600,
                 "period_end": 1_780_272_000,
                 "hosted_invoice_url": format!("https://invoice.stripe.com/i/{id}"),
-            })],
+            }))
+            .expect("an invoice")],
         )
         .await
         .expect("invoice");
