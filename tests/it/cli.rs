@@ -763,3 +763,38 @@ async fn the_demo_still_verifies_its_deliveries_after_a_restart(backend: Backend
     assert_eq!(health.status(), 200);
     assert!(second.terminate().success());
 }
+
+/// `bounty.example.toml` is a working configuration: as shipped (every key
+/// at its default) and with its example models uncommented.
+#[test]
+fn the_example_configuration_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bounty.example.toml"))
+        .expect("bounty.example.toml at the repository root");
+    std::fs::write(dir.path().join("bounty.toml"), &example).unwrap();
+    let out = bounty(dir.path())
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The remote examples, uncommented (the local one needs a GGUF file).
+    let start = example.find("# [models.gpt-small]").expect("the remote example");
+    let models: String = example[start..]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let head = &example[..example.find("# Models by name").unwrap()];
+    std::fs::write(dir.path().join("bounty.toml"), format!("{head}\n{models}")).unwrap();
+    let out = bounty(dir.path())
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("gpt-small") && stdout.contains("their-gpt"),
+        "{stdout}"
+    );
+}
