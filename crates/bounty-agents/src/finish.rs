@@ -40,7 +40,7 @@ pub async fn finish_attempt(
     let key = TaskKey {
         account: task.account_id,
         task: task.id,
-        agent_id: agent_id.clone(),
+        agent_id: task.agent_id,
         agent_version: task.agent_version,
     };
     match end {

@@ -28,8 +28,8 @@ use bounty_core::outcome::{
 };
 use bounty_core::plan::{RatingInput, RatingReceipt, rate};
 use bounty_core::{
-    AccountId, Actor, ComputeUnits, Decision, OutcomeId, TaskId, Timestamp, VerificationPolicy,
-    VerifierVerdict,
+    AccountId, Actor, AgentId, ComputeUnits, Currency, Decision, Money, OutcomeId, OutcomeType, TaskId,
+    Timestamp, VerificationPolicy, VerifierVerdict,
 };
 use bounty_store::answer_cache::{forget_answer, remember_answer};
 use bounty_store::ledger::{
@@ -76,7 +76,7 @@ pub enum OutcomeError {
 pub struct TaskKey {
     pub account: AccountId,
     pub task: TaskId,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub agent_version: i32,
 }
 
@@ -111,7 +111,7 @@ async fn charge(
     let included_used = net_since(tx, account, mode, "included", month).await?;
     let (usage, byok) = rated_usage(tx, account, outcome.task_id).await?;
     let input = RatingInput {
-        outcome_type: outcome.outcome_type.clone(),
+        outcome_type: outcome.outcome_type.as_str().to_owned(),
         resolved: true,
         usage,
         tool_ms: 0,
@@ -278,8 +278,7 @@ async fn apply(
         ChargeEffect::Charge => {
             let receipt = charge(tx, billing, &outcome, now).await?;
             outcome.cu = receipt.cu;
-            outcome.amount_micros = receipt.amount.micros;
-            outcome.currency = receipt.amount.currency.to_string();
+            outcome.amount = receipt.amount;
             outcome.rating = Some(receipt);
         }
         ChargeEffect::Reverse => reverse(tx, &outcome, &t.reason, now).await?,
@@ -338,30 +337,35 @@ async fn open_outcome(
     status: OutcomeStatus,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
-    let source = outcome_source(tx, key.account, key.task, &key.agent_id, key.agent_version).await?;
+    let source = outcome_source(tx, key.account, key.task, key.agent_id, key.agent_version).await?;
     let policy: VerificationPolicy = serde_json::from_str(&source.policy_json)
         .map_err(|e| corrupt("agent_versions.verifier_policy", e))?;
     let window_ends_at = now + chrono::Duration::hours(i64::from(policy.window_hours));
     let goodwill_ends_at = window_ends_at + chrono::Duration::days(i64::from(policy.goodwill_days));
-    let plan_currency = billing.plan.price_per_cu.currency.to_string();
+    let plan_currency = billing.plan.price_per_cu.currency;
     let (inference_currency, inference_cost) = match source.costs.as_slice() {
-        [] => (plan_currency.clone(), 0),
+        [] => (plan_currency.to_string(), 0),
         [(c, v)] => (c.clone(), *v),
         many => {
             tracing::warn!(task.id = %key.task, "model calls in several currencies; margin uses the plan's");
             many.iter()
-                .find(|(c, _)| *c == plan_currency)
+                .find(|(c, _)| c.as_str() == plan_currency.as_str())
                 .cloned()
                 .unwrap_or_else(|| many[0].clone())
         }
     };
+    let inference_currency: Currency = inference_currency
+        .parse()
+        .map_err(|e| corrupt("model_calls.currency", e))?;
+    let outcome_type =
+        OutcomeType::parse(&source.outcome_type).map_err(|e| corrupt("agent_versions.outcome_type", e))?;
     let outcome = Outcome {
         id: OutcomeId::new(),
         account_id: key.account,
         task_id: key.task,
-        agent_id: key.agent_id.clone(),
+        agent_id: key.agent_id,
         agent_version: key.agent_version,
-        outcome_type: source.outcome_type,
+        outcome_type,
         status,
         policy_hash: hex::encode(Sha256::digest(source.policy_json.as_bytes())),
         policy,
@@ -369,10 +373,8 @@ async fn open_outcome(
         goodwill_ends_at,
         rating: None,
         cu: ComputeUnits::ZERO,
-        amount_micros: 0,
-        currency: plan_currency,
-        inference_cost_micros: inference_cost,
-        inference_currency,
+        amount: Money::zero(plan_currency),
+        inference_cost: Money::from_micros(inference_cost, inference_currency),
         created_at: now,
         updated_at: now,
         decided_at: status.decided().then_some(now),

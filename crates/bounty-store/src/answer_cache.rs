@@ -191,7 +191,7 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
             args![account.clone(), task.clone()],
         )
         .await?;
-    let (currency, cost_micros) = cost.unwrap_or_else(|| (outcome.inference_currency.clone(), 0));
+    let (currency, cost_micros) = cost.unwrap_or_else(|| (outcome.inference_cost.currency.to_string(), 0));
     let expires_at = now + chrono::Duration::hours(i64::from(cache.ttl_hours));
     tx.execute(
         "insert into answer_cache (account_id, agent_id, agent_version, cache_key, task_id, output, model,
@@ -204,7 +204,7 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
          where answer_cache.expires_at <= excluded.created_at",
         args![
             account,
-            outcome.agent_id.clone(),
+            outcome.agent_id,
             outcome.agent_version,
             key,
             task,

@@ -9,8 +9,8 @@ use bounty_core::ledger::plan_grant;
 use bounty_core::outcome::OutcomeStatus;
 use bounty_core::plan::{ModelUsage, Plan, RatingReceipt};
 use bounty_core::{
-    AccountId, Actor, ApiKeyMode, ComputeUnits, OutcomeId, PageLimit, TaskId, Timestamp, TransferId,
-    VerificationPolicy, VerifierVerdict,
+    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Money, OutcomeId, OutcomeType, PageLimit, TaskId,
+    Timestamp, TransferId, VerificationPolicy, VerifierVerdict,
 };
 use sha2::{Digest, Sha256};
 
@@ -28,9 +28,9 @@ pub struct Outcome {
     pub id: OutcomeId,
     pub account_id: AccountId,
     pub task_id: TaskId,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub agent_version: i32,
-    pub outcome_type: String,
+    pub outcome_type: OutcomeType,
     pub status: OutcomeStatus,
     pub policy: VerificationPolicy,
     pub policy_hash: String,
@@ -38,10 +38,12 @@ pub struct Outcome {
     pub goodwill_ends_at: Timestamp,
     pub rating: Option<RatingReceipt>,
     pub cu: ComputeUnits,
-    pub amount_micros: i64,
-    pub currency: String,
-    pub inference_cost_micros: i64,
-    pub inference_currency: String,
+    /// What the outcome was charged (zero unless it was resolved), in the
+    /// plan's currency.
+    pub amount: Money,
+    /// What its task's model calls cost us (BYOK and shadow calls left
+    /// out).
+    pub inference_cost: Money,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub decided_at: Option<Timestamp>,
@@ -92,7 +94,7 @@ pub struct OutcomeFilter {
     /// Live or test: a list is always of one mode.
     pub mode: ApiKeyMode,
     pub status: Option<OutcomeStatus>,
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub created_from: Option<Timestamp>,
     pub created_to: Option<Timestamp>,
 }
@@ -142,9 +144,9 @@ impl TryFrom<OutcomeRow> for Outcome {
             id: r.id.parse().map_err(|e| corrupt("id", e))?,
             account_id: r.account_id.parse().map_err(|e| corrupt("account_id", e))?,
             task_id: r.task_id.parse().map_err(|e| corrupt("task_id", e))?,
-            agent_id: r.agent_id,
+            agent_id: r.agent_id.parse().map_err(|e| corrupt("agent_id", e))?,
             agent_version: r.agent_version,
-            outcome_type: r.outcome_type,
+            outcome_type: OutcomeType::parse(&r.outcome_type).map_err(|e| corrupt("outcome_type", e))?,
             status: r.status.parse().map_err(|e| corrupt("status", e))?,
             policy: serde_json::from_str(&r.policy).map_err(|e| corrupt("policy", e))?,
             policy_hash: r.policy_hash,
@@ -156,10 +158,16 @@ impl TryFrom<OutcomeRow> for Outcome {
                 .transpose()
                 .map_err(|e| corrupt("rating", e))?,
             cu: ComputeUnits::from_milli(r.cu_milli),
-            amount_micros: r.amount_micros,
-            currency: r.currency,
-            inference_cost_micros: r.inference_cost_micros,
-            inference_currency: r.inference_currency,
+            amount: Money::from_micros(
+                r.amount_micros,
+                r.currency.parse().map_err(|e| corrupt("currency", e))?,
+            ),
+            inference_cost: Money::from_micros(
+                r.inference_cost_micros,
+                r.inference_currency
+                    .parse()
+                    .map_err(|e| corrupt("inference_currency", e))?,
+            ),
             created_at: r.created_at,
             updated_at: r.updated_at,
             decided_at: r.decided_at,
@@ -292,7 +300,7 @@ pub async fn outcome_source(
     tx: &mut Tx,
     account: AccountId,
     task: TaskId,
-    agent_id: &str,
+    agent_id: AgentId,
     agent_version: i32,
 ) -> Result<OutcomeSource, StoreError> {
     let (outcome_type, policy_json): (String, String) = tx
@@ -334,17 +342,17 @@ pub async fn insert_outcome(tx: &mut Tx, outcome: &Outcome, policy_json: &str) -
             outcome.id.to_string(),
             outcome.account_id.to_string(),
             outcome.task_id.to_string(),
-            outcome.agent_id.clone(),
+            outcome.agent_id.to_string(),
             outcome.agent_version,
-            outcome.outcome_type.clone(),
+            outcome.outcome_type.as_str(),
             outcome.status.as_str(),
             policy_json,
             outcome.policy_hash.clone(),
             outcome.window_ends_at,
             outcome.goodwill_ends_at,
-            outcome.currency.clone(),
-            outcome.inference_cost_micros,
-            outcome.inference_currency.clone(),
+            outcome.amount.currency.to_string(),
+            outcome.inference_cost.micros,
+            outcome.inference_cost.currency.to_string(),
             outcome.created_at,
             outcome.decided_at,
             outcome.mode.livemode()
@@ -492,7 +500,7 @@ impl Store {
             ))
             .bind(account.to_string())
             .bind(filter.status.map(|s| s.as_str().to_owned()))
-            .bind(filter.agent_id.clone())
+            .bind(filter.agent_id.map(|a| a.to_string()))
             .bind(filter.created_from)
             .bind(filter.created_to)
             .bind(after.map(|a| a.to_string()))

@@ -262,7 +262,7 @@ pub async fn finish_task_row(
 pub struct ExpiredTask {
     pub account: AccountId,
     pub task: TaskId,
-    pub agent_id: String,
+    pub agent_id: bounty_core::AgentId,
     pub agent_version: i32,
 }
 
@@ -291,7 +291,9 @@ pub async fn expire_task_rows(tx: &mut Tx, now: Timestamp) -> Result<Vec<Expired
             task: id
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("tasks.id: {e}")))?,
-            agent_id,
+            agent_id: agent_id
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("tasks.agent_id: {e}")))?,
             agent_version,
         });
     }

@@ -68,6 +68,11 @@ impl From<bounty_core::AccountId> for Arg {
         Arg::Text(v.to_string())
     }
 }
+impl From<bounty_core::AgentId> for Arg {
+    fn from(v: bounty_core::AgentId) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
 impl From<Timestamp> for Arg {
     fn from(v: Timestamp) -> Self {
         Arg::Ts(v)

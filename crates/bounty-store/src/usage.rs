@@ -100,13 +100,13 @@ impl UsageKey {
         Some(UsageKey {
             livemode: o.mode.livemode(),
             day: at.format("%Y-%m-%d").to_string(),
-            agent_id: o.agent_id.clone(),
+            agent_id: o.agent_id.to_string(),
             status: o.status.as_str(),
-            currency: o.currency.clone(),
-            inference_currency: o.inference_currency.clone(),
+            currency: o.amount.currency.to_string(),
+            inference_currency: o.inference_cost.currency.to_string(),
             cu_milli: o.cu.milli(),
-            amount_micros: o.amount_micros,
-            inference_cost_micros: o.inference_cost_micros,
+            amount_micros: o.amount.micros,
+            inference_cost_micros: o.inference_cost.micros,
         })
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use bounty_billing::settle::OutcomeError;
 use bounty_core::outcome::{OutcomeStatus, Signal};
 use bounty_core::plan::RatingReceipt;
-use bounty_core::{Actor, OutcomeId, TaskId, VerifierVerdict};
+use bounty_core::{Actor, AgentId, OutcomeId, TaskId, VerifierVerdict};
 use bounty_store::{Outcome, OutcomeEventRecord, OutcomeFilter, Transfer};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,7 +55,7 @@ pub struct OutcomeOut {
 /// The agent version an outcome was verified under.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OutcomeAgent {
-    pub id: String,
+    pub id: AgentId,
     pub version: i32,
 }
 
@@ -150,8 +150,8 @@ impl From<OutcomeEventRecord> for EventOut {
 impl OutcomeOut {
     pub(crate) fn summary(o: Outcome) -> Self {
         let charged = o.status == OutcomeStatus::Resolved;
-        let margin = (charged && o.currency == o.inference_currency)
-            .then(|| o.amount_micros.saturating_sub(o.inference_cost_micros));
+        let margin = (charged && o.amount.currency == o.inference_cost.currency)
+            .then(|| o.amount.micros.saturating_sub(o.inference_cost.micros));
         OutcomeOut {
             id: o.id,
             task_id: o.task_id,
@@ -159,7 +159,7 @@ impl OutcomeOut {
                 id: o.agent_id,
                 version: o.agent_version,
             },
-            outcome_type: o.outcome_type,
+            outcome_type: o.outcome_type.as_str().to_owned(),
             status: o.status,
             window_ends_at: o.window_ends_at,
             cu: if charged {
@@ -167,10 +167,10 @@ impl OutcomeOut {
             } else {
                 "0.000".to_owned()
             },
-            amount_micros: if charged { o.amount_micros } else { 0 },
-            currency: o.currency,
-            inference_cost_micros: o.inference_cost_micros,
-            inference_currency: o.inference_currency,
+            amount_micros: if charged { o.amount.micros } else { 0 },
+            currency: o.amount.currency.to_string(),
+            inference_cost_micros: o.inference_cost.micros,
+            inference_currency: o.inference_cost.currency.to_string(),
             margin_micros: margin,
             created_at: o.created_at,
             decided_at: o.decided_at,
@@ -237,10 +237,20 @@ pub async fn list_outcomes(
             })
         })
         .transpose()?;
+    // An agent id that does not parse names no agent: nothing matches.
+    let agent_id = match q.agent.as_deref().map(str::parse::<AgentId>) {
+        Some(Err(_)) => {
+            return Ok(Json(OutcomeList {
+                data: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+        other => other.and_then(Result::ok),
+    };
     let filter = OutcomeFilter {
         mode: auth.mode,
         status,
-        agent_id: q.agent.clone(),
+        agent_id,
         created_from: parse_time("created_from", q.created_from.as_deref())?,
         created_to: parse_time("created_to", q.created_to.as_deref())?,
     };

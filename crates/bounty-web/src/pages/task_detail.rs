@@ -168,7 +168,7 @@ fn charge(o: &Outcome) -> Option<ChargeView> {
         cu: cu(r.cu.milli()),
         included: cu(r.included_applied.milli()),
         billable: cu(r.billable_cu.milli()),
-        amount: micros(o.amount_micros, &o.currency),
+        amount: micros(o.amount.micros, o.amount.currency.as_str()),
         reversed: o.status == OutcomeStatus::Reversed,
     })
 }

@@ -67,7 +67,7 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_status(StatusCode::OK)
         .assert_contains("From 2026-04-01 to 2026-04-30")
         .assert_lacks("50.0%");
-    let charged = bounty_web_format_micros(outcome.amount_micros);
+    let charged = bounty_web_format_micros(outcome.amount.micros);
     overview.assert_contains(&charged);
 
     b.get("/tasks")
@@ -155,7 +155,7 @@ async fn a_resolved_task_shows_its_receipt(backend: Backend) {
         .assert_contains("Rating receipt")
         .assert_contains(&html_escape(&rating.formula))
         .assert_contains(&rating.plan.name)
-        .assert_contains(&bounty_web_format_micros(outcome.amount_micros))
+        .assert_contains(&bounty_web_format_micros(outcome.amount.micros))
         // The input and the transcript.
         .assert_contains("Refund for order 1042")
         .assert_contains("Your refund is on its way.")
