@@ -1,4 +1,5 @@
-//! Validated names for accounts, API keys and integrations.
+//! Validated names for accounts, API keys and integrations, and an
+//! account's billing status.
 //!
 //! Names are shown in the dashboard and in logs, so they are trimmed,
 //! bounded and free of control characters (NUL among them, which Postgres
@@ -81,9 +82,76 @@ name_type!(
     100
 );
 
+/// An account's status, as Stripe's subscription events set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountStatus {
+    /// In good standing.
+    Active,
+    /// A payment failed; work is still taken while Stripe retries.
+    PastDue,
+    /// The subscription is suspended: new tasks are refused, running work
+    /// finishes.
+    Suspended,
+}
+
+impl AccountStatus {
+    /// `active`, `past_due` or `suspended`, as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::PastDue => "past_due",
+            AccountStatus::Suspended => "suspended",
+        }
+    }
+
+    /// Whether new tasks may be submitted.
+    pub const fn takes_new_tasks(self) -> bool {
+        !matches!(self, AccountStatus::Suspended)
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored status that names no [`AccountStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an account status: expected `active`, `past_due` or `suspended`")]
+pub struct UnknownAccountStatus(String);
+
+impl std::str::FromStr for AccountStatus {
+    type Err = UnknownAccountStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            AccountStatus::Active,
+            AccountStatus::PastDue,
+            AccountStatus::Suspended,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| UnknownAccountStatus(s.chars().take(32).collect()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_only_suspended_refuses_tasks() {
+        for st in [
+            AccountStatus::Active,
+            AccountStatus::PastDue,
+            AccountStatus::Suspended,
+        ] {
+            assert_eq!(st.as_str().parse::<AccountStatus>(), Ok(st));
+            assert_eq!(st.takes_new_tasks(), st != AccountStatus::Suspended);
+        }
+        assert!("closed".parse::<AccountStatus>().is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

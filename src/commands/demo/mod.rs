@@ -28,13 +28,14 @@ pub mod master_key;
 use std::path::Path;
 
 use anyhow::Context;
+use bounty_agents::submit::{AgentRef, Source, TaskRequest, submit_task};
 use bounty_core::{
     AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, IntegrationId, IntegrationName, KeyName,
-    ModelRoute, OutcomeType, PageLimit, TaskInput, VerificationPolicy,
+    ModelRoute, OutcomeType, PageLimit, SealPurpose, TaskInput, VerificationPolicy,
 };
 use bounty_integrations::{IntegrationKind, Keyring, generate_secret};
 use bounty_models::ModelConfig;
-use bounty_store::{AgentSpec, Email, NewIntegration, NewTask, Store, UserRole};
+use bounty_store::{AgentSpec, Email, NewIntegration, Store, UserRole};
 use secrecy::ExposeSecret;
 
 use super::users::generate_password;
@@ -153,20 +154,20 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
     // A Standard Webhooks integration for demo-support.
     let integration_id = bounty_core::IntegrationId::new();
     let secret = generate_secret(IntegrationKind::Standard).context("the OS random generator failed")?;
-    let aad = bounty_integrations::settings::sealing_aad(
-        &account.id.to_string(),
-        &integration_id.to_string(),
-        "inbound",
-    );
     let sealed = keyring
-        .seal(secret.expose_secret().as_bytes(), aad.as_bytes())
+        .seal_for(
+            account.id,
+            integration_id,
+            SealPurpose::Inbound,
+            secret.expose_secret().as_bytes(),
+        )
         .context("cannot seal the demo integration's secret")?;
     store
         .create_integration(
             account.id,
             &NewIntegration {
                 id: integration_id,
-                kind: IntegrationKind::Standard.as_str().to_owned(),
+                kind: IntegrationKind::Standard,
                 name: IntegrationName::parse(DEMO_INTEGRATION).map_err(|e| anyhow::anyhow!("{e}"))?,
                 agent_id: support.id,
                 secret_sealed: sealed,
@@ -178,25 +179,22 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
     // The strict agent's ticket, which the worker runs as soon as `serve`
     // starts. The support tickets come from the demo's helpdesk instead,
     // through the integration (see `helpdesk`).
-    store
-        .create_task(
-            account.id,
-            &NewTask {
-                agent_id: strict.id,
-                agent_version: strict.current_version,
-                input: TaskInput {
-                    subject: "Cancel my subscription".to_owned(),
-                    body: "I would like to cancel at the end of the month. (demo ticket)".to_owned(),
-                    customer: None,
-                    metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
-                },
-                external_ref: None,
-                idempotency: None,
-                max_attempts: 1,
-                mode: bounty_core::ApiKeyMode::Live,
-            },
-        )
-        .await?;
+    let ticket = TaskRequest {
+        agent: AgentRef::Id(strict.id),
+        input: TaskInput {
+            subject: "Cancel my subscription".to_owned(),
+            body: "I would like to cancel at the end of the month. (demo ticket)".to_owned(),
+            customer: None,
+            metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
+        },
+        external_ref: None,
+        source: Source::Api { idempotency: None },
+        mode: bounty_core::ApiKeyMode::Live,
+        max_attempts: 1,
+    };
+    submit_task(store, account.id, ticket)
+        .await
+        .context("cannot queue the demo's ticket")?;
     // A sample invoice, as Stripe would send it (no Stripe in the demo).
     let now = store.now().timestamp();
     store
