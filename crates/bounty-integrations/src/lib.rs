@@ -64,7 +64,9 @@ pub use parse::{ParseError, Parsed, VendorPayload, parse};
 pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
 pub use seal::{KeyError, KeyId, Keyring, SealError, SealKey};
 pub use settings::{ReplySettings, ReplySettingsIn, SettingsError};
-pub use signature::{Delivery, Headers, SignatureError, TOLERANCE, Verified, generate_secret, sign, verify};
+pub use signature::{
+    Delivery, Headers, SignatureError, TOLERANCE, Verified, check_given_secret, generate_secret, sign, verify,
+};
 pub use status::{BrokenReason, IntegrationStatus, ReplySettingsError};
 /// Opened secrets are wiped from memory when dropped.
 pub use zeroize::Zeroizing;

@@ -117,7 +117,8 @@ pub async fn helpdesk_webhook(
     if matches!(result, IntakeResult::TaskCreated { .. }) {
         state.task_wake.notify_one();
     }
-    answer(&result)
+    let (status, body) = answer(&result)?;
+    Ok((status, Json(body)).into_response())
 }
 
 /// The integration's inbound secrets, opened (see
@@ -176,7 +177,7 @@ async fn verify(
 /// The HTTP answer of an intake result: 202 with the answer when the
 /// delivery made a task, 200 with it otherwise (a duplicate answers its
 /// first delivery's), 402 when the cap leaves no room.
-fn answer(result: &IntakeResult) -> ApiResult<Response> {
+fn answer(result: &IntakeResult) -> ApiResult<(StatusCode, serde_json::Value)> {
     if let IntakeResult::BudgetExhausted {
         cap_micros,
         committed_micros,
@@ -198,7 +199,7 @@ fn answer(result: &IntakeResult) -> ApiResult<Response> {
         IntakeResult::TaskCreated { .. } => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     };
-    Ok((status, Json(body(&answer))).into_response())
+    Ok((status, body(&answer)))
 }
 
 /// The answer's JSON: `status`, `delivery_id`, `event`, `result`, and
@@ -217,4 +218,106 @@ fn body(answer: &Answer) -> serde_json::Value {
         body["reason"] = serde_json::json!(reason);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use bounty_core::{DeliveryId, DeliveryResult, OutcomeId, OutcomeStatus, TaskId};
+    use bounty_integrations::intake::Receipt;
+    use bounty_store::DeliveryRecord;
+
+    use super::*;
+
+    fn receipt(event: &str) -> Receipt {
+        Receipt {
+            delivery: DeliveryId::new(),
+            event: event.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_new_task_is_202_and_everything_else_accepted_is_200() {
+        let r = receipt("created");
+        let task = TaskId::new();
+        let (status, body) = answer(&IntakeResult::TaskCreated {
+            receipt: r.clone(),
+            task,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "status": "accepted",
+                "delivery_id": r.delivery.to_string(),
+                "event": "created",
+                "result": "task_created",
+                "task_id": task.to_string(),
+            })
+        );
+        let (status, body) = answer(&IntakeResult::TaskExists {
+            receipt: r.clone(),
+            task,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["result"], "task_exists");
+        assert_eq!(body["task_id"], task.to_string());
+        assert_eq!(body["reason"], format!("the ticket already has task {task}"));
+
+        let outcome = OutcomeId::new();
+        let (status, body) = answer(&IntakeResult::SignalApplied {
+            receipt: receipt("solved"),
+            outcome,
+            status: OutcomeStatus::Resolved,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (&body["result"], &body["reason"]),
+            (
+                &serde_json::json!("signal_applied"),
+                &serde_json::json!(format!("outcome {outcome} is now resolved"))
+            )
+        );
+        assert!(body.get("task_id").is_none(), "{body}");
+        let (_, body) = answer(&IntakeResult::Recorded {
+            receipt: receipt("customer_replied"),
+            why: None,
+        })
+        .unwrap();
+        assert_eq!(body["result"], "recorded");
+        assert!(body.get("reason").is_none(), "{body}");
+    }
+
+    #[test]
+    fn a_duplicate_answers_its_first_delivery_and_the_cap_is_402() {
+        let task = TaskId::new();
+        let first = DeliveryRecord {
+            id: DeliveryId::new(),
+            event: "created".into(),
+            external_ticket: "T-1".into(),
+            result: DeliveryResult::TaskCreated,
+            reason: None,
+            task_id: Some(task),
+            received_at: chrono::Utc::now(),
+        };
+        let (status, body) = answer(&IntakeResult::Duplicate { first: first.clone() }).unwrap();
+        // The first answered 202; its duplicate answers the same body with 200.
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["delivery_id"], first.id.to_string());
+        assert_eq!(body["result"], "task_created");
+        assert_eq!(body["task_id"], task.to_string());
+        let refused = answer(&IntakeResult::BudgetExhausted {
+            cap_micros: 3,
+            committed_micros: 3,
+        });
+        assert!(matches!(
+            refused,
+            Err(ApiError::BudgetExhausted {
+                cap_micros: 3,
+                committed_micros: 3
+            })
+        ));
+    }
 }

@@ -19,7 +19,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bounty_core::{AccountId, DeliveryId, IntegrationId, IntegrationName, SealPurpose};
-use bounty_integrations::{IntegrationKind, Keyring, ReplySettingsIn, generate_secret};
+use bounty_integrations::{IntegrationKind, Keyring, ReplySettingsIn, check_given_secret, generate_secret};
 use bounty_store::{DeliveryRecord, Integration, NewIntegration};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -201,21 +201,7 @@ fn out(i: Integration, state: &AppState) -> IntegrationOut {
 
 fn inbound_secret(kind: IntegrationKind, given: Option<&secrecy::SecretString>) -> Result<String, ApiError> {
     match given {
-        Some(s) => {
-            let s = s.expose_secret().trim();
-            if s.len() < 8 || s.len() > 512 {
-                return Err(ApiError::validation("secret", "must be 8 to 512 characters"));
-            }
-            if kind == IntegrationKind::Standard
-                && bounty_integrations::signature::standard_key(s.as_bytes()).is_none()
-            {
-                return Err(ApiError::validation(
-                    "secret",
-                    "must be a Standard Webhooks secret (`whsec_` + base64)",
-                ));
-            }
-            Ok(s.to_owned())
-        }
+        Some(s) => check_given_secret(kind, s.expose_secret()).map_err(|m| ApiError::validation("secret", m)),
         None => generate_secret(kind)
             .map(|s| s.expose_secret().to_owned())
             .map_err(|e| ApiError::Internal(format!("generating a secret: {e}"))),

@@ -40,7 +40,7 @@ use crate::error::WebError;
 use crate::format::{time, time_or_dash};
 use crate::layout::{Chrome, render};
 use crate::pages::field_errors::{FieldErrors, SummaryLine};
-use crate::pages::integration_form::{self, IntegrationForm, RotateForm, check_secret, fresh_secret};
+use crate::pages::integration_form::{self, IntegrationForm, RotateForm, fresh_secret};
 use crate::pages::login::NoFields;
 use crate::pages::{WebQuery, present};
 use crate::sealed::{self, NO_KEYS};
@@ -475,7 +475,7 @@ pub(crate) async fn rotate(
     let secret = if given.is_empty() {
         Ok(None)
     } else {
-        check_secret(kind, given)
+        bounty_integrations::check_given_secret(kind, given)
             .map(Some)
             .map_err(|m| format!("The new secret {m}."))
     };
