@@ -557,7 +557,6 @@ pub(crate) async fn test_delivery(
     let i = find(&state, &user, &id).await?;
     let keys = sealed::keyring(&state)?;
     let base = state.base_url().ok_or(WebError::NotConfigured(NO_SELF_URL))?;
-    let kind = i.kind;
     if let IntegrationStatus::Broken(reason) = status(&i, Some(keys)) {
         // Nothing to sign with: say so on the page, as the webhook would.
         let test = TestResult {
@@ -578,7 +577,7 @@ pub(crate) async fn test_delivery(
         return Ok(r);
     }
     let secret = sealed::inbound_secret(keys, &i)?;
-    let delivery = test_delivery::build(kind, &secret, state.store.now())
+    let delivery = test_delivery::build(i.kind, &secret, state.store.now())
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let url = format!("{base}/webhooks/in/{}", i.id);
     let client = reqwest::Client::builder()
