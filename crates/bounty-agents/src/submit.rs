@@ -88,13 +88,6 @@ pub struct Admitted {
     ticket: Option<(IntegrationId, String)>,
 }
 
-impl Admitted {
-    /// The task as it will be inserted (input after the policy).
-    pub fn task(&self) -> &NewTask {
-        &self.task
-    }
-}
-
 /// What a submission did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
