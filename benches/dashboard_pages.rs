@@ -56,7 +56,7 @@ use bounty_core::{
 };
 use bounty_server::{AppState, Limits};
 use bounty_store::{
-    AttemptEnd, Created, DatabaseOptions, Email, NewModelCall, NewTask, Store, TaskError, TaskFilter,
+    AttemptEnd, DatabaseOptions, Email, Inserted, NewModelCall, NewTask, Store, TaskError, TaskFilter,
     TaskOutput, UserRole,
 };
 use chrono::{TimeZone, Utc};
@@ -283,7 +283,7 @@ async fn real_task(
         mode: bounty_core::ApiKeyMode::Live,
     };
     let id = match store.create_task(account, &new).await.expect("create task") {
-        Created::New(task) => task.id,
+        Inserted::New(task) => task.id,
         other => panic!("not created: {other:?}"),
     };
     time.create += t.elapsed();
@@ -667,7 +667,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
         };
         assert!(matches!(
             store.create_task(main.0, &new).await.unwrap(),
-            Created::New(_)
+            Inserted::New(_)
         ));
     }
     for i in 0..30 {

@@ -858,7 +858,8 @@ async fn an_integration_whose_secret_no_key_opens_is_broken_not_a_500(backend: B
     let sealed = gone
         .seal(
             secret.as_bytes(),
-            bounty_integrations::status::inbound_aad(&stored).as_bytes(),
+            bounty_core::sealing_aad(stored.account_id, stored.id, bounty_core::SealPurpose::Inbound)
+                .as_bytes(),
         )
         .unwrap();
     let past = app.store.now() - chrono::Duration::hours(1);

@@ -1,5 +1,10 @@
-//! The agent runtime.
+//! The agent runtime, and the use cases that own tasks and agents.
 //!
+//! - [`spec`]: the checks of an agent's definition, one per field, for the
+//!   API and the dashboard alike.
+//! - [`submit`]: [`submit_task`], the one way a task enters the queue
+//!   (the API, helpdesk intake, the CLI): account status, input policy,
+//!   agent, then the insert with its idempotency and budget outcomes.
 //! - [`worker`]: claims tasks from the durable queue, runs each through the
 //!   model router under a renewed lease, records every model call, and
 //!   finishes the attempt (completed, retried with backoff, or failed).
@@ -18,8 +23,11 @@
 pub mod finish;
 pub mod prompt;
 pub mod schema;
+pub mod spec;
+pub mod submit;
 pub mod verify;
 pub mod worker;
 
 pub use schema::OutputSchema;
+pub use submit::{SubmitError, Submitted, TaskRequest, submit_task};
 pub use worker::{OpenSecret, Worker, WorkerConfig};

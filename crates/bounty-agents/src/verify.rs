@@ -51,13 +51,14 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use bounty_core::verification::{JudgeSpec, RulesSpec};
 use bounty_core::{Decision, TaskInput, VerificationPolicy, VerifierSpec, VerifierVerdict};
 use bounty_models::router::Overrides;
-use bounty_models::{CallRecord, Message, ModelRegistry, ProviderKind, Role, Router};
+use bounty_models::{CallRecord, Message, ProviderKind, Role, Router};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::schema::OutputSchema;
+use crate::spec::KnownModels;
 
 /// Version of the rules verifier, recorded on its verdicts.
 pub const RULES_VERSION: &str = "rules/1";
@@ -119,7 +120,7 @@ pub struct PolicyRun {
 /// (`verifier_policy.verifiers[1].must_match[0]`) and says what is wrong.
 pub fn validate_policy(
     policy: &VerificationPolicy,
-    registry: &ModelRegistry,
+    models: &dyn KnownModels,
 ) -> Result<(), (String, String)> {
     const PREFIX: &str = "verifier_policy";
     policy
@@ -172,7 +173,7 @@ pub fn validate_policy(
                         format!("must be at most {MAX_RUBRIC_CHARS} characters"),
                     ));
                 }
-                if !registry.contains(&judge.model) {
+                if !models.knows(&judge.model) {
                     return Err((
                         at("model"),
                         format!("names no configured model ({:?})", judge.model),
@@ -597,6 +598,7 @@ mod tests {
 
     use bounty_core::PolicyMode;
     use bounty_core::verification::ExternalSpec;
+    use bounty_models::ModelRegistry;
 
     use super::*;
 

@@ -13,8 +13,9 @@
 //! writes the rows; every rule is here or in core.
 //!
 //! The worker's finish (bounty-agents) calls [`settle_completed`] and
-//! [`settle_failed`] inside its own transaction; helpdesk intake calls
-//! [`settle_signal_in`] inside the delivery's; the API, the CLI and the
+//! [`settle_failed`] inside its own transaction; helpdesk intake
+//! (`bounty_integrations::intake`) calls [`settle_event`] inside the
+//! delivery's; the API, the CLI and the
 //! lapse sweep use [`apply_signal`], [`goodwill_reversal`] and
 //! [`lapse_outcomes`], which make their own.
 
@@ -42,7 +43,7 @@ use bounty_store::outcomes::{
     set_outcome_rating, set_outcome_status,
 };
 use bounty_store::usage::{UsageKey, move_usage};
-use bounty_store::{EventEvidence, Outcome, SignalSettled, Store, StoreError, Tx, UNIT_CU};
+use bounty_store::{EventEvidence, Outcome, Store, StoreError, Tx, UNIT_CU};
 use sha2::{Digest, Sha256};
 
 /// What an outcome event did.
@@ -495,30 +496,6 @@ pub async fn apply_signal(
         signal_evidence(signal, actor),
     )
     .await
-}
-
-/// [`settle_event`] for a helpdesk delivery's signal, inside the
-/// delivery's transaction (`Store::intake_delivery` takes it).
-pub fn settle_signal_in<'t>(
-    tx: &'t mut Tx,
-    account: AccountId,
-    id: OutcomeId,
-    signal: Signal,
-    actor: Actor,
-    now: Timestamp,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SignalSettled, StoreError>> + Send + 't>> {
-    Box::pin(async move {
-        let evidence = signal_evidence(signal, actor);
-        Ok(
-            match settle_event(tx, account, id, OutcomeEvent::Signal(signal), evidence, now).await {
-                Ok(applied) => SignalSettled::Applied(applied.outcome.status),
-                Err(OutcomeError::NotAllowed(why)) => SignalSettled::NotAllowed(why),
-                Err(OutcomeError::NotApplicable(why)) => SignalSettled::NotApplicable(why),
-                Err(OutcomeError::NotFound) => SignalSettled::NotFound,
-                Err(OutcomeError::Store(e)) => return Err(e),
-            },
-        )
-    })
 }
 
 /// Reverses a resolved outcome as goodwill (inside its window or its

@@ -1,4 +1,5 @@
-//! Validated names for accounts, API keys and integrations.
+//! Validated names for accounts, API keys and integrations, and an
+//! account's billing status.
 //!
 //! Names are shown in the dashboard and in logs, so they are trimmed,
 //! bounded and free of control characters (NUL among them, which Postgres
@@ -109,6 +110,11 @@ impl AccountStatus {
             AccountStatus::Suspended => "suspended",
         }
     }
+
+    /// Whether new tasks may be submitted.
+    pub const fn takes_new_tasks(self) -> bool {
+        !matches!(self, AccountStatus::Suspended)
+    }
 }
 
 impl fmt::Display for AccountStatus {
@@ -136,6 +142,19 @@ impl std::str::FromStr for AccountStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_only_suspended_refuses_tasks() {
+        for st in [
+            AccountStatus::Active,
+            AccountStatus::PastDue,
+            AccountStatus::Suspended,
+        ] {
+            assert_eq!(st.as_str().parse::<AccountStatus>(), Ok(st));
+            assert_eq!(st.takes_new_tasks(), st != AccountStatus::Suspended);
+        }
+        assert!("closed".parse::<AccountStatus>().is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -11,7 +11,9 @@
 //! - [`decimal`]: exact decimal-string parsing shared by both.
 //! - [`clock`]: the injectable clock that every time-dependent rule reads.
 //! - [`api_key`]: API key generation, parsing and hashing.
-//! - [`account`]: validated names for accounts and keys.
+//! - [`account`]: validated names for accounts and keys; [`AccountStatus`].
+//! - [`integration`]: helpdesk integration kinds and states, the sealing
+//!   associated data, and what a delivery did.
 //! - [`page`]: cursor pagination parameters.
 //! - [`agent`]: validated parts of an agent definition.
 //! - [`task`]: task input, status and the retry schedule.
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod compute;
 pub mod decimal;
 pub mod id;
+pub mod integration;
 pub mod ledger;
 pub mod margin;
 pub mod money;
@@ -52,6 +55,7 @@ pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, IdParseError, IntegrationId, ModelCallId,
     OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
+pub use integration::{DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, sealing_aad};
 pub use money::{Currency, Money, MoneyError};
 pub use outcome::{
     ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, Signal, Transition, TransitionError,
@@ -60,6 +64,6 @@ pub use outcome::{
 pub use page::{PageLimit, PageLimitError};
 pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
 pub use routing::{CachePolicy, Cascade, PassRate, RoutingPolicy, ShadowPolicy, cache_key};
-pub use task::{TaskInput, TaskStatus, random_unit, retry_delay};
+pub use task::{InputPolicy, TaskInput, TaskStatus, random_unit, retry_delay};
 pub use verdict::{Decision, PolicyMode, VerifierVerdict};
 pub use verification::{VerificationPolicy, VerifierSpec};

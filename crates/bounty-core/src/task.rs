@@ -1,4 +1,5 @@
-//! Tasks: their input, their status, and the retry schedule.
+//! Tasks: their input and the input policy of each source, their status,
+//! and the retry schedule.
 
 use std::fmt;
 use std::str::FromStr;
@@ -148,6 +149,74 @@ impl TaskInput {
     }
 }
 
+/// What happens to a task input that breaks a bound (the bounds are
+/// [`TaskInput`]'s `MAX_*` constants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPolicy {
+    /// Refused, the error naming the field. The API's: its caller wrote the
+    /// input and can fix it, and a silently shortened request would be
+    /// worse than an error.
+    Refuse,
+    /// Clipped to the bound, the clipped fields listed under the metadata
+    /// key [`TaskInput::CLIPPED_KEY`]. A helpdesk ticket's: a customer wrote
+    /// it, nobody can resend it shorter, and refusing it would lose the
+    /// ticket. What is still wrong after clipping (an empty body) is
+    /// refused as under [`InputPolicy::Refuse`].
+    Clip,
+}
+
+impl TaskInput {
+    /// The metadata key that lists the fields [`InputPolicy::Clip`] clipped
+    /// (`["body"]`); absent when none was.
+    pub const CLIPPED_KEY: &'static str = "clipped";
+
+    /// The input as it is stored under `policy`, or the field at fault
+    /// (`input.body`, …) and why. The one input policy of every source.
+    pub fn admit(mut self, policy: InputPolicy) -> Result<TaskInput, (String, String)> {
+        if policy == InputPolicy::Clip {
+            let clipped = self.clip();
+            if !clipped.is_empty() {
+                self.metadata.insert(Self::CLIPPED_KEY.to_owned(), clipped.into());
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Cuts every bounded text field to its bound, in characters; the
+    /// fields it cut, named as in [`TaskInput::validate`] without `input.`.
+    fn clip(&mut self) -> Vec<&'static str> {
+        fn cut(text: &mut String, max: usize) -> bool {
+            match text.char_indices().nth(max) {
+                Some((at, _)) => {
+                    text.truncate(at);
+                    true
+                }
+                None => false,
+            }
+        }
+        let mut clipped = Vec::new();
+        if cut(&mut self.subject, Self::MAX_SUBJECT_CHARS) {
+            clipped.push("subject");
+        }
+        if cut(&mut self.body, Self::MAX_BODY_CHARS) {
+            clipped.push("body");
+        }
+        if let Some(c) = &mut self.customer {
+            for (name, v) in [
+                ("customer.id", &mut c.id),
+                ("customer.email", &mut c.email),
+                ("customer.name", &mut c.name),
+            ] {
+                if v.as_mut().is_some_and(|v| cut(v, Self::MAX_CUSTOMER_FIELD_CHARS)) {
+                    clipped.push(name);
+                }
+            }
+        }
+        clipped
+    }
+}
+
 /// A uniformly random number in `[0, 1)` from the OS generator, for the
 /// `unit` of [`retry_delay`] and other jitter; 0.5 in the (never seen) case
 /// that the OS has no entropy to give.
@@ -206,6 +275,56 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(input.validate().unwrap_err().0, "input.customer.email");
+    }
+
+    #[test]
+    fn the_api_policy_refuses_what_the_helpdesk_policy_clips_and_marks() {
+        let long = TaskInput {
+            subject: "s".repeat(TaskInput::MAX_SUBJECT_CHARS + 1),
+            body: "é".repeat(TaskInput::MAX_BODY_CHARS + 5),
+            customer: Some(Customer {
+                name: Some("n".repeat(TaskInput::MAX_CUSTOMER_FIELD_CHARS + 1)),
+                email: Some("a@b.c".into()),
+                id: None,
+            }),
+            ..Default::default()
+        };
+        let (field, message) = long.clone().admit(InputPolicy::Refuse).unwrap_err();
+        assert_eq!(field, "input.body");
+        assert!(message.contains("100000"), "{message}");
+
+        let clipped = long.admit(InputPolicy::Clip).unwrap();
+        assert_eq!(clipped.body.chars().count(), TaskInput::MAX_BODY_CHARS);
+        assert!(clipped.body.chars().all(|c| c == 'é'));
+        assert_eq!(clipped.subject.chars().count(), TaskInput::MAX_SUBJECT_CHARS);
+        let customer = clipped.customer.as_ref().unwrap();
+        assert_eq!(
+            customer.name.as_ref().unwrap().chars().count(),
+            TaskInput::MAX_CUSTOMER_FIELD_CHARS
+        );
+        assert_eq!(customer.email.as_deref(), Some("a@b.c"));
+        assert_eq!(
+            clipped.metadata[TaskInput::CLIPPED_KEY],
+            serde_json::json!(["subject", "body", "customer.name"])
+        );
+    }
+
+    #[test]
+    fn input_within_bounds_is_kept_as_given_under_both_policies() {
+        let input = TaskInput {
+            subject: "Refund".into(),
+            body: "x".repeat(TaskInput::MAX_BODY_CHARS),
+            ..Default::default()
+        };
+        for policy in [InputPolicy::Refuse, InputPolicy::Clip] {
+            assert_eq!(input.clone().admit(policy).unwrap(), input);
+        }
+        // Clipping mends length, not emptiness.
+        let blank = TaskInput {
+            body: "  ".into(),
+            ..Default::default()
+        };
+        assert_eq!(blank.admit(InputPolicy::Clip).unwrap_err().0, "input.body");
     }
 
     proptest! {

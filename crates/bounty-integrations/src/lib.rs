@@ -3,11 +3,13 @@
 //! those webhooks trustworthy, and the way back: posting an outcome onto
 //! the ticket.
 //!
-//! The inbound half does no I/O. The server hands in headers, body bytes,
-//! the integration's secrets and the clock's now; it gets back a verdict,
-//! an event, or an error with a stable code that names the header or field
-//! at fault. The outbound half ([`reply`]) is the only HTTP client here,
-//! and takes its `reqwest::Client` and clock from the caller.
+//! Verifying and parsing do no I/O. The server hands in headers, body
+//! bytes, the integration's secrets and the clock's now; it gets back a
+//! verdict, an event, or an error with a stable code that names the header
+//! or field at fault. Intake ([`intake`]) is the use case that writes,
+//! through the store's repositories in one transaction. The outbound half
+//! ([`reply`]) is the only HTTP client here, and takes its
+//! `reqwest::Client` and clock from the caller.
 //!
 //! - [`kind`]: [`IntegrationKind`], which vendor an integration speaks.
 //! - [`signature`]: [`verify`] a delivery's signature on the raw body (and
@@ -16,11 +18,14 @@
 //! - [`event`]: the normalized [`TicketEvent`].
 //! - [`seal`]: webhook secrets encrypted at rest under a rotating [`Keyring`].
 //! - [`status`]: whether an integration can take deliveries: `active`,
-//!   `disabled`, or `broken` when its secret no longer opens.
+//!   `disabled`, or `broken` when its secret no longer opens; its sealed
+//!   secrets opened.
+//! - [`intake`]: [`intake::take`], what a verified delivery does (a task,
+//!   a signal, a record), exactly once per dedupe key, as a typed
+//!   [`IntakeResult`].
 //!
-//! Intake runs them in that order: look up the integration, open its
-//! secrets, verify, parse, then deduplicate on the delivery id and the
-//! event id in the same transaction that records the event.
+//! The webhook runs them in that order: look up the integration, open its
+//! secrets, verify, parse, then [`intake::take`].
 //!
 //! The way back:
 //!
@@ -36,6 +41,9 @@
 
 pub mod entropy;
 pub mod event;
+#[cfg(test)]
+mod fixtures;
+pub mod intake;
 pub mod kind;
 pub mod parse;
 pub mod reply;
@@ -50,10 +58,15 @@ pub mod testing;
 
 pub use entropy::EntropyError;
 pub use event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+pub use intake::{IntakeError, IntakeResult, VerifiedDelivery};
 pub use kind::IntegrationKind;
 pub use parse::{ParseError, Parsed, VendorPayload, parse};
 pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
 pub use seal::{KeyError, KeyId, Keyring, SealError, SealKey};
 pub use settings::{ReplySettings, ReplySettingsIn, SettingsError};
-pub use signature::{Delivery, Headers, SignatureError, TOLERANCE, Verified, generate_secret, sign, verify};
-pub use status::{BrokenReason, IntegrationStatus};
+pub use signature::{
+    Delivery, Headers, SignatureError, TOLERANCE, Verified, check_given_secret, generate_secret, sign, verify,
+};
+pub use status::{BrokenReason, IntegrationStatus, ReplySettingsError};
+/// Opened secrets are wiped from memory when dropped.
+pub use zeroize::Zeroizing;

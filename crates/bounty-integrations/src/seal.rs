@@ -16,7 +16,10 @@
 //! - the caller's `aad` ("additional authenticated data") binds the value
 //!   to its row, e.g. `acct_…/int_…`: a ciphertext copied into another
 //!   row, or another account, fails to open. The envelope's own
-//!   `v1.<key id>.` prefix is authenticated with it;
+//!   `v1.<key id>.` prefix is authenticated with it. An integration's
+//!   secrets are sealed and opened with [`Keyring::seal_for`] and
+//!   [`Keyring::open_for`], which bind them to
+//!   [`bounty_core::sealing_aad`];
 //! - the key id names which master key sealed it, so keys can rotate: a
 //!   [`Keyring`] holds the current key (used for every new seal) and the
 //!   previous ones (still accepted by [`Keyring::open`]). A re-seal job
@@ -33,6 +36,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use bounty_core::{AccountId, IntegrationId, SealPurpose, sealing_aad};
 use zeroize::Zeroizing;
 
 use crate::entropy::{EntropyError, random_bytes};
@@ -279,6 +283,30 @@ impl Keyring {
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
         Ok(format!("{header}{}", URL_SAFE_NO_PAD.encode(blob)))
+    }
+
+    /// Seals `plaintext` as the `purpose` secret of integration `id` of
+    /// `account`, bound to [`bounty_core::sealing_aad`].
+    pub fn seal_for(
+        &self,
+        account: AccountId,
+        id: IntegrationId,
+        purpose: SealPurpose,
+        plaintext: &[u8],
+    ) -> Result<String, SealError> {
+        self.seal(plaintext, sealing_aad(account, id, purpose).as_bytes())
+    }
+
+    /// Opens the `purpose` secret of integration `id` of `account`, sealed
+    /// by [`Keyring::seal_for`].
+    pub fn open_for(
+        &self,
+        account: AccountId,
+        id: IntegrationId,
+        purpose: SealPurpose,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.open(sealed, sealing_aad(account, id, purpose).as_bytes())
     }
 
     /// Opens a value sealed by [`Keyring::seal`] with the same `aad`, under

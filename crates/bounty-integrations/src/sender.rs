@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounty_core::IntegrationId;
+use bounty_core::{IntegrationId, IntegrationState};
 use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
 use crate::retry::next_delay;
 use crate::seal::Keyring;
-use crate::settings::{ReplySettings, sealing_aad};
+use crate::settings::ReplySettings;
+use crate::status::open_reply;
 
 /// How a reply sender runs.
 #[derive(Debug, Clone)]
@@ -145,7 +146,7 @@ impl ReplySender {
             Ok(None) => return park(format!("integration {integration_id} was deleted")),
             Err(e) => return self.later(item.attempts, &ReplyError::Transient(e.to_string())),
         };
-        if integration.status == "disabled" {
+        if integration.state == IntegrationState::Disabled {
             return park(format!(
                 "integration {integration_id} is disabled: {}",
                 integration
@@ -154,19 +155,11 @@ impl ReplySender {
                     .unwrap_or("its endpoint is gone")
             ));
         }
-        let Some(sealed) = &integration.reply_sealed else {
+        let settings = match open_reply(&self.keyring, &integration) {
+            Ok(Some(s)) => s,
             // No reply-back configured: nothing to post, nothing lost.
-            return Outcome::Done("no_reply_configured");
-        };
-        let aad = sealing_aad(&item.account_id.to_string(), &integration_id.to_string(), "reply");
-        let settings: ReplySettings = match self
-            .keyring
-            .open(sealed, aad.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|plain| serde_json::from_slice(&plain).map_err(|e| e.to_string()))
-        {
-            Ok(s) => s,
-            Err(e) => return park(format!("cannot open the reply settings: {e}")),
+            Ok(None) => return Outcome::Done("no_reply_configured"),
+            Err(e) => return park(e.to_string()),
         };
         let target = target_of(settings);
         let data = serde_json::json!({

@@ -7,13 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::kind::IntegrationKind;
 
-/// The associated data an integration's sealed secret is bound to:
-/// `{account}/{integration}/{what}` (`inbound` or `reply`), so a ciphertext
-/// copied to another row, or from one purpose to the other, does not open.
-pub fn sealing_aad(account: &str, integration: &str, what: &str) -> String {
-    format!("{account}/{integration}/{what}")
-}
-
 /// Intercom's API, used when no `base_url` is given.
 pub const INTERCOM_API: &str = "https://api.intercom.io";
 

@@ -430,6 +430,25 @@ pub fn sign(
         .collect())
 }
 
+/// Fewest and most characters of an inbound secret a customer gives.
+pub const GIVEN_SECRET_CHARS: (usize, usize) = (8, 512);
+
+/// An inbound secret a customer gives (pasted from the helpdesk), trimmed
+/// and checked: 8 to 512 characters, and for Standard Webhooks a
+/// `whsec_` + base64 key. The error says what is wrong; the caller names
+/// the field. The API and the dashboard both check with it.
+pub fn check_given_secret(kind: IntegrationKind, given: &str) -> Result<String, &'static str> {
+    let s = given.trim();
+    let (min, max) = GIVEN_SECRET_CHARS;
+    if s.len() < min || s.len() > max {
+        return Err("must be 8 to 512 characters");
+    }
+    if kind == IntegrationKind::Standard && standard_key(s.as_bytes()).is_none() {
+        return Err("must be a Standard Webhooks secret (`whsec_` + base64)");
+    }
+    Ok(s.to_owned())
+}
+
 /// A fresh random secret in the form `kind` uses: `whsec_` + base64 of 32
 /// bytes for Standard Webhooks, 64 lower-case hex characters (32 bytes) for
 /// the others.

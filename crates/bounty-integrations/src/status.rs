@@ -10,12 +10,17 @@
 //! and its webhook answers 503 with that code instead of failing inside.
 //! The way out is to restore the key (`secrets.master_keys`) or rotate the
 //! integration's secret, which seals a new one under the current key.
+//!
+//! The sealed secrets are opened here ([`open_inbound`], [`open_reply`]),
+//! bound to [`bounty_core::sealing_aad`] ([`Keyring::open_for`]), for the
+//! webhook, the API, the dashboard and the reply sender alike.
 
+use bounty_core::{IntegrationState, SealPurpose, Timestamp};
 use bounty_store::Integration;
 use zeroize::Zeroizing;
 
 use crate::seal::{Keyring, SealError};
-use crate::settings::sealing_aad;
+use crate::settings::ReplySettings;
 
 /// Why an integration cannot take deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,14 +73,62 @@ impl IntegrationStatus {
     }
 }
 
-/// The associated data an integration's sealed inbound secret is bound to.
-pub fn inbound_aad(i: &Integration) -> String {
-    sealing_aad(&i.account_id.to_string(), &i.id.to_string(), "inbound")
-}
-
 /// The integration's current inbound secret, opened with `keys`.
 pub fn open_inbound(keys: &Keyring, i: &Integration) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    keys.open(&i.secret_sealed, inbound_aad(i).as_bytes())
+    keys.open_for(i.account_id, i.id, SealPurpose::Inbound, &i.secret_sealed)
+}
+
+/// The secrets a delivery to the integration may be signed with, opened:
+/// the current one, then the previous one while its rotation grace lasts
+/// (`now` before its expiry). A previous secret that does not open is
+/// skipped with a warning: the current one still verifies, only the grace
+/// is lost. Fails when the current one does not open: the integration is
+/// broken.
+pub fn open_inbound_secrets(
+    keys: &Keyring,
+    i: &Integration,
+    now: Timestamp,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, SealError> {
+    let mut secrets = vec![open_inbound(keys, i)?];
+    if let (Some(previous), Some(until)) = (&i.previous_secret_sealed, i.previous_secret_expires_at)
+        && until > now
+    {
+        match keys.open_for(i.account_id, i.id, SealPurpose::Inbound, previous) {
+            Ok(secret) => secrets.push(secret),
+            Err(e) => {
+                tracing::warn!(integration.id = %i.id, code = e.code(), "the previous inbound secret does not open; only the current one is accepted")
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+/// Why an integration's reply settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplySettingsError {
+    /// They do not open under the configured master keys.
+    #[error("cannot open the reply settings: {0}")]
+    Seal(#[from] SealError),
+    /// They open, but are not reply settings.
+    #[error("cannot open the reply settings: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The integration's reply-back settings, opened with `keys`; `None` when
+/// it posts no replies.
+pub fn open_reply(keys: &Keyring, i: &Integration) -> Result<Option<ReplySettings>, ReplySettingsError> {
+    let Some(sealed) = i.reply_sealed.as_deref() else {
+        return Ok(None);
+    };
+    let plain = keys.open_for(i.account_id, i.id, SealPurpose::Reply, sealed)?;
+    Ok(Some(serde_json::from_slice(&plain)?))
+}
+
+/// Where the integration's replies go (no credentials), when it posts
+/// replies and its settings open under `keys`.
+pub fn reply_url(keys: Option<&Keyring>, i: &Integration) -> Option<String> {
+    let settings = open_reply(keys?, i).ok()??;
+    Some(settings.url().to_owned())
 }
 
 /// The integration's state under `keys` (`None`: no master keys).
@@ -86,16 +139,14 @@ pub fn status(i: &Integration, keys: Option<&Keyring>) -> IntegrationStatus {
     if open_inbound(keys, i).is_err() {
         return IntegrationStatus::Broken(BrokenReason::SecretUnreadable);
     }
-    if i.status == "disabled" {
-        return IntegrationStatus::Disabled(i.disabled_reason.clone());
+    match i.state {
+        IntegrationState::Disabled => IntegrationStatus::Disabled(i.disabled_reason.clone()),
+        IntegrationState::Active => IntegrationStatus::Active,
     }
-    IntegrationStatus::Active
 }
 
 #[cfg(test)]
 mod tests {
-    use bounty_core::{AccountId, AgentId, IntegrationId};
-
     use super::*;
     use crate::seal::SealKey;
 
@@ -104,26 +155,13 @@ mod tests {
     }
 
     fn integration(keys: &Keyring) -> Integration {
-        let mut i = Integration {
-            id: IntegrationId::new(),
-            account_id: AccountId::new(),
-            kind: "standard".into(),
-            name: "Helpdesk".into(),
-            agent_id: AgentId::new(),
-            secret_sealed: String::new(),
-            previous_secret_sealed: None,
-            previous_secret_expires_at: None,
-            reply_sealed: None,
-            status: "active".into(),
-            disabled_reason: None,
-            rejected_count: 0,
-            last_rejected_at: None,
-            last_rejected_code: None,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-            mode: bounty_core::ApiKeyMode::Live,
-        };
-        i.secret_sealed = keys.seal(b"whsec_x", inbound_aad(&i).as_bytes()).unwrap();
+        let mut i = crate::fixtures::integration(
+            bounty_core::IntegrationKind::Standard,
+            bounty_core::ApiKeyMode::Live,
+        );
+        i.secret_sealed = keys
+            .seal_for(i.account_id, i.id, SealPurpose::Inbound, b"whsec_x")
+            .unwrap();
         i
     }
 
@@ -147,7 +185,7 @@ mod tests {
             status(&i, None).reason().as_deref(),
             Some("secrets_not_configured")
         );
-        i.status = "disabled".into();
+        i.state = IntegrationState::Disabled;
         i.disabled_reason = Some("reply endpoint answered 410".into());
         let disabled = status(&i, Some(&keys));
         assert_eq!(disabled.as_str(), "disabled");

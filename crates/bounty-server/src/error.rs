@@ -385,6 +385,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<bounty_agents::SubmitError> for ApiError {
+    fn from(e: bounty_agents::SubmitError) -> Self {
+        use bounty_agents::SubmitError;
+        match e {
+            SubmitError::AccountSuspended => ApiError::AccountSuspended,
+            SubmitError::UnknownAgent { agent } => ApiError::UnknownAgent { agent },
+            SubmitError::Invalid { field, message } => ApiError::validation(field, message),
+            SubmitError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
+            SubmitError::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            } => ApiError::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            },
+            SubmitError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<bounty_agents::spec::AgentFieldError> for ApiError {
+    fn from(e: bounty_agents::spec::AgentFieldError) -> Self {
+        use bounty_agents::spec::AgentFieldError;
+        match e {
+            AgentFieldError::UnknownModel { field, model } => ApiError::UnknownModel { param: field, model },
+            AgentFieldError::Invalid { field, message } => ApiError::validation(field, message),
+        }
+    }
+}
+
 impl ApiError {
     /// A 422 naming `param`.
     pub fn validation(param: impl Into<String>, message: impl Into<String>) -> Self {

@@ -9,6 +9,11 @@
 //! one day differ (the queue claim's `for update skip locked`), that
 //! statement is chosen per backend in `queue.rs`.
 //!
+//! Use cases live above the store, in their capability crates: they begin
+//! a [`Tx`] ([`Store::begin`]), call the repository functions that take it
+//! (`insert_task`, `insert_delivery`, …), and commit. The store knows
+//! tables, not business rules.
+//!
 //! Tenancy is by construction: every repository function that reads or
 //! writes an account's rows takes that [`AccountId`](bounty_core::AccountId)
 //! first and puts it in the `where` clause, so another tenant's row is
@@ -22,6 +27,7 @@ pub mod answer_cache;
 mod api_keys;
 mod byok;
 mod db;
+mod deliveries;
 mod distill;
 mod error;
 pub mod integrations;
@@ -47,12 +53,13 @@ pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use byok::{ByokRecord, byok_sealing_aad};
 pub use db::{Backend, DatabaseOptions, Store};
+pub use deliveries::{
+    DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket,
+    save_delivery_result,
+};
 pub use distill::TraceRow;
 pub use error::StoreError;
-pub use integrations::{
-    Delivery, DeliveryEffect, DeliveryRecord, Intake, Integration, NewIntegration, SettleSignal,
-    SignalSettled,
-};
+pub use integrations::{Integration, NewIntegration};
 pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
@@ -64,7 +71,8 @@ pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
 pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{Invoice, NewInvoice};
 pub use tasks::{
-    Created, Idempotency, ModelCall, NewModelCall, NewTask, Task, TaskAttempt, TaskError, TaskFilter,
+    Idempotency, Inserted, IntakeTicket, KeyedTask, ModelCall, NewModelCall, NewTask, Task, TaskAttempt,
+    TaskError, TaskFilter, insert_task, task_by_idempotency_key, task_in, task_of_ticket,
 };
 pub use tx::Tx;
 pub use usage::UsageBucket;

@@ -1,9 +1,15 @@
-//! Tasks: creation with idempotency, reads, attempts and model calls.
+//! Tasks: the insert (with its budget reservation) and the reads a
+//! submission makes in its transaction, reads, attempts and model calls.
 //! The queue operations (claim, lease, finish) are in `queue.rs`.
+//!
+//! Whether a task may be submitted, and what an idempotency key's earlier
+//! use means, is decided above the store (`bounty_agents::submit`); the
+//! unique keys here (`(account_id, idempotency_key)`, `(integration_id,
+//! intake_ticket)`) make the insert exactly-once under concurrency.
 
 use bounty_core::{
-    AccountId, AgentId, ApiKeyMode, Decision, ModelCallId, PageLimit, TaskId, TaskInput, TaskStatus,
-    Timestamp,
+    AccountId, AgentId, ApiKeyMode, Decision, IntegrationId, ModelCallId, PageLimit, TaskId, TaskInput,
+    TaskStatus, Timestamp,
 };
 
 use crate::db::{Db, on_pool};
@@ -31,19 +37,6 @@ pub struct NewTask {
 pub struct Idempotency {
     pub key: String,
     pub request_hash: String,
-}
-
-/// What `create_task` did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Created {
-    /// A new task.
-    New(Task),
-    /// The key was used before with the same request: that task.
-    Replayed(Task),
-    /// The key was used before with a different request.
-    Mismatch,
-    /// The account's monthly spending cap leaves no room for the task.
-    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
 }
 
 /// A task as stored.
@@ -283,61 +276,18 @@ pub async fn insert_model_calls(
 }
 
 impl Store {
-    /// Commits a new queued task, or, when its `Idempotency-Key` was used
-    /// before by the account, returns that task (same request) or
-    /// `Mismatch` (different request). The unique key on
-    /// `(account_id, idempotency_key)` decides between concurrent
-    /// identical requests: exactly one inserts.
-    pub async fn create_task(&self, account: AccountId, new: &NewTask) -> Result<Created, StoreError> {
+    /// Inserts a queued task in a transaction of its own, with no
+    /// admission checks: a fixture for tests. Product paths submit tasks
+    /// through `bounty_agents::submit::submit_task`.
+    #[cfg(feature = "test-support")]
+    pub async fn create_task(&self, account: AccountId, new: &NewTask) -> Result<Inserted, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let row = match insert_task(&mut tx, account, new, None, now).await? {
-            Inserted::Row(row) => Some(*row),
-            Inserted::Conflict => None,
-            Inserted::BudgetExhausted {
-                cap_micros,
-                committed_micros,
-            } => {
-                return Ok(Created::BudgetExhausted {
-                    cap_micros,
-                    committed_micros,
-                });
-            }
-        };
-        tx.commit().await?;
-        if let Some(row) = row {
-            return Ok(Created::New(Task::try_from(row)?));
+        let inserted = insert_task(&mut tx, account, new, None, now).await?;
+        if matches!(inserted, Inserted::New(_)) {
+            tx.commit().await?;
         }
-        let Some(idem) = &new.idempotency else {
-            return Err(StoreError::Corrupt(
-                "a task without an idempotency key conflicted".to_owned(),
-            ));
-        };
-        #[derive(sqlx::FromRow)]
-        struct Existing {
-            id: String,
-            request_hash: Option<String>,
-        }
-        let existing: Option<Existing> = on_pool!(&self.db, pool => {
-            sqlx::query_as("select id, request_hash from tasks where account_id = $1 and idempotency_key = $2")
-                .bind(account.to_string())
-                .bind(idem.key.clone())
-                .fetch_optional(pool)
-                .await?
-        });
-        let Some(existing) = existing else {
-            return Err(StoreError::Corrupt(
-                "an idempotency key conflicted but its task is not there".to_owned(),
-            ));
-        };
-        if existing.request_hash.as_deref() != Some(idem.request_hash.as_str()) {
-            return Ok(Created::Mismatch);
-        }
-        let id: TaskId = existing.id.parse().map_err(|e| corrupt("id", e))?;
-        match self.get_task(account, id).await? {
-            Some(task) => Ok(Created::Replayed(task)),
-            None => Err(StoreError::Corrupt(format!("task {id} vanished"))),
-        }
+        Ok(inserted)
     }
 
     /// One of the account's tasks.
@@ -568,30 +518,94 @@ impl Store {
 }
 
 /// What [`insert_task`] did.
-pub(crate) enum Inserted {
-    Row(Box<TaskRow>),
-    /// Its idempotency key is taken (nothing was written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The queued task.
+    New(Box<Task>),
+    /// Its idempotency key, or its intake ticket, has a task already
+    /// (nothing was written): see [`task_by_idempotency_key`] and
+    /// [`task_of_ticket`].
     Conflict,
-    /// The cap leaves no room: the caller must roll back.
-    BudgetExhausted {
-        cap_micros: i64,
-        committed_micros: i64,
-    },
+    /// The cap leaves no room: the caller must roll back (the row is
+    /// written, and only dropping the transaction forgets it).
+    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
 }
 
 /// The helpdesk ticket a task is made for: its integration and the
 /// ticket's id there. A unique key on the pair makes one task per ticket.
-pub(crate) struct IntakeTicket<'a> {
-    pub integration: &'a str,
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeTicket<'a> {
+    pub integration: IntegrationId,
     pub ticket: &'a str,
+}
+
+/// A task an idempotency key was first used for, and the hash of the
+/// request that used it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedTask {
+    pub id: TaskId,
+    pub request_hash: Option<String>,
+}
+
+/// The task the account's idempotency `key` was first used for.
+pub async fn task_by_idempotency_key(
+    tx: &mut Tx,
+    account: AccountId,
+    key: &str,
+) -> Result<Option<KeyedTask>, StoreError> {
+    let row: Option<(String, Option<String>)> = tx
+        .fetch_optional(
+            "select id, request_hash from tasks where account_id = $1 and idempotency_key = $2",
+            args![account.to_string(), key],
+        )
+        .await?;
+    row.map(|(id, request_hash)| {
+        Ok(KeyedTask {
+            id: id.parse().map_err(|e| corrupt("id", e))?,
+            request_hash,
+        })
+    })
+    .transpose()
+}
+
+/// The task made for `ticket` of `integration`.
+pub async fn task_of_ticket(
+    tx: &mut Tx,
+    account: AccountId,
+    ticket: IntakeTicket<'_>,
+) -> Result<Option<TaskId>, StoreError> {
+    let row: Option<(String,)> = tx
+        .fetch_optional(
+            "select id from tasks where account_id = $1 and integration_id = $2 and intake_ticket = $3",
+            args![account.to_string(), ticket.integration.to_string(), ticket.ticket],
+        )
+        .await?;
+    row.map(|(id,)| id.parse().map_err(|e| corrupt("id", e)))
+        .transpose()
+}
+
+/// One of the account's tasks, read in the caller's transaction.
+pub async fn task_in(tx: &mut Tx, account: AccountId, id: TaskId) -> Result<Option<Task>, StoreError> {
+    let row: Option<TaskRow> = tx
+        .fetch_optional(
+            concat!(
+                "select ",
+                task_columns!(),
+                " from tasks where account_id = $1 and id = $2"
+            ),
+            args![account.to_string(), id.to_string()],
+        )
+        .await?;
+    row.map(Task::try_from).transpose()
 }
 
 /// Inserts a queued task and its budget reservation inside the caller's
 /// transaction, so another write (a webhook delivery's dedupe row) can
 /// commit with it or not at all. `intake` names the helpdesk ticket the
-/// task came from: a ticket that has a task already is a `Conflict`.
-/// Test-mode tasks never reserve against the cap, which is live money.
-pub(crate) async fn insert_task(
+/// task came from: a ticket that has a task already is a `Conflict`, as is
+/// an idempotency key used before. Test-mode tasks never reserve against
+/// the cap, which is live money.
+pub async fn insert_task(
     tx: &mut Tx,
     account: AccountId,
     new: &NewTask,
@@ -630,8 +644,8 @@ pub(crate) async fn insert_task(
                 new.idempotency.as_ref().map(|i| i.request_hash.clone()),
                 max_attempts,
                 now,
-                intake.as_ref().map(|i| i.integration.to_owned()),
-                intake.as_ref().map(|i| i.ticket.to_owned()),
+                intake.map(|i| i.integration.to_string()),
+                intake.map(|i| i.ticket.to_owned()),
                 new.mode.livemode()
             ],
         )
@@ -675,5 +689,5 @@ pub(crate) async fn insert_task(
             .await?;
         }
     }
-    Ok(Inserted::Row(Box::new(row)))
+    Ok(Inserted::New(Box::new(Task::try_from(row)?)))
 }

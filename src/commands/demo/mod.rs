@@ -28,14 +28,15 @@ pub mod master_key;
 use std::path::Path;
 
 use anyhow::Context;
+use bounty_agents::submit::{AgentRef, Source, TaskRequest, submit_task};
 use bounty_core::{
-    AccountId, AccountName, AgentName, ApiKeyMode, ApiKeySecret, IntegrationId, IntegrationName, KeyName,
-    ModelRoute, OutcomeType, PageLimit, TaskInput, VerificationPolicy,
+    AccountId, AccountName, AgentId, AgentName, ApiKeyMode, ApiKeySecret, IntegrationId, IntegrationName,
+    KeyName, ModelRoute, OutcomeType, PageLimit, SealPurpose, TaskInput, VerificationPolicy,
 };
 use bounty_integrations::{IntegrationKind, Keyring, generate_secret};
 use bounty_models::ModelConfig;
-use bounty_store::{AgentSpec, Email, NewIntegration, NewTask, Store, UserRole};
-use secrecy::ExposeSecret;
+use bounty_store::{AgentSpec, Email, NewIntegration, Store, UserRole};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::users::generate_password;
 
@@ -150,60 +151,86 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             )?,
         )
         .await?;
-    // A Standard Webhooks integration for demo-support.
-    let integration_id = bounty_core::IntegrationId::new();
+    let (integration_id, secret) = create_integration(store, keyring, account.id, support.id).await?;
+    queue_strict_ticket(store, account.id, strict.id).await?;
+    sample_invoice(store, account.id).await?;
+    Ok(DemoLogin {
+        email: DEMO_EMAIL.to_owned(),
+        password,
+        account: account.id,
+        integration: Some(DemoIntegration {
+            id: integration_id,
+            secret: Some(secret.expose_secret().to_owned()),
+        }),
+    })
+}
+
+/// A Standard Webhooks integration for `agent`, its secret sealed with
+/// `keyring`: its id and the secret, to show.
+async fn create_integration(
+    store: &Store,
+    keyring: &Keyring,
+    account: AccountId,
+    agent: AgentId,
+) -> anyhow::Result<(IntegrationId, SecretString)> {
+    let integration_id = IntegrationId::new();
     let secret = generate_secret(IntegrationKind::Standard).context("the OS random generator failed")?;
-    let aad = bounty_integrations::settings::sealing_aad(
-        &account.id.to_string(),
-        &integration_id.to_string(),
-        "inbound",
-    );
     let sealed = keyring
-        .seal(secret.expose_secret().as_bytes(), aad.as_bytes())
+        .seal_for(
+            account,
+            integration_id,
+            SealPurpose::Inbound,
+            secret.expose_secret().as_bytes(),
+        )
         .context("cannot seal the demo integration's secret")?;
     store
         .create_integration(
-            account.id,
+            account,
             &NewIntegration {
                 id: integration_id,
-                kind: IntegrationKind::Standard.as_str().to_owned(),
+                kind: IntegrationKind::Standard,
                 name: IntegrationName::parse(DEMO_INTEGRATION).map_err(|e| anyhow::anyhow!("{e}"))?,
-                agent_id: support.id,
+                agent_id: agent,
                 secret_sealed: sealed,
                 reply_sealed: None,
                 mode: bounty_core::ApiKeyMode::Live,
             },
         )
         .await?;
-    // The strict agent's ticket, which the worker runs as soon as `serve`
-    // starts. The support tickets come from the demo's helpdesk instead,
-    // through the integration (see `helpdesk`).
-    store
-        .create_task(
-            account.id,
-            &NewTask {
-                agent_id: strict.id,
-                agent_version: strict.current_version,
-                input: TaskInput {
-                    subject: "Cancel my subscription".to_owned(),
-                    body: "I would like to cancel at the end of the month. (demo ticket)".to_owned(),
-                    customer: None,
-                    metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
-                },
-                external_ref: None,
-                idempotency: None,
-                max_attempts: 1,
-                mode: bounty_core::ApiKeyMode::Live,
-            },
-        )
-        .await?;
-    // A sample invoice, as Stripe would send it (no Stripe in the demo).
+    Ok((integration_id, secret))
+}
+
+/// The strict agent's ticket, which the worker runs as soon as `serve`
+/// starts. The support tickets come from the demo's helpdesk instead,
+/// through the integration (see `helpdesk`).
+async fn queue_strict_ticket(store: &Store, account: AccountId, strict: AgentId) -> anyhow::Result<()> {
+    let ticket = TaskRequest {
+        agent: AgentRef::Id(strict),
+        input: TaskInput {
+            subject: "Cancel my subscription".to_owned(),
+            body: "I would like to cancel at the end of the month. (demo ticket)".to_owned(),
+            customer: None,
+            metadata: serde_json::Map::from_iter([("demo".to_owned(), serde_json::json!(true))]),
+        },
+        external_ref: None,
+        source: Source::Api { idempotency: None },
+        mode: bounty_core::ApiKeyMode::Live,
+        max_attempts: 1,
+    };
+    submit_task(store, account, ticket)
+        .await
+        .context("cannot queue the demo's ticket")?;
+    Ok(())
+}
+
+/// A sample invoice, as Stripe would send it (no Stripe in the demo).
+async fn sample_invoice(store: &Store, account: AccountId) -> anyhow::Result<()> {
     let now = store.now().timestamp();
     store
         .upsert_invoices(
-            account.id,
+            account,
             &[bounty_billing::stripe_events::parse_invoice(&serde_json::json!({
-                "id": format!("in_demo_{}", &account.id.to_string()[5..15]),
+                "id": format!("in_demo_{}", &account.to_string()[5..15]),
                 "object": "invoice",
                 "status": "paid",
                 "currency": "usd",
@@ -217,15 +244,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             .map_err(|e| anyhow::anyhow!("the sample invoice: {e}"))?],
         )
         .await?;
-    Ok(DemoLogin {
-        email: DEMO_EMAIL.to_owned(),
-        password,
-        account: account.id,
-        integration: Some(DemoIntegration {
-            id: integration_id,
-            secret: Some(secret.expose_secret().to_owned()),
-        }),
-    })
+    Ok(())
 }
 
 /// The demo account's integration, its secret opened with `keyring`.

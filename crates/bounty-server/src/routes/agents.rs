@@ -1,16 +1,18 @@
 //! `/v1/agents`: create, list, show and update the account's agents.
 //!
-//! An update never edits a version: it adds one and makes it current.
+//! Every field is checked by [`bounty_agents::spec`], the checks the
+//! dashboard's agent form runs too; the first refused field answers
+//! (`unknown_model` or `validation_failed`, naming it). An update never
+//! edits a version: it adds one and makes it current.
 //! Tasks record the version they ran, and `GET /v1/agents/{id}?version=N`
 //! shows any past version.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bounty_agents::OutputSchema;
-use bounty_core::{
-    AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, RoutingPolicy, VerificationPolicy,
-};
+use bounty_agents::spec;
+use bounty_core::{AgentId, GenerationParams, RoutingPolicy, VerificationPolicy};
+use bounty_models::ModelRegistry;
 use bounty_store::{Agent, AgentPatch, AgentSpec, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -20,9 +22,6 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::pagination::ListParams;
 use crate::state::AppState;
-
-/// Longest `instructions`, in characters.
-const MAX_INSTRUCTIONS_CHARS: usize = 32_000;
 
 /// A new agent.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -150,65 +149,6 @@ pub struct AgentVersionParams {
     pub version: Option<i32>,
 }
 
-fn name(raw: &str) -> Result<AgentName, ApiError> {
-    AgentName::parse(raw).map_err(|e| ApiError::validation("name", e.to_string()))
-}
-
-fn instructions(raw: &str) -> Result<String, ApiError> {
-    if raw.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(ApiError::validation(
-            "instructions",
-            format!("must be at most {MAX_INSTRUCTIONS_CHARS} characters"),
-        ));
-    }
-    Ok(raw.to_owned())
-}
-
-fn route(state: &AppState, names: Vec<String>) -> Result<ModelRoute, ApiError> {
-    if let Some((i, model)) = names.iter().enumerate().find(|(_, n)| !state.models.contains(n)) {
-        return Err(ApiError::UnknownModel {
-            param: format!("model_route[{i}]"),
-            model: model.clone(),
-        });
-    }
-    ModelRoute::parse(names).map_err(|e| ApiError::validation("model_route", e.to_string()))
-}
-
-fn schema(value: serde_json::Value) -> Result<serde_json::Value, ApiError> {
-    OutputSchema::compile(&value).map_err(|e| ApiError::validation("output_schema", e))?;
-    Ok(value)
-}
-
-fn outcome_type(raw: &str) -> Result<OutcomeType, ApiError> {
-    OutcomeType::parse(raw).map_err(|e| ApiError::validation("outcome_type", e.to_string()))
-}
-
-fn policy(state: &AppState, policy: VerificationPolicy) -> Result<VerificationPolicy, ApiError> {
-    bounty_agents::verify::validate_policy(&policy, &state.models)
-        .map_err(|(param, message)| ApiError::validation(param, message))?;
-    Ok(policy)
-}
-
-fn routing(state: &AppState, r: RoutingPolicy) -> Result<RoutingPolicy, ApiError> {
-    r.validate()
-        .map_err(|e| ApiError::validation(e.field, e.message))?;
-    if let Some(shadow) = &r.shadow
-        && !state.models.contains(&shadow.model)
-    {
-        return Err(ApiError::UnknownModel {
-            param: "routing.shadow.model".to_owned(),
-            model: shadow.model.clone(),
-        });
-    }
-    Ok(r)
-}
-
-fn params(p: GenerationParams) -> Result<GenerationParams, ApiError> {
-    p.validate()
-        .map_err(|(field, e)| ApiError::validation(format!("params.{field}"), e.to_string()))?;
-    Ok(p)
-}
-
 fn name_taken(e: StoreError, name: &str) -> ApiError {
     match e {
         StoreError::Constraint { constraint, .. } if constraint == "agents_account_id_name_key" => {
@@ -240,15 +180,16 @@ pub async fn create_agent(
     auth: Auth,
     ApiJson(body): ApiJson<AgentIn>,
 ) -> ApiResult<(StatusCode, Json<AgentOut>)> {
+    let models: &ModelRegistry = &state.models;
     let spec = AgentSpec {
-        name: name(&body.name)?,
-        instructions: instructions(&body.instructions)?,
-        model_route: route(&state, body.model_route)?,
-        output_schema: body.output_schema.map(schema).transpose()?,
-        outcome_type: outcome_type(body.outcome_type.as_deref().unwrap_or("ticket.resolved"))?,
-        verifier_policy: policy(&state, body.verifier_policy.unwrap_or_default())?,
-        params: params(body.params.unwrap_or_default())?,
-        routing: routing(&state, body.routing.unwrap_or_default())?,
+        name: spec::name(&body.name)?,
+        instructions: spec::instructions(&body.instructions)?,
+        model_route: spec::model_route(body.model_route, models)?,
+        output_schema: body.output_schema.map(spec::output_schema).transpose()?,
+        outcome_type: spec::outcome_type(body.outcome_type.as_deref().unwrap_or(spec::DEFAULT_OUTCOME_TYPE))?,
+        verifier_policy: spec::verifier_policy(body.verifier_policy.unwrap_or_default(), models)?,
+        params: spec::params(body.params.unwrap_or_default())?,
+        routing: spec::routing(body.routing.unwrap_or_default(), models)?,
     };
     let agent = state
         .store
@@ -340,19 +281,26 @@ pub async fn update_agent(
     ApiJson(body): ApiJson<AgentPatchIn>,
 ) -> ApiResult<Json<AgentOut>> {
     let agent_id = parse_agent_id(&id)?;
+    let models: &ModelRegistry = &state.models;
     let patch = AgentPatch {
-        name: body.name.as_deref().map(name).transpose()?,
-        instructions: body.instructions.as_deref().map(instructions).transpose()?,
-        model_route: body.model_route.map(|r| route(&state, r)).transpose()?,
+        name: body.name.as_deref().map(spec::name).transpose()?,
+        instructions: body.instructions.as_deref().map(spec::instructions).transpose()?,
+        model_route: body
+            .model_route
+            .map(|r| spec::model_route(r, models))
+            .transpose()?,
         output_schema: match body.output_schema {
             None => None,
             Some(None) => Some(None),
-            Some(Some(value)) => Some(Some(schema(value)?)),
+            Some(Some(value)) => Some(Some(spec::output_schema(value)?)),
         },
-        outcome_type: body.outcome_type.as_deref().map(outcome_type).transpose()?,
-        verifier_policy: body.verifier_policy.map(|p| policy(&state, p)).transpose()?,
-        params: body.params.map(params).transpose()?,
-        routing: body.routing.map(|r| routing(&state, r)).transpose()?,
+        outcome_type: body.outcome_type.as_deref().map(spec::outcome_type).transpose()?,
+        verifier_policy: body
+            .verifier_policy
+            .map(|p| spec::verifier_policy(p, models))
+            .transpose()?,
+        params: body.params.map(spec::params).transpose()?,
+        routing: body.routing.map(|r| spec::routing(r, models)).transpose()?,
     };
     let new_name = patch
         .name

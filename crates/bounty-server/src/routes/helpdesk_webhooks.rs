@@ -5,24 +5,26 @@
 //! them is no longer configured: the integration is `broken`), the signature verified on the raw body bytes (401 and
 //! nothing stored but a counter on the integration if it fails), the body
 //! parsed into a ticket event (202 `ignored` for event types Bounty does
-//! not act on), then recorded and applied exactly once: a new ticket
-//! becomes a task (202), a solved/reopened/satisfaction event becomes a
-//! signal for the ticket's outcome (200). A duplicate or replay answers
-//! 200 with the first answer and does nothing again.
+//! not act on), then handed to [`bounty_integrations::intake::take`],
+//! which records and applies it exactly once: a new ticket becomes a task
+//! (202), a solved/reopened/satisfaction event becomes a signal for the
+//! ticket's outcome (200). A duplicate or replay answers 200 with the
+//! first answer and does nothing again. This module only renders the
+//! typed [`IntakeResult`] as JSON and a status code.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bounty_core::outcome::Signal;
-use bounty_core::{IntegrationId, TaskInput};
-use bounty_integrations::{IntegrationKind, Parsed, TicketEvent, TicketEventKind};
-use bounty_store::{Delivery, DeliveryEffect, Intake, Integration, NewTask};
-use sha2::{Digest, Sha256};
+use bounty_core::{IntegrationId, Timestamp};
+use bounty_integrations::Zeroizing;
+use bounty_integrations::intake::{self, Answer, IntakeError, IntakeResult, VerifiedDelivery};
+use bounty_integrations::{Parsed, SignatureError, Verified};
+use bounty_store::Integration;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::RawBody;
-use crate::routes::integrations::{aad, keyring};
+use crate::routes::integrations::keyring;
 use crate::routes::path_id;
 use crate::state::AppState;
 
@@ -68,63 +70,11 @@ pub async fn helpdesk_webhook(
             kind: "integration",
             id,
         })?;
-    let kind: IntegrationKind = integration
-        .kind
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("stored integration kind: {e}")))?;
-    let label = kind.as_str();
-    let keys = keyring(&state)?;
     let now = state.store.now();
-    let current = bounty_integrations::status::open_inbound(keys, &integration).map_err(|e| {
-        // The key that sealed it is gone: the integration is `broken` (the
-        // API shows it so), and the helpdesk keeps retrying until mended.
-        tracing::error!(integration.id = %integration.id, code = e.code(), "the inbound secret does not open under the configured master keys");
-        state.metrics.count_delivery(label, "broken");
-        ApiError::SecretUnreadable {
-            integration: integration.id.to_string(),
-        }
-    })?;
-    let mut secrets = vec![current];
-    if let (Some(previous), Some(until)) = (
-        &integration.previous_secret_sealed,
-        integration.previous_secret_expires_at,
-    ) && until > now
-    {
-        match keys.open(previous, aad(&integration, "inbound").as_bytes()) {
-            Ok(secret) => secrets.push(secret),
-            // The current secret still verifies; only the grace is lost.
-            Err(e) => {
-                tracing::warn!(integration.id = %integration.id, code = e.code(), "the previous inbound secret does not open; only the current one is accepted")
-            }
-        }
-    }
-    let secret_refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
-    let verified = match bounty_integrations::verify(kind, &HeaderView(&headers), &body, &secret_refs, now) {
-        Ok(v) => v,
-        Err(
-            e @ (bounty_integrations::SignatureError::NoSecrets
-            | bounty_integrations::SignatureError::InvalidSecret { .. }),
-        ) => {
-            return Err(ApiError::Internal(format!(
-                "integration {} secret: {e}",
-                integration.id
-            )));
-        }
-        Err(e) => {
-            // No payload is logged or kept: only the code, and a counter.
-            tracing::warn!(integration.id = %integration.id, kind = label, code = e.code(), "helpdesk webhook refused");
-            state.metrics.count_delivery(label, "rejected");
-            state
-                .store
-                .record_rejected_delivery(integration.id, e.code())
-                .await?;
-            return Err(ApiError::WebhookSignature {
-                reason: e.code(),
-                header: e.header(),
-            });
-        }
-    };
-    let event = match bounty_integrations::parse(kind, &body) {
+    let secrets = inbound_secrets(&state, &integration, now)?;
+    let verified = verify(&state, &integration, &headers, &body, &secrets, now).await?;
+    let label = integration.kind.as_str();
+    let event = match bounty_integrations::parse(integration.kind, &body) {
         Ok(Parsed::Event(event)) => event,
         Ok(Parsed::Ignored { event_type, reason }) => {
             state.metrics.count_delivery(label, "ignored");
@@ -141,128 +91,233 @@ pub async fn helpdesk_webhook(
             });
         }
     };
-    let dedupe_key = event
-        .vendor_event_id
-        .clone()
-        .or(verified.delivery_id.clone())
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
-    let effect = effect(&state, &integration, kind, &event).await?;
-    let delivery = Delivery {
-        dedupe_key,
-        event: event.kind.name().to_owned(),
-        external_ticket: event.ticket.external_id.clone(),
-        effect,
-    };
-    match state
-        .store
-        .intake_delivery(&integration, &delivery, bounty_billing::settle::settle_signal_in)
-        .await?
-    {
-        Intake::New {
-            response,
-            task,
-            task_created,
-        } => {
+    let delivery = VerifiedDelivery::new(event, &verified, &body);
+    let result = intake::take(&state.store, &integration, delivery, state.task_max_attempts)
+        .await
+        .map_err(|e| match e {
+            IntakeError::Refused(e) => ApiError::from(e),
+            IntakeError::MissingAgent(_) => ApiError::Internal(e.to_string()),
+            IntakeError::Store(e) => e.into(),
+        })?;
+    let label = integration.kind.as_str();
+    match &result {
+        IntakeResult::Duplicate { .. } => state.metrics.count_delivery(label, "duplicate"),
+        IntakeResult::BudgetExhausted { .. } => {}
+        accepted => {
             state.metrics.count_delivery(label, "accepted");
-            tracing::info!(integration.id = %integration.id, event = %delivery.event, task.id = ?task, "helpdesk delivery accepted");
-            // A ticket that has its task already answers 200 with it:
-            // one ticket is one task.
-            if task_created {
-                state.task_wake.notify_one();
-                return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
-            }
-            Ok((StatusCode::OK, Json(response)).into_response())
+            let answer = accepted.answer();
+            tracing::info!(
+                integration.id = %integration.id,
+                event = answer.as_ref().map(|a| a.event.as_str()),
+                task.id = ?answer.as_ref().and_then(|a| a.task_id),
+                "helpdesk delivery accepted"
+            );
         }
-        Intake::Duplicate { response } => {
-            state.metrics.count_delivery(label, "duplicate");
-            Ok((StatusCode::OK, Json(response)).into_response())
+    }
+    if matches!(result, IntakeResult::TaskCreated { .. }) {
+        state.task_wake.notify_one();
+    }
+    let (status, body) = answer(&result)?;
+    Ok((status, Json(body)).into_response())
+}
+
+/// The integration's inbound secrets, opened (see
+/// [`bounty_integrations::status::open_inbound_secrets`]); 503
+/// `secret_unreadable` when the current one does not open.
+fn inbound_secrets(
+    state: &AppState,
+    integration: &Integration,
+    now: Timestamp,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, ApiError> {
+    let keys = keyring(state)?;
+    bounty_integrations::status::open_inbound_secrets(keys, integration, now).map_err(|e| {
+        // The key that sealed it is gone: the integration is `broken` (the
+        // API shows it so), and the helpdesk keeps retrying until mended.
+        tracing::error!(integration.id = %integration.id, code = e.code(), "the inbound secret does not open under the configured master keys");
+        state.metrics.count_delivery(integration.kind.as_str(), "broken");
+        ApiError::SecretUnreadable {
+            integration: integration.id.to_string(),
         }
-        Intake::BudgetExhausted {
-            cap_micros,
-            committed_micros,
-        } => Err(ApiError::BudgetExhausted {
-            cap_micros,
-            committed_micros,
-        }),
+    })
+}
+
+/// Verifies the delivery's signature with `secrets`; a refusal is counted
+/// on the integration, and nothing else of the delivery is kept.
+async fn verify(
+    state: &AppState,
+    integration: &Integration,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[Zeroizing<Vec<u8>>],
+    now: Timestamp,
+) -> Result<Verified, ApiError> {
+    let secret_refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+    let label = integration.kind.as_str();
+    match bounty_integrations::verify(integration.kind, &HeaderView(headers), body, &secret_refs, now) {
+        Ok(v) => Ok(v),
+        Err(e @ (SignatureError::NoSecrets | SignatureError::InvalidSecret { .. })) => Err(
+            ApiError::Internal(format!("integration {} secret: {e}", integration.id)),
+        ),
+        Err(e) => {
+            // No payload is logged or kept: only the code, and a counter.
+            tracing::warn!(integration.id = %integration.id, kind = label, code = e.code(), "helpdesk webhook refused");
+            state.metrics.count_delivery(label, "rejected");
+            state
+                .store
+                .record_rejected_delivery(integration.id, e.code())
+                .await?;
+            Err(ApiError::WebhookSignature {
+                reason: e.code(),
+                header: e.header(),
+            })
+        }
     }
 }
 
-/// What a ticket event does.
-async fn effect(
-    state: &AppState,
-    integration: &Integration,
-    kind: IntegrationKind,
-    event: &TicketEvent,
-) -> Result<DeliveryEffect, ApiError> {
-    Ok(match &event.kind {
-        TicketEventKind::Created(ticket) => {
-            if state.store.account_status(integration.account_id).await?
-                == Some(bounty_core::AccountStatus::Suspended)
-            {
-                return Err(ApiError::AccountSuspended);
-            }
-            let Some(agent) = state
-                .store
-                .get_agent(integration.account_id, integration.agent_id, None)
-                .await?
-            else {
-                return Err(ApiError::Internal(format!(
-                    "integration {} names a missing agent",
-                    integration.id
-                )));
-            };
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("source".into(), kind.as_str().into());
-            metadata.insert("integration_id".into(), integration.id.to_string().into());
-            metadata.insert("ticket_id".into(), event.ticket.external_id.clone().into());
-            if let Some(url) = &event.ticket.url {
-                metadata.insert("ticket_url".into(), url.clone().into());
-            }
-            if !ticket.tags.is_empty() {
-                metadata.insert("tags".into(), ticket.tags.clone().into());
-            }
-            let customer = &ticket.customer;
-            let clip =
-                |s: &Option<String>, n: usize| s.as_ref().map(|v| v.chars().take(n).collect::<String>());
-            let body = match (ticket.body.trim().is_empty(), &ticket.subject) {
-                (false, _) => ticket.body.clone(),
-                (true, Some(subject)) if !subject.trim().is_empty() => subject.clone(),
-                _ => "(the ticket has no text)".to_owned(),
-            };
-            let input = TaskInput {
-                subject: clip(&ticket.subject, TaskInput::MAX_SUBJECT_CHARS).unwrap_or_default(),
-                body: body.chars().take(TaskInput::MAX_BODY_CHARS).collect(),
-                customer: (customer.email.is_some()
-                    || customer.name.is_some()
-                    || customer.external_id.is_some())
-                .then(|| bounty_core::task::Customer {
-                    id: clip(&customer.external_id, TaskInput::MAX_CUSTOMER_FIELD_CHARS),
-                    email: clip(&customer.email, TaskInput::MAX_CUSTOMER_FIELD_CHARS),
-                    name: clip(&customer.name, TaskInput::MAX_CUSTOMER_FIELD_CHARS),
-                }),
-                metadata,
-            };
-            DeliveryEffect::CreateTask(Box::new(NewTask {
-                agent_id: agent.id,
-                agent_version: agent.current_version,
-                input,
-                external_ref: Some(event.ticket.external_id.clone()),
-                idempotency: None,
-                max_attempts: state.task_max_attempts,
-                // The integration's mode: a test integration's tickets are
-                // test-mode tasks.
-                mode: integration.mode,
-            }))
+/// The HTTP answer of an intake result: 202 with the answer when the
+/// delivery made a task, 200 with it otherwise (a duplicate answers its
+/// first delivery's), 402 when the cap leaves no room.
+fn answer(result: &IntakeResult) -> ApiResult<(StatusCode, serde_json::Value)> {
+    if let IntakeResult::BudgetExhausted {
+        cap_micros,
+        committed_micros,
+    } = *result
+    {
+        return Err(ApiError::BudgetExhausted {
+            cap_micros,
+            committed_micros,
+        });
+    }
+    let Some(answer) = result.answer() else {
+        return Err(ApiError::Internal(
+            "an accepted delivery has no answer".to_owned(),
+        ));
+    };
+    // A ticket that has its task already answers 200 with it: one ticket
+    // is one task.
+    let status = match result {
+        IntakeResult::TaskCreated { .. } => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, body(&answer)))
+}
+
+/// The answer's JSON: `status`, `delivery_id`, `event`, `result`, and
+/// `task_id` and `reason` when there are.
+fn body(answer: &Answer) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "status": "accepted",
+        "delivery_id": answer.delivery_id.to_string(),
+        "event": answer.event,
+        "result": answer.result.as_str(),
+    });
+    if let Some(task) = answer.task_id {
+        body["task_id"] = serde_json::json!(task.to_string());
+    }
+    if let Some(reason) = &answer.reason {
+        body["reason"] = serde_json::json!(reason);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use bounty_core::{DeliveryId, DeliveryResult, OutcomeId, OutcomeStatus, TaskId};
+    use bounty_integrations::intake::Receipt;
+    use bounty_store::DeliveryRecord;
+
+    use super::*;
+
+    fn receipt(event: &str) -> Receipt {
+        Receipt {
+            delivery: DeliveryId::new(),
+            event: event.to_owned(),
         }
-        TicketEventKind::Solved => DeliveryEffect::Signal(Signal::Solved),
-        TicketEventKind::Reopened => DeliveryEffect::Signal(Signal::Reopened),
-        TicketEventKind::SatisfactionRated { score, .. } => {
-            // 0..100 onto the 1..5 scale the verification policy reads.
-            let five = 1 + (u32::from(score.percent()) * 4 + 50) / 100;
-            DeliveryEffect::Signal(Signal::Csat {
-                score: u8::try_from(five).unwrap_or(5),
+    }
+
+    #[test]
+    fn a_new_task_is_202_and_everything_else_accepted_is_200() {
+        let r = receipt("created");
+        let task = TaskId::new();
+        let (status, body) = answer(&IntakeResult::TaskCreated {
+            receipt: r.clone(),
+            task,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "status": "accepted",
+                "delivery_id": r.delivery.to_string(),
+                "event": "created",
+                "result": "task_created",
+                "task_id": task.to_string(),
             })
-        }
-        TicketEventKind::CustomerReplied { .. } => DeliveryEffect::Record,
-    })
+        );
+        let (status, body) = answer(&IntakeResult::TaskExists {
+            receipt: r.clone(),
+            task,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["result"], "task_exists");
+        assert_eq!(body["task_id"], task.to_string());
+        assert_eq!(body["reason"], format!("the ticket already has task {task}"));
+
+        let outcome = OutcomeId::new();
+        let (status, body) = answer(&IntakeResult::SignalApplied {
+            receipt: receipt("solved"),
+            outcome,
+            status: OutcomeStatus::Resolved,
+        })
+        .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (&body["result"], &body["reason"]),
+            (
+                &serde_json::json!("signal_applied"),
+                &serde_json::json!(format!("outcome {outcome} is now resolved"))
+            )
+        );
+        assert!(body.get("task_id").is_none(), "{body}");
+        let (_, body) = answer(&IntakeResult::Recorded {
+            receipt: receipt("customer_replied"),
+            why: None,
+        })
+        .unwrap();
+        assert_eq!(body["result"], "recorded");
+        assert!(body.get("reason").is_none(), "{body}");
+    }
+
+    #[test]
+    fn a_duplicate_answers_its_first_delivery_and_the_cap_is_402() {
+        let task = TaskId::new();
+        let first = DeliveryRecord {
+            id: DeliveryId::new(),
+            event: "created".into(),
+            external_ticket: "T-1".into(),
+            result: DeliveryResult::TaskCreated,
+            reason: None,
+            task_id: Some(task),
+            received_at: chrono::Utc::now(),
+        };
+        let (status, body) = answer(&IntakeResult::Duplicate { first: first.clone() }).unwrap();
+        // The first answered 202; its duplicate answers the same body with 200.
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["delivery_id"], first.id.to_string());
+        assert_eq!(body["result"], "task_created");
+        assert_eq!(body["task_id"], task.to_string());
+        let refused = answer(&IntakeResult::BudgetExhausted {
+            cap_micros: 3,
+            committed_micros: 3,
+        });
+        assert!(matches!(
+            refused,
+            Err(ApiError::BudgetExhausted {
+                cap_micros: 3,
+                committed_micros: 3
+            })
+        ));
+    }
 }

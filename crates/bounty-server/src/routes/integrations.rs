@@ -18,8 +18,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bounty_core::{DeliveryId, IntegrationId, IntegrationName};
-use bounty_integrations::{IntegrationKind, Keyring, ReplySettings, ReplySettingsIn, generate_secret};
+use bounty_core::{AccountId, DeliveryId, IntegrationId, IntegrationName, SealPurpose};
+use bounty_integrations::{IntegrationKind, Keyring, ReplySettingsIn, check_given_secret, generate_secret};
 use bounty_store::{DeliveryRecord, Integration, NewIntegration};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -129,7 +129,8 @@ pub struct DeliveryOut {
     /// `created`, `customer_replied`, `solved`, `reopened`, `satisfaction_rated`.
     pub event: String,
     pub ticket: String,
-    /// `task_created`, `signal_applied` or `recorded`.
+    /// `task_created`, `task_exists`, `signal_applied`,
+    /// `signal_not_applicable` or `recorded`.
     pub result: String,
     pub reason: Option<String>,
     pub task_id: Option<bounty_core::TaskId>,
@@ -149,7 +150,7 @@ impl From<DeliveryRecord> for DeliveryOut {
             id: d.id,
             event: d.event,
             ticket: d.external_ticket,
-            result: d.result,
+            result: d.result.as_str().to_owned(),
             reason: d.reason,
             task_id: d.task_id,
             received_at: d.received_at,
@@ -157,37 +158,30 @@ impl From<DeliveryRecord> for DeliveryOut {
     }
 }
 
-/// The associated data a sealed secret of an integration is bound to.
-pub fn aad(integration: &Integration, what: &str) -> String {
-    aad_of(integration.account_id, integration.id, what)
-}
-
-fn aad_of(account: bounty_core::AccountId, id: IntegrationId, what: &str) -> String {
-    bounty_integrations::settings::sealing_aad(&account.to_string(), &id.to_string(), what)
-}
-
 /// The configured master keys, or 503 naming the setting.
 pub(crate) fn keyring(state: &AppState) -> Result<&Keyring, ApiError> {
     state.keyring.as_deref().ok_or(ApiError::SecretsNotConfigured)
 }
 
-fn seal(keys: &Keyring, plaintext: &[u8], aad: &str) -> Result<String, ApiError> {
-    keys.seal(plaintext, aad.as_bytes())
+/// Seals `plaintext` as the `purpose` secret of integration `id`.
+fn seal(
+    keys: &Keyring,
+    account: AccountId,
+    id: IntegrationId,
+    purpose: SealPurpose,
+    plaintext: &[u8],
+) -> Result<String, ApiError> {
+    keys.seal_for(account, id, purpose, plaintext)
         .map_err(|e| ApiError::Internal(format!("sealing a secret: {e}")))
 }
 
 fn out(i: Integration, state: &AppState) -> IntegrationOut {
-    let reply_url = i.reply_sealed.as_deref().and_then(|sealed| {
-        let keys = state.keyring.as_deref()?;
-        let plain = keys.open(sealed, aad(&i, "reply").as_bytes()).ok()?;
-        let settings: ReplySettings = serde_json::from_slice(&plain).ok()?;
-        Some(settings.url().to_owned())
-    });
+    let reply_url = bounty_integrations::status::reply_url(state.keyring.as_deref(), &i);
     let status = bounty_integrations::status::status(&i, state.keyring.as_deref());
     IntegrationOut {
         inbound_url: format!("/webhooks/in/{}", i.id),
         id: i.id,
-        kind: i.kind,
+        kind: i.kind.as_str().to_owned(),
         name: i.name,
         agent_id: i.agent_id,
         status: status.as_str().to_owned(),
@@ -207,21 +201,7 @@ fn out(i: Integration, state: &AppState) -> IntegrationOut {
 
 fn inbound_secret(kind: IntegrationKind, given: Option<&secrecy::SecretString>) -> Result<String, ApiError> {
     match given {
-        Some(s) => {
-            let s = s.expose_secret().trim();
-            if s.len() < 8 || s.len() > 512 {
-                return Err(ApiError::validation("secret", "must be 8 to 512 characters"));
-            }
-            if kind == IntegrationKind::Standard
-                && bounty_integrations::signature::standard_key(s.as_bytes()).is_none()
-            {
-                return Err(ApiError::validation(
-                    "secret",
-                    "must be a Standard Webhooks secret (`whsec_` + base64)",
-                ));
-            }
-            Ok(s.to_owned())
-        }
+        Some(s) => check_given_secret(kind, s.expose_secret()).map_err(|m| ApiError::validation("secret", m)),
         None => generate_secret(kind)
             .map(|s| s.expose_secret().to_owned())
             .map_err(|e| ApiError::Internal(format!("generating a secret: {e}"))),
@@ -257,7 +237,7 @@ pub async fn create_integration(
                 ApiError::validation("kind", e.to_string())
             })?;
     let name = IntegrationName::parse(&body.name).map_err(|e| ApiError::validation("name", e.to_string()))?;
-    let agent = crate::routes::tasks::resolve_agent(&state, &auth, &body.agent)
+    let agent = bounty_agents::submit::resolve_agent(&state.store, auth.account_id, &body.agent)
         .await?
         .ok_or_else(|| ApiError::UnknownAgent {
             agent: body.agent.clone(),
@@ -280,16 +260,16 @@ pub async fn create_integration(
     let reply_sealed = match &reply {
         Some(settings) => {
             let json = serde_json::to_vec(settings).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Some(seal(keys, &json, &aad_of(auth.account_id, id, "reply"))?)
+            Some(seal(keys, auth.account_id, id, SealPurpose::Reply, &json)?)
         }
         None => None,
     };
     let new = NewIntegration {
         id,
-        kind: kind.as_str().to_owned(),
+        kind,
         name,
         agent_id: agent.id,
-        secret_sealed: seal(keys, secret.as_bytes(), &aad_of(auth.account_id, id, "inbound"))?,
+        secret_sealed: seal(keys, auth.account_id, id, SealPurpose::Inbound, secret.as_bytes())?,
         reply_sealed,
         mode: auth.mode,
     };
@@ -419,16 +399,19 @@ pub async fn rotate_secret(
 ) -> ApiResult<Json<IntegrationOut>> {
     let keys = keyring(&state)?;
     let integration = find(&state, &auth, &id).await?;
-    let kind: IntegrationKind = integration
-        .kind
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("stored integration kind: {e}")))?;
+    let kind = integration.kind;
     let grace = body.grace_hours.unwrap_or(24);
     if grace > MAX_GRACE_HOURS {
         return Err(ApiError::validation("grace_hours", "must be 0 to 168"));
     }
     let secret = inbound_secret(kind, body.secret.as_ref())?;
-    let sealed = seal(keys, secret.as_bytes(), &aad(&integration, "inbound"))?;
+    let sealed = seal(
+        keys,
+        integration.account_id,
+        integration.id,
+        SealPurpose::Inbound,
+        secret.as_bytes(),
+    )?;
     let until = state.store.now() + chrono::Duration::hours(i64::from(grace));
     let rotated = state
         .store

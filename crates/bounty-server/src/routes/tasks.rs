@@ -1,6 +1,10 @@
 //! `/v1/tasks`: submit work to an agent, and follow it.
 //!
-//! `POST` commits the task to the durable queue before it answers `202`.
+//! `POST` hands the task to [`bounty_agents::submit::submit_task`] (the
+//! path every source of tasks takes: account status, input policy, agent,
+//! the insert) and maps its typed result; the task is committed to the
+//! durable queue before the `202`. Input that breaks a bound is refused
+//! with `422 validation_failed` naming the field.
 //! With an `Idempotency-Key` header, a retried request (same key, same
 //! body) gets the task the first one created; the key reused with a
 //! different body is refused with `422 idempotency_mismatch`. A unique key
@@ -12,8 +16,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bounty_agents::submit::{
+    AgentRef, Source, SubmitError, Submitted, TaskRequest, resolve_agent, submit_task,
+};
 use bounty_core::{AgentId, Decision, TaskId, TaskInput, TaskStatus};
-use bounty_store::{Created, Idempotency, ModelCall, NewTask, Task, TaskAttempt, TaskFilter};
+use bounty_store::{Idempotency, ModelCall, Task, TaskAttempt, TaskFilter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,7 +36,6 @@ use crate::state::AppState;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a response that replays an earlier request's task.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-const MAX_EXTERNAL_REF_CHARS: usize = 255;
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// A task to run.
@@ -335,22 +341,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// Finds the account's agent by id or name; `None` when there is none.
-pub(crate) async fn resolve_agent(
-    state: &AppState,
-    auth: &Auth,
-    agent: &str,
-) -> Result<Option<bounty_store::Agent>, ApiError> {
-    Ok(if agent.starts_with("agt_") {
-        match agent.parse::<AgentId>() {
-            Ok(id) => state.store.get_agent(auth.account_id, id, None).await?,
-            Err(_) => None,
-        }
-    } else {
-        state.store.find_agent_by_name(auth.account_id, agent).await?
-    })
-}
-
 /// Queues a task for an agent. The task is committed before the `202`.
 #[utoipa::path(
     post,
@@ -374,64 +364,41 @@ pub async fn create_task(
     ApiJson(body): ApiJson<TaskIn>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    if state.store.account_status(auth.account_id).await? == Some(bounty_core::AccountStatus::Suspended) {
-        return Err(ApiError::AccountSuspended);
-    }
-    body.input
-        .validate()
-        .map_err(|(param, message)| ApiError::validation(param, message))?;
-    if let Some(r) = &body.external_ref
-        && (r.is_empty() || r.chars().count() > MAX_EXTERNAL_REF_CHARS)
-    {
-        return Err(ApiError::validation(
-            "external_ref",
-            "must be 1 to 255 characters",
-        ));
-    }
-    let agent = resolve_agent(&state, &auth, &body.agent)
-        .await?
-        .ok_or_else(|| ApiError::UnknownAgent {
-            agent: body.agent.clone(),
-        })?;
     let idempotency = key.map(|key| Idempotency {
         key,
         request_hash: hex::encode(Sha256::digest(
             serde_json::to_vec(&body).expect("a parsed request serializes"),
         )),
     });
-    let new = NewTask {
-        agent_id: agent.id,
-        agent_version: agent.current_version,
+    let request = TaskRequest {
+        agent: AgentRef::Given(body.agent),
         input: body.input,
         external_ref: body.external_ref,
-        idempotency,
-        max_attempts: state.task_max_attempts,
+        source: Source::Api { idempotency },
         mode: auth.mode,
+        max_attempts: state.task_max_attempts,
     };
-    match state.store.create_task(auth.account_id, &new).await? {
-        Created::New(task) => {
+    match submit_task(&state.store, auth.account_id, request).await {
+        Ok(Submitted::Queued(task)) => {
             tracing::info!(task.id = %task.id, agent.id = %task.agent_id, "task queued");
             state.task_wake.notify_one();
             Ok((StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response())
         }
-        Created::Replayed(task) => {
+        Ok(Submitted::Replayed(task)) => {
             let mut response = (StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response();
             response
                 .headers_mut()
                 .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
             Ok(response)
         }
-        Created::Mismatch => Err(ApiError::IdempotencyMismatch),
-        Created::BudgetExhausted {
-            cap_micros,
-            committed_micros,
-        } => {
+        Ok(Submitted::TicketHasTask(task)) => Err(ApiError::Internal(format!(
+            "an API task answered the ticket task {task}"
+        ))),
+        Err(e @ SubmitError::BudgetExhausted { .. }) => {
             tracing::info!("task refused: the monthly spending cap is reached");
-            Err(ApiError::BudgetExhausted {
-                cap_micros,
-                committed_micros,
-            })
+            Err(e.into())
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -477,7 +444,7 @@ pub async fn list_tasks(
     let agent_id = match q.agent.as_deref() {
         None => None,
         Some(a) => Some(
-            resolve_agent(&state, &auth, a)
+            resolve_agent(&state.store, auth.account_id, a)
                 .await?
                 .ok_or_else(|| ApiError::UnknownAgent { agent: a.to_owned() })?
                 .id,

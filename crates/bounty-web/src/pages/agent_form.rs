@@ -1,15 +1,12 @@
 //! The agent form: what a person types, and the checks that turn it into
 //! an [`AgentSpec`] or an [`AgentPatch`].
 //!
-//! The checks are the API's (`bounty-server`'s `routes/agents.rs`),
-//! re-derived from the same lower crates because the dashboard may not
-//! depend on the server: names and outcome types parse through
-//! `bounty-core`, output schemas compile through
-//! [`bounty_agents::OutputSchema`], and verifier policies go through
-//! [`bounty_agents::verify::validate_policy`]. The one difference is where
-//! model names come from: the API asks its model registry, the dashboard
-//! its `WebState::models` list (empty: any name), so judge models are
-//! checked here against that list (see [`check_policy`]).
+//! Every field goes through the API's own checks, [`bounty_agents::spec`]
+//! (names, instructions, route, output schema, outcome type, verifier
+//! policy). What is the form's own: reading text fields (comma-separated
+//! models, JSON typed into a textarea, the window in its own field), and
+//! where model names come from: the API asks its model registry, the
+//! dashboard its `WebState::models` list ([`Configured`]; empty: any name).
 //!
 //! Unlike the API, the form reports every wrong field at once
 //! ([`FieldErrors`]), so one submit shows everything to fix.
@@ -21,17 +18,32 @@
 //! unverified. JSON typed into the schema or policy may not spell a NUL
 //! character (`\u0000`), which Postgres cannot store.
 
+use bounty_agents::spec::{self, AgentFieldError, DEFAULT_OUTCOME_TYPE, KnownModels};
 use bounty_core::verification::DEFAULT_WINDOW_HOURS;
-use bounty_core::{AgentName, ModelRoute, OutcomeType, VerificationPolicy, VerifierSpec};
+use bounty_core::{ModelRoute, VerificationPolicy};
 use bounty_store::{Agent, AgentPatch, AgentSpec};
 use serde::Deserialize;
 
 use crate::pages::field_errors::FieldErrors;
 
-/// Longest `instructions`, in characters: the API's limit.
-const MAX_INSTRUCTIONS_CHARS: usize = 32_000;
-/// The outcome type of a new agent whose form leaves it blank.
-const DEFAULT_OUTCOME_TYPE: &str = "ticket.resolved";
+/// The models the dashboard offers: its configured list, or any name when
+/// the list is empty (no models configured: nothing to check).
+pub(crate) struct Configured<'a>(pub(crate) &'a [String]);
+
+impl KnownModels for Configured<'_> {
+    fn knows(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|m| m == name)
+    }
+}
+
+/// What the form says of a refused field: the check's message (the field
+/// is where the form shows it).
+fn message(e: AgentFieldError) -> String {
+    match e {
+        AgentFieldError::UnknownModel { model, .. } => format!("names no configured model ({model:?})"),
+        AgentFieldError::Invalid { message, .. } => message,
+    }
+}
 
 /// The form's fields in page order, with their labels.
 pub(crate) const FIELDS: [(&str, &str); 7] = [
@@ -102,19 +114,15 @@ impl AgentForm {
     /// Every field checked; the spec of a new version, or every error.
     pub(crate) fn parse(&self, models: &[String]) -> Result<AgentSpec, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let name = AgentName::parse(self.name.trim()).map_err(|e| errors.add("name", e.to_string()));
-        if self.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
-            errors.add(
-                "instructions",
-                format!("must be at most {MAX_INSTRUCTIONS_CHARS} characters"),
-            );
-        }
+        let name = spec::name(self.name.trim()).map_err(|e| errors.add("name", message(e)));
+        let instructions =
+            spec::instructions(&self.instructions).map_err(|e| errors.add("instructions", message(e)));
         let route = self.route(models).map_err(|e| errors.add("model_route", e));
-        let outcome = match self.outcome_type.trim() {
-            "" => OutcomeType::parse(DEFAULT_OUTCOME_TYPE),
-            raw => OutcomeType::parse(raw),
-        }
-        .map_err(|e| errors.add("outcome_type", e.to_string()));
+        let outcome = spec::outcome_type(match self.outcome_type.trim() {
+            "" => DEFAULT_OUTCOME_TYPE,
+            raw => raw,
+        })
+        .map_err(|e| errors.add("outcome_type", message(e)));
         let schema = self.schema().map_err(|e| errors.add("output_schema", e));
         let window = match self.window_hours.trim().parse::<u32>() {
             Ok(w) => Some(w),
@@ -124,21 +132,24 @@ impl AgentForm {
             }
         };
         let policy = self.policy(models, window, &mut errors);
-        match (name, route, outcome, schema, policy) {
-            (Ok(name), Ok(model_route), Ok(outcome_type), Ok(output_schema), Some(verifier_policy))
-                if errors.is_empty() =>
-            {
-                Ok(AgentSpec {
-                    name,
-                    instructions: self.instructions.clone(),
-                    model_route,
-                    output_schema,
-                    outcome_type,
-                    verifier_policy,
-                    params: Default::default(),
-                    routing: Default::default(),
-                })
-            }
+        match (name, instructions, route, outcome, schema, policy) {
+            (
+                Ok(name),
+                Ok(instructions),
+                Ok(model_route),
+                Ok(outcome_type),
+                Ok(output_schema),
+                Some(verifier_policy),
+            ) if errors.is_empty() => Ok(AgentSpec {
+                name,
+                instructions,
+                model_route,
+                output_schema,
+                outcome_type,
+                verifier_policy,
+                params: Default::default(),
+                routing: Default::default(),
+            }),
             _ => Err(errors),
         }
     }
@@ -168,14 +179,14 @@ impl AgentForm {
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect();
-        if let Some((i, unknown)) = names.iter().enumerate().find(|(_, n)| !allowed(models, n)) {
-            return Err(format!(
-                "model {} ({unknown:?}) is not a configured model; configured: {}",
-                i + 1,
+        spec::model_route(names.clone(), &Configured(models)).map_err(|e| match e {
+            AgentFieldError::UnknownModel { model, .. } => format!(
+                "model {} ({model:?}) is not a configured model; configured: {}",
+                names.iter().position(|n| *n == model).unwrap_or(0) + 1,
                 models.join(", ")
-            ));
-        }
-        ModelRoute::parse(names).map_err(|e| e.to_string())
+            ),
+            AgentFieldError::Invalid { message, .. } => message,
+        })
     }
 
     fn schema(&self) -> Result<Option<serde_json::Value>, String> {
@@ -185,11 +196,7 @@ impl AgentForm {
         }
         let value: serde_json::Value =
             serde_json::from_str(raw).map_err(|e| format!("is not valid JSON: {e}"))?;
-        if let Some(path) = bounty_core::text::nul_path(&value) {
-            return Err(format!("must not contain a NUL character (at `{path}`)"));
-        }
-        bounty_agents::OutputSchema::compile(&value)?;
-        Ok(Some(value))
+        spec::output_schema(value).map(Some).map_err(message)
     }
 
     /// The policy from its JSON and the window field. Errors go to
@@ -245,67 +252,28 @@ impl AgentForm {
                 return None;
             }
         };
-        let mut result = check_policy(&policy, models);
-        if let Err((path, message)) = &result
-            && path == "verifier_policy.window_hours"
+        let check = |p: &VerificationPolicy| spec::verifier_policy(p.clone(), &Configured(models));
+        let mut result = check(&policy);
+        if let Err(e) = &result
+            && e.field() == "verifier_policy.window_hours"
         {
-            errors.add("window_hours", message.clone());
+            errors.add("window_hours", message(e.clone()));
             // The window is checked first: check the rest with a good one,
             // so its problems show on the same submit.
             let mut rest = policy.clone();
             rest.window_hours = DEFAULT_WINDOW_HOURS;
-            result = check_policy(&rest, models);
+            result = check(&rest);
         }
         match result {
-            Ok(()) if errors.get("window_hours").is_none() => Some(policy),
-            Ok(()) => None,
-            Err((path, message)) => {
-                errors.add("verifier_policy", format!("`{path}` {message}"));
+            Ok(_) if errors.get("window_hours").is_none() => Some(policy),
+            Ok(_) => None,
+            Err(e) => {
+                let path = e.field().to_owned();
+                errors.add("verifier_policy", format!("`{path}` {}", message(e)));
                 None
             }
         }
     }
-}
-
-/// Whether the model `name` may be used: one of `models`, or any name
-/// when that list is empty (no models configured: nothing to check).
-pub(crate) fn allowed(models: &[String], name: &str) -> bool {
-    models.is_empty() || models.iter().any(|m| m == name)
-}
-
-/// [`bounty_agents::verify::validate_policy`], with judge models checked
-/// against `models` (see [`allowed`]) instead of a model registry.
-///
-/// `validate_policy` checks a judge's model last among that judge's
-/// checks, against the registry it is given. Given an empty registry, its
-/// only complaint about a judge whose other checks pass is the model:
-/// that judge is then checked here against the configured names, swapped
-/// for an empty rules verifier (which every check accepts, and which
-/// keeps the indices of the others), and the policy checked again, until
-/// it passes or fails for another reason.
-pub(crate) fn check_policy(policy: &VerificationPolicy, models: &[String]) -> Result<(), (String, String)> {
-    let registry = bounty_models::ModelRegistry::default();
-    let mut work = policy.clone();
-    // Each round settles one judge; one more round checks what is left.
-    for _ in 0..=work.verifiers.len() {
-        let Err((path, message)) = bounty_agents::verify::validate_policy(&work, &registry) else {
-            return Ok(());
-        };
-        let judge = work.verifiers.iter().enumerate().find_map(|(i, v)| match v {
-            VerifierSpec::Judge(j) if path == format!("verifier_policy.verifiers[{i}].model") => {
-                Some((i, j.model.clone()))
-            }
-            _ => None,
-        });
-        let Some((i, model)) = judge else {
-            return Err((path, message));
-        };
-        if !allowed(models, &model) {
-            return Err((path, format!("names no configured model ({model:?})")));
-        }
-        work.verifiers[i] = VerifierSpec::Rules(Default::default());
-    }
-    Err(("verifier_policy".to_owned(), "could not be checked".to_owned()))
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! them into what the store keeps.
 //!
 //! The checks are the API's (`bounty-server`'s `routes/integrations.rs`),
-//! re-derived from `bounty-integrations`: the kind parses as an
-//! [`IntegrationKind`], the name parses as an [`IntegrationName`] (trimmed,
-//! bounded, no control characters), a given inbound secret is 8 to 512 characters (a
-//! `whsec_` secret for `standard`), reply settings go through
+//! the same functions of `bounty-core` and `bounty-integrations`: the kind
+//! parses as an [`IntegrationKind`], the name parses as an
+//! [`IntegrationName`] (trimmed, bounded, no control characters), a given
+//! inbound secret goes through [`check_given_secret`] (8 to 512
+//! characters, a `whsec_` secret for `standard`), reply settings go through
 //! [`ReplySettingsIn::validate`], and a secret nobody gave is generated
 //! with [`generate_secret`]. The form has one set of reply fields per
 //! kind (`zendesk_email`, `standard_callback_url`, …) so that each can
@@ -13,7 +14,9 @@
 //! them all blank means no replies are posted.
 
 use bounty_core::IntegrationName;
-use bounty_integrations::{IntegrationKind, ReplySettings, ReplySettingsIn, generate_secret};
+use bounty_integrations::{
+    IntegrationKind, ReplySettings, ReplySettingsIn, check_given_secret, generate_secret,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -109,20 +112,6 @@ pub(crate) fn fresh_secret(kind: IntegrationKind) -> Result<String, WebError> {
         .map_err(|e| WebError::Internal(format!("generating a secret: {e}")))
 }
 
-/// A given inbound secret, checked as the API checks it.
-pub(crate) fn check_secret(kind: IntegrationKind, given: &str) -> Result<String, &'static str> {
-    let s = given.trim();
-    if s.len() < 8 || s.len() > 512 {
-        return Err("must be 8 to 512 characters");
-    }
-    if kind == IntegrationKind::Standard
-        && bounty_integrations::signature::standard_key(s.as_bytes()).is_none()
-    {
-        return Err("must be a Standard Webhooks secret (`whsec_` + base64)");
-    }
-    Ok(s.to_owned())
-}
-
 impl IntegrationForm {
     /// The reply fields of `kind`, as the API's `reply` object; `None`
     /// when they are all blank.
@@ -181,7 +170,9 @@ impl IntegrationForm {
             return Ok(None);
         };
         let secret = match given(&self.secret) {
-            Some(s) => check_secret(kind, &s).map_err(|e| errors.add("secret", e)).ok(),
+            Some(s) => check_given_secret(kind, &s)
+                .map_err(|e| errors.add("secret", e))
+                .ok(),
             None => Some(fresh_secret(kind)?),
         };
         let reply_in = self.reply_in(kind);
@@ -278,7 +269,7 @@ mod tests {
             assert!(errors.is_empty());
             assert!(c.reply.is_none() && c.reply_secret.is_none());
             assert!(
-                check_secret(kind, &c.secret).is_ok(),
+                check_given_secret(kind, &c.secret).is_ok(),
                 "{kind}: a generated secret is valid"
             );
         }

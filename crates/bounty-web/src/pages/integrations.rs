@@ -29,7 +29,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use bounty_core::{AgentId, IntegrationId, PageLimit};
+use bounty_core::{AgentId, IntegrationId, PageLimit, SealPurpose};
 use bounty_integrations::IntegrationKind;
 use bounty_integrations::status::{IntegrationStatus, status};
 use bounty_store::{Integration, NewIntegration};
@@ -40,10 +40,10 @@ use crate::error::WebError;
 use crate::format::{time, time_or_dash};
 use crate::layout::{Chrome, render};
 use crate::pages::field_errors::{FieldErrors, SummaryLine};
-use crate::pages::integration_form::{self, IntegrationForm, RotateForm, check_secret, fresh_secret};
+use crate::pages::integration_form::{self, IntegrationForm, RotateForm, fresh_secret};
 use crate::pages::login::NoFields;
 use crate::pages::{WebQuery, present};
-use crate::sealed::{self, NO_KEYS, Purpose};
+use crate::sealed::{self, NO_KEYS};
 use crate::state::WebState;
 use crate::test_delivery;
 
@@ -64,17 +64,6 @@ const BROKEN: &str = "Its inbound secret does not open under this server's maste
 /// What the pages say when test deliveries cannot be sent.
 const NO_SELF_URL: &str = "Test deliveries are sent to this server's own webhook URL, and the server does not \
      know its address: set the dashboard's `self_url` (the base URL this server can reach itself at).";
-
-/// How a kind reads on a page.
-fn kind_label(kind: &str) -> &str {
-    match kind {
-        "zendesk" => "Zendesk",
-        "intercom" => "Intercom",
-        "chatwoot" => "Chatwoot",
-        "standard" => "Standard Webhooks",
-        other => other,
-    }
-}
 
 /// Where the helpdesk sends its webhooks: absolute under `self_url` when
 /// it is known, else relative to this server.
@@ -230,7 +219,7 @@ pub(crate) async fn list(
         .map(|(i, st)| IntegrationRow {
             id: i.id.to_string(),
             name: i.name.clone(),
-            kind: kind_label(&i.kind).to_owned(),
+            kind: i.kind.label().to_owned(),
             agent: names
                 .get(&i.agent_id)
                 .cloned()
@@ -266,7 +255,7 @@ async fn new_page(
         .iter()
         .map(|k| Choice {
             value: k.as_str().to_owned(),
-            label: kind_label(k.as_str()).to_owned(),
+            label: k.label().to_owned(),
             selected: form.kind == k.as_str(),
         })
         .collect();
@@ -331,16 +320,16 @@ pub(crate) async fn create(
     let reply_sealed = match &checked.reply {
         Some(settings) => {
             let json = serde_json::to_vec(settings).map_err(|e| WebError::Internal(e.to_string()))?;
-            Some(sealed::seal(keys, account, id, Purpose::Reply, &json)?)
+            Some(sealed::seal(keys, account, id, SealPurpose::Reply, &json)?)
         }
         None => None,
     };
     let new = NewIntegration {
         id,
-        kind: checked.kind.as_str().to_owned(),
+        kind: checked.kind,
         name: checked.name.clone(),
         agent_id: agent.id,
-        secret_sealed: sealed::seal(keys, account, id, Purpose::Inbound, checked.secret.as_bytes())?,
+        secret_sealed: sealed::seal(keys, account, id, SealPurpose::Inbound, checked.secret.as_bytes())?,
         reply_sealed,
         mode: user.mode(),
     };
@@ -354,7 +343,7 @@ pub(crate) async fn create(
         heading: "Integration created",
         id: created.id.to_string(),
         name: created.name.clone(),
-        kind: kind_label(&created.kind).to_owned(),
+        kind: created.kind.label().to_owned(),
         inbound_url: inbound_url(&state, created.id),
         relative_url: state.base_url().is_none(),
         secret: checked.secret,
@@ -404,7 +393,7 @@ async fn detail_page(
             received: time(d.received_at),
             event: d.event,
             ticket: d.external_ticket,
-            result: d.result,
+            result: d.result.as_str().to_owned(),
             reason: d.reason.unwrap_or_default(),
             task: d.task_id.map(|t| t.to_string()),
         })
@@ -426,7 +415,7 @@ async fn detail_page(
         owner: user.require_owner().is_ok(),
         id: i.id.to_string(),
         name: i.name.clone(),
-        kind: kind_label(&i.kind).to_owned(),
+        kind: i.kind.label().to_owned(),
         agent_id: i.agent_id.to_string(),
         agent,
         inbound_url: inbound_url(state, i.id),
@@ -437,7 +426,7 @@ async fn detail_page(
         reply_url: match (&i.reply_sealed, state.keyring.as_deref()) {
             (None, _) => "none: nothing is posted back".to_owned(),
             (Some(_), None) => "set, but the master keys are not configured".to_owned(),
-            (Some(_), keys) => sealed::reply_url(keys, i)
+            (Some(_), keys) => bounty_integrations::status::reply_url(keys, i)
                 .unwrap_or_else(|| "set, but it does not open under these keys".into()),
         },
         rejected: i.rejected_count,
@@ -480,16 +469,13 @@ pub(crate) async fn rotate(
     user.require_owner()?;
     let i = find(&state, &user, &id).await?;
     let keys = sealed::keyring(&state)?;
-    let kind: IntegrationKind = i
-        .kind
-        .parse()
-        .map_err(|e| WebError::Internal(format!("stored integration kind: {e}")))?;
+    let kind = i.kind;
     let grace = form.grace().map_err(|m| format!("The grace period {m}."));
     let given = form.secret.trim();
     let secret = if given.is_empty() {
         Ok(None)
     } else {
-        check_secret(kind, given)
+        bounty_integrations::check_given_secret(kind, given)
             .map(Some)
             .map_err(|m| format!("The new secret {m}."))
     };
@@ -510,7 +496,7 @@ pub(crate) async fn rotate(
         Some(s) => s,
         None => fresh_secret(kind)?,
     };
-    let sealed_secret = sealed::seal(keys, i.account_id, i.id, Purpose::Inbound, secret.as_bytes())?;
+    let sealed_secret = sealed::seal(keys, i.account_id, i.id, SealPurpose::Inbound, secret.as_bytes())?;
     let until = state.store.now() + chrono::Duration::hours(i64::from(grace));
     let rotated = state
         .store
@@ -526,7 +512,7 @@ pub(crate) async fn rotate(
         heading: "Secret rotated",
         id: rotated.id.to_string(),
         name: rotated.name.clone(),
-        kind: kind_label(&rotated.kind).to_owned(),
+        kind: rotated.kind.label().to_owned(),
         inbound_url: inbound_url(&state, rotated.id),
         relative_url: state.base_url().is_none(),
         secret,
@@ -571,10 +557,6 @@ pub(crate) async fn test_delivery(
     let i = find(&state, &user, &id).await?;
     let keys = sealed::keyring(&state)?;
     let base = state.base_url().ok_or(WebError::NotConfigured(NO_SELF_URL))?;
-    let kind: IntegrationKind = i
-        .kind
-        .parse()
-        .map_err(|e| WebError::Internal(format!("stored integration kind: {e}")))?;
     if let IntegrationStatus::Broken(reason) = status(&i, Some(keys)) {
         // Nothing to sign with: say so on the page, as the webhook would.
         let test = TestResult {
@@ -595,7 +577,7 @@ pub(crate) async fn test_delivery(
         return Ok(r);
     }
     let secret = sealed::inbound_secret(keys, &i)?;
-    let delivery = test_delivery::build(kind, &secret, state.store.now())
+    let delivery = test_delivery::build(i.kind, &secret, state.store.now())
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let url = format!("{base}/webhooks/in/{}", i.id);
     let client = reqwest::Client::builder()

@@ -94,14 +94,19 @@ async fn the_secret_is_shown_once_and_never_again(backend: Backend) {
     );
     assert!(!stored.secret_sealed.contains(&secret));
     let keys = app.keyring.clone().unwrap();
-    let aad =
-        |what| bounty_integrations::settings::sealing_aad(&t.account.to_string(), &id.to_string(), what);
+    let aad = |purpose| bounty_core::sealing_aad(t.account, id, purpose);
     let opened = keys
-        .open(&stored.secret_sealed, aad("inbound").as_bytes())
+        .open(
+            &stored.secret_sealed,
+            aad(bounty_core::SealPurpose::Inbound).as_bytes(),
+        )
         .unwrap();
     assert_eq!(opened.as_slice(), secret.as_bytes());
     let reply = keys
-        .open(stored.reply_sealed.as_deref().unwrap(), aad("reply").as_bytes())
+        .open(
+            stored.reply_sealed.as_deref().unwrap(),
+            aad(bounty_core::SealPurpose::Reply).as_bytes(),
+        )
         .unwrap();
     let reply: bounty_integrations::ReplySettings = serde_json::from_slice(&reply).unwrap();
     assert!(
@@ -304,16 +309,31 @@ async fn deliveries_are_listed_with_their_result(backend: Backend) {
     let (app, t, mut b) = app_with(TestApp::spawn(backend).await).await;
     let (id, _, _) = create(&mut b, &t, "standard", &[]).await;
     let integration = app.store.get_integration(t.account, id).await.unwrap().unwrap();
-    let delivery = bounty_store::Delivery {
+    // A customer's reply: recorded, nothing else done.
+    let delivery = bounty_integrations::VerifiedDelivery {
         dedupe_key: "evt_1".into(),
-        event: "created".into(),
-        external_ticket: "T-1001".into(),
-        effect: bounty_store::DeliveryEffect::Record,
+        event: bounty_integrations::TicketEvent {
+            kind: bounty_integrations::TicketEventKind::CustomerReplied {
+                body: "Any news?".into(),
+            },
+            vendor_event_id: Some("evt_1".into()),
+            ticket: bounty_integrations::TicketRef {
+                external_id: "T-1001".into(),
+                url: None,
+            },
+            occurred_at: None,
+        },
     };
-    app.store
-        .intake_delivery(&integration, &delivery, bounty_billing::settle::settle_signal_in)
+    let result = bounty_integrations::intake::take(&app.store, &integration, delivery, 1)
         .await
         .expect("intake");
+    assert!(
+        matches!(
+            result,
+            bounty_integrations::IntakeResult::Recorded { why: None, .. }
+        ),
+        "{result:?}"
+    );
     b.get(&format!("/integrations/{id}"))
         .await
         .assert_contains("<code>T-1001</code>")
@@ -342,7 +362,12 @@ async fn a_secret_no_key_opens_is_shown_broken(backend: Backend) {
     let sealed = gone
         .seal(
             secret.as_bytes(),
-            bounty_integrations::status::inbound_aad(&integration).as_bytes(),
+            bounty_core::sealing_aad(
+                integration.account_id,
+                integration.id,
+                bounty_core::SealPurpose::Inbound,
+            )
+            .as_bytes(),
         )
         .unwrap();
     let past = app.store.now() - chrono::Duration::hours(1);

@@ -70,16 +70,18 @@ async fn receive(
     let Some(i) = s.store.inbound_integration(id).await.expect("store") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let kind: IntegrationKind = i.kind.parse().expect("a stored kind");
-    let aad =
-        |what| bounty_integrations::settings::sealing_aad(&i.account_id.to_string(), &i.id.to_string(), what);
+    let kind: IntegrationKind = i.kind;
+    let aad = |purpose| bounty_core::sealing_aad(i.account_id, i.id, purpose);
     let current = s
         .keys
-        .open(&i.secret_sealed, aad("inbound").as_bytes())
+        .open(
+            &i.secret_sealed,
+            aad(bounty_core::SealPurpose::Inbound).as_bytes(),
+        )
         .expect("the inbound secret opens under the same keys and aad");
     let previous = i.previous_secret_sealed.as_deref().map(|p| {
         s.keys
-            .open(p, aad("inbound").as_bytes())
+            .open(p, aad(bounty_core::SealPurpose::Inbound).as_bytes())
             .expect("the previous secret opens")
     });
     let mut secrets: Vec<&[u8]> = vec![&current];

@@ -101,7 +101,7 @@ pub async fn queued_task_in(store: &Store, t: &Tenant, subject: &str, mode: ApiK
         mode,
     };
     match store.create_task(t.account, &new).await.expect("create task") {
-        bounty_store::Created::New(task) => task.id,
+        bounty_store::Inserted::New(task) => task.id,
         other => panic!("not created: {other:?}"),
     }
 }

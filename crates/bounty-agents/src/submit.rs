@@ -1,0 +1,270 @@
+//! Submitting a task: the one way work enters the queue, whether it comes
+//! from the REST API (`POST /v1/tasks`), a helpdesk ticket (intake, in
+//! `bounty-integrations`) or the CLI's demo.
+//!
+//! [`submit_task`] is [`admit`] then [`insert`], in a transaction of its
+//! own:
+//!
+//! 1. **Admit** (reads only): the account must take new tasks (a
+//!    suspended one does not); the input goes through the input policy of
+//!    its [`Source`] ([`bounty_core::InputPolicy`]: the API's input is
+//!    refused with the field named, a ticket's is clipped and marked); the
+//!    API's `external_ref` is bounded; the agent is found by id or name and
+//!    runs its current version.
+//! 2. **Insert**, in the caller's [`Tx`]: the task with its budget
+//!    reservation. Its unique keys decide concurrent submissions: an
+//!    `Idempotency-Key` used before answers the task it made (the same
+//!    request) or a mismatch (another request); a ticket that has its task
+//!    already answers that task (one ticket is one task).
+//!
+//! Intake calls the two halves itself, so that the insert lands in the
+//! transaction that first claims the delivery's dedupe key. The result is
+//! typed ([`Submitted`], [`SubmitError`]); only the server knows HTTP.
+
+use bounty_core::{AccountId, AgentId, ApiKeyMode, InputPolicy, IntegrationId, TaskId, TaskInput, Timestamp};
+use bounty_store::{
+    Agent, Idempotency, Inserted, IntakeTicket, NewTask, Store, StoreError, Task, Tx, insert_task,
+    task_by_idempotency_key, task_in, task_of_ticket,
+};
+
+/// Most characters of an API task's `external_ref`.
+pub const MAX_EXTERNAL_REF_CHARS: usize = 255;
+
+/// The agent a task is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentRef {
+    /// By its id (a helpdesk integration names its agent so).
+    Id(AgentId),
+    /// As a client wrote it: an id (`agt_…`) or a name.
+    Given(String),
+}
+
+/// Where a task comes from, which sets its input policy and how a repeat
+/// of it is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The REST API or the CLI: input that breaks a bound is refused; an
+    /// optional `Idempotency-Key` makes a retry return the first task.
+    Api { idempotency: Option<Idempotency> },
+    /// A new helpdesk ticket: input is clipped and marked, and the ticket
+    /// gets one task however often its creation is delivered.
+    Helpdesk {
+        integration: IntegrationId,
+        ticket: String,
+    },
+}
+
+impl Source {
+    /// The input policy of this source.
+    pub fn input_policy(&self) -> InputPolicy {
+        match self {
+            Source::Api { .. } => InputPolicy::Refuse,
+            Source::Helpdesk { .. } => InputPolicy::Clip,
+        }
+    }
+}
+
+/// A task to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    pub agent: AgentRef,
+    pub input: TaskInput,
+    /// The caller's own reference (a ticket id), shown back.
+    pub external_ref: Option<String>,
+    pub source: Source,
+    /// Live or test: the mode of the key (or integration) that sends it.
+    pub mode: ApiKeyMode,
+    /// Attempts before the task fails.
+    pub max_attempts: u32,
+}
+
+/// A request that passed every check: what [`insert`] writes. Only
+/// [`admit`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    task: NewTask,
+    ticket: Option<(IntegrationId, String)>,
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// Queued now.
+    Queued(Task),
+    /// The idempotency key's first request was this one: its task.
+    Replayed(Task),
+    /// The helpdesk ticket has its task already: one ticket is one task,
+    /// nothing new is made.
+    TicketHasTask(TaskId),
+}
+
+/// Why a task was not submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The account's subscription is suspended: no new tasks.
+    #[error("the account's subscription is suspended")]
+    AccountSuspended,
+    /// The account has no such agent.
+    #[error("the account has no agent {agent:?}")]
+    UnknownAgent { agent: String },
+    /// A field breaks the input policy.
+    #[error("`{field}` {message}")]
+    Invalid { field: String, message: String },
+    /// The idempotency key was used before with another request.
+    #[error("the idempotency key was used with another request")]
+    IdempotencyMismatch,
+    /// The monthly spending cap leaves no room; nothing is written.
+    #[error("the monthly spending cap is reached")]
+    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Admits `request` and inserts it in a transaction of its own.
+pub async fn submit_task(
+    store: &Store,
+    account: AccountId,
+    request: TaskRequest,
+) -> Result<Submitted, SubmitError> {
+    let admitted = admit(store, account, request).await?;
+    let mut tx = store.begin().await?;
+    let submitted = insert(&mut tx, account, &admitted, store.now()).await?;
+    tx.commit().await?;
+    Ok(submitted)
+}
+
+/// Every check before the insert, in order: the account's status, the
+/// input policy, `external_ref`, the agent. Writes nothing.
+pub async fn admit(store: &Store, account: AccountId, request: TaskRequest) -> Result<Admitted, SubmitError> {
+    let status = store.account_status(account).await?;
+    if status.is_some_and(|s| !s.takes_new_tasks()) {
+        return Err(SubmitError::AccountSuspended);
+    }
+    let input = request
+        .input
+        .admit(request.source.input_policy())
+        .map_err(|(field, message)| SubmitError::Invalid { field, message })?;
+    // A ticket's id is bounded by the parser, and must match as sent.
+    if let (Source::Api { .. }, Some(r)) = (&request.source, &request.external_ref)
+        && (r.is_empty() || r.chars().count() > MAX_EXTERNAL_REF_CHARS)
+    {
+        return Err(SubmitError::Invalid {
+            field: "external_ref".to_owned(),
+            message: format!("must be 1 to {MAX_EXTERNAL_REF_CHARS} characters"),
+        });
+    }
+    let agent = match &request.agent {
+        AgentRef::Id(id) => store.get_agent(account, *id, None).await?,
+        AgentRef::Given(given) => resolve_agent(store, account, given).await?,
+    }
+    .ok_or_else(|| SubmitError::UnknownAgent {
+        agent: match &request.agent {
+            AgentRef::Id(id) => id.to_string(),
+            AgentRef::Given(given) => given.clone(),
+        },
+    })?;
+    let (idempotency, ticket) = match request.source {
+        Source::Api { idempotency } => (idempotency, None),
+        Source::Helpdesk { integration, ticket } => (None, Some((integration, ticket))),
+    };
+    Ok(Admitted {
+        task: NewTask {
+            agent_id: agent.id,
+            agent_version: agent.current_version,
+            input,
+            external_ref: request.external_ref,
+            idempotency,
+            max_attempts: request.max_attempts,
+            mode: request.mode,
+        },
+        ticket,
+    })
+}
+
+/// Inserts an admitted task in the caller's transaction. On
+/// [`SubmitError::BudgetExhausted`] the caller must drop the transaction
+/// (the row is written until it does).
+pub async fn insert(
+    tx: &mut Tx,
+    account: AccountId,
+    admitted: &Admitted,
+    now: Timestamp,
+) -> Result<Submitted, SubmitError> {
+    let ticket = admitted
+        .ticket
+        .as_ref()
+        .map(|(integration, ticket)| IntakeTicket {
+            integration: *integration,
+            ticket,
+        });
+    match insert_task(tx, account, &admitted.task, ticket, now).await? {
+        Inserted::New(task) => Ok(Submitted::Queued(*task)),
+        Inserted::BudgetExhausted {
+            cap_micros,
+            committed_micros,
+        } => Err(SubmitError::BudgetExhausted {
+            cap_micros,
+            committed_micros,
+        }),
+        Inserted::Conflict => match (ticket, &admitted.task.idempotency) {
+            (Some(ticket), _) => match task_of_ticket(tx, account, ticket).await? {
+                Some(task) => Ok(Submitted::TicketHasTask(task)),
+                None => Err(corrupt("a ticket's task conflicted but is not there")),
+            },
+            (None, Some(idem)) => replay(tx, account, idem).await,
+            (None, None) => Err(corrupt("a task without an idempotency key conflicted")),
+        },
+    }
+}
+
+/// The task an idempotency key made, when the request is the same.
+async fn replay(tx: &mut Tx, account: AccountId, idem: &Idempotency) -> Result<Submitted, SubmitError> {
+    let Some(first) = task_by_idempotency_key(tx, account, &idem.key).await? else {
+        return Err(corrupt("an idempotency key conflicted but its task is not there"));
+    };
+    if first.request_hash.as_deref() != Some(idem.request_hash.as_str()) {
+        return Err(SubmitError::IdempotencyMismatch);
+    }
+    match task_in(tx, account, first.id).await? {
+        Some(task) => Ok(Submitted::Replayed(task)),
+        None => Err(corrupt(&format!("task {} vanished", first.id))),
+    }
+}
+
+fn corrupt(what: &str) -> SubmitError {
+    SubmitError::Store(StoreError::Corrupt(what.to_owned()))
+}
+
+/// The account's agent named by `given`: an id (`agt_…`) or a name;
+/// `None` when there is none.
+pub async fn resolve_agent(
+    store: &Store,
+    account: AccountId,
+    given: &str,
+) -> Result<Option<Agent>, StoreError> {
+    if given.starts_with("agt_") {
+        return match given.parse::<AgentId>() {
+            Ok(id) => store.get_agent(account, id, None).await,
+            Err(_) => Ok(None),
+        };
+    }
+    store.find_agent_by_name(account, given).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_has_its_input_policy() {
+        assert_eq!(
+            Source::Api { idempotency: None }.input_policy(),
+            InputPolicy::Refuse
+        );
+        let ticket = Source::Helpdesk {
+            integration: IntegrationId::new(),
+            ticket: "T-1".into(),
+        };
+        assert_eq!(ticket.input_policy(), InputPolicy::Clip);
+    }
+}

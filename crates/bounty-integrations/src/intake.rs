@@ -1,0 +1,580 @@
+//! Intake: what a verified, parsed helpdesk delivery does, decided in one
+//! place and written in one transaction.
+//!
+//! The server verifies the signature and parses the body into a
+//! [`TicketEvent`]; [`take`] does the rest and returns an [`IntakeResult`],
+//! which the server turns into its answer:
+//!
+//! - a new ticket becomes a task through [`bounty_agents::submit`] (the
+//!   account must take new tasks; the ticket's text is clipped to the
+//!   bounds and marked, never refused; the integration's agent runs its
+//!   current version), or answers the task it already has: one ticket is
+//!   one task;
+//! - solved, reopened and satisfaction events are resolution signals for
+//!   the outcome of the ticket's latest task;
+//! - a customer's reply is recorded and nothing more.
+//!
+//! Intake is exactly-once by construction. The delivery's dedupe key (the
+//! vendor's event id, else its delivery id, else the body's SHA-256) is
+//! inserted first in the transaction, under a unique constraint per
+//! integration; the task or the signal, and the delivery's result, follow
+//! in the same transaction. A concurrent duplicate waits on that
+//! constraint, then finds the first delivery's record and answers what it
+//! answered; a crash before commit leaves neither. A budget refusal drops
+//! the transaction, so the helpdesk's retry can make the task later.
+
+use bounty_agents::submit::{self, AgentRef, Source, SubmitError, Submitted, TaskRequest};
+use bounty_billing::settle::{OutcomeError, settle_event};
+use bounty_core::outcome::{OutcomeEvent, Signal};
+use bounty_core::task::Customer as TaskCustomer;
+use bounty_core::{
+    AccountId, Actor, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, OutcomeStatus, TaskId, TaskInput,
+    Timestamp,
+};
+use bounty_store::{
+    DeliveryRecord, EventEvidence, Integration, NewDelivery, Store, StoreError, Tx, delivery_by_dedupe_key,
+    insert_delivery, latest_outcome_of_ticket, save_delivery_result,
+};
+use sha2::{Digest, Sha256};
+
+use crate::event::{NewTicket, TicketEvent, TicketEventKind};
+use crate::signature::Verified;
+
+/// A delivery whose signature verified and whose body parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedDelivery {
+    /// The vendor's event id, else its delivery id, else `sha256:` and the
+    /// body's hash.
+    pub dedupe_key: String,
+    pub event: TicketEvent,
+}
+
+impl VerifiedDelivery {
+    /// The delivery of `event`, verified as `verified`, with `body` as sent.
+    pub fn new(event: TicketEvent, verified: &Verified, body: &[u8]) -> Self {
+        let dedupe_key = event
+            .vendor_event_id
+            .clone()
+            .or_else(|| verified.delivery_id.clone())
+            .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(body))));
+        VerifiedDelivery { dedupe_key, event }
+    }
+}
+
+/// What a delivery's event does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A new ticket: a task for the integration's agent.
+    CreateTask(Box<TaskRequest>),
+    /// A resolution signal for the outcome of the ticket's latest task.
+    Signal(Signal),
+    /// Nothing but the record.
+    Record,
+}
+
+/// The delivery a result is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub delivery: DeliveryId,
+    /// The event's name: `created`, `solved`, ….
+    pub event: String,
+}
+
+/// What intake did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeResult {
+    /// The ticket became a task.
+    TaskCreated { receipt: Receipt, task: TaskId },
+    /// The ticket has its task already (its creation delivered again under
+    /// another id): nothing new is made or billed.
+    TaskExists { receipt: Receipt, task: TaskId },
+    /// The signal moved the ticket's outcome to `status`.
+    SignalApplied {
+        receipt: Receipt,
+        outcome: OutcomeId,
+        status: OutcomeStatus,
+    },
+    /// The outcome's policy does not take the signal (no `external`
+    /// verifier, or its window is over); the refusal is on its receipt.
+    SignalNotApplicable { receipt: Receipt, why: String },
+    /// Recorded, nothing else done; `why` when something was meant to
+    /// happen and could not (the ticket has no finished task yet, …).
+    Recorded { receipt: Receipt, why: Option<String> },
+    /// Seen before: the first delivery's record, to answer as it was.
+    Duplicate { first: DeliveryRecord },
+    /// The account's cap leaves no room for the ticket's task; nothing is
+    /// recorded, so the helpdesk may retry.
+    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
+}
+
+/// What the helpdesk is told of an accepted delivery, and what its record
+/// keeps: the same for a duplicate as for the first delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub delivery_id: DeliveryId,
+    pub event: String,
+    pub result: DeliveryResult,
+    pub task_id: Option<TaskId>,
+    pub reason: Option<String>,
+}
+
+impl IntakeResult {
+    /// The answer of an accepted delivery; `None` for a budget refusal.
+    pub fn answer(&self) -> Option<Answer> {
+        let answer = |receipt: &Receipt, result, task_id, reason| Answer {
+            delivery_id: receipt.delivery,
+            event: receipt.event.clone(),
+            result,
+            task_id,
+            reason,
+        };
+        Some(match self {
+            IntakeResult::TaskCreated { receipt, task } => {
+                answer(receipt, DeliveryResult::TaskCreated, Some(*task), None)
+            }
+            IntakeResult::TaskExists { receipt, task } => answer(
+                receipt,
+                DeliveryResult::TaskExists,
+                Some(*task),
+                Some(format!("the ticket already has task {task}")),
+            ),
+            IntakeResult::SignalApplied {
+                receipt,
+                outcome,
+                status,
+            } => answer(
+                receipt,
+                DeliveryResult::SignalApplied,
+                None,
+                Some(format!("outcome {outcome} is now {}", status.as_str())),
+            ),
+            IntakeResult::SignalNotApplicable { receipt, why } => answer(
+                receipt,
+                DeliveryResult::SignalNotApplicable,
+                None,
+                Some(why.clone()),
+            ),
+            IntakeResult::Recorded { receipt, why } => {
+                answer(receipt, DeliveryResult::Recorded, None, why.clone())
+            }
+            IntakeResult::Duplicate { first } => Answer {
+                delivery_id: first.id,
+                event: first.event.clone(),
+                result: first.result,
+                task_id: first.task_id,
+                reason: first.reason.clone(),
+            },
+            IntakeResult::BudgetExhausted { .. } => return None,
+        })
+    }
+}
+
+/// Why a delivery was not taken; nothing of it is recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The integration's agent is gone (a broken row, not the sender's
+    /// fault).
+    #[error("integration {0} names a missing agent")]
+    MissingAgent(IntegrationId),
+    /// The ticket's task was refused: the account is suspended, or its
+    /// input is unusable even clipped.
+    #[error(transparent)]
+    Refused(SubmitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntakeError {
+    fn of(e: SubmitError, integration: IntegrationId) -> Self {
+        match e {
+            SubmitError::UnknownAgent { .. } => IntakeError::MissingAgent(integration),
+            SubmitError::Store(e) => IntakeError::Store(e),
+            other => IntakeError::Refused(other),
+        }
+    }
+}
+
+/// Records `delivery` for `integration` and applies it, exactly once per
+/// dedupe key (see the module doc). A ticket's task gets `max_attempts`.
+pub async fn take(
+    store: &Store,
+    integration: &Integration,
+    delivery: VerifiedDelivery,
+    max_attempts: u32,
+) -> Result<IntakeResult, IntakeError> {
+    let account = integration.account_id;
+    // Checked before the transaction: a suspended account's ticket is
+    // refused before anything is recorded.
+    let admitted = match effect(integration, &delivery.event, max_attempts) {
+        Effect::CreateTask(request) => Planned::Task(Box::new(
+            submit::admit(store, account, *request)
+                .await
+                .map_err(|e| IntakeError::of(e, integration.id))?,
+        )),
+        Effect::Signal(signal) => Planned::Signal(signal),
+        Effect::Record => Planned::Record,
+    };
+    let now = store.now();
+    let event = delivery.event.kind.name();
+    let mut tx = store.begin().await?;
+    let new = NewDelivery {
+        dedupe_key: &delivery.dedupe_key,
+        event,
+        external_ticket: &delivery.event.ticket.external_id,
+    };
+    let Some(id) = insert_delivery(&mut tx, account, integration.id, new, now).await? else {
+        let first = delivery_by_dedupe_key(&mut tx, account, integration.id, &delivery.dedupe_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt("a dedupe key conflicted but its delivery is not there".into())
+            })?;
+        tx.commit().await?;
+        return Ok(IntakeResult::Duplicate { first });
+    };
+    let receipt = Receipt {
+        delivery: id,
+        event: event.to_owned(),
+    };
+    let ticket = new.external_ticket;
+    let result = match admitted {
+        Planned::Task(admitted) => create_task(&mut tx, integration, &admitted, receipt, now).await?,
+        Planned::Signal(signal) => apply_signal(&mut tx, integration, ticket, signal, receipt, now).await?,
+        Planned::Record => IntakeResult::Recorded { receipt, why: None },
+    };
+    // Only a budget refusal has no answer: dropping the transaction
+    // forgets the delivery too, so the helpdesk's retry can create the
+    // task later.
+    let Some(answer) = result.answer() else {
+        return Ok(result);
+    };
+    save_delivery_result(
+        &mut tx,
+        account,
+        id,
+        answer.result,
+        answer.reason.as_deref(),
+        answer.task_id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// An effect with its task admitted.
+enum Planned {
+    Task(Box<submit::Admitted>),
+    Signal(Signal),
+    Record,
+}
+
+/// Inserts the ticket's admitted task in `tx`: made now, the ticket's
+/// task already, or refused for the budget.
+async fn create_task(
+    tx: &mut Tx,
+    integration: &Integration,
+    admitted: &submit::Admitted,
+    receipt: Receipt,
+    now: Timestamp,
+) -> Result<IntakeResult, IntakeError> {
+    Ok(
+        match submit::insert(tx, integration.account_id, admitted, now).await {
+            Ok(Submitted::Queued(task)) => IntakeResult::TaskCreated {
+                receipt,
+                task: task.id,
+            },
+            Ok(Submitted::TicketHasTask(task)) => IntakeResult::TaskExists { receipt, task },
+            // A ticket's task carries no idempotency key; were one
+            // replayed, it would still be the ticket's task.
+            Ok(Submitted::Replayed(task)) => IntakeResult::TaskExists {
+                receipt,
+                task: task.id,
+            },
+            Err(SubmitError::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            }) => IntakeResult::BudgetExhausted {
+                cap_micros,
+                committed_micros,
+            },
+            Err(e) => return Err(IntakeError::of(e, integration.id)),
+        },
+    )
+}
+
+/// Applies `signal` to the outcome of `ticket`'s latest task, in `tx`.
+async fn apply_signal(
+    tx: &mut Tx,
+    integration: &Integration,
+    ticket: &str,
+    signal: Signal,
+    receipt: Receipt,
+    now: Timestamp,
+) -> Result<IntakeResult, StoreError> {
+    let account: AccountId = integration.account_id;
+    let Some(outcome) = latest_outcome_of_ticket(tx, account, integration.id, ticket).await? else {
+        return Ok(IntakeResult::Recorded {
+            receipt,
+            why: Some("the ticket has no finished task yet".to_owned()),
+        });
+    };
+    let evidence = EventEvidence {
+        verdicts: None,
+        signal: Some(serde_json::to_value(signal).unwrap_or_default()),
+        actor: Actor::Integration(integration.id),
+    };
+    Ok(
+        match settle_event(tx, account, outcome, OutcomeEvent::Signal(signal), evidence, now).await {
+            Ok(applied) => IntakeResult::SignalApplied {
+                receipt,
+                outcome,
+                status: applied.outcome.status,
+            },
+            Err(OutcomeError::NotAllowed(why)) => IntakeResult::Recorded {
+                receipt,
+                why: Some(why),
+            },
+            // Refused and kept on the receipt: the outcome's policy does
+            // not await the helpdesk, or its window is over.
+            Err(OutcomeError::NotApplicable(why)) => IntakeResult::SignalNotApplicable { receipt, why },
+            Err(OutcomeError::NotFound) => IntakeResult::Recorded {
+                receipt,
+                why: Some("the ticket's outcome is gone".to_owned()),
+            },
+            Err(OutcomeError::Store(e)) => return Err(e),
+        },
+    )
+}
+
+/// What `event` does for `integration`: pure, no I/O.
+pub fn effect(integration: &Integration, event: &TicketEvent, max_attempts: u32) -> Effect {
+    match &event.kind {
+        TicketEventKind::Created(ticket) => Effect::CreateTask(Box::new(TaskRequest {
+            agent: AgentRef::Id(integration.agent_id),
+            input: ticket_input(integration, event, ticket),
+            external_ref: Some(event.ticket.external_id.clone()),
+            source: Source::Helpdesk {
+                integration: integration.id,
+                ticket: event.ticket.external_id.clone(),
+            },
+            // The integration's mode: a test integration's tickets are
+            // test-mode tasks.
+            mode: integration.mode,
+            max_attempts,
+        })),
+        TicketEventKind::Solved => Effect::Signal(Signal::Solved),
+        TicketEventKind::Reopened => Effect::Signal(Signal::Reopened),
+        TicketEventKind::SatisfactionRated { score, .. } => Effect::Signal(Signal::Csat {
+            score: five_point(score.percent()),
+        }),
+        TicketEventKind::CustomerReplied { .. } => Effect::Record,
+    }
+}
+
+/// A 0..100 satisfaction score on the 1..5 scale the verification policy
+/// reads.
+fn five_point(percent: u8) -> u8 {
+    let five = 1 + (u32::from(percent.min(100)) * 4 + 50) / 100;
+    u8::try_from(five).unwrap_or(5)
+}
+
+/// The task input a new ticket becomes, before the input policy clips it:
+/// the ticket's text (its subject when the body is blank), the customer,
+/// and where it came from in the metadata.
+fn ticket_input(integration: &Integration, event: &TicketEvent, ticket: &NewTicket) -> TaskInput {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("source".into(), integration.kind.as_str().into());
+    metadata.insert("integration_id".into(), integration.id.to_string().into());
+    metadata.insert("ticket_id".into(), event.ticket.external_id.clone().into());
+    if let Some(url) = &event.ticket.url {
+        metadata.insert("ticket_url".into(), url.clone().into());
+    }
+    if !ticket.tags.is_empty() {
+        metadata.insert("tags".into(), ticket.tags.clone().into());
+    }
+    let body = match (ticket.body.trim().is_empty(), &ticket.subject) {
+        (false, _) => ticket.body.clone(),
+        (true, Some(subject)) if !subject.trim().is_empty() => subject.clone(),
+        _ => "(the ticket has no text)".to_owned(),
+    };
+    let c = &ticket.customer;
+    TaskInput {
+        subject: ticket.subject.clone().unwrap_or_default(),
+        body,
+        customer: (c.email.is_some() || c.name.is_some() || c.external_id.is_some()).then(|| TaskCustomer {
+            id: c.external_id.clone(),
+            email: c.email.clone(),
+            name: c.name.clone(),
+        }),
+        metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bounty_core::{ApiKeyMode, IntegrationKind};
+
+    use super::*;
+    use crate::event::{Customer, SatisfactionScore, TicketRef};
+
+    fn integration() -> Integration {
+        crate::fixtures::integration(IntegrationKind::Zendesk, ApiKeyMode::Test)
+    }
+
+    fn event(kind: TicketEventKind) -> TicketEvent {
+        TicketEvent {
+            kind,
+            vendor_event_id: None,
+            ticket: TicketRef {
+                external_id: "T-7".into(),
+                url: Some("https://acme.zendesk.com/t/7".into()),
+            },
+            occurred_at: None,
+        }
+    }
+
+    #[test]
+    fn a_new_ticket_is_a_helpdesk_task_for_the_integrations_agent() {
+        let i = integration();
+        let ticket = NewTicket {
+            subject: Some("Refund".into()),
+            body: "  ".into(),
+            customer: Customer {
+                email: Some("a@b.c".into()),
+                ..Default::default()
+            },
+            tags: vec!["vip".into()],
+        };
+        let Effect::CreateTask(request) = effect(&i, &event(TicketEventKind::Created(ticket)), 3) else {
+            panic!("a new ticket makes a task");
+        };
+        assert_eq!(request.agent, AgentRef::Id(i.agent_id));
+        assert_eq!(request.mode, ApiKeyMode::Test);
+        assert_eq!(request.max_attempts, 3);
+        assert_eq!(request.external_ref.as_deref(), Some("T-7"));
+        assert_eq!(
+            request.source,
+            Source::Helpdesk {
+                integration: i.id,
+                ticket: "T-7".into()
+            }
+        );
+        // A blank body reads the subject.
+        assert_eq!(request.input.body, "Refund");
+        assert_eq!(request.input.metadata["source"], "zendesk");
+        assert_eq!(
+            request.input.metadata["ticket_url"],
+            "https://acme.zendesk.com/t/7"
+        );
+        assert_eq!(request.input.metadata["tags"], serde_json::json!(["vip"]));
+        assert_eq!(
+            request.input.customer.as_ref().unwrap().email.as_deref(),
+            Some("a@b.c")
+        );
+    }
+
+    #[test]
+    fn signals_and_replies_map_to_their_effects() {
+        let i = integration();
+        assert_eq!(
+            effect(&i, &event(TicketEventKind::Solved), 1),
+            Effect::Signal(Signal::Solved)
+        );
+        assert_eq!(
+            effect(&i, &event(TicketEventKind::Reopened), 1),
+            Effect::Signal(Signal::Reopened)
+        );
+        let reply = TicketEventKind::CustomerReplied { body: "hi".into() };
+        assert_eq!(effect(&i, &event(reply), 1), Effect::Record);
+        let rated = TicketEventKind::SatisfactionRated {
+            score: SatisfactionScore::new(75, "4").unwrap(),
+            comment: None,
+        };
+        assert_eq!(
+            effect(&i, &event(rated), 1),
+            Effect::Signal(Signal::Csat { score: 4 })
+        );
+        let five: Vec<u8> = [0, 25, 50, 75, 100].into_iter().map(five_point).collect();
+        assert_eq!(five, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_dedupe_key_prefers_the_vendors_event_id_then_the_delivery_id() {
+        let verified = |id: Option<&str>| Verified {
+            delivery_id: id.map(str::to_owned),
+            secret_index: 0,
+            signed_at: None,
+        };
+        let mut e = event(TicketEventKind::Solved);
+        let body = b"{}";
+        let hashed = VerifiedDelivery::new(e.clone(), &verified(None), body);
+        assert_eq!(
+            hashed.dedupe_key,
+            format!("sha256:{}", hex::encode(Sha256::digest(body)))
+        );
+        assert_eq!(
+            VerifiedDelivery::new(e.clone(), &verified(Some("d-1")), body).dedupe_key,
+            "d-1"
+        );
+        e.vendor_event_id = Some("evt_1".into());
+        assert_eq!(
+            VerifiedDelivery::new(e, &verified(Some("d-1")), body).dedupe_key,
+            "evt_1"
+        );
+    }
+
+    #[test]
+    fn every_accepted_result_answers_with_its_result_and_reason() {
+        let receipt = Receipt {
+            delivery: DeliveryId::new(),
+            event: "created".into(),
+        };
+        let task = TaskId::new();
+        let exists = IntakeResult::TaskExists {
+            receipt: receipt.clone(),
+            task,
+        }
+        .answer()
+        .unwrap();
+        assert_eq!(exists.result, DeliveryResult::TaskExists);
+        assert_eq!(exists.task_id, Some(task));
+        assert_eq!(
+            exists.reason.as_deref(),
+            Some(format!("the ticket already has task {task}").as_str())
+        );
+        let outcome = OutcomeId::new();
+        let applied = IntakeResult::SignalApplied {
+            receipt: receipt.clone(),
+            outcome,
+            status: OutcomeStatus::Resolved,
+        }
+        .answer()
+        .unwrap();
+        assert_eq!(applied.reason, Some(format!("outcome {outcome} is now resolved")));
+        let created = IntakeResult::TaskCreated {
+            receipt: receipt.clone(),
+            task,
+        }
+        .answer()
+        .unwrap();
+        assert_eq!(
+            (created.result, created.reason),
+            (DeliveryResult::TaskCreated, None)
+        );
+        // A duplicate answers exactly what its first delivery's record says.
+        let first = DeliveryRecord {
+            id: receipt.delivery,
+            event: "created".into(),
+            external_ticket: "T-7".into(),
+            result: exists.result,
+            reason: exists.reason.clone(),
+            task_id: exists.task_id,
+            received_at: chrono::Utc::now(),
+        };
+        assert_eq!(IntakeResult::Duplicate { first }.answer(), Some(exists));
+        let refused = IntakeResult::BudgetExhausted {
+            cap_micros: 1,
+            committed_micros: 1,
+        };
+        assert_eq!(refused.answer(), None);
+    }
+}

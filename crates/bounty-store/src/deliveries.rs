@@ -1,0 +1,204 @@
+//! The records of helpdesk intake: one row per accepted delivery, and the
+//! reads and writes intake makes in its one transaction.
+//!
+//! What a delivery does is decided above the store, in
+//! `bounty_integrations::intake`; these are its repository functions, each
+//! with one purpose, all taking the caller's [`Tx`]:
+//!
+//! - [`insert_delivery`] claims the delivery's dedupe key, under the unique
+//!   constraint `(integration_id, dedupe_key)`. Intake calls it first, so a
+//!   concurrent duplicate waits on the constraint and then finds the row.
+//! - [`delivery_by_dedupe_key`] reads a duplicate's first record, whose
+//!   columns hold everything its answer was made of.
+//! - [`save_delivery_result`] records what the delivery did.
+//! - [`latest_outcome_of_ticket`] serves a resolution
+//!   signal: the outcome of the ticket's latest task, and the signal applied
+//!   to it inside the same transaction.
+//!
+//! The `response` column of older rows held the answer as JSON; the answer
+//! is now rendered at the HTTP edge from the other columns, which hold the
+//! same values, and new rows leave it `{}`.
+
+use bounty_core::{
+    AccountId, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, PageLimit, TaskId, Timestamp,
+};
+
+use crate::db::on_pool;
+use crate::tx::{Tx, args};
+use crate::{Page, Store, StoreError};
+
+/// One accepted delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    /// `created`, `customer_replied`, `solved`, `reopened`, `satisfaction_rated`.
+    pub event: String,
+    pub external_ticket: String,
+    pub result: DeliveryResult,
+    pub reason: Option<String>,
+    pub task_id: Option<TaskId>,
+    pub received_at: Timestamp,
+}
+
+/// A delivery to record: its dedupe key (the vendor's event id, else its
+/// delivery id, else the body's hash), its event and its ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    pub dedupe_key: &'a str,
+    pub event: &'a str,
+    pub external_ticket: &'a str,
+}
+
+type RecordRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Timestamp,
+);
+
+fn record(row: RecordRow) -> Result<DeliveryRecord, StoreError> {
+    let bad =
+        |c: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("integration_deliveries.{c}: {e}"));
+    let (id, event, external_ticket, result, reason, task, received_at) = row;
+    Ok(DeliveryRecord {
+        id: id.parse().map_err(|e| bad("id", &e))?,
+        event,
+        external_ticket,
+        result: result.parse().map_err(|e| bad("result", &e))?,
+        reason,
+        task_id: task
+            .map(|t| t.parse())
+            .transpose()
+            .map_err(|e| bad("task_id", &e))?,
+        received_at,
+    })
+}
+
+/// Claims `delivery`'s dedupe key for `integration`: the new record's id,
+/// or `None` when an earlier delivery holds the key (nothing is written).
+/// Recorded as `recorded` until [`save_delivery_result`] says otherwise.
+pub async fn insert_delivery(
+    tx: &mut Tx,
+    account: AccountId,
+    integration: IntegrationId,
+    delivery: NewDelivery<'_>,
+    now: Timestamp,
+) -> Result<Option<DeliveryId>, StoreError> {
+    let id = DeliveryId::new();
+    let inserted: Option<(String,)> = tx
+        .fetch_optional(
+            "insert into integration_deliveries (id, account_id, integration_id, dedupe_key, event,
+                 external_ticket, result, response, received_at)
+             values ($1, $2, $3, $4, $5, $6, $7, '{}', $8)
+             on conflict (integration_id, dedupe_key) do nothing
+             returning id",
+            args![
+                id.to_string(),
+                account.to_string(),
+                integration.to_string(),
+                delivery.dedupe_key,
+                delivery.event,
+                delivery.external_ticket,
+                DeliveryResult::Recorded.as_str(),
+                now
+            ],
+        )
+        .await?;
+    Ok(inserted.map(|_| id))
+}
+
+/// The record of the delivery that holds `dedupe_key`.
+pub async fn delivery_by_dedupe_key(
+    tx: &mut Tx,
+    account: AccountId,
+    integration: IntegrationId,
+    dedupe_key: &str,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    let row: Option<RecordRow> = tx
+        .fetch_optional(
+            "select id, event, external_ticket, result, reason, task_id, received_at
+             from integration_deliveries
+             where account_id = $1 and integration_id = $2 and dedupe_key = $3",
+            args![account.to_string(), integration.to_string(), dedupe_key],
+        )
+        .await?;
+    row.map(record).transpose()
+}
+
+/// Records what delivery `id` did.
+pub async fn save_delivery_result(
+    tx: &mut Tx,
+    account: AccountId,
+    id: DeliveryId,
+    result: DeliveryResult,
+    reason: Option<&str>,
+    task: Option<TaskId>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "update integration_deliveries set result = $3, reason = $4, task_id = $5
+         where account_id = $1 and id = $2",
+        args![
+            account.to_string(),
+            id.to_string(),
+            result.as_str(),
+            reason.map(str::to_owned),
+            task.map(|t| t.to_string())
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outcome of the latest task made for `ticket` of `integration`;
+/// `None` while no task of it has finished.
+pub async fn latest_outcome_of_ticket(
+    tx: &mut Tx,
+    account: AccountId,
+    integration: IntegrationId,
+    ticket: &str,
+) -> Result<Option<OutcomeId>, StoreError> {
+    let row: Option<(String,)> = tx
+        .fetch_optional(
+            "select o.id from tasks t join outcomes o on o.task_id = t.id
+             where t.account_id = $1 and t.integration_id = $2 and t.external_ref = $3
+             order by t.id desc limit 1",
+            args![account.to_string(), integration.to_string(), ticket],
+        )
+        .await?;
+    row.map(|(id,)| {
+        id.parse()
+            .map_err(|e| StoreError::Corrupt(format!("outcomes.id: {e}")))
+    })
+    .transpose()
+}
+
+impl Store {
+    /// The integration's accepted deliveries, newest first.
+    pub async fn list_deliveries(
+        &self,
+        account: AccountId,
+        integration: IntegrationId,
+        limit: PageLimit,
+        after: Option<DeliveryId>,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        let rows: Vec<RecordRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select id, event, external_ticket, result, reason, task_id, received_at
+                 from integration_deliveries
+                 where account_id = $1 and integration_id = $2 and ($3 is null or id < $3)
+                 order by id desc limit $4",
+            )
+            .bind(account.to_string())
+            .bind(integration.to_string())
+            .bind(after.map(|a| a.to_string()))
+            .bind(i64::from(limit.get()) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let items = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, limit.get(), |d| d.id.to_string()))
+    }
+}
