@@ -21,7 +21,10 @@
 //! transaction that first claims the delivery's dedupe key. The result is
 //! typed ([`Submitted`], [`SubmitError`]); only the server knows HTTP.
 
+use bounty_core::ledger::{fits_under_cap, price_of};
 use bounty_core::{AccountId, AgentId, ApiKeyMode, InputPolicy, IntegrationId, TaskId, TaskInput, Timestamp};
+use bounty_store::ledger::{committed_spend, lock_billing, read_billing};
+use bounty_store::tasks::{outcome_type_of, reserve_budget};
 use bounty_store::{
     Agent, Idempotency, Inserted, IntakeTicket, NewTask, Store, StoreError, Task, Tx, insert_task,
     task_by_idempotency_key, task_in, task_of_ticket,
@@ -198,14 +201,10 @@ pub async fn insert(
             ticket,
         });
     match insert_task(tx, account, &admitted.task, ticket, now).await? {
-        Inserted::New(task) => Ok(Submitted::Queued(*task)),
-        Inserted::BudgetExhausted {
-            cap_micros,
-            committed_micros,
-        } => Err(SubmitError::BudgetExhausted {
-            cap_micros,
-            committed_micros,
-        }),
+        Inserted::New(task) => {
+            hold_budget(tx, account, &task, now).await?;
+            Ok(Submitted::Queued(*task))
+        }
         Inserted::Conflict => match (ticket, &admitted.task.idempotency) {
             (Some(ticket), _) => match task_of_ticket(tx, account, ticket).await? {
                 Some(task) => Ok(Submitted::TicketHasTask(task)),
@@ -215,6 +214,48 @@ pub async fn insert(
             (None, None) => Err(corrupt("a task without an idempotency key conflicted")),
         },
     }
+}
+
+/// Admits a new task under the account's monthly cap, reserving its price
+/// (a value plan's CU for its outcome type) until its outcome is settled.
+/// Only a live task on a capped account takes the billing lock: the lock
+/// serialises the account's admissions, so concurrent tasks can never
+/// reserve past the cap. The cap is live money: test tasks neither count
+/// nor reserve.
+async fn hold_budget(
+    tx: &mut Tx,
+    account: AccountId,
+    task: &Task,
+    now: Timestamp,
+) -> Result<(), SubmitError> {
+    if !task.mode.livemode()
+        || read_billing(tx, account, now, false)
+            .await?
+            .monthly_cap_micros
+            .is_none()
+    {
+        return Ok(());
+    }
+    let billing = lock_billing(tx, account, now).await?;
+    let Some(cap) = billing.monthly_cap_micros else {
+        return Ok(());
+    };
+    let outcome_type = outcome_type_of(tx, task.agent_id, task.agent_version).await?;
+    let reserve = match billing.plan.reserve_cu(&outcome_type) {
+        Some(cu) => price_of(cu, billing.plan.price_per_cu.micros).map_err(|e| corrupt(&e.to_string()))?,
+        None => 0,
+    };
+    let committed = committed_spend(tx, account, now).await?;
+    if !fits_under_cap(cap, committed, reserve) {
+        return Err(SubmitError::BudgetExhausted {
+            cap_micros: cap,
+            committed_micros: committed,
+        });
+    }
+    if reserve > 0 {
+        reserve_budget(tx, account, task.id, reserve, now).await?;
+    }
+    Ok(())
 }
 
 /// The task an idempotency key made, when the request is the same.

@@ -354,6 +354,13 @@ pub fn alerts_crossed(cap: i64, percents: &[u32], before: i64, after: i64) -> Ve
         .collect()
 }
 
+/// Whether a task that would hold `reserve` micros fits under a monthly
+/// `cap` that `committed` micros (charged this month plus held for running
+/// tasks) already use: never past the cap, and never once it is reached.
+pub fn fits_under_cap(cap: i64, committed: i64, reserve: i64) -> bool {
+    committed < cap && committed.saturating_add(reserve) <= cap
+}
+
 /// A credit grant of `cu`: `grants` → `credits`.
 pub fn plan_grant(cu: ComputeUnits) -> Result<TransferSpec, LedgerError> {
     if cu.milli() <= 0 {
@@ -483,6 +490,21 @@ mod tests {
             );
         }
         assert!(plan_reversal(&back).is_err(), "a reversal is final");
+    }
+
+    #[test]
+    fn a_task_fits_only_while_its_reservation_keeps_under_the_cap() {
+        assert!(
+            fits_under_cap(3_000_000, 2_000_000, 1_000_000),
+            "exactly to the cap"
+        );
+        assert!(!fits_under_cap(3_000_000, 2_000_001, 1_000_000), "past it");
+        assert!(
+            !fits_under_cap(3_000_000, 3_000_000, 0),
+            "the cap is reached: nothing more, even free"
+        );
+        assert!(fits_under_cap(3_000_000, 0, 0));
+        assert!(!fits_under_cap(3_000_000, i64::MAX - 1, i64::MAX), "no overflow");
     }
 
     #[test]

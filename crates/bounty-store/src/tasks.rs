@@ -13,7 +13,6 @@ use bounty_core::{
 };
 
 use crate::db::{Db, on_pool};
-use crate::ledger::{committed_spend, lock_billing, price_of, read_billing};
 use crate::sql::Sql;
 use crate::tx::{Arg, Tx, args};
 use crate::{Page, Store, StoreError};
@@ -526,9 +525,6 @@ pub enum Inserted {
     /// (nothing was written): see [`task_by_idempotency_key`] and
     /// [`task_of_ticket`].
     Conflict,
-    /// The cap leaves no room: the caller must roll back (the row is
-    /// written, and only dropping the transaction forgets it).
-    BudgetExhausted { cap_micros: i64, committed_micros: i64 },
 }
 
 /// The helpdesk ticket a task is made for: its integration and the
@@ -599,12 +595,12 @@ pub async fn task_in(tx: &mut Tx, account: AccountId, id: TaskId) -> Result<Opti
     row.map(Task::try_from).transpose()
 }
 
-/// Inserts a queued task and its budget reservation inside the caller's
-/// transaction, so another write (a webhook delivery's dedupe row) can
-/// commit with it or not at all. `intake` names the helpdesk ticket the
-/// task came from: a ticket that has a task already is a `Conflict`, as is
-/// an idempotency key used before. Test-mode tasks never reserve against
-/// the cap, which is live money.
+/// Inserts a queued task inside the caller's transaction, so another write
+/// (a webhook delivery's dedupe row, a budget reservation) commits with it
+/// or not at all. `intake` names the helpdesk ticket the task came from: a
+/// ticket that has a task already, like a used idempotency key, is a
+/// `Conflict` and writes nothing. `on conflict do nothing` with no target
+/// covers both unique keys.
 pub async fn insert_task(
     tx: &mut Tx,
     account: AccountId,
@@ -612,16 +608,8 @@ pub async fn insert_task(
     intake: Option<IntakeTicket<'_>>,
     now: Timestamp,
 ) -> Result<Inserted, StoreError> {
-    let id = TaskId::new();
     let input =
         serde_json::to_string(&new.input).map_err(|e| StoreError::Corrupt(format!("task input: {e}")))?;
-    let max_attempts = i32::try_from(new.max_attempts).unwrap_or(i32::MAX);
-    let acct = account.to_string();
-    // Only an account with a cap needs its billing lock to admit a task;
-    // the others never queue on it.
-    let mut billing = read_billing(tx, account, now, false).await?;
-    // `on conflict do nothing` with no target covers both unique keys: the
-    // idempotency key and the intake ticket.
     let row: Option<TaskRow> = tx
         .fetch_optional(
             concat!(
@@ -634,15 +622,15 @@ pub async fn insert_task(
                 task_columns!()
             ),
             args![
-                id.to_string(),
-                acct.clone(),
-                new.agent_id.to_string(),
+                TaskId::new().to_string(),
+                account,
+                new.agent_id,
                 new.agent_version,
                 input,
                 new.external_ref.clone(),
                 new.idempotency.as_ref().map(|i| i.key.clone()),
                 new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-                max_attempts,
+                i32::try_from(new.max_attempts).unwrap_or(i32::MAX),
                 now,
                 intake.map(|i| i.integration.to_string()),
                 intake.map(|i| i.ticket.to_owned()),
@@ -650,44 +638,37 @@ pub async fn insert_task(
             ],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(Inserted::Conflict);
-    };
-    if !new.mode.livemode() {
-        // The cap is live money: test tasks neither count nor reserve.
-        billing.monthly_cap_micros = None;
-    }
-    if billing.monthly_cap_micros.is_some() {
-        // The lock serialises the account's admissions, so concurrent
-        // tasks can never reserve past the cap; re-read under it.
-        billing = lock_billing(tx, account, now).await?;
-    }
-    if let Some(cap) = billing.monthly_cap_micros {
-        let (outcome_type,): (String,) = tx
-            .fetch_one(
-                "select outcome_type from agent_versions where agent_id = $1 and version = $2",
-                args![new.agent_id.to_string(), new.agent_version],
-            )
-            .await?;
-        let reserve = match billing.plan.reserve_cu(&outcome_type) {
-            Some(cu) => price_of(cu, billing.plan.price_per_cu.micros)?,
-            None => 0,
-        };
-        let committed = committed_spend(tx, account, now).await?;
-        if committed >= cap || committed.saturating_add(reserve) > cap {
-            return Ok(Inserted::BudgetExhausted {
-                cap_micros: cap,
-                committed_micros: committed,
-            });
-        }
-        if reserve > 0 {
-            tx.execute(
-                "insert into budget_reservations (task_id, account_id, amount_micros, created_at)
-                 values ($1, $2, $3, $4)",
-                args![id.to_string(), acct, reserve, now],
-            )
-            .await?;
-        }
-    }
-    Ok(Inserted::New(Box::new(Task::try_from(row)?)))
+    Ok(match row {
+        Some(row) => Inserted::New(Box::new(Task::try_from(row)?)),
+        None => Inserted::Conflict,
+    })
+}
+
+/// Holds `amount_micros` of the account's cap for a queued task until its
+/// outcome is charged or failed (settlement releases it).
+pub async fn reserve_budget(
+    tx: &mut Tx,
+    account: AccountId,
+    task: TaskId,
+    amount_micros: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "insert into budget_reservations (task_id, account_id, amount_micros, created_at)
+         values ($1, $2, $3, $4)",
+        args![task.to_string(), account, amount_micros, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outcome type an agent version's tasks come to.
+pub async fn outcome_type_of(tx: &mut Tx, agent: AgentId, version: i32) -> Result<String, StoreError> {
+    let (outcome_type,): (String,) = tx
+        .fetch_one(
+            "select outcome_type from agent_versions where agent_id = $1 and version = $2",
+            args![agent, version],
+        )
+        .await?;
+    Ok(outcome_type)
 }
