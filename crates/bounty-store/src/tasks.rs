@@ -274,6 +274,27 @@ pub async fn insert_model_calls(
     Ok(())
 }
 
+/// `needle` as a `like` pattern (with `escape '\'`) matching any text
+/// that contains it, lower-cased.
+fn contains_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// `needle` as one FTS5 phrase: with the trigram tokenizer, the
+/// documents that contain it, ignoring case.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
 impl Store {
     /// Inserts a queued task in a transaction of its own, with no
     /// admission checks: a fixture for tests. Product paths submit tasks
@@ -318,25 +339,6 @@ impl Store {
         limit: PageLimit,
         after: Option<TaskId>,
     ) -> Result<Page<Task>, StoreError> {
-        /// `needle` as a `like` pattern (with `escape '\'`) matching any text
-        /// that contains it, lower-cased.
-        fn contains_pattern(needle: &str) -> String {
-            let mut out = String::with_capacity(needle.len() + 2);
-            out.push('%');
-            for c in needle.to_lowercase().chars() {
-                if matches!(c, '%' | '_' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out.push('%');
-            out
-        }
-        /// `needle` as one FTS5 phrase: with the trigram tokenizer, the
-        /// documents that contain it, ignoring case.
-        fn fts_phrase(needle: &str) -> String {
-            format!("\"{}\"", needle.replace('"', "\"\""))
-        }
         let fts = match (&self.db, filter.search.as_deref()) {
             // Trigrams need three characters; shorter needles scan.
             (Db::Sqlite(_), Some(needle)) if needle.chars().count() >= 3 => Some(needle),
