@@ -136,19 +136,14 @@ pub async fn billing(cmd: BillingCommand, config: &Config, store: &Store) -> any
             require_account(store, account).await?;
             let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             println!("plan: {}", serde_json::to_string(&info.plan)?);
-            match info.monthly_cap_micros {
-                Some(cap) => println!(
-                    "monthly cap: {} (alerts at {:?}%)",
-                    Money::from_micros(cap, info.plan.currency()),
-                    info.alert_percents
-                ),
+            match info.monthly_cap {
+                Some(cap) => println!("monthly cap: {cap} (alerts at {:?}%)", info.alert_percents),
                 None => println!("monthly cap: none"),
             }
             println!("credit balance: {} CU", info.credit_balance);
             println!(
                 "this month: {} charged or reserved ({} reserved)",
-                Money::from_micros(info.month_spend_micros, info.plan.currency()),
-                Money::from_micros(info.reserved_micros, info.plan.currency())
+                info.month_spend, info.reserved
             );
             Ok(())
         }

@@ -113,9 +113,9 @@ async fn test_mode_runs_the_whole_path_in_a_book_of_its_own(backend: Backend) {
     let test_usage = json_of(get(&app, &test, "/v1/usage").await, 200).await;
     assert_eq!(test_usage["total"]["outcomes_resolved"], 3, "{test_usage}");
     let live_info = app.store.billing_info(account, ApiKeyMode::Live).await.unwrap();
-    assert_eq!(live_info.month_spend_micros, 0);
+    assert_eq!(live_info.month_spend.micros, 0);
     let test_info = app.store.billing_info(account, ApiKeyMode::Test).await.unwrap();
-    assert!(test_info.month_spend_micros > 0);
+    assert!(test_info.month_spend.micros > 0);
     assert!(
         app.store.billing_events(account).await.unwrap().is_empty(),
         "no cap alert from test charges"

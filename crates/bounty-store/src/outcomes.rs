@@ -435,14 +435,15 @@ pub async fn rated_usage(
 #[derive(Debug, Clone)]
 pub struct BillingInfo {
     pub plan: Plan,
-    pub monthly_cap_micros: Option<i64>,
+    /// The monthly spending cap, in the plan's currency; `None`: none.
+    pub monthly_cap: Option<Money>,
     pub alert_percents: Vec<u32>,
     /// Prepaid CU left.
     pub credit_balance: ComputeUnits,
     /// Money charged this month (reversals netted) plus reserved.
-    pub month_spend_micros: i64,
+    pub month_spend: Money,
     /// Of which reserved for running tasks.
-    pub reserved_micros: i64,
+    pub reserved: Money,
 }
 
 impl Store {
@@ -701,13 +702,16 @@ impl Store {
             (spend, 0)
         };
         tx.commit().await?;
+        let currency = billing.plan.currency();
         Ok(BillingInfo {
+            monthly_cap: billing
+                .monthly_cap_micros
+                .map(|c| Money::from_micros(c, currency)),
             plan: billing.plan,
-            monthly_cap_micros: billing.monthly_cap_micros,
             alert_percents: billing.alert_percents,
             credit_balance: ComputeUnits::from_milli(credits),
-            month_spend_micros: spend,
-            reserved_micros: reserved,
+            month_spend: Money::from_micros(spend, currency),
+            reserved: Money::from_micros(reserved, currency),
         })
     }
 

@@ -322,11 +322,11 @@ pub async fn get_billing(State(state): State<AppState>, auth: Auth) -> ApiResult
     let alerts = state.store.billing_events(auth.account_id).await?;
     Ok(Json(BillingOut {
         plan: info.plan,
-        monthly_cap_micros: info.monthly_cap_micros,
+        monthly_cap_micros: info.monthly_cap.map(|c| c.micros),
         alert_percents: info.alert_percents,
         credit_balance_cu: info.credit_balance.decimal(),
-        month_spend_micros: info.month_spend_micros,
-        reserved_micros: info.reserved_micros,
+        month_spend_micros: info.month_spend.micros,
+        reserved_micros: info.reserved.micros,
         alerts: alerts
             .into_iter()
             .map(|(period, percent, detail, created_at)| AlertOut {

@@ -98,8 +98,8 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
         prices,
         credit_balance: format!("{} CU", cu(info.credit_balance.milli())),
         cap: info
-            .monthly_cap_micros
-            .map(|c| micros(c, &currency))
+            .monthly_cap
+            .map(|c| micros(c.micros, &currency))
             .unwrap_or_else(|| "no cap".to_owned()),
         alerts: if info.alert_percents.is_empty() {
             "none".to_owned()
@@ -110,8 +110,8 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
                 .collect::<Vec<_>>()
                 .join(", ")
         },
-        month_spend: micros(info.month_spend_micros, &currency),
-        reserved: micros(info.reserved_micros, &currency),
+        month_spend: micros(info.month_spend.micros, &currency),
+        reserved: micros(info.reserved.micros, &currency),
         account_status: status.as_str().to_owned(),
         stripe_customer: ids.customer.unwrap_or_else(|| not_yet.clone()),
         stripe_subscription: ids.subscription.unwrap_or(not_yet),
