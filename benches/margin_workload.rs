@@ -312,10 +312,10 @@ async fn play(
     let mut r = Result::default();
     for b in &buckets {
         r.decided += b.outcomes;
-        if b.status == "resolved" {
+        if b.status == bounty_core::outcome::OutcomeStatus::Resolved {
             r.resolved += b.outcomes;
         }
-        r.cost_micros += b.inference_cost_micros;
+        r.cost_micros += b.inference_cost.micros;
     }
     let today = store.now().date_naive();
     r.cache_hits = store.cache_summary(account, today, today).await.unwrap().hits;

@@ -191,10 +191,10 @@ async fn check(store: &Store, account: AccountId) {
     let key = |b: &bounty_store::UsageBucket| {
         (
             b.day,
-            b.agent_id.clone(),
-            b.status.clone(),
-            b.currency.clone(),
-            b.inference_currency.clone(),
+            b.agent_id.to_string(),
+            b.status.as_str(),
+            b.amount.currency.to_string(),
+            b.inference_cost.currency.to_string(),
         )
     };
     let mut rolled = store

@@ -78,16 +78,16 @@ impl Store {
         for (agent_id, route) in &agents {
             let id = agent_id.to_string();
             let (mut decided, mut delivered) = (0_i64, 0_i64);
-            for b in buckets.iter().filter(|b| b.agent_id == id) {
+            for b in buckets.iter().filter(|b| b.agent_id.to_string() == id) {
                 decided += b.outcomes;
-                if b.status == "resolved" {
+                if b.status == bounty_core::outcome::OutcomeStatus::Resolved {
                     f.inputs.resolved += b.outcomes;
-                    if b.currency == currency {
-                        f.inputs.charges_micros += b.amount_micros;
+                    if b.amount.currency.as_str() == currency {
+                        f.inputs.charges_micros += b.amount.micros;
                     }
                 }
-                if b.inference_currency == currency {
-                    delivered += b.inference_cost_micros;
+                if b.inference_cost.currency.as_str() == currency {
+                    delivered += b.inference_cost.micros;
                 }
             }
             let shadow = self.shadow_cost(account, *agent_id, from, to, currency).await?;

@@ -16,7 +16,7 @@
 //! inference cost) is the readers' rule, as it was with single rows.
 
 use bounty_core::outcome::OutcomeStatus;
-use bounty_core::{AccountId, ApiKeyMode, Timestamp};
+use bounty_core::{AccountId, AgentId, ApiKeyMode, ComputeUnits, Money, Timestamp};
 use chrono::{Duration, NaiveDate, NaiveTime};
 
 use crate::db::{Db, on_pool};
@@ -29,17 +29,16 @@ use crate::{Store, StoreError};
 pub struct UsageBucket {
     /// The UTC day the outcomes were decided.
     pub day: NaiveDate,
-    pub agent_id: String,
-    /// `resolved`, `failed` or `reversed`.
-    pub status: String,
-    /// The charges' currency.
-    pub currency: String,
-    pub inference_currency: String,
+    pub agent_id: AgentId,
+    /// `Resolved`, `Failed` or `Reversed`.
+    pub status: OutcomeStatus,
     /// How many outcomes the bucket sums (at least 1).
     pub outcomes: i64,
-    pub cu_milli: i64,
-    pub amount_micros: i64,
-    pub inference_cost_micros: i64,
+    pub cu: ComputeUnits,
+    /// What they were charged, in the charges' currency.
+    pub amount: Money,
+    /// What their tasks cost us.
+    pub inference_cost: Money,
 }
 
 #[derive(sqlx::FromRow)]
@@ -61,16 +60,23 @@ impl TryFrom<BucketRow> for UsageBucket {
     fn try_from(r: BucketRow) -> Result<Self, StoreError> {
         let day = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d")
             .map_err(|e| StoreError::Corrupt(format!("usage day {:?}: {e}", r.day)))?;
+        let bad = |c: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("usage {c}: {e}"));
         Ok(UsageBucket {
             day,
-            agent_id: r.agent_id,
-            status: r.status,
-            currency: r.currency,
-            inference_currency: r.inference_currency,
+            agent_id: r.agent_id.parse().map_err(|e| bad("agent_id", &e))?,
+            status: r.status.parse().map_err(|e| bad("status", &e))?,
             outcomes: r.outcomes,
-            cu_milli: r.cu_milli,
-            amount_micros: r.amount_micros,
-            inference_cost_micros: r.inference_cost_micros,
+            cu: ComputeUnits::from_milli(r.cu_milli),
+            amount: Money::from_micros(
+                r.amount_micros,
+                r.currency.parse().map_err(|e| bad("currency", &e))?,
+            ),
+            inference_cost: Money::from_micros(
+                r.inference_cost_micros,
+                r.inference_currency
+                    .parse()
+                    .map_err(|e| bad("inference_currency", &e))?,
+            ),
         })
     }
 }
@@ -312,13 +318,13 @@ impl Store {
                         account.to_string(),
                         b.day.format("%Y-%m-%d").to_string(),
                         b.agent_id,
-                        b.status,
-                        b.currency,
-                        b.inference_currency,
+                        b.status.as_str(),
+                        b.amount.currency.to_string(),
+                        b.inference_cost.currency.to_string(),
                         b.outcomes,
-                        b.cu_milli,
-                        b.amount_micros,
-                        b.inference_cost_micros,
+                        b.cu.milli(),
+                        b.amount.micros,
+                        b.inference_cost.micros,
                         mode.livemode()
                     ],
                 )

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use bounty_core::outcome::OutcomeStatus;
 use bounty_store::UsageBucket;
 use chrono::NaiveDate;
 
@@ -87,29 +88,29 @@ pub(crate) fn summarize(buckets: &[UsageBucket]) -> Summary {
     let mut s = Summary::default();
     for b in buckets {
         let n = u64::try_from(b.outcomes).unwrap_or(0);
-        match b.status.as_str() {
-            "resolved" => {
+        match b.status {
+            OutcomeStatus::Resolved => {
                 s.resolved += n;
-                add(&mut s.cu_milli, b.cu_milli);
+                add(&mut s.cu_milli, b.cu.milli());
                 add(
                     &mut s
                         .by_currency
-                        .entry(b.currency.clone())
+                        .entry(b.amount.currency.to_string())
                         .or_default()
                         .charges_micros,
-                    b.amount_micros,
+                    b.amount.micros,
                 );
             }
-            "reversed" => s.reversed += n,
+            OutcomeStatus::Reversed => s.reversed += n,
             _ => s.failed += n,
         }
         add(
             &mut s
                 .by_currency
-                .entry(b.inference_currency.clone())
+                .entry(b.inference_cost.currency.to_string())
                 .or_default()
                 .cost_micros,
-            b.inference_cost_micros,
+            b.inference_cost.micros,
         );
     }
     s.currency = s
@@ -122,14 +123,15 @@ pub(crate) fn summarize(buckets: &[UsageBucket]) -> Summary {
         let n = u64::try_from(b.outcomes).unwrap_or(0);
         let day = s.days.entry(b.day).or_default();
         day.decided += n;
-        if b.status == "resolved" {
+        let resolved = b.status == OutcomeStatus::Resolved;
+        if resolved {
             day.resolved += n;
         }
-        if b.status == "resolved" && b.currency == s.currency {
-            add(&mut day.charges_micros, b.amount_micros);
+        if resolved && b.amount.currency.as_str() == s.currency {
+            add(&mut day.charges_micros, b.amount.micros);
         }
-        if b.inference_currency == s.currency {
-            add(&mut day.cost_micros, b.inference_cost_micros);
+        if b.inference_cost.currency.as_str() == s.currency {
+            add(&mut day.cost_micros, b.inference_cost.micros);
         }
     }
     s
@@ -160,7 +162,7 @@ pub(crate) fn group(buckets: &[UsageBucket], by: GroupBy) -> BTreeMap<String, Su
     for b in buckets {
         let key = match by {
             GroupBy::Day => b.day.to_string(),
-            GroupBy::Agent => b.agent_id.clone(),
+            GroupBy::Agent => b.agent_id.to_string(),
         };
         groups.entry(key).or_default().push(b.clone());
     }
@@ -176,24 +178,30 @@ mod tests {
 
     /// A bucket of one outcome.
     fn row(status: &str, amount: i64, cost: i64, day: u32) -> UsageBucket {
+        let status: OutcomeStatus = status.parse().unwrap();
         UsageBucket {
             day: NaiveDate::from_ymd_opt(2026, 5, day).unwrap(),
-            agent_id: "agt".into(),
-            status: status.into(),
-            currency: "USD".into(),
-            inference_currency: "USD".into(),
+            agent_id: AGENT.parse().unwrap(),
+            status,
             outcomes: 1,
-            cu_milli: if status == "resolved" { 1000 } else { 0 },
-            amount_micros: amount,
-            inference_cost_micros: cost,
+            cu: bounty_core::ComputeUnits::from_milli(if status == OutcomeStatus::Resolved {
+                1000
+            } else {
+                0
+            }),
+            amount: bounty_core::Money::from_micros(amount, bounty_core::Currency::USD),
+            inference_cost: bounty_core::Money::from_micros(cost, bounty_core::Currency::USD),
         }
     }
+
+    const AGENT: &str = "agt_01JD3K8Q9V7Y2X4W6T5R3P1N0M";
+    const AGENT_2: &str = "agt_01JD3K8Q9V7Y2X4W6T5R3P1N0N";
 
     #[test]
     fn a_bucket_counts_all_its_outcomes() {
         let mut resolved = row("resolved", 3_000_000, 600_000, 1);
         resolved.outcomes = 3;
-        resolved.cu_milli = 3000;
+        resolved.cu = bounty_core::ComputeUnits::from_milli(3000);
         let mut failed = row("failed", 0, 100_000, 1);
         failed.outcomes = 2;
         let s = summarize(&[resolved, failed]);
@@ -233,14 +241,14 @@ mod tests {
             row("failed", 0, 100_000, 1),
             row("resolved", 3_000_000, 300_000, 2),
         ];
-        rows[2].agent_id = "agt2".into();
+        rows[2].agent_id = AGENT_2.parse().unwrap();
         let by_day = group(&rows, GroupBy::Day);
         assert_eq!(by_day.keys().collect::<Vec<_>>(), ["2026-05-01", "2026-05-02"]);
         assert_eq!(by_day["2026-05-01"].resolved, 1);
         assert_eq!(by_day["2026-05-01"].failed, 1);
         assert_eq!(by_day["2026-05-01"].main().cost_micros, 300_000);
         let by_agent = group(&rows, GroupBy::Agent);
-        assert_eq!(by_agent["agt2"].main().charges_micros, 3_000_000);
+        assert_eq!(by_agent[AGENT_2].main().charges_micros, 3_000_000);
         let whole = summarize(&rows);
         let sum: i64 = by_agent.values().map(|s| s.main().charges_micros).sum();
         assert_eq!(sum, whole.main().charges_micros);

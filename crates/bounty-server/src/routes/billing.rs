@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use bounty_core::outcome::OutcomeStatus;
 use bounty_core::{ApiKeyMode, ComputeUnits};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -146,7 +147,7 @@ pub fn aggregate(
         let key = if group_by == "day" {
             b.day.format("%Y-%m-%d").to_string()
         } else {
-            b.agent_id.clone()
+            b.agent_id.to_string()
         };
         let g = groups.entry(key.clone()).or_insert_with(|| UsageGroup {
             key,
@@ -154,19 +155,19 @@ pub fn aggregate(
         });
         let n = u64::try_from(b.outcomes).unwrap_or(0);
         for g in [g, &mut total] {
-            match b.status.as_str() {
-                "resolved" => {
+            match b.status {
+                OutcomeStatus::Resolved => {
                     g.outcomes_resolved += n;
-                    g.cu_milli = g.cu_milli.saturating_add(b.cu_milli);
-                    add(&mut g.charges_micros, &b.currency, b.amount_micros);
+                    g.cu_milli = g.cu_milli.saturating_add(b.cu.milli());
+                    add(&mut g.charges_micros, b.amount.currency.as_str(), b.amount.micros);
                 }
-                "reversed" => g.outcomes_reversed += n,
+                OutcomeStatus::Reversed => g.outcomes_reversed += n,
                 _ => g.outcomes_failed += n,
             }
             add(
                 &mut g.inference_cost_micros,
-                &b.inference_currency,
-                b.inference_cost_micros,
+                b.inference_cost.currency.as_str(),
+                b.inference_cost.micros,
             );
         }
     }

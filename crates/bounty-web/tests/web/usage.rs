@@ -33,14 +33,14 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     assert_eq!(rows.len(), 2);
     let charges: i64 = rows
         .iter()
-        .filter(|r| r.status == "resolved")
-        .map(|r| r.amount_micros)
+        .filter(|r| r.status == bounty_core::outcome::OutcomeStatus::Resolved)
+        .map(|r| r.amount.micros)
         .sum();
-    let cost: i64 = rows.iter().map(|r| r.inference_cost_micros).sum();
+    let cost: i64 = rows.iter().map(|r| r.inference_cost.micros).sum();
     let cu_milli: i64 = rows
         .iter()
-        .filter(|r| r.status == "resolved")
-        .map(|r| r.cu_milli)
+        .filter(|r| r.status == bounty_core::outcome::OutcomeStatus::Resolved)
+        .map(|r| r.cu.milli())
         .sum();
     assert_eq!(cost, 3_500, "the seeded model calls");
     let cu = format!("{}.{:03}", cu_milli / 1000, cu_milli % 1000);
