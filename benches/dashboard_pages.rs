@@ -346,7 +346,7 @@ async fn template(store: &Store, account: AccountId, task: TaskId, kind: Kind) -
         .await
         .unwrap()
         .into_iter()
-        .map(|x| x.kind)
+        .map(|x| x.kind.as_str().to_owned())
         .collect();
     kinds.sort();
     let expected: &[&str] = match kind {

@@ -109,7 +109,11 @@ pub async fn credits(cmd: CreditsCommand, store: &Store) -> anyhow::Result<()> {
             let info = store.billing_info(account, bounty_core::ApiKeyMode::Live).await?;
             println!("balance {} CU", info.credit_balance);
             for t in store
-                .transfers(account, None, Some("credit_grant"))
+                .transfers(
+                    account,
+                    None,
+                    Some(bounty_core::ledger::TransferKind::CreditGrant),
+                )
                 .await?
                 .iter()
                 .rev()

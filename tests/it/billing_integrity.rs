@@ -129,6 +129,11 @@ async fn test_mode_runs_the_whole_path_in_a_book_of_its_own(backend: Backend) {
         .await
         .unwrap();
     json_of(granted, 201).await;
+    let live_credits = json_of(get(&app, &live, "/v1/credits").await, 200).await;
+    assert_eq!(live_credits["grants"], json!([]), "a live key sees no test grant");
+    assert_eq!(live_credits["balance_cu"], "0.000");
+    let test_credits = json_of(get(&app, &test, "/v1/credits").await, 200).await;
+    assert_eq!(test_credits["grants"].as_array().unwrap().len(), 1);
     assert_eq!(
         app.store
             .billing_info(account, ApiKeyMode::Live)
@@ -372,6 +377,10 @@ async fn one_ticket_is_one_task_whatever_its_delivery_ids(backend: Backend) {
     for t in &tasks.items {
         app.wait_for_task(&key, &t.id.to_string(), WAIT).await;
     }
-    let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
+    let charges = app
+        .store
+        .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
+        .await
+        .unwrap();
     assert_eq!(charges.len(), 2);
 }

@@ -805,7 +805,11 @@ async fn solved_reopened_and_csat_reach_the_outcome_and_replies_are_queued(backe
     assert_eq!(reopened["status"], "failed", "{reopened}");
     assert_eq!(reopened["amount_micros"], 0);
     assert_eq!(status(&outcomes["T-3"]).await["status"], "resolved");
-    let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
+    let charges = app
+        .store
+        .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
+        .await
+        .unwrap();
     assert_eq!(charges.len(), 2, "T-1 and T-3 charged once each, T-2 never");
     // Every finished ticket task queued exactly one reply to its ticket.
     let replies: Vec<_> = app

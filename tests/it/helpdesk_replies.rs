@@ -286,7 +286,7 @@ async fn a_failed_verification_hands_the_ticket_to_a_person(backend: Backend) {
     );
     assert!(
         app.store
-            .transfers(account, None, Some("charge"))
+            .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
             .await
             .unwrap()
             .is_empty()

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bounty_core::ledger::{BaseKind, TransferKind};
 use bounty_core::outcome::Signal;
 use bounty_core::{
     AccountId, ComputeUnits, Decision, ManualClock, PageLimit, TaskStatus, VerificationPolicy,
@@ -212,8 +213,12 @@ async fn check(store: &Store, account: AccountId) {
     // Σ debits = Σ credits per unit, over every ledger account.
     let mut per_unit: HashMap<(String, String), i64> = HashMap::new();
     for t in &transfers {
-        *per_unit.entry((t.unit.clone(), t.credit.clone())).or_default() += t.amount;
-        *per_unit.entry((t.unit.clone(), t.debit.clone())).or_default() -= t.amount;
+        *per_unit
+            .entry((t.unit.as_str().to_owned(), t.credit.as_str().to_owned()))
+            .or_default() += t.amount;
+        *per_unit
+            .entry((t.unit.as_str().to_owned(), t.debit.as_str().to_owned()))
+            .or_default() -= t.amount;
     }
     let mut sums: HashMap<String, i64> = HashMap::new();
     for ((unit, _), v) in &per_unit {
@@ -245,9 +250,9 @@ async fn check(store: &Store, account: AccountId) {
         assert_eq!(before, kinds.len(), "a kind twice for {}: {mine:?}", o.id);
         let net = |unit: &str| -> i64 {
             mine.iter()
-                .filter(|t| t.unit == unit)
+                .filter(|t| t.unit.as_str() == unit)
                 .map(|t| {
-                    if t.kind.ends_with("_reversal") {
+                    if t.kind.base().is_none() {
                         -t.amount
                     } else {
                         t.amount
@@ -265,9 +270,9 @@ async fn check(store: &Store, account: AccountId) {
         );
         let metered: i64 = mine
             .iter()
-            .filter(|t| t.kind == "charge" || t.kind == "charge_reversal")
+            .filter(|t| t.kind == TransferKind::Charge || t.kind == TransferKind::Reversal(BaseKind::Charge))
             .map(|t| {
-                if t.kind.ends_with("_reversal") {
+                if t.kind.base().is_none() {
                     -t.amount
                 } else {
                     t.amount
@@ -280,7 +285,7 @@ async fn check(store: &Store, account: AccountId) {
     // The outbox agrees with the ledger: one meter event per charge, one
     // reversal per reversed charge, each with the transfer's amount.
     let outbox = store.outbox_of(account).await.unwrap();
-    for t in transfers.iter().filter(|t| t.kind == "charge") {
+    for t in transfers.iter().filter(|t| t.kind == TransferKind::Charge) {
         let events: Vec<_> = outbox
             .iter()
             .filter(|o| {
@@ -297,7 +302,10 @@ async fn check(store: &Store, account: AccountId) {
         );
         assert_eq!(events[0].payload["value"], t.amount);
     }
-    for t in transfers.iter().filter(|t| t.kind == "charge_reversal") {
+    for t in transfers
+        .iter()
+        .filter(|t| t.kind == TransferKind::Reversal(BaseKind::Charge))
+    {
         let original = t.reverses_id.expect("a reversal names its original").to_string();
         let events: Vec<_> = outbox
             .iter()
@@ -314,7 +322,10 @@ async fn check(store: &Store, account: AccountId) {
             events.len()
         );
     }
-    let metered = transfers.iter().filter(|t| t.kind == "charge").count();
+    let metered = transfers
+        .iter()
+        .filter(|t| t.kind == TransferKind::Charge)
+        .count();
     assert_eq!(
         outbox
             .iter()

@@ -45,7 +45,7 @@ async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
     assert_eq!(events.len(), 1);
     let charge = app
         .store
-        .transfers(account, None, Some("charge"))
+        .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
         .await
         .unwrap()
         .pop()
@@ -163,7 +163,11 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
     }
     assert!(crashes > runs / 10, "the fail points fired ({crashes} crashes)");
     drain(&sender, &app.store).await;
-    let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
+    let charges = app
+        .store
+        .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
+        .await
+        .unwrap();
     assert_eq!(charges.len(), runs);
     let events = fake.meter_events();
     let mut ids: Vec<&str> = events.iter().map(|e| e.identifier.as_str()).collect();
@@ -174,7 +178,13 @@ async fn exactly_one_meter_event_per_charge_through_faults_and_crashes(backend: 
     assert_eq!(events.len(), runs, "one meter event per charge");
     let reversed: i64 = app
         .store
-        .transfers(account, None, Some("charge_reversal"))
+        .transfers(
+            account,
+            None,
+            Some(bounty_core::ledger::TransferKind::Reversal(
+                bounty_core::ledger::BaseKind::Charge,
+            )),
+        )
         .await
         .unwrap()
         .iter()
@@ -483,7 +493,11 @@ async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
             .await
             .unwrap()
     );
-    let charges = app.store.transfers(account, None, Some("charge")).await.unwrap();
+    let charges = app
+        .store
+        .transfers(account, None, Some(bounty_core::ledger::TransferKind::Charge))
+        .await
+        .unwrap();
     assert_eq!(charges.len(), 2, "one live and one test charge");
 
     drain(&sender(&app.store, &live_stripe), &app.store).await;

@@ -223,6 +223,15 @@ pub enum TransferUnit {
 }
 
 impl TransferUnit {
+    /// The unit a stored form names: `mCU`, else a currency code.
+    pub fn from_stored(s: &str) -> TransferUnit {
+        if s == UNIT_CU {
+            TransferUnit::MilliCu
+        } else {
+            TransferUnit::Currency(s.to_owned())
+        }
+    }
+
     /// The stored form: `mCU` or the currency code.
     pub fn as_str(&self) -> &str {
         match self {

@@ -4,7 +4,7 @@
 //! (`bounty_core::ledger` and bounty-billing's settlement); these only
 //! read and write rows, inside the caller's transaction.
 
-use bounty_core::ledger::{TransferSpec, TransferUnit, UNIT_CU};
+use bounty_core::ledger::{TransferSpec, TransferUnit};
 use bounty_core::plan::Plan;
 use bounty_core::{AccountId, ApiKeyMode, ComputeUnits, OutcomeId, TaskId, Timestamp, TransferId};
 use chrono::{Datelike, TimeZone, Utc};
@@ -269,11 +269,7 @@ pub async fn unreversed_transfers(
                     debit: debit.parse().map_err(|e| bad("debit", &e))?,
                     credit: credit.parse().map_err(|e| bad("credit", &e))?,
                     amount,
-                    unit: if unit == UNIT_CU {
-                        TransferUnit::MilliCu
-                    } else {
-                        TransferUnit::Currency(unit)
-                    },
+                    unit: TransferUnit::from_stored(&unit),
                     kind: kind.parse().map_err(|e| bad("kind", &e))?,
                 },
                 created_at,

@@ -5,7 +5,7 @@
 //! Which of these happen, and when, is decided there and in
 //! `bounty_core::outcome`, never here.
 
-use bounty_core::ledger::plan_grant;
+use bounty_core::ledger::{LedgerAccount, TransferKind, TransferUnit, plan_grant};
 use bounty_core::outcome::OutcomeStatus;
 use bounty_core::plan::{ModelUsage, Plan, RatingReceipt};
 use bounty_core::{
@@ -77,15 +77,17 @@ pub struct OutcomeEventRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     pub id: TransferId,
-    pub debit: String,
-    pub credit: String,
+    pub debit: LedgerAccount,
+    pub credit: LedgerAccount,
     pub amount: i64,
-    pub unit: String,
-    pub kind: String,
+    pub unit: TransferUnit,
+    pub kind: TransferKind,
     pub outcome_id: Option<OutcomeId>,
     pub reverses_id: Option<TransferId>,
     pub memo: Option<String>,
     pub created_at: Timestamp,
+    /// The book it is in: live or test.
+    pub mode: ApiKeyMode,
 }
 
 /// Filters of `list_outcomes`.
@@ -584,7 +586,7 @@ impl Store {
         &self,
         account: AccountId,
         outcome: Option<OutcomeId>,
-        kind: Option<&str>,
+        kind: Option<TransferKind>,
     ) -> Result<Vec<Transfer>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -598,35 +600,40 @@ impl Store {
             reverses_id: Option<String>,
             memo: Option<String>,
             created_at: Timestamp,
+            livemode: bool,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
-                "select id, debit, credit, amount, unit, kind, outcome_id, reverses_id, memo, created_at
+                "select id, debit, credit, amount, unit, kind, outcome_id, reverses_id, memo, created_at, livemode
                  from ledger_transfers
                  where account_id = $1 and ($2 is null or outcome_id = $2) and ($3 is null or kind = $3)
                  order by id",
             )
             .bind(account.to_string())
             .bind(outcome.map(|o| o.to_string()))
-            .bind(kind.map(str::to_owned))
+            .bind(kind.map(|k| k.as_str()))
             .fetch_all(pool)
             .await?
         });
         rows.into_iter()
             .map(|r| {
-                let bad =
-                    |e: bounty_core::IdParseError| StoreError::Corrupt(format!("ledger_transfers: {e}"));
+                let bad = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("ledger_transfers: {e}"));
                 Ok(Transfer {
-                    id: r.id.parse().map_err(bad)?,
-                    debit: r.debit,
-                    credit: r.credit,
+                    id: r.id.parse().map_err(|e| bad(&e))?,
+                    debit: r.debit.parse().map_err(|e| bad(&e))?,
+                    credit: r.credit.parse().map_err(|e| bad(&e))?,
                     amount: r.amount,
-                    unit: r.unit,
-                    kind: r.kind,
-                    outcome_id: r.outcome_id.map(|o| o.parse()).transpose().map_err(bad)?,
-                    reverses_id: r.reverses_id.map(|o| o.parse()).transpose().map_err(bad)?,
+                    unit: TransferUnit::from_stored(&r.unit),
+                    kind: r.kind.parse().map_err(|e| bad(&e))?,
+                    outcome_id: r.outcome_id.map(|o| o.parse()).transpose().map_err(|e| bad(&e))?,
+                    reverses_id: r
+                        .reverses_id
+                        .map(|o| o.parse())
+                        .transpose()
+                        .map_err(|e| bad(&e))?,
                     memo: r.memo,
                     created_at: r.created_at,
+                    mode: ApiKeyMode::from_livemode(r.livemode),
                 })
             })
             .collect()

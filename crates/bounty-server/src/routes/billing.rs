@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use bounty_core::ledger::TransferKind;
 use bounty_core::outcome::OutcomeStatus;
 use bounty_core::{ApiKeyMode, ComputeUnits};
 use chrono::{DateTime, Utc};
@@ -217,10 +218,14 @@ pub async fn get_credits(State(state): State<AppState>, auth: Auth) -> ApiResult
 
 async fn credits_of(state: &AppState, auth: &Auth) -> ApiResult<CreditsOut> {
     let info = state.store.billing_info(auth.account_id, auth.mode).await?;
-    let grants = state
+    // The key's own book only: a live key never sees test grants.
+    let grants: Vec<_> = state
         .store
-        .transfers(auth.account_id, None, Some("credit_grant"))
-        .await?;
+        .transfers(auth.account_id, None, Some(TransferKind::CreditGrant))
+        .await?
+        .into_iter()
+        .filter(|t| t.mode == auth.mode)
+        .collect();
     Ok(CreditsOut {
         balance_cu: info.credit_balance.decimal(),
         grants: grants

@@ -117,11 +117,11 @@ impl From<Transfer> for TransferOut {
     fn from(t: Transfer) -> Self {
         TransferOut {
             id: t.id.to_string(),
-            kind: t.kind,
-            debit: t.debit,
-            credit: t.credit,
+            kind: t.kind.as_str().to_owned(),
+            debit: t.debit.as_str().to_owned(),
+            credit: t.credit.as_str().to_owned(),
             amount: t.amount,
-            unit: t.unit,
+            unit: t.unit.as_str().to_owned(),
             reverses: t.reverses_id.map(|r| r.to_string()),
             created_at: t.created_at,
         }
