@@ -197,6 +197,8 @@ pub(crate) async fn page(
         .store
         .get_task(account, id)
         .await?
+        // Another mode's task is not there, as in the list and the API.
+        .filter(|t| t.mode == user.mode())
         .ok_or(WebError::NotFound)?;
     let calls = state.store.model_calls(account, id).await?;
     let attempts = state.store.task_attempts(account, id).await?;

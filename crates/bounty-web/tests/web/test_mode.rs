@@ -25,7 +25,7 @@ async fn the_switch_shows_one_mode_at_a_time(backend: Backend) {
         ApiKeyMode::Live,
     )
     .await;
-    seed::queued_task_in(
+    let test_task = seed::queued_task_in(
         &app.store,
         &tenant,
         "Test ticket from the sandbox",
@@ -42,6 +42,10 @@ async fn the_switch_shows_one_mode_at_a_time(backend: Backend) {
         .assert_lacks("Test ticket from the sandbox")
         .assert_lacks(BANNER)
         .assert_contains("View test data");
+    // A test task's own page is not there in live mode.
+    b.get(&format!("/tasks/{test_task}"))
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
 
     let csrf = b.csrf().await;
     let switched = b
@@ -56,8 +60,12 @@ async fn the_switch_shows_one_mode_at_a_time(backend: Backend) {
         .assert_lacks("Live ticket about a refund")
         .assert_contains(BANNER)
         .assert_contains("View live data");
-    // Every page carries the banner in test mode.
+    // Every page carries the banner in test mode, the task's own included.
     b.get("/billing").await.assert_contains(BANNER);
+    b.get(&format!("/tasks/{test_task}"))
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains(BANNER);
 
     // Only local pages are returned to; a bad mode or token changes nothing.
     let away = b
