@@ -629,7 +629,10 @@ async fn outcomes_reverse_is_the_operators_goodwill() {
         .outcome_events(account.parse().unwrap(), outcome.parse().unwrap())
         .await
         .unwrap();
-    assert_eq!(events.last().unwrap().actor.as_deref(), Some("operator:alice"));
+    assert_eq!(
+        events.last().unwrap().actor,
+        Some(bounty_core::Actor::operator("alice").unwrap())
+    );
     // Once reversed, it is final.
     let (code, _, stderr) = reverse("alice");
     assert_eq!(code, Some(2), "{stderr}");

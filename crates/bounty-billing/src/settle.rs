@@ -24,8 +24,8 @@ use bounty_core::ledger::{
 };
 use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
 use bounty_core::outcome::{
-    ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, Signal, Transition, TransitionError,
-    transition,
+    ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, ReceiptEvent, Signal, Transition,
+    TransitionError, transition,
 };
 use bounty_core::plan::{RatingInput, RatingReceipt, rate};
 use bounty_core::{
@@ -87,15 +87,6 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 fn to_value(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).expect("serializes to JSON")
-}
-
-fn event_name(event: &OutcomeEvent) -> &'static str {
-    match event {
-        OutcomeEvent::Verified(_) => "verified",
-        OutcomeEvent::Signal(_) => "signal",
-        OutcomeEvent::WindowLapsed => "window_lapsed",
-        OutcomeEvent::GoodwillReversal => "goodwill_reversal",
-    }
 }
 
 /// Rates a resolved outcome and writes the transfers `plan_charge`
@@ -253,10 +244,10 @@ async fn apply(
         Err(e @ TransitionError::SignalNotApplicable { .. }) => {
             let why = e.to_string();
             let refused = NewOutcomeEvent {
-                event: "signal_refused",
+                event: ReceiptEvent::SignalRefused,
                 from: Some(outcome.status),
                 to: outcome.status,
-                effect: ChargeEffect::None.as_str(),
+                effect: ChargeEffect::None,
                 evidence,
                 reason: &why,
             };
@@ -267,10 +258,10 @@ async fn apply(
     };
     let usage_before = UsageKey::of(&outcome);
     let record = NewOutcomeEvent {
-        event: event_name(event),
+        event: ReceiptEvent::of(event),
         from: Some(t.from),
         to: t.to,
-        effect: t.effect.as_str(),
+        effect: t.effect,
         evidence,
         reason: &t.reason,
     };
@@ -431,10 +422,10 @@ pub async fn settle_failed(
     let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Failed, now).await?;
     move_usage(tx, key.account, None, UsageKey::of(&outcome)).await?;
     let record = NewOutcomeEvent {
-        event: "task_failed",
+        event: ReceiptEvent::TaskFailed,
         from: None,
         to: OutcomeStatus::Failed,
-        effect: ChargeEffect::None.as_str(),
+        effect: ChargeEffect::None,
         evidence: &EventEvidence::by(Actor::Worker),
         reason,
     };

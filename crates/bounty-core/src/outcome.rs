@@ -223,6 +223,90 @@ impl fmt::Display for ChargeEffect {
     }
 }
 
+/// Not a stored name of this kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a stored {1}")]
+pub struct BadStoredName(pub String, pub &'static str);
+
+impl FromStr for ChargeEffect {
+    type Err = BadStoredName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [ChargeEffect::None, ChargeEffect::Charge, ChargeEffect::Reverse]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| BadStoredName(s.to_owned(), "charge effect"))
+    }
+}
+
+/// What an entry of an outcome's receipt records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReceiptEvent {
+    /// The verifiers' verdict.
+    Verified,
+    /// A signal from the ticket source, applied.
+    Signal,
+    /// A signal from the ticket source, refused (`signal_not_applicable`).
+    SignalRefused,
+    /// The window lapsed with no signal.
+    WindowLapsed,
+    /// An operator's goodwill reversal.
+    GoodwillReversal,
+    /// The task failed: the outcome is failed from the start.
+    TaskFailed,
+}
+
+impl ReceiptEvent {
+    /// Every kind.
+    pub const ALL: [ReceiptEvent; 6] = [
+        ReceiptEvent::Verified,
+        ReceiptEvent::Signal,
+        ReceiptEvent::SignalRefused,
+        ReceiptEvent::WindowLapsed,
+        ReceiptEvent::GoodwillReversal,
+        ReceiptEvent::TaskFailed,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReceiptEvent::Verified => "verified",
+            ReceiptEvent::Signal => "signal",
+            ReceiptEvent::SignalRefused => "signal_refused",
+            ReceiptEvent::WindowLapsed => "window_lapsed",
+            ReceiptEvent::GoodwillReversal => "goodwill_reversal",
+            ReceiptEvent::TaskFailed => "task_failed",
+        }
+    }
+
+    /// The receipt entry of an applied event.
+    pub const fn of(event: &OutcomeEvent) -> ReceiptEvent {
+        match event {
+            OutcomeEvent::Verified(_) => ReceiptEvent::Verified,
+            OutcomeEvent::Signal(_) => ReceiptEvent::Signal,
+            OutcomeEvent::WindowLapsed => ReceiptEvent::WindowLapsed,
+            OutcomeEvent::GoodwillReversal => ReceiptEvent::GoodwillReversal,
+        }
+    }
+}
+
+impl fmt::Display for ReceiptEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReceiptEvent {
+    type Err = BadStoredName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReceiptEvent::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| BadStoredName(s.to_owned(), "receipt event"))
+    }
+}
+
 /// The facts, as of the event, that a transition depends on. The caller
 /// computes them from its injected clock and the agent's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

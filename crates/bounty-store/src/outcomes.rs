@@ -6,7 +6,7 @@
 //! `bounty_core::outcome`, never here.
 
 use bounty_core::ledger::{LedgerAccount, TransferKind, TransferUnit, plan_grant};
-use bounty_core::outcome::OutcomeStatus;
+use bounty_core::outcome::{ChargeEffect, OutcomeStatus, ReceiptEvent};
 use bounty_core::plan::{ModelUsage, Plan, RatingReceipt};
 use bounty_core::{
     AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Money, OutcomeId, OutcomeType, PageLimit, TaskId,
@@ -56,10 +56,10 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeEventRecord {
     pub seq: i32,
-    pub event: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub effect: String,
+    pub event: ReceiptEvent,
+    pub from_status: Option<OutcomeStatus>,
+    pub to_status: OutcomeStatus,
+    pub effect: ChargeEffect,
     pub verdicts: Option<Vec<VerifierVerdict>>,
     pub signal: Option<serde_json::Value>,
     pub policy_version: i32,
@@ -67,10 +67,8 @@ pub struct OutcomeEventRecord {
     pub inputs_hash: String,
     pub reason: String,
     pub created_at: Timestamp,
-    /// Who made the event: `api_key:key_…`, `integration:int_…`,
-    /// `operator:<name>`, `worker`, `window`; `None` for events recorded
-    /// before actors were.
-    pub actor: Option<String>,
+    /// Who made the event; `None` for events recorded before actors were.
+    pub actor: Option<Actor>,
 }
 
 /// One ledger transfer.
@@ -209,13 +207,10 @@ impl EventEvidence {
 /// One receipt event to append to an outcome.
 #[derive(Debug, Clone, Copy)]
 pub struct NewOutcomeEvent<'a> {
-    /// `verified`, `signal`, `signal_refused`, `window_lapsed`,
-    /// `goodwill_reversal` or `task_failed`.
-    pub event: &'a str,
+    pub event: ReceiptEvent,
     pub from: Option<OutcomeStatus>,
     pub to: OutcomeStatus,
-    /// `none`, `charge` or `reverse`.
-    pub effect: &'a str,
+    pub effect: ChargeEffect,
     pub evidence: &'a EventEvidence,
     pub reason: &'a str,
 }
@@ -246,10 +241,10 @@ pub async fn insert_outcome_event(
         args![
             outcome.id.to_string(),
             outcome.account_id.to_string(),
-            e.event,
+            e.event.as_str(),
             e.from.map(|f| f.as_str().to_owned()),
             e.to.as_str(),
-            e.effect,
+            e.effect.as_str(),
             verdicts,
             signal,
             outcome.agent_version,
@@ -556,10 +551,20 @@ impl Store {
             .map(|r| {
                 Ok(OutcomeEventRecord {
                     seq: r.seq,
-                    event: r.event,
-                    from_status: r.from_status,
-                    to_status: r.to_status,
-                    effect: r.effect,
+                    event: r.event.parse().map_err(|e| corrupt("outcome_events.event", e))?,
+                    from_status: r
+                        .from_status
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(|e| corrupt("outcome_events.from_status", e))?,
+                    to_status: r
+                        .to_status
+                        .parse()
+                        .map_err(|e| corrupt("outcome_events.to_status", e))?,
+                    effect: r
+                        .effect
+                        .parse()
+                        .map_err(|e| corrupt("outcome_events.effect", e))?,
                     verdicts: r
                         .verdicts
                         .map(|v| serde_json::from_str(&v))
@@ -575,7 +580,11 @@ impl Store {
                     inputs_hash: r.inputs_hash,
                     reason: r.reason,
                     created_at: r.created_at,
-                    actor: r.actor,
+                    actor: r
+                        .actor
+                        .map(|a| a.parse())
+                        .transpose()
+                        .map_err(|e| corrupt("outcome_events.actor", e))?,
                 })
             })
             .collect()

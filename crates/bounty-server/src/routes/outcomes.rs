@@ -132,16 +132,16 @@ impl From<OutcomeEventRecord> for EventOut {
     fn from(e: OutcomeEventRecord) -> Self {
         EventOut {
             seq: e.seq,
-            event: e.event,
-            from_status: e.from_status,
-            to_status: e.to_status,
-            effect: e.effect,
+            event: e.event.to_string(),
+            from_status: e.from_status.map(|s| s.to_string()),
+            to_status: e.to_status.to_string(),
+            effect: e.effect.to_string(),
             verdicts: e.verdicts,
             signal: e.signal,
             policy_version: e.policy_version,
             inputs_hash: e.inputs_hash,
             reason: e.reason,
-            actor: e.actor,
+            actor: e.actor.map(|a| a.to_string()),
             created_at: e.created_at,
         }
     }

@@ -131,10 +131,10 @@ fn events(records: Vec<OutcomeEventRecord>) -> Vec<EventRow> {
             seq: e.seq,
             transition: match &e.from_status {
                 Some(from) => format!("{from} → {}", e.to_status),
-                None => e.to_status.clone(),
+                None => e.to_status.to_string(),
             },
-            event: e.event,
-            effect: e.effect,
+            event: e.event.to_string(),
+            effect: e.effect.to_string(),
             reason: e.reason,
             at: time(e.created_at),
             policy: format!("version {}, sha256 {}", e.policy_version, e.policy_hash),
