@@ -18,7 +18,12 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--cursor: {e}"))
                 })
                 .transpose()?;
-            let page = store.admin_list_outbox(status.as_deref(), limit, cursor).await?;
+            let status = status
+                .as_deref()
+                .map(str::parse::<bounty_core::outbox::OutboxStatus>)
+                .transpose()
+                .map_err(|e| super::BadInput(format!("--status: {e}")))?;
+            let page = store.admin_list_outbox(status, limit, cursor).await?;
             if list.json {
                 let items: Vec<_> = page
                     .items
@@ -27,7 +32,7 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
                         serde_json::json!({
                             "id": o.id.to_string(), "account_id": o.account_id.to_string(), "kind": o.kind.as_str(),
                             "transfer_id": o.transfer_id, "payload": o.payload,
-                            "idempotency_key": o.idempotency_key, "status": o.status, "attempts": o.attempts,
+                            "idempotency_key": o.idempotency_key, "status": o.status.as_str(), "attempts": o.attempts,
                             "next_attempt_at": o.next_attempt_at, "last_error": o.last_error,
                             "created_at": o.created_at, "sent_at": o.sent_at,
                         })

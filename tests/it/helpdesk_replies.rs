@@ -179,7 +179,11 @@ async fn drain(sender: &ReplySender, store: &Store) {
     for _ in 0..300 {
         sender.drain_once().await.unwrap();
         let pending = store
-            .admin_list_outbox(Some("pending"), bounty_core::PageLimit::new(100).unwrap(), None)
+            .admin_list_outbox(
+                Some(bounty_core::outbox::OutboxStatus::Pending),
+                bounty_core::PageLimit::new(100).unwrap(),
+                None,
+            )
             .await
             .unwrap()
             .items
@@ -316,7 +320,7 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         .into_iter()
         .find(|o| o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply)
         .unwrap();
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status, bounty_core::outbox::OutboxStatus::Pending);
     assert!(
         row.next_attempt_at >= before + chrono::Duration::seconds(119),
         "{row:?}"
@@ -354,7 +358,7 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         .into_iter()
         .filter(|o| {
             o.kind == bounty_core::outbox::OutboxKind::HelpdeskReply
-                && o.status == "sent"
+                && o.status == bounty_core::outbox::OutboxStatus::Sent
                 && o.payload["ticket"] == "42"
         })
         .map(|o| o.sent_as.unwrap_or_default())
@@ -381,7 +385,11 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
     assert_eq!(shown["status"], "disabled", "{shown}");
     let parked = app
         .store
-        .admin_list_outbox(Some("failed"), bounty_core::PageLimit::new(10).unwrap(), None)
+        .admin_list_outbox(
+            Some(bounty_core::outbox::OutboxStatus::Failed),
+            bounty_core::PageLimit::new(10).unwrap(),
+            None,
+        )
         .await
         .unwrap()
         .items;

@@ -146,7 +146,7 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
         vec!["stripe_customer", "stripe_subscription", "meter_event"]
     );
     let meter = &outbox[2];
-    assert_eq!(meter.status, "pending");
+    assert_eq!(meter.status, bounty_core::outbox::OutboxStatus::Pending);
     assert_eq!(meter.payload["identifier"], charge["id"]);
     assert_eq!(meter.payload["value"], 1000);
     assert_eq!(meter.payload["event_name"], "bounty_compute_units");

@@ -223,7 +223,11 @@ async fn a_permanent_stripe_error_parks_the_row(backend: Backend) {
     assert_eq!(stats.failed, 1, "the customer row is parked");
     let failed = app
         .store
-        .admin_list_outbox(Some("failed"), bounty_core::PageLimit::new(10).unwrap(), None)
+        .admin_list_outbox(
+            Some(bounty_core::outbox::OutboxStatus::Failed),
+            bounty_core::PageLimit::new(10).unwrap(),
+            None,
+        )
         .await
         .unwrap()
         .items;
@@ -317,7 +321,7 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
         .iter()
         .find(|o| o.kind == bounty_core::outbox::OutboxKind::StripeSubscription)
         .unwrap();
-    assert_eq!(sub.status, "pending");
+    assert_eq!(sub.status, bounty_core::outbox::OutboxStatus::Pending);
     assert!(
         sub.last_error
             .as_deref()
@@ -513,7 +517,10 @@ async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
             .await
             .unwrap()
             .into_iter()
-            .filter(|o| o.mode == bounty_core::ApiKeyMode::Test && o.status == "pending")
+            .filter(|o| {
+                o.mode == bounty_core::ApiKeyMode::Test
+                    && o.status == bounty_core::outbox::OutboxStatus::Pending
+            })
             .count();
         if pending == 0 {
             break;

@@ -30,7 +30,7 @@
 
 use std::time::Duration;
 
-use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
+use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind, OutboxStatus};
 use bounty_core::{ApiKeyMode, Money, retry_delay};
 use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -274,7 +274,7 @@ impl Sender {
                     .outbox_status(item.account_id, &identifier, OutboxKind::MeterEvent)
                     .await
                 {
-                    Ok(Some(status)) if status == "sent" => {}
+                    Ok(Some(OutboxStatus::Sent)) => {}
                     Ok(None) => {}
                     Ok(Some(status)) => {
                         return Sent::Later {

@@ -80,6 +80,54 @@ impl FromStr for OutboxKind {
     }
 }
 
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// Waiting to be sent (or retried).
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Parked after a permanent error: an operator looks (`bounty outbox
+    /// retry`).
+    Failed,
+}
+
+impl OutboxStatus {
+    /// Every status.
+    pub const ALL: [OutboxStatus; 3] = [OutboxStatus::Pending, OutboxStatus::Sent, OutboxStatus::Failed];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not an outbox status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an outbox status: expected `pending`, `sent` or `failed`")]
+pub struct BadOutboxStatus(pub String);
+
+impl FromStr for OutboxStatus {
+    type Err = BadOutboxStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| BadOutboxStatus(s.chars().take(32).collect()))
+    }
+}
+
 /// A meter event: `value` milli-CU for the charge `identifier` (its
 /// transfer id, which Stripe dedupes on for about 24 h).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

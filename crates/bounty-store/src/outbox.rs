@@ -13,7 +13,7 @@
 //! customer in Stripe's test mode (made on the first test charge). With no
 //! test key they are never sent.
 
-use bounty_core::outbox::OutboxKind;
+use bounty_core::outbox::{OutboxKind, OutboxStatus};
 use bounty_core::{AccountId, ApiKeyMode, OutboxId, PageLimit, Timestamp};
 
 use crate::db::on_pool;
@@ -31,7 +31,7 @@ pub struct OutboxItem {
     pub transfer_id: Option<String>,
     pub payload: serde_json::Value,
     pub idempotency_key: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
@@ -158,7 +158,7 @@ impl TryFrom<Row> for OutboxItem {
             transfer_id: r.transfer_id,
             payload: serde_json::from_str(&r.payload).map_err(|e| bad("payload", &e))?,
             idempotency_key: r.idempotency_key,
-            status: r.status,
+            status: r.status.parse().map_err(|e| bad("status", &e))?,
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
@@ -175,7 +175,7 @@ impl Store {
     /// optionally of one status.
     pub async fn admin_list_outbox(
         &self,
-        status: Option<&str>,
+        status: Option<OutboxStatus>,
         limit: PageLimit,
         after: Option<OutboxId>,
     ) -> Result<Page<OutboxItem>, StoreError> {
@@ -185,7 +185,7 @@ impl Store {
                  where ($1 is null or status = $1) and ($2 is null or id < $2)
                  order by id desc limit $3"
             ))
-            .bind(status.map(str::to_owned))
+            .bind(status.map(|s| s.as_str()))
             .bind(after.map(|a| a.to_string()))
             .bind(i64::from(limit.get()) + 1)
             .fetch_all(pool)
@@ -233,7 +233,7 @@ impl Store {
         account: AccountId,
         transfer_id: &str,
         kind: OutboxKind,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<OutboxStatus>, StoreError> {
         let row: Option<(String,)> = on_pool!(&self.db, pool => {
             sqlx::query_as("select status from outbox where account_id = $1 and transfer_id = $2 and kind = $3")
                 .bind(account.to_string())
@@ -242,7 +242,11 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(|(s,)| s))
+        row.map(|(s,)| {
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("outbox.status: {e}")))
+        })
+        .transpose()
     }
 
     /// Counts of pending and failed live rows, and the oldest pending one.

@@ -131,7 +131,11 @@ pub async fn drain(sender: &Sender, store: &Store) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stuck = store
-        .admin_list_outbox(Some("pending"), bounty_core::PageLimit::new(10).unwrap(), None)
+        .admin_list_outbox(
+            Some(bounty_core::outbox::OutboxStatus::Pending),
+            bounty_core::PageLimit::new(10).unwrap(),
+            None,
+        )
         .await
         .unwrap();
     panic!("the outbox did not drain: {:?}", stuck.items);
