@@ -82,60 +82,23 @@ name_type!(
     100
 );
 
-/// Where an account stands with billing, as Stripe's events say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AccountStatus {
-    /// In good standing.
-    Active,
-    /// An invoice payment failed; work goes on.
-    PastDue,
-    /// The subscription ended: new tasks are refused (402
-    /// `account_suspended`); queued and running work finishes.
-    Suspended,
+crate::stored_enum! {
+    /// Where an account stands with billing, as Stripe's events say.
+    pub enum AccountStatus("account status") {
+        /// In good standing.
+        Active = "active",
+        /// An invoice payment failed; work goes on while Stripe retries.
+        PastDue = "past_due",
+        /// The subscription ended: new tasks are refused (402
+        /// `account_suspended`); queued and running work finishes.
+        Suspended = "suspended",
+    }
 }
 
 impl AccountStatus {
-    /// Every status.
-    pub const ALL: [AccountStatus; 3] = [
-        AccountStatus::Active,
-        AccountStatus::PastDue,
-        AccountStatus::Suspended,
-    ];
-
-    /// The stored name: `active`, `past_due` or `suspended`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::PastDue => "past_due",
-            AccountStatus::Suspended => "suspended",
-        }
-    }
-
     /// Whether new tasks may be submitted.
     pub const fn takes_new_tasks(self) -> bool {
         !matches!(self, AccountStatus::Suspended)
-    }
-}
-
-impl fmt::Display for AccountStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Not an account status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an account status")]
-pub struct BadAccountStatus(pub String);
-
-impl std::str::FromStr for AccountStatus {
-    type Err = BadAccountStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AccountStatus::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| BadAccountStatus(s.to_owned()))
     }
 }
 
@@ -172,13 +135,5 @@ mod tests {
             Err(NameError::ControlCharacter)
         );
         assert_eq!(IntegrationName::parse("\t"), Err(NameError::Empty));
-    }
-
-    #[test]
-    fn account_statuses_round_trip() {
-        for status in AccountStatus::ALL {
-            assert_eq!(status.as_str().parse::<AccountStatus>().unwrap(), status);
-        }
-        assert!("closed".parse::<AccountStatus>().is_err());
     }
 }

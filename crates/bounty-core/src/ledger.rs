@@ -24,72 +24,30 @@ use crate::compute::ComputeUnits;
 use crate::money::Money;
 use crate::plan::RatingReceipt;
 
-/// One of an account's ledger accounts (a balance is a sum of transfers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LedgerAccount {
-    /// The plan's monthly included CU, drawn by `included`.
-    Allowance,
-    /// Where every CU an outcome cost lands.
-    Usage,
-    /// Prepaid CU.
-    Credits,
-    /// CU metered to Stripe.
-    Metered,
-    /// Money the customer owes for metered CU.
-    Receivable,
-    /// Money earned.
-    Revenue,
-    /// Where prepaid CU come from.
-    Grants,
-}
-
-impl LedgerAccount {
-    /// Every account.
-    pub const ALL: [LedgerAccount; 7] = [
-        LedgerAccount::Allowance,
-        LedgerAccount::Usage,
-        LedgerAccount::Credits,
-        LedgerAccount::Metered,
-        LedgerAccount::Receivable,
-        LedgerAccount::Revenue,
-        LedgerAccount::Grants,
-    ];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LedgerAccount::Allowance => "allowance",
-            LedgerAccount::Usage => "usage",
-            LedgerAccount::Credits => "credits",
-            LedgerAccount::Metered => "metered",
-            LedgerAccount::Receivable => "receivable",
-            LedgerAccount::Revenue => "revenue",
-            LedgerAccount::Grants => "grants",
-        }
+crate::stored_enum! {
+    /// One of an account's ledger accounts (a balance is a sum of transfers).
+    pub enum LedgerAccount("ledger account") {
+        /// The plan's monthly included CU, drawn by `included`.
+        Allowance = "allowance",
+        /// Where every CU an outcome cost lands.
+        Usage = "usage",
+        /// Prepaid CU.
+        Credits = "credits",
+        /// CU metered to Stripe.
+        Metered = "metered",
+        /// Money the customer owes for metered CU.
+        Receivable = "receivable",
+        /// Money earned.
+        Revenue = "revenue",
+        /// Where prepaid CU come from.
+        Grants = "grants",
     }
 }
 
-impl fmt::Display for LedgerAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Not a ledger account or transfer kind.
+/// Not a transfer kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a ledger {1}")]
 pub struct BadLedgerName(pub String, pub &'static str);
-
-impl FromStr for LedgerAccount {
-    type Err = BadLedgerName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LedgerAccount::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| BadLedgerName(s.to_owned(), "account"))
-    }
-}
 
 /// What a transfer is for. A reversal is its original's kind, reversed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -539,7 +497,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_ones_are_refused() {
-        for a in LedgerAccount::ALL {
+        for &a in LedgerAccount::ALL {
             assert_eq!(a.as_str().parse::<LedgerAccount>().unwrap(), a);
         }
         for base in BaseKind::ALL {

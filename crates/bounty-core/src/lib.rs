@@ -40,6 +40,7 @@ pub mod outcome;
 pub mod page;
 pub mod plan;
 pub mod routing;
+pub mod stored_enum;
 pub mod task;
 pub mod text;
 pub mod verdict;

@@ -10,9 +10,6 @@
 //! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
 //! | `helpdesk_reply` | a helpdesk ticket's task finishes | the reply or hand-off |
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -21,110 +18,32 @@ use crate::id::TransferId;
 /// The Stripe billing meter's event name.
 pub const METER_EVENT_NAME: &str = "bounty_compute_units";
 
-/// An external effect waiting in the outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OutboxKind {
-    /// Metered CU to report to Stripe.
-    MeterEvent,
-    /// A meter event to undo (cancel, or credit past 24 h).
-    MeterEventReversal,
-    /// The account's Stripe customer to create.
-    StripeCustomer,
-    /// The account's Stripe subscription to create.
-    StripeSubscription,
-    /// An answer or hand-off to post to a helpdesk ticket.
-    HelpdeskReply,
-}
-
-impl OutboxKind {
-    /// Every kind.
-    pub const ALL: [OutboxKind; 5] = [
-        OutboxKind::MeterEvent,
-        OutboxKind::MeterEventReversal,
-        OutboxKind::StripeCustomer,
-        OutboxKind::StripeSubscription,
-        OutboxKind::HelpdeskReply,
-    ];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::MeterEvent => "meter_event",
-            OutboxKind::MeterEventReversal => "meter_event_reversal",
-            OutboxKind::StripeCustomer => "stripe_customer",
-            OutboxKind::StripeSubscription => "stripe_subscription",
-            OutboxKind::HelpdeskReply => "helpdesk_reply",
-        }
+crate::stored_enum! {
+    /// An external effect waiting in the outbox.
+    pub enum OutboxKind("outbox kind") {
+        /// Metered CU to report to Stripe.
+        MeterEvent = "meter_event",
+        /// A meter event to undo (cancel, or credit past 24 h).
+        MeterEventReversal = "meter_event_reversal",
+        /// The account's Stripe customer to create.
+        StripeCustomer = "stripe_customer",
+        /// The account's Stripe subscription to create.
+        StripeSubscription = "stripe_subscription",
+        /// An answer or hand-off to post to a helpdesk ticket.
+        HelpdeskReply = "helpdesk_reply",
     }
 }
 
-impl fmt::Display for OutboxKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Not an outbox kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an outbox kind")]
-pub struct BadOutboxKind(pub String);
-
-impl FromStr for OutboxKind {
-    type Err = BadOutboxKind;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| BadOutboxKind(s.to_owned()))
-    }
-}
-
-/// Where an outbox row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxStatus {
-    /// Waiting to be sent (or retried).
-    Pending,
-    /// Delivered.
-    Sent,
-    /// Parked after a permanent error: an operator looks (`bounty outbox
-    /// retry`).
-    Failed,
-}
-
-impl OutboxStatus {
-    /// Every status.
-    pub const ALL: [OutboxStatus; 3] = [OutboxStatus::Pending, OutboxStatus::Sent, OutboxStatus::Failed];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Not an outbox status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an outbox status: expected `pending`, `sent` or `failed`")]
-pub struct BadOutboxStatus(pub String);
-
-impl FromStr for OutboxStatus {
-    type Err = BadOutboxStatus;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxStatus::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| BadOutboxStatus(s.chars().take(32).collect()))
+crate::stored_enum! {
+    /// Where an outbox row stands.
+    pub enum OutboxStatus("outbox status") {
+        /// Waiting to be sent (or retried).
+        Pending = "pending",
+        /// Delivered.
+        Sent = "sent",
+        /// Parked after a permanent error: an operator looks (`bounty outbox
+        /// retry`).
+        Failed = "failed",
     }
 }
 
@@ -185,8 +104,11 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_and_unknown_ones_are_refused() {
-        for k in OutboxKind::ALL {
+        for &k in OutboxKind::ALL {
             assert_eq!(k.as_str().parse::<OutboxKind>().unwrap(), k);
+        }
+        for &st in OutboxStatus::ALL {
+            assert_eq!(st.to_string().parse::<OutboxStatus>().unwrap(), st);
         }
         assert!("email".parse::<OutboxKind>().is_err());
     }

@@ -239,46 +239,25 @@ impl FromStr for ChargeEffect {
     }
 }
 
-/// What an entry of an outcome's receipt records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReceiptEvent {
-    /// The verifiers' verdict.
-    Verified,
-    /// A signal from the ticket source, applied.
-    Signal,
-    /// A signal from the ticket source, refused (`signal_not_applicable`).
-    SignalRefused,
-    /// The window lapsed with no signal.
-    WindowLapsed,
-    /// An operator's goodwill reversal.
-    GoodwillReversal,
-    /// The task failed: the outcome is failed from the start.
-    TaskFailed,
+crate::stored_enum! {
+    /// What an entry of an outcome's receipt records.
+    pub enum ReceiptEvent("receipt event") {
+        /// The verifiers' verdict.
+        Verified = "verified",
+        /// A signal from the ticket source, applied.
+        Signal = "signal",
+        /// A signal from the ticket source, refused (`signal_not_applicable`).
+        SignalRefused = "signal_refused",
+        /// The window lapsed with no signal.
+        WindowLapsed = "window_lapsed",
+        /// An operator's goodwill reversal.
+        GoodwillReversal = "goodwill_reversal",
+        /// The task failed: the outcome is failed from the start.
+        TaskFailed = "task_failed",
+    }
 }
 
 impl ReceiptEvent {
-    /// Every kind.
-    pub const ALL: [ReceiptEvent; 6] = [
-        ReceiptEvent::Verified,
-        ReceiptEvent::Signal,
-        ReceiptEvent::SignalRefused,
-        ReceiptEvent::WindowLapsed,
-        ReceiptEvent::GoodwillReversal,
-        ReceiptEvent::TaskFailed,
-    ];
-
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ReceiptEvent::Verified => "verified",
-            ReceiptEvent::Signal => "signal",
-            ReceiptEvent::SignalRefused => "signal_refused",
-            ReceiptEvent::WindowLapsed => "window_lapsed",
-            ReceiptEvent::GoodwillReversal => "goodwill_reversal",
-            ReceiptEvent::TaskFailed => "task_failed",
-        }
-    }
-
     /// The receipt entry of an applied event.
     pub const fn of(event: &OutcomeEvent) -> ReceiptEvent {
         match event {
@@ -287,23 +266,6 @@ impl ReceiptEvent {
             OutcomeEvent::WindowLapsed => ReceiptEvent::WindowLapsed,
             OutcomeEvent::GoodwillReversal => ReceiptEvent::GoodwillReversal,
         }
-    }
-}
-
-impl fmt::Display for ReceiptEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ReceiptEvent {
-    type Err = BadStoredName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ReceiptEvent::ALL
-            .into_iter()
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| BadStoredName(s.to_owned(), "receipt event"))
     }
 }
 

@@ -70,6 +70,20 @@ impl FromStr for TaskStatus {
     }
 }
 
+crate::stored_enum! {
+    /// How one attempt at a task ended.
+    pub enum AttemptOutcome("attempt outcome") {
+        /// The agent produced its output: the task is completed.
+        Completed = "completed",
+        /// A permanent failure, or the last attempt: the task failed.
+        Failed = "failed",
+        /// A transient failure with attempts left: queued again.
+        Retry = "retry",
+        /// The worker stopped renewing its lease.
+        LeaseExpired = "lease_expired",
+    }
+}
+
 /// The customer who asked, as the ticket source knows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,8 @@
 
 use std::time::Duration;
 
-use bounty_core::{AccountId, TaskId, Timestamp};
+use bounty_core::task::AttemptOutcome;
+use bounty_core::{AccountId, TaskId, TaskStatus, Timestamp};
 
 use bounty_core::{Decision, VerifierVerdict};
 
@@ -202,11 +203,29 @@ pub async fn finish_task_row(
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     let (status, run_at, output, error, outcome) = match end {
-        AttemptEnd::Completed(out) => ("completed", None, Some(out), None, "completed"),
-        AttemptEnd::Retry { error, run_at } => ("queued", Some(*run_at), None, Some(error), "retry"),
-        AttemptEnd::Failed(error) => ("failed", None, None, Some(error), "failed"),
+        AttemptEnd::Completed(out) => (
+            TaskStatus::Completed,
+            None,
+            Some(out),
+            None,
+            AttemptOutcome::Completed,
+        ),
+        AttemptEnd::Retry { error, run_at } => (
+            TaskStatus::Queued,
+            Some(*run_at),
+            None,
+            Some(error),
+            AttemptOutcome::Retry,
+        ),
+        AttemptEnd::Failed(error) => (
+            TaskStatus::Failed,
+            None,
+            None,
+            Some(error),
+            AttemptOutcome::Failed,
+        ),
     };
-    let finished_at = (status != "queued").then_some(now);
+    let finished_at = (status != TaskStatus::Queued).then_some(now);
     let account = claimed.task.account_id.to_string();
     let id = claimed.task.id.to_string();
     let row: Option<(String,)> = tx
@@ -222,7 +241,7 @@ pub async fn finish_task_row(
                 account.clone(),
                 id.clone(),
                 claimed.lease_token.clone(),
-                status,
+                status.as_str(),
                 run_at,
                 output.map(|o| o.text.clone()),
                 output
@@ -248,7 +267,7 @@ pub async fn finish_task_row(
             id,
             claimed.attempt,
             now,
-            outcome,
+            outcome.as_str(),
             error.map(|e| e.code.clone()),
             error.map(|e| e.message.clone())
         ],

@@ -105,8 +105,8 @@ pub struct TaskAttempt {
     pub worker: String,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
-    /// `completed`, `failed`, `retry` or `lease_expired`; `None` while running.
-    pub outcome: Option<String>,
+    /// How it ended; `None` while it runs.
+    pub outcome: Option<bounty_core::task::AttemptOutcome>,
     pub error: Option<TaskError>,
 }
 
@@ -426,20 +426,25 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|r| TaskAttempt {
-                attempt: r.attempt,
-                worker: r.worker,
-                started_at: r.started_at,
-                finished_at: r.finished_at,
-                outcome: r.outcome,
-                error: r.error_code.map(|code| TaskError {
-                    code,
-                    message: r.error_message.unwrap_or_default(),
-                }),
+        rows.into_iter()
+            .map(|r| {
+                Ok(TaskAttempt {
+                    attempt: r.attempt,
+                    worker: r.worker,
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                    outcome: r
+                        .outcome
+                        .map(|o| o.parse())
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("task_attempts.outcome: {e}")))?,
+                    error: r.error_code.map(|code| TaskError {
+                        code,
+                        message: r.error_message.unwrap_or_default(),
+                    }),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Every model call of one of the account's tasks, in order.

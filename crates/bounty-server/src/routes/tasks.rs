@@ -284,7 +284,7 @@ impl TaskOut {
                     worker: a.worker,
                     started_at: a.started_at,
                     finished_at: a.finished_at,
-                    outcome: a.outcome,
+                    outcome: a.outcome.map(|o| o.to_string()),
                     error: a.error.map(error_out),
                 })
                 .collect(),

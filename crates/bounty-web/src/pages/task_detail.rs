@@ -303,7 +303,7 @@ pub(crate) async fn page(
                 worker: a.worker,
                 started: time(a.started_at),
                 finished: time_or_dash(a.finished_at),
-                outcome: a.outcome.unwrap_or_else(|| "running".into()),
+                outcome: a.outcome.map_or_else(|| "running".to_owned(), |o| o.to_string()),
                 error: a
                     .error
                     .map(|e| format!("{}: {}", e.code, e.message))
