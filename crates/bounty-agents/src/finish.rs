@@ -42,6 +42,7 @@ pub async fn finish_attempt(
         task: task.id,
         agent_id: task.agent_id,
         agent_version: task.agent_version,
+        mode: task.mode,
     };
     match end {
         AttemptEnd::Completed(out) => {
@@ -81,6 +82,7 @@ pub async fn fail_expired_tasks(store: &Store) -> Result<Vec<(AccountId, TaskId)
             task: e.task,
             agent_id: e.agent_id,
             agent_version: e.agent_version,
+            mode: e.mode,
         };
         let reason = "the task failed: its lease expired with no attempts left";
         settle_failed(&mut tx, &key, reason, now).await?;

@@ -29,8 +29,8 @@ use bounty_core::outcome::{
 };
 use bounty_core::plan::{RatingInput, RatingReceipt, rate};
 use bounty_core::{
-    AccountId, Actor, AgentId, ComputeUnits, Currency, Decision, Money, OutcomeId, OutcomeType, TaskId,
-    Timestamp, VerificationPolicy, VerifierVerdict,
+    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Currency, Decision, Money, OutcomeId, OutcomeType,
+    TaskId, Timestamp, VerificationPolicy, VerifierVerdict,
 };
 use bounty_store::answer_cache::{forget_answer, remember_answer};
 use bounty_store::ledger::{
@@ -79,6 +79,8 @@ pub struct TaskKey {
     pub task: TaskId,
     pub agent_id: AgentId,
     pub agent_version: i32,
+    /// Live or test: the outcome is of its task's mode.
+    pub mode: ApiKeyMode,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -370,7 +372,7 @@ async fn open_outcome(
         created_at: now,
         updated_at: now,
         decided_at: status.decided().then_some(now),
-        mode: source.mode,
+        mode: key.mode,
     };
     insert_outcome(tx, &outcome, &source.policy_json).await?;
     Ok(outcome)

@@ -280,13 +280,13 @@ pub async fn outcome_in(
 }
 
 /// What opening a finished task's outcome needs from the store: its
-/// agent version's outcome type and policy (as stored, for its hash), the
-/// task's mode, and its inference cost per currency (our calls only).
+/// agent version's outcome type and policy (as stored, for its hash), and
+/// its inference cost per currency (our calls only). The task's mode comes
+/// with the task the caller holds.
 #[derive(Debug, Clone)]
 pub struct OutcomeSource {
     pub outcome_type: String,
     pub policy_json: String,
-    pub mode: ApiKeyMode,
     /// `(currency, micros)` of the task's model calls, shadow and BYOK
     /// calls left out.
     pub costs: Vec<(String, i64)>,
@@ -306,12 +306,6 @@ pub async fn outcome_source(
             args![agent_id, agent_version],
         )
         .await?;
-    let (livemode,): (bool,) = tx
-        .fetch_one(
-            "select livemode from tasks where account_id = $1 and id = $2",
-            args![account.to_string(), task.to_string()],
-        )
-        .await?;
     let costs: Vec<(String, i64)> = tx
         .fetch_all(
             "select currency, cast(sum(cost_micros) as bigint) from model_calls
@@ -323,7 +317,6 @@ pub async fn outcome_source(
     Ok(OutcomeSource {
         outcome_type,
         policy_json,
-        mode: ApiKeyMode::from_livemode(livemode),
         costs,
     })
 }

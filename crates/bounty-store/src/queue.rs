@@ -283,25 +283,26 @@ pub struct ExpiredTask {
     pub task: TaskId,
     pub agent_id: bounty_core::AgentId,
     pub agent_version: i32,
+    pub mode: bounty_core::ApiKeyMode,
 }
 
 /// Fails the running tasks whose lease expired with no attempts left, and
 /// closes their attempts; returns them, for the caller to settle their
 /// (failed) outcomes in the same transaction.
 pub async fn expire_task_rows(tx: &mut Tx, now: Timestamp) -> Result<Vec<ExpiredTask>, StoreError> {
-    let rows: Vec<(String, String, String, i32)> = tx
+    let rows: Vec<(String, String, String, i32, bool)> = tx
         .fetch_all(
             "update tasks set status = 'failed', last_error_code = 'lease_expired',
                  last_error_message = 'the worker of the last attempt stopped renewing its lease, and no attempts remain',
                  lease_token = null, lease_owner = null, lease_expires_at = null,
                  finished_at = $1, updated_at = $1
              where status = 'running' and lease_expires_at <= $1 and attempts >= max_attempts
-             returning account_id, id, agent_id, agent_version",
+             returning account_id, id, agent_id, agent_version, livemode",
             args![now],
         )
         .await?;
     let mut expired = Vec::with_capacity(rows.len());
-    for (account, id, agent_id, agent_version) in rows {
+    for (account, id, agent_id, agent_version, livemode) in rows {
         close_expired_attempts(tx, &id, i32::MAX, now).await?;
         expired.push(ExpiredTask {
             account: account
@@ -314,6 +315,7 @@ pub async fn expire_task_rows(tx: &mut Tx, now: Timestamp) -> Result<Vec<Expired
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("tasks.agent_id: {e}")))?,
             agent_version,
+            mode: bounty_core::ApiKeyMode::from_livemode(livemode),
         });
     }
     Ok(expired)
