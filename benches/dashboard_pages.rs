@@ -223,8 +223,7 @@ fn call() -> NewModelCall {
         prompt_tokens: 420,
         completion_tokens: 96,
         latency_us: 310_000,
-        cost_micros: 2_500,
-        currency: "USD".into(),
+        cost: bounty_core::Money::from_micros(2_500, bounty_core::Currency::USD),
         cache_hit: false,
         byok: false,
         error: None,
@@ -685,7 +684,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
             .unwrap()
             .expect("the account exists");
     }
-    let invoices: Vec<bounty_store::NewInvoice> = (0..24)
+    let invoices: Vec<bounty_store::StripeInvoice> = (0..24)
         .map(|i| {
             serde_json::json!({
                 "id": format!("in_bench_{i:04}"),

@@ -29,11 +29,10 @@ pub async fn finish_attempt(
 ) -> Result<bool, StoreError> {
     let now = store.now();
     let task = &claimed.task;
-    let agent_id = task.agent_id.to_string();
     let mut tx = store.begin().await?;
     insert_model_calls(&mut tx, task.account_id, task.id, claimed.attempt, 0, calls, now).await?;
     if !finish_task_row(&mut tx, claimed, end, now).await? {
-        record_verdicts(&mut tx, task.account_id, &agent_id, calls, now).await?;
+        record_verdicts(&mut tx, task.account_id, task.agent_id, calls, now).await?;
         tx.commit().await?;
         return Ok(false);
     }
@@ -61,9 +60,9 @@ pub async fn finish_attempt(
         cache: Some(used), ..
     }) = end
     {
-        record_cache_use(&mut tx, task.account_id, &agent_id, used, now).await?;
+        record_cache_use(&mut tx, task.account_id, task.agent_id, used, now).await?;
     }
-    record_verdicts(&mut tx, task.account_id, &agent_id, calls, now).await?;
+    record_verdicts(&mut tx, task.account_id, task.agent_id, calls, now).await?;
     tx.commit().await?;
     Ok(true)
 }

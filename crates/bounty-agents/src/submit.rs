@@ -240,8 +240,8 @@ async fn hold_budget(
     let Some(cap) = billing.monthly_cap_micros else {
         return Ok(());
     };
-    let outcome_type = outcome_type_of(tx, task.agent_id, task.agent_version).await?;
-    let reserve = match billing.plan.reserve_cu(&outcome_type) {
+    let outcome_type = outcome_type_of(tx, account, task.agent_id, task.agent_version).await?;
+    let reserve = match billing.plan.reserve_cu(outcome_type.as_str()) {
         Some(cu) => price_of(cu, billing.plan.price_per_cu.micros).map_err(|e| corrupt(&e.to_string()))?,
         None => 0,
     };

@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bounty_core::{AccountId, AgentId, Decision, RoutingPolicy, VerificationPolicy, cache_key, retry_delay};
+use bounty_core::{
+    AccountId, AgentId, Decision, Money, RoutingPolicy, VerificationPolicy, cache_key, retry_delay,
+};
 use bounty_models::router::{Overrides, Router};
 use bounty_models::{ByokKey, Message, ProviderError, Role};
 use bounty_store::{
-    AttemptEnd, CacheUse, ClaimedTask, NewModelCall, Store, StoreError, TaskError, TaskOutput,
+    AttemptEnd, CacheUse, ClaimedTask, NewModelCall, Store, StoreError, Task, TaskError, TaskOutput,
     byok_sealing_aad,
 };
 use tokio::sync::{Notify, Semaphore};
@@ -353,106 +355,133 @@ impl Worker {
 
     /// The task's answer, verified: served from the verified-answer cache
     /// when the agent caches and a hit passes verification again, else from
-    /// the route. Without a cascade the route is one step (its models are
-    /// fallbacks for provider errors); with one, each model is a step and a
-    /// rejected output escalates to the next. Returns every model call made
-    /// (judges' included, each answering call with its verdict) and how
-    /// the cache was used.
+    /// the route. Returns every model call made (judges' included, each
+    /// answering call with its verdict) and how the cache was used.
     async fn answer(
         &self,
         agent: &PreparedAgent,
         claimed: &ClaimedTask,
         messages: &[Message],
     ) -> (Result<Answer, ProviderError>, Vec<NewModelCall>, Option<CacheUse>) {
-        let inner = &self.inner;
-        let task = &claimed.task;
         let mut calls: Vec<NewModelCall> = Vec::new();
-        let mut cache = None;
-        if agent.routing.cache.is_some() {
-            let key = cache_key(task.agent_version, &task.input);
-            match inner
-                .store
-                .cached_answer(task.account_id, task.agent_id, task.agent_version, &key)
-                .await
-            {
-                Ok(Some(hit)) => {
-                    let answer = self
-                        .verify(agent, claimed, hit.output.clone(), hit.model.clone())
-                        .await;
-                    let served = match &agent.routing.cascade {
-                        Some(c) => !c.escalates(answer.run.decision, &answer.run.verdicts),
-                        None => answer.run.decision != Decision::Fail,
-                    };
-                    calls.push(NewModelCall {
-                        model: hit.model.clone(),
-                        provider: None,
-                        prompt_tokens: 0,
-                        completion_tokens: 0,
-                        latency_us: 0,
-                        cost_micros: 0,
-                        currency: hit.currency.clone(),
-                        cache_hit: true,
-                        byok: false,
-                        error: None,
-                        verdict: Some(answer.run.decision),
-                        shadow: false,
-                    });
-                    calls.extend(answer.run.judge_calls.iter().map(to_new_call));
-                    cache = Some(CacheUse {
-                        saved: served.then(|| (hit.cost_micros, hit.currency.clone())),
-                    });
-                    if served {
-                        tracing::info!(source.task.id = %hit.task_id, "served a verified answer from the cache");
-                        return (Ok(answer), calls, cache);
-                    }
-                    tracing::warn!(source.task.id = %hit.task_id, "a cached answer failed verification; asking the route");
-                }
-                Ok(None) => cache = Some(CacheUse { saved: None }),
-                Err(e) => tracing::warn!(error = %e, "could not look up the answer cache; asking the route"),
-            }
+        let (served, cache) = self.answer_from_cache(agent, claimed, &mut calls).await;
+        if let Some(answer) = served {
+            return (Ok(answer), calls, cache);
         }
-        let byok = match self.byok_key(agent, task.account_id).await {
-            Ok(key) => key,
+        let result = self.answer_from_route(agent, claimed, messages, &mut calls).await;
+        (result, calls, cache)
+    }
+
+    /// A verified answer from the cache, when the agent caches and a hit
+    /// passes verification again; and how the cache was used (`None`: the
+    /// agent does not cache, or the lookup failed). The hit's calls (its
+    /// re-verification, judges included) go to `calls` either way.
+    async fn answer_from_cache(
+        &self,
+        agent: &PreparedAgent,
+        claimed: &ClaimedTask,
+        calls: &mut Vec<NewModelCall>,
+    ) -> (Option<Answer>, Option<CacheUse>) {
+        if agent.routing.cache.is_none() {
+            return (None, None);
+        }
+        let task = &claimed.task;
+        let key = cache_key(task.agent_version, &task.input);
+        let hit = match self
+            .inner
+            .store
+            .cached_answer(task.account_id, task.agent_id, task.agent_version, &key)
+            .await
+        {
+            Ok(Some(hit)) => hit,
+            Ok(None) => return (None, Some(CacheUse { saved: None })),
             Err(e) => {
-                // The database is away: a transient failure, retried.
-                let error = ProviderError::Unreachable(format!("could not read the account's own key: {e}"));
-                return (Err(error), calls, cache);
+                tracing::warn!(error = %e, "could not look up the answer cache; asking the route");
+                return (None, None);
             }
         };
-        let steps: Vec<Vec<String>> = match &agent.routing.cascade {
-            None => vec![agent.route.clone()],
-            Some(cascade) => {
-                let rates = if cascade.pass_rate_floor_bp.is_some() {
-                    inner
-                        .store
-                        .model_pass_rates(task.account_id, task.agent_id)
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "could not read pass rates; trying every model");
-                            Default::default()
-                        })
-                } else {
+        let answer = self
+            .verify(agent, claimed, hit.output.clone(), hit.model.clone())
+            .await;
+        let served = match &agent.routing.cascade {
+            Some(c) => !c.escalates(answer.run.decision, &answer.run.verdicts),
+            None => answer.run.decision != Decision::Fail,
+        };
+        calls.push(NewModelCall {
+            model: hit.model.clone(),
+            provider: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            latency_us: 0,
+            cost: Money::zero(hit.cost.currency),
+            cache_hit: true,
+            byok: false,
+            error: None,
+            verdict: Some(answer.run.decision),
+            shadow: false,
+        });
+        calls.extend(answer.run.judge_calls.iter().map(to_new_call));
+        let cache = Some(CacheUse {
+            saved: served.then_some(hit.cost),
+        });
+        if served {
+            tracing::info!(source.task.id = %hit.task_id, "served a verified answer from the cache");
+            return (Some(answer), cache);
+        }
+        tracing::warn!(source.task.id = %hit.task_id, "a cached answer failed verification; asking the route");
+        (None, cache)
+    }
+
+    /// The route's steps: without a cascade one step (its models are
+    /// fallbacks for provider errors); with one, each model is a step,
+    /// those under the cascade's pass-rate floor left out.
+    async fn route_steps(&self, agent: &PreparedAgent, task: &Task) -> Vec<Vec<String>> {
+        let Some(cascade) = &agent.routing.cascade else {
+            return vec![agent.route.clone()];
+        };
+        let rates = if cascade.pass_rate_floor_bp.is_some() {
+            self.inner
+                .store
+                .model_pass_rates(task.account_id, task.agent_id)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not read pass rates; trying every model");
                     Default::default()
-                };
-                cascade
-                    .steps(&agent.route, |m| rates.get(m).map(|r| r.live).unwrap_or_default())
-                    .into_iter()
-                    .map(|m| vec![m.clone()])
-                    .collect()
-            }
+                })
+        } else {
+            Default::default()
         };
+        cascade
+            .steps(&agent.route, |m| rates.get(m).map(|r| r.live).unwrap_or_default())
+            .into_iter()
+            .map(|m| vec![m.clone()])
+            .collect()
+    }
+
+    /// The route's verified answer: each step in turn, a rejected output
+    /// escalating to the next step of a cascade. Every call goes to `calls`.
+    async fn answer_from_route(
+        &self,
+        agent: &PreparedAgent,
+        claimed: &ClaimedTask,
+        messages: &[Message],
+        calls: &mut Vec<NewModelCall>,
+    ) -> Result<Answer, ProviderError> {
+        let task = &claimed.task;
+        // The database being away is a transient failure, retried.
+        let byok = self
+            .byok_key(agent, task.account_id)
+            .await
+            .map_err(|e| ProviderError::Unreachable(format!("could not read the account's own key: {e}")))?;
+        let steps = self.route_steps(agent, task).await;
+        let schema = agent.schema.as_ref().map(|(v, _)| v);
         let mut last: Option<Answer> = None;
         let mut error = None;
         for (i, step) in steps.iter().enumerate() {
-            let routed = inner
+            let routed = self
+                .inner
                 .router
-                .generate_with(
-                    step,
-                    messages,
-                    agent.overrides,
-                    agent.schema.as_ref().map(|(v, _)| v),
-                    byok.as_ref(),
-                )
+                .generate_with(step, messages, agent.overrides, schema, byok.as_ref())
                 .await;
             let mut step_calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
             let routed = match routed.result {
@@ -488,19 +517,18 @@ impl Worker {
                 last = Some(answer);
                 continue;
             }
-            return (Ok(answer), calls, cache);
+            return Ok(answer);
         }
         // Every step was tried. A transient error on the last one is worth
         // another attempt; otherwise the last output stands, rejected.
-        let result = match (last, error) {
+        match (last, error) {
             (Some(answer), None) => Ok(answer),
             (Some(answer), Some(e)) if !e.is_transient() => Ok(answer),
             (_, Some(e)) => Err(e),
             (None, None) => Err(ProviderError::NotConfigured(
                 "the model route is empty".to_owned(),
             )),
-        };
-        (result, calls, cache)
+        }
     }
 
     /// The account's own key, when the agent's route has a BYOK model and
@@ -707,8 +735,7 @@ fn to_new_call(call: &bounty_models::CallRecord) -> NewModelCall {
         prompt_tokens: i64::try_from(call.usage.prompt_tokens).unwrap_or(i64::MAX),
         completion_tokens: i64::try_from(call.usage.completion_tokens).unwrap_or(i64::MAX),
         latency_us: i64::try_from(call.latency.as_micros()).unwrap_or(i64::MAX),
-        cost_micros: call.cost.micros,
-        currency: call.cost.currency.as_str().to_owned(),
+        cost: call.cost,
         cache_hit: call.cache_hit,
         byok: call.byok,
         error: call.error.as_ref().map(|e| TaskError {

@@ -188,121 +188,139 @@ impl Sender {
             Ok(k) => k,
             Err(e) => return Sent::Park(format!("unusable idempotency key: {e}")),
         };
-        let text = |field: &str| item.payload[field].as_str().map(str::to_owned);
-        let waiting_for_customer = || Sent::Later {
+        match item.kind {
+            OutboxKind::StripeCustomer => self.send_customer(claim, &key).await,
+            OutboxKind::StripeSubscription => self.send_subscription(claim, &key).await,
+            OutboxKind::MeterEvent => self.send_meter_event(claim, &key).await,
+            OutboxKind::MeterEventReversal => self.send_reversal(claim, &key).await,
+            OutboxKind::HelpdeskReply => Sent::Park("a helpdesk reply reached the Stripe sender".to_owned()),
+        }
+    }
+
+    /// A row that needs the account's Stripe customer, which is not there yet.
+    fn waiting_for_customer(&self) -> Sent {
+        Sent::Later {
             error: "waiting for the account's Stripe customer".to_owned(),
             after: self.config.customer_wait,
+        }
+    }
+
+    async fn send_customer(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {
+        let item = &claim.item;
+        let name = item.payload["name"].as_str().unwrap_or_default();
+        let result = self
+            .client
+            .create_customer(key, name, &item.account_id.to_string())
+            .await
+            .map(|id| Delivered {
+                object_id: Some(id),
+                sent_as: None,
+            });
+        self.classify(item.attempts, result)
+    }
+
+    async fn send_subscription(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {
+        let item = &claim.item;
+        let Some(customer) = claim.stripe_customer_id.as_deref() else {
+            return self.waiting_for_customer();
         };
-        let result = match item.kind {
-            OutboxKind::StripeCustomer => {
-                let name = text("name").unwrap_or_default();
-                self.client
-                    .create_customer(&key, &name, &item.account_id.to_string())
-                    .await
-                    .map(|id| Delivered {
-                        object_id: Some(id),
-                        sent_as: None,
-                    })
-            }
-            OutboxKind::StripeSubscription => {
-                let Some(customer) = claim.stripe_customer_id.as_deref() else {
-                    return waiting_for_customer();
-                };
-                let plan = match self.store.billing_info(item.account_id, ApiKeyMode::Live).await {
-                    Ok(info) => info.plan,
-                    Err(e) => return self.later(item.attempts, e.to_string()),
-                };
-                let price = match ensure_price(&self.client, &self.store, &plan.price_per_cu).await {
-                    Ok(price) => price,
-                    Err(CatalogError::NotSetUp(what)) => {
-                        return Sent::Later {
-                            error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
-                            after: self.config.setup_wait,
-                        };
-                    }
-                    Err(CatalogError::Stripe(e)) if e.is_transient() => {
-                        return self.later(item.attempts, e.to_string());
-                    }
-                    Err(CatalogError::Store(e)) => return self.later(item.attempts, e.to_string()),
-                    Err(e) => return Sent::Park(e.to_string()),
-                };
-                self.client
-                    .create_subscription(&key, customer, &price, &item.account_id.to_string())
-                    .await
-                    .map(|sub| Delivered {
-                        object_id: Some(sub.id),
-                        sent_as: None,
-                    })
-            }
-            OutboxKind::MeterEvent => {
-                let Some(customer) = claim.stripe_customer_id.as_deref() else {
-                    return waiting_for_customer();
-                };
-                let Ok(p) = serde_json::from_value::<MeterEventPayload>(item.payload.clone()) else {
-                    return Sent::Park(format!("malformed meter event payload: {}", item.payload));
-                };
-                let event = MeterEvent {
-                    event_name: &p.event_name,
-                    identifier: &p.identifier,
-                    stripe_customer_id: customer,
-                    value: p.value,
-                    timestamp_unix: p.timestamp,
-                };
-                match self.client.create_meter_event(&key, &event).await {
-                    // Stripe already has an event with this identifier: ours,
-                    // sent before under another key. Delivered.
-                    Err(StripeError::Rejected { message, .. }) if message.contains("already exists") => {
-                        Ok(Delivered::default())
-                    }
-                    other => other.map(|()| Delivered::default()),
-                }
-            }
-            OutboxKind::MeterEventReversal => {
-                let Ok(MeterEventReversalPayload {
-                    event_name,
-                    identifier,
-                    timestamp: ts,
-                    ..
-                }) = serde_json::from_value(item.payload.clone())
-                else {
-                    return Sent::Park(format!("malformed reversal payload: {}", item.payload));
-                };
-                // The original must be in Stripe before it can be undone
-                // there: its row may still be retrying, or parked.
-                match self
-                    .store
-                    .outbox_status(item.account_id, &identifier, OutboxKind::MeterEvent)
-                    .await
-                {
-                    Ok(Some(OutboxStatus::Sent)) => {}
-                    Ok(None) => {}
-                    Ok(Some(status)) => {
-                        return Sent::Later {
-                            error: format!("waiting for the meter event {identifier} ({status}) to be sent"),
-                            after: self.config.customer_wait,
-                        };
-                    }
-                    Err(e) => return self.later(item.attempts, e.to_string()),
-                }
-                // Decided once per row, from when the reversal happened, never
-                // from when it is sent: a cancel that Stripe applied but never
-                // confirmed must not be followed by a credit on a later retry.
-                let age = item.created_at.timestamp().saturating_sub(ts);
-                if age >= (CANCEL_WINDOW - CANCEL_MARGIN).as_secs() as i64 {
-                    return self.credit(claim, &identifier).await;
-                }
-                self.client
-                    .cancel_meter_event(&key, &event_name, &identifier)
-                    .await
-                    .map(|()| Delivered {
-                        object_id: None,
-                        sent_as: Some("cancel"),
-                    })
-            }
-            OutboxKind::HelpdeskReply => {
-                return Sent::Park("a helpdesk reply reached the Stripe sender".to_owned());
-            }
+        let plan = match self.store.billing_info(item.account_id, ApiKeyMode::Live).await {
+            Ok(info) => info.plan,
+            Err(e) => return self.later(item.attempts, e.to_string()),
         };
+        let price = match ensure_price(&self.client, &self.store, &plan.price_per_cu).await {
+            Ok(price) => price,
+            Err(CatalogError::NotSetUp(what)) => {
+                return Sent::Later {
+                    error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
+                    after: self.config.setup_wait,
+                };
+            }
+            Err(CatalogError::Stripe(e)) if e.is_transient() => {
+                return self.later(item.attempts, e.to_string());
+            }
+            Err(CatalogError::Store(e)) => return self.later(item.attempts, e.to_string()),
+            Err(e) => return Sent::Park(e.to_string()),
+        };
+        let result = self
+            .client
+            .create_subscription(key, customer, &price, &item.account_id.to_string())
+            .await
+            .map(|sub| Delivered {
+                object_id: Some(sub.id),
+                sent_as: None,
+            });
+        self.classify(item.attempts, result)
+    }
+
+    async fn send_meter_event(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {
+        let item = &claim.item;
+        let Some(customer) = claim.stripe_customer_id.as_deref() else {
+            return self.waiting_for_customer();
+        };
+        let Ok(p) = serde_json::from_value::<MeterEventPayload>(item.payload.clone()) else {
+            return Sent::Park(format!("malformed meter event payload: {}", item.payload));
+        };
+        let event = MeterEvent {
+            event_name: &p.event_name,
+            identifier: &p.identifier,
+            stripe_customer_id: customer,
+            value: p.value,
+            timestamp_unix: p.timestamp,
+        };
+        let result = match self.client.create_meter_event(key, &event).await {
+            // Stripe already has an event with this identifier: ours, sent
+            // before under another key. Delivered.
+            Err(StripeError::Rejected { message, .. }) if message.contains("already exists") => {
+                Ok(Delivered::default())
+            }
+            other => other.map(|()| Delivered::default()),
+        };
+        self.classify(item.attempts, result)
+    }
+
+    async fn send_reversal(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {
+        let item = &claim.item;
+        let Ok(MeterEventReversalPayload {
+            event_name,
+            identifier,
+            timestamp: ts,
+            ..
+        }) = serde_json::from_value(item.payload.clone())
+        else {
+            return Sent::Park(format!("malformed reversal payload: {}", item.payload));
+        };
+        // The original must be in Stripe before it can be undone there: its
+        // row may still be retrying, or parked.
+        match self
+            .store
+            .outbox_status(item.account_id, &identifier, OutboxKind::MeterEvent)
+            .await
+        {
+            Ok(Some(OutboxStatus::Sent) | None) => {}
+            Ok(Some(status)) => {
+                return Sent::Later {
+                    error: format!("waiting for the meter event {identifier} ({status}) to be sent"),
+                    after: self.config.customer_wait,
+                };
+            }
+            Err(e) => return self.later(item.attempts, e.to_string()),
+        }
+        // Decided once per row, from when the reversal happened, never from
+        // when it is sent: a cancel that Stripe applied but never confirmed
+        // must not be followed by a credit on a later retry.
+        let age = item.created_at.timestamp().saturating_sub(ts);
+        if age >= (CANCEL_WINDOW - CANCEL_MARGIN).as_secs() as i64 {
+            return self.credit(claim, &identifier).await;
+        }
+        let result = self
+            .client
+            .cancel_meter_event(key, &event_name, &identifier)
+            .await
+            .map(|()| Delivered {
+                object_id: None,
+                sent_as: Some("cancel"),
+            });
         self.classify(item.attempts, result)
     }
 
@@ -316,10 +334,7 @@ impl Sender {
             Err(e) => return Sent::Park(format!("unusable idempotency key: {e}")),
         };
         let Some(customer) = claim.stripe_customer_id.as_deref() else {
-            return Sent::Later {
-                error: "waiting for the account's Stripe customer".to_owned(),
-                after: self.config.customer_wait,
-            };
+            return self.waiting_for_customer();
         };
         let (micros, currency) = match self.store.charge_money_of(item.account_id, charge).await {
             Ok(Some(money)) => money,

@@ -20,7 +20,8 @@
 //! [`lapse_outcomes`], which make their own.
 
 use bounty_core::ledger::{
-    ChargeBalances, LedgerAccount, TransferKind, alerts_crossed, plan_charge, plan_reversal,
+    BaseKind, ChargeBalances, LedgerAccount, TransferKind, TransferUnit, alerts_crossed, plan_charge,
+    plan_reversal,
 };
 use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind};
 use bounty_core::outcome::{
@@ -29,8 +30,8 @@ use bounty_core::outcome::{
 };
 use bounty_core::plan::{RatingInput, RatingReceipt, rate};
 use bounty_core::{
-    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Currency, Decision, Money, OutcomeId, OutcomeType,
-    TaskId, Timestamp, VerificationPolicy, VerifierVerdict,
+    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Decision, Money, OutcomeId, TaskId, Timestamp,
+    VerificationPolicy, VerifierVerdict,
 };
 use bounty_store::answer_cache::{forget_answer, remember_answer};
 use bounty_store::ledger::{
@@ -43,7 +44,7 @@ use bounty_store::outcomes::{
     set_outcome_rating, set_outcome_status,
 };
 use bounty_store::usage::{UsageKey, move_usage};
-use bounty_store::{EventEvidence, Outcome, Store, StoreError, Tx, UNIT_CU};
+use bounty_store::{EventEvidence, Outcome, Store, StoreError, Tx};
 use sha2::{Digest, Sha256};
 
 /// What an outcome event did.
@@ -102,10 +103,10 @@ async fn charge(
 ) -> Result<RatingReceipt, StoreError> {
     let (account, mode) = (outcome.account_id, outcome.mode);
     let month = period_start(now);
-    let included_used = net_since(tx, account, mode, "included", month).await?;
+    let included_used = net_since(tx, account, mode, BaseKind::Included, month).await?;
     let (usage, byok) = rated_usage(tx, account, outcome.task_id).await?;
     let input = RatingInput {
-        outcome_type: outcome.outcome_type.as_str().to_owned(),
+        outcome_type: outcome.outcome_type.clone(),
         resolved: true,
         usage,
         tool_ms: 0,
@@ -113,7 +114,7 @@ async fn charge(
         byok,
     };
     let receipt = rate(&billing.plan, &input).map_err(|e| corrupt("rating", e))?;
-    let credits = balance(tx, account, mode, LedgerAccount::Credits.as_str(), UNIT_CU).await?;
+    let credits = balance(tx, account, mode, LedgerAccount::Credits, &TransferUnit::MilliCu).await?;
     let balances = ChargeBalances {
         credits: ComputeUnits::from_milli(credits),
     };
@@ -123,7 +124,7 @@ async fn charge(
     // not reservations.
     let cap = billing.monthly_cap_micros.filter(|_| mode.livemode());
     let spend_before = match cap {
-        Some(_) => net_since(tx, account, mode, "charge_money", month).await?,
+        Some(_) => net_since(tx, account, mode, BaseKind::ChargeMoney, month).await?,
         None => 0,
     };
     let oid = outcome.id.to_string();
@@ -134,32 +135,23 @@ async fn charge(
             // test charge's only by a test-mode sender, to Stripe's test
             // mode, and never by the live one.
             if !mode.livemode() {
-                ensure_test_customer(tx, &account.to_string(), now).await?;
+                ensure_test_customer(tx, account, now).await?;
             }
             let payload = to_value(&MeterEventPayload::of_charge(id, t.amount, now));
             let id = id.to_string();
-            enqueue(
-                tx,
-                &account.to_string(),
-                mode,
-                OutboxKind::MeterEvent,
-                Some(&id),
-                payload,
-                now,
-            )
-            .await?;
+            enqueue(tx, account, mode, OutboxKind::MeterEvent, Some(&id), payload, now).await?;
         }
     }
-    release_reservation(tx, outcome.task_id).await?;
+    release_reservation(tx, account, outcome.task_id).await?;
     if let Some(cap) = cap {
-        let spend_after = net_since(tx, account, mode, "charge_money", month).await?;
+        let spend_after = net_since(tx, account, mode, BaseKind::ChargeMoney, month).await?;
         for pct in alerts_crossed(cap, &billing.alert_percents, spend_before, spend_after) {
             let detail = format!("spend reached {pct}% of the monthly cap ({spend_after} of {cap} micros)");
             tracing::warn!(account.id = %account, percent = pct, "spending cap alert");
             insert_cap_alert(tx, account, pct, &detail, now).await?;
         }
     }
-    set_outcome_rating(tx, outcome.id, &receipt).await?;
+    set_outcome_rating(tx, account, outcome.id, &receipt).await?;
     Ok(receipt)
 }
 
@@ -197,7 +189,7 @@ async fn reverse(tx: &mut Tx, outcome: &Outcome, memo: &str, now: Timestamp) -> 
             let reversal = reversal.to_string();
             enqueue(
                 tx,
-                &account.to_string(),
+                account,
                 outcome.mode,
                 OutboxKind::MeterEventReversal,
                 Some(&reversal),
@@ -280,10 +272,10 @@ async fn apply(
     }
     if matches!(t.to, OutcomeStatus::Failed | OutcomeStatus::Reversed) {
         // Never charged: release what the task held against the cap.
-        release_reservation(tx, outcome.task_id).await?;
+        release_reservation(tx, outcome.account_id, outcome.task_id).await?;
     }
     let decided = t.to.decided();
-    set_outcome_status(tx, outcome.id, t.to, decided, now).await?;
+    set_outcome_status(tx, outcome.account_id, outcome.id, t.to, decided, now).await?;
     outcome.status = t.to;
     outcome.updated_at = now;
     if decided && outcome.decided_at.is_none() {
@@ -337,29 +329,24 @@ async fn open_outcome(
     let window_ends_at = now + chrono::Duration::hours(i64::from(policy.window_hours));
     let goodwill_ends_at = window_ends_at + chrono::Duration::days(i64::from(policy.goodwill_days));
     let plan_currency = billing.plan.price_per_cu.currency;
-    let (inference_currency, inference_cost) = match source.costs.as_slice() {
-        [] => (plan_currency.to_string(), 0),
-        [(c, v)] => (c.clone(), *v),
+    let inference_cost = match source.costs.as_slice() {
+        [] => Money::zero(plan_currency),
+        [one] => *one,
         many => {
             tracing::warn!(task.id = %key.task, "model calls in several currencies; margin uses the plan's");
             many.iter()
-                .find(|(c, _)| c.as_str() == plan_currency.as_str())
-                .cloned()
-                .unwrap_or_else(|| many[0].clone())
+                .find(|c| c.currency == plan_currency)
+                .copied()
+                .unwrap_or(many[0])
         }
     };
-    let inference_currency: Currency = inference_currency
-        .parse()
-        .map_err(|e| corrupt("model_calls.currency", e))?;
-    let outcome_type =
-        OutcomeType::parse(&source.outcome_type).map_err(|e| corrupt("agent_versions.outcome_type", e))?;
     let outcome = Outcome {
         id: OutcomeId::new(),
         account_id: key.account,
         task_id: key.task,
         agent_id: key.agent_id,
         agent_version: key.agent_version,
-        outcome_type,
+        outcome_type: source.outcome_type,
         status,
         policy_hash: hex::encode(Sha256::digest(source.policy_json.as_bytes())),
         policy,
@@ -368,7 +355,7 @@ async fn open_outcome(
         rating: None,
         cu: ComputeUnits::ZERO,
         amount: Money::zero(plan_currency),
-        inference_cost: Money::from_micros(inference_cost, inference_currency),
+        inference_cost,
         created_at: now,
         updated_at: now,
         decided_at: status.decided().then_some(now),
@@ -432,7 +419,7 @@ pub async fn settle_failed(
         reason,
     };
     insert_outcome_event(tx, &outcome, record, now).await?;
-    release_reservation(tx, key.task).await?;
+    release_reservation(tx, key.account, key.task).await?;
     Ok(outcome)
 }
 

@@ -16,11 +16,11 @@
 //! versions changes nothing), but an event without an id, or an invoice
 //! without one, is refused.
 
-use bounty_core::AccountStatus;
+use bounty_core::{AccountStatus, Currency, InvoiceStatus};
 use bounty_store::stripe_events::{
     account_of_customer, record_stripe_event, set_account_status, set_subscription_id, upsert_invoice,
 };
-use bounty_store::{NewInvoice, Store, StoreError};
+use bounty_store::{Store, StoreError, StripeInvoice};
 use chrono::TimeZone;
 
 /// A status change an event makes: to `to`, or only from `only_from`.
@@ -35,7 +35,7 @@ pub struct StatusChange {
 pub enum StripeEffect {
     /// An invoice to store, and maybe a status change (paid, failed).
     Invoice {
-        invoice: NewInvoice,
+        invoice: StripeInvoice,
         status: Option<StatusChange>,
     },
     /// The account's subscription changed (its id, and maybe a status).
@@ -66,6 +66,9 @@ pub enum BadEvent {
     /// The named field is missing or of the wrong type.
     #[error("the event has no `{0}`")]
     Missing(&'static str),
+    /// The named field holds a value Stripe does not send there.
+    #[error("the event's `{0}` is not a value Stripe sends there")]
+    Invalid(&'static str),
 }
 
 /// What receiving an event did.
@@ -84,12 +87,18 @@ fn unix(v: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// A Stripe invoice object, read loosely.
-pub fn parse_invoice(object: &serde_json::Value) -> Result<NewInvoice, BadEvent> {
+pub fn parse_invoice(object: &serde_json::Value) -> Result<StripeInvoice, BadEvent> {
     let id = object["id"].as_str().ok_or(BadEvent::Missing("data.object.id"))?;
-    Ok(NewInvoice {
+    Ok(StripeInvoice {
         id: id.to_owned(),
-        status: object["status"].as_str().unwrap_or("draft").to_owned(),
-        currency: object["currency"].as_str().unwrap_or("usd").to_owned(),
+        status: match object["status"].as_str() {
+            None => InvoiceStatus::Draft,
+            Some(s) => s.parse().map_err(|_| BadEvent::Invalid("data.object.status"))?,
+        },
+        currency: match object["currency"].as_str() {
+            None => Currency::USD,
+            Some(c) => c.parse().map_err(|_| BadEvent::Invalid("data.object.currency"))?,
+        },
         amount_due: object["amount_due"].as_i64().unwrap_or(0),
         amount_paid: object["amount_paid"].as_i64().unwrap_or(0),
         total: object["total"].as_i64().unwrap_or(0),

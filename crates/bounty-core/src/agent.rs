@@ -81,6 +81,27 @@ impl OutcomeType {
     }
 }
 
+impl<'de> Deserialize<'de> for OutcomeType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        OutcomeType::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for OutcomeType {
+    type Err = AgentFieldError;
+
+    fn from_str(raw: &str) -> Result<Self, AgentFieldError> {
+        OutcomeType::parse(raw)
+    }
+}
+
+impl fmt::Display for OutcomeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The models an agent tries, in order; 1 to [`ModelRoute::MAX`] names,
 /// no repeats. Whether each name is configured is checked by the caller,
 /// which knows the registry.

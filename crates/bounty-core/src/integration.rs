@@ -152,6 +152,23 @@ pub fn sealing_aad(account: AccountId, id: IntegrationId, purpose: SealPurpose) 
     format!("{account}/{id}/{}", purpose.as_str())
 }
 
+crate::stored_enum! {
+    /// What happened to a helpdesk ticket, by name: the kind of an inbound
+    /// delivery, as its record keeps it.
+    pub enum TicketEventName("ticket event") {
+        /// A customer opened a new ticket.
+        Created = "created",
+        /// The customer wrote again.
+        CustomerReplied = "customer_replied",
+        /// The ticket was marked solved.
+        Solved = "solved",
+        /// A solved ticket was opened again.
+        Reopened = "reopened",
+        /// The customer rated the help.
+        SatisfactionRated = "satisfaction_rated",
+    }
+}
+
 /// What an accepted delivery did, as its record and its answer say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -85,7 +85,8 @@ impl BaseKind {
         BaseKind::CreditGrant,
     ];
 
-    const fn as_str(self) -> &'static str {
+    /// The stored name of a transfer of this kind.
+    pub const fn as_str(self) -> &'static str {
         match self {
             BaseKind::Included => "included",
             BaseKind::CreditDraw => "credit_draw",
@@ -95,7 +96,8 @@ impl BaseKind {
         }
     }
 
-    const fn reversal_str(self) -> &'static str {
+    /// The stored name of this kind's reversal.
+    pub const fn reversal_str(self) -> &'static str {
         match self {
             BaseKind::Included => "included_reversal",
             BaseKind::CreditDraw => "credit_draw_reversal",
@@ -364,7 +366,7 @@ mod tests {
             default_cu: None,
         };
         let input = RatingInput {
-            outcome_type: "ticket.resolved".into(),
+            outcome_type: crate::OutcomeType::parse("ticket.resolved").expect("an outcome type"),
             resolved: true,
             usage: Vec::new(),
             tool_ms: 0,

@@ -32,6 +32,7 @@ pub mod compute;
 pub mod decimal;
 pub mod id;
 pub mod integration;
+pub mod invoice;
 pub mod ledger;
 pub mod margin;
 pub mod money;
@@ -56,7 +57,10 @@ pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, IdParseError, IntegrationId, ModelCallId,
     OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
-pub use integration::{DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, sealing_aad};
+pub use integration::{
+    DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,
+};
+pub use invoice::InvoiceStatus;
 pub use money::{Currency, Money, MoneyError};
 pub use outcome::{
     ChargeEffect, OutcomeContext, OutcomeEvent, OutcomeStatus, Signal, Transition, TransitionError,

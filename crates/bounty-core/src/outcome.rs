@@ -348,11 +348,7 @@ pub fn transition(
     use ChargeEffect as E;
     use OutcomeStatus as S;
 
-    if let OutcomeEvent::Signal(Signal::Csat { score }) = *event
-        && !(1..=5).contains(&score)
-    {
-        return Err(TransitionError::BadCsatScore(score));
-    }
+    refuse(status, event, ctx)?;
     let step = |to: OutcomeStatus, effect: ChargeEffect, reason: String| {
         Ok(Transition {
             from: status,
@@ -367,81 +363,21 @@ pub fn transition(
             status,
         })
     };
-    let lapse = |prefix: &str| {
-        if ctx.lapse_decision == Decision::Pass {
-            step(
-                S::Resolved,
-                E::Charge,
-                format!("{prefix}; the lapse decision is pass: resolved and charged"),
-            )
-        } else {
-            step(
-                S::Failed,
-                E::None,
-                format!(
-                    "{prefix}; the lapse decision is {}: never charged",
-                    ctx.lapse_decision
-                ),
-            )
-        }
-    };
-
-    if let OutcomeEvent::Signal(signal) = *event
-        && matches!(status, S::Provisional | S::Resolved)
-    {
-        let why = if !ctx.external {
-            Some("the agent's verification policy has no `external` verifier, so its verifiers alone decide")
-        } else if !ctx.in_window {
-            Some("the outcome's verification window is over")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(TransitionError::SignalNotApplicable {
-                signal: signal.to_string(),
-                why,
-            });
-        }
-    }
-
     match (status, *event) {
-        (S::Verifying, OutcomeEvent::Verified(decision)) => match decision {
-            Decision::Pass => step(
-                S::Resolved,
-                E::Charge,
-                "verifiers passed: resolved and charged".into(),
-            ),
-            Decision::Fail => step(S::Failed, E::None, "verifiers failed: never charged".into()),
-            Decision::Pending => step(
-                S::Provisional,
-                E::None,
-                "waiting for a signal from the ticket source within the window".into(),
-            ),
-        },
+        (S::Verifying, OutcomeEvent::Verified(decision)) => {
+            let (to, effect, reason) = verified(decision);
+            step(to, effect, reason.into())
+        }
         (_, OutcomeEvent::Verified(_)) => not_allowed(),
 
         (S::Provisional, OutcomeEvent::Signal(signal)) => {
-            let confirms = match signal {
-                Signal::Solved | Signal::CustomerConfirmed => true,
-                Signal::Reopened => false,
-                Signal::Csat { score } => score >= ctx.csat_threshold,
-            };
-            let why = match signal {
-                Signal::Csat { score } if confirms => {
-                    format!("csat {score} is at least the threshold {}", ctx.csat_threshold)
-                }
-                Signal::Csat { score } => {
-                    format!("csat {score} is below the threshold {}", ctx.csat_threshold)
-                }
-                other => format!("ticket {} within the window", other.kind().replace('_', " ")),
-            };
-            if confirms {
-                step(S::Resolved, E::Charge, format!("{why}: resolved and charged"))
-            } else {
-                step(S::Failed, E::None, format!("{why}: never charged"))
-            }
+            let (to, effect, reason) = judge_signal(signal, ctx);
+            step(to, effect, reason)
         }
-        (S::Provisional, OutcomeEvent::WindowLapsed) => lapse("the window lapsed with no signal"),
+        (S::Provisional, OutcomeEvent::WindowLapsed) => {
+            let (to, effect, reason) = lapse(ctx, "the window lapsed with no signal");
+            step(to, effect, reason)
+        }
 
         (S::Resolved, OutcomeEvent::Signal(Signal::Reopened)) => step(
             S::Failed,
@@ -479,6 +415,108 @@ pub fn transition(
             OutcomeEvent::Signal(_) | OutcomeEvent::WindowLapsed | OutcomeEvent::GoodwillReversal,
         )
         | (S::Provisional | S::Failed | S::Reversed, OutcomeEvent::GoodwillReversal) => not_allowed(),
+    }
+}
+
+/// The events refused before any rule applies: a CSAT score outside 1-5,
+/// and a signal for a live outcome (provisional or resolved) whose policy
+/// does not take signals or whose window is over.
+fn refuse(status: OutcomeStatus, event: &OutcomeEvent, ctx: &OutcomeContext) -> Result<(), TransitionError> {
+    if let OutcomeEvent::Signal(Signal::Csat { score }) = *event
+        && !(1..=5).contains(&score)
+    {
+        return Err(TransitionError::BadCsatScore(score));
+    }
+    if let OutcomeEvent::Signal(signal) = *event
+        && matches!(status, OutcomeStatus::Provisional | OutcomeStatus::Resolved)
+    {
+        let why = if !ctx.external {
+            Some("the agent's verification policy has no `external` verifier, so its verifiers alone decide")
+        } else if !ctx.in_window {
+            Some("the outcome's verification window is over")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(TransitionError::SignalNotApplicable {
+                signal: signal.to_string(),
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the verifiers' decision makes of a verifying outcome.
+fn verified(decision: Decision) -> (OutcomeStatus, ChargeEffect, &'static str) {
+    match decision {
+        Decision::Pass => (
+            OutcomeStatus::Resolved,
+            ChargeEffect::Charge,
+            "verifiers passed: resolved and charged",
+        ),
+        Decision::Fail => (
+            OutcomeStatus::Failed,
+            ChargeEffect::None,
+            "verifiers failed: never charged",
+        ),
+        Decision::Pending => (
+            OutcomeStatus::Provisional,
+            ChargeEffect::None,
+            "waiting for a signal from the ticket source within the window",
+        ),
+    }
+}
+
+/// What a signal decides about a provisional outcome.
+fn judge_signal(signal: Signal, ctx: &OutcomeContext) -> (OutcomeStatus, ChargeEffect, String) {
+    let confirms = match signal {
+        Signal::Solved | Signal::CustomerConfirmed => true,
+        Signal::Reopened => false,
+        Signal::Csat { score } => score >= ctx.csat_threshold,
+    };
+    let why = match signal {
+        Signal::Csat { score } if confirms => {
+            format!("csat {score} is at least the threshold {}", ctx.csat_threshold)
+        }
+        Signal::Csat { score } => {
+            format!("csat {score} is below the threshold {}", ctx.csat_threshold)
+        }
+        other => format!("ticket {} within the window", other.kind().replace('_', " ")),
+    };
+    if confirms {
+        (
+            OutcomeStatus::Resolved,
+            ChargeEffect::Charge,
+            format!("{why}: resolved and charged"),
+        )
+    } else {
+        (
+            OutcomeStatus::Failed,
+            ChargeEffect::None,
+            format!("{why}: never charged"),
+        )
+    }
+}
+
+/// What the window's lapse decides about a provisional outcome: its
+/// policy's lapse decision.
+fn lapse(ctx: &OutcomeContext, prefix: &str) -> (OutcomeStatus, ChargeEffect, String) {
+    if ctx.lapse_decision == Decision::Pass {
+        (
+            OutcomeStatus::Resolved,
+            ChargeEffect::Charge,
+            format!("{prefix}; the lapse decision is pass: resolved and charged"),
+        )
+    } else {
+        (
+            OutcomeStatus::Failed,
+            ChargeEffect::None,
+            format!(
+                "{prefix}; the lapse decision is {}: never charged",
+                ctx.lapse_decision
+            ),
+        )
     }
 }
 

@@ -144,7 +144,8 @@ pub struct ModelUsage {
 /// What [`rate`] needs to know about one outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatingInput {
-    pub outcome_type: String,
+    #[schema(value_type = String, example = "ticket.resolved")]
+    pub outcome_type: OutcomeType,
     /// Whether the outcome is resolved; if not, it costs 0 CU.
     pub resolved: bool,
     /// Tokens by model (effort plans).
@@ -352,10 +353,10 @@ pub fn rate(plan: &Plan, input: &RatingInput) -> Result<RatingReceipt, RatingErr
             cu_per_outcome,
             default_cu,
         } => {
-            let (cu, note) = match (cu_per_outcome.get(&input.outcome_type), default_cu) {
+            let (cu, note) = match (cu_per_outcome.get(input.outcome_type.as_str()), default_cu) {
                 (Some(cu), _) => (*cu, ""),
                 (None, Some(cu)) => (*cu, " (default)"),
-                (None, None) => return Err(RatingError::UnknownOutcomeType(input.outcome_type.clone())),
+                (None, None) => return Err(RatingError::UnknownOutcomeType(input.outcome_type.to_string())),
             };
             (cu, format!("value plan: {} = {cu}{note}", input.outcome_type))
         }
@@ -363,37 +364,12 @@ pub fn rate(plan: &Plan, input: &RatingInput) -> Result<RatingReceipt, RatingErr
             cu_per_million_tokens,
             default_cu_per_million_tokens,
             cu_per_tool_second,
-        } => {
-            let mut formula = "effort plan:".to_owned();
-            let mut total: i128 = 0;
-            for usage in &input.usage {
-                let rate = cu_per_million_tokens
-                    .get(&usage.model)
-                    .copied()
-                    .unwrap_or(*default_cu_per_million_tokens);
-                let tokens = u128::from(usage.prompt_tokens) + u128::from(usage.completion_tokens);
-                let line = scaled_ceil(tokens, rate, 1_000_000)?;
-                total = total
-                    .checked_add(i128::from(line.milli()))
-                    .ok_or(RatingError::Overflow)?;
-                let _ = write!(
-                    formula,
-                    " {} {tokens} tokens × {rate}/Mtok = {line};",
-                    usage.model
-                );
-            }
-            let tool = scaled_ceil(u128::from(input.tool_ms), *cu_per_tool_second, 1_000)?;
-            total = total
-                .checked_add(i128::from(tool.milli()))
-                .ok_or(RatingError::Overflow)?;
-            let cu = ComputeUnits::from_milli(i64::try_from(total).map_err(|_| RatingError::Overflow)?);
-            let _ = write!(
-                formula,
-                " tools {} ms × {cu_per_tool_second}/s = {tool}; total {cu}",
-                input.tool_ms
-            );
-            (cu, formula)
-        }
+        } => effort_cu(
+            input,
+            cu_per_million_tokens,
+            *default_cu_per_million_tokens,
+            *cu_per_tool_second,
+        )?,
     };
 
     let (cu, mut formula) = match (plan.byok_fee, input.byok) {
@@ -426,6 +402,45 @@ pub fn rate(plan: &Plan, input: &RatingInput) -> Result<RatingReceipt, RatingErr
     Ok(receipt(formula, cu, included_applied, billable_cu, amount))
 }
 
+/// An effort plan's CU for `input`, with its formula: each model's tokens
+/// at its rate per million, plus tool time at the rate per second.
+fn effort_cu(
+    input: &RatingInput,
+    cu_per_million_tokens: &BTreeMap<String, ComputeUnits>,
+    default_cu_per_million_tokens: ComputeUnits,
+    cu_per_tool_second: ComputeUnits,
+) -> Result<(ComputeUnits, String), RatingError> {
+    let mut formula = "effort plan:".to_owned();
+    let mut total: i128 = 0;
+    for usage in &input.usage {
+        let rate = cu_per_million_tokens
+            .get(&usage.model)
+            .copied()
+            .unwrap_or(default_cu_per_million_tokens);
+        let tokens = u128::from(usage.prompt_tokens) + u128::from(usage.completion_tokens);
+        let line = scaled_ceil(tokens, rate, 1_000_000)?;
+        total = total
+            .checked_add(i128::from(line.milli()))
+            .ok_or(RatingError::Overflow)?;
+        let _ = write!(
+            formula,
+            " {} {tokens} tokens × {rate}/Mtok = {line};",
+            usage.model
+        );
+    }
+    let tool = scaled_ceil(u128::from(input.tool_ms), cu_per_tool_second, 1_000)?;
+    total = total
+        .checked_add(i128::from(tool.milli()))
+        .ok_or(RatingError::Overflow)?;
+    let cu = ComputeUnits::from_milli(i64::try_from(total).map_err(|_| RatingError::Overflow)?);
+    let _ = write!(
+        formula,
+        " tools {} ms × {cu_per_tool_second}/s = {tool}; total {cu}",
+        input.tool_ms
+    );
+    Ok((cu, formula))
+}
+
 /// `ceil(quantity × rate / per)` in milli-CU, for a non-negative `rate`.
 fn scaled_ceil(quantity: u128, rate: ComputeUnits, per: u128) -> Result<ComputeUnits, RatingError> {
     let rate = u128::try_from(rate.milli()).map_err(|_| RatingError::Overflow)?;
@@ -453,7 +468,7 @@ mod tests {
 
     fn resolved(outcome_type: &str) -> RatingInput {
         RatingInput {
-            outcome_type: outcome_type.to_owned(),
+            outcome_type: OutcomeType::parse(outcome_type).expect("an outcome type"),
             resolved: true,
             usage: Vec::new(),
             tool_ms: 0,
@@ -735,7 +750,7 @@ mod tests {
             any::<i64>(),
         )
             .prop_map(|(outcome_type, resolved, usage, tool_ms, used)| RatingInput {
-                outcome_type: outcome_type.into(),
+                outcome_type: OutcomeType::parse(outcome_type).expect("an outcome type"),
                 resolved,
                 usage,
                 tool_ms,

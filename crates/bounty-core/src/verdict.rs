@@ -34,6 +34,15 @@ impl Decision {
     }
 }
 
+impl std::str::FromStr for Decision {
+    type Err = crate::stored_enum::BadName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decision::parse(s)
+            .ok_or_else(|| crate::stored_enum::BadName::new("decision", s, &["pass", "fail", "pending"]))
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -12,6 +12,7 @@
 //! and shown as they are. Ratings are integers on a 0–100 scale; there are
 //! no floats.
 
+use bounty_core::TicketEventName;
 use bounty_core::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -57,13 +58,13 @@ pub enum TicketEventKind {
 impl TicketEventKind {
     /// The stable name: `created`, `customer_replied`, `solved`, `reopened`
     /// or `satisfaction_rated` (also the serialized `type` tag).
-    pub const fn name(&self) -> &'static str {
+    pub const fn name(&self) -> TicketEventName {
         match self {
-            TicketEventKind::Created(_) => "created",
-            TicketEventKind::CustomerReplied { .. } => "customer_replied",
-            TicketEventKind::Solved => "solved",
-            TicketEventKind::Reopened => "reopened",
-            TicketEventKind::SatisfactionRated { .. } => "satisfaction_rated",
+            TicketEventKind::Created(_) => TicketEventName::Created,
+            TicketEventKind::CustomerReplied { .. } => TicketEventName::CustomerReplied,
+            TicketEventKind::Solved => TicketEventName::Solved,
+            TicketEventKind::Reopened => TicketEventName::Reopened,
+            TicketEventKind::SatisfactionRated { .. } => TicketEventName::SatisfactionRated,
         }
     }
 }
@@ -231,7 +232,7 @@ mod tests {
                 occurred_at: None,
             };
             let json = serde_json::to_value(&event).unwrap();
-            assert_eq!(json["kind"]["type"], event.kind.name());
+            assert_eq!(json["kind"]["type"], event.kind.name().as_str());
             assert_eq!(serde_json::from_value::<TicketEvent>(json).unwrap(), event);
         }
     }

@@ -29,7 +29,7 @@ use bounty_core::outcome::{OutcomeEvent, Signal};
 use bounty_core::task::Customer as TaskCustomer;
 use bounty_core::{
     AccountId, Actor, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, OutcomeStatus, TaskId, TaskInput,
-    Timestamp,
+    TicketEventName, Timestamp,
 };
 use bounty_store::{
     DeliveryRecord, EventEvidence, Integration, NewDelivery, Store, StoreError, Tx, delivery_by_dedupe_key,
@@ -76,8 +76,8 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub delivery: DeliveryId,
-    /// The event's name: `created`, `solved`, ….
-    pub event: String,
+    /// What happened to the ticket.
+    pub event: TicketEventName,
 }
 
 /// What intake did.
@@ -112,7 +112,7 @@ pub enum IntakeResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub delivery_id: DeliveryId,
-    pub event: String,
+    pub event: TicketEventName,
     pub result: DeliveryResult,
     pub task_id: Option<TaskId>,
     pub reason: Option<String>,
@@ -123,7 +123,7 @@ impl IntakeResult {
     pub fn answer(&self) -> Option<Answer> {
         let answer = |receipt: &Receipt, result, task_id, reason| Answer {
             delivery_id: receipt.delivery,
-            event: receipt.event.clone(),
+            event: receipt.event,
             result,
             task_id,
             reason,
@@ -159,7 +159,7 @@ impl IntakeResult {
             }
             IntakeResult::Duplicate { first } => Answer {
                 delivery_id: first.id,
-                event: first.event.clone(),
+                event: first.event,
                 result: first.result,
                 task_id: first.task_id,
                 reason: first.reason.clone(),
@@ -231,10 +231,7 @@ pub async fn take(
         tx.commit().await?;
         return Ok(IntakeResult::Duplicate { first });
     };
-    let receipt = Receipt {
-        delivery: id,
-        event: event.to_owned(),
-    };
+    let receipt = Receipt { delivery: id, event };
     let ticket = new.external_ticket;
     let result = match admitted {
         Planned::Task(admitted) => create_task(&mut tx, integration, &admitted, receipt, now).await?,
@@ -526,7 +523,7 @@ mod tests {
     fn every_accepted_result_answers_with_its_result_and_reason() {
         let receipt = Receipt {
             delivery: DeliveryId::new(),
-            event: "created".into(),
+            event: TicketEventName::Created,
         };
         let task = TaskId::new();
         let exists = IntakeResult::TaskExists {
@@ -563,7 +560,7 @@ mod tests {
         // A duplicate answers exactly what its first delivery's record says.
         let first = DeliveryRecord {
             id: receipt.delivery,
-            event: "created".into(),
+            event: TicketEventName::Created,
             external_ticket: "T-7".into(),
             result: exists.result,
             reason: exists.reason.clone(),

@@ -63,7 +63,7 @@ fn sealed_secret_then_verify_then_parse() {
         let Parsed::Event(event) = parse(kind, &body).unwrap() else {
             panic!("{kind}/{name} ignored")
         };
-        assert_eq!(event.kind.name(), expected, "{kind}");
+        assert_eq!(event.kind.name().as_str(), expected, "{kind}");
         // Some dedupe key exists for every vendor.
         assert!(
             verified.delivery_id.is_some() || event.vendor_event_id.is_some(),

@@ -140,7 +140,7 @@ fn zendesk_ticket_created() {
             occurred_at: Some(at("2026-12-01T21:58:41.672717030Z")),
         }
     );
-    assert_eq!(event.kind.name(), "created");
+    assert_eq!(event.kind.name().as_str(), "created");
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn zendesk_comments_count_only_when_the_customer_writes_publicly() {
             body: "I still see both charges on my card statement this morning.".into()
         }
     );
-    assert_eq!(reply.kind.name(), "customer_replied");
+    assert_eq!(reply.kind.name().as_str(), "customer_replied");
     assert_eq!(
         ignored(Zendesk, "comment_added_by_agent"),
         "zen:event-type:ticket.comment_added"
@@ -713,7 +713,7 @@ fn standard_events() {
     };
     assert_eq!((score.percent(), score.raw()), (80, "80"));
     assert_eq!(comment.as_deref(), Some("Clear answer, a bit slow."));
-    assert_eq!(rated.kind.name(), "satisfaction_rated");
+    assert_eq!(rated.kind.name().as_str(), "satisfaction_rated");
     for edge in [0, 100] {
         let parsed = replaced(
             Standard,

@@ -5,6 +5,7 @@ use bounty_core::{
     Timestamp, VerificationPolicy,
 };
 
+use crate::column::{Json, Text};
 use crate::db::{BeginWrite, on_pool};
 use crate::{Page, Store, StoreError};
 
@@ -50,7 +51,7 @@ pub struct Agent {
     pub instructions: String,
     pub model_route: Vec<String>,
     pub output_schema: Option<serde_json::Value>,
-    pub outcome_type: String,
+    pub outcome_type: OutcomeType,
     pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
     pub routing: RoutingPolicy,
@@ -70,51 +71,40 @@ macro_rules! agent_columns {
 
 #[derive(sqlx::FromRow)]
 struct AgentRow {
-    id: String,
-    account_id: String,
+    id: Text<AgentId>,
+    account_id: Text<AccountId>,
     version: i32,
     current_version: i32,
     name: String,
     instructions: String,
-    model_route: String,
-    output_schema: Option<String>,
-    outcome_type: String,
-    verifier_policy: String,
-    params: String,
-    routing: String,
+    model_route: Json<Vec<String>>,
+    output_schema: Option<Json<serde_json::Value>>,
+    outcome_type: Text<OutcomeType>,
+    verifier_policy: Json<VerificationPolicy>,
+    params: Json<GenerationParams>,
+    routing: Json<RoutingPolicy>,
     created_at: Timestamp,
     version_created_at: Timestamp,
 }
 
-fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("agents.{column}: {e}"))
-}
-
-impl TryFrom<AgentRow> for Agent {
-    type Error = StoreError;
-
-    fn try_from(r: AgentRow) -> Result<Self, StoreError> {
-        Ok(Agent {
-            id: r.id.parse().map_err(|e| corrupt("id", e))?,
-            account_id: r.account_id.parse().map_err(|e| corrupt("account_id", e))?,
+impl From<AgentRow> for Agent {
+    fn from(r: AgentRow) -> Self {
+        Agent {
+            id: r.id.0,
+            account_id: r.account_id.0,
             version: r.version,
             current_version: r.current_version,
             name: r.name,
             instructions: r.instructions,
-            model_route: serde_json::from_str(&r.model_route).map_err(|e| corrupt("model_route", e))?,
-            output_schema: r
-                .output_schema
-                .map(|s| serde_json::from_str(&s))
-                .transpose()
-                .map_err(|e| corrupt("output_schema", e))?,
-            outcome_type: r.outcome_type,
-            verifier_policy: serde_json::from_str(&r.verifier_policy)
-                .map_err(|e| corrupt("verifier_policy", e))?,
-            params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
-            routing: serde_json::from_str(&r.routing).map_err(|e| corrupt("routing", e))?,
+            model_route: r.model_route.0,
+            output_schema: r.output_schema.map(Json::into_inner),
+            outcome_type: r.outcome_type.0,
+            verifier_policy: r.verifier_policy.0,
+            params: r.params.0,
+            routing: r.routing.0,
             created_at: r.created_at,
             version_created_at: r.version_created_at,
-        })
+        }
     }
 }
 
@@ -191,7 +181,7 @@ impl Store {
             instructions: spec.instructions.clone(),
             model_route: spec.model_route.names().to_vec(),
             output_schema: spec.output_schema.clone(),
-            outcome_type: spec.outcome_type.as_str().to_owned(),
+            outcome_type: spec.outcome_type.clone(),
             verifier_policy: spec.verifier_policy.clone(),
             params: spec.params,
             routing: spec.routing.clone(),
@@ -219,7 +209,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(Agent::try_from).transpose()
+        Ok(row.map(Agent::from))
     }
 
     /// One of the account's agents by name, at its current version.
@@ -239,7 +229,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(Agent::try_from).transpose()
+        Ok(row.map(Agent::from))
     }
 
     /// The account's agents at their current versions, newest first.
@@ -263,10 +253,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let agents = rows
-            .into_iter()
-            .map(Agent::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let agents = rows.into_iter().map(Agent::from).collect();
         Ok(Page::from_overfetch(agents, limit.get(), |a| a.id.to_string()))
     }
 
@@ -310,7 +297,7 @@ impl Store {
             .bind(version - 1)
             .fetch_one(&mut *tx)
             .await?;
-            let previous = Agent::try_from(previous)?;
+            let previous = Agent::from(previous);
             let spec = merge(previous, patch)?;
             insert_version(&mut *tx, account, id, version, &spec, now).await?;
             // Cached answers were verified for an older version: a changed
@@ -328,7 +315,9 @@ impl Store {
 }
 
 fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
-    let stored = |column: &str, e: bounty_core::agent::AgentFieldError| corrupt(column, e);
+    let stored = |column: &str, e: bounty_core::agent::AgentFieldError| {
+        StoreError::Corrupt(format!("agents.{column}: {e}"))
+    };
     Ok(AgentSpec {
         name: match &patch.name {
             Some(n) => n.clone(),
@@ -342,7 +331,7 @@ fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
         output_schema: patch.output_schema.clone().unwrap_or(previous.output_schema),
         outcome_type: match &patch.outcome_type {
             Some(o) => o.clone(),
-            None => OutcomeType::parse(&previous.outcome_type).map_err(|e| stored("outcome_type", e))?,
+            None => previous.outcome_type,
         },
         verifier_policy: patch.verifier_policy.clone().unwrap_or(previous.verifier_policy),
         params: patch.params.unwrap_or(previous.params),

@@ -16,9 +16,12 @@
 use std::collections::BTreeMap;
 
 use bounty_core::outcome::OutcomeStatus;
-use bounty_core::{AccountId, AgentId, Decision, PassRate, RoutingPolicy, TaskId, TaskInput, Timestamp};
+use bounty_core::{
+    AccountId, AgentId, Currency, Decision, Money, PassRate, RoutingPolicy, TaskId, TaskInput, Timestamp,
+};
 use chrono::NaiveDate;
 
+use crate::column::Text;
 use crate::db::on_pool;
 use crate::ledger::read_billing;
 use crate::outcomes::Outcome;
@@ -36,15 +39,14 @@ pub struct CachedAnswer {
     /// The model that produced it.
     pub model: String,
     /// What producing it cost: what serving it saves.
-    pub cost_micros: i64,
-    pub currency: String,
+    pub cost: Money,
 }
 
 /// How an attempt used the cache: it looked up, and hit or missed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheUse {
-    /// On a hit that was served: the cost it saved, and its currency.
-    pub saved: Option<(i64, String)>,
+    /// On a hit that was served: the cost it saved.
+    pub saved: Option<Money>,
 }
 
 /// Cache use over a period, per currency of the savings.
@@ -67,11 +69,11 @@ pub struct ModelRates {
 pub async fn record_verdicts(
     tx: &mut Tx,
     account: AccountId,
-    agent_id: &str,
+    agent_id: AgentId,
     calls: &[NewModelCall],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut counts: BTreeMap<(&str, &str), (i64, i64, i64, &str)> = BTreeMap::new();
+    let mut counts: BTreeMap<(&str, &str), (i64, i64, i64, Currency)> = BTreeMap::new();
     for c in calls.iter().filter(|c| !c.cache_hit) {
         let passed = match c.verdict {
             Some(Decision::Pass) => 1,
@@ -81,10 +83,10 @@ pub async fn record_verdicts(
         let role = if c.shadow { "shadow" } else { "live" };
         let e = counts
             .entry((c.model.as_str(), role))
-            .or_insert((0, 0, 0, c.currency.as_str()));
+            .or_insert((0, 0, 0, c.cost.currency));
         e.0 += 1;
         e.1 += passed;
-        e.2 = e.2.saturating_add(c.cost_micros);
+        e.2 = e.2.saturating_add(c.cost.micros);
     }
     // In key order, so concurrent transactions lock rows in one order.
     for ((model, role), (tried, passed, cost, currency)) in counts {
@@ -119,21 +121,14 @@ pub async fn record_verdicts(
 pub async fn record_cache_use(
     tx: &mut Tx,
     account: AccountId,
-    agent_id: &str,
+    agent_id: AgentId,
     used: &CacheUse,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     // A miss saved nothing; it is counted under the plan's currency.
-    let (saved, currency) = match &used.saved {
-        Some((micros, currency)) => (*micros, currency.clone()),
-        None => (
-            0,
-            read_billing(tx, account, now, false)
-                .await?
-                .plan
-                .currency()
-                .to_string(),
-        ),
+    let saved = match used.saved {
+        Some(saved) => saved,
+        None => Money::zero(read_billing(tx, account, now, false).await?.plan.currency()),
     };
     tx.execute(
         "insert into cache_days (account_id, agent_id, day, currency, lookups, hits, saved_micros)
@@ -146,9 +141,9 @@ pub async fn record_cache_use(
             account,
             agent_id,
             now.format("%Y-%m-%d").to_string(),
-            currency,
+            saved.currency,
             i64::from(used.saved.is_some()),
-            saved
+            saved.micros
         ],
     )
     .await?;
@@ -183,7 +178,7 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
         serde_json::from_str(&input).map_err(|e| StoreError::Corrupt(format!("tasks.input: {e}")))?;
     let key = bounty_core::cache_key(outcome.agent_version, &input);
     // Every answering step's cost: what a hit spares the next request.
-    let cost: Option<(String, i64)> = tx
+    let cost: Option<(Text<Currency>, i64)> = tx
         .fetch_optional(
             "select currency, cast(sum(cost_micros) as bigint) from model_calls
              where account_id = $1 and task_id = $2 and verdict is not null and not shadow and not cache_hit
@@ -191,7 +186,10 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
             args![account.clone(), task.clone()],
         )
         .await?;
-    let (currency, cost_micros) = cost.unwrap_or_else(|| (outcome.inference_cost.currency.to_string(), 0));
+    let cost = cost.map_or(
+        Money::zero(outcome.inference_cost.currency),
+        |(currency, micros)| Money::from_micros(micros, currency.0),
+    );
     let expires_at = now + chrono::Duration::hours(i64::from(cache.ttl_hours));
     tx.execute(
         "insert into answer_cache (account_id, agent_id, agent_version, cache_key, task_id, output, model,
@@ -210,8 +208,8 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
             task,
             output,
             model,
-            cost_micros,
-            currency,
+            cost.micros,
+            cost.currency,
             now,
             expires_at
         ],
@@ -261,7 +259,7 @@ impl Store {
         record_verdicts(
             &mut tx,
             claimed.task.account_id,
-            &claimed.task.agent_id.to_string(),
+            claimed.task.agent_id,
             calls,
             now,
         )
@@ -277,7 +275,8 @@ impl Store {
         version: i32,
         key: &str,
     ) -> Result<Option<CachedAnswer>, StoreError> {
-        let row: Option<(String, String, String, i64, String)> = on_pool!(&self.db, pool => {
+        type Row = (Text<TaskId>, String, String, i64, Text<Currency>);
+        let row: Option<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select task_id, output, model, cost_micros, currency from answer_cache
                  where account_id = $1 and agent_id = $2 and agent_version = $3 and cache_key = $4
@@ -291,18 +290,14 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(task, output, model, cost_micros, currency)| {
-            Ok(CachedAnswer {
-                task_id: task
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("answer_cache.task_id: {e}")))?,
+        Ok(
+            row.map(|(task, output, model, cost_micros, currency)| CachedAnswer {
+                task_id: task.0,
                 output,
                 model,
-                cost_micros,
-                currency,
-            })
-        })
-        .transpose()
+                cost: Money::from_micros(cost_micros, currency.0),
+            }),
+        )
     }
 
     /// Each model's verifier pass rates on the agent (every version).

@@ -20,9 +20,11 @@
 //! same values, and new rows leave it `{}`.
 
 use bounty_core::{
-    AccountId, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, PageLimit, TaskId, Timestamp,
+    AccountId, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, PageLimit, TaskId, TicketEventName,
+    Timestamp,
 };
 
+use crate::column::Text;
 use crate::db::on_pool;
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
@@ -31,8 +33,7 @@ use crate::{Page, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,
-    /// `created`, `customer_replied`, `solved`, `reopened`, `satisfaction_rated`.
-    pub event: String,
+    pub event: TicketEventName,
     pub external_ticket: String,
     pub result: DeliveryResult,
     pub reason: Option<String>,
@@ -45,36 +46,31 @@ pub struct DeliveryRecord {
 #[derive(Debug, Clone, Copy)]
 pub struct NewDelivery<'a> {
     pub dedupe_key: &'a str,
-    pub event: &'a str,
+    pub event: TicketEventName,
     pub external_ticket: &'a str,
 }
 
 type RecordRow = (
+    Text<DeliveryId>,
+    Text<TicketEventName>,
     String,
-    String,
-    String,
-    String,
+    Text<DeliveryResult>,
     Option<String>,
-    Option<String>,
+    Option<Text<TaskId>>,
     Timestamp,
 );
 
-fn record(row: RecordRow) -> Result<DeliveryRecord, StoreError> {
-    let bad =
-        |c: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("integration_deliveries.{c}: {e}"));
+fn record(row: RecordRow) -> DeliveryRecord {
     let (id, event, external_ticket, result, reason, task, received_at) = row;
-    Ok(DeliveryRecord {
-        id: id.parse().map_err(|e| bad("id", &e))?,
-        event,
+    DeliveryRecord {
+        id: id.0,
+        event: event.0,
         external_ticket,
-        result: result.parse().map_err(|e| bad("result", &e))?,
+        result: result.0,
         reason,
-        task_id: task
-            .map(|t| t.parse())
-            .transpose()
-            .map_err(|e| bad("task_id", &e))?,
+        task_id: task.map(Text::into_inner),
         received_at,
-    })
+    }
 }
 
 /// Claims `delivery`'s dedupe key for `integration`: the new record's id,
@@ -100,7 +96,7 @@ pub async fn insert_delivery(
                 account.to_string(),
                 integration.to_string(),
                 delivery.dedupe_key,
-                delivery.event,
+                delivery.event.as_str(),
                 delivery.external_ticket,
                 DeliveryResult::Recorded.as_str(),
                 now
@@ -125,7 +121,7 @@ pub async fn delivery_by_dedupe_key(
             args![account.to_string(), integration.to_string(), dedupe_key],
         )
         .await?;
-    row.map(record).transpose()
+    Ok(row.map(record))
 }
 
 /// Records what delivery `id` did.
@@ -198,7 +194,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let items = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        let items = rows.into_iter().map(record).collect();
         Ok(Page::from_overfetch(items, limit.get(), |d| d.id.to_string()))
     }
 }

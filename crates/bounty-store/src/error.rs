@@ -46,6 +46,11 @@ impl From<sqlx::Error> for StoreError {
         if is_connection_error(&e) {
             return StoreError::Unavailable(e);
         }
+        // A column that does not read back into its typed value (see
+        // `column.rs`) is stored data gone bad, not a database failure.
+        if let sqlx::Error::ColumnDecode { index, source } = &e {
+            return StoreError::Corrupt(format!("column {index}: {source}"));
+        }
         if let sqlx::Error::Database(db) = &e
             && let Some(constraint) = db
                 .constraint()

@@ -4,9 +4,9 @@
 //! (`bounty_core::ledger` and bounty-billing's settlement); these only
 //! read and write rows, inside the caller's transaction.
 
-use bounty_core::ledger::{TransferSpec, TransferUnit};
+use bounty_core::ledger::{BaseKind, LedgerAccount, TransferSpec, TransferUnit};
 use bounty_core::plan::Plan;
-use bounty_core::{AccountId, ApiKeyMode, ComputeUnits, OutcomeId, TaskId, Timestamp, TransferId};
+use bounty_core::{AccountId, ApiKeyMode, OutcomeId, TaskId, Timestamp, TransferId};
 use chrono::{Datelike, TimeZone, Utc};
 
 use crate::StoreError;
@@ -31,11 +31,6 @@ pub fn period_start(now: Timestamp) -> Timestamp {
 /// `YYYY-MM` of `now`.
 pub fn period_name(now: Timestamp) -> String {
     format!("{:04}-{:02}", now.year(), now.month())
-}
-
-/// Money for `cu` at `price` micros per whole CU, rounded half up.
-pub fn price_of(cu: ComputeUnits, price_micros: i64) -> Result<i64, StoreError> {
-    bounty_core::ledger::price_of(cu, price_micros).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The billing settings of an account, read under its lock.
@@ -105,8 +100,8 @@ pub async fn balance(
     tx: &mut Tx,
     account: AccountId,
     mode: ApiKeyMode,
-    code: &str,
-    unit: &str,
+    code: LedgerAccount,
+    unit: &TransferUnit,
 ) -> Result<i64, StoreError> {
     // Two sums, each served by its own covering index (0010, 0015), instead
     // of one `credit = $2 or debit = $2` that no index can serve.
@@ -118,7 +113,7 @@ pub async fn balance(
                - (select coalesce(sum(amount), 0) from ledger_transfers
                   where account_id = $1 and livemode = $4 and debit = $2 and unit = $3)
              as bigint)",
-            args![account.to_string(), code, unit, mode.livemode()],
+            args![account.to_string(), code.as_str(), unit.as_str(), mode.livemode()],
         )
         .await?;
     Ok(v)
@@ -130,7 +125,7 @@ pub async fn net_since(
     tx: &mut Tx,
     account: AccountId,
     mode: ApiKeyMode,
-    kind: &'static str,
+    kind: BaseKind,
     from: Timestamp,
 ) -> Result<i64, StoreError> {
     let (v,): (i64,) = tx
@@ -140,9 +135,9 @@ pub async fn net_since(
              where account_id = $1 and livemode = $5 and kind in ($2, $4) and created_at >= $3",
             args![
                 account.to_string(),
-                kind,
+                kind.as_str(),
                 from,
-                format!("{kind}_reversal"),
+                kind.reversal_str(),
                 mode.livemode()
             ],
         )
@@ -153,7 +148,14 @@ pub async fn net_since(
 /// Live money charged this month plus money reserved for running tasks:
 /// what the cap (live money only) is checked against.
 pub async fn committed_spend(tx: &mut Tx, account: AccountId, now: Timestamp) -> Result<i64, StoreError> {
-    let spent = net_since(tx, account, ApiKeyMode::Live, "charge_money", period_start(now)).await?;
+    let spent = net_since(
+        tx,
+        account,
+        ApiKeyMode::Live,
+        BaseKind::ChargeMoney,
+        period_start(now),
+    )
+    .await?;
     let (reserved,): (i64,) = tx
         .fetch_one(
             "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_reservations where account_id = $1",
@@ -227,10 +229,10 @@ pub async fn insert_cap_alert(
 
 /// Releases what a task held against the cap (it was charged, or will
 /// never be).
-pub async fn release_reservation(tx: &mut Tx, task: TaskId) -> Result<(), StoreError> {
+pub async fn release_reservation(tx: &mut Tx, account: AccountId, task: TaskId) -> Result<(), StoreError> {
     tx.execute(
-        "delete from budget_reservations where task_id = $1",
-        args![task.to_string()],
+        "delete from budget_reservations where account_id = $1 and task_id = $2",
+        args![account, task],
     )
     .await?;
     Ok(())

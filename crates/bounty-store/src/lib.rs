@@ -26,6 +26,7 @@ mod agents;
 pub mod answer_cache;
 mod api_keys;
 mod byok;
+mod column;
 mod db;
 mod deliveries;
 mod distill;
@@ -63,13 +64,11 @@ pub use integrations::{Integration, NewIntegration};
 pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
-pub use outcomes::{
-    BillingInfo, EventEvidence, Outcome, OutcomeEventRecord, OutcomeFilter, Transfer, UNIT_CU,
-};
+pub use outcomes::{BillingInfo, EventEvidence, Outcome, OutcomeEventRecord, OutcomeFilter, Transfer};
 pub use page::Page;
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
 pub use stripe_billing::{LedgerDay, StripeIds};
-pub use stripe_events::{Invoice, NewInvoice};
+pub use stripe_events::{Invoice, StripeInvoice};
 pub use tasks::{
     Idempotency, Inserted, IntakeTicket, KeyedTask, ModelCall, NewModelCall, NewTask, Task, TaskAttempt,
     TaskError, TaskFilter, insert_task, task_by_idempotency_key, task_in, task_of_ticket,

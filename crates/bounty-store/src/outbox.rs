@@ -68,7 +68,7 @@ pub struct OutboxStats {
 /// with a live one in Stripe.
 pub async fn enqueue(
     tx: &mut Tx,
-    account: &str,
+    account: AccountId,
     mode: ApiKeyMode,
     kind: OutboxKind,
     transfer_id: Option<&str>,
@@ -77,7 +77,8 @@ pub async fn enqueue(
 ) -> Result<(), StoreError> {
     let kind = kind.as_str();
     let test = if mode.livemode() { "" } else { "test:" };
-    let key = format!("{kind}:{test}{}", transfer_id.unwrap_or(account));
+    let account = account.to_string();
+    let key = format!("{kind}:{test}{}", transfer_id.unwrap_or(&account));
     tx.execute(
         "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
              next_attempt_at, created_at, livemode)
@@ -100,7 +101,9 @@ pub async fn enqueue(
 /// Queues the account's customer in Stripe's test mode, once: written with
 /// its first test-mode charge, so a test-mode sender has a customer to
 /// meter against. A second call changes nothing.
-pub async fn ensure_test_customer(tx: &mut Tx, account: &str, now: Timestamp) -> Result<(), StoreError> {
+pub async fn ensure_test_customer(tx: &mut Tx, account: AccountId, now: Timestamp) -> Result<(), StoreError> {
+    let account = account.to_string();
+    let account = account.as_str();
     let (name,): (String,) = tx
         .fetch_one("select name from accounts where id = $1", args![account])
         .await?;

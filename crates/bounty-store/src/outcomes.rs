@@ -5,22 +5,20 @@
 //! Which of these happen, and when, is decided there and in
 //! `bounty_core::outcome`, never here.
 
-use bounty_core::ledger::{LedgerAccount, TransferKind, TransferUnit, plan_grant};
+use bounty_core::ledger::{BaseKind, LedgerAccount, TransferKind, TransferUnit, plan_grant};
 use bounty_core::outcome::{ChargeEffect, OutcomeStatus, ReceiptEvent};
 use bounty_core::plan::{ModelUsage, Plan, RatingReceipt};
 use bounty_core::{
-    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Money, OutcomeId, OutcomeType, PageLimit, TaskId,
-    Timestamp, TransferId, VerificationPolicy, VerifierVerdict,
+    AccountId, Actor, AgentId, ApiKeyMode, ComputeUnits, Currency, Money, OutcomeId, OutcomeType, PageLimit,
+    TaskId, Timestamp, TransferId, VerificationPolicy, VerifierVerdict,
 };
 use sha2::{Digest, Sha256};
 
+use crate::column::{Json, Text};
 use crate::db::on_pool;
 use crate::ledger::{balance, committed_spend, insert_transfer, lock_billing, net_since, period_start};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
-
-/// The unit of compute-unit transfers.
-pub use bounty_core::ledger::UNIT_CU;
 
 /// An outcome as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,70 +107,52 @@ macro_rules! outcome_columns {
 
 #[derive(sqlx::FromRow)]
 struct OutcomeRow {
-    id: String,
-    account_id: String,
-    task_id: String,
-    agent_id: String,
+    id: Text<OutcomeId>,
+    account_id: Text<AccountId>,
+    task_id: Text<TaskId>,
+    agent_id: Text<AgentId>,
     agent_version: i32,
-    outcome_type: String,
-    status: String,
-    policy: String,
+    outcome_type: Text<OutcomeType>,
+    status: Text<OutcomeStatus>,
+    policy: Json<VerificationPolicy>,
     policy_hash: String,
     window_ends_at: Timestamp,
     goodwill_ends_at: Timestamp,
-    rating: Option<String>,
+    rating: Option<Json<RatingReceipt>>,
     cu_milli: i64,
     amount_micros: i64,
-    currency: String,
+    currency: Text<Currency>,
     inference_cost_micros: i64,
-    inference_currency: String,
+    inference_currency: Text<Currency>,
     created_at: Timestamp,
     updated_at: Timestamp,
     decided_at: Option<Timestamp>,
     livemode: bool,
 }
 
-fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("outcomes.{column}: {e}"))
-}
-
-impl TryFrom<OutcomeRow> for Outcome {
-    type Error = StoreError;
-
-    fn try_from(r: OutcomeRow) -> Result<Self, StoreError> {
-        Ok(Outcome {
-            id: r.id.parse().map_err(|e| corrupt("id", e))?,
-            account_id: r.account_id.parse().map_err(|e| corrupt("account_id", e))?,
-            task_id: r.task_id.parse().map_err(|e| corrupt("task_id", e))?,
-            agent_id: r.agent_id.parse().map_err(|e| corrupt("agent_id", e))?,
+impl From<OutcomeRow> for Outcome {
+    fn from(r: OutcomeRow) -> Self {
+        Outcome {
+            id: r.id.0,
+            account_id: r.account_id.0,
+            task_id: r.task_id.0,
+            agent_id: r.agent_id.0,
             agent_version: r.agent_version,
-            outcome_type: OutcomeType::parse(&r.outcome_type).map_err(|e| corrupt("outcome_type", e))?,
-            status: r.status.parse().map_err(|e| corrupt("status", e))?,
-            policy: serde_json::from_str(&r.policy).map_err(|e| corrupt("policy", e))?,
+            outcome_type: r.outcome_type.0,
+            status: r.status.0,
+            policy: r.policy.0,
             policy_hash: r.policy_hash,
             window_ends_at: r.window_ends_at,
             goodwill_ends_at: r.goodwill_ends_at,
-            rating: r
-                .rating
-                .map(|s| serde_json::from_str(&s))
-                .transpose()
-                .map_err(|e| corrupt("rating", e))?,
+            rating: r.rating.map(Json::into_inner),
             cu: ComputeUnits::from_milli(r.cu_milli),
-            amount: Money::from_micros(
-                r.amount_micros,
-                r.currency.parse().map_err(|e| corrupt("currency", e))?,
-            ),
-            inference_cost: Money::from_micros(
-                r.inference_cost_micros,
-                r.inference_currency
-                    .parse()
-                    .map_err(|e| corrupt("inference_currency", e))?,
-            ),
+            amount: Money::from_micros(r.amount_micros, r.currency.0),
+            inference_cost: Money::from_micros(r.inference_cost_micros, r.inference_currency.0),
             created_at: r.created_at,
             updated_at: r.updated_at,
             decided_at: r.decided_at,
             mode: ApiKeyMode::from_livemode(r.livemode),
-        })
+        }
     }
 }
 
@@ -276,7 +256,7 @@ pub async fn outcome_in(
             args![account.to_string(), id.to_string()],
         )
         .await?;
-    row.map(Outcome::try_from).transpose()
+    Ok(row.map(Outcome::from))
 }
 
 /// What opening a finished task's outcome needs from the store: its
@@ -285,11 +265,11 @@ pub async fn outcome_in(
 /// with the task the caller holds.
 #[derive(Debug, Clone)]
 pub struct OutcomeSource {
-    pub outcome_type: String,
+    pub outcome_type: OutcomeType,
     pub policy_json: String,
-    /// `(currency, micros)` of the task's model calls, shadow and BYOK
-    /// calls left out.
-    pub costs: Vec<(String, i64)>,
+    /// The cost of the task's model calls in each currency, shadow and
+    /// BYOK calls left out.
+    pub costs: Vec<Money>,
 }
 
 /// Reads [`OutcomeSource`] for one of the account's tasks.
@@ -300,13 +280,14 @@ pub async fn outcome_source(
     agent_id: AgentId,
     agent_version: i32,
 ) -> Result<OutcomeSource, StoreError> {
-    let (outcome_type, policy_json): (String, String) = tx
+    let (outcome_type, policy_json): (Text<OutcomeType>, String) = tx
         .fetch_one(
-            "select outcome_type, verifier_policy from agent_versions where agent_id = $1 and version = $2",
-            args![agent_id, agent_version],
+            "select outcome_type, verifier_policy from agent_versions
+             where account_id = $1 and agent_id = $2 and version = $3",
+            args![account, agent_id, agent_version],
         )
         .await?;
-    let costs: Vec<(String, i64)> = tx
+    let costs: Vec<(Text<Currency>, i64)> = tx
         .fetch_all(
             "select currency, cast(sum(cost_micros) as bigint) from model_calls
              where account_id = $1 and task_id = $2 and not shadow and not byok
@@ -315,9 +296,12 @@ pub async fn outcome_source(
         )
         .await?;
     Ok(OutcomeSource {
-        outcome_type,
+        outcome_type: outcome_type.0,
         policy_json,
-        costs,
+        costs: costs
+            .into_iter()
+            .map(|(currency, micros)| Money::from_micros(micros, currency.0))
+            .collect(),
     })
 }
 
@@ -355,14 +339,16 @@ pub async fn insert_outcome(tx: &mut Tx, outcome: &Outcome, policy_json: &str) -
 /// Moves an outcome to `status`; `decided` stamps `decided_at` once.
 pub async fn set_outcome_status(
     tx: &mut Tx,
+    account: AccountId,
     id: OutcomeId,
     status: OutcomeStatus,
     decided: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "update outcomes set status = $2, updated_at = $3, decided_at = coalesce(decided_at, $4) where id = $1",
-        args![id.to_string(), status.as_str(), now, decided.then_some(now)],
+        "update outcomes set status = $3, updated_at = $4, decided_at = coalesce(decided_at, $5)
+         where account_id = $1 and id = $2",
+        args![account, id, status.as_str(), now, decided.then_some(now)],
     )
     .await?;
     Ok(())
@@ -371,13 +357,16 @@ pub async fn set_outcome_status(
 /// Stores a charged outcome's rating and what it came to.
 pub async fn set_outcome_rating(
     tx: &mut Tx,
+    account: AccountId,
     id: OutcomeId,
     receipt: &RatingReceipt,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "update outcomes set rating = $2, cu_milli = $3, amount_micros = $4, currency = $5 where id = $1",
+        "update outcomes set rating = $3, cu_milli = $4, amount_micros = $5, currency = $6
+         where account_id = $1 and id = $2",
         args![
-            id.to_string(),
+            account,
+            id,
             to_json(receipt),
             receipt.cu.milli(),
             receipt.amount.micros,
@@ -450,7 +439,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(Outcome::try_from).transpose()
+        Ok(row.map(Outcome::from))
     }
 
     /// The outcome of one of the account's tasks, once it has one.
@@ -466,7 +455,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(Outcome::try_from).transpose()
+        Ok(row.map(Outcome::from))
     }
 
     /// The account's outcomes, newest first, filtered.
@@ -500,10 +489,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let items = rows
-            .into_iter()
-            .map(Outcome::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = rows.into_iter().map(Outcome::from).collect();
         Ok(Page::from_overfetch(items, limit.get(), |o| o.id.to_string()))
     }
 
@@ -516,18 +502,18 @@ impl Store {
         #[derive(sqlx::FromRow)]
         struct Row {
             seq: i32,
-            event: String,
-            from_status: Option<String>,
-            to_status: String,
-            effect: String,
-            verdicts: Option<String>,
-            signal: Option<String>,
+            event: Text<ReceiptEvent>,
+            from_status: Option<Text<OutcomeStatus>>,
+            to_status: Text<OutcomeStatus>,
+            effect: Text<ChargeEffect>,
+            verdicts: Option<Json<Vec<VerifierVerdict>>>,
+            signal: Option<Json<serde_json::Value>>,
             policy_version: i32,
             policy_hash: String,
             inputs_hash: String,
             reason: String,
             created_at: Timestamp,
-            actor: Option<String>,
+            actor: Option<Text<Actor>>,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
@@ -540,47 +526,24 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutcomeEventRecord {
-                    seq: r.seq,
-                    event: r.event.parse().map_err(|e| corrupt("outcome_events.event", e))?,
-                    from_status: r
-                        .from_status
-                        .map(|s| s.parse())
-                        .transpose()
-                        .map_err(|e| corrupt("outcome_events.from_status", e))?,
-                    to_status: r
-                        .to_status
-                        .parse()
-                        .map_err(|e| corrupt("outcome_events.to_status", e))?,
-                    effect: r
-                        .effect
-                        .parse()
-                        .map_err(|e| corrupt("outcome_events.effect", e))?,
-                    verdicts: r
-                        .verdicts
-                        .map(|v| serde_json::from_str(&v))
-                        .transpose()
-                        .map_err(|e| corrupt("outcome_events.verdicts", e))?,
-                    signal: r
-                        .signal
-                        .map(|v| serde_json::from_str(&v))
-                        .transpose()
-                        .map_err(|e| corrupt("outcome_events.signal", e))?,
-                    policy_version: r.policy_version,
-                    policy_hash: r.policy_hash,
-                    inputs_hash: r.inputs_hash,
-                    reason: r.reason,
-                    created_at: r.created_at,
-                    actor: r
-                        .actor
-                        .map(|a| a.parse())
-                        .transpose()
-                        .map_err(|e| corrupt("outcome_events.actor", e))?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|r| OutcomeEventRecord {
+                seq: r.seq,
+                event: r.event.0,
+                from_status: r.from_status.map(Text::into_inner),
+                to_status: r.to_status.0,
+                effect: r.effect.0,
+                verdicts: r.verdicts.map(Json::into_inner),
+                signal: r.signal.map(Json::into_inner),
+                policy_version: r.policy_version,
+                policy_hash: r.policy_hash,
+                inputs_hash: r.inputs_hash,
+                reason: r.reason,
+                created_at: r.created_at,
+                actor: r.actor.map(Text::into_inner),
             })
-            .collect()
+            .collect())
     }
 
     /// The account's ledger transfers: of one outcome, or of a kind.
@@ -645,7 +608,7 @@ impl Store {
     /// `limit`): the lapse sweep's work.
     pub async fn due_lapses(&self, limit: u32) -> Result<Vec<(AccountId, OutcomeId)>, StoreError> {
         let now = self.now();
-        let due: Vec<(String, String)> = on_pool!(&self.db, pool => {
+        let due: Vec<(Text<AccountId>, Text<OutcomeId>)> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select account_id, id from outcomes where status = 'provisional' and window_ends_at <= $1
                  order by window_ends_at limit $2",
@@ -655,14 +618,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        due.into_iter()
-            .map(|(account, id)| {
-                Ok((
-                    account.parse().map_err(|e| corrupt("account_id", e))?,
-                    id.parse().map_err(|e| corrupt("id", e))?,
-                ))
-            })
-            .collect()
+        Ok(due.into_iter().map(|(account, id)| (account.0, id.0)).collect())
     }
 
     /// Grants prepaid CU to an account, in one mode's book: test credits
@@ -695,7 +651,14 @@ impl Store {
         let mut tx = self.begin().await?;
         let billing = lock_billing(&mut tx, account, now).await?;
         let a = account.to_string();
-        let credits = balance(&mut tx, account, mode, "credits", UNIT_CU).await?;
+        let credits = balance(
+            &mut tx,
+            account,
+            mode,
+            LedgerAccount::Credits,
+            &TransferUnit::MilliCu,
+        )
+        .await?;
         let (spend, reserved) = if mode.livemode() {
             let spend = committed_spend(&mut tx, account, now).await?;
             let (reserved,): (i64,) = tx
@@ -707,7 +670,7 @@ impl Store {
                 .await?;
             (spend, reserved)
         } else {
-            let spend = net_since(&mut tx, account, mode, "charge_money", period_start(now)).await?;
+            let spend = net_since(&mut tx, account, mode, BaseKind::ChargeMoney, period_start(now)).await?;
             (spend, 0)
         };
         tx.commit().await?;
@@ -728,14 +691,14 @@ impl Store {
     /// the billing lock or any balance: for pages that only need its
     /// currency or prices.
     pub async fn plan(&self, account: AccountId) -> Result<Plan, StoreError> {
-        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+        let row: Option<(Json<Plan>,)> = on_pool!(&self.db, pool => {
             sqlx::query_as("select plan from account_billing where account_id = $1")
                 .bind(account.to_string())
                 .fetch_optional(pool)
                 .await?
         });
         match row {
-            Some((plan,)) => serde_json::from_str(&plan).map_err(|e| corrupt("account_billing.plan", e)),
+            Some((plan,)) => Ok(plan.0),
             None => Ok(Plan::default_value_plan()),
         }
     }

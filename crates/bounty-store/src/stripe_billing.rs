@@ -13,7 +13,7 @@ use bounty_core::{AccountId, OutboxId, Timestamp};
 use chrono::NaiveDate;
 
 use crate::db::on_pool;
-use crate::stripe_events::{NewInvoice, upsert_invoice};
+use crate::stripe_events::{StripeInvoice, upsert_invoice};
 use crate::tx::args;
 use crate::{Store, StoreError};
 
@@ -161,7 +161,7 @@ impl Store {
     pub async fn upsert_invoices(
         &self,
         account: AccountId,
-        invoices: &[NewInvoice],
+        invoices: &[StripeInvoice],
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;

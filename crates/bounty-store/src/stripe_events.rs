@@ -4,40 +4,69 @@
 //! decided by `bounty_billing::stripe_events`, which applies it through
 //! these in one transaction.
 
-use bounty_core::{AccountId, AccountStatus, PageLimit, Timestamp};
+use bounty_core::{AccountId, AccountStatus, Currency, InvoiceStatus, PageLimit, Timestamp};
 
+use crate::column::Text;
 use crate::db::on_pool;
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
-/// An invoice as Stripe's webhooks described it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Invoice {
+/// An invoice as Stripe describes it: amounts in the currency's minor
+/// units, as Stripe counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeInvoice {
     pub id: String,
-    pub status: String,
-    pub currency: String,
+    pub status: InvoiceStatus,
+    pub currency: Currency,
     pub amount_due: i64,
     pub amount_paid: i64,
     pub total: i64,
     pub period_start: Option<Timestamp>,
     pub period_end: Option<Timestamp>,
     pub hosted_invoice_url: Option<String>,
+}
+
+/// A stored invoice: Stripe's latest word on it, and when that came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub stripe: StripeInvoice,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
-/// An invoice to store, as Stripe describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewInvoice {
-    pub id: String,
-    pub status: String,
-    pub currency: String,
-    pub amount_due: i64,
-    pub amount_paid: i64,
-    pub total: i64,
-    pub period_start: Option<Timestamp>,
-    pub period_end: Option<Timestamp>,
-    pub hosted_invoice_url: Option<String>,
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvoiceRow {
+    id: String,
+    status: Text<InvoiceStatus>,
+    currency: Text<Currency>,
+    amount_due: i64,
+    amount_paid: i64,
+    total: i64,
+    period_start: Option<Timestamp>,
+    period_end: Option<Timestamp>,
+    hosted_invoice_url: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<InvoiceRow> for Invoice {
+    fn from(r: InvoiceRow) -> Self {
+        Invoice {
+            stripe: StripeInvoice {
+                id: r.id,
+                status: r.status.0,
+                currency: r.currency.0,
+                amount_due: r.amount_due,
+                amount_paid: r.amount_paid,
+                total: r.total,
+                period_start: r.period_start,
+                period_end: r.period_end,
+                hosted_invoice_url: r.hosted_invoice_url,
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// Stores an invoice for the account, or brings the stored one up to date.
@@ -45,7 +74,7 @@ pub struct NewInvoice {
 pub async fn upsert_invoice(
     tx: &mut Tx,
     account: AccountId,
-    invoice: &NewInvoice,
+    invoice: &StripeInvoice,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     tx.execute(
@@ -62,8 +91,8 @@ pub async fn upsert_invoice(
         args![
             invoice.id.clone(),
             account,
-            invoice.status.clone(),
-            invoice.currency.clone(),
+            invoice.status.as_str(),
+            invoice.currency,
             invoice.amount_due,
             invoice.amount_paid,
             invoice.total,
@@ -174,7 +203,7 @@ impl Store {
         limit: PageLimit,
         after: Option<String>,
     ) -> Result<Page<Invoice>, StoreError> {
-        let rows: Vec<Invoice> = on_pool!(&self.db, pool => {
+        let rows: Vec<InvoiceRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select id, status, currency, amount_due, amount_paid, total, period_start, period_end,
                      hosted_invoice_url, created_at, updated_at
@@ -187,7 +216,10 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(Page::from_overfetch(rows, limit.get(), |i| i.id.clone()))
+        let invoices = rows.into_iter().map(Invoice::from).collect();
+        Ok(Page::from_overfetch(invoices, limit.get(), |i| {
+            i.stripe.id.clone()
+        }))
     }
 
     /// Counts of received Stripe events by outcome (`handled`, `ignored`).

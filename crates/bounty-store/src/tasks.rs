@@ -8,10 +8,11 @@
 //! intake_ticket)`) make the insert exactly-once under concurrency.
 
 use bounty_core::{
-    AccountId, AgentId, ApiKeyMode, Decision, IntegrationId, ModelCallId, PageLimit, TaskId, TaskInput,
-    TaskStatus, Timestamp,
+    AccountId, AgentId, ApiKeyMode, Currency, Decision, IntegrationId, ModelCallId, Money, OutcomeType,
+    PageLimit, TaskId, TaskInput, TaskStatus, Timestamp,
 };
 
+use crate::column::Text;
 use crate::db::{Db, on_pool};
 use crate::sql::Sql;
 use crate::tx::{Arg, Tx, args};
@@ -118,8 +119,9 @@ pub struct NewModelCall {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub latency_us: i64,
-    pub cost_micros: i64,
-    pub currency: String,
+    /// What the call cost us (zero for a cache hit); a BYOK call's cost is
+    /// the account's own, on its own key.
+    pub cost: Money,
     pub cache_hit: bool,
     pub byok: bool,
     pub error: Option<TaskError>,
@@ -258,8 +260,8 @@ pub async fn insert_model_calls(
                 call.prompt_tokens,
                 call.completion_tokens,
                 call.latency_us,
-                call.cost_micros,
-                call.currency.clone(),
+                call.cost.micros,
+                call.cost.currency,
                 call.cache_hit,
                 call.byok,
                 call.error.as_ref().map(|e| e.code.clone()),
@@ -451,8 +453,8 @@ impl Store {
     pub async fn model_calls(&self, account: AccountId, task: TaskId) -> Result<Vec<ModelCall>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
-            id: String,
-            task_id: String,
+            id: Text<ModelCallId>,
+            task_id: Text<TaskId>,
             attempt: i32,
             model: String,
             provider: Option<String>,
@@ -460,13 +462,13 @@ impl Store {
             completion_tokens: i64,
             latency_us: i64,
             cost_micros: i64,
-            currency: String,
+            currency: Text<Currency>,
             cache_hit: bool,
             byok: bool,
             error_code: Option<String>,
             error_message: Option<String>,
             created_at: Timestamp,
-            verdict: Option<String>,
+            verdict: Option<Text<Decision>>,
             shadow: bool,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
@@ -481,45 +483,31 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter()
-            .map(|r| {
-                Ok(ModelCall {
-                    id: r
-                        .id
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("model_calls.id: {e}")))?,
-                    task_id: r
-                        .task_id
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("model_calls.task_id: {e}")))?,
-                    attempt: r.attempt,
-                    call: NewModelCall {
-                        model: r.model,
-                        provider: r.provider,
-                        prompt_tokens: r.prompt_tokens,
-                        completion_tokens: r.completion_tokens,
-                        latency_us: r.latency_us,
-                        cost_micros: r.cost_micros,
-                        currency: r.currency,
-                        cache_hit: r.cache_hit,
-                        byok: r.byok,
-                        error: r.error_code.map(|code| TaskError {
-                            code,
-                            message: r.error_message.unwrap_or_default(),
-                        }),
-                        verdict: r
-                            .verdict
-                            .map(|v| {
-                                Decision::parse(&v)
-                                    .ok_or_else(|| StoreError::Corrupt(format!("model_calls.verdict: {v:?}")))
-                            })
-                            .transpose()?,
-                        shadow: r.shadow,
-                    },
-                    created_at: r.created_at,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|r| ModelCall {
+                id: r.id.0,
+                task_id: r.task_id.0,
+                attempt: r.attempt,
+                call: NewModelCall {
+                    model: r.model,
+                    provider: r.provider,
+                    prompt_tokens: r.prompt_tokens,
+                    completion_tokens: r.completion_tokens,
+                    latency_us: r.latency_us,
+                    cost: Money::from_micros(r.cost_micros, r.currency.0),
+                    cache_hit: r.cache_hit,
+                    byok: r.byok,
+                    error: r.error_code.map(|code| TaskError {
+                        code,
+                        message: r.error_message.unwrap_or_default(),
+                    }),
+                    verdict: r.verdict.map(Text::into_inner),
+                    shadow: r.shadow,
+                },
+                created_at: r.created_at,
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -670,12 +658,17 @@ pub async fn reserve_budget(
 }
 
 /// The outcome type an agent version's tasks come to.
-pub async fn outcome_type_of(tx: &mut Tx, agent: AgentId, version: i32) -> Result<String, StoreError> {
-    let (outcome_type,): (String,) = tx
+pub async fn outcome_type_of(
+    tx: &mut Tx,
+    account: AccountId,
+    agent: AgentId,
+    version: i32,
+) -> Result<OutcomeType, StoreError> {
+    let (outcome_type,): (Text<OutcomeType>,) = tx
         .fetch_one(
-            "select outcome_type from agent_versions where agent_id = $1 and version = $2",
-            args![agent, version],
+            "select outcome_type from agent_versions where account_id = $1 and agent_id = $2 and version = $3",
+            args![account, agent, version],
         )
         .await?;
-    Ok(outcome_type)
+    Ok(outcome_type.0)
 }

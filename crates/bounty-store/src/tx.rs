@@ -73,6 +73,21 @@ impl From<bounty_core::AgentId> for Arg {
         Arg::Text(v.to_string())
     }
 }
+impl From<bounty_core::TaskId> for Arg {
+    fn from(v: bounty_core::TaskId) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<bounty_core::OutcomeId> for Arg {
+    fn from(v: bounty_core::OutcomeId) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+impl From<bounty_core::Currency> for Arg {
+    fn from(v: bounty_core::Currency) -> Self {
+        Arg::Text(v.as_str().to_owned())
+    }
+}
 impl From<Timestamp> for Arg {
     fn from(v: Timestamp) -> Self {
         Arg::Ts(v)

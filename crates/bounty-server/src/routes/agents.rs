@@ -122,7 +122,7 @@ impl From<Agent> for AgentOut {
             instructions: a.instructions,
             model_route: a.model_route,
             output_schema: a.output_schema,
-            outcome_type: a.outcome_type,
+            outcome_type: a.outcome_type.to_string(),
             verifier_policy: a.verifier_policy,
             params: a.params,
             routing: a.routing,

@@ -208,7 +208,7 @@ fn body(answer: &Answer) -> serde_json::Value {
     let mut body = serde_json::json!({
         "status": "accepted",
         "delivery_id": answer.delivery_id.to_string(),
-        "event": answer.event,
+        "event": answer.event.as_str(),
         "result": answer.result.as_str(),
     });
     if let Some(task) = answer.task_id {
@@ -231,7 +231,7 @@ mod tests {
     fn receipt(event: &str) -> Receipt {
         Receipt {
             delivery: DeliveryId::new(),
-            event: event.to_owned(),
+            event: event.parse().expect("a ticket event name"),
         }
     }
 
@@ -295,7 +295,7 @@ mod tests {
         let task = TaskId::new();
         let first = DeliveryRecord {
             id: DeliveryId::new(),
-            event: "created".into(),
+            event: bounty_core::TicketEventName::Created,
             external_ticket: "T-1".into(),
             result: DeliveryResult::TaskCreated,
             reason: None,

@@ -148,7 +148,7 @@ impl From<DeliveryRecord> for DeliveryOut {
     fn from(d: DeliveryRecord) -> Self {
         DeliveryOut {
             id: d.id,
-            event: d.event,
+            event: d.event.to_string(),
             ticket: d.external_ticket,
             result: d.result.as_str().to_owned(),
             reason: d.reason,

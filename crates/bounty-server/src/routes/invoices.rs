@@ -112,15 +112,16 @@ pub async fn list_invoices(
             .items
             .into_iter()
             .map(|i| InvoiceOut {
-                id: i.id,
-                status: i.status,
-                currency: i.currency,
-                amount_due: i.amount_due,
-                amount_paid: i.amount_paid,
-                total: i.total,
-                period_start: i.period_start,
-                period_end: i.period_end,
-                hosted_invoice_url: i.hosted_invoice_url,
+                id: i.stripe.id,
+                status: i.stripe.status.as_str().to_owned(),
+                // Stripe's spelling: lower case.
+                currency: i.stripe.currency.as_str().to_ascii_lowercase(),
+                amount_due: i.stripe.amount_due,
+                amount_paid: i.stripe.amount_paid,
+                total: i.stripe.total,
+                period_start: i.stripe.period_start,
+                period_end: i.stripe.period_end,
+                hosted_invoice_url: i.stripe.hosted_invoice_url,
                 updated_at: i.updated_at,
             })
             .collect(),

@@ -71,7 +71,7 @@ pub async fn stripe_webhook(
         return Err(nul_error(field));
     }
     let event = stripe_events::parse(&event).map_err(|e| {
-        let BadEvent::Missing(field) = e;
+        let (BadEvent::Missing(field) | BadEvent::Invalid(field)) = e;
         ApiError::InvalidRequest {
             message: e.to_string(),
             param: Some(field.to_owned()),

@@ -271,8 +271,8 @@ impl TaskOut {
             } else {
                 &mut usage.cost_micros
             };
-            let sum = costs.entry(c.call.currency.clone()).or_insert(0);
-            *sum = sum.saturating_add(c.call.cost_micros);
+            let sum = costs.entry(c.call.cost.currency.to_string()).or_insert(0);
+            *sum = sum.saturating_add(c.call.cost.micros);
         }
         let mut out = TaskOut::summary(t);
         out.detail = Some(TaskDetail {
@@ -298,8 +298,8 @@ impl TaskOut {
                     prompt_tokens: c.call.prompt_tokens,
                     completion_tokens: c.call.completion_tokens,
                     latency_ms: c.call.latency_us as f64 / 1000.0,
-                    cost_micros: c.call.cost_micros,
-                    currency: c.call.currency,
+                    cost_micros: c.call.cost.micros,
+                    currency: c.call.cost.currency.to_string(),
                     cache_hit: c.call.cache_hit,
                     byok: c.call.byok,
                     verdict: c.call.verdict,

@@ -100,7 +100,7 @@ impl AgentForm {
             name: agent.name.clone(),
             instructions: agent.instructions.clone(),
             model_route: agent.model_route.join(", "),
-            outcome_type: agent.outcome_type.clone(),
+            outcome_type: agent.outcome_type.to_string(),
             output_schema: agent
                 .output_schema
                 .as_ref()
@@ -403,7 +403,7 @@ mod tests {
             instructions: "Answer.".into(),
             model_route: vec!["a".into(), "b".into()],
             output_schema: Some(serde_json::json!({"type": "object"})),
-            outcome_type: "ticket.resolved".into(),
+            outcome_type: "ticket.resolved".parse().expect("an outcome type"),
             verifier_policy: policy,
             params: Default::default(),
             routing: Default::default(),

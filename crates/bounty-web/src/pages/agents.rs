@@ -157,7 +157,7 @@ pub(crate) async fn list(
             name: a.name.clone(),
             version: a.current_version,
             models: a.model_route.join(" → "),
-            outcome_type: a.outcome_type.clone(),
+            outcome_type: a.outcome_type.to_string(),
             verifiers: verifiers(a),
             window: hours(a.verifier_policy.window_hours),
             created: time(a.created_at),
@@ -260,7 +260,7 @@ fn agent_page(
         created: time(agent.created_at),
         version_created: time(agent.version_created_at),
         models: agent.model_route.join(" → "),
-        outcome_type: agent.outcome_type.clone(),
+        outcome_type: agent.outcome_type.to_string(),
         output_schema: agent
             .output_schema
             .as_ref()

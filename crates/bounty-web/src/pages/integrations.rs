@@ -391,7 +391,7 @@ async fn detail_page(
         .into_iter()
         .map(|d| DeliveryRow {
             received: time(d.received_at),
-            event: d.event,
+            event: d.event.to_string(),
             ticket: d.external_ticket,
             result: d.result.as_str().to_owned(),
             reason: d.reason.unwrap_or_default(),

@@ -57,18 +57,22 @@ pub(crate) async fn list(
     let invoices = page
         .items
         .into_iter()
-        .map(|i| InvoiceRow {
-            period: match (i.period_start, i.period_end) {
-                (Some(s), Some(e)) => format!("{} – {}", s.format("%Y-%m-%d"), e.format("%Y-%m-%d")),
-                (s, e) => format!("{} – {}", time_or_dash(s), time_or_dash(e)),
-            },
-            total: minor_units(i.total, &i.currency),
-            due: minor_units(i.amount_due, &i.currency),
-            paid: minor_units(i.amount_paid, &i.currency),
-            url: i.hosted_invoice_url.filter(|u| u.starts_with("https://")),
-            updated: time(i.updated_at),
-            id: i.id,
-            status: i.status,
+        .map(|i| {
+            let (updated_at, i) = (i.updated_at, i.stripe);
+            let currency = i.currency.as_str();
+            InvoiceRow {
+                period: match (i.period_start, i.period_end) {
+                    (Some(s), Some(e)) => format!("{} – {}", s.format("%Y-%m-%d"), e.format("%Y-%m-%d")),
+                    (s, e) => format!("{} – {}", time_or_dash(s), time_or_dash(e)),
+                },
+                total: minor_units(i.total, currency),
+                due: minor_units(i.amount_due, currency),
+                paid: minor_units(i.amount_paid, currency),
+                url: i.hosted_invoice_url.filter(|u| u.starts_with("https://")),
+                updated: time(updated_at),
+                id: i.id,
+                status: i.status.to_string(),
+            }
         })
         .collect();
     let next_href = page

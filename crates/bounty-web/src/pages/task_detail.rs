@@ -217,8 +217,10 @@ pub(crate) async fn page(
     // Ours only: shadow runs are not the task's, BYOK calls are the customer's.
     let mut byok_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
     for c in calls.iter().filter(|c| !c.call.shadow && c.call.byok) {
-        let e = byok_by_currency.entry(c.call.currency.clone()).or_insert(0);
-        *e = e.saturating_add(c.call.cost_micros);
+        let e = byok_by_currency
+            .entry(c.call.cost.currency.to_string())
+            .or_insert(0);
+        *e = e.saturating_add(c.call.cost.micros);
     }
     let byok_cost = byok_by_currency
         .iter()
@@ -226,8 +228,10 @@ pub(crate) async fn page(
         .collect::<Vec<_>>()
         .join(" + ");
     for c in calls.iter().filter(|c| !c.call.shadow && !c.call.byok) {
-        let e = cost_by_currency.entry(c.call.currency.clone()).or_insert(0);
-        *e = e.saturating_add(c.call.cost_micros);
+        let e = cost_by_currency
+            .entry(c.call.cost.currency.to_string())
+            .or_insert(0);
+        *e = e.saturating_add(c.call.cost.micros);
     }
     let total_cost = if cost_by_currency.is_empty() {
         "—".to_owned()
@@ -281,7 +285,7 @@ pub(crate) async fn page(
                 prompt_tokens: c.call.prompt_tokens,
                 completion_tokens: c.call.completion_tokens,
                 latency: format!("{} ms", c.call.latency_us / 1000),
-                cost: micros(c.call.cost_micros, &c.call.currency),
+                cost: micros(c.call.cost.micros, c.call.cost.currency.as_str()),
                 cache_hit: c.call.cache_hit,
                 byok: c.call.byok,
                 verdict: c.call.verdict.map_or("—", |d| d.as_str()).to_owned(),

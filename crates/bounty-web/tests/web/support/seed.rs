@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bounty_core::verification::RulesSpec;
 use bounty_core::{
-    AccountId, AccountName, AgentId, AgentName, ApiKeyId, ApiKeyMode, ApiKeySecret, Decision, KeyName,
-    ModelRoute, OutcomeType, TaskId, TaskInput, VerificationPolicy, VerifierSpec, VerifierVerdict,
+    AccountId, AccountName, AgentId, AgentName, ApiKeyId, ApiKeyMode, ApiKeySecret, Currency, Decision,
+    KeyName, ModelRoute, Money, OutcomeType, TaskId, TaskInput, VerificationPolicy, VerifierSpec,
+    VerifierVerdict,
 };
 use bounty_store::{
     AgentSpec, AttemptEnd, Email, NewModelCall, NewTask, Store, TaskError, TaskOutput, UserRole,
@@ -113,8 +114,7 @@ fn call(cost_micros: i64) -> NewModelCall {
         prompt_tokens: 120,
         completion_tokens: 48,
         latency_us: 250_000,
-        cost_micros,
-        currency: "USD".into(),
+        cost: Money::from_micros(cost_micros, Currency::USD),
         cache_hit: false,
         byok: false,
         error: None,
