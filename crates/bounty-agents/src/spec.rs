@@ -3,7 +3,7 @@
 //!
 //! Each part of an [`bounty_store::AgentSpec`] has its check here, which
 //! turns what a client or a person wrote into the typed part or an
-//! [`AgentFieldError`] naming the field. The API stops at the first error
+//! [`AgentSpecError`] naming the field. The API stops at the first error
 //! and maps it to its codes (`unknown_model`, `validation_failed`); the
 //! form runs them all and shows every error at once. Where model names
 //! come from is the caller's ([`KnownModels`]): the server's model
@@ -33,7 +33,7 @@ impl KnownModels for ModelRegistry {
 
 /// A refused part of an agent's definition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AgentFieldError {
+pub enum AgentSpecError {
     /// `field` names a model that is not configured (`model_route[1]`,
     /// `routing.shadow.model`).
     #[error("`{field}` names no configured model ({model:?})")]
@@ -43,9 +43,9 @@ pub enum AgentFieldError {
     Invalid { field: String, message: String },
 }
 
-impl AgentFieldError {
+impl AgentSpecError {
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        AgentFieldError::Invalid {
+        AgentSpecError::Invalid {
             field: field.into(),
             message: message.into(),
         }
@@ -54,20 +54,20 @@ impl AgentFieldError {
     /// The field at fault, as the API names it (`verifier_policy.verifiers[0].model`).
     pub fn field(&self) -> &str {
         match self {
-            AgentFieldError::UnknownModel { field, .. } | AgentFieldError::Invalid { field, .. } => field,
+            AgentSpecError::UnknownModel { field, .. } | AgentSpecError::Invalid { field, .. } => field,
         }
     }
 }
 
 /// The agent's name: a slug that cannot look like an id.
-pub fn name(raw: &str) -> Result<AgentName, AgentFieldError> {
-    AgentName::parse(raw).map_err(|e| AgentFieldError::invalid("name", e.to_string()))
+pub fn name(raw: &str) -> Result<AgentName, AgentSpecError> {
+    AgentName::parse(raw).map_err(|e| AgentSpecError::invalid("name", e.to_string()))
 }
 
 /// The system prompt, at most [`MAX_INSTRUCTIONS_CHARS`].
-pub fn instructions(raw: &str) -> Result<String, AgentFieldError> {
+pub fn instructions(raw: &str) -> Result<String, AgentSpecError> {
     if raw.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(AgentFieldError::invalid(
+        return Err(AgentSpecError::invalid(
             "instructions",
             format!("must be at most {MAX_INSTRUCTIONS_CHARS} characters"),
         ));
@@ -76,32 +76,32 @@ pub fn instructions(raw: &str) -> Result<String, AgentFieldError> {
 }
 
 /// The model route: configured models, tried in order.
-pub fn model_route(names: Vec<String>, models: &dyn KnownModels) -> Result<ModelRoute, AgentFieldError> {
+pub fn model_route(names: Vec<String>, models: &dyn KnownModels) -> Result<ModelRoute, AgentSpecError> {
     if let Some((i, model)) = names.iter().enumerate().find(|(_, n)| !models.knows(n)) {
-        return Err(AgentFieldError::UnknownModel {
+        return Err(AgentSpecError::UnknownModel {
             field: format!("model_route[{i}]"),
             model: model.clone(),
         });
     }
-    ModelRoute::parse(names).map_err(|e| AgentFieldError::invalid("model_route", e.to_string()))
+    ModelRoute::parse(names).map_err(|e| AgentSpecError::invalid("model_route", e.to_string()))
 }
 
 /// An output JSON Schema: no NUL character (Postgres cannot store one),
 /// and it compiles.
-pub fn output_schema(value: serde_json::Value) -> Result<serde_json::Value, AgentFieldError> {
+pub fn output_schema(value: serde_json::Value) -> Result<serde_json::Value, AgentSpecError> {
     if let Some(path) = bounty_core::text::nul_path(&value) {
-        return Err(AgentFieldError::invalid(
+        return Err(AgentSpecError::invalid(
             "output_schema",
             format!("must not contain a NUL character (at `{path}`)"),
         ));
     }
-    OutputSchema::compile(&value).map_err(|e| AgentFieldError::invalid("output_schema", e))?;
+    OutputSchema::compile(&value).map_err(|e| AgentSpecError::invalid("output_schema", e))?;
     Ok(value)
 }
 
 /// What a resolved task counts as.
-pub fn outcome_type(raw: &str) -> Result<OutcomeType, AgentFieldError> {
-    OutcomeType::parse(raw).map_err(|e| AgentFieldError::invalid("outcome_type", e.to_string()))
+pub fn outcome_type(raw: &str) -> Result<OutcomeType, AgentSpecError> {
+    OutcomeType::parse(raw).map_err(|e| AgentSpecError::invalid("outcome_type", e.to_string()))
 }
 
 /// The verification policy ([`crate::verify::validate_policy`]): a judge
@@ -110,27 +110,27 @@ pub fn outcome_type(raw: &str) -> Result<OutcomeType, AgentFieldError> {
 pub fn verifier_policy(
     policy: VerificationPolicy,
     models: &dyn KnownModels,
-) -> Result<VerificationPolicy, AgentFieldError> {
+) -> Result<VerificationPolicy, AgentSpecError> {
     crate::verify::validate_policy(&policy, models)
-        .map_err(|(field, message)| AgentFieldError::Invalid { field, message })?;
+        .map_err(|(field, message)| AgentSpecError::Invalid { field, message })?;
     Ok(policy)
 }
 
 /// Generation parameters within their bounds.
-pub fn params(p: GenerationParams) -> Result<GenerationParams, AgentFieldError> {
+pub fn params(p: GenerationParams) -> Result<GenerationParams, AgentSpecError> {
     p.validate()
-        .map_err(|(field, e)| AgentFieldError::invalid(format!("params.{field}"), e.to_string()))?;
+        .map_err(|(field, e)| AgentSpecError::invalid(format!("params.{field}"), e.to_string()))?;
     Ok(p)
 }
 
 /// The routing policy; its shadow model must be configured.
-pub fn routing(r: RoutingPolicy, models: &dyn KnownModels) -> Result<RoutingPolicy, AgentFieldError> {
+pub fn routing(r: RoutingPolicy, models: &dyn KnownModels) -> Result<RoutingPolicy, AgentSpecError> {
     r.validate()
-        .map_err(|e| AgentFieldError::invalid(e.field, e.message))?;
+        .map_err(|e| AgentSpecError::invalid(e.field, e.message))?;
     if let Some(shadow) = &r.shadow
         && !models.knows(&shadow.model)
     {
-        return Err(AgentFieldError::UnknownModel {
+        return Err(AgentSpecError::UnknownModel {
             field: "routing.shadow.model".to_owned(),
             model: shadow.model.clone(),
         });
@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(route.names(), ["small", "large"]);
         assert_eq!(
             model_route(vec!["small".into(), "huge".into()], &models),
-            Err(AgentFieldError::UnknownModel {
+            Err(AgentSpecError::UnknownModel {
                 field: "model_route[1]".into(),
                 model: "huge".into()
             })
@@ -193,7 +193,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             verifier_policy(judge, &models),
-            Err(AgentFieldError::Invalid {
+            Err(AgentSpecError::Invalid {
                 field: "verifier_policy.verifiers[0].model".into(),
                 message: "names no configured model (\"huge\")".into()
             })

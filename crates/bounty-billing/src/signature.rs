@@ -15,9 +15,9 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Why a `Stripe-Signature` header was refused. Every variant maps to HTTP 400 at the webhook edge;
-/// [`SignatureError::code`] is the stable machine code.
+/// [`StripeSignatureError::code`] is the stable machine code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum StripeSignatureError {
     /// The header is absent or blank.
     #[error("missing Stripe-Signature header")]
     MissingHeader,
@@ -40,7 +40,7 @@ pub enum SignatureError {
     },
 }
 
-impl SignatureError {
+impl StripeSignatureError {
     /// A stable machine code for logs and API errors.
     pub fn code(&self) -> &'static str {
         match self {
@@ -64,7 +64,7 @@ pub fn verify(
     secrets: &[&str],
     now_unix: i64,
     tolerance_secs: i64,
-) -> Result<(), SignatureError> {
+) -> Result<(), StripeSignatureError> {
     let parsed = ParsedHeader::parse(header)?;
 
     let authentic = parsed.v1.iter().any(|signature| {
@@ -75,12 +75,12 @@ pub fn verify(
         })
     });
     if !authentic {
-        return Err(SignatureError::NoMatchingSignature);
+        return Err(StripeSignatureError::NoMatchingSignature);
     }
 
     // Checked after the MAC so that only authentic (replayed) deliveries report a stale timestamp.
     if now_unix.abs_diff(parsed.timestamp) > tolerance_secs.unsigned_abs() {
-        return Err(SignatureError::TimestampOutOfTolerance {
+        return Err(StripeSignatureError::TimestampOutOfTolerance {
             timestamp: parsed.timestamp,
             now: now_unix,
             tolerance_secs,
@@ -111,33 +111,33 @@ struct ParsedHeader<'a> {
 }
 
 impl<'a> ParsedHeader<'a> {
-    fn parse(header: &'a str) -> Result<Self, SignatureError> {
+    fn parse(header: &'a str) -> Result<Self, StripeSignatureError> {
         if header.trim().is_empty() {
-            return Err(SignatureError::MissingHeader);
+            return Err(StripeSignatureError::MissingHeader);
         }
         let mut timestamp = None;
         let mut v1 = Vec::new();
         for item in header.split(',') {
             let (key, value) = item
                 .split_once('=')
-                .ok_or(SignatureError::MalformedHeader("expected key=value pairs"))?;
+                .ok_or(StripeSignatureError::MalformedHeader("expected key=value pairs"))?;
             match key.trim() {
                 "t" => {
                     let t = value
                         .trim()
                         .parse::<i64>()
-                        .map_err(|_| SignatureError::MalformedHeader("timestamp is not an integer"))?;
+                        .map_err(|_| StripeSignatureError::MalformedHeader("timestamp is not an integer"))?;
                     if timestamp.replace(t).is_some() {
-                        return Err(SignatureError::MalformedHeader("more than one timestamp"));
+                        return Err(StripeSignatureError::MalformedHeader("more than one timestamp"));
                     }
                 }
                 "v1" => v1.push(value.trim()),
                 _ => {}
             }
         }
-        let timestamp = timestamp.ok_or(SignatureError::MalformedHeader("no timestamp"))?;
+        let timestamp = timestamp.ok_or(StripeSignatureError::MalformedHeader("no timestamp"))?;
         if v1.is_empty() {
-            return Err(SignatureError::NoV1Signature);
+            return Err(StripeSignatureError::NoV1Signature);
         }
         Ok(Self { timestamp, v1 })
     }
@@ -181,7 +181,7 @@ mod tests {
         let tampered = br#"{"id":"evt_1","object":"event","type":"invoice.void"}"#;
         assert_eq!(
             verify(&header, tampered, &[SECRET], T, TOLERANCE),
-            Err(SignatureError::NoMatchingSignature)
+            Err(StripeSignatureError::NoMatchingSignature)
         );
     }
 
@@ -190,7 +190,7 @@ mod tests {
         let header = sign(BODY, OTHER, T);
         assert_eq!(
             verify(&header, BODY, &[SECRET], T, TOLERANCE),
-            Err(SignatureError::NoMatchingSignature)
+            Err(StripeSignatureError::NoMatchingSignature)
         );
     }
 
@@ -201,7 +201,7 @@ mod tests {
             let err = verify(&header, BODY, &[SECRET], now, TOLERANCE).unwrap_err();
             assert_eq!(
                 err,
-                SignatureError::TimestampOutOfTolerance {
+                StripeSignatureError::TimestampOutOfTolerance {
                     timestamp: T,
                     now,
                     tolerance_secs: TOLERANCE
@@ -219,7 +219,7 @@ mod tests {
         for header in ["", "   "] {
             assert_eq!(
                 verify(header, BODY, &[SECRET], T, TOLERANCE),
-                Err(SignatureError::MissingHeader)
+                Err(StripeSignatureError::MissingHeader)
             );
         }
     }
@@ -229,14 +229,14 @@ mod tests {
         let cases = [
             (
                 "garbage",
-                SignatureError::MalformedHeader("expected key=value pairs"),
+                StripeSignatureError::MalformedHeader("expected key=value pairs"),
             ),
             (
                 "t=abc,v1=00",
-                SignatureError::MalformedHeader("timestamp is not an integer"),
+                StripeSignatureError::MalformedHeader("timestamp is not an integer"),
             ),
-            ("v1=00", SignatureError::MalformedHeader("no timestamp")),
-            ("t=1700000000,v0=00", SignatureError::NoV1Signature),
+            ("v1=00", StripeSignatureError::MalformedHeader("no timestamp")),
+            ("t=1700000000,v0=00", StripeSignatureError::NoV1Signature),
         ];
         for (header, expected) in cases {
             assert_eq!(
@@ -271,7 +271,7 @@ mod tests {
         let header = format!("t={T},v1=not-hex-zz");
         assert_eq!(
             verify(&header, BODY, &[SECRET], T, TOLERANCE),
-            Err(SignatureError::NoMatchingSignature)
+            Err(StripeSignatureError::NoMatchingSignature)
         );
         let valid_v1 = sign(BODY, SECRET, T).split_once(",v1=").unwrap().1.to_owned();
         let header = format!("t={T},v1=not-hex-zz,v1={valid_v1}");
@@ -283,7 +283,10 @@ mod tests {
         let valid_v1 = sign(BODY, SECRET, T).split_once(",v1=").unwrap().1.to_owned();
         let header = format!("t={T},t={},v1={valid_v1}", T + 1);
         let err = verify(&header, BODY, &[SECRET], T, TOLERANCE).unwrap_err();
-        assert_eq!(err, SignatureError::MalformedHeader("more than one timestamp"));
+        assert_eq!(
+            err,
+            StripeSignatureError::MalformedHeader("more than one timestamp")
+        );
         assert_eq!(err.code(), "signature_malformed");
     }
 }

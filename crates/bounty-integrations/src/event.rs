@@ -89,14 +89,14 @@ pub struct NewTicket {
     /// conversation whose first message arrives separately).
     pub body: String,
     /// Who opened it.
-    pub customer: Customer,
+    pub customer: TicketCustomer,
     /// The vendor's tags or labels, in the vendor's order.
     pub tags: Vec<String>,
 }
 
 /// The customer on a ticket, as far as the vendor tells.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Customer {
+pub struct TicketCustomer {
     /// Their email address, as the vendor has it (not validated further).
     pub email: Option<String>,
     /// Their display name.

@@ -74,7 +74,7 @@ pub enum Effect {
 
 /// The delivery a result is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
+pub struct DeliveryReceipt {
     pub delivery: DeliveryId,
     /// What happened to the ticket.
     pub event: TicketEventName,
@@ -84,22 +84,25 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntakeResult {
     /// The ticket became a task.
-    TaskCreated { receipt: Receipt, task: TaskId },
+    TaskCreated { receipt: DeliveryReceipt, task: TaskId },
     /// The ticket has its task already (its creation delivered again under
     /// another id): nothing new is made or billed.
-    TaskExists { receipt: Receipt, task: TaskId },
+    TaskExists { receipt: DeliveryReceipt, task: TaskId },
     /// The signal moved the ticket's outcome to `status`.
     SignalApplied {
-        receipt: Receipt,
+        receipt: DeliveryReceipt,
         outcome: OutcomeId,
         status: OutcomeStatus,
     },
     /// The outcome's policy does not take the signal (no `external`
     /// verifier, or its window is over); the refusal is on its receipt.
-    SignalNotApplicable { receipt: Receipt, why: String },
+    SignalNotApplicable { receipt: DeliveryReceipt, why: String },
     /// Recorded, nothing else done; `why` when something was meant to
     /// happen and could not (the ticket has no finished task yet, …).
-    Recorded { receipt: Receipt, why: Option<String> },
+    Recorded {
+        receipt: DeliveryReceipt,
+        why: Option<String>,
+    },
     /// Seen before: the first delivery's record, to answer as it was.
     Duplicate { first: DeliveryRecord },
     /// The account's cap leaves no room for the ticket's task; nothing is
@@ -121,7 +124,7 @@ pub struct Answer {
 impl IntakeResult {
     /// The answer of an accepted delivery; `None` for a budget refusal.
     pub fn answer(&self) -> Option<Answer> {
-        let answer = |receipt: &Receipt, result, task_id, reason| Answer {
+        let answer = |receipt: &DeliveryReceipt, result, task_id, reason| Answer {
             delivery_id: receipt.delivery,
             event: receipt.event,
             result,
@@ -231,7 +234,7 @@ pub async fn take(
         tx.commit().await?;
         return Ok(IntakeResult::Duplicate { first });
     };
-    let receipt = Receipt { delivery: id, event };
+    let receipt = DeliveryReceipt { delivery: id, event };
     let ticket = new.external_ticket;
     let result = match admitted {
         Planned::Task(admitted) => create_task(&mut tx, integration, &admitted, receipt, now).await?,
@@ -270,7 +273,7 @@ async fn create_task(
     tx: &mut Tx,
     integration: &Integration,
     admitted: &submit::Admitted,
-    receipt: Receipt,
+    receipt: DeliveryReceipt,
     now: Timestamp,
 ) -> Result<IntakeResult, IntakeError> {
     Ok(
@@ -304,7 +307,7 @@ async fn apply_signal(
     integration: &Integration,
     ticket: &str,
     signal: Signal,
-    receipt: Receipt,
+    receipt: DeliveryReceipt,
     now: Timestamp,
 ) -> Result<IntakeResult, StoreError> {
     let account: AccountId = integration.account_id;
@@ -411,7 +414,7 @@ mod tests {
     use bounty_core::{ApiKeyMode, IntegrationKind};
 
     use super::*;
-    use crate::event::{Customer, SatisfactionScore, TicketRef};
+    use crate::event::{SatisfactionScore, TicketCustomer, TicketRef};
 
     fn integration() -> Integration {
         crate::fixtures::integration(IntegrationKind::Zendesk, ApiKeyMode::Test)
@@ -435,7 +438,7 @@ mod tests {
         let ticket = NewTicket {
             subject: Some("Refund".into()),
             body: "  ".into(),
-            customer: Customer {
+            customer: TicketCustomer {
                 email: Some("a@b.c".into()),
                 ..Default::default()
             },
@@ -521,7 +524,7 @@ mod tests {
 
     #[test]
     fn every_accepted_result_answers_with_its_result_and_reason() {
-        let receipt = Receipt {
+        let receipt = DeliveryReceipt {
             delivery: DeliveryId::new(),
             event: TicketEventName::Created,
         };

@@ -57,11 +57,11 @@ pub mod status;
 pub mod testing;
 
 pub use entropy::EntropyError;
-pub use event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+pub use event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 pub use intake::{IntakeError, IntakeResult, VerifiedDelivery};
 pub use kind::IntegrationKind;
 pub use parse::{ParseError, Parsed, VendorPayload, parse};
-pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
+pub use reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplySent, ReplyTarget, send_reply};
 pub use seal::{KeyError, KeyId, Keyring, SealError, SealKey};
 pub use settings::{ReplySettings, ReplySettingsIn, SettingsError};
 pub use signature::{

@@ -14,7 +14,7 @@
 //!   `webhook-id` (receivers dedupe on it, so resending is always safe).
 //! - On a retry ([`Reply::attempt`] > 1) the client first reads the ticket
 //!   back and, when the marker is there, skips the write and answers
-//!   [`Sent::AlreadyPosted`]. The first try never pays for that read.
+//!   [`ReplySent::AlreadyPosted`]. The first try never pays for that read.
 //! - Status changes that follow the reply (close, resolve) are idempotent
 //!   on every vendor, so they are always sent, even after `AlreadyPosted`:
 //!   the ambiguous failure may have come between the reply and the close.
@@ -176,7 +176,7 @@ pub struct Reply<'a> {
 
 /// What [`send_reply`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
+pub enum ReplySent {
     /// The reply (or note) was posted now.
     Posted,
     /// The marker was already on the ticket: an earlier try was applied
@@ -253,7 +253,7 @@ pub async fn send_reply(
     target: &ReplyTarget,
     reply: &Reply<'_>,
     now: Timestamp,
-) -> Result<Sent, ReplyError> {
+) -> Result<ReplySent, ReplyError> {
     let base = endpoint::BaseUrl::parse(&target.base_url)?;
     endpoint::check_id("ticket id", reply.ticket_external_id)?;
     endpoint::check_id("reply id", reply.reply_id)?;

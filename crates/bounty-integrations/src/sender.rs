@@ -22,7 +22,7 @@ use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply};
+use crate::reply::{Reply, ReplyAction, ReplyCredentials, ReplyError, ReplySent, ReplyTarget, send_reply};
 use crate::retry::next_delay;
 use crate::seal::Keyring;
 use crate::settings::ReplySettings;
@@ -51,7 +51,7 @@ impl Default for ReplySenderConfig {
 
 /// What sending one row came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SendResult {
     /// Posted now, or found already posted (`sent_as`).
     Done(&'static str),
     /// Try again after this long.
@@ -124,9 +124,9 @@ impl ReplySender {
     }
 
     /// Sends one claimed row; writes nothing.
-    pub async fn send(&self, claim: &OutboxClaim) -> Outcome {
+    pub async fn send(&self, claim: &OutboxClaim) -> SendResult {
         let item = &claim.item;
-        let park = |error: String| Outcome::Park { error, disable: None };
+        let park = |error: String| SendResult::Park { error, disable: None };
         let text = |field: &str| item.payload[field].as_str().map(str::to_owned);
         let (Some(integration), Some(ticket), Some(action)) =
             (text("integration_id"), text("ticket"), text("action"))
@@ -158,7 +158,7 @@ impl ReplySender {
         let settings = match open_reply(&self.keyring, &integration) {
             Ok(Some(s)) => s,
             // No reply-back configured: nothing to post, nothing lost.
-            Ok(None) => return Outcome::Done("no_reply_configured"),
+            Ok(None) => return SendResult::Done("no_reply_configured"),
             Err(e) => return park(e.to_string()),
         };
         let target = target_of(settings);
@@ -175,9 +175,9 @@ impl ReplySender {
             attempt: u32::try_from(item.attempts.max(1)).unwrap_or(1),
         };
         match send_reply(&self.http, &target, &reply, self.store.now()).await {
-            Ok(Sent::Posted) => Outcome::Done("posted"),
-            Ok(Sent::AlreadyPosted) => Outcome::Done("already_posted"),
-            Err(ReplyError::Gone) => Outcome::Park {
+            Ok(ReplySent::Posted) => SendResult::Done("posted"),
+            Ok(ReplySent::AlreadyPosted) => SendResult::Done("already_posted"),
+            Err(ReplyError::Gone) => SendResult::Park {
                 error: "the helpdesk answered 410 Gone: reply-back disabled".to_owned(),
                 disable: Some(integration_id),
             },
@@ -186,14 +186,14 @@ impl ReplySender {
         }
     }
 
-    fn later(&self, attempts: i32, error: &ReplyError) -> Outcome {
+    fn later(&self, attempts: i32, error: &ReplyError) -> SendResult {
         let attempt = u32::try_from(attempts.max(1)).unwrap_or(1);
         match next_delay(attempt, error, bounty_core::random_unit()) {
-            Some(after) => Outcome::Later {
+            Some(after) => SendResult::Later {
                 error: error.to_string(),
                 after,
             },
-            None => Outcome::Park {
+            None => SendResult::Park {
                 error: format!("gave up after {attempt} attempts: {error}"),
                 disable: None,
             },
@@ -201,10 +201,10 @@ impl ReplySender {
     }
 
     /// Writes what sending a row came to.
-    pub async fn record(&self, claim: &OutboxClaim, outcome: Outcome) -> Result<(), StoreError> {
+    pub async fn record(&self, claim: &OutboxClaim, outcome: SendResult) -> Result<(), StoreError> {
         let item = &claim.item;
         match outcome {
-            Outcome::Done(how) => {
+            SendResult::Done(how) => {
                 tracing::info!(outbox.id = %item.id, sent_as = how, "helpdesk reply sent");
                 let delivered = Delivered {
                     object_id: None,
@@ -212,13 +212,13 @@ impl ReplySender {
                 };
                 self.store.outbox_sent(item.id, &delivered).await
             }
-            Outcome::Later { error, after } => {
+            SendResult::Later { error, after } => {
                 tracing::warn!(outbox.id = %item.id, %error, retry_in_ms = after.as_millis() as u64, "helpdesk reply will be retried");
                 let at =
                     self.store.now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
                 self.store.outbox_retry_at(item.id, &error, at).await
             }
-            Outcome::Park { error, disable } => {
+            SendResult::Park { error, disable } => {
                 tracing::error!(outbox.id = %item.id, %error, "helpdesk reply parked as failed");
                 if let Some(integration) = disable {
                     self.store

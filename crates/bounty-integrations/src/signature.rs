@@ -368,7 +368,7 @@ pub struct Delivery<'a> {
     /// The delivery id: Zendesk's invocation id, Chatwoot's delivery id,
     /// Standard's `webhook-id` (Intercom sends none, so it is unused there).
     pub id: &'a str,
-    /// The signing time (unused for Intercom). Sent at one-second precision.
+    /// The signing time (unused for Intercom). ReplySent at one-second precision.
     pub timestamp: Timestamp,
 }
 

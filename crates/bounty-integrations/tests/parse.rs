@@ -7,7 +7,7 @@
 
 use bounty_integrations::parse::{MAX_BODY_BYTES, MAX_ID_BYTES, MAX_TAGS, MAX_TEXT_BYTES};
 use bounty_integrations::{
-    Customer, IntegrationKind, NewTicket, ParseError, Parsed, TicketEvent, TicketEventKind, TicketRef,
+    IntegrationKind, NewTicket, ParseError, Parsed, TicketCustomer, TicketEvent, TicketEventKind, TicketRef,
     VendorPayload, parse,
 };
 use chrono::{DateTime, TimeZone, Utc};
@@ -125,7 +125,7 @@ fn zendesk_ticket_created() {
                 body: "Hi,\n\nI was charged twice for order #55213 on November 28. Could you refund the \
                        duplicate charge?\n\nThanks,\nMaya"
                     .into(),
-                customer: Customer {
+                customer: TicketCustomer {
                     email: None,
                     name: None,
                     external_id: Some("8447388090494".into())
@@ -326,7 +326,7 @@ fn intercom_conversation_created() {
                 body: "Hi there,\nI can't export my invoices as PDF \u{2014} the button spins forever.\n\
                        Tried Chrome and Firefox."
                     .into(),
-                customer: Customer {
+                customer: TicketCustomer {
                     email: Some("priya.raman@northwind.example".into()),
                     name: Some("Priya Raman".into()),
                     external_id: Some("6571a2c94f3d1e0012ab34cd".into()),
@@ -507,7 +507,7 @@ fn chatwoot_conversation_created() {
             kind: TicketEventKind::Created(NewTicket {
                 subject: None,
                 body: "Hello! My API key stopped working after I rotated it, every call returns 401.".into(),
-                customer: Customer {
+                customer: TicketCustomer {
                     email: Some("joao.silva@tejo-labs.example".into()),
                     name: Some("João Silva".into()),
                     external_id: Some("7291".into()),
@@ -674,7 +674,7 @@ fn standard_events() {
                 body: "My parcel FC-5521-NO says delivery on Dec 9, but the email said Dec 3. \
                        Which one is right?"
                     .into(),
-                customer: Customer {
+                customer: TicketCustomer {
                     email: Some("ola.nordmann@example.no".into()),
                     name: Some("Ola Nordmann".into()),
                     external_id: Some("cus_881".into()),

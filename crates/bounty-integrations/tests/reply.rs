@@ -12,7 +12,7 @@ use bounty_integrations::reply::{INTERCOM_API_VERSION, USER_AGENT};
 use bounty_integrations::retry::next_delay;
 use bounty_integrations::testing::{FakeHelpdesk, Fault, PostKind, RecordedPost, RecordedRequest};
 use bounty_integrations::{
-    IntegrationKind, Reply, ReplyAction, ReplyCredentials, ReplyError, ReplyTarget, Sent, send_reply,
+    IntegrationKind, Reply, ReplyAction, ReplyCredentials, ReplyError, ReplySent, ReplyTarget, send_reply,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ impl Harness {
         action: &ReplyAction,
         reply_id: &str,
         attempt: u32,
-    ) -> Result<Sent, ReplyError> {
+    ) -> Result<ReplySent, ReplyError> {
         self.send_to(&self.fake.target(kind), ticket(kind), action, reply_id, attempt)
             .await
     }
@@ -84,7 +84,7 @@ impl Harness {
         action: &ReplyAction,
         reply_id: &str,
         attempt: u32,
-    ) -> Result<Sent, ReplyError> {
+    ) -> Result<ReplySent, ReplyError> {
         let data = json!({ "task_id": "task_01JF3K8Y", "outcome": "resolved" });
         let reply = Reply {
             ticket_external_id: ticket,
@@ -146,7 +146,10 @@ fn marked(text: &str) -> String {
 #[tokio::test]
 async fn zendesk_resolve_is_one_update_that_comments_solves_and_marks() {
     let h = Harness::start().await;
-    assert_eq!(h.send(ZENDESK, &resolve(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(ZENDESK, &resolve(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     assert_eq!(
@@ -187,7 +190,10 @@ async fn zendesk_resolve_is_one_update_that_comments_solves_and_marks() {
 #[tokio::test]
 async fn zendesk_handoff_is_a_private_comment_and_a_tag_and_leaves_the_ticket_open() {
     let h = Harness::start().await;
-    assert_eq!(h.send(ZENDESK, &handoff(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(ZENDESK, &handoff(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     assert_eq!(requests.len(), 1);
@@ -235,7 +241,7 @@ async fn zendesk_finds_its_marker_past_the_first_page_of_audits() {
         };
         assert_eq!(
             h.send(ZENDESK, &note, &format!("obx_earlier{n}"), 1).await,
-            Ok(Sent::Posted)
+            Ok(ReplySent::Posted)
         );
     }
     h.fake.push_fault(Fault::ApplyThenFail);
@@ -247,7 +253,7 @@ async fn zendesk_finds_its_marker_past_the_first_page_of_audits() {
     let before = h.requests().len();
     assert_eq!(
         h.send(ZENDESK, &resolve(), REPLY_ID, 2).await,
-        Ok(Sent::AlreadyPosted)
+        Ok(ReplySent::AlreadyPosted)
     );
     let retry: Vec<(String, Option<String>)> = h.requests()[before..]
         .iter()
@@ -272,7 +278,10 @@ async fn zendesk_finds_its_marker_past_the_first_page_of_audits() {
 #[tokio::test]
 async fn intercom_resolve_replies_as_the_admin_then_closes() {
     let h = Harness::start().await;
-    assert_eq!(h.send(INTERCOM, &resolve(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(INTERCOM, &resolve(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     let calls: Vec<(&str, &str)> = requests
@@ -327,7 +336,10 @@ async fn intercom_resolve_replies_as_the_admin_then_closes() {
 #[tokio::test]
 async fn intercom_handoff_is_a_note_and_leaves_the_conversation_open() {
     let h = Harness::start().await;
-    assert_eq!(h.send(INTERCOM, &handoff(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(INTERCOM, &handoff(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     assert_eq!(requests.len(), 1);
@@ -361,7 +373,10 @@ async fn intercom_handoff_is_a_note_and_leaves_the_conversation_open() {
 #[tokio::test]
 async fn chatwoot_resolve_posts_a_public_message_then_resolves() {
     let h = Harness::start().await;
-    assert_eq!(h.send(CHATWOOT, &resolve(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(CHATWOOT, &resolve(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     let calls: Vec<(&str, &str)> = requests
@@ -416,7 +431,10 @@ async fn chatwoot_handoff_is_a_private_note_and_moves_the_conversation_to_the_hu
     let h = Harness::start().await;
     h.fake.add_ticket(CHATWOOT, "1742");
     assert_eq!(h.fake.ticket_status(CHATWOOT, "1742").as_deref(), Some("pending"));
-    assert_eq!(h.send(CHATWOOT, &handoff(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(CHATWOOT, &handoff(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     assert_eq!(requests.len(), 2);
@@ -462,13 +480,13 @@ async fn chatwoot_finds_its_marker_on_an_older_page_of_messages() {
         };
         assert_eq!(
             h.send(CHATWOOT, &later, &format!("obx_later{n}"), 1).await,
-            Ok(Sent::Posted)
+            Ok(ReplySent::Posted)
         );
     }
     let before = h.requests().len();
     assert_eq!(
         h.send(CHATWOOT, &resolve(), REPLY_ID, 2).await,
-        Ok(Sent::AlreadyPosted)
+        Ok(ReplySent::AlreadyPosted)
     );
     let retry = &h.requests()[before..];
     let reads: Vec<Option<&str>> = retry
@@ -495,7 +513,10 @@ async fn chatwoot_finds_its_marker_on_an_older_page_of_messages() {
 #[tokio::test]
 async fn standard_resolve_is_one_signed_delivery_with_the_callers_data() {
     let h = Harness::start().await;
-    assert_eq!(h.send(STANDARD, &resolve(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(STANDARD, &resolve(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
 
     let requests = h.requests();
     assert_eq!(requests.len(), 1);
@@ -551,7 +572,10 @@ async fn standard_resolve_is_one_signed_delivery_with_the_callers_data() {
 #[tokio::test]
 async fn standard_handoff_is_a_ticket_handoff_event() {
     let h = Harness::start().await;
-    assert_eq!(h.send(STANDARD, &handoff(), REPLY_ID, 1).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(STANDARD, &handoff(), REPLY_ID, 1).await,
+        Ok(ReplySent::Posted)
+    );
     let body = h.requests()[0].body.clone().unwrap();
     assert_eq!(body["type"], json!("ticket.handoff"));
     assert_eq!(
@@ -579,7 +603,10 @@ async fn standard_resend_after_an_ambiguous_failure_is_deduped_by_the_receiver()
         Err(ReplyError::Transient(_))
     ));
     // Standard never reads back: the resend is the same webhook-id, and the receiver dedupes it.
-    assert_eq!(h.send(STANDARD, &resolve(), REPLY_ID, 2).await, Ok(Sent::Posted));
+    assert_eq!(
+        h.send(STANDARD, &resolve(), REPLY_ID, 2).await,
+        Ok(ReplySent::Posted)
+    );
     let requests = h.requests();
     assert_eq!(requests.len(), 2);
     assert!(
@@ -604,7 +631,7 @@ async fn a_retry_after_the_vendor_applied_but_never_answered_is_already_posted()
         );
         assert_eq!(
             h.send(kind, &resolve(), REPLY_ID, 2).await,
-            Ok(Sent::AlreadyPosted),
+            Ok(ReplySent::AlreadyPosted),
             "{kind}"
         );
 
@@ -642,7 +669,7 @@ async fn a_retry_after_a_failed_close_skips_the_reply_and_finishes_the_close() {
 
         assert_eq!(
             h.send(kind, &resolve(), REPLY_ID, 2).await,
-            Ok(Sent::AlreadyPosted),
+            Ok(ReplySent::AlreadyPosted),
             "{kind}"
         );
         let kinds: Vec<PostKind> = h.fake.posts().into_iter().map(|p| p.kind).collect();
@@ -662,7 +689,7 @@ async fn a_retry_that_finds_no_marker_posts() {
         // The first try failed before reaching the vendor: nothing to find.
         assert_eq!(
             h.send(kind, &resolve(), REPLY_ID, 3).await,
-            Ok(Sent::Posted),
+            Ok(ReplySent::Posted),
             "{kind}"
         );
         let requests = h.requests();
@@ -678,10 +705,13 @@ async fn a_retry_that_finds_no_marker_posts() {
 async fn another_replys_marker_does_not_count() {
     for kind in READ_BACK {
         let h = Harness::start().await;
-        assert_eq!(h.send(kind, &handoff(), "obx_other", 1).await, Ok(Sent::Posted));
+        assert_eq!(
+            h.send(kind, &handoff(), "obx_other", 1).await,
+            Ok(ReplySent::Posted)
+        );
         assert_eq!(
             h.send(kind, &resolve(), REPLY_ID, 2).await,
-            Ok(Sent::Posted),
+            Ok(ReplySent::Posted),
             "{kind}"
         );
         assert_eq!(h.posts_of(&PostKind::Reply).len(), 1, "{kind}");
@@ -835,7 +865,7 @@ async fn an_unknown_ticket_is_the_vendors_404() {
         assert_eq!(
             h.send_to(&h.fake.target(kind), "999", &handoff(), REPLY_ID, 1)
                 .await,
-            Ok(Sent::Posted),
+            Ok(ReplySent::Posted),
             "{kind}"
         );
     }
@@ -848,7 +878,7 @@ async fn a_slow_vendor_within_the_timeout_still_gets_the_reply() {
         h.fake.push_fault(Fault::Delay(Duration::from_millis(200)));
         assert_eq!(
             h.send(kind, &resolve(), REPLY_ID, 1).await,
-            Ok(Sent::Posted),
+            Ok(ReplySent::Posted),
             "{kind}"
         );
         assert!(!h.fake.posts().is_empty());
@@ -960,7 +990,10 @@ async fn a_standard_receiver_with_its_own_secret_accepts_only_that_secret() {
         data: &data,
         attempt: 1,
     };
-    assert_eq!(send_reply(&http, &target, &reply, now()).await, Ok(Sent::Posted));
+    assert_eq!(
+        send_reply(&http, &target, &reply, now()).await,
+        Ok(ReplySent::Posted)
+    );
     // Signed an hour ago: outside the receiver's tolerance.
     let stale = now() - chrono::TimeDelta::hours(1);
     let reply = Reply {

@@ -405,12 +405,12 @@ impl From<bounty_agents::SubmitError> for ApiError {
     }
 }
 
-impl From<bounty_agents::spec::AgentFieldError> for ApiError {
-    fn from(e: bounty_agents::spec::AgentFieldError) -> Self {
-        use bounty_agents::spec::AgentFieldError;
+impl From<bounty_agents::spec::AgentSpecError> for ApiError {
+    fn from(e: bounty_agents::spec::AgentSpecError) -> Self {
+        use bounty_agents::spec::AgentSpecError;
         match e {
-            AgentFieldError::UnknownModel { field, model } => ApiError::UnknownModel { param: field, model },
-            AgentFieldError::Invalid { field, message } => ApiError::validation(field, message),
+            AgentSpecError::UnknownModel { field, model } => ApiError::UnknownModel { param: field, model },
+            AgentSpecError::Invalid { field, message } => ApiError::validation(field, message),
         }
     }
 }

@@ -9,12 +9,8 @@ use std::str::FromStr;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-/// Which backend a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// Which backend a test runs on: the store's own.
+pub use crate::db::Backend;
 
 /// A database that exists for one test.
 pub struct TestDatabase {

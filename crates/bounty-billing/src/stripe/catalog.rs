@@ -55,7 +55,7 @@ impl Product {
 
 /// A price, as far as billing reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Price {
+pub struct StripePrice {
     pub id: String,
     pub product: String,
     pub currency: String,
@@ -67,10 +67,10 @@ pub struct Price {
     pub active: bool,
 }
 
-impl Price {
+impl StripePrice {
     fn from_json(object: &Value) -> Result<Self, StripeError> {
         let text = |v: &Value| v.as_str().map(str::to_owned);
-        Ok(Price {
+        Ok(StripePrice {
             id: field(object, "id")?.to_owned(),
             product: match &object["product"] {
                 // `product` may come expanded.
@@ -198,7 +198,7 @@ impl StripeClient {
     }
 
     /// The active price with this lookup key, if any (`GET /v1/prices?lookup_keys[]=…`).
-    pub async fn price_by_lookup_key(&self, lookup_key: &str) -> Result<Option<Price>, StripeError> {
+    pub async fn price_by_lookup_key(&self, lookup_key: &str) -> Result<Option<StripePrice>, StripeError> {
         let prices = self
             .list_all(
                 "/prices",
@@ -208,7 +208,7 @@ impl StripeClient {
             .await?;
         prices
             .iter()
-            .map(Price::from_json)
+            .map(StripePrice::from_json)
             .find(|p| {
                 p.as_ref()
                     .map_or(true, |p| p.lookup_key.as_deref() == Some(lookup_key))
@@ -221,7 +221,7 @@ impl StripeClient {
         &self,
         idempotency_key: &IdempotencyKey,
         price: &NewPrice<'_>,
-    ) -> Result<Price, StripeError> {
+    ) -> Result<StripePrice, StripeError> {
         let params = json!({
             "product": price.product,
             "currency": price.currency,
@@ -234,6 +234,6 @@ impl StripeClient {
         let object = self
             .call(StripeMethod::Post, "/prices", &params, Some(idempotency_key))
             .await?;
-        Price::from_json(&object)
+        StripePrice::from_json(&object)
     }
 }

@@ -26,7 +26,7 @@ use stripe_core::customer::CreateCustomer;
 mod catalog;
 mod customers;
 
-pub use catalog::{Meter, NewPrice, Price, Product};
+pub use catalog::{Meter, NewPrice, Product, StripePrice};
 pub use customers::{BalanceCredit, Subscription};
 
 /// Stripe's production API.

@@ -50,7 +50,7 @@
 //! a `CustomerReplied`. Message events carry no event id; their
 //! `vendor_event_id` is derived as `message_created:{message id}`.
 
-use crate::event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+use crate::event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 
 use super::field::At;
 use super::{ParseError, Parsed};
@@ -87,7 +87,7 @@ fn created(root: &At<'_>) -> Result<TicketEvent, ParseError> {
             .opt("additional_attributes.mail_subject", At::short)?
             .flatten(),
         body,
-        customer: Customer {
+        customer: TicketCustomer {
             email: root.opt("meta.sender.email", At::email)?.flatten(),
             name: root.opt("meta.sender.name", At::short)?.flatten(),
             external_id: root.opt("meta.sender.id", At::id)?,

@@ -41,7 +41,7 @@
 //! `conversation.admin.opened` is `Reopened`. Intake should treat a
 //! customer reply on a ticket it considers solved as reopening it.
 
-use crate::event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+use crate::event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 
 use super::field::At;
 use super::{MAX_TAGS, ParseError, Parsed};
@@ -102,7 +102,7 @@ fn created(item: &At<'_>) -> Result<TicketEventKind, ParseError> {
     Ok(TicketEventKind::Created(NewTicket {
         subject,
         body: source.opt("body", At::html_text)?.unwrap_or_default(),
-        customer: Customer {
+        customer: TicketCustomer {
             email: source.opt("author.email", At::email)?.flatten(),
             name: source.opt("author.name", At::short)?.flatten(),
             external_id: source.opt("author.id", At::id)?,

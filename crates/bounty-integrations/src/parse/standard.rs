@@ -34,7 +34,7 @@
 //! Unknown fields are ignored. The delivery id is the `webhook-id` header
 //! (see [`crate::signature::Verified::delivery_id`]); the body carries none.
 
-use crate::event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+use crate::event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 
 use super::field::At;
 use super::{ParseError, Parsed};
@@ -61,7 +61,7 @@ pub(super) fn parse(root: &At<'_>) -> Result<Parsed, ParseError> {
         "ticket.created" => TicketEventKind::Created(NewTicket {
             subject: data.opt("subject", At::short)?.flatten(),
             body: data.req("body")?.text()?,
-            customer: Customer {
+            customer: TicketCustomer {
                 email: data.opt("customer.email", At::email)?.flatten(),
                 name: data.opt("customer.name", At::short)?.flatten(),
                 external_id: data.opt("customer.id", At::id)?,

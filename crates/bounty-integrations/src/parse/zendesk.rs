@@ -45,7 +45,7 @@
 //! Zendesk trigger ("Satisfaction is Good/Bad" → notify webhook) can send
 //! exactly this body through placeholders, so ratings arrive either way.
 
-use crate::event::{Customer, NewTicket, SatisfactionScore, TicketEvent, TicketEventKind, TicketRef};
+use crate::event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 
 use super::Parsed;
 use super::field::At;
@@ -92,7 +92,7 @@ fn created(root: &At<'_>) -> Result<TicketEventKind, super::ParseError> {
     Ok(TicketEventKind::Created(NewTicket {
         subject: root.opt("detail.subject", At::short)?.flatten(),
         body: root.opt("detail.description", At::text)?.unwrap_or_default(),
-        customer: Customer {
+        customer: TicketCustomer {
             email: None,
             name: None,
             external_id: root.opt("detail.requester_id", At::id)?,

@@ -8,7 +8,7 @@
 //! agents see) and sets the status to `open`: in Chatwoot `pending` is the
 //! bot's queue and `open` the humans', so this is the vendor's own handoff.
 //! With an explicit `status` the toggle sets rather than flips, so it is
-//! sent on every try, also after [`Sent::AlreadyPosted`].
+//! sent on every try, also after [`ReplySent::AlreadyPosted`].
 //!
 //! The marker is the message's `content_attributes`, which Chatwoot stores
 //! and returns. A retry lists the conversation's messages (`GET
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::endpoint::{BaseUrl, check_id};
 use super::response::{discard, execute, read_json};
-use super::{Reply, ReplyAction, ReplyError, Sent};
+use super::{Reply, ReplyAction, ReplyError, ReplySent};
 use crate::kind::IntegrationKind;
 
 const KIND: IntegrationKind = IntegrationKind::Chatwoot;
@@ -75,15 +75,15 @@ pub(super) async fn send(
     auth: &Auth<'_>,
     reply: &Reply<'_>,
     now: Timestamp,
-) -> Result<Sent, ReplyError> {
+) -> Result<ReplySent, ReplyError> {
     let conversation = reply.ticket_external_id;
     let sent = if reply.attempt > 1 && already_posted(http, base, auth, reply, now).await? {
-        Sent::AlreadyPosted
+        ReplySent::AlreadyPosted
     } else {
         let url = base.join(&auth.conversation_path(conversation, "/messages"))?;
         let request = auth.apply(http.post(url)).json(&message(reply));
         discard(execute(KIND, "post message", request, now).await?).await;
-        Sent::Posted
+        ReplySent::Posted
     };
     let status = match reply.action {
         ReplyAction::Resolve { .. } => "resolved",

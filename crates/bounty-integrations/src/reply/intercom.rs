@@ -6,7 +6,7 @@
 //! leaves the conversation open. A resolve then sends `POST
 //! /conversations/{id}/parts` with `{"message_type": "close", "type":
 //! "admin", "admin_id"}`; closing a closed conversation is harmless, so the
-//! close is sent on every try, also after [`Sent::AlreadyPosted`].
+//! close is sent on every try, also after [`ReplySent::AlreadyPosted`].
 //!
 //! Intercom keeps no idempotency key and no metadata on parts, so the
 //! marker is an HTML comment appended to the body (`<!-- bounty:{id} -->`,
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::endpoint::BaseUrl;
 use super::response::{discard, execute, read_json};
-use super::{Reply, ReplyAction, ReplyError, Sent};
+use super::{Reply, ReplyAction, ReplyError, ReplySent};
 use crate::kind::IntegrationKind;
 
 const KIND: IntegrationKind = IntegrationKind::Intercom;
@@ -68,15 +68,15 @@ pub(super) async fn send(
     auth: &Auth<'_>,
     reply: &Reply<'_>,
     now: Timestamp,
-) -> Result<Sent, ReplyError> {
+) -> Result<ReplySent, ReplyError> {
     let conversation = reply.ticket_external_id;
     let sent = if reply.attempt > 1 && already_posted(http, base, auth, reply, now).await? {
-        Sent::AlreadyPosted
+        ReplySent::AlreadyPosted
     } else {
         let url = base.join(&format!("/conversations/{conversation}/reply"))?;
         let request = auth.apply(http.post(url)).json(&part(auth, reply));
         discard(execute(KIND, "reply", request, now).await?).await;
-        Sent::Posted
+        ReplySent::Posted
     };
     if let ReplyAction::Resolve { .. } = reply.action {
         let url = base.join(&format!("/conversations/{conversation}/parts"))?;

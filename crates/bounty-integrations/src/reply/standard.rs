@@ -6,7 +6,7 @@
 //! [`Reply::data`]. It is signed with [`crate::signature::sign`] under
 //! `webhook-id` = [`Reply::reply_id`]: the spec has receivers dedupe on
 //! that id, so a resend is always safe and no read-back is needed. That
-//! is also why this vendor never answers [`super::Sent::AlreadyPosted`].
+//! is also why this vendor never answers [`super::ReplySent::AlreadyPosted`].
 //!
 //! Each try signs afresh at `now` (the `webhook-timestamp` must be recent
 //! for the receiver to accept it); only the id stays the same.
@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::endpoint::BaseUrl;
 use super::response::{discard, execute};
-use super::{Reply, ReplyAction, ReplyError, Sent};
+use super::{Reply, ReplyAction, ReplyError, ReplySent};
 use crate::kind::IntegrationKind;
 use crate::signature::{self, Delivery as SignedDelivery};
 
@@ -59,7 +59,7 @@ pub(super) async fn send(
     base: &BaseUrl,
     delivery: Delivery,
     now: Timestamp,
-) -> Result<Sent, ReplyError> {
+) -> Result<ReplySent, ReplyError> {
     let mut request = http
         .post(base.url().clone())
         .header(CONTENT_TYPE, "application/json");
@@ -67,7 +67,7 @@ pub(super) async fn send(
         request = request.header(name.as_str(), value.as_str());
     }
     discard(execute(KIND, "deliver", request.body(delivery.body), now).await?).await;
-    Ok(Sent::Posted)
+    Ok(ReplySent::Posted)
 }
 
 /// The envelope: the caller's data first, then ours over it.

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::endpoint::BaseUrl;
 use super::response::{discard, execute, read_json};
-use super::{HANDOFF_TAG, Reply, ReplyAction, ReplyError, Sent};
+use super::{HANDOFF_TAG, Reply, ReplyAction, ReplyError, ReplySent};
 use crate::kind::IntegrationKind;
 
 const KIND: IntegrationKind = IntegrationKind::Zendesk;
@@ -68,15 +68,15 @@ pub(super) async fn send(
     auth: &Auth<'_>,
     reply: &Reply<'_>,
     now: Timestamp,
-) -> Result<Sent, ReplyError> {
+) -> Result<ReplySent, ReplyError> {
     let ticket = reply.ticket_external_id;
     if reply.attempt > 1 && already_posted(http, base, auth, reply, now).await? {
-        return Ok(Sent::AlreadyPosted);
+        return Ok(ReplySent::AlreadyPosted);
     }
     let url = base.join(&format!("/api/v2/tickets/{ticket}.json"))?;
     let request = auth.apply(http.put(url)).json(&update(reply));
     discard(execute(KIND, "update ticket", request, now).await?).await;
-    Ok(Sent::Posted)
+    Ok(ReplySent::Posted)
 }
 
 /// The `{"ticket": …}` update for `reply`.

@@ -223,13 +223,13 @@ fn body(answer: &Answer) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use bounty_core::{DeliveryId, DeliveryResult, OutcomeId, OutcomeStatus, TaskId};
-    use bounty_integrations::intake::Receipt;
+    use bounty_integrations::intake::DeliveryReceipt;
     use bounty_store::DeliveryRecord;
 
     use super::*;
 
-    fn receipt(event: &str) -> Receipt {
-        Receipt {
+    fn receipt(event: &str) -> DeliveryReceipt {
+        DeliveryReceipt {
             delivery: DeliveryId::new(),
             event: event.parse().expect("a ticket event name"),
         }

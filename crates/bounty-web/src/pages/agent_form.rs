@@ -18,7 +18,7 @@
 //! unverified. JSON typed into the schema or policy may not spell a NUL
 //! character (`\u0000`), which Postgres cannot store.
 
-use bounty_agents::spec::{self, AgentFieldError, DEFAULT_OUTCOME_TYPE, KnownModels};
+use bounty_agents::spec::{self, AgentSpecError, DEFAULT_OUTCOME_TYPE, KnownModels};
 use bounty_core::verification::DEFAULT_WINDOW_HOURS;
 use bounty_core::{ModelRoute, VerificationPolicy};
 use bounty_store::{Agent, AgentPatch, AgentSpec};
@@ -38,10 +38,10 @@ impl KnownModels for Configured<'_> {
 
 /// What the form says of a refused field: the check's message (the field
 /// is where the form shows it).
-fn message(e: AgentFieldError) -> String {
+fn message(e: AgentSpecError) -> String {
     match e {
-        AgentFieldError::UnknownModel { model, .. } => format!("names no configured model ({model:?})"),
-        AgentFieldError::Invalid { message, .. } => message,
+        AgentSpecError::UnknownModel { model, .. } => format!("names no configured model ({model:?})"),
+        AgentSpecError::Invalid { message, .. } => message,
     }
 }
 
@@ -180,12 +180,12 @@ impl AgentForm {
             .map(str::to_owned)
             .collect();
         spec::model_route(names.clone(), &Configured(models)).map_err(|e| match e {
-            AgentFieldError::UnknownModel { model, .. } => format!(
+            AgentSpecError::UnknownModel { model, .. } => format!(
                 "model {} ({model:?}) is not a configured model; configured: {}",
                 names.iter().position(|n| *n == model).unwrap_or(0) + 1,
                 models.join(", ")
             ),
-            AgentFieldError::Invalid { message, .. } => message,
+            AgentSpecError::Invalid { message, .. } => message,
         })
     }
 
