@@ -997,7 +997,6 @@ async fn run_backend(label: &str, url: String, args: &Args) -> Vec<String> {
             "usage by agent, this month".into(),
             "/usage?group_by=agent".into(),
         ),
-        ("margins, this month".into(), "/margins".into()),
         ("agents".into(), "/agents".into()),
         ("api keys (31)".into(), "/api-keys".into()),
         ("invoices (24)".into(), "/invoices".into()),

@@ -36,9 +36,38 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
     let buckets = store
         .usage(args.account, bounty_core::ApiKeyMode::Live, from, to)
         .await?;
+    // The operator's view adds what the customer's never shows: the
+    // inference cost of each group's decided outcomes, and the margin.
+    let mut costs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
+        Default::default();
+    for b in &buckets {
+        let key = if args.group_by == "day" {
+            b.day.format("%Y-%m-%d").to_string()
+        } else {
+            b.agent_id.to_string()
+        };
+        for k in [key, "total".to_owned()] {
+            let e = costs
+                .entry(k)
+                .or_default()
+                .entry(b.inference_cost.currency.to_string())
+                .or_insert(0);
+            *e = e.saturating_add(b.inference_cost.micros);
+        }
+    }
     let report = bounty_server::routes::billing::aggregate(buckets, &args.group_by, from, to);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        let with_cost = |g: &mut serde_json::Value| -> anyhow::Result<()> {
+            let key = g["key"].as_str().unwrap_or_default().to_owned();
+            g["inference_cost_micros"] = serde_json::to_value(costs.get(&key).cloned().unwrap_or_default())?;
+            Ok(())
+        };
+        for g in json["groups"].as_array_mut().into_iter().flatten() {
+            with_cost(g)?;
+        }
+        with_cost(&mut json["total"])?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     println!(
@@ -56,11 +85,15 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let cost = costs.get(&g.key).cloned().unwrap_or_default();
         let margin = g
-            .gross_margin_pct
-            .values()
-            .next()
-            .map(|p| format!("{p:.1}"))
+            .charges_micros
+            .iter()
+            .find(|(_, charged)| **charged > 0)
+            .map(|(c, charged)| {
+                let spent = cost.get(c).copied().unwrap_or(0);
+                format!("{:.1}", (charged - spent) as f64 * 100.0 / *charged as f64)
+            })
             .unwrap_or_else(|| "-".to_owned());
         println!(
             "{:<28} {:>8} {:>7} {:>8} {:>6.1} {:>12} {:>16} {:>16} {:>8}",
@@ -71,7 +104,7 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
             g.resolution_rate_pct,
             g.cu,
             money(&g.charges_micros),
-            money(&g.inference_cost_micros),
+            money(&cost),
             margin
         );
     }

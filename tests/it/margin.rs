@@ -95,17 +95,27 @@ fn asked(fake: &FakeOpenAi) -> Vec<String> {
         .collect()
 }
 
-fn calls(task: &Value) -> Vec<(String, Value, bool, i64)> {
-    task["model_calls"]
-        .as_array()
-        .unwrap()
+/// Each model call as the API shows it, with what it cost us (the
+/// operator's figure, from the store: the customer's API never shows it).
+async fn calls(app: &TestApp, key: &str, task: &Value) -> Vec<(String, Value, bool, i64)> {
+    let costs = app.call_costs(key, task).await;
+    let calls = task["model_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), costs.len());
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.get("cost_micros").is_none() && c.get("byok_cost").is_none()),
+        "no cost of ours reaches the customer: {task}"
+    );
+    calls
         .iter()
-        .map(|c| {
+        .zip(costs)
+        .map(|(c, cost)| {
             (
                 c["model"].as_str().unwrap().to_owned(),
                 c["verdict"].clone(),
                 c["cache_hit"].as_bool().unwrap(),
-                c["cost_micros"].as_i64().unwrap(),
+                cost,
             )
         })
         .collect()
@@ -130,7 +140,7 @@ async fn a_cascade_escalates_a_rejected_answer_and_charges_once(backend: Backend
     assert_eq!(task["output"]["model"], "frontier");
     // cheap: 1000 × 0.10 + 100 × 0.40 = 140; frontier: 1000 × 5 + 200 × 20 = 9,000.
     assert_eq!(
-        calls(&task),
+        calls(&app, &key, &task).await,
         [
             ("cheap".to_owned(), json!("fail"), false, 140),
             ("frontier".to_owned(), json!("pass"), false, 9_000),
@@ -140,7 +150,11 @@ async fn a_cascade_escalates_a_rejected_answer_and_charges_once(backend: Backend
     assert_eq!(out["status"], "resolved", "{out}");
     assert_eq!(kinds(&out), ["charge", "charge_money"], "one charge");
     assert_eq!(out["amount_micros"], 1_000_000);
-    assert_eq!(out["inference_cost_micros"], 9_140, "every attempt's cost");
+    assert_eq!(
+        app.inference_cost(&key, &out).await,
+        9_140,
+        "every attempt's cost"
+    );
 
     // An answer the cheap model gets right never reaches the frontier.
     fake.clear_requests();
@@ -149,7 +163,7 @@ async fn a_cascade_escalates_a_rejected_answer_and_charges_once(backend: Backend
     assert_eq!(asked(&fake), ["cheap-llm"]);
     let out = outcome(&app, &key, &task).await;
     assert_eq!(out["status"], "resolved");
-    assert_eq!(out["inference_cost_micros"], 70);
+    assert_eq!(app.inference_cost(&key, &out).await, 70);
 }
 
 async fn a_cascade_whose_every_step_is_rejected_costs_nothing(backend: Backend) {
@@ -176,7 +190,7 @@ async fn a_cascade_whose_every_step_is_rejected_costs_nothing(backend: Backend) 
     assert_eq!(out["transfers"], json!([]));
     assert_eq!(out["charge_summary"], "No charge — not resolved");
     // cheap 100 × 0.10 + 10 × 0.40 = 14; frontier 100 × 5 + 10 × 20 = 700.
-    assert_eq!(out["inference_cost_micros"], 714);
+    assert_eq!(app.inference_cost(&key, &out).await, 714);
 }
 
 async fn a_model_under_its_pass_rate_floor_is_skipped(backend: Backend) {
@@ -226,11 +240,14 @@ async fn the_cache_serves_verified_answers_within_one_account_and_version(backen
     let second = run(&app, &key, "support", "  refund", "where is   my REFUND?").await;
     assert_eq!(fake.request_count(), 1, "no model was asked");
     assert_eq!(second["output"]["text"], "Your refund was issued today.");
-    assert_eq!(calls(&second), [("cheap".to_owned(), json!("pass"), true, 0)]);
+    assert_eq!(
+        calls(&app, &key, &second).await,
+        [("cheap".to_owned(), json!("pass"), true, 0)]
+    );
     let out = outcome(&app, &key, &second).await;
     assert_eq!(out["status"], "resolved");
     assert_eq!(kinds(&out), ["charge", "charge_money"]);
-    assert_eq!(out["inference_cost_micros"], 0);
+    assert_eq!(app.inference_cost(&key, &out).await, 0);
     let summary = app
         .store
         .cache_summary(
@@ -307,7 +324,7 @@ async fn the_cache_never_holds_an_unverified_or_reversed_answer(backend: Backend
     assert_eq!(signal(id.clone(), "solved").await["status"], "resolved");
     let hit = run(&app, &key, "signals", "Wifi", "My wifi is down").await;
     assert_eq!(fake.request_count(), 4, "served once resolved");
-    assert!(calls(&hit)[0].2, "a cache hit");
+    assert!(calls(&app, &key, &hit).await[0].2, "a cache hit");
 
     assert_eq!(
         signal(id, "reopened").await["status"],
@@ -373,7 +390,7 @@ async fn shadow_runs_never_change_an_outcome_or_a_charge_and_earn_promotion(back
     assert_eq!(out["status"], "resolved");
     assert_eq!(kinds(&out), ["charge", "charge_money"]);
     // 1000 × 5 + 100 × 20: the teacher's call alone.
-    assert_eq!(out["inference_cost_micros"], 7_000);
+    assert_eq!(app.inference_cost(&key, &out).await, 7_000);
 
     // The teacher's answer is rejected; the student's would have passed:
     // the outcome still fails and costs nothing.

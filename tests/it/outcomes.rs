@@ -23,7 +23,8 @@ backend_tests!(
     a_lapsed_window_applies_the_lapse_decision,
     credits_are_drawn_before_anything_is_metered,
     the_spending_cap_holds_under_concurrent_tasks,
-    usage_reports_charges_costs_and_margin,
+    usage_reports_charges_and_never_our_cost,
+    a_customer_key_never_receives_our_cost_or_margin,
     an_effort_plan_charges_the_work_of_resolved_tasks_only,
     cap_alerts_are_recorded_once_per_threshold,
 );
@@ -47,6 +48,21 @@ async fn agent_with_policy(app: &TestApp, key: &str, name: &str, policy: Value) 
         "verifier_policy": policy,
     });
     json_of(app.create_agent(key, &body).await, 201).await
+}
+
+/// An agent `passing` whose verifier passes at once, and an agent `strict`
+/// whose verifier wants `min_length` characters (which the fake's short
+/// replies never reach).
+async fn agents_that_pass_and_fail(app: &TestApp, key: &str, passing: &str, min_length: u32) -> Value {
+    let agent = agent_with_policy(app, key, passing, verified_at_once()).await;
+    agent_with_policy(
+        app,
+        key,
+        "strict",
+        json!({"verifiers": [{"kind": "rules", "min_length": min_length}]}),
+    )
+    .await;
+    agent
 }
 
 /// Runs a task to the end and returns its outcome's receipt.
@@ -90,9 +106,10 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
     assert_eq!(out["cu"], "1.000");
     assert_eq!(out["amount_micros"], 1_000_000, "default plan: 1 CU at 1 USD");
     assert_eq!(out["currency"], "USD");
-    // 1000 × 0.15 + 100 × 0.60 per million = 210 micros of inference.
-    assert_eq!(out["inference_cost_micros"], 210);
-    assert_eq!(out["margin_micros"], 1_000_000 - 210);
+    // 1000 × 0.15 + 100 × 0.60 per million = 210 micros of inference:
+    // recorded for the operator, never shown to the customer.
+    assert_eq!(app.inference_cost(&key, &out).await, 210);
+    assert!(out.get("inference_cost_micros").is_none() && out.get("margin_micros").is_none());
     let events = out["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event"], "verified");
@@ -180,9 +197,9 @@ async fn a_task_the_verifier_rejects_costs_nothing(backend: Backend) {
     assert_eq!(out["amount_micros"], 0);
     assert_eq!(out["transfers"], json!([]));
     assert_eq!(out["charge_summary"], "No charge — not resolved");
-    assert!(out["margin_micros"].is_null());
     assert_eq!(
-        out["inference_cost_micros"], 14,
+        app.inference_cost(&key, &out).await,
+        14,
         "the failed work's cost is still recorded"
     );
     let verdict = &out["events"][0]["verdicts"][0];
@@ -604,19 +621,52 @@ async fn the_spending_cap_holds_under_concurrent_tasks(backend: Backend) {
     );
 }
 
-async fn usage_reports_charges_costs_and_margin(backend: Backend) {
+/// Every customer-facing read, walked with a customer key, holds no field
+/// or text about what the work cost us or what we earned on it.
+async fn a_customer_key_never_receives_our_cost_or_margin(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     fake.set_default(Behavior::reply("Done.", 1000, 100));
     let app = app(backend, &fake).await;
     let (_, key) = app.create_account("Acme").await;
-    let good = agent_with_policy(&app, &key, "good", verified_at_once()).await;
-    agent_with_policy(
-        &app,
-        &key,
-        "strict",
-        json!({"verifiers": [{"kind": "rules", "min_length": 100}]}),
-    )
-    .await;
+    agents_that_pass_and_fail(&app, &key, "good", 100).await;
+    let resolved = outcome_of(&app, &key, "good", "a").await;
+    let failed = outcome_of(&app, &key, "strict", "b").await;
+    assert!(
+        app.inference_cost(&key, &resolved).await > 0,
+        "the cost is recorded"
+    );
+    let mut paths = vec![
+        "/v1/tasks".to_owned(),
+        "/v1/outcomes".to_owned(),
+        "/v1/usage".to_owned(),
+        "/v1/usage?group_by=agent".to_owned(),
+        "/v1/billing".to_owned(),
+        "/v1/credits".to_owned(),
+        "/v1/account".to_owned(),
+    ];
+    for o in [&resolved, &failed] {
+        paths.push(format!("/v1/outcomes/{}", o["id"].as_str().unwrap()));
+        paths.push(format!("/v1/tasks/{}", o["task_id"].as_str().unwrap()));
+    }
+    for path in paths {
+        let body = json_of(
+            app.request(Method::GET, &path, Some(&key)).send().await.unwrap(),
+            200,
+        )
+        .await;
+        let text = body.to_string().to_lowercase();
+        for word in ["inference", "margin", "cost_micros", "\"cost\""] {
+            assert!(!text.contains(word), "{path} shows {word}: {body}");
+        }
+    }
+}
+
+async fn usage_reports_charges_and_never_our_cost(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    fake.set_default(Behavior::reply("Done.", 1000, 100));
+    let app = app(backend, &fake).await;
+    let (_, key) = app.create_account("Acme").await;
+    let good = agents_that_pass_and_fail(&app, &key, "good", 100).await;
     outcome_of(&app, &key, "good", "a").await;
     outcome_of(&app, &key, "good", "b").await;
     outcome_of(&app, &key, "strict", "c").await;
@@ -633,11 +683,11 @@ async fn usage_reports_charges_costs_and_margin(backend: Backend) {
     assert_eq!(total["outcomes_failed"], 1);
     assert_eq!(total["cu"], "2.000");
     assert_eq!(total["charges_micros"]["USD"], 2_000_000);
-    assert_eq!(
-        total["inference_cost_micros"]["USD"], 630,
-        "failed work costs us too"
+    let text = report.to_string();
+    assert!(
+        !text.contains("cost") && !text.contains("margin"),
+        "a customer key never sees our cost or margin: {report}"
     );
-    assert_eq!(total["gross_margin_micros"]["USD"], 2_000_000 - 630);
     assert_eq!(total["resolution_rate_pct"], 66.7);
     let groups = report["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
@@ -677,14 +727,7 @@ async fn an_effort_plan_charges_the_work_of_resolved_tasks_only(backend: Backend
     }))
     .unwrap();
     app.store.set_plan(account, &plan).await.unwrap();
-    agent_with_policy(&app, &key, "support", verified_at_once()).await;
-    agent_with_policy(
-        &app,
-        &key,
-        "strict",
-        json!({"verifiers": [{"kind": "rules", "min_length": 50}]}),
-    )
-    .await;
+    agents_that_pass_and_fail(&app, &key, "support", 50).await;
     // 2000 tokens × 250 CU per million = 0.500 CU, at 2 USD per CU.
     let out = outcome_of(&app, &key, "support", "one").await;
     assert_eq!(out["status"], "resolved");

@@ -1,9 +1,10 @@
 //! The overview's charts, as inline SVG geometry computed on the server.
 //!
-//! The charges chart ([`layout`]): bars are each day's charges. The
-//! dashed line is, for each day, the charges that would give exactly a
-//! 30% gross margin on that day's inference cost (cost ÷ 0.7): a bar
-//! above the line is a day with more than 30% margin.
+//! The charges chart ([`layout`]): bars are each day's charges. Drawn for
+//! the operator, a dashed line marks, for each day, the charges that would
+//! give exactly a 30% gross margin on that day's inference cost (cost ÷
+//! 0.7): a bar above the line is a day with more than 30% margin. Drawn
+//! for the customer, there is no line and no cost anywhere.
 //!
 //! The resolution chart ([`resolution_layout`]): bars are each day's
 //! resolved ÷ decided outcomes, in integer basis points on a fixed 0–100%
@@ -182,6 +183,14 @@ impl Frame {
     }
 }
 
+/// Who a chart is drawn for: the customer sees its charges only; the
+/// operator also sees each day's inference cost and the 30% margin line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Customer,
+    Operator,
+}
+
 /// Lays out the charges chart for days `from..=to` (clipped to
 /// [`MAX_DAYS`]).
 pub(crate) fn layout(
@@ -189,31 +198,35 @@ pub(crate) fn layout(
     from: NaiveDate,
     to: NaiveDate,
     currency: &str,
+    audience: Audience,
 ) -> Chart {
     let frame = Frame::new(from, to);
     let values = frame.values(days);
+    let operator = audience == Audience::Operator;
+    let floor = |d: &Day| if operator { margin_floor(d.cost_micros) } else { 0 };
     let peak = values
         .iter()
-        .map(|(_, d)| d.charges_micros.max(margin_floor(d.cost_micros)))
+        .map(|(_, d)| d.charges_micros.max(floor(d)))
         .max()
         .unwrap_or(0)
         .max(1);
     let top = nice_max(peak);
     let mut bars = Vec::with_capacity(values.len());
     let mut path = String::new();
-    let any_cost = values.iter().any(|(_, d)| d.cost_micros > 0);
+    let any_cost = operator && values.iter().any(|(_, d)| d.cost_micros > 0);
     for (i, (date, d)) in values.iter().enumerate() {
         let i = i as i64;
         let y = frame.y_of(d.charges_micros, top);
-        bars.push(frame.bar(
-            i,
-            y,
+        let title = if operator {
             format!(
                 "{date}: charges {}, inference cost {}",
                 micros(d.charges_micros, currency),
                 micros(d.cost_micros, currency)
-            ),
-        ));
+            )
+        } else {
+            format!("{date}: charges {}", micros(d.charges_micros, currency))
+        };
+        bars.push(frame.bar(i, y, title));
         if any_cost {
             let fy = frame.y_of(margin_floor(d.cost_micros), top);
             let (x0, x1) = (frame.slot(i), frame.slot(i + 1));
@@ -232,10 +245,15 @@ pub(crate) fn layout(
         .map(|(_, d)| d.charges_micros)
         .fold(0, i64::saturating_add);
     let summary = format!(
-        "Charges per day from {} to {}, {} in total, with the charges needed for a 30% gross margin marked.",
+        "Charges per day from {} to {}, {} in total{}.",
         frame.first(),
         frame.last(),
-        micros(total, currency)
+        micros(total, currency),
+        if any_cost {
+            ", with the charges needed for a 30% gross margin marked"
+        } else {
+            ""
+        }
     );
     frame.chart(bars, path.trim_end().to_owned(), ticks, summary)
 }
@@ -332,7 +350,7 @@ mod tests {
                 ..Day::default()
             },
         );
-        let c = layout(&days, from, to, "USD");
+        let c = layout(&days, from, to, "USD", Audience::Operator);
         assert_eq!(c.bars.len(), 31);
         assert!(
             c.bars
@@ -342,6 +360,15 @@ mod tests {
         assert_eq!(c.bars[0].y, TOP, "the tallest bar reaches the top");
         assert!(c.margin_path.starts_with("M64 "));
         assert_eq!(c.x_labels.len(), 2);
+        // The customer's chart of the same days shows charges only.
+        let c = layout(&days, from, to, "USD", Audience::Customer);
+        assert!(c.margin_path.is_empty());
+        assert!(
+            c.bars.iter().all(|b| !b.title.contains("cost")),
+            "{:?}",
+            c.bars[0].title
+        );
+        assert!(!c.summary.contains("margin"), "{}", c.summary);
     }
 
     fn may(d: u32) -> NaiveDate {

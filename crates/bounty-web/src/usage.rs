@@ -24,17 +24,6 @@ pub(crate) struct CurrencyTotals {
     pub(crate) cost_micros: i64,
 }
 
-impl CurrencyTotals {
-    pub(crate) fn margin_micros(&self) -> i64 {
-        self.charges_micros.saturating_sub(self.cost_micros)
-    }
-
-    /// Gross margin over charges; `None` when nothing was charged.
-    pub(crate) fn margin_bp(&self) -> Option<i64> {
-        ratio_bp(self.margin_micros(), self.charges_micros)
-    }
-}
-
 /// One day of the charts: money in the chart's currency, and the day's
 /// decided outcomes (of every currency) for its resolution rate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -227,7 +216,6 @@ mod tests {
         let main = s.main();
         assert_eq!(main.charges_micros, 2_000_000);
         assert_eq!(main.cost_micros, 600_000);
-        assert_eq!(main.margin_bp(), Some(7000));
         assert_eq!(s.days.len(), 2);
         let first = s.days.values().next().unwrap();
         assert_eq!(first.cost_micros, 300_000);
@@ -258,7 +246,6 @@ mod tests {
     fn an_empty_period_has_no_rates() {
         let s = summarize(&[]);
         assert_eq!(s.resolution_bp(), None);
-        assert_eq!(s.main().margin_bp(), None);
         assert_eq!(s.currency, "USD");
     }
 }

@@ -461,6 +461,44 @@ impl TestApp {
         json_of(resp, 200).await
     }
 
+    /// The account a key belongs to.
+    pub async fn account_of(&self, key: &str) -> bounty_core::AccountId {
+        json_of(self.get_account(key).await, 200).await["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The inference cost of an outcome the API returned, in micros, read
+    /// from the store: the operator's figure, which the customer's API
+    /// never shows.
+    pub async fn inference_cost(&self, key: &str, outcome: &Value) -> i64 {
+        let account = self.account_of(key).await;
+        let id: bounty_core::OutcomeId = outcome["id"].as_str().unwrap().parse().unwrap();
+        self.store
+            .get_outcome(account, id)
+            .await
+            .unwrap()
+            .expect("the outcome is stored")
+            .inference_cost
+            .micros
+    }
+
+    /// Model calls of a task, as the store recorded them, with what each
+    /// cost us: the operator's view, which the customer's API never shows.
+    pub async fn call_costs(&self, key: &str, task: &Value) -> Vec<i64> {
+        let account = self.account_of(key).await;
+        let id: bounty_core::TaskId = task["id"].as_str().unwrap().parse().unwrap();
+        self.store
+            .model_calls(account, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.call.cost.micros)
+            .collect()
+    }
+
     /// Polls a task until its status is final; panics after `timeout`.
     pub async fn wait_for_task(&self, key: &str, id: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -47,13 +47,6 @@ pub struct UsageGroup {
     cu_milli: i64,
     /// Money charged, in micros, per currency.
     pub charges_micros: BTreeMap<String, i64>,
-    /// Inference cost of every decided outcome's task, in micros, per currency.
-    pub inference_cost_micros: BTreeMap<String, i64>,
-    /// Charges minus inference cost, per currency.
-    pub gross_margin_micros: BTreeMap<String, i64>,
-    /// Gross margin over charges, in percent, per currency (absent when
-    /// nothing was charged).
-    pub gross_margin_pct: BTreeMap<String, f64>,
 }
 
 /// The usage report.
@@ -79,26 +72,10 @@ fn finish(g: &mut UsageGroup) {
         (g.outcomes_resolved as f64 * 1000.0 / decided as f64).round() / 10.0
     };
     g.cu = ComputeUnits::from_milli(g.cu_milli).decimal();
-    let currencies: Vec<String> = g
-        .charges_micros
-        .keys()
-        .chain(g.inference_cost_micros.keys())
-        .cloned()
-        .collect();
-    for c in currencies {
-        let charged = g.charges_micros.get(&c).copied().unwrap_or(0);
-        let cost = g.inference_cost_micros.get(&c).copied().unwrap_or(0);
-        let margin = charged.saturating_sub(cost);
-        g.gross_margin_micros.insert(c.clone(), margin);
-        if charged > 0 {
-            g.gross_margin_pct
-                .insert(c, (margin as f64 * 1000.0 / charged as f64).round() / 10.0);
-        }
-    }
 }
 
-/// Usage over a period: outcomes, CU, charges, inference cost and gross
-/// margin, by day or by agent.
+/// Usage over a period: outcomes, resolution rate, CU and charges, by day
+/// or by agent.
 #[utoipa::path(
     get,
     path = "/v1/usage",
@@ -165,11 +142,6 @@ pub fn aggregate(
                 OutcomeStatus::Reversed => g.outcomes_reversed += n,
                 _ => g.outcomes_failed += n,
             }
-            add(
-                &mut g.inference_cost_micros,
-                b.inference_cost.currency.as_str(),
-                b.inference_cost.micros,
-            );
         }
     }
     let mut groups: Vec<UsageGroup> = groups.into_values().collect();

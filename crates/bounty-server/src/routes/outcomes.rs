@@ -18,7 +18,8 @@ use crate::routes::pagination::{ListParams, parse_time};
 use crate::routes::path_id;
 use crate::state::AppState;
 
-/// An outcome: its status, what it was charged and what it cost.
+/// An outcome: its status and what it was charged. What it cost us to
+/// produce is the operator's business, never the customer's.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OutcomeOut {
     pub id: OutcomeId,
@@ -36,12 +37,6 @@ pub struct OutcomeOut {
     /// Money charged (before prepaid credits), in micros of `currency`.
     pub amount_micros: i64,
     pub currency: String,
-    /// Inference cost of the task: every attempt, failed ones and judges.
-    pub inference_cost_micros: i64,
-    pub inference_currency: String,
-    /// `amount − inference cost`, when both are in one currency and the
-    /// outcome is charged.
-    pub margin_micros: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     /// `false` for a test-mode outcome (made through a `bk_test_` key):
@@ -150,8 +145,6 @@ impl From<OutcomeEventRecord> for EventOut {
 impl OutcomeOut {
     pub(crate) fn summary(o: Outcome) -> Self {
         let charged = o.status == OutcomeStatus::Resolved;
-        let margin = (charged && o.amount.currency == o.inference_cost.currency)
-            .then(|| o.amount.micros.saturating_sub(o.inference_cost.micros));
         OutcomeOut {
             id: o.id,
             task_id: o.task_id,
@@ -169,9 +162,6 @@ impl OutcomeOut {
             },
             amount_micros: if charged { o.amount.micros } else { 0 },
             currency: o.amount.currency.to_string(),
-            inference_cost_micros: o.inference_cost.micros,
-            inference_currency: o.inference_cost.currency.to_string(),
-            margin_micros: margin,
             created_at: o.created_at,
             decided_at: o.decided_at,
             livemode: o.mode.livemode(),

@@ -160,9 +160,10 @@ pub struct ModelCallOut {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub latency_ms: f64,
-    /// Inference cost in micros of `currency`.
-    pub cost_micros: i64,
-    pub currency: String,
+    /// What a call on the account's own key (BYOK) cost the account, which
+    /// pays its provider; absent for every other call, whose cost is ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub byok_cost: Option<CostOut>,
     /// Served from the verified-answer cache.
     pub cache_hit: bool,
     pub byok: bool,
@@ -175,15 +176,22 @@ pub struct ModelCallOut {
     pub created_at: DateTime<Utc>,
 }
 
+/// An amount the account paid its own provider.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CostOut {
+    pub micros: i64,
+    pub currency: String,
+}
+
 /// Totals over a task's model calls.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct UsageOut {
     pub model_calls: usize,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
-    /// Our inference cost in micros, per currency (BYOK calls excluded).
-    pub cost_micros: BTreeMap<String, i64>,
-    /// What calls on the account's own key cost, paid by the customer.
+    /// What calls on the account's own key (BYOK) cost the account, in
+    /// micros per currency; absent when there were none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub byok_cost_micros: BTreeMap<String, i64>,
 }
 
@@ -266,13 +274,13 @@ impl TaskOut {
         for c in calls.iter().filter(|c| !c.call.shadow) {
             usage.prompt_tokens = usage.prompt_tokens.saturating_add(c.call.prompt_tokens);
             usage.completion_tokens = usage.completion_tokens.saturating_add(c.call.completion_tokens);
-            let costs = if c.call.byok {
-                &mut usage.byok_cost_micros
-            } else {
-                &mut usage.cost_micros
-            };
-            let sum = costs.entry(c.call.cost.currency.to_string()).or_insert(0);
-            *sum = sum.saturating_add(c.call.cost.micros);
+            if c.call.byok {
+                let sum = usage
+                    .byok_cost_micros
+                    .entry(c.call.cost.currency.to_string())
+                    .or_insert(0);
+                *sum = sum.saturating_add(c.call.cost.micros);
+            }
         }
         let mut out = TaskOut::summary(t);
         out.detail = Some(TaskDetail {
@@ -298,8 +306,10 @@ impl TaskOut {
                     prompt_tokens: c.call.prompt_tokens,
                     completion_tokens: c.call.completion_tokens,
                     latency_ms: c.call.latency_us as f64 / 1000.0,
-                    cost_micros: c.call.cost.micros,
-                    currency: c.call.cost.currency.to_string(),
+                    byok_cost: c.call.byok.then(|| CostOut {
+                        micros: c.call.cost.micros,
+                        currency: c.call.cost.currency.to_string(),
+                    }),
                     cache_hit: c.call.cache_hit,
                     byok: c.call.byok,
                     verdict: c.call.verdict,

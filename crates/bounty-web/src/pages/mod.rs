@@ -15,7 +15,6 @@ pub(crate) mod integration_form;
 pub(crate) mod integrations;
 pub(crate) mod invoices;
 pub(crate) mod login;
-pub(crate) mod margins;
 pub(crate) mod mode;
 pub(crate) mod overview;
 pub(crate) mod period;

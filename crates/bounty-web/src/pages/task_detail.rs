@@ -30,12 +30,12 @@ struct CallRow {
     prompt_tokens: i64,
     completion_tokens: i64,
     latency: String,
-    cost: String,
+    /// What a BYOK call cost the account; `—` for every other call.
+    byok_cost: String,
     cache_hit: bool,
     byok: bool,
     /// The verifiers' decision on this call's answer, or `—`.
     verdict: String,
-    shadow: bool,
     error: String,
 }
 
@@ -96,7 +96,6 @@ struct TaskPage {
     last_error: String,
     transcript: Vec<Message>,
     calls: Vec<CallRow>,
-    total_cost: String,
     /// Calls on the account's own key, paid by the customer; empty without.
     byok_cost: String,
     attempts: Vec<AttemptRow>,
@@ -213,8 +212,9 @@ pub(crate) async fn page(
         Some(o) => state.store.outcome_events(account, o.id).await?,
         None => Vec::new(),
     };
-    let mut cost_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
-    // Ours only: shadow runs are not the task's, BYOK calls are the customer's.
+    // The customer pays for calls on its own key (BYOK) and sees what they
+    // cost; what every other call cost us is never shown here. Shadow
+    // students are ours too, and not part of the task.
     let mut byok_by_currency: std::collections::BTreeMap<String, i64> = Default::default();
     for c in calls.iter().filter(|c| !c.call.shadow && c.call.byok) {
         let e = byok_by_currency
@@ -227,23 +227,12 @@ pub(crate) async fn page(
         .map(|(c, m)| micros(*m, c))
         .collect::<Vec<_>>()
         .join(" + ");
-    for c in calls.iter().filter(|c| !c.call.shadow && !c.call.byok) {
-        let e = cost_by_currency
-            .entry(c.call.cost.currency.to_string())
-            .or_insert(0);
-        *e = e.saturating_add(c.call.cost.micros);
-    }
-    let total_cost = if cost_by_currency.is_empty() {
-        "—".to_owned()
-    } else {
-        cost_by_currency
-            .iter()
-            .map(|(c, m)| micros(*m, c))
-            .collect::<Vec<_>>()
-            .join(" + ")
+    let title = match task.input.subject.trim() {
+        "" => format!("Task {id}"),
+        subject => subject.chars().take(80).collect(),
     };
     let page = TaskPage {
-        chrome: Chrome::for_user(&user, format!("Task {id}"), "tasks"),
+        chrome: Chrome::for_user(&user, title, "tasks"),
         id: id.to_string(),
         status: task.status.as_str(),
         agent,
@@ -278,6 +267,7 @@ pub(crate) async fn page(
         transcript: transcript(&task.transcript),
         calls: calls
             .iter()
+            .filter(|c| !c.call.shadow)
             .map(|c| CallRow {
                 attempt: c.attempt,
                 model: c.call.model.clone(),
@@ -285,11 +275,14 @@ pub(crate) async fn page(
                 prompt_tokens: c.call.prompt_tokens,
                 completion_tokens: c.call.completion_tokens,
                 latency: format!("{} ms", c.call.latency_us / 1000),
-                cost: micros(c.call.cost.micros, c.call.cost.currency.as_str()),
+                byok_cost: if c.call.byok {
+                    micros(c.call.cost.micros, c.call.cost.currency.as_str())
+                } else {
+                    "—".to_owned()
+                },
                 cache_hit: c.call.cache_hit,
                 byok: c.call.byok,
                 verdict: c.call.verdict.map_or("—", |d| d.as_str()).to_owned(),
-                shadow: c.call.shadow,
                 error: c
                     .call
                     .error
@@ -298,7 +291,6 @@ pub(crate) async fn page(
                     .unwrap_or_default(),
             })
             .collect(),
-        total_cost,
         byok_cost,
         attempts: attempts
             .into_iter()

@@ -52,9 +52,6 @@ struct Line {
     counts: Option<Counts>,
     currency: String,
     charges_micros: i64,
-    cost_micros: i64,
-    margin_micros: i64,
-    margin_bp: Option<i64>,
 }
 
 struct Counts {
@@ -83,9 +80,6 @@ fn lines_of(key: &str, name: &str, s: &Summary) -> Vec<Line> {
             }),
             currency: currency.clone(),
             charges_micros: t.charges_micros,
-            cost_micros: t.cost_micros,
-            margin_micros: t.margin_micros(),
-            margin_bp: t.margin_bp(),
         })
         .collect()
 }
@@ -145,9 +139,6 @@ struct LineView {
     counts: [String; 6],
     currency: String,
     charges: String,
-    cost: String,
-    margin: String,
-    margin_pct: String,
 }
 
 fn view(l: &Line) -> LineView {
@@ -168,9 +159,6 @@ fn view(l: &Line) -> LineView {
         },
         currency: l.currency.clone(),
         charges: micros(l.charges_micros, &l.currency),
-        cost: micros(l.cost_micros, &l.currency),
-        margin: micros(l.margin_micros, &l.currency),
-        margin_pct: l.margin_bp.map(percent_bp).unwrap_or_else(dash),
     }
 }
 
@@ -237,10 +225,7 @@ fn csv(r: &Report) -> String {
         GroupBy::Agent => "agent_id,agent_name",
     };
     out.push_str(key_columns);
-    out.push_str(
-        ",currency,decided,resolved,failed,reversed,resolution_rate_percent,cu_billed,charges,inference_cost,\
-         gross_margin,gross_margin_percent\r\n",
-    );
+    out.push_str(",currency,decided,resolved,failed,reversed,resolution_rate_percent,cu_billed,charges\r\n");
     for l in &r.lines {
         let mut cells = vec![cell(&l.key)];
         if r.by == GroupBy::Agent {
@@ -258,12 +243,7 @@ fn csv(r: &Report) -> String {
             ]),
             None => cells.extend(std::iter::repeat_n(String::new(), 6)),
         }
-        cells.extend([
-            micros_decimal(l.charges_micros),
-            micros_decimal(l.cost_micros),
-            micros_decimal(l.margin_micros),
-            l.margin_bp.map(bp_decimal).unwrap_or_default(),
-        ]);
+        cells.push(micros_decimal(l.charges_micros));
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
     }
