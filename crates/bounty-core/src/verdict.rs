@@ -1,51 +1,19 @@
 //! Verdicts: what each verifier decided about a task's output, and how a
 //! policy combines them into one decision.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// One verifier's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// The work is done.
-    Pass,
-    /// The work is not done.
-    Fail,
-    /// No decision yet: an external signal is awaited (its window is open).
-    Pending,
-}
-
-impl Decision {
-    /// The decision `as_str` names.
-    pub fn parse(s: &str) -> Option<Decision> {
-        [Decision::Pass, Decision::Fail, Decision::Pending]
-            .into_iter()
-            .find(|d| d.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Pass => "pass",
-            Decision::Fail => "fail",
-            Decision::Pending => "pending",
-        }
-    }
-}
-
-impl std::str::FromStr for Decision {
-    type Err = crate::stored_enum::BadName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Decision::parse(s)
-            .ok_or_else(|| crate::stored_enum::BadName::new("decision", s, &["pass", "fail", "pending"]))
-    }
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::stored_enum! {
+    /// One verifier's decision.
+    #[derive(Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Decision("decision") {
+        /// The work is done.
+        Pass = "pass",
+        /// The work is not done.
+        Fail = "fail",
+        /// No decision yet: an external signal is awaited (its window is open).
+        Pending = "pending",
     }
 }
 

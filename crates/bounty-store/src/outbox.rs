@@ -102,8 +102,6 @@ pub async fn enqueue(
 /// its first test-mode charge, so a test-mode sender has a customer to
 /// meter against. A second call changes nothing.
 pub async fn ensure_test_customer(tx: &mut Tx, account: AccountId, now: Timestamp) -> Result<(), StoreError> {
-    let account = account.to_string();
-    let account = account.as_str();
     let (name,): (String,) = tx
         .fetch_one("select name from accounts where id = $1", args![account])
         .await?;
