@@ -365,17 +365,31 @@ pub enum StripeCommand {
 /// `users` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create a dashboard user of an account. Without --password-stdin a
-    /// strong password is generated and printed once.
+    /// Create a dashboard user of an account, or with --operator an
+    /// operator of the console at /ops (not tied to any account). Without
+    /// --password-stdin a strong password is generated and printed once.
     ///
-    /// Example: bounty users create --account acct_01J… --email ops@acme.com --role owner
+    /// Examples:
+    ///   bounty users create --account acct_01J… --email ops@acme.com --role owner
+    ///   bounty users create --operator --email me@bounty.example
     Create {
-        #[arg(long, value_name = "ACCOUNT_ID")]
-        account: AccountId,
-        /// The login email (case-insensitive, unique across Bounty).
+        /// The account the user belongs to (not with --operator).
+        #[arg(
+            long,
+            value_name = "ACCOUNT_ID",
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
+        account: Option<AccountId>,
+        /// Create an operator: signs in at /ops, sees every account with
+        /// its inference cost and margin. Not a user of any account.
+        #[arg(long)]
+        operator: bool,
+        /// The login email (case-insensitive; unique among users, and
+        /// among operators).
         #[arg(long)]
         email: String,
-        /// `owner` or `member`.
+        /// `owner` or `member` (not with --operator).
         #[arg(long, default_value = "member")]
         role: String,
         /// Read the password from the first line of stdin (at least 12
@@ -487,13 +501,27 @@ pub enum AccountsCommand {
 /// `api-keys` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ApiKeysCommand {
-    /// Create another key for an account; the key is printed once.
+    /// Create another key for an account, or with --operator a `bk_op_`
+    /// key of an operator for /v1/ops/*; the key is printed once.
     ///
-    /// Example: bounty api-keys create --account acct_01J… --name ci --mode test
+    /// Examples:
+    ///   bounty api-keys create --account acct_01J… --name ci --mode test
+    ///   bounty api-keys create --operator --email me@bounty.example --name console
     Create {
-        /// The account the key acts for.
-        #[arg(long, value_name = "ACCOUNT_ID")]
-        account: AccountId,
+        /// The account the key acts for (not with --operator).
+        #[arg(
+            long,
+            value_name = "ACCOUNT_ID",
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
+        account: Option<AccountId>,
+        /// Create an operator key (`bk_op_…`) for the operator --email.
+        #[arg(long, requires = "email")]
+        operator: bool,
+        /// The operator's email (with --operator).
+        #[arg(long, requires = "operator")]
+        email: Option<String>,
         /// A label for the key.
         #[arg(long, default_value = "default")]
         name: String,

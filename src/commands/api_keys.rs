@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use bounty_core::{ApiKeySecret, KeyName, PageLimit};
-use bounty_store::{ApiKey, Store};
+use bounty_store::{ApiKey, Email, Store};
 use serde_json::{Value, json};
 
 use crate::cli::{ApiKeysCommand, ListArgs};
@@ -29,10 +29,45 @@ pub async fn run(cmd: ApiKeysCommand, store: &Store) -> anyhow::Result<()> {
     match cmd {
         ApiKeysCommand::Create {
             account,
+            operator: _,
+            email: Some(email),
+            name,
+            json,
+            ..
+        } if account.is_none() => {
+            let email =
+                Email::parse(&email).map_err(|_| anyhow!("--email {email:?} is not an email address"))?;
+            let name = KeyName::parse(&name).context("invalid --name")?;
+            let operator = store.operator_by_email(&email).await?.ok_or_else(|| {
+                anyhow!("no operator {email}: create one with `bounty users create --operator`")
+            })?;
+            let (secret, hash, prefix) = ApiKeySecret::generate_operator();
+            let key = store
+                .create_operator_key(operator.id, name.as_str(), &hash, &prefix)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": key.id, "operator_id": key.operator_id, "name": key.name,
+                           "prefix": key.prefix, "created_at": key.created_at, "secret": secret.expose()})
+                );
+            } else {
+                println!("Operator key {} ({}) for {email}:", key.id, key.name);
+                println!();
+                println!("    {}", secret.expose());
+                println!();
+                println!("Store it now: only its hash is kept, so it cannot be shown again.");
+            }
+            Ok(())
+        }
+        ApiKeysCommand::Create {
+            account,
             name,
             mode,
             json,
+            ..
         } => {
+            let account = account.context("--account is required")?;
             let name = KeyName::parse(&name).context("invalid --name")?;
             let new_key = ApiKeySecret::generate(mode);
             let key = store

@@ -4,6 +4,8 @@
 use anyhow::{Context, bail};
 use bounty_core::plan::Plan;
 use bounty_core::{AccountId, ComputeUnits, Money};
+use bounty_server::routes::billing::UsageGroup;
+use bounty_server::routes::ops::{OperatorFigures, inference_costs};
 use bounty_store::Store;
 
 use crate::cli::{BillingCommand, CreditsCommand, UsageArgs};
@@ -38,35 +40,19 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
         .await?;
     // The operator's view adds what the customer's never shows: the
     // inference cost of each group's decided outcomes, and the margin.
-    let mut costs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> =
-        Default::default();
-    for b in &buckets {
-        let key = if args.group_by == "day" {
-            b.day.format("%Y-%m-%d").to_string()
-        } else {
-            b.agent_id.to_string()
-        };
-        for k in [key, "total".to_owned()] {
-            let e = costs
-                .entry(k)
-                .or_default()
-                .entry(b.inference_cost.currency.to_string())
-                .or_insert(0);
-            *e = e.saturating_add(b.inference_cost.micros);
-        }
-    }
+    let mut costs = inference_costs(&buckets, &args.group_by);
     let report = bounty_server::routes::billing::aggregate(buckets, &args.group_by, from, to);
+    let mut figures = |g: UsageGroup| {
+        let cost = costs.remove(&g.key).unwrap_or_default();
+        OperatorFigures::new(g, cost)
+    };
+    let groups: Vec<OperatorFigures> = report.groups.into_iter().map(&mut figures).collect();
+    let total = figures(report.total);
     if args.json {
-        let mut json = serde_json::to_value(&report)?;
-        let with_cost = |g: &mut serde_json::Value| -> anyhow::Result<()> {
-            let key = g["key"].as_str().unwrap_or_default().to_owned();
-            g["inference_cost_micros"] = serde_json::to_value(costs.get(&key).cloned().unwrap_or_default())?;
-            Ok(())
-        };
-        for g in json["groups"].as_array_mut().into_iter().flatten() {
-            with_cost(g)?;
-        }
-        with_cost(&mut json["total"])?;
+        let json = serde_json::json!({
+            "from": report.from, "to": report.to, "group_by": report.group_by,
+            "groups": groups, "total": total,
+        });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
@@ -78,22 +64,19 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
         "{:<28} {:>8} {:>7} {:>8} {:>6} {:>12} {:>16} {:>16} {:>8}",
         "KEY", "RESOLVED", "FAILED", "REVERSED", "RATE%", "CU", "CHARGES", "INFERENCE", "MARGIN%"
     );
-    for g in report.groups.iter().chain(std::iter::once(&report.total)) {
-        let money = |m: &std::collections::BTreeMap<String, i64>| {
-            m.iter()
-                .map(|(c, v)| format!("{} {c}", micros(*v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let cost = costs.get(&g.key).cloned().unwrap_or_default();
-        let margin = g
-            .charges_micros
-            .iter()
-            .find(|(_, charged)| **charged > 0)
-            .map(|(c, charged)| {
-                let spent = cost.get(c).copied().unwrap_or(0);
-                format!("{:.1}", (charged - spent) as f64 * 100.0 / *charged as f64)
-            })
+    let money = |m: &std::collections::BTreeMap<String, i64>| {
+        m.iter()
+            .map(|(c, v)| format!("{} {c}", micros(*v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for f in groups.iter().chain(std::iter::once(&total)) {
+        let g = &f.usage;
+        let margin = f
+            .gross_margin_pct
+            .values()
+            .next()
+            .map(|p| format!("{p:.1}"))
             .unwrap_or_else(|| "-".to_owned());
         println!(
             "{:<28} {:>8} {:>7} {:>8} {:>6.1} {:>12} {:>16} {:>16} {:>8}",
@@ -104,7 +87,7 @@ pub async fn usage(args: UsageArgs, store: &Store) -> anyhow::Result<()> {
             g.resolution_rate_pct,
             g.cu,
             money(&g.charges_micros),
-            money(&cost),
+            money(&f.inference_cost_micros),
             margin
         );
     }

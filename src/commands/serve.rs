@@ -71,6 +71,11 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 "Open http://{addr}/login and sign in as {} with password {}",
                 login.email, login.password
             ));
+            say(&format!(
+                "Operator console: http://{addr}/ops/login, sign in as {} with password {}",
+                super::demo::DEMO_OPERATOR_EMAIL,
+                login.operator_password
+            ));
             match &login.integration {
                 Some(super::demo::DemoIntegration {
                     id,
@@ -88,7 +93,8 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         }
         None if store.admin_count_users().await.unwrap_or(1) == 0 => say(
             "No dashboard user yet: `bounty users create --account ACCT --email you@example.com --role owner`, \
-             or `bounty serve --demo` for sample data.",
+             or `bounty serve --demo` for sample data. The operator console (/ops) wants an operator: \
+             `bounty users create --operator --email you@example.com`.",
         ),
         None => {}
     }

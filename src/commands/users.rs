@@ -51,10 +51,33 @@ pub async fn run(cmd: UsersCommand, store: &Store) -> anyhow::Result<()> {
     let hasher = PasswordHasher::default();
     match cmd {
         UsersCommand::Create {
-            account,
+            account: None,
+            email: raw,
+            password_stdin,
+            ..
+        } => {
+            let email = email(&raw)?;
+            let (password, generated) = password(password_stdin)?;
+            let hash = hasher.hash(&password).context("cannot hash the password")?;
+            let Some(operator) = store.create_operator(&email, &hash).await? else {
+                bail!("an operator with the email {} already exists", email.as_str());
+            };
+            println!(
+                "Created operator {} ({}): signs in at /ops",
+                operator.id,
+                email.as_str()
+            );
+            if generated {
+                println!("Password (shown once):\n\n    {password}\n");
+            }
+            Ok(())
+        }
+        UsersCommand::Create {
+            account: Some(account),
             email: raw,
             role,
             password_stdin,
+            ..
         } => {
             if store.get_account(account).await?.is_none() {
                 bail!("no account {account}");

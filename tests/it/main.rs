@@ -23,6 +23,7 @@ mod hostile_input;
 mod ledger_props;
 mod margin;
 mod openapi;
+mod ops;
 mod outcomes;
 mod shutdown;
 mod store;

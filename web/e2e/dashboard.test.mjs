@@ -35,6 +35,7 @@ let server;
 let workdir;
 let base;
 let login;
+let operator;
 let integration;
 let created;
 let browser;
@@ -66,6 +67,8 @@ async function startServer() {
   base = out.match(/bounty listening on (http:\/\/\S+)/)[1];
   const creds = out.match(/sign in as (\S+) with password (\S+)/);
   login = { email: creds[1], password: creds[2] };
+  const ops = out.match(/Operator console: \S+, sign in as (\S+) with password (\S+)/);
+  operator = { email: ops[1], password: ops[2] };
   const hook = out.match(/POST (\S+\/webhooks\/in\/(int_\w+)) \(Standard Webhooks, secret (whsec_\S+)\)/);
   integration = { url: hook[1], id: hook[2], secret: hook[3] };
 }
@@ -257,6 +260,32 @@ step("invoices and billing render", async () => {
   await page.goto(base + "/billing");
   assert.match(await page.locator("main").innerText(), /plan/i);
   await shot("billing");
+});
+
+step("the operator console shows every account's margin, apart from the customer's view", async () => {
+  await page.goto(base + "/ops");
+  await page.waitForURL(base + "/ops/login");
+  await page.fill("#email", operator.email);
+  await page.fill("#password", operator.password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(base + "/ops");
+  const accounts = await page.locator("main").innerText();
+  assert.match(accounts, /Demo \(sample data\)/);
+  assert.match(accounts, /Inference cost/);
+  assert.match(accounts, /Gross margin/);
+  await shot("ops-accounts");
+  await page.getByRole("link", { name: "Demo (sample data)" }).click();
+  assert.match(await page.locator("main").innerText(), /Prepaid credits/);
+  await shot("ops-account");
+  await page.goto(base + "/ops/margins");
+  const margins = await page.locator("main").innerText();
+  assert.match(margins, /Cost-plus/);
+  assert.match(margins, /Value-based/);
+  assert.equal(await page.locator("svg.hchart").count(), 2);
+  await shot("ops-margins");
+  // The customer's session is untouched, and its pages still show no margin.
+  await page.goto(base + "/");
+  assert.doesNotMatch(await page.locator("main").innerText(), /margin|inference cost/i);
 });
 
 step("an API key is shown once, works, and is rejected once revoked", async () => {

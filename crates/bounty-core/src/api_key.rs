@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 
 const RANDOM_LEN: usize = 32;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// How an operator key begins.
+pub const OPERATOR_KEY_PREFIX: &str = "bk_op_";
 /// Characters of a key kept in the clear for listings (`bk_live_AbCd`).
 pub const VISIBLE_PREFIX_LEN: usize = 12;
 
@@ -100,10 +102,41 @@ pub struct MalformedKey;
 impl ApiKeySecret {
     /// Mints a new random key of `mode`.
     pub fn generate(mode: ApiKeyMode) -> NewApiKey {
-        let mut out = String::with_capacity(8 + RANDOM_LEN);
-        out.push_str("bk_");
-        out.push_str(mode.as_str());
-        out.push('_');
+        let secret = ApiKeySecret::random(&format!("bk_{}_", mode.as_str()));
+        NewApiKey {
+            hash: secret.hash(),
+            prefix: secret.0[..VISIBLE_PREFIX_LEN].to_owned(),
+            mode,
+            secret,
+        }
+    }
+
+    /// Mints a new random operator key (`bk_op_…`): its secret, hash and
+    /// visible prefix. An operator key is never a customer key: [`parse`]
+    /// refuses it, and only [`parse_operator`] accepts it.
+    ///
+    /// [`parse`]: ApiKeySecret::parse
+    /// [`parse_operator`]: ApiKeySecret::parse_operator
+    pub fn generate_operator() -> (ApiKeySecret, ApiKeyHash, String) {
+        let secret = ApiKeySecret::random(OPERATOR_KEY_PREFIX);
+        let hash = secret.hash();
+        let prefix = secret.0[..VISIBLE_PREFIX_LEN].to_owned();
+        (secret, hash, prefix)
+    }
+
+    /// Checks that `presented` has the shape of an operator key.
+    pub fn parse_operator(presented: &str) -> Result<Self, MalformedKey> {
+        let random = presented.strip_prefix(OPERATOR_KEY_PREFIX).ok_or(MalformedKey)?;
+        if random.len() != RANDOM_LEN || !random.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(MalformedKey);
+        }
+        Ok(ApiKeySecret(presented.to_owned()))
+    }
+
+    /// `prefix` and [`RANDOM_LEN`] uniformly random base62 characters.
+    fn random(prefix: &str) -> ApiKeySecret {
+        let mut out = String::with_capacity(prefix.len() + RANDOM_LEN);
+        out.push_str(prefix);
         let mut produced = 0;
         while produced < RANDOM_LEN {
             let mut buf = [0u8; 64];
@@ -118,13 +151,7 @@ impl ApiKeySecret {
                 produced += 1;
             }
         }
-        let secret = ApiKeySecret(out);
-        NewApiKey {
-            hash: secret.hash(),
-            prefix: secret.0[..VISIBLE_PREFIX_LEN].to_owned(),
-            mode,
-            secret,
-        }
+        ApiKeySecret(out)
     }
 
     /// Checks that `presented` has the shape of a key; says nothing about
@@ -231,10 +258,30 @@ mod tests {
         assert!(k.hash().as_str().bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
+    #[test]
+    fn operator_keys_are_never_customer_keys() {
+        let (secret, hash, prefix) = ApiKeySecret::generate_operator();
+        assert!(secret.expose().starts_with("bk_op_"));
+        assert_eq!(secret.expose().len(), 6 + RANDOM_LEN);
+        assert_eq!(prefix, &secret.expose()[..VISIBLE_PREFIX_LEN]);
+        assert_eq!(
+            ApiKeySecret::parse_operator(secret.expose()).unwrap().hash(),
+            hash
+        );
+        assert!(
+            ApiKeySecret::parse(secret.expose()).is_err(),
+            "not a customer key"
+        );
+        let customer = ApiKeySecret::generate(ApiKeyMode::Live);
+        assert!(ApiKeySecret::parse_operator(customer.secret.expose()).is_err());
+        assert!(ApiKeySecret::parse_operator("bk_op_short").is_err());
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(s in "\\PC{0,60}") {
             let _ = ApiKeySecret::parse(&s);
+            let _ = ApiKeySecret::parse_operator(&s);
         }
     }
 }

@@ -138,6 +138,18 @@ typed_id!(
     "user"
 );
 typed_id!(
+    /// An operator: runs Bounty, sees every account. Not a user of any.
+    OperatorId,
+    "op"
+);
+
+typed_id!(
+    /// A `bk_op_` key of an operator.
+    OperatorKeyId,
+    "opk"
+);
+
+typed_id!(
     /// An agent: instructions, a model route and an outcome type, versioned.
     AgentId,
     "agt"

@@ -55,7 +55,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, IdParseError, IntegrationId, ModelCallId,
-    OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
+    OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

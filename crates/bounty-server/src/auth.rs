@@ -8,10 +8,38 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use bounty_core::{AccountId, ApiKeyId, ApiKeyMode, ApiKeySecret};
+use bounty_core::{AccountId, ApiKeyId, ApiKeyMode, ApiKeySecret, OperatorId, OperatorKeyId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// An operator's request to `/v1/ops/*`, made with a `bk_op_` key.
+///
+/// To anyone else the operator's routes do not exist: no key, a customer's
+/// key or anything that is not an operator key is answered 404
+/// `route_not_found`, as for any unknown path. An operator-shaped key that
+/// is unknown or revoked is a 401.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorAuth {
+    pub operator_id: OperatorId,
+    pub key_id: OperatorKeyId,
+}
+
+impl FromRequestParts<AppState> for OperatorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).map_err(|_| ApiError::RouteNotFound)?;
+        let secret = ApiKeySecret::parse_operator(token).map_err(|_| ApiError::RouteNotFound)?;
+        let (operator_id, key_id) = state
+            .store
+            .authenticate_operator(&secret.hash())
+            .await?
+            .ok_or(ApiError::InvalidApiKey)?;
+        tracing::Span::current().record("key.id", tracing::field::display(key_id));
+        Ok(OperatorAuth { operator_id, key_id })
+    }
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy)]
@@ -24,17 +52,22 @@ pub struct Auth {
     pub mode: ApiKeyMode,
 }
 
+/// The bearer token of the request.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingApiKey)?;
+    let value = header.to_str().map_err(|_| ApiError::InvalidApiKey)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::InvalidApiKey)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::InvalidApiKey);
+    }
+    Ok(token.trim())
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingApiKey)?;
-        let value = header.to_str().map_err(|_| ApiError::InvalidApiKey)?;
-        let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::InvalidApiKey)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::InvalidApiKey);
-        }
-        let (secret, _) = ApiKeySecret::parse(token.trim()).map_err(|_| ApiError::InvalidApiKey)?;
+        let (secret, _) = ApiKeySecret::parse(bearer(parts)?).map_err(|_| ApiError::InvalidApiKey)?;
         let key = state
             .store
             .authenticate(&secret.hash())

@@ -74,6 +74,15 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "operator_key",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("bk_op_…")
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -122,6 +131,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::integrations::rotate_secret))
         .routes(routes!(routes::integrations::list_deliveries))
         .routes(routes!(routes::helpdesk_webhooks::helpdesk_webhook))
+        .routes(routes!(routes::ops::list_accounts))
+        .routes(routes!(routes::ops::get_account))
         .split_for_parts()
 }
 

@@ -125,10 +125,10 @@ impl SessionTokenHash {
 
 /// A session's id (`sess_<ULID>`): safe to log, unlike its token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId(pub(crate) String);
 
 impl SessionId {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SessionId(format!("sess_{}", bounty_core::id::new_ulid()))
     }
 

@@ -32,6 +32,8 @@ use crate::token::{session_token_hash, tokens_match};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "bounty_session";
+/// The operator console's session cookie, sent only under `/ops`.
+pub const OPS_SESSION_COOKIE: &str = "bounty_ops_session";
 /// Which mode's data the dashboard shows: `test` for test mode, anything
 /// else (or none) for live. Set by the live/test switch (`POST /mode`).
 pub const MODE_COOKIE: &str = "bounty_mode";
@@ -107,6 +109,57 @@ impl FromRequestParts<WebState> for CurrentUser {
     }
 }
 
+/// The operator signed in to the console: not a user of any account. A
+/// customer's session is no operator's session, whatever its role.
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentOperator {
+    pub(crate) session: bounty_store::OperatorSession,
+}
+
+impl FromRequestParts<WebState> for CurrentOperator {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let hash = cookie(parts, OPS_SESSION_COOKIE)
+            .and_then(session_token_hash)
+            .ok_or(WebError::OpsLoginRequired)?;
+        let session = state
+            .store
+            .operator_session_by_token_hash(&hash)
+            .await?
+            .ok_or(WebError::OpsLoginRequired)?;
+        Ok(CurrentOperator { session })
+    }
+}
+
+/// Whoever signs a form: a session with a CSRF secret.
+pub(crate) trait Signer: FromRequestParts<WebState, Rejection = WebError> + Send + Sync {
+    /// The secret every form of the session echoes.
+    fn csrf_secret(&self) -> &str;
+    /// The session's id, for the log.
+    fn session_id(&self) -> &str;
+}
+
+impl Signer for CurrentUser {
+    fn csrf_secret(&self) -> &str {
+        &self.session.csrf_secret
+    }
+
+    fn session_id(&self) -> &str {
+        self.session.id.as_str()
+    }
+}
+
+impl Signer for CurrentOperator {
+    fn csrf_secret(&self) -> &str {
+        &self.session.csrf_secret
+    }
+
+    fn session_id(&self) -> &str {
+        self.session.id.as_str()
+    }
+}
+
 #[derive(Deserialize)]
 struct CsrfField {
     #[serde(default)]
@@ -150,24 +203,24 @@ pub(crate) async fn read_form(req: Request, state: &WebState) -> Result<Bytes, W
     })
 }
 
-/// A signed-in POST: the user, and the form, after its CSRF token matched
-/// the session's secret.
-pub(crate) struct SignedForm<T> {
-    pub(crate) user: CurrentUser,
+/// A signed-in POST: the user (or the operator), and the form, after its
+/// CSRF token matched the session's secret.
+pub(crate) struct SignedForm<T, U = CurrentUser> {
+    pub(crate) user: U,
     pub(crate) form: T,
 }
 
-impl<T: DeserializeOwned> FromRequest<WebState> for SignedForm<T> {
+impl<T: DeserializeOwned, U: Signer> FromRequest<WebState> for SignedForm<T, U> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &WebState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let user = CurrentUser::from_request_parts(&mut parts, state).await?;
+        let user = U::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);
         let body = read_form(req, state).await?;
         let CsrfField { csrf } = parse_form(&body)?;
-        if !tokens_match(&csrf, &user.session.csrf_secret) {
-            tracing::info!(session.id = %user.session.id, "dashboard: CSRF token mismatch");
+        if !tokens_match(&csrf, user.csrf_secret()) {
+            tracing::info!(session.id = %user.session_id(), "dashboard: CSRF token mismatch");
             return Err(WebError::CsrfRejected);
         }
         let form = parse_form(&body)?;

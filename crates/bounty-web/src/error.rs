@@ -19,6 +19,9 @@ pub enum WebError {
     /// 303 to `/login`: no live session (none, expired or revoked).
     #[error("login required")]
     LoginRequired,
+    /// 303 to `/ops/login`: no live operator session.
+    #[error("operator login required")]
+    OpsLoginRequired,
     /// 400: a query or form value is not acceptable; the message names it.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -85,7 +88,9 @@ pub(crate) struct ErrorPage {
 impl WebError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
-            WebError::LoginRequired => (StatusCode::SEE_OTHER, "Login required", String::new()),
+            WebError::LoginRequired | WebError::OpsLoginRequired => {
+                (StatusCode::SEE_OTHER, "Login required", String::new())
+            }
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That request is not valid", m.clone()),
             WebError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,6 +137,7 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match &self {
             WebError::LoginRequired => return Redirect::to("/login").into_response(),
+            WebError::OpsLoginRequired => return Redirect::to("/ops/login").into_response(),
             WebError::Unavailable(e) => tracing::warn!(error = %e, "dashboard: database unavailable"),
             WebError::Internal(e) => tracing::error!(error = %e, "dashboard: internal error"),
             _ => {}

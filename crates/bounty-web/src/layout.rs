@@ -7,11 +7,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::assets;
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentOperator, CurrentUser};
 use crate::error::WebError;
 
 /// The signed-in part of the frame.
 pub(crate) struct ChromeUser {
+    /// An operator in the console: the console's navigation, no mode
+    /// switch, and `/ops/logout`.
+    pub(crate) operator: bool,
     /// Showing test-mode data: the banner is up and the switch offers live.
     pub(crate) test_mode: bool,
     pub(crate) email: String,
@@ -32,17 +35,43 @@ pub(crate) struct Chrome {
 impl Chrome {
     /// The frame of a page for a logged-in user.
     pub(crate) fn for_user(user: &CurrentUser, title: impl Into<String>, active: &'static str) -> Chrome {
-        Chrome {
-            title: title.into(),
+        Chrome::signed_in(
+            title,
             active,
-            css_href: assets::css_href(),
-            js_href: assets::js_href(),
-            user: Some(ChromeUser {
+            ChromeUser {
+                operator: false,
                 test_mode: !user.mode().livemode(),
                 email: user.session.email.as_str().to_owned(),
                 role: user.session.role.as_str(),
                 csrf: user.session.csrf_secret.clone(),
-            }),
+            },
+        )
+    }
+
+    /// The frame of an operator console page.
+    pub(crate) fn for_operator(
+        op: &CurrentOperator,
+        title: impl Into<String>,
+        active: &'static str,
+    ) -> Chrome {
+        Chrome::signed_in(
+            title,
+            active,
+            ChromeUser {
+                operator: true,
+                test_mode: false,
+                email: op.session.email.as_str().to_owned(),
+                role: "operator",
+                csrf: op.session.csrf_secret.clone(),
+            },
+        )
+    }
+
+    fn signed_in(title: impl Into<String>, active: &'static str, user: ChromeUser) -> Chrome {
+        Chrome {
+            user: Some(user),
+            active,
+            ..Chrome::bare(title)
         }
     }
 

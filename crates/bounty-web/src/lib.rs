@@ -74,6 +74,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/", get(pages::overview::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
+        .route("/ops", get(pages::ops::accounts::list))
+        .route(
+            "/ops/login",
+            get(pages::login::ops_form).post(pages::login::ops_submit),
+        )
+        .route("/ops/logout", post(pages::login::ops_logout))
+        .route("/ops/accounts/{id}", get(pages::ops::accounts::show))
+        .route("/ops/margins", get(pages::ops::margins::page))
         .route("/mode", post(pages::mode::switch))
         .route("/tasks", get(pages::tasks::list))
         .route("/tasks/status", get(pages::tasks::statuses))

@@ -24,6 +24,19 @@ pub(crate) struct CurrencyTotals {
     pub(crate) cost_micros: i64,
 }
 
+impl CurrencyTotals {
+    /// Charges less our inference cost: the operator's figure, never shown
+    /// to a customer.
+    pub(crate) fn margin_micros(&self) -> i64 {
+        self.charges_micros.saturating_sub(self.cost_micros)
+    }
+
+    /// Gross margin over charges; `None` when nothing was charged.
+    pub(crate) fn margin_bp(&self) -> Option<i64> {
+        ratio_bp(self.margin_micros(), self.charges_micros)
+    }
+}
+
 /// One day of the charts: money in the chart's currency, and the day's
 /// decided outcomes (of every currency) for its resolution rate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

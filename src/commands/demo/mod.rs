@@ -48,10 +48,16 @@ const DEMO_ACCOUNT: &str = "Demo (sample data)";
 /// The demo integration's name.
 const DEMO_INTEGRATION: &str = "Demo helpdesk (Standard Webhooks)";
 
+/// The demo operator's login (the console at `/ops`).
+pub const DEMO_OPERATOR_EMAIL: &str = "ops@bounty.local";
+
 /// What a newcomer needs to log in and send a ticket.
 pub struct DemoLogin {
     pub email: String,
     pub password: String,
+    /// The demo operator's password (its email is [`DEMO_OPERATOR_EMAIL`]),
+    /// new each run.
+    pub operator_password: String,
     pub account: AccountId,
     /// The demo integration, when the account has it.
     pub integration: Option<DemoIntegration>,
@@ -85,10 +91,34 @@ pub fn demo_model(data_dir: &Path) -> anyhow::Result<ModelConfig> {
     serde_json::from_value(table).context("the demo model's configuration")
 }
 
+/// The demo operator, with a new password: created the first time, given
+/// a new password (and its sessions ended) after.
+async fn demo_operator(store: &Store, hasher: &bounty_web::PasswordHasher) -> anyhow::Result<String> {
+    let email =
+        Email::parse(DEMO_OPERATOR_EMAIL).map_err(|_| anyhow::anyhow!("the demo operator's email"))?;
+    let password = generate_password()?;
+    let hash = hasher
+        .hash(&password)
+        .context("cannot hash the demo operator's password")?;
+    match store.operator_by_email(&email).await? {
+        Some(op) => {
+            store.set_operator_password(op.id, &hash).await?;
+        }
+        None => {
+            store
+                .create_operator(&email, &hash)
+                .await?
+                .context("the demo operator was not created")?;
+        }
+    }
+    Ok(password)
+}
+
 /// Seeds the demo (see the module doc); `keyring` seals the integration's
 /// secret, or opens it again when the demo was seeded before.
 pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin> {
     let hasher = bounty_web::PasswordHasher::default();
+    let operator_password = demo_operator(store, &hasher).await?;
     let email = Email::parse(DEMO_EMAIL).map_err(|_| anyhow::anyhow!("the demo email does not parse"))?;
     let password = generate_password()?;
     let hash = hasher.hash(&password).context("cannot hash the demo password")?;
@@ -100,6 +130,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
         return Ok(DemoLogin {
             email: DEMO_EMAIL.to_owned(),
             password,
+            operator_password,
             account,
             integration: demo_integration(store, keyring, account).await?,
         });
@@ -157,6 +188,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
     Ok(DemoLogin {
         email: DEMO_EMAIL.to_owned(),
         password,
+        operator_password,
         account: account.id,
         integration: Some(DemoIntegration {
             id: integration_id,

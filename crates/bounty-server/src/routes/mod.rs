@@ -15,6 +15,7 @@ pub mod helpdesk_webhooks;
 pub mod integrations;
 pub mod invoices;
 pub mod models;
+pub mod ops;
 pub mod outcomes;
 pub mod pagination;
 pub mod stripe_webhooks;

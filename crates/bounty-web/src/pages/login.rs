@@ -1,4 +1,6 @@
-//! `GET/POST /login` and `POST /logout`.
+//! `GET/POST /login` and `POST /logout`, and the operator console's
+//! `GET/POST /ops/login` and `POST /ops/logout`: one flow, two realms
+//! ([`Realm`]) that never share a session, a cookie or a password table.
 //!
 //! A login is refused with one generic message whatever was wrong (no such
 //! email, wrong password, malformed email), and takes about the same time
@@ -16,8 +18,8 @@ use bounty_store::{Email, NewSession};
 use serde::Deserialize;
 
 use crate::auth::{
-    CurrentUser, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SignedForm, client_ip, cookie, parse_form, read_form,
-    set_cookie,
+    CurrentOperator, CurrentUser, LOGIN_CSRF_COOKIE, OPS_SESSION_COOKIE, SESSION_COOKIE, SignedForm,
+    client_ip, cookie, parse_form, read_form, set_cookie,
 };
 use crate::error::WebError;
 use crate::layout::{Chrome, render};
@@ -29,10 +31,51 @@ pub(crate) const LOGIN_FAILED: &str = "That email and password do not match an a
 /// What a rate-limited login says.
 pub(crate) const LOGIN_LIMITED: &str = "Too many failed logins. Wait 15 minutes and try again.";
 
+/// Who logs in: an account's user at `/login`, or an operator at
+/// `/ops/login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Realm {
+    Customer,
+    Operator,
+}
+
+impl Realm {
+    fn login_path(self) -> &'static str {
+        match self {
+            Realm::Customer => "/login",
+            Realm::Operator => "/ops/login",
+        }
+    }
+
+    fn home(self) -> &'static str {
+        match self {
+            Realm::Customer => "/",
+            Realm::Operator => "/ops",
+        }
+    }
+
+    /// The session cookie and the path it is sent under.
+    fn session_cookie(self) -> (&'static str, &'static str) {
+        match self {
+            Realm::Customer => (SESSION_COOKIE, "/"),
+            Realm::Operator => (OPS_SESSION_COOKIE, "/ops"),
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Realm::Customer => "Log in to Bounty",
+            Realm::Operator => "Operator console",
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
     chrome: Chrome,
+    heading: &'static str,
+    action: &'static str,
     csrf: String,
     email: String,
     error: Option<&'static str>,
@@ -50,6 +93,7 @@ struct LoginForm {
 
 /// The login page with a fresh double-submit token in its cookie and form.
 fn login_page(
+    realm: Realm,
     state: &WebState,
     status: StatusCode,
     email: String,
@@ -58,13 +102,21 @@ fn login_page(
     let csrf = new_csrf_secret()?;
     let page = LoginPage {
         chrome: Chrome::bare("Log in"),
+        heading: realm.heading(),
+        action: realm.login_path(),
         csrf: csrf.clone(),
         email,
         error,
     };
     let mut r = render(&page)?;
     *r.status_mut() = status;
-    let c = set_cookie(LOGIN_CSRF_COOKIE, &csrf, "/login", 3600, state.secure_cookies);
+    let c = set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &csrf,
+        realm.login_path(),
+        3600,
+        state.secure_cookies,
+    );
     r.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
@@ -78,12 +130,78 @@ pub(crate) async fn form(State(state): State<WebState>, req: Request) -> Result<
     if CurrentUser::from_request_parts(&mut parts, &state).await.is_ok() {
         return Ok(Redirect::to("/").into_response());
     }
-    login_page(&state, StatusCode::OK, String::new(), None)
+    login_page(Realm::Customer, &state, StatusCode::OK, String::new(), None)
+}
+
+/// `GET /ops/login`: the operator's form, or `/ops` when signed in.
+pub(crate) async fn ops_form(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
+    let (mut parts, _) = req.into_parts();
+    if CurrentOperator::from_request_parts(&mut parts, &state)
+        .await
+        .is_ok()
+    {
+        return Ok(Redirect::to("/ops").into_response());
+    }
+    login_page(Realm::Operator, &state, StatusCode::OK, String::new(), None)
 }
 
 /// `POST /login`: check the rate limit, then the password; on success a
 /// new session and a redirect to `/`.
 pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
+    submit_in(Realm::Customer, state, req).await
+}
+
+/// `POST /ops/login`: the same for an operator, into the console.
+pub(crate) async fn ops_submit(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
+    submit_in(Realm::Operator, state, req).await
+}
+
+/// Who a login found: the session to start and its password hash.
+enum Found {
+    User(bounty_store::User),
+    Operator(bounty_store::Operator),
+}
+
+async fn find(realm: Realm, state: &WebState, email: &Email) -> Result<Option<(Found, String)>, WebError> {
+    Ok(match realm {
+        Realm::Customer => state
+            .store
+            .find_user_by_email(email)
+            .await?
+            .map(|l| (Found::User(l.user), l.password_hash)),
+        Realm::Operator => state
+            .store
+            .find_operator_by_email(email)
+            .await?
+            .map(|l| (Found::Operator(l.operator), l.password_hash)),
+    })
+}
+
+/// Starts the session of whoever logged in.
+async fn start(state: &WebState, found: Found, new: &NewSession) -> Result<(), WebError> {
+    let gone = || WebError::Internal("the login vanished during login".into());
+    match found {
+        Found::User(user) => {
+            let session = state
+                .store
+                .create_session(user.account_id, user.id, new)
+                .await?
+                .ok_or_else(gone)?;
+            tracing::info!(account.id = %session.account_id, user.id = %session.user_id, session.id = %session.id, "dashboard: login");
+        }
+        Found::Operator(operator) => {
+            let session = state
+                .store
+                .create_operator_session(operator.id, new)
+                .await?
+                .ok_or_else(gone)?;
+            tracing::info!(operator.id = %session.operator_id, session.id = %session.id, "console: operator login");
+        }
+    }
+    Ok(())
+}
+
+async fn submit_in(realm: Realm, state: WebState, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, &state);
     let expected_csrf = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default().to_owned();
@@ -104,6 +222,7 @@ pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Resul
             "dashboard: login rate-limited"
         );
         let mut r = login_page(
+            realm,
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             form.email,
@@ -117,23 +236,29 @@ pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Resul
         return Ok(r);
     }
     let found = match Email::parse(&form.email) {
-        Ok(email) => state.store.find_user_by_email(&email).await?,
+        Ok(email) => find(realm, &state, &email).await?,
         Err(_) => None,
     };
     let passwords = state.passwords.clone();
     let password = form.password;
     let (found, ok) = tokio::task::spawn_blocking(move || match found {
-        Some(login) => {
-            let ok = passwords.verify(&password, &login.password_hash);
-            (Some(login.user), ok)
+        Some((who, hash)) => {
+            let ok = passwords.verify(&password, &hash);
+            (Some(who), ok)
         }
         None => (None, passwords.verify_nobody(&password)),
     })
     .await
     .map_err(|e| WebError::Internal(format!("password check: {e}")))?;
     state.store.record_login_attempt(&form.email, &ip, ok).await?;
-    let Some(user) = found.filter(|_| ok) else {
-        return login_page(&state, StatusCode::UNAUTHORIZED, form.email, Some(LOGIN_FAILED));
+    let Some(who) = found.filter(|_| ok) else {
+        return login_page(
+            realm,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            form.email,
+            Some(LOGIN_FAILED),
+        );
     };
     let token = new_session_token()?;
     let hash =
@@ -143,23 +268,19 @@ pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Resul
         csrf_secret: new_csrf_secret()?,
         expires_at: state.store.now() + state.session_ttl,
     };
-    let session = state
-        .store
-        .create_session(user.account_id, user.id, &new)
-        .await?
-        .ok_or_else(|| WebError::Internal("the user vanished during login".into()))?;
-    tracing::info!(account.id = %session.account_id, user.id = %session.user_id, session.id = %session.id, "dashboard: login");
-    let mut r = Redirect::to("/").into_response();
+    start(&state, who, &new).await?;
+    let (cookie_name, cookie_path) = realm.session_cookie();
+    let mut r = Redirect::to(realm.home()).into_response();
     let headers = r.headers_mut();
     for c in [
         set_cookie(
-            SESSION_COOKIE,
+            cookie_name,
             &token,
-            "/",
+            cookie_path,
             state.session_ttl.num_seconds(),
             state.secure_cookies,
         ),
-        set_cookie(LOGIN_CSRF_COOKIE, "", "/login", 0, state.secure_cookies),
+        set_cookie(LOGIN_CSRF_COOKIE, "", realm.login_path(), 0, state.secure_cookies),
     ] {
         headers.append(
             header::SET_COOKIE,
@@ -182,8 +303,26 @@ pub(crate) async fn logout(
         .store
         .revoke_session(user.account(), &user.session.id)
         .await?;
-    let mut r = Redirect::to("/login").into_response();
-    let c = set_cookie(SESSION_COOKIE, "", "/", 0, state.secure_cookies);
+    signed_out(Realm::Customer, &state)
+}
+
+/// `POST /ops/logout`: the same for the operator's session.
+pub(crate) async fn ops_logout(
+    State(state): State<WebState>,
+    SignedForm { user, .. }: SignedForm<NoFields, CurrentOperator>,
+) -> Result<Response, WebError> {
+    state
+        .store
+        .revoke_operator_session(user.session.operator_id, &user.session.id)
+        .await?;
+    signed_out(Realm::Operator, &state)
+}
+
+/// The redirect to the realm's login, clearing its session cookie.
+fn signed_out(realm: Realm, state: &WebState) -> Result<Response, WebError> {
+    let (cookie_name, cookie_path) = realm.session_cookie();
+    let mut r = Redirect::to(realm.login_path()).into_response();
+    let c = set_cookie(cookie_name, "", cookie_path, 0, state.secure_cookies);
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,

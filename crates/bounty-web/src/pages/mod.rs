@@ -16,6 +16,7 @@ pub(crate) mod integrations;
 pub(crate) mod invoices;
 pub(crate) mod login;
 pub(crate) mod mode;
+pub(crate) mod ops;
 pub(crate) mod overview;
 pub(crate) mod period;
 pub(crate) mod task_detail;

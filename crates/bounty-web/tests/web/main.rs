@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod integrations;
 mod isolation;
+mod ops;
 mod pages;
 mod store_users;
 mod task_search;
