@@ -43,8 +43,16 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/integrations/{id}/rotate-secret"),
     ("get", "/v1/integrations/{id}/deliveries"),
     ("post", "/webhooks/in/{integration_id}"),
+    ("post", "/v1/outcomes/{id}/disputes"),
+    ("get", "/v1/disputes"),
+    ("get", "/v1/disputes/{id}"),
+    ("get", "/v1/disputes/{id}/evidence"),
     ("get", "/v1/ops/accounts"),
     ("get", "/v1/ops/accounts/{id}"),
+    ("get", "/v1/ops/disputes"),
+    ("post", "/v1/ops/disputes/{id}/accept"),
+    ("post", "/v1/ops/disputes/{id}/reject"),
+    ("get", "/v1/ops/disputes/{id}/evidence"),
 ];
 
 #[tokio::test]

@@ -36,6 +36,7 @@ let workdir;
 let base;
 let login;
 let operator;
+let chargedTask;
 let integration;
 let created;
 let browser;
@@ -219,6 +220,7 @@ step("a signed webhook becomes a task charged once the helpdesk says solved", as
   assert.match(detail, /Verdict receipt/);
   assert.doesNotMatch(detail, /No charge/);
   await shot("task-resolved");
+  chargedTask = task_id;
 });
 
 step("the demo's helpdesk: a solved ticket is charged, a reopened one is not", async () => {
@@ -286,6 +288,39 @@ step("the operator console shows every account's margin, apart from the customer
   // The customer's session is untouched, and its pages still show no margin.
   await page.goto(base + "/");
   assert.doesNotMatch(await page.locator("main").innerText(), /margin|inference cost/i);
+});
+
+step("a disputed charge goes to the operator's queue and comes back reversed", async () => {
+  await page.goto(base + `/tasks/${chargedTask}`);
+  await page.getByText("Dispute this charge").click();
+  await page.selectOption("#dispute-reason", "not_resolved");
+  await page.fill("#dispute-comment", "The customer says the parcel never came.");
+  await page.getByRole("button", { name: "Dispute the charge" }).click();
+  await page.waitForURL(new RegExp(`/tasks/${chargedTask}`));
+  const mine = await page.locator("main").innerText();
+  assert.match(mine, /Dispute/);
+  assert.match(mine, /The ticket was not resolved/);
+  await shot("dispute-open");
+  // The evidence pack downloads with the hash the page shows.
+  const href = await page.locator('a[href^="/disputes/"]').getAttribute("href");
+  const pack = await page.evaluate(async (h) => {
+    const r = await fetch(h);
+    return { sha: r.headers.get("x-evidence-sha256"), body: await r.text() };
+  }, href);
+  assert.ok(mine.includes(pack.sha), "the page shows the pack's SHA-256");
+  assert.equal(JSON.parse(pack.body).dispute.reason, "not_resolved");
+  // The operator (still signed in to the console) accepts it.
+  await page.goto(base + "/ops/disputes");
+  assert.match(await page.locator("main").innerText(), /The customer says the parcel never came\./);
+  await shot("ops-disputes");
+  await page.getByRole("button", { name: /^Accept/ }).first().click();
+  await page.waitForURL(base + "/ops/disputes");
+  assert.match(await page.locator("main").innerText(), /No open disputes/);
+  await page.goto(base + `/tasks/${chargedTask}`);
+  const after = await page.locator("main").innerText();
+  assert.match(after, /accepted, decided by the operator/);
+  assert.match(after, /This charge was reversed/);
+  await shot("dispute-accepted");
 });
 
 step("an API key is shown once, works, and is rejected once revoked", async () => {

@@ -9,6 +9,7 @@
 //! `rustls-aws-lc-rs`, never its default native-tls nor `rustls-ring`.
 
 pub mod catalog;
+pub mod disputes;
 pub mod invoices;
 pub mod outbox;
 pub mod reconcile;

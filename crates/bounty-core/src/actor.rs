@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::id::{ApiKeyId, IntegrationId};
+use crate::id::{ApiKeyId, IntegrationId, UserId};
 
 /// Longest operator name kept on a receipt.
 pub const MAX_OPERATOR_CHARS: usize = 64;
@@ -22,12 +22,16 @@ pub enum Actor {
     ApiKey(ApiKeyId),
     /// A verified delivery from one of the account's helpdesk integrations.
     Integration(IntegrationId),
+    /// A dashboard user of the account.
+    User(UserId),
     /// An operator of this Bounty (the CLI, the operator console), by name.
     Operator(String),
     /// The worker that ran the task and its verifiers.
     Worker,
     /// The end of the verification window (the lapse decision).
     Window,
+    /// The plan's dispute policy, accepting a dispute on its own.
+    DisputePolicy,
 }
 
 /// An operator name that is empty, too long, or not printable.
@@ -54,9 +58,11 @@ impl Actor {
         match self {
             Actor::ApiKey(k) => format!("the account's API key {k}"),
             Actor::Integration(i) => format!("the helpdesk integration {i}"),
+            Actor::User(u) => format!("the account's user {u}"),
             Actor::Operator(name) => format!("an operator ({name})"),
             Actor::Worker => "the verifiers".to_owned(),
             Actor::Window => "the verification window".to_owned(),
+            Actor::DisputePolicy => "the plan's dispute policy".to_owned(),
         }
     }
 }
@@ -66,9 +72,11 @@ impl fmt::Display for Actor {
         match self {
             Actor::ApiKey(k) => write!(f, "api_key:{k}"),
             Actor::Integration(i) => write!(f, "integration:{i}"),
+            Actor::User(u) => write!(f, "user:{u}"),
             Actor::Operator(name) => write!(f, "operator:{name}"),
             Actor::Worker => f.write_str("worker"),
             Actor::Window => f.write_str("window"),
+            Actor::DisputePolicy => f.write_str("dispute_policy"),
         }
     }
 }
@@ -86,8 +94,10 @@ impl FromStr for Actor {
         match s.split_once(':') {
             None if s == "worker" => Ok(Actor::Worker),
             None if s == "window" => Ok(Actor::Window),
+            None if s == "dispute_policy" => Ok(Actor::DisputePolicy),
             Some(("api_key", k)) => k.parse().map(Actor::ApiKey).map_err(|_| bad()),
             Some(("integration", i)) => i.parse().map(Actor::Integration).map_err(|_| bad()),
+            Some(("user", u)) => u.parse().map(Actor::User).map_err(|_| bad()),
             Some(("operator", name)) => Actor::operator(name).map_err(|_| bad()),
             _ => Err(bad()),
         }
@@ -103,9 +113,11 @@ mod tests {
         for actor in [
             Actor::ApiKey(ApiKeyId::new()),
             Actor::Integration(IntegrationId::new()),
+            Actor::User(UserId::new()),
             Actor::operator("alice").unwrap(),
             Actor::Worker,
             Actor::Window,
+            Actor::DisputePolicy,
         ] {
             assert_eq!(actor.to_string().parse::<Actor>().unwrap(), actor);
         }

@@ -204,6 +204,12 @@ typed_id!(
 );
 
 typed_id!(
+    /// A customer's dispute of a charged outcome.
+    DisputeId,
+    "dsp"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"

@@ -30,6 +30,7 @@ pub mod api_key;
 pub mod clock;
 pub mod compute;
 pub mod decimal;
+pub mod dispute;
 pub mod id;
 pub mod integration;
 pub mod invoice;
@@ -54,8 +55,8 @@ pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
-    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, IdParseError, IntegrationId, ModelCallId,
-    OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
+    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
+    ModelCallId, OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

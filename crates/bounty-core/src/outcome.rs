@@ -181,6 +181,9 @@ pub enum OutcomeEvent {
     WindowLapsed,
     /// An operator reverses a resolved outcome's charge.
     GoodwillReversal,
+    /// The customer's dispute of the charge was accepted (by the operator
+    /// or the plan's dispute policy).
+    DisputeAccepted,
 }
 
 impl fmt::Display for OutcomeEvent {
@@ -191,6 +194,7 @@ impl fmt::Display for OutcomeEvent {
             OutcomeEvent::Signal(s) => write!(f, "signal {s}"),
             OutcomeEvent::WindowLapsed => f.write_str("window lapse"),
             OutcomeEvent::GoodwillReversal => f.write_str("goodwill reversal"),
+            OutcomeEvent::DisputeAccepted => f.write_str("dispute accepted"),
         }
     }
 }
@@ -254,6 +258,12 @@ crate::stored_enum! {
         GoodwillReversal = "goodwill_reversal",
         /// The task failed: the outcome is failed from the start.
         TaskFailed = "task_failed",
+        /// The customer disputed the charge (nothing changes yet).
+        DisputeOpened = "dispute_opened",
+        /// The dispute was accepted: the charge is reversed.
+        DisputeAccepted = "dispute_accepted",
+        /// The dispute was rejected: the charge stands.
+        DisputeRejected = "dispute_rejected",
     }
 }
 
@@ -265,6 +275,7 @@ impl ReceiptEvent {
             OutcomeEvent::Signal(_) => ReceiptEvent::Signal,
             OutcomeEvent::WindowLapsed => ReceiptEvent::WindowLapsed,
             OutcomeEvent::GoodwillReversal => ReceiptEvent::GoodwillReversal,
+            OutcomeEvent::DisputeAccepted => ReceiptEvent::DisputeAccepted,
         }
     }
 }
@@ -398,6 +409,11 @@ pub fn transition(
             "goodwill reversal by an operator: charge reversed".into(),
         ),
         (S::Resolved, OutcomeEvent::GoodwillReversal) => Err(TransitionError::GoodwillExpired),
+        (S::Resolved, OutcomeEvent::DisputeAccepted) => step(
+            S::Reversed,
+            E::Reverse,
+            "the customer's dispute was accepted: charge reversed".into(),
+        ),
 
         (S::Failed | S::Reversed, OutcomeEvent::Signal(signal)) => step(
             status,
@@ -414,7 +430,11 @@ pub fn transition(
             S::Verifying,
             OutcomeEvent::Signal(_) | OutcomeEvent::WindowLapsed | OutcomeEvent::GoodwillReversal,
         )
-        | (S::Provisional | S::Failed | S::Reversed, OutcomeEvent::GoodwillReversal) => not_allowed(),
+        | (
+            S::Provisional | S::Failed | S::Reversed,
+            OutcomeEvent::GoodwillReversal | OutcomeEvent::DisputeAccepted,
+        )
+        | (S::Verifying, OutcomeEvent::DisputeAccepted) => not_allowed(),
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Plan {
     /// outcomes are rated like any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub byok_fee: Option<ByokFee>,
+    /// When the customer's disputes are accepted without an operator.
+    /// Without it, every dispute waits for the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disputes: Option<crate::dispute::DisputePolicy>,
 }
 
 /// The platform fee of an outcome worked on the customer's own key.
@@ -222,6 +226,7 @@ impl Plan {
             price_per_cu: Money::from_micros(1_000_000, Currency::USD),
             included_cu: ComputeUnits::ZERO,
             byok_fee: None,
+            disputes: None,
         }
     }
 
@@ -269,6 +274,9 @@ impl Plan {
         }
         if negative(self.included_cu) {
             return field("included_cu".into(), "must not be negative");
+        }
+        if let Some(Err((name, msg))) = self.disputes.as_ref().map(|d| d.validate()) {
+            return field(format!("disputes.{name}"), msg);
         }
         if self.byok_fee.is_some_and(|f| negative(f.cu)) {
             return field("byok_fee.cu".into(), "must not be negative");
@@ -488,6 +496,7 @@ mod tests {
             price_per_cu: usd(2_000_000),
             included_cu: ComputeUnits::ZERO,
             byok_fee: None,
+            disputes: None,
         }
     }
 
@@ -728,6 +737,7 @@ mod tests {
             price_per_cu: usd(micros),
             included_cu,
             byok_fee: None,
+            disputes: None,
         })
     }
 

@@ -101,6 +101,10 @@ pub enum ApiError {
     /// whose policy has no `external` verifier, or whose window is over.
     /// The refusal is recorded on the receipt; nothing changes.
     SignalNotApplicable(String),
+    /// 409: a dispute that cannot be opened or decided, by its code:
+    /// `outcome_not_disputable` (not a charged outcome), `dispute_exists`
+    /// (the outcome has one), `dispute_decided` (decided already).
+    DisputeRefused { code: &'static str, message: String },
     /// 403 `operator_only`: an operator's decision (a goodwill reversal),
     /// which no customer key may make.
     OperatorOnly {
@@ -188,7 +192,8 @@ impl ApiError {
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AgentNameTaken { .. }
             | ApiError::TransitionRefused(_)
-            | ApiError::SignalNotApplicable(_) => StatusCode::CONFLICT,
+            | ApiError::SignalNotApplicable(_)
+            | ApiError::DisputeRefused { .. } => StatusCode::CONFLICT,
             ApiError::OperatorOnly { .. } => StatusCode::FORBIDDEN,
             ApiError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::LiveKeyCannotGrant => StatusCode::FORBIDDEN,
@@ -231,6 +236,7 @@ impl ApiError {
             ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::SignalNotApplicable(_) => "signal_not_applicable",
+            ApiError::DisputeRefused { code, .. } => code,
             ApiError::OperatorOnly { .. } => "operator_only",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::StripeUnavailable => "stripe_unavailable",
@@ -286,6 +292,7 @@ impl ApiError {
             ),
             ApiError::TransitionRefused(m) => (m.clone(), None),
             ApiError::SignalNotApplicable(m) => (m.clone(), None),
+            ApiError::DisputeRefused { message, .. } => (message.clone(), None),
             ApiError::OperatorOnly { action } => (
                 format!(
                     "{action} is an operator's decision (`bounty outcomes reverse`), not an API key's; a customer \

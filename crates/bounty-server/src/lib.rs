@@ -133,6 +133,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::helpdesk_webhooks::helpdesk_webhook))
         .routes(routes!(routes::ops::list_accounts))
         .routes(routes!(routes::ops::get_account))
+        .routes(routes!(routes::disputes::create_dispute))
+        .routes(routes!(routes::disputes::list_disputes))
+        .routes(routes!(routes::disputes::get_dispute))
+        .routes(routes!(routes::disputes::get_evidence))
+        .routes(routes!(routes::ops::list_disputes))
+        .routes(routes!(routes::ops::accept_dispute))
+        .routes(routes!(routes::ops::reject_dispute))
+        .routes(routes!(routes::ops::get_dispute_evidence))
         .split_for_parts()
 }
 

@@ -29,6 +29,7 @@ mod byok;
 mod column;
 mod db;
 mod deliveries;
+pub mod disputes;
 mod distill;
 mod error;
 pub mod integrations;
@@ -59,6 +60,7 @@ pub use deliveries::{
     DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket,
     save_delivery_result,
 };
+pub use disputes::{Dispute, NewDispute};
 pub use distill::TraceRow;
 pub use error::StoreError;
 pub use integrations::{Integration, NewIntegration};

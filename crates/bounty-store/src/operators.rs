@@ -148,6 +148,17 @@ impl Store {
         .transpose()
     }
 
+    /// An operator's email, if there is such an operator.
+    pub async fn operator_email(&self, operator: OperatorId) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select email from operators where id = $1")
+                .bind(operator.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(e,)| e))
+    }
+
     /// The operator with this email, if any.
     pub async fn operator_by_email(&self, email: &Email) -> Result<Option<Operator>, StoreError> {
         Ok(self.find_operator_by_email(email).await?.map(|l| l.operator))

@@ -72,6 +72,14 @@ pub(crate) fn time_or_dash(t: Option<Timestamp>) -> String {
     t.map(time).unwrap_or_else(|| "—".to_owned())
 }
 
+/// `opened (accepted)` and the dispute rate over `charged` outcomes.
+pub(crate) fn dispute_rate(opened: i64, accepted: i64, charged: u64) -> String {
+    let rate = ratio_bp(opened, i64::try_from(charged).unwrap_or(i64::MAX))
+        .map(percent_bp)
+        .unwrap_or_else(|| "—".into());
+    format!("{opened} ({accepted} accepted) · {rate}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +108,12 @@ mod tests {
     fn minor_units_follow_the_currency() {
         assert_eq!(minor_units(1250, "usd"), "12.50 USD");
         assert_eq!(minor_units(500, "jpy"), "500.00 JPY");
+    }
+
+    #[test]
+    fn dispute_rates_are_over_charged_outcomes() {
+        assert_eq!(dispute_rate(1, 0, 20), "1 (0 accepted) · 5.0%");
+        assert_eq!(dispute_rate(0, 0, 0), "0 (0 accepted) · —");
     }
 
     #[test]

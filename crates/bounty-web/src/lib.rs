@@ -82,6 +82,15 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/ops/logout", post(pages::login::ops_logout))
         .route("/ops/accounts/{id}", get(pages::ops::accounts::show))
         .route("/ops/margins", get(pages::ops::margins::page))
+        .route("/ops/disputes", get(pages::ops::disputes::queue))
+        .route("/ops/disputes/{id}/accept", post(pages::ops::disputes::accept))
+        .route("/ops/disputes/{id}/reject", post(pages::ops::disputes::reject))
+        .route(
+            "/ops/disputes/{id}/evidence.json",
+            get(pages::ops::disputes::evidence),
+        )
+        .route("/tasks/{id}/dispute", post(pages::disputes::create))
+        .route("/disputes/{id}/evidence.json", get(pages::disputes::evidence))
         .route("/mode", post(pages::mode::switch))
         .route("/tasks", get(pages::tasks::list))
         .route("/tasks/status", get(pages::tasks::statuses))

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod billing;
 pub mod byok;
+pub mod disputes;
 pub mod health;
 pub mod helpdesk_webhooks;
 pub mod integrations;

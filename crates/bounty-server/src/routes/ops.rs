@@ -7,15 +7,19 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use bounty_core::{AccountId, ApiKeyMode};
+use axum::response::Response;
+use bounty_billing::disputes::{Decision, decide_dispute};
+use bounty_core::dispute::DisputeStatus;
+use bounty_core::{AccountId, Actor, ApiKeyMode, DisputeId};
 use bounty_store::UsageBucket;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::OperatorAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::billing::{UsageGroup, aggregate};
+use crate::routes::disputes::{DisputeOut, serve_evidence};
 use crate::routes::pagination::{ListParams, parse_time};
 use crate::state::AppState;
 
@@ -222,4 +226,209 @@ pub async fn get_account(
     let account = state.store.get_account(account_id).await?.ok_or_else(not_found)?;
     let (from, to) = period(&state, q.from.as_deref(), q.to.as_deref())?;
     Ok(Json(account_out(&state, account, from, to).await?))
+}
+
+/// A dispute as the operator sees it: who decided by name, and the account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpsDisputeOut {
+    pub account_id: AccountId,
+    #[serde(flatten)]
+    pub dispute: DisputeOut,
+    /// Who opened it (`api_key:key_…`, `operator:…`).
+    pub opened_by: String,
+    /// Who decided (`operator:…`, `dispute_policy`).
+    pub decider: Option<String>,
+}
+
+impl OpsDisputeOut {
+    fn of(d: bounty_store::Dispute) -> Self {
+        OpsDisputeOut {
+            account_id: d.account_id,
+            opened_by: d.opened_by.to_string(),
+            decider: d.decided_by.as_ref().map(|a| a.to_string()),
+            dispute: DisputeOut::of(d),
+        }
+    }
+}
+
+/// One page of disputes, oldest first: the queue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpsDisputeList {
+    pub data: Vec<OpsDisputeOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// The filter and paging of `GET /v1/ops/disputes`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OpsDisputeParams {
+    /// `open` (the queue), `accepted` or `rejected`; all when absent.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Every account's disputes, oldest first; `?status=open` is the queue.
+#[utoipa::path(
+    get,
+    path = "/v1/ops/disputes",
+    tag = "operator",
+    security(("operator_key" = [])),
+    params(OpsDisputeParams),
+    responses(
+        (status = 200, body = OpsDisputeList),
+        (status = 400, description = "A bad `status`, `limit` or `cursor`", body = ErrorBody),
+        (status = 404, description = "Not an operator key: the route does not exist for the caller", body = ErrorBody),
+    )
+)]
+pub async fn list_disputes(
+    _op: OperatorAuth,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<OpsDisputeParams>,
+) -> ApiResult<Json<OpsDisputeList>> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DisputeStatus>)
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest {
+            message: e.to_string(),
+            param: Some("status".to_owned()),
+        })?;
+    let (limit, cursor) = ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse::<DisputeId>()?;
+    let page = state.store.admin_list_disputes(status, limit, cursor).await?;
+    Ok(Json(OpsDisputeList {
+        data: page.items.into_iter().map(OpsDisputeOut::of).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The operator's decision on a dispute.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionIn {
+    /// Why; required to reject (the customer reads it).
+    pub reason: Option<String>,
+}
+
+/// The dispute's account, or a 404.
+async fn dispute_account(state: &AppState, id: &str) -> ApiResult<(AccountId, DisputeId)> {
+    let not_found = || ApiError::NotFound {
+        kind: "dispute",
+        id: id.to_owned(),
+    };
+    let did: DisputeId = id.parse().map_err(|_| not_found())?;
+    let account = state
+        .store
+        .admin_dispute_account(did)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((account, did))
+}
+
+/// Who the operator is on a receipt: its email.
+async fn operator_actor(state: &AppState, op: &OperatorAuth) -> ApiResult<Actor> {
+    let name = state
+        .store
+        .operator_email(op.operator_id)
+        .await?
+        .unwrap_or_else(|| op.operator_id.to_string());
+    Ok(Actor::operator(&name).unwrap_or_else(|_| Actor::Operator(op.operator_id.to_string())))
+}
+
+async fn decide(
+    op: OperatorAuth,
+    state: AppState,
+    id: String,
+    body: DecisionIn,
+    decision: Decision,
+) -> ApiResult<Json<OpsDisputeOut>> {
+    let (account, did) = dispute_account(&state, &id).await?;
+    let actor = operator_actor(&state, &op).await?;
+    let dispute = decide_dispute(
+        &state.store,
+        account,
+        did,
+        decision,
+        &actor,
+        body.reason.as_deref(),
+    )
+    .await?;
+    tracing::info!(dispute.id = %did, account.id = %account, status = %dispute.status, "dispute decided");
+    Ok(Json(OpsDisputeOut::of(dispute)))
+}
+
+/// Accepts a dispute: the charge is reversed through the ordinary
+/// reversal path (the meter event cancelled within 24 h, a balance credit
+/// after).
+#[utoipa::path(
+    post,
+    path = "/v1/ops/disputes/{id}/accept",
+    tag = "operator",
+    security(("operator_key" = [])),
+    params(("id" = String, Path, description = "The dispute's id, `dsp_…`")),
+    request_body = DecisionIn,
+    responses(
+        (status = 200, body = OpsDisputeOut),
+        (status = 404, description = "No such dispute, or not an operator key", body = ErrorBody),
+        (status = 409, description = "`dispute_decided`: decided already", body = ErrorBody),
+    )
+)]
+pub async fn accept_dispute(
+    op: OperatorAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecisionIn>,
+) -> ApiResult<Json<OpsDisputeOut>> {
+    decide(op, state, id, body, Decision::Accept).await
+}
+
+/// Rejects a dispute: the charge stands, and the customer reads `reason`.
+#[utoipa::path(
+    post,
+    path = "/v1/ops/disputes/{id}/reject",
+    tag = "operator",
+    security(("operator_key" = [])),
+    params(("id" = String, Path, description = "The dispute's id, `dsp_…`")),
+    request_body = DecisionIn,
+    responses(
+        (status = 200, body = OpsDisputeOut),
+        (status = 404, description = "No such dispute, or not an operator key", body = ErrorBody),
+        (status = 409, description = "`dispute_decided`: decided already", body = ErrorBody),
+        (status = 422, description = "No `reason`", body = ErrorBody),
+    )
+)]
+pub async fn reject_dispute(
+    op: OperatorAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecisionIn>,
+) -> ApiResult<Json<OpsDisputeOut>> {
+    decide(op, state, id, body, Decision::Reject).await
+}
+
+/// A dispute's evidence pack, as its customer downloads it.
+#[utoipa::path(
+    get,
+    path = "/v1/ops/disputes/{id}/evidence",
+    tag = "operator",
+    security(("operator_key" = [])),
+    params(("id" = String, Path, description = "The dispute's id, `dsp_…`")),
+    responses(
+        (status = 200, content_type = "application/json", description = "The evidence pack, as a download"),
+        (status = 404, description = "No such dispute, or not an operator key", body = ErrorBody),
+    )
+)]
+pub async fn get_dispute_evidence(
+    _op: OperatorAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (account, did) = dispute_account(&state, &id).await?;
+    serve_evidence(&state, account, did).await
 }

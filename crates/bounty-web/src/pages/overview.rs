@@ -42,6 +42,8 @@ struct OverviewPage {
     resolution: String,
     cu_billed: String,
     charges: String,
+    /// Disputes opened in the period (accepted), and their rate.
+    disputes: String,
     currencies: Vec<CurrencyRow>,
     chart: Chart,
     /// Resolved ÷ decided per day, drawn in the same frame as `chart`.
@@ -60,6 +62,11 @@ pub(crate) async fn page(
     let buckets = period.usage(&state, user.account(), user.mode()).await?;
     let s = summarize(&buckets);
     let main = s.main();
+    let (start, end) = period.bounds();
+    let (opened, accepted) = state
+        .store
+        .dispute_counts(user.account(), user.mode(), start, end)
+        .await?;
     let currencies = s
         .by_currency
         .iter()
@@ -79,6 +86,7 @@ pub(crate) async fn page(
         resolution: s.resolution_bp().map(percent_bp).unwrap_or_else(|| "—".into()),
         cu_billed: cu(s.cu_milli),
         charges: micros(main.charges_micros, &s.currency),
+        disputes: crate::format::dispute_rate(opened, accepted, s.resolved + s.reversed),
         currencies,
         chart: chart::layout(&s.days, from, to, &s.currency, Audience::Customer),
         rate_chart: chart::resolution_layout(&s.days, from, to),

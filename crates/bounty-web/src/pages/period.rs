@@ -41,6 +41,11 @@ impl Period {
         Ok(Period { from, to })
     }
 
+    /// The period as instants: `[from's start, the day after to's start)`.
+    pub(crate) fn bounds(&self) -> (bounty_core::Timestamp, bounty_core::Timestamp) {
+        (day_start(self.from), day_start(self.to + Duration::days(1)))
+    }
+
     /// The usage buckets of outcomes the account decided in the period
     /// (whole days: read from the store's daily rollup).
     pub(crate) async fn usage(
@@ -49,14 +54,7 @@ impl Period {
         account: bounty_core::AccountId,
         mode: bounty_core::ApiKeyMode,
     ) -> Result<Vec<bounty_store::UsageBucket>, WebError> {
-        Ok(state
-            .store
-            .usage(
-                account,
-                mode,
-                day_start(self.from),
-                day_start(self.to + Duration::days(1)),
-            )
-            .await?)
+        let (from, to) = self.bounds();
+        Ok(state.store.usage(account, mode, from, to).await?)
     }
 }

@@ -104,7 +104,35 @@ struct TaskPage {
     charge: Option<ChargeView>,
     /// When there is no charge: why, in words.
     no_charge: String,
+    /// The charge's dispute, once there is one.
+    dispute: Option<DisputeView>,
+    /// The charge can be disputed by this user (resolved, not disputed,
+    /// an owner).
+    can_dispute: bool,
+    /// The reasons a dispute may give: `(value, words)`.
+    dispute_reasons: Vec<(&'static str, &'static str)>,
+    csrf: String,
 }
+
+/// A dispute as its account sees it.
+struct DisputeView {
+    id: String,
+    status: String,
+    reason: String,
+    comment: String,
+    /// "the operator" or "the plan's dispute policy"; empty while open.
+    decided_by: String,
+    decision_reason: String,
+    evidence_sha256: String,
+}
+
+/// The reasons a dispute may give, in words.
+const DISPUTE_REASONS: [(&str, &str); 4] = [
+    ("not_resolved", "The ticket was not resolved"),
+    ("wrong_answer", "The answer was wrong"),
+    ("duplicate", "Charged twice for one ticket"),
+    ("other", "Something else (say what below)"),
+];
 
 fn transcript(v: &Option<serde_json::Value>) -> Vec<Message> {
     let Some(serde_json::Value::Array(items)) = v else {
@@ -208,6 +236,31 @@ pub(crate) async fn page(
         .map(|a| format!("{} (version {})", a.name, a.version))
         .unwrap_or_else(|| task.agent_id.to_string());
     let outcome = state.store.outcome_of_task(account, id).await?;
+    let dispute = match &outcome {
+        Some(o) => state.store.dispute_of_outcome(account, o.id).await?,
+        None => None,
+    };
+    let can_dispute = dispute.is_none()
+        && user.session.role == bounty_store::UserRole::Owner
+        && outcome
+            .as_ref()
+            .is_some_and(|o| o.status == bounty_core::outcome::OutcomeStatus::Resolved);
+    let dispute = dispute.map(|d| DisputeView {
+        id: d.id.to_string(),
+        status: d.status.to_string(),
+        reason: DISPUTE_REASONS
+            .iter()
+            .find(|(v, _)| *v == d.reason.as_str())
+            .map_or_else(|| d.reason.to_string(), |(_, words)| (*words).to_owned()),
+        comment: d.comment.unwrap_or_default(),
+        decided_by: match d.decided_by {
+            Some(bounty_core::Actor::DisputePolicy) => "the plan's dispute policy".to_owned(),
+            Some(_) => "the operator".to_owned(),
+            None => String::new(),
+        },
+        decision_reason: d.decision_reason.unwrap_or_default(),
+        evidence_sha256: d.evidence_sha256,
+    });
     let receipt = match &outcome {
         Some(o) => state.store.outcome_events(account, o.id).await?,
         None => Vec::new(),
@@ -313,6 +366,10 @@ pub(crate) async fn page(
         events: events(receipt),
         charge: outcome.as_ref().and_then(charge),
         no_charge: no_charge_reason(outcome.as_ref()),
+        dispute,
+        can_dispute,
+        dispute_reasons: DISPUTE_REASONS.to_vec(),
+        csrf: user.session.csrf_secret.clone(),
     };
     render(&page)
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod agents;
 mod auth;
+mod disputes;
 mod integrations;
 mod isolation;
 mod ops;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::CurrentOperator;
 use crate::chart::{self, Audience, Chart};
 use crate::error::WebError;
-use crate::format::{cu, micros, percent_bp, time};
+use crate::format::{cu, dispute_rate, micros, percent_bp, time};
 use crate::layout::{Chrome, render};
 use crate::pages::period::Period;
 use crate::pages::{WebQuery, present};
@@ -69,6 +69,9 @@ struct AccountRow {
     name: String,
     status: String,
     figures: Figures,
+    /// Disputes opened in the period (accepted), and the rate over the
+    /// period's charged outcomes.
+    disputes: String,
 }
 
 #[derive(Template)]
@@ -102,14 +105,24 @@ pub(crate) async fn list(
         .map_err(|_| WebError::BadRequest("`cursor` is not an account id.".into()))?;
     let limit = PageLimit::new(PAGE).map_err(|e| WebError::Internal(e.to_string()))?;
     let page = state.store.admin_list_accounts(limit, after).await?;
+    let (from, to) = period.bounds();
+    let disputes: std::collections::HashMap<AccountId, (i64, i64)> = state
+        .store
+        .admin_dispute_counts(from, to)
+        .await?
+        .into_iter()
+        .map(|(a, opened, accepted)| (a, (opened, accepted)))
+        .collect();
     let mut accounts = Vec::with_capacity(page.items.len());
     for a in page.items {
-        let buckets = period.usage(&state, a.id, ApiKeyMode::Live).await?;
+        let s = summarize(&period.usage(&state, a.id, ApiKeyMode::Live).await?);
+        let (opened, accepted) = disputes.get(&a.id).copied().unwrap_or_default();
         accounts.push(AccountRow {
             status: status_of(&state, a.id).await?,
             id: a.id.to_string(),
             name: a.name,
-            figures: Figures::of(&summarize(&buckets)),
+            disputes: dispute_rate(opened, accepted, s.resolved + s.reversed),
+            figures: Figures::of(&s),
         });
     }
     let next_href = page
@@ -145,6 +158,7 @@ struct AccountPage {
     cap: String,
     month_spend: String,
     credits: String,
+    disputes: String,
     chart: Chart,
     chart_width: i64,
     chart_height: i64,
@@ -161,6 +175,8 @@ pub(crate) async fn show(
     let period = Period::parse(&state, &q.from, &q.to)?;
     let s = summarize(&period.usage(&state, id, ApiKeyMode::Live).await?);
     let info = state.store.billing_info(id, ApiKeyMode::Live).await?;
+    let (from, to) = period.bounds();
+    let (opened, accepted) = state.store.dispute_counts(id, ApiKeyMode::Live, from, to).await?;
     let plan = &info.plan;
     let c = plan.currency();
     render(&AccountPage {
@@ -183,6 +199,7 @@ pub(crate) async fn show(
             .map_or_else(|| "none".to_owned(), |m| micros(m.micros, m.currency.as_str())),
         month_spend: micros(info.month_spend.micros, info.month_spend.currency.as_str()),
         credits: cu(info.credit_balance.milli()),
+        disputes: dispute_rate(opened, accepted, s.resolved + s.reversed),
         chart: chart::layout(&s.days, period.from, period.to, &s.currency, Audience::Operator),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,

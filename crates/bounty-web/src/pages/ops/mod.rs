@@ -6,4 +6,5 @@
 //! [`CurrentOperator`]: crate::auth::CurrentOperator
 
 pub(crate) mod accounts;
+pub(crate) mod disputes;
 pub(crate) mod margins;

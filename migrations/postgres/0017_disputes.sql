@@ -1,0 +1,43 @@
+-- Disputes: a customer contests a charged outcome. One dispute per outcome
+-- (a second is refused by `disputes_outcome_id_key`). The evidence pack is
+-- fixed when the dispute opens: its JSON and its SHA-256 are stored, and a
+-- trigger refuses any later change to either, so both sides can check the
+-- file they downloaded against the hash at any time.
+
+create table disputes (
+    id               text collate "C" primary key,
+    account_id       text collate "C" not null
+                     constraint disputes_account_id_fkey references accounts (id),
+    outcome_id       text collate "C" not null
+                     constraint disputes_outcome_id_fkey references outcomes (id),
+    livemode         boolean not null,
+    status           text not null
+                     constraint disputes_status_check check (status in ('open', 'accepted', 'rejected')),
+    reason           text not null,
+    comment          text,
+    evidence         text not null,
+    evidence_sha256  text not null,
+    opened_by        text not null,
+    decided_by       text,
+    decision_reason  text,
+    created_at       timestamptz not null,
+    decided_at       timestamptz,
+    constraint disputes_outcome_id_key unique (outcome_id)
+);
+
+create index disputes_account_id_livemode_id_idx on disputes (account_id, livemode, id);
+create index disputes_status_id_idx on disputes (status, id);
+create index disputes_account_id_status_decided_at_idx on disputes (account_id, status, decided_at);
+
+create function disputes_evidence_is_immutable() returns trigger as $$
+begin
+    if new.evidence is distinct from old.evidence or new.evidence_sha256 is distinct from old.evidence_sha256 then
+        raise exception 'a dispute''s evidence pack never changes';
+    end if;
+    return new;
+end;
+$$ language plpgsql;
+
+create trigger disputes_evidence_immutable
+    before update on disputes
+    for each row execute function disputes_evidence_is_immutable();
