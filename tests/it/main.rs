@@ -17,6 +17,7 @@ mod cli;
 mod disputes;
 mod distill;
 mod errors;
+mod exports;
 mod health;
 mod helpdesk;
 mod helpdesk_replies;

@@ -43,6 +43,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/integrations/{id}/rotate-secret"),
     ("get", "/v1/integrations/{id}/deliveries"),
     ("post", "/webhooks/in/{integration_id}"),
+    ("get", "/v1/exports/charges"),
     ("post", "/v1/outcomes/{id}/disputes"),
     ("get", "/v1/disputes"),
     ("get", "/v1/disputes/{id}"),

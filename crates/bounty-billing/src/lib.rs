@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod disputes;
+pub mod exports;
 pub mod invoices;
 pub mod outbox;
 pub mod reconcile;

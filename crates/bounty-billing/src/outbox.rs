@@ -44,6 +44,14 @@ pub const CANCEL_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// instead: the sender needs time to deliver a cancellation.
 pub const CANCEL_MARGIN: Duration = Duration::from_secs(3600);
 
+/// Whether the reversal, at `reversed_at` (Unix seconds), of a meter event
+/// stamped `charged_at` is a balance credit rather than a cancel: past
+/// Stripe's cancellation window, less the margin. Decided from when the
+/// reversal happened, never from when it is sent.
+pub fn reversal_credits(charged_at: i64, reversed_at: i64) -> bool {
+    reversed_at.saturating_sub(charged_at) >= (CANCEL_WINDOW - CANCEL_MARGIN).as_secs() as i64
+}
+
 /// How a sender runs.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -309,8 +317,7 @@ impl Sender {
         // Decided once per row, from when the reversal happened, never from
         // when it is sent: a cancel that Stripe applied but never confirmed
         // must not be followed by a credit on a later retry.
-        let age = item.created_at.timestamp().saturating_sub(ts);
-        if age >= (CANCEL_WINDOW - CANCEL_MARGIN).as_secs() as i64 {
+        if reversal_credits(ts, item.created_at.timestamp()) {
             return self.credit(claim, &identifier).await;
         }
         let result = self

@@ -62,6 +62,22 @@ fn root_or(path: String) -> String {
     if path.is_empty() { ".".to_owned() } else { path }
 }
 
+/// One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a
+/// line break, and defused when a spreadsheet would read it as a formula
+/// (a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'`).
+pub fn csv_cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

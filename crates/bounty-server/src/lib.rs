@@ -133,6 +133,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::helpdesk_webhooks::helpdesk_webhook))
         .routes(routes!(routes::ops::list_accounts))
         .routes(routes!(routes::ops::get_account))
+        .routes(routes!(routes::exports::charges))
         .routes(routes!(routes::disputes::create_dispute))
         .routes(routes!(routes::disputes::list_disputes))
         .routes(routes!(routes::disputes::get_dispute))

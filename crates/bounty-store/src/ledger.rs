@@ -279,3 +279,78 @@ pub async fn unreversed_transfers(
         })
         .collect()
 }
+
+/// What one outcome's charge put in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargedOutcome {
+    pub outcome: OutcomeId,
+    /// When the charge was written.
+    pub charged_at: Timestamp,
+    /// Milli-CU the plan's allowance covered.
+    pub included_mcu: i64,
+    /// Milli-CU paid from prepaid credits.
+    pub credit_mcu: i64,
+    /// Milli-CU metered to Stripe.
+    pub metered_mcu: i64,
+    /// The money of the metered CU, in micros of `currency`.
+    pub amount_micros: i64,
+    pub currency: Option<String>,
+}
+
+impl crate::Store {
+    /// The account's outcomes of `mode` charged in `[from, to)`, oldest first:
+    /// their charge's transfers, summed by kind. Reversals are not netted: a
+    /// reversed charge is still a charge of the period.
+    pub async fn charged_outcomes(
+        &self,
+        account: AccountId,
+        mode: ApiKeyMode,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ChargedOutcome>, StoreError> {
+        type Row = (
+            crate::column::Text<OutcomeId>,
+            Timestamp,
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+        );
+        let rows: Vec<Row> = crate::db::on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select outcome_id, min(created_at),
+                 cast(coalesce(sum(case when kind = 'included' then amount else 0 end), 0) as bigint),
+                 cast(coalesce(sum(case when kind = 'credit_draw' then amount else 0 end), 0) as bigint),
+                 cast(coalesce(sum(case when kind = 'charge' then amount else 0 end), 0) as bigint),
+                 cast(coalesce(sum(case when kind = 'charge_money' then amount else 0 end), 0) as bigint),
+                 max(case when kind = 'charge_money' then unit end)
+             from ledger_transfers
+             where account_id = $1 and livemode = $2 and created_at >= $3 and created_at < $4
+               and kind in ('included', 'credit_draw', 'charge', 'charge_money') and outcome_id is not null
+             group by outcome_id
+             order by min(created_at), outcome_id",
+            )
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(outcome, charged_at, included, credit, metered, money, currency)| ChargedOutcome {
+                    outcome: outcome.0,
+                    charged_at,
+                    included_mcu: included,
+                    credit_mcu: credit,
+                    metered_mcu: metered,
+                    amount_micros: money,
+                    currency,
+                },
+            )
+            .collect())
+    }
+}

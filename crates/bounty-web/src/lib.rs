@@ -123,6 +123,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/api-keys/{id}/revoke", post(pages::api_keys::revoke))
         .route("/usage", get(pages::usage::page))
         .route("/usage.csv", get(pages::usage::export))
+        .route("/charges.csv", get(pages::charges::csv))
+        .route("/charges.json", get(pages::charges::json))
         .route("/invoices", get(pages::invoices::list))
         .route("/billing", get(pages::billing::page))
         .route("/static/{file}", get(assets::serve))

@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod billing;
 pub mod byok;
 pub mod disputes;
+pub mod exports;
 pub mod health;
 pub mod helpdesk_webhooks;
 pub mod integrations;

@@ -29,6 +29,8 @@ struct InvoiceRow {
     /// page never renders a script URL from stored data.
     url: Option<String>,
     updated: String,
+    /// The export of the charges of the invoice's period, when it has one.
+    charges_href: Option<String>,
 }
 
 #[derive(Template)]
@@ -59,6 +61,15 @@ pub(crate) async fn list(
         .into_iter()
         .map(|i| {
             let (updated_at, i) = (i.updated_at, i.stripe);
+            // The period's days, both included: Stripe's end is exclusive.
+            let charges_href = match (i.period_start, i.period_end) {
+                (Some(s), Some(e)) if e > s => Some(format!(
+                    "/charges.csv?from={}&to={}",
+                    s.format("%Y-%m-%d"),
+                    (e - chrono::Duration::seconds(1)).format("%Y-%m-%d")
+                )),
+                _ => None,
+            };
             let currency = i.currency.as_str();
             InvoiceRow {
                 period: match (i.period_start, i.period_end) {
@@ -72,6 +83,7 @@ pub(crate) async fn list(
                 updated: time(updated_at),
                 id: i.id,
                 status: i.status.to_string(),
+                charges_href,
             }
         })
         .collect();

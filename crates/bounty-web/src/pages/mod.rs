@@ -10,6 +10,7 @@ pub(crate) mod agent_form;
 pub(crate) mod agents;
 pub(crate) mod api_keys;
 pub(crate) mod billing;
+pub(crate) mod charges;
 pub(crate) mod disputes;
 pub(crate) mod field_errors;
 pub(crate) mod integration_form;

@@ -20,8 +20,8 @@ use crate::usage::summarize;
 
 #[derive(Deserialize)]
 pub(crate) struct PeriodQuery {
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 struct CurrencyRow {

@@ -205,16 +205,7 @@ pub(crate) async fn page(
 /// One CSV cell: quoted when it holds a comma, quote or line break, and
 /// defused when a spreadsheet would run it as a formula.
 fn cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
+    bounty_core::text::csv_cell(text)
 }
 
 /// The CSV of a report: one header row, one row per line.

@@ -102,4 +102,42 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
-on_both_backends!(usage_by_day_and_agent_with_csv);
+/// The per-charge export from the dashboard: the usage page and every
+/// invoice link to it, one line per charged outcome and a totals row.
+async fn charges_export_from_usage_and_invoices(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    seed::resolved_task(&app.store, &t, "Refund for order 1042").await;
+    seed::failed_task(&app.store, &t, "Where is my parcel").await;
+    seed::invoice(&app.store, t.account, "in_acme_0001").await;
+    let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
+    b.get("/usage")
+        .await
+        .assert_contains("href=\"/charges.csv?from=2026-05-01&amp;to=2026-05-10\"");
+    // Stripe's May invoice (1 May to 1 June, end excluded) links to May's charges.
+    b.get("/invoices")
+        .await
+        .assert_contains("href=\"/charges.csv?from=2026-05-01&#38;to=2026-05-31\"");
+    let csv = b.get("/charges.csv?from=2026-05-01&to=2026-05-31").await;
+    csv.assert_status(StatusCode::OK);
+    assert_eq!(
+        csv.headers.get("content-type").unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    let rows: Vec<&str> = csv.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 3, "the failed task is never a charge: {rows:?}");
+    assert!(rows[1].contains("resolved"), "{}", rows[1]);
+    assert!(rows[2].starts_with("total,"));
+    let json = b.get("/charges.json?from=2026-05-01&to=2026-05-31").await;
+    let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(v["lines"].as_array().unwrap().len(), 1);
+    assert!(!json.body.contains("inference") && !json.body.contains("margin"));
+    let r = app.browser().get("/charges.csv").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+on_both_backends!(
+    usage_by_day_and_agent_with_csv,
+    charges_export_from_usage_and_invoices
+);
