@@ -32,6 +32,7 @@ mod deliveries;
 pub mod disputes;
 mod distill;
 mod error;
+pub mod health;
 pub mod integrations;
 pub mod ledger;
 mod margin;

@@ -81,8 +81,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         )
         .route("/ops/logout", post(pages::login::ops_logout))
         .route("/ops/accounts/{id}", get(pages::ops::accounts::show))
+        .route("/ops/accounts/{id}/plan", post(pages::ops::actions::plan))
+        .route("/ops/accounts/{id}/cap", post(pages::ops::actions::cap))
+        .route("/ops/accounts/{id}/credits", post(pages::ops::actions::credits))
+        .route("/ops/accounts/{id}/status", post(pages::ops::actions::status))
         .route("/ops/margins", get(pages::ops::margins::page))
         .route("/ops/disputes", get(pages::ops::disputes::queue))
+        .route("/ops/health", get(pages::ops::health::page))
         .route("/ops/disputes/{id}/accept", post(pages::ops::disputes::accept))
         .route("/ops/disputes/{id}/reject", post(pages::ops::disputes::reject))
         .route(

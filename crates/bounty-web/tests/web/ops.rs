@@ -108,6 +108,17 @@ async fn the_console_shows_every_account_with_its_margin(backend: Backend) {
         .assert_status(StatusCode::BAD_REQUEST)
         .assert_contains("account");
 
+    // Health: the charge's meter event waits in the outbox (no Stripe
+    // sender here), and the queue is counted.
+    seed::queued_task(&app.store, &globex, "Still waiting").await;
+    b.get("/ops/health")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("aria-current=\"page\">Health</a>")
+        .assert_contains("<th scope=\"row\">meter_event</th><td class=\"num\">1</td>")
+        .assert_contains("<div><dt>Queued</dt><dd>1</dd></div>")
+        .assert_contains("No integration has refused a delivery.");
+
     // An operator is no customer: the customer's pages want their login.
     let r = b.get("/").await;
     r.assert_status(StatusCode::SEE_OTHER);
@@ -153,7 +164,91 @@ async fn a_customer_never_reaches_the_console(backend: Backend) {
     );
 }
 
+/// The operator changes an account's plan, cap, credits and status from
+/// its page; a bad value is a 400 naming its field.
+async fn the_operator_acts_on_an_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let acme = seed::tenant(&app.store, "Acme").await;
+    operator(&app).await;
+    let mut b = app.browser();
+    ops_login(&mut b, OPERATOR, PASSWORD).await;
+    let path = format!("/ops/accounts/{}", acme.account);
+    let page = b.get(&path).await;
+    page.assert_contains("Save the plan")
+        .assert_contains("Suspend the account");
+    let csrf = page.csrf();
+    let post = |what: &'static str| format!("{path}/{what}");
+    b.post(
+        &post("plan"),
+        &[("csrf", &csrf), ("price_per_cu", "ten"), ("included_cu", "0")],
+    )
+    .await
+    .assert_status(StatusCode::BAD_REQUEST)
+    .assert_contains("price_per_cu");
+    let r = b
+        .post(
+            &post("plan"),
+            &[
+                ("csrf", &csrf),
+                ("price_per_cu", "2.50"),
+                ("included_cu", "10"),
+                ("dispute_days", "7"),
+                ("dispute_max_percent", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), Some(path.as_str()));
+    let plan = app.store.plan(acme.account).await.unwrap();
+    assert_eq!(plan.price_per_cu.micros, 2_500_000);
+    assert_eq!(plan.included_cu.milli(), 10_000);
+    assert_eq!(plan.disputes.unwrap().max_accepted_bp, 500);
+    b.post(
+        &post("cap"),
+        &[("csrf", &csrf), ("cap", "500"), ("alerts", "50, 90, 200")],
+    )
+    .await
+    .assert_status(StatusCode::BAD_REQUEST)
+    .assert_contains("alerts");
+    b.post(
+        &post("cap"),
+        &[("csrf", &csrf), ("cap", "500"), ("alerts", "50, 90")],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    b.post(
+        &post("credits"),
+        &[("csrf", &csrf), ("cu", "25"), ("memo", "welcome")],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    let info = app
+        .store
+        .billing_info(acme.account, bounty_core::ApiKeyMode::Live)
+        .await
+        .unwrap();
+    assert_eq!(info.monthly_cap.unwrap().micros, 500_000_000);
+    assert_eq!(info.alert_percents, [50, 90]);
+    assert_eq!(info.credit_balance.milli(), 25_000);
+    b.post(&post("status"), &[("csrf", &csrf), ("status", "suspended")])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.store.account_status(acme.account).await.unwrap(),
+        Some(bounty_core::AccountStatus::Suspended)
+    );
+    b.get(&path)
+        .await
+        .assert_contains("Reactivate the account")
+        .assert_contains("suspended")
+        .assert_contains("value=\"2.5")
+        .assert_contains("25.000 CU");
+    b.post(&post("status"), &[("csrf", "forged"), ("status", "active")])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+}
+
 on_both_backends!(
+    the_operator_acts_on_an_account,
     the_console_shows_every_account_with_its_margin,
     a_customer_never_reaches_the_console,
 );

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::CurrentOperator;
 use crate::chart::{self, Audience, Chart};
 use crate::error::WebError;
-use crate::format::{cu, dispute_rate, micros, percent_bp, time};
+use crate::format::{bp_decimal, cu, dispute_rate, micros, micros_decimal, percent_bp, time};
 use crate::layout::{Chrome, render};
 use crate::pages::period::Period;
 use crate::pages::{WebQuery, present};
@@ -159,6 +159,15 @@ struct AccountPage {
     month_spend: String,
     credits: String,
     disputes: String,
+    csrf: String,
+    suspended: bool,
+    /// The forms' current values.
+    price_input: String,
+    included_input: String,
+    dispute_days_input: String,
+    dispute_percent_input: String,
+    cap_input: String,
+    alerts_input: String,
     chart: Chart,
     chart_width: i64,
     chart_height: i64,
@@ -200,6 +209,28 @@ pub(crate) async fn show(
         month_spend: micros(info.month_spend.micros, info.month_spend.currency.as_str()),
         credits: cu(info.credit_balance.milli()),
         disputes: dispute_rate(opened, accepted, s.resolved + s.reversed),
+        csrf: op.session.csrf_secret.clone(),
+        suspended: status_of(&state, id).await? == "suspended",
+        price_input: micros_decimal(plan.price_per_cu.micros),
+        included_input: plan.included_cu.decimal(),
+        dispute_days_input: plan
+            .disputes
+            .map(|d| d.auto_accept_within_days.to_string())
+            .unwrap_or_default(),
+        dispute_percent_input: plan
+            .disputes
+            .map(|d| bp_decimal(i64::from(d.max_accepted_bp)))
+            .unwrap_or_default(),
+        cap_input: info
+            .monthly_cap
+            .map(|m| micros_decimal(m.micros))
+            .unwrap_or_default(),
+        alerts_input: info
+            .alert_percents
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         chart: chart::layout(&s.days, period.from, period.to, &s.currency, Audience::Operator),
         chart_width: chart::WIDTH,
         chart_height: chart::HEIGHT,

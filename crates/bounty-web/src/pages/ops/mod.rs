@@ -6,5 +6,7 @@
 //! [`CurrentOperator`]: crate::auth::CurrentOperator
 
 pub(crate) mod accounts;
+pub(crate) mod actions;
 pub(crate) mod disputes;
+pub(crate) mod health;
 pub(crate) mod margins;
