@@ -426,6 +426,22 @@ pub struct BillingInfo {
 }
 
 impl Store {
+    /// How many of the account's outcomes of `mode` are not decided yet
+    /// (verifying, or provisional: waiting for the ticket source).
+    pub async fn pending_outcomes(&self, account: AccountId, mode: ApiKeyMode) -> Result<i64, StoreError> {
+        let (n,): (i64,) = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select count(*) from outcomes
+                 where account_id = $1 and livemode = $2 and decided_at is null",
+            )
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(n)
+    }
+
     /// One of the account's outcomes.
     pub async fn get_outcome(
         &self,

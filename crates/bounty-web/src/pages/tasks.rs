@@ -55,7 +55,19 @@ struct TaskRow {
     created: String,
     agent: String,
     preview: String,
+    /// The ticket (the task's external reference) and the customer.
+    ticket: String,
+    customer: String,
     status: &'static str,
+    /// The badge's class: a completed task whose outcome was not
+    /// resolved is not shown as a success.
+    badge: &'static str,
+    /// `resolved`, `not resolved`, `reversed`, `waiting` or `—`.
+    outcome: &'static str,
+    /// The amount charged, `No charge`, or `—` before a verdict.
+    charge: String,
+    /// The charge was reversed: shown struck through.
+    charge_reversed: bool,
 }
 
 struct Choice {
@@ -144,20 +156,11 @@ pub(crate) async fn list(
         .iter()
         .map(|a| (a.id.to_string(), a.name.clone()))
         .collect();
-    let rows = page
-        .items
-        .iter()
-        .map(|t| TaskRow {
-            id: t.id.to_string(),
-            created: time(t.created_at),
-            agent: names
-                .get(&t.agent_id.to_string())
-                .cloned()
-                .unwrap_or_else(|| t.agent_id.to_string()),
-            preview: preview(t),
-            status: t.status.as_str(),
-        })
-        .collect();
+    let mut rows = Vec::with_capacity(page.items.len());
+    for t in &page.items {
+        let outcome = state.store.outcome_of_task(account, t.id).await?;
+        rows.push(row(t, outcome.as_ref(), &names));
+    }
     let href = |cursor: Option<String>| -> Result<String, WebError> {
         let mut next = q.clone();
         next.cursor = cursor;
@@ -238,4 +241,60 @@ pub(crate) async fn statuses(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// One line of the ledger of work: the task and what its outcome came to.
+fn row(t: &Task, outcome: Option<&bounty_store::Outcome>, names: &BTreeMap<String, String>) -> TaskRow {
+    use bounty_core::outcome::OutcomeStatus as S;
+    let (outcome_word, charge, charge_reversed) = match outcome.map(|o| (o.status, o)) {
+        None => ("—", "—".to_owned(), false),
+        Some((S::Verifying | S::Provisional, _)) => ("waiting", "—".to_owned(), false),
+        Some((S::Resolved, o)) => (
+            "resolved",
+            crate::format::micros(o.amount.micros, o.amount.currency.as_str()),
+            false,
+        ),
+        Some((S::Reversed, o)) => (
+            "reversed",
+            crate::format::micros(o.amount.micros, o.amount.currency.as_str()),
+            true,
+        ),
+        Some((S::Failed, o)) if o.amount.micros > 0 => (
+            "not resolved",
+            crate::format::micros(o.amount.micros, o.amount.currency.as_str()),
+            true,
+        ),
+        Some((S::Failed, _)) => ("not resolved", "No charge".to_owned(), false),
+    };
+    let badge = match (t.status, outcome_word) {
+        (TaskStatus::Completed, "resolved" | "waiting" | "—") => t.status.as_str(),
+        (TaskStatus::Completed, _) => "done",
+        (s, _) => s.as_str(),
+    };
+    TaskRow {
+        id: t.id.to_string(),
+        created: time(t.created_at),
+        agent: names
+            .get(&t.agent_id.to_string())
+            .cloned()
+            .unwrap_or_else(|| t.agent_id.to_string()),
+        preview: preview(t),
+        ticket: t.external_ref.clone().unwrap_or_default(),
+        customer: t
+            .input
+            .customer
+            .as_ref()
+            .and_then(|c| {
+                c.name
+                    .clone()
+                    .or_else(|| c.email.clone())
+                    .or_else(|| c.id.clone())
+            })
+            .unwrap_or_default(),
+        status: t.status.as_str(),
+        badge,
+        outcome: outcome_word,
+        charge,
+        charge_reversed,
+    }
 }

@@ -57,6 +57,14 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_lacks("argin")
         .assert_lacks("nference cost")
         .assert_contains("class=\"rate-chart\"")
+        // This month against the cap, and the price of a resolved ticket
+        // (1 resolved, charged 1 USD).
+        .assert_contains("Spent this month")
+        .assert_contains("no monthly cap")
+        .assert_contains("Projected for the month")
+        .assert_contains("Waiting for a verdict")
+        .assert_contains("<span class=\"label\">Price per resolved ticket</span><span class=\"value\">1.00 USD</span>")
+        .assert_contains("1 resolved · 1 not resolved · 0 reversed")
         .assert_contains(
             "aria-label=\"Resolution rate per day from 2026-05-01 to 2026-05-10: 1 of 2 decided tasks resolved, 50.0% overall.\"",
         )
@@ -77,7 +85,16 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_status(StatusCode::OK)
         .assert_contains(&s.resolved.to_string())
         .assert_contains(&s.failed.to_string())
-        .assert_contains("Refund for order 1042");
+        .assert_contains("Refund for order 1042")
+        // A ledger of work: the outcome and the charge of each task; a
+        // completed task whose outcome was not resolved is no success.
+        .assert_contains("<th scope=\"col\">Outcome</th><th scope=\"col\" class=\"num\">Charge</th>")
+        .assert_contains(
+            "<td data-label=\"Outcome\">resolved</td>\n      <td class=\"num\" data-label=\"Charge\">1.00 USD</td>",
+        )
+        .assert_contains(
+            "<td data-label=\"Outcome\">not resolved</td>\n      <td class=\"num\" data-label=\"Charge\">No charge</td>",
+        );
     b.get(&format!("/tasks/{}", s.resolved))
         .await
         .assert_status(StatusCode::OK);
