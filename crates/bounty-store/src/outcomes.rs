@@ -474,6 +474,39 @@ impl Store {
         Ok(row.map(Outcome::from))
     }
 
+    /// The outcomes of some of the account's tasks (a page of them), in
+    /// one query; a task without an outcome is simply absent.
+    pub async fn outcomes_of_tasks(
+        &self,
+        account: AccountId,
+        tasks: &[TaskId],
+    ) -> Result<Vec<Outcome>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (0..tasks.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            concat!(
+                "select ",
+                outcome_columns!(),
+                " from outcomes where account_id = $1 and task_id in ({})"
+            ),
+            placeholders
+        );
+        let rows: Vec<OutcomeRow> = on_pool!(&self.db, pool => {
+            // Safe: the text is a literal and numbered placeholders only.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account.to_string());
+            for t in tasks {
+                q = q.bind(t.to_string());
+            }
+            q.fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(Outcome::from).collect())
+    }
+
     /// The account's outcomes, newest first, filtered.
     pub async fn list_outcomes(
         &self,

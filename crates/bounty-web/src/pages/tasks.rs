@@ -156,11 +156,19 @@ pub(crate) async fn list(
         .iter()
         .map(|a| (a.id.to_string(), a.name.clone()))
         .collect();
-    let mut rows = Vec::with_capacity(page.items.len());
-    for t in &page.items {
-        let outcome = state.store.outcome_of_task(account, t.id).await?;
-        rows.push(row(t, outcome.as_ref(), &names));
-    }
+    let ids: Vec<TaskId> = page.items.iter().map(|t| t.id).collect();
+    let outcomes: std::collections::HashMap<TaskId, bounty_store::Outcome> = state
+        .store
+        .outcomes_of_tasks(account, &ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.task_id, o))
+        .collect();
+    let rows: Vec<TaskRow> = page
+        .items
+        .iter()
+        .map(|t| row(t, outcomes.get(&t.id), &names))
+        .collect();
     let href = |cursor: Option<String>| -> Result<String, WebError> {
         let mut next = q.clone();
         next.cursor = cursor;
