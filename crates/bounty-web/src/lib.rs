@@ -132,6 +132,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/charges.json", get(pages::charges::json))
         .route("/invoices", get(pages::invoices::list))
         .route("/billing", get(pages::billing::page))
+        .route("/billing/cap", post(pages::billing::set_cap))
         .route("/static/{file}", get(assets::serve))
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(map_response(security_headers))

@@ -3,13 +3,14 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use bounty_core::PlanKind;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, SignedForm};
 use crate::error::WebError;
 use crate::format::{cu, micros};
 use crate::layout::{Chrome, render};
+use crate::pages::ops::actions::{CapForm, parse_cap};
 use crate::state::WebState;
 
 #[derive(Template)]
@@ -35,6 +36,11 @@ struct BillingPage {
     byok: String,
     /// The plan's fee for outcomes worked on that key.
     byok_fee: String,
+    /// An owner may set the cap (live money only: not in test mode).
+    can_set_cap: bool,
+    csrf: String,
+    cap_input: String,
+    alerts_input: String,
 }
 
 pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
@@ -110,6 +116,18 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
                 .collect::<Vec<_>>()
                 .join(", ")
         },
+        can_set_cap: user.session.role == bounty_store::UserRole::Owner && user.mode().livemode(),
+        csrf: user.session.csrf_secret.clone(),
+        cap_input: info
+            .monthly_cap
+            .map(|c| crate::format::micros_decimal(c.micros))
+            .unwrap_or_default(),
+        alerts_input: info
+            .alert_percents
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         month_spend: micros(info.month_spend.micros, &currency),
         reserved: micros(info.reserved.micros, &currency),
         account_status: status.as_str().to_owned(),
@@ -117,4 +135,19 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
         stripe_subscription: ids.subscription.unwrap_or(not_yet),
     };
     render(&page)
+}
+
+/// `POST /billing/cap`: an owner sets the account's monthly cap (live
+/// money; blank for none) and its alert thresholds.
+pub(crate) async fn set_cap(
+    State(state): State<WebState>,
+    SignedForm { user, form }: SignedForm<CapForm>,
+) -> Result<Response, WebError> {
+    user.require_owner()?;
+    let account = user.account();
+    let currency = state.store.plan(account).await?.currency();
+    let (cap, alerts) = parse_cap(&form, currency)?;
+    state.store.set_cap(account, cap, &alerts).await?;
+    tracing::info!(account.id = %account, user.id = %user.session.user_id, "dashboard: cap changed");
+    Ok(Redirect::to("/billing").into_response())
 }

@@ -6,6 +6,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use bounty_core::outcome::ReceiptEvent;
 use bounty_core::{OutcomeStatus, TaskId};
 use bounty_store::{Outcome, OutcomeEventRecord};
 
@@ -60,6 +61,10 @@ struct EventRow {
 
 /// The charge and how it was computed.
 struct ChargeView {
+    /// Why, in plain words: "Resolved: the helpdesk marked the ticket
+    /// solved."; for a reversal, also who reversed it and why.
+    summary: String,
+    reversal: String,
     plan: String,
     formula: String,
     cu: String,
@@ -184,12 +189,66 @@ fn events(records: Vec<OutcomeEventRecord>) -> Vec<EventRow> {
         .collect()
 }
 
-fn charge(o: &Outcome) -> Option<ChargeView> {
+/// Why the outcome was charged, in the customer's words, from the receipt
+/// event that resolved it.
+fn plain_summary(o: &Outcome, events: &[OutcomeEventRecord]) -> String {
+    let resolving = events.iter().find(|e| {
+        e.to_status == OutcomeStatus::Resolved && e.effect == bounty_core::outcome::ChargeEffect::Charge
+    });
+    let why = match resolving.map(|e| (e.event, e.signal.as_ref())) {
+        Some((ReceiptEvent::Verified, _)) => "the verifiers checked the answer and passed it".to_owned(),
+        Some((ReceiptEvent::Signal, Some(s))) => match s["kind"].as_str() {
+            Some("solved") => "the helpdesk marked the ticket solved".to_owned(),
+            Some("customer_confirmed") => "the customer confirmed it was solved".to_owned(),
+            Some("csat") => format!("the customer rated the help {} of 5", s["score"]),
+            _ => "the ticket source confirmed it".to_owned(),
+        },
+        Some((ReceiptEvent::WindowLapsed, _)) => format!(
+            "the customer did not reopen the ticket within {} h",
+            o.policy.window_hours
+        ),
+        _ => "the outcome was resolved".to_owned(),
+    };
+    format!("Resolved: {why}.")
+}
+
+/// Who reversed the charge and why, in plain words; empty when it stands.
+fn plain_reversal(events: &[OutcomeEventRecord]) -> String {
+    events
+        .iter()
+        .find(|e| e.effect == bounty_core::outcome::ChargeEffect::Reverse)
+        .map(|e| {
+            let who = e.actor.as_ref().map_or_else(
+                || "Bounty".to_owned(),
+                |a| match a {
+                    bounty_core::Actor::Operator(_) => "the operator".to_owned(),
+                    bounty_core::Actor::DisputePolicy => "your plan's dispute policy".to_owned(),
+                    bounty_core::Actor::Integration(_) => "the helpdesk".to_owned(),
+                    other => other.describe(),
+                },
+            );
+            let why = match e.event {
+                ReceiptEvent::Signal => "the ticket was reopened inside the window".to_owned(),
+                ReceiptEvent::DisputeAccepted => "your dispute was accepted".to_owned(),
+                ReceiptEvent::GoodwillReversal => "a goodwill reversal".to_owned(),
+                _ => e.reason.clone(),
+            };
+            format!(
+                "Reversed by {who} on {}: {why}. You are not billed for it.",
+                time(e.created_at)
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn charge(o: &Outcome, events: &[OutcomeEventRecord]) -> Option<ChargeView> {
     if !matches!(o.status, OutcomeStatus::Resolved | OutcomeStatus::Reversed) {
         return None;
     }
     let r = o.rating.as_ref()?;
     Some(ChargeView {
+        summary: plain_summary(o, events),
+        reversal: plain_reversal(events),
         plan: format!("{} ({} plan)", r.plan.name, r.plan.kind.as_str()),
         formula: r.formula.clone(),
         cu: cu(r.cu.milli()),
@@ -363,8 +422,8 @@ pub(crate) async fn page(
             .as_ref()
             .map(|o| o.status.as_str().to_owned())
             .unwrap_or_else(|| "none yet".into()),
+        charge: outcome.as_ref().and_then(|o| charge(o, &receipt)),
         events: events(receipt),
-        charge: outcome.as_ref().and_then(charge),
         no_charge: no_charge_reason(outcome.as_ref()),
         dispute,
         can_dispute,

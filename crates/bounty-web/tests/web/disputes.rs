@@ -193,7 +193,14 @@ async fn a_dispute_goes_from_the_receipt_to_the_queue_and_back(backend: Backend)
     ann.get(&format!("/tasks/{reversed}"))
         .await
         .assert_contains("accepted, decided by the operator")
-        .assert_contains("This charge was reversed");
+        .assert_contains("This charge was reversed")
+        .assert_contains("Reversed by the operator on ")
+        .assert_contains(": your dispute was accepted. You are not billed for it.")
+        .assert_contains("<s>1.00 USD</s>");
+    ann.get(&format!("/tasks/{kept}"))
+        .await
+        .assert_contains("Resolved: the verifiers checked the answer and passed it.")
+        .assert_contains("<summary>Rating receipt</summary>");
     // Each side sees the dispute rate: 2 disputes of 2 charged outcomes.
     ann.get("/").await.assert_contains("2 (1 accepted) · 100.0%");
     op.get("/ops").await.assert_contains("2 (1 accepted) · 100.0%");

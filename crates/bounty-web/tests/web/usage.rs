@@ -137,7 +137,66 @@ async fn charges_export_from_usage_and_invoices(backend: Backend) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
+/// Self-serve billing: an owner sets the monthly cap and its alerts; a
+/// member cannot; a bad value names its field.
+async fn an_owner_sets_the_cap(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    seed::user(&app.store, t.account, "bob@acme.test", UserRole::Member).await;
+    let mut bob = app.logged_in("bob@acme.test", PASSWORD).await;
+    let page = bob.get("/billing").await;
+    page.assert_lacks("Save the cap");
+    let csrf = page.csrf();
+    bob.post(
+        "/billing/cap",
+        &[("csrf", &csrf), ("cap", "100"), ("alerts", "50")],
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    let mut ann = app.logged_in("ann@acme.test", PASSWORD).await;
+    let page = ann.get("/billing").await;
+    page.assert_contains("Save the cap");
+    let csrf = page.csrf();
+    ann.post(
+        "/billing/cap",
+        &[("csrf", &csrf), ("cap", "-5"), ("alerts", "50")],
+    )
+    .await
+    .assert_status(StatusCode::BAD_REQUEST)
+    .assert_contains("`cap`");
+    let r = ann
+        .post(
+            "/billing/cap",
+            &[("csrf", &csrf), ("cap", "250.50"), ("alerts", "50, 80, 100")],
+        )
+        .await;
+    assert_eq!(r.location(), Some("/billing"));
+    let info = app
+        .store
+        .billing_info(t.account, bounty_core::ApiKeyMode::Live)
+        .await
+        .unwrap();
+    assert_eq!(info.monthly_cap.unwrap().micros, 250_500_000);
+    assert_eq!(info.alert_percents, [50, 80, 100]);
+    ann.get("/billing")
+        .await
+        .assert_contains("250.50 USD")
+        .assert_contains("value=\"50, 80, 100\"");
+    // No cap at all.
+    ann.post("/billing/cap", &[("csrf", &csrf), ("cap", ""), ("alerts", "")])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let info = app
+        .store
+        .billing_info(t.account, bounty_core::ApiKeyMode::Live)
+        .await
+        .unwrap();
+    assert!(info.monthly_cap.is_none());
+}
+
 on_both_backends!(
     usage_by_day_and_agent_with_csv,
-    charges_export_from_usage_and_invoices
+    charges_export_from_usage_and_invoices,
+    an_owner_sets_the_cap
 );

@@ -95,14 +95,13 @@ pub(crate) struct CapForm {
     alerts: String,
 }
 
-/// `POST /ops/accounts/{id}/cap`.
-pub(crate) async fn cap(
-    State(state): State<WebState>,
-    Path(id): Path<String>,
-    SignedForm { user: op, form }: SignedForm<CapForm, CurrentOperator>,
-) -> Result<Response, WebError> {
-    let account = account_of(&state, &id).await?;
-    let currency = state.store.plan(account).await?.currency();
+/// The cap (micros of `currency`; `None`: no cap) and its alert
+/// percentages from a form, or a 400 naming the bad field. Shared with the
+/// customer's own billing page.
+pub(crate) fn parse_cap(
+    form: &CapForm,
+    currency: bounty_core::Currency,
+) -> Result<(Option<i64>, Vec<u32>), WebError> {
     let cap = match form.cap.trim() {
         "" => None,
         raw => Some(
@@ -126,6 +125,18 @@ pub(crate) async fn cap(
         .map(|s| s.parse::<u32>().ok().filter(|p| (1..=100).contains(p)))
         .collect::<Option<Vec<u32>>>()
         .ok_or_else(|| bad("alerts", "must be percentages from 1 to 100, separated by commas"))?;
+    Ok((cap, alerts))
+}
+
+/// `POST /ops/accounts/{id}/cap`.
+pub(crate) async fn cap(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    SignedForm { user: op, form }: SignedForm<CapForm, CurrentOperator>,
+) -> Result<Response, WebError> {
+    let account = account_of(&state, &id).await?;
+    let currency = state.store.plan(account).await?.currency();
+    let (cap, alerts) = parse_cap(&form, currency)?;
     state.store.set_cap(account, cap, &alerts).await?;
     tracing::info!(account.id = %account, operator.id = %op.session.operator_id, "console: cap changed");
     Ok(back(account))
