@@ -76,7 +76,8 @@ pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{Invoice, StripeInvoice};
 pub use tasks::{
     Idempotency, Inserted, IntakeTicket, KeyedTask, ModelCall, NewModelCall, NewTask, Task, TaskAttempt,
-    TaskError, TaskFilter, insert_task, task_by_idempotency_key, task_in, task_of_ticket,
+    TaskCursor, TaskError, TaskFilter, TaskPage, insert_task, task_by_idempotency_key, task_in,
+    task_of_ticket,
 };
 pub use tx::Tx;
 pub use usage::UsageBucket;

@@ -97,6 +97,27 @@ pub struct TaskFilter {
     /// Case folding is SQL `lower()`: ASCII-only on SQLite, Unicode on
     /// Postgres.
     pub search: Option<String>,
+    /// Only tasks whose outcome is in one of these statuses (empty: any).
+    pub outcome_statuses: Vec<bounty_core::outcome::OutcomeStatus>,
+}
+
+/// Where a page of tasks starts: the first page, after a task (older),
+/// or before one (newer: the previous page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskCursor {
+    First,
+    After(TaskId),
+    Before(TaskId),
+}
+
+/// A page of tasks, newest first, with cursors both ways.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    /// The cursor of the next (older) page; `None` on the last.
+    pub next_cursor: Option<String>,
+    /// The cursor of the previous (newer) page; `None` on the first.
+    pub prev_cursor: Option<String>,
 }
 
 /// One attempt at a task.
@@ -341,6 +362,23 @@ impl Store {
         limit: PageLimit,
         after: Option<TaskId>,
     ) -> Result<Page<Task>, StoreError> {
+        let cursor = after.map_or(TaskCursor::First, TaskCursor::After);
+        let page = self.list_task_page(account, filter, limit, cursor).await?;
+        Ok(Page {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// A page of the account's tasks, newest first, from `cursor`, with
+    /// cursors to the pages on either side.
+    pub async fn list_task_page(
+        &self,
+        account: AccountId,
+        filter: &TaskFilter,
+        limit: PageLimit,
+        cursor: TaskCursor,
+    ) -> Result<TaskPage, StoreError> {
         let fts = match (&self.db, filter.search.as_deref()) {
             // Trigrams need three characters; shorter needles scan.
             (Db::Sqlite(_), Some(needle)) if needle.chars().count() >= 3 => Some(needle),
@@ -378,28 +416,65 @@ impl Store {
                 [Arg::from(contains_pattern(needle))],
             );
         }
-        match (fts, after) {
-            (Some(_), Some(after)) => q.push(
-                " and h.hit < (select rowid from tasks where account_id = ? and id = ?)",
-                [Arg::from(account.to_string()), Arg::from(after.to_string())],
-            ),
-            (None, Some(after)) => q.push(" and id < ?", [Arg::from(after.to_string())]),
-            (_, None) => &mut q,
+        if !filter.outcome_statuses.is_empty() {
+            q.push(
+                " and exists (select 1 from outcomes o where o.account_id = tasks.account_id and o.task_id = tasks.id
+                   and o.status in (",
+                [],
+            );
+            for (i, s) in filter.outcome_statuses.iter().enumerate() {
+                q.push(if i == 0 { "?" } else { ", ?" }, [Arg::from(s.as_str())]);
+            }
+            q.push("))", []);
+        }
+        // Backwards (the previous page) reads ascending from the cursor and
+        // turns the rows round.
+        let (op, dir) = match cursor {
+            TaskCursor::Before(_) => (">", "asc"),
+            _ => ("<", "desc"),
         };
+        match (fts, cursor) {
+            (Some(_), TaskCursor::After(id) | TaskCursor::Before(id)) => q.push(
+                &format!(" and h.hit {op} (select rowid from tasks where account_id = ? and id = ?)"),
+                [Arg::from(account.to_string()), Arg::from(id.to_string())],
+            ),
+            (None, TaskCursor::After(id) | TaskCursor::Before(id)) => {
+                q.push(&format!(" and id {op} ?"), [Arg::from(id.to_string())])
+            }
+            (_, TaskCursor::First) => &mut q,
+        };
+        let order = if fts.is_some() { "h.hit" } else { "id" };
         q.push(
-            if fts.is_some() {
-                " order by h.hit desc limit ?"
-            } else {
-                " order by id desc limit ?"
-            },
+            &format!(" order by {order} {dir} limit ?"),
             [Arg::from(i64::from(limit.get()) + 1)],
         );
         let rows: Vec<TaskRow> = q.fetch_all(&self.db).await?;
-        let tasks = rows
+        let mut tasks = rows
             .into_iter()
             .map(Task::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(tasks, limit.get(), |t| t.id.to_string()))
+        let limit = limit.get() as usize;
+        let more = tasks.len() > limit;
+        tasks.truncate(limit);
+        let id_of = |t: Option<&Task>| t.map(|t| t.id.to_string());
+        Ok(match cursor {
+            TaskCursor::Before(_) => {
+                tasks.reverse();
+                TaskPage {
+                    prev_cursor: if more { id_of(tasks.first()) } else { None },
+                    next_cursor: id_of(tasks.last()),
+                    items: tasks,
+                }
+            }
+            TaskCursor::After(_) | TaskCursor::First => TaskPage {
+                next_cursor: if more { id_of(tasks.last()) } else { None },
+                prev_cursor: match cursor {
+                    TaskCursor::First => None,
+                    _ => id_of(tasks.first()),
+                },
+                items: tasks,
+            },
+        })
     }
 
     /// Every attempt at one of the account's tasks, in order.

@@ -467,6 +467,7 @@ pub async fn list_tasks(
         created_from,
         created_to,
         search: None,
+        outcome_statuses: Vec::new(),
     };
     let page = state
         .store

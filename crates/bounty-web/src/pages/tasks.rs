@@ -46,9 +46,30 @@ pub(crate) struct TaskQuery {
     to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     q: Option<String>,
+    /// `charged`, `not_charged`, `reversed` or `pending`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    charge: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
+    /// The previous page: tasks newer than this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<String>,
 }
+
+/// The charge filters: `(value, words, the outcome statuses it means)`.
+const CHARGE_FILTERS: [(&str, &str, &[bounty_core::outcome::OutcomeStatus]); 4] = {
+    use bounty_core::outcome::OutcomeStatus as S;
+    [
+        ("charged", "Charged", &[S::Resolved]),
+        ("not_charged", "Not charged", &[S::Failed]),
+        ("reversed", "Reversed", &[S::Reversed]),
+        (
+            "pending",
+            "Waiting for a verdict",
+            &[S::Verifying, S::Provisional],
+        ),
+    ]
+};
 
 struct TaskRow {
     id: String,
@@ -88,7 +109,10 @@ struct TasksPage {
     searching: bool,
     rows: Vec<TaskRow>,
     next_href: Option<String>,
+    prev_href: Option<String>,
     first_href: Option<String>,
+    /// The charge filters.
+    charges: Vec<Choice>,
 }
 
 fn preview(t: &Task) -> String {
@@ -127,10 +151,24 @@ pub(crate) async fn list(
     }
     let from = parse_date("from", &q.from)?;
     let to = parse_date("to", &q.to)?;
-    let cursor = present(&q.cursor)
-        .map(|s| {
-            s.parse::<TaskId>()
-                .map_err(|_| WebError::BadRequest("`cursor` is not a task id.".into()))
+    let task_id = |field: &str, v: &Option<String>| {
+        present(v)
+            .map(|s| {
+                s.parse::<TaskId>()
+                    .map_err(|_| WebError::BadRequest(format!("`{field}` is not a task id.")))
+            })
+            .transpose()
+    };
+    let cursor = match (task_id("cursor", &q.cursor)?, task_id("before", &q.before)?) {
+        (Some(after), _) => bounty_store::TaskCursor::After(after),
+        (None, Some(before)) => bounty_store::TaskCursor::Before(before),
+        (None, None) => bounty_store::TaskCursor::First,
+    };
+    let charge = present(&q.charge)
+        .map(|c| {
+            CHARGE_FILTERS.iter().find(|(v, _, _)| *v == c).ok_or_else(|| {
+                WebError::BadRequest("`charge` must be charged, not_charged, reversed or pending.".into())
+            })
         })
         .transpose()?;
     let filter = TaskFilter {
@@ -140,9 +178,13 @@ pub(crate) async fn list(
         created_from: from.map(day_start),
         created_to: to.map(|d| day_start(d + Duration::days(1))),
         search: present(&q.q).map(str::to_owned),
+        outcome_statuses: charge.map(|(_, _, s)| s.to_vec()).unwrap_or_default(),
     };
     let limit = PageLimit::new(PAGE_SIZE).map_err(|e| WebError::Internal(e.to_string()))?;
-    let page = state.store.list_tasks(account, &filter, limit, cursor).await?;
+    let page = state
+        .store
+        .list_task_page(account, &filter, limit, cursor)
+        .await?;
     let agents = state
         .store
         .list_agents(
@@ -169,9 +211,10 @@ pub(crate) async fn list(
         .iter()
         .map(|t| row(t, outcomes.get(&t.id), &names))
         .collect();
-    let href = |cursor: Option<String>| -> Result<String, WebError> {
+    let href = |cursor: Option<String>, before: Option<String>| -> Result<String, WebError> {
         let mut next = q.clone();
         next.cursor = cursor;
+        next.before = before;
         let qs = serde_urlencoded::to_string(&next).map_err(|e| WebError::Internal(e.to_string()))?;
         Ok(if qs.is_empty() {
             "/tasks".to_owned()
@@ -179,8 +222,20 @@ pub(crate) async fn list(
             format!("/tasks?{qs}")
         })
     };
-    let next_href = page.next_cursor.map(|c| href(Some(c))).transpose()?;
-    let first_href = cursor.map(|_| href(None)).transpose()?;
+    let next_href = page.next_cursor.map(|c| href(Some(c), None)).transpose()?;
+    let prev_href = page.prev_cursor.map(|c| href(None, Some(c))).transpose()?;
+    let first_href = match cursor {
+        bounty_store::TaskCursor::First => None,
+        _ => Some(href(None, None)?),
+    };
+    let charges = CHARGE_FILTERS
+        .iter()
+        .map(|(value, label, _)| Choice {
+            value: (*value).to_owned(),
+            label: (*label).to_owned(),
+            selected: charge.is_some_and(|(v, _, _)| v == value),
+        })
+        .collect();
     let statuses = TaskStatus::ALL
         .iter()
         .map(|s| Choice {
@@ -208,7 +263,9 @@ pub(crate) async fn list(
         searching: filter.search.is_some(),
         rows,
         next_href,
+        prev_href,
         first_href,
+        charges,
     };
     render(&page)
 }

@@ -209,6 +209,32 @@ async fn task_list_filters_and_pages(backend: Backend) {
         .assert_contains("First page")
         .assert_contains("Where is my parcel");
     assert_eq!(second.body.matches("<tr data-task-id=").count(), 3);
+    // The previous page of the second is the first again.
+    let prev = second
+        .body
+        .split("href=\"/tasks?before=")
+        .nth(1)
+        .expect("a previous page link");
+    let prev = &prev[..prev.find('"').unwrap()];
+    let back = b.get(&format!("/tasks?before={prev}")).await;
+    assert_eq!(back.body.matches("<tr data-task-id=").count(), 25);
+    back.assert_contains("Queued ticket 25")
+        .assert_lacks("rel=\"prev\"")
+        .assert_contains("rel=\"next\"");
+    // Filters by what the outcome came to.
+    let charged = b.get("/tasks?charge=charged").await;
+    assert_eq!(charged.body.matches("<tr data-task-id=").count(), 1);
+    charged.assert_contains(&s.resolved.to_string());
+    let not_charged = b.get("/tasks?charge=not_charged").await;
+    assert_eq!(not_charged.body.matches("<tr data-task-id=").count(), 1);
+    not_charged.assert_contains(&s.failed.to_string());
+    b.get("/tasks?charge=reversed")
+        .await
+        .assert_contains("No tasks match.");
+    b.get("/tasks?charge=free")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST)
+        .assert_contains("`charge`");
     let failed = b.get("/tasks?status=failed").await;
     assert_eq!(failed.body.matches("<tr data-task-id=").count(), 1);
     failed.assert_contains(&s.failed.to_string());
@@ -243,6 +269,18 @@ async fn task_list_filters_and_pages(backend: Backend) {
     assert_eq!(rest.body.matches("<tr data-task-id=").count(), 1);
     rest.assert_contains("Queued ticket 00")
         .assert_lacks("Where is my parcel");
+    // Back to the first page of matches, the search kept.
+    let prev = rest
+        .body
+        .split("href=\"/tasks?q=queued+ticket&#38;before=")
+        .nth(1)
+        .expect("a previous page link that keeps the search");
+    let prev = &prev[..prev.find('"').unwrap()];
+    let again = b.get(&format!("/tasks?q=queued+ticket&before={prev}")).await;
+    assert_eq!(again.body.matches("<tr data-task-id=").count(), 25);
+    again
+        .assert_contains("Queued ticket 25")
+        .assert_lacks("Queued ticket 00");
     b.get("/tasks?status=bogus")
         .await
         .assert_status(StatusCode::BAD_REQUEST)
