@@ -382,3 +382,52 @@ fn summarize(rows: Vec<(String, i64, i64, i64)>) -> CacheSummary {
     }
     s
 }
+
+/// One model's verdicts and answering cost on an account (or one of its
+/// agents), live or as a shadow student, all time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelStats {
+    pub model: String,
+    /// `live` (the route's models) or `shadow` (a student).
+    pub role: String,
+    /// Answers verified.
+    pub tried: i64,
+    /// Of which passed.
+    pub passed: i64,
+    /// What those answering calls cost.
+    pub cost: Money,
+}
+
+impl Store {
+    /// Per model and role: answers verified, passed, and their cost, on
+    /// the account (or one agent), from the running totals the calls move.
+    pub async fn model_stats(
+        &self,
+        account: AccountId,
+        agent: Option<AgentId>,
+    ) -> Result<Vec<ModelStats>, StoreError> {
+        type Row = (String, String, i64, i64, i64, Text<Currency>);
+        let rows: Vec<Row> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select model, role, cast(sum(tried) as bigint), cast(sum(passed) as bigint),
+                     cast(sum(cost_micros) as bigint), currency
+                 from agent_model_stats where account_id = $1 and ($2 is null or agent_id = $2)
+                 group by model, role, currency order by role, model",
+            )
+            .bind(account.to_string())
+            .bind(agent.map(|a| a.to_string()))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(model, role, tried, passed, cost, currency)| ModelStats {
+                model,
+                role,
+                tried,
+                passed,
+                cost: Money::from_micros(cost, currency.0),
+            })
+            .collect())
+    }
+}

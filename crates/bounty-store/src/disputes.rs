@@ -357,4 +357,32 @@ impl Store {
             .await?
         }))
     }
+
+    /// Per agent of the account: live disputes opened in `[from, to)`, and
+    /// of those accepted.
+    pub async fn dispute_counts_by_agent(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(bounty_core::AgentId, i64, i64)>, StoreError> {
+        let rows: Vec<(Text<bounty_core::AgentId>, i64, i64)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select o.agent_id, count(*),
+                     cast(sum(case when d.status = 'accepted' then 1 else 0 end) as bigint)
+                 from disputes d join outcomes o on o.account_id = d.account_id and o.id = d.outcome_id
+                 where d.account_id = $1 and d.livemode and d.created_at >= $2 and d.created_at < $3
+                 group by o.agent_id order by o.agent_id",
+            )
+            .bind(account.to_string())
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(a, opened, accepted)| (a.0, opened, accepted))
+            .collect())
+    }
 }

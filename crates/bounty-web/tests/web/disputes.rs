@@ -206,7 +206,8 @@ async fn a_dispute_goes_from_the_receipt_to_the_queue_and_back(backend: Backend)
     op.get("/ops").await.assert_contains("2 (1 accepted) · 100.0%");
     op.get(&format!("/ops/accounts/{}", acme.account))
         .await
-        .assert_contains("2 (1 accepted) · 100.0%");
+        .assert_contains("2 (1 accepted) · 100.0%")
+        .assert_contains("<dt>Disputes of support</dt><dd>2 (1 accepted) · 100.0%</dd>");
     // A customer never reaches the queue.
     let r = ann.get("/ops/disputes").await;
     assert_eq!(r.location(), Some("/ops/login"));

@@ -98,7 +98,8 @@ async fn the_console_shows_every_account_with_its_margin(backend: Backend) {
     .assert_contains("<th scope=\"row\">Cost-plus</th><td class=\"num\">0.00455 USD</td>")
     .assert_contains("<th scope=\"row\">BYOK (platform fee)</th><td class=\"num\">0.10 USD</td>")
     .assert_contains("class=\"hchart\"")
-    .assert_contains("Raw inference cost");
+    .assert_contains("Raw inference cost")
+    .assert_contains("<h2>By model</h2>");
     b.get("/ops/margins?markup=ten")
         .await
         .assert_status(StatusCode::BAD_REQUEST)

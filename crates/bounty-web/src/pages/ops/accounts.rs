@@ -159,6 +159,8 @@ struct AccountPage {
     month_spend: String,
     credits: String,
     disputes: String,
+    /// Per agent: `(name, disputes and rate)`.
+    agent_disputes: Vec<(String, String)>,
     csrf: String,
     suspended: bool,
     /// The forms' current values.
@@ -182,10 +184,35 @@ pub(crate) async fn show(
     let id: AccountId = id.parse().map_err(|_| WebError::NotFound)?;
     let account = state.store.get_account(id).await?.ok_or(WebError::NotFound)?;
     let period = Period::parse(&state, &q.from, &q.to)?;
-    let s = summarize(&period.usage(&state, id, ApiKeyMode::Live).await?);
+    let buckets = period.usage(&state, id, ApiKeyMode::Live).await?;
+    let s = summarize(&buckets);
     let info = state.store.billing_info(id, ApiKeyMode::Live).await?;
     let (from, to) = period.bounds();
     let (opened, accepted) = state.store.dispute_counts(id, ApiKeyMode::Live, from, to).await?;
+    let mut agent_disputes = Vec::new();
+    for (agent, opened, accepted) in state.store.dispute_counts_by_agent(id, from, to).await? {
+        let charged: i64 = buckets
+            .iter()
+            .filter(|b| {
+                b.agent_id == agent
+                    && matches!(
+                        b.status,
+                        bounty_core::outcome::OutcomeStatus::Resolved
+                            | bounty_core::outcome::OutcomeStatus::Reversed
+                    )
+            })
+            .map(|b| b.outcomes)
+            .sum();
+        let name = state
+            .store
+            .get_agent(id, agent, None)
+            .await?
+            .map_or_else(|| agent.to_string(), |a| a.name);
+        agent_disputes.push((
+            name,
+            dispute_rate(opened, accepted, u64::try_from(charged).unwrap_or(0)),
+        ));
+    }
     let plan = &info.plan;
     let c = plan.currency();
     render(&AccountPage {
@@ -209,6 +236,7 @@ pub(crate) async fn show(
         month_spend: micros(info.month_spend.micros, info.month_spend.currency.as_str()),
         credits: cu(info.credit_balance.milli()),
         disputes: dispute_rate(opened, accepted, s.resolved + s.reversed),
+        agent_disputes,
         csrf: op.session.csrf_secret.clone(),
         suspended: status_of(&state, id).await? == "suspended",
         price_input: micros_decimal(plan.price_per_cu.micros),

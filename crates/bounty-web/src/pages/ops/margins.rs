@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentOperator;
 use crate::error::WebError;
-use crate::format::{micros, micros_decimal, percent_bp};
+use crate::format::{micros, micros_decimal, percent_bp, ratio_bp};
 use crate::layout::{Chrome, render};
 use crate::pages::period::Period;
 use crate::pages::{WebQuery, day_start, present};
@@ -88,6 +88,18 @@ struct MarginsPage {
     cache_saved: String,
     /// How the raw cost was estimated, per agent.
     estimates: Vec<String>,
+    /// Per model (and role): answers verified, pass rate, cost, average.
+    models: Vec<ModelLine>,
+}
+
+/// One model's line: what its answers cost and how often they passed.
+struct ModelLine {
+    model: String,
+    role: String,
+    tried: i64,
+    pass_rate: String,
+    cost: String,
+    per_answer: String,
 }
 
 /// The charts' geometry: labels end at x = 184 and bars start at 190 (in
@@ -224,7 +236,28 @@ pub(crate) async fn page(
             None => format!("{name}: no answering call by its frontier {model} yet, so its delivered cost"),
         });
     }
+    let model_lines = state
+        .store
+        .model_stats(account, agent)
+        .await?
+        .into_iter()
+        .map(|m| ModelLine {
+            pass_rate: ratio_bp(m.passed, m.tried)
+                .map(percent_bp)
+                .unwrap_or_else(|| "—".into()),
+            cost: micros(m.cost.micros, m.cost.currency.as_str()),
+            per_answer: if m.tried > 0 {
+                micros(m.cost.micros / m.tried, m.cost.currency.as_str())
+            } else {
+                "—".into()
+            },
+            model: m.model,
+            role: m.role,
+            tried: m.tried,
+        })
+        .collect();
     let page = MarginsPage {
+        models: model_lines,
         chrome: Chrome::for_operator(&op, format!("Margins: {account_name}"), "margins"),
         accounts: accounts
             .iter()
