@@ -129,6 +129,15 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
+    /// The same database read and written at `clock`'s time: how seeding
+    /// writes history (the demo's past month) through the ordinary paths.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Store {
+        Store {
+            db: self.db.clone(),
+            clock,
+        }
+    }
+
     /// Opens a pool and checks that one connection works. A SQLite file
     /// (and its directory) is created when missing.
     pub async fn connect(opts: &DatabaseOptions, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {

@@ -1,7 +1,9 @@
 //! `bounty serve --demo`: a working dashboard within a minute, telling the
 //! true story of outcome billing. Seeds a demo account (named as such), a
 //! dashboard user, two agents on a real local model, a Standard Webhooks
-//! integration, and a sample invoice.
+//! integration, a sample invoice, an operator for the console, and a
+//! month of history for the demo account and a second customer
+//! ([`history`]).
 //!
 //! The model is a tiny random-weight GGUF written to
 //! `bounty-data/demo-model.gguf`: llama.cpp runs it for real, but its text
@@ -23,6 +25,7 @@
 //! show it, and seeds nothing again.
 
 pub mod helpdesk;
+pub mod history;
 pub mod master_key;
 
 use std::path::Path;
@@ -142,7 +145,7 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             &ApiKeySecret::generate(ApiKeyMode::Test),
         )
         .await?;
-    store
+    let user = store
         .create_user(account.id, &email, &hash, UserRole::Owner)
         .await?
         .context("the demo user was not created")?;
@@ -182,6 +185,20 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             )?,
         )
         .await?;
+    // A month of history, so every page shows something true: this
+    // account's, and a second customer's beside it in the console.
+    let today = store.now();
+    history::seed(
+        store,
+        account.id,
+        support.id,
+        today,
+        3,
+        &bounty_core::Actor::User(user.id),
+    )
+    .await
+    .context("cannot seed the demo's history")?;
+    second_customer(store, today).await?;
     let (integration_id, secret) = create_integration(store, keyring, account.id, support.id).await?;
     queue_strict_ticket(store, account.id, strict.id).await?;
     sample_invoice(store, account.id).await?;
@@ -195,6 +212,38 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             secret: Some(secret.expose_secret().to_owned()),
         }),
     })
+}
+
+/// A second customer account with its own month of history (no login of
+/// its own: the operator sees it in the console).
+async fn second_customer(store: &Store, today: bounty_core::Timestamp) -> anyhow::Result<()> {
+    let (account, _) = store
+        .create_account(
+            &AccountName::parse("Northwind (sample data)").map_err(|e| anyhow::anyhow!("{e}"))?,
+            &KeyName::parse("demo").map_err(|e| anyhow::anyhow!("{e}"))?,
+            &ApiKeySecret::generate(ApiKeyMode::Test),
+        )
+        .await?;
+    let agent = store
+        .create_agent(
+            account.id,
+            &AgentSpec {
+                name: AgentName::parse("northwind-support").map_err(|e| anyhow::anyhow!("{e}"))?,
+                instructions: "You answer Northwind's support tickets.".to_owned(),
+                model_route: ModelRoute::parse(vec![DEMO_MODEL.to_owned()])
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                output_schema: None,
+                outcome_type: OutcomeType::parse("ticket.resolved").map_err(|e| anyhow::anyhow!("{e}"))?,
+                verifier_policy: VerificationPolicy::default(),
+                params: Default::default(),
+                routing: Default::default(),
+            },
+        )
+        .await?;
+    let customer = bounty_core::Actor::operator("northwind-finance").map_err(|e| anyhow::anyhow!("{e}"))?;
+    history::seed(store, account.id, agent.id, today, 2, &customer)
+        .await
+        .context("cannot seed the second demo customer's history")
 }
 
 /// A Standard Webhooks integration for `agent`, its secret sealed with
