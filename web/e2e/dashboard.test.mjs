@@ -264,6 +264,20 @@ step("invoices and billing render", async () => {
   await shot("billing");
 });
 
+step("an invoice's charges reconcile with it", async () => {
+  await page.goto(base + "/invoices");
+  const row = page.locator("tr", { hasText: "in_demo_" });
+  const total = (await row.locator("td").nth(3).innerText()).trim();
+  const href = await row.locator('a[href^="/charges.csv"]').getAttribute("href");
+  const csv = await page.evaluate(async (h) => (await fetch(h)).text(), href);
+  const rows = csv.trim().split("\r\n");
+  assert.ok(rows.length > 20, `a month of charges: ${rows.length - 2} lines`);
+  const minor = Number(/invoiced_amount_minor=(\d+)/.exec(rows[rows.length - 1])[1]);
+  assert.ok(minor > 0);
+  assert.equal(`${(minor / 100).toFixed(2)} USD`, total, "the invoice's total is its charges' total");
+  await shot("invoice-charges");
+});
+
 step("the operator console shows every account's margin, apart from the customer's view", async () => {
   await page.goto(base + "/ops");
   await page.waitForURL(base + "/ops/login");

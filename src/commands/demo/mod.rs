@@ -306,7 +306,19 @@ async fn queue_strict_ticket(store: &Store, account: AccountId, strict: AgentId)
 
 /// A sample invoice, as Stripe would send it (no Stripe in the demo).
 async fn sample_invoice(store: &Store, account: AccountId) -> anyhow::Result<()> {
-    let now = store.now().timestamp();
+    // The invoice Stripe would issue for the history's days: its usage
+    // line is the export's `invoiced_amount_minor` over the same period,
+    // so the invoice and its charges reconcile, as they do with Stripe.
+    let today = store.now().date_naive();
+    let start = today - chrono::Duration::days(history::DAYS);
+    let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let (Some(from), Some(to)) = (midnight(start), midnight(today)) else {
+        anyhow::bail!("the sample invoice's period");
+    };
+    let export = bounty_billing::exports::charge_export(store, account, ApiKeyMode::Live, from, to)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sample invoice's charges: {e}"))?;
+    let total = export.totals.invoiced_amount_minor;
     store
         .upsert_invoices(
             account,
@@ -315,11 +327,11 @@ async fn sample_invoice(store: &Store, account: AccountId) -> anyhow::Result<()>
                 "object": "invoice",
                 "status": "paid",
                 "currency": "usd",
-                "amount_due": 1200,
-                "amount_paid": 1200,
-                "total": 1200,
-                "period_start": now - 30 * 86_400,
-                "period_end": now,
+                "amount_due": total,
+                "amount_paid": total,
+                "total": total,
+                "period_start": from.timestamp(),
+                "period_end": to.timestamp(),
                 "hosted_invoice_url": null,
             }))
             .map_err(|e| anyhow::anyhow!("the sample invoice: {e}"))?],
