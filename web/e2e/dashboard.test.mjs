@@ -173,7 +173,14 @@ step("create an agent and an integration in the dashboard", async () => {
   assert.match(await page.locator("main").innerText(), /e2e-agent/);
   await shot("agent");
   await page.goto(base + "/integrations/new");
+  // Each helpdesk's setup steps and reply fields, only that one's.
+  await page.selectOption("#kind", "zendesk");
+  assert.ok(await page.locator('div[data-vendor="zendesk"]').isVisible(), "Zendesk's steps show");
+  assert.ok(await page.locator('details[data-vendor="chatwoot"]').isHidden(), "Chatwoot's reply fields hide");
+  await shot("integration-new-zendesk");
   await page.selectOption("#kind", "standard");
+  assert.ok(await page.locator('details[data-vendor="standard"]').isVisible());
+  assert.ok(await page.locator('div[data-vendor="zendesk"]').isHidden());
   await page.fill("#name", "E2E helpdesk");
   await page.selectOption("#agent", { label: "e2e-agent" });
   await page.getByRole("button", { name: "Create integration" }).click();

@@ -2,9 +2,11 @@
 // live by polling /tasks/status every 5 s, and only while a task on the
 // page is queued or running; it selects a shown secret on focus, copies
 // it with its Copy button, and asks before a form marked data-confirm
-// (deleting an integration) is sent, and makes the live/test switch
-// return to the page it was used on. Every page works without it: a
-// secret can be selected and copied by hand, and forms post as they are.
+// (deleting an integration) is sent, makes the live/test switch return
+// to the page it was used on, and on the new-integration form shows only
+// the chosen helpdesk's setup steps and reply fields. Every page works
+// without it: a secret can be selected and copied by hand, forms post as
+// they are, and every vendor's steps and fields are shown.
 "use strict";
 
 (function () {
@@ -46,7 +48,19 @@
       .catch(function () { setTimeout(function () { poll(table); }, INTERVAL_MS * 2); });
   }
 
+  function showVendor(kind) {
+    document.querySelectorAll("[data-vendor]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-vendor") !== kind;
+      if (!el.hidden && el.tagName === "DETAILS") el.open = true;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var kind = document.querySelector("select#kind");
+    if (kind && document.querySelector("[data-vendor]")) {
+      showVendor(kind.value);
+      kind.addEventListener("change", function () { showVendor(kind.value); });
+    }
     var table = document.querySelector("table[data-poll]");
     if (table && activeIds(table).length > 0) setTimeout(function () { poll(table); }, INTERVAL_MS);
     document.querySelectorAll("[data-select-on-focus]").forEach(function (el) {
