@@ -7,7 +7,8 @@ if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
     cat <<'USAGE'
 Usage: scripts/e2e.sh
 
-Runs web/e2e/dashboard.test.mjs with Node's test runner. The test starts
+Runs every web/e2e/*.test.mjs with Node's test runner, one file at a
+time (shared setup in web/e2e/support.mjs). Each file starts
 `bounty serve --demo` on a fresh SQLite database in a temporary folder and
 drives Debian's Chromium through playwright-core: log in, a signed webhook
 becoming a task that is charged once its ticket is solved, the demo
@@ -48,4 +49,4 @@ if [ ! -d node_modules/playwright-core ]; then
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
 printf '\n==> browser tests (web/e2e)\n' >&2
-node --test --test-concurrency=1 dashboard.test.mjs
+node --test --test-concurrency=1 ./*.test.mjs

@@ -12,128 +12,25 @@
 // and see it rejected; log out. Every page is screenshotted into web/e2e/artifacts/ (kept when a
 // test fails).
 //
-// Environment: BOUNTY_BIN (default target/debug/bounty), CHROMIUM (default
-// /usr/bin/chromium).
+// The server, browser and helpers are support.mjs's.
 
-import { test, before, after } from "node:test";
+import { before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { createHmac, randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { demo, useDemo, step, shot, standardHeaders, waitForText } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "..", "..");
-const bin = process.env.BOUNTY_BIN ?? join(root, "target", "debug", "bounty");
-const artifacts = join(here, "artifacts");
-mkdirSync(artifacts, { recursive: true });
+useDemo();
 
-let server;
-let workdir;
 let base;
 let login;
 let operator;
-let chargedTask;
 let integration;
-let created;
 let browser;
 let page;
+let chargedTask;
+let created;
 
-/** Starts `bounty serve --demo` and reads its banner. */
-async function startServer() {
-  workdir = mkdtempSync(join(tmpdir(), "bounty-e2e-"));
-  const env = { ...process.env, RUST_LOG: "warn" };
-  for (const k of Object.keys(env)) if (k.startsWith("BOUNTY_") && k.includes("__")) delete env[k];
-  delete env.DATABASE_URL;
-  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0"], {
-    cwd: workdir,
-    env,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  await new Promise((resolveBanner, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no demo banner in 60 s: ${out}`)), 60_000);
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      if (/Send a ticket: POST/.test(out)) {
-        clearTimeout(timer);
-        resolveBanner();
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`bounty exited ${code}: ${out}`)));
-  });
-  base = out.match(/bounty listening on (http:\/\/\S+)/)[1];
-  const creds = out.match(/sign in as (\S+) with password (\S+)/);
-  login = { email: creds[1], password: creds[2] };
-  const ops = out.match(/Operator console: \S+, sign in as (\S+) with password (\S+)/);
-  operator = { email: ops[1], password: ops[2] };
-  const hook = out.match(/POST (\S+\/webhooks\/in\/(int_\w+)) \(Standard Webhooks, secret (whsec_\S+)\)/);
-  integration = { url: hook[1], id: hook[2], secret: hook[3] };
-}
-
-/** A test whose failure keeps a screenshot of the page it failed on. */
-function step(name, fn) {
-  test(name, async () => {
-    try {
-      await fn();
-    } catch (error) {
-      const slug = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
-      await page?.screenshot({ path: join(artifacts, `FAILED-${slug}.png`), fullPage: true }).catch(() => {});
-      throw error;
-    }
-  });
-}
-
-async function shot(name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
-/** Signs `body` the Standard Webhooks way with a `whsec_` secret. */
-function standardHeaders(secret, body) {
-  const id = `msg_${randomUUID().replaceAll("-", "")}`;
-  const ts = Math.floor(Date.now() / 1000).toString();
-  const key = Buffer.from(secret.slice("whsec_".length), "base64");
-  const sig = createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64");
-  return { "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": `v1,${sig}`, "content-type": "application/json" };
-}
-
-/** Reloads `path` until `predicate(text)` holds, up to `ms`. */
-async function waitForText(path, predicate, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    await page.goto(base + path);
-    const text = await page.locator("main").innerText();
-    if (predicate(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out on ${path}: ${text.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-before(async () => {
-  await startServer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-});
-
-after(async () => {
-  await browser?.close();
-  server?.kill("SIGTERM");
-  if (workdir) rmSync(workdir, { recursive: true, force: true });
+before(() => {
+  ({ base, login, operator, integration, browser, page } = demo);
 });
 
 step("signed-out pages send you to the login", async () => {
