@@ -20,6 +20,7 @@ backend_tests!(
     a_failed_task_has_a_failed_outcome,
     a_reopen_inside_the_window_reverses_the_charge,
     external_signals_decide_provisional_outcomes,
+    a_hand_off_to_a_person_is_escalated_and_never_charged,
     a_lapsed_window_applies_the_lapse_decision,
     credits_are_drawn_before_anything_is_metered,
     the_spending_cap_holds_under_concurrent_tasks,
@@ -48,6 +49,18 @@ async fn agent_with_policy(app: &TestApp, key: &str, name: &str, policy: Value) 
         "verifier_policy": policy,
     });
     json_of(app.create_agent(key, &body).await, 201).await
+}
+
+/// An agent `support` whose outcomes wait on the helpdesk: a non-empty
+/// reply, then a signal (or the window's lapse) decides.
+async fn agent_awaiting_the_helpdesk(app: &TestApp, key: &str) -> Value {
+    agent_with_policy(
+        app,
+        key,
+        "support",
+        json!({"verifiers": [{"kind": "rules", "non_empty": true}, {"kind": "external"}]}),
+    )
+    .await
 }
 
 /// An agent `passing` whose verifier passes at once, and an agent `strict`
@@ -247,13 +260,7 @@ async fn a_reopen_inside_the_window_reverses_the_charge(backend: Backend) {
     let (account, key) = app.create_account("Acme").await;
     // Assumed resolution: charged when the helpdesk says solved, reversed
     // when it reopens the ticket inside the window.
-    agent_with_policy(
-        &app,
-        &key,
-        "support",
-        json!({"verifiers": [{"kind": "rules", "non_empty": true}, {"kind": "external"}]}),
-    )
-    .await;
+    agent_awaiting_the_helpdesk(&app, &key).await;
     let out = outcome_of(&app, &key, "support", "help").await;
     assert_eq!(out["status"], "provisional");
     let id = out["id"].as_str().unwrap();
@@ -327,13 +334,7 @@ async fn external_signals_decide_provisional_outcomes(backend: Backend) {
     let fake = FakeOpenAi::start().await;
     let app = app(backend, &fake).await;
     let (_, key) = app.create_account("Acme").await;
-    agent_with_policy(
-        &app,
-        &key,
-        "support",
-        json!({"verifiers": [{"kind": "rules", "non_empty": true}, {"kind": "external"}]}),
-    )
-    .await;
+    agent_awaiting_the_helpdesk(&app, &key).await;
     let a = outcome_of(&app, &key, "support", "one").await;
     assert_eq!(a["status"], "provisional", "{a}");
     assert_eq!(
@@ -379,6 +380,76 @@ async fn external_signals_decide_provisional_outcomes(backend: Backend) {
     )
     .await;
     assert_eq!(high["status"], "resolved");
+}
+
+async fn a_hand_off_to_a_person_is_escalated_and_never_charged(backend: Backend) {
+    let fake = FakeOpenAi::start().await;
+    let app = app(backend, &fake).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent_awaiting_the_helpdesk(&app, &key).await;
+    // Waiting on the helpdesk, which hands the ticket to a person.
+    let a = outcome_of(&app, &key, "support", "one").await;
+    assert_eq!(a["status"], "provisional", "{a}");
+    let a_id = a["id"].as_str().unwrap();
+    let handed = json_of(signal(&app, &key, a_id, json!({"kind": "escalated"})).await, 200).await;
+    assert_eq!(handed["status"], "escalated", "{handed}");
+    assert_eq!(handed["transfers"], json!([]), "escalation is never charged");
+    assert_eq!(handed["cu"], "0.000");
+    assert!(
+        handed["charge_summary"]
+            .as_str()
+            .unwrap()
+            .contains("handed to a person"),
+        "{handed}"
+    );
+    // Final: a later solve is only evidence.
+    let late = json_of(signal(&app, &key, a_id, json!({"kind": "solved"})).await, 200).await;
+    assert_eq!(late["status"], "escalated");
+    assert_eq!(late["transfers"], json!([]));
+    assert_error(
+        signal(&app, &key, a_id, json!({"kind": "escalated", "score": 3})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    // Charged, then handed to a person inside the window: reversed once.
+    let b = outcome_of(&app, &key, "support", "two").await;
+    let b_id = b["id"].as_str().unwrap();
+    let solved = json_of(signal(&app, &key, b_id, json!({"kind": "solved"})).await, 200).await;
+    assert_eq!(kinds(&solved), vec!["charge", "charge_money"]);
+    let handed = json_of(signal(&app, &key, b_id, json!({"kind": "escalated"})).await, 200).await;
+    assert_eq!(handed["status"], "escalated", "{handed}");
+    assert_eq!(
+        kinds(&handed),
+        vec![
+            "charge",
+            "charge_money",
+            "charge_money_reversal",
+            "charge_reversal"
+        ]
+    );
+    let again = json_of(signal(&app, &key, b_id, json!({"kind": "escalated"})).await, 200).await;
+    assert_eq!(again["transfers"].as_array().unwrap().len(), 4, "reversed once");
+    let outbox = app.store.outbox_of(account).await.unwrap();
+    assert_eq!(
+        outbox
+            .iter()
+            .filter(|o| o.kind == bounty_core::outbox::OutboxKind::MeterEventReversal)
+            .count(),
+        1
+    );
+    // Usage counts the hand-offs apart from failures.
+    let usage = json_of(
+        app.request(Method::GET, "/v1/usage?group_by=agent", Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(usage["total"]["outcomes_escalated"], 2, "{usage}");
+    assert_eq!(usage["total"]["outcomes_failed"], 0, "{usage}");
+    assert_eq!(usage["total"]["outcomes_resolved"], 0, "{usage}");
 }
 
 /// Moves a second store's clock past the window to lapse provisional

@@ -4,10 +4,33 @@
 // it with its Copy button, and asks before a form marked data-confirm
 // (deleting an integration) is sent, makes the live/test switch return
 // to the page it was used on, and on the new-integration form shows only
-// the chosen helpdesk's setup steps and reply fields. Every page works
+// the chosen helpdesk's setup steps and reply fields, and labels the
+// cells of tables that become cards on a phone. Every page works
 // without it: a secret can be selected and copied by hand, forms post as
 // they are, and every vendor's steps and fields are shown.
 "use strict";
+
+// A table marked cards-on-phone becomes one card per row below 600 px
+// (app.css), each cell labelled by its data-label. Cells the page did not
+// label are labelled here from the table's column headings (colspans
+// counted); without this script those cards simply show no labels.
+(function () {
+  document.querySelectorAll("table.cards-on-phone").forEach(function (table) {
+    var head = table.querySelector("thead tr:last-child");
+    if (!head) return;
+    var names = [];
+    head.querySelectorAll("th, td").forEach(function (cell) {
+      for (var i = 0; i < (cell.colSpan || 1); i++) names.push(cell.textContent.trim());
+    });
+    table.querySelectorAll("tbody tr, tfoot tr").forEach(function (row) {
+      var col = 0;
+      Array.prototype.forEach.call(row.cells, function (cell) {
+        if (!cell.hasAttribute("data-label") && names[col] !== undefined) cell.setAttribute("data-label", names[col]);
+        col += cell.colSpan || 1;
+      });
+    });
+  });
+})();
 
 (function () {
   var ACTIVE = { queued: true, running: true };

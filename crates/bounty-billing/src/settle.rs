@@ -270,8 +270,9 @@ async fn apply(
         ChargeEffect::Reverse => reverse(tx, &outcome, &t.reason, now).await?,
         ChargeEffect::None => {}
     }
-    if matches!(t.to, OutcomeStatus::Failed | OutcomeStatus::Reversed) {
-        // Never charged: release what the task held against the cap.
+    if t.to.is_final() {
+        // Failed, reversed or escalated: never charged, so release what
+        // the task held against the cap.
         release_reservation(tx, outcome.account_id, outcome.task_id).await?;
     }
     let decided = t.to.decided();

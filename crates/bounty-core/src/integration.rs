@@ -166,6 +166,8 @@ crate::stored_enum! {
         Reopened = "reopened",
         /// The customer rated the help.
         SatisfactionRated = "satisfaction_rated",
+        /// A person took the ticket over from the agent.
+        Escalated = "escalated",
     }
 }
 

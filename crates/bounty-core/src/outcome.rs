@@ -18,17 +18,23 @@
 //! | `verifying`          | a signal, `WindowLapsed`, `GoodwillReversal`       |                          | error             |         |
 //! | `provisional`        | `solved`, `customer_confirmed`, `csat` ≥ threshold | in window                | `resolved`        | charge  |
 //! | `provisional`        | `reopened`, `csat` < threshold                     | in window                | `failed`          | none    |
+//! | `provisional`        | `escalated`                                        | in window                | `escalated`       | none    |
 //! | `provisional`        | `WindowLapsed`                                     | lapse decision `pass`    | `resolved`        | charge  |
 //! | `provisional`        | `WindowLapsed`                                     | any other lapse decision | `failed`          | none    |
 //! | `provisional`        | `Verified`, `GoodwillReversal`                     |                          | error             |         |
 //! | `resolved`           | `reopened`                                         | in window                | `failed`          | reverse |
+//! | `resolved`           | `escalated`                                        | in window                | `escalated`       | reverse |
 //! | `resolved`           | `reopened`                                         | window over              | `resolved`        | none    |
 //! | `resolved`           | any other signal, `WindowLapsed`                   |                          | `resolved`        | none    |
 //! | `resolved`           | `GoodwillReversal`                                 | in window or in goodwill | `reversed`        | reverse |
 //! | `resolved`           | `GoodwillReversal`                                 | neither                  | error             |         |
 //! | `resolved`           | `Verified`                                         |                          | error             |         |
-//! | `failed`, `reversed` | any signal, `WindowLapsed`                         |                          | unchanged         | none    |
-//! | `failed`, `reversed` | `Verified`, `GoodwillReversal`                     |                          | error             |         |
+//! | final (`failed`, `reversed`, `escalated`) | any signal, `WindowLapsed`    |                          | unchanged         | none    |
+//! | final                | `Verified`, `GoodwillReversal`, `DisputeAccepted`  |                          | error             |         |
+//!
+//! `escalated` is the hand-off: the ticket went to a person, so the agent
+//! did not resolve it. It is never charged (escalation is free) and is
+//! counted apart from `failed` in usage.
 //!
 //! A signal from the ticket source applies only to an outcome whose
 //! policy has an `external` verifier, and only inside its window: any
@@ -65,15 +71,19 @@ pub enum OutcomeStatus {
     Failed,
     /// Was resolved and charged; the charge has been reversed. Final.
     Reversed,
+    /// Handed to a person: the agent did not resolve it. Never charged
+    /// (escalation is free). Final.
+    Escalated,
 }
 
 impl OutcomeStatus {
-    pub const ALL: [OutcomeStatus; 5] = [
+    pub const ALL: [OutcomeStatus; 6] = [
         OutcomeStatus::Verifying,
         OutcomeStatus::Provisional,
         OutcomeStatus::Resolved,
         OutcomeStatus::Failed,
         OutcomeStatus::Reversed,
+        OutcomeStatus::Escalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +93,7 @@ impl OutcomeStatus {
             OutcomeStatus::Resolved => "resolved",
             OutcomeStatus::Failed => "failed",
             OutcomeStatus::Reversed => "reversed",
+            OutcomeStatus::Escalated => "escalated",
         }
     }
 
@@ -90,7 +101,10 @@ impl OutcomeStatus {
     /// final: a reopen inside the window or a goodwill reversal can still
     /// undo it.
     pub fn is_final(self) -> bool {
-        matches!(self, OutcomeStatus::Failed | OutcomeStatus::Reversed)
+        matches!(
+            self,
+            OutcomeStatus::Failed | OutcomeStatus::Reversed | OutcomeStatus::Escalated
+        )
     }
 
     /// Whether an outcome in this status stands charged.
@@ -98,13 +112,11 @@ impl OutcomeStatus {
         self == OutcomeStatus::Resolved
     }
 
-    /// Whether the outcome is decided (`resolved`, `failed`, `reversed`):
-    /// it has a decision time and counts in usage.
+    /// Whether the outcome is decided (`resolved`, or final: `failed`,
+    /// `reversed`, `escalated`): it has a decision time and counts in
+    /// usage.
     pub fn decided(self) -> bool {
-        matches!(
-            self,
-            OutcomeStatus::Resolved | OutcomeStatus::Failed | OutcomeStatus::Reversed
-        )
+        self == OutcomeStatus::Resolved || self.is_final()
     }
 }
 
@@ -116,7 +128,9 @@ impl fmt::Display for OutcomeStatus {
 
 /// An unknown outcome status string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown outcome status {0:?}; expected verifying, provisional, resolved, failed or reversed")]
+#[error(
+    "unknown outcome status {0:?}; expected verifying, provisional, resolved, failed, reversed or escalated"
+)]
 pub struct UnknownOutcomeStatus(pub String);
 
 impl FromStr for OutcomeStatus {
@@ -147,6 +161,8 @@ pub enum Signal {
     CustomerConfirmed,
     /// A satisfaction score, 1 (worst) to 5 (best).
     Csat { score: u8 },
+    /// The ticket was handed to a person: the agent did not resolve it.
+    Escalated,
 }
 
 impl Signal {
@@ -156,6 +172,7 @@ impl Signal {
             Signal::Reopened => "reopened",
             Signal::CustomerConfirmed => "customer_confirmed",
             Signal::Csat { .. } => "csat",
+            Signal::Escalated => "escalated",
         }
     }
 }
@@ -395,6 +412,11 @@ pub fn transition(
             E::Reverse,
             "reopened inside the window: never charged (charge reversed)".into(),
         ),
+        (S::Resolved, OutcomeEvent::Signal(Signal::Escalated)) => step(
+            S::Escalated,
+            E::Reverse,
+            "handed to a person inside the window: escalation is never charged (charge reversed)".into(),
+        ),
         (S::Resolved, OutcomeEvent::Signal(signal)) => step(
             S::Resolved,
             E::None,
@@ -415,12 +437,12 @@ pub fn transition(
             "the customer's dispute was accepted: charge reversed".into(),
         ),
 
-        (S::Failed | S::Reversed, OutcomeEvent::Signal(signal)) => step(
+        (S::Failed | S::Reversed | S::Escalated, OutcomeEvent::Signal(signal)) => step(
             status,
             E::None,
             format!("signal {signal} recorded as evidence; the outcome is {status}, which is final"),
         ),
-        (S::Failed | S::Reversed, OutcomeEvent::WindowLapsed) => step(
+        (S::Failed | S::Reversed | S::Escalated, OutcomeEvent::WindowLapsed) => step(
             status,
             E::None,
             format!("the window lapsed; the outcome is {status}, which is final"),
@@ -431,7 +453,7 @@ pub fn transition(
             OutcomeEvent::Signal(_) | OutcomeEvent::WindowLapsed | OutcomeEvent::GoodwillReversal,
         )
         | (
-            S::Provisional | S::Failed | S::Reversed,
+            S::Provisional | S::Failed | S::Reversed | S::Escalated,
             OutcomeEvent::GoodwillReversal | OutcomeEvent::DisputeAccepted,
         )
         | (S::Verifying, OutcomeEvent::DisputeAccepted) => not_allowed(),
@@ -493,6 +515,13 @@ fn judge_signal(signal: Signal, ctx: &OutcomeContext) -> (OutcomeStatus, ChargeE
     let confirms = match signal {
         Signal::Solved | Signal::CustomerConfirmed => true,
         Signal::Reopened => false,
+        Signal::Escalated => {
+            return (
+                OutcomeStatus::Escalated,
+                ChargeEffect::None,
+                "handed to a person within the window: escalation is never charged".into(),
+            );
+        }
         Signal::Csat { score } => score >= ctx.csat_threshold,
     };
     let why = match signal {
@@ -569,12 +598,13 @@ mod tests {
         transition(status, &event, &ctx).expect_err(&format!("{status} + {event} should be refused"))
     }
 
-    const ALL_SIGNALS: [Signal; 5] = [
+    const ALL_SIGNALS: [Signal; 6] = [
         Signal::Solved,
         Signal::Reopened,
         Signal::CustomerConfirmed,
         Signal::Csat { score: 1 },
         Signal::Csat { score: 5 },
+        Signal::Escalated,
     ];
 
     #[test]
@@ -584,7 +614,9 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
         assert!("done".parse::<OutcomeStatus>().is_err());
-        assert!(S::Failed.is_final() && S::Reversed.is_final() && !S::Resolved.is_final());
+        assert!(S::Failed.is_final() && S::Reversed.is_final() && S::Escalated.is_final());
+        assert!(!S::Resolved.is_final() && S::Resolved.decided() && S::Escalated.decided());
+        assert!(!S::Verifying.decided() && !S::Provisional.decided());
         assert_eq!(
             OutcomeStatus::ALL
                 .into_iter()
@@ -642,7 +674,7 @@ mod tests {
 
     #[test]
     fn a_second_verdict_is_refused() {
-        for status in [S::Provisional, S::Resolved, S::Failed, S::Reversed] {
+        for status in [S::Provisional, S::Resolved, S::Failed, S::Reversed, S::Escalated] {
             let err = refused(status, OutcomeEvent::Verified(Decision::Pass), ctx(true));
             assert_eq!(
                 err.to_string(),
@@ -683,6 +715,36 @@ mod tests {
     }
 
     #[test]
+    fn a_hand_off_is_escalated_and_never_charged() {
+        let handed = OutcomeEvent::Signal(Signal::Escalated);
+        assert_eq!(
+            go(S::Provisional, handed, ctx(true)),
+            (S::Escalated, ChargeEffect::None)
+        );
+        // Charged, then handed to a person inside the window: the charge
+        // is reversed, as for a reopen.
+        assert_eq!(
+            go(S::Resolved, handed, ctx(true)),
+            (S::Escalated, ChargeEffect::Reverse)
+        );
+        for status in [S::Provisional, S::Resolved] {
+            assert!(matches!(
+                refused(status, handed, ctx(false)),
+                TransitionError::SignalNotApplicable { .. }
+            ));
+        }
+        assert!(matches!(
+            refused(S::Escalated, OutcomeEvent::DisputeAccepted, ctx(true)),
+            TransitionError::NotAllowed { .. }
+        ));
+        assert_eq!(Signal::Escalated.to_string(), "escalated");
+        assert_eq!(
+            serde_json::to_value(Signal::Escalated).unwrap(),
+            serde_json::json!({"kind": "escalated"})
+        );
+    }
+
+    #[test]
     fn provisional_lapse_follows_the_lapse_decision() {
         let pass = ctx(false);
         let fail = OutcomeContext {
@@ -702,7 +764,12 @@ mod tests {
     #[test]
     fn a_signal_applies_only_with_an_external_verifier_inside_the_window() {
         for status in [S::Provisional, S::Resolved] {
-            for signal in [Signal::Solved, Signal::Reopened, Signal::CustomerConfirmed] {
+            for signal in [
+                Signal::Solved,
+                Signal::Reopened,
+                Signal::CustomerConfirmed,
+                Signal::Escalated,
+            ] {
                 let late = refused(status, OutcomeEvent::Signal(signal), ctx(false));
                 assert!(
                     matches!(late, TransitionError::SignalNotApplicable { why, .. } if why.contains("window")),
@@ -742,7 +809,10 @@ mod tests {
     #[test]
     fn resolved_keeps_other_signals_as_evidence() {
         for window in [true, false] {
-            for signal in ALL_SIGNALS.into_iter().filter(|s| *s != Signal::Reopened) {
+            for signal in ALL_SIGNALS
+                .into_iter()
+                .filter(|s| !matches!(s, Signal::Reopened | Signal::Escalated))
+            {
                 let stay = (S::Resolved, ChargeEffect::None);
                 if window {
                     assert_eq!(go(S::Resolved, OutcomeEvent::Signal(signal), ctx(window)), stay);
@@ -778,7 +848,7 @@ mod tests {
 
     #[test]
     fn final_statuses_only_record_evidence() {
-        for status in [S::Failed, S::Reversed] {
+        for status in [S::Failed, S::Reversed, S::Escalated] {
             for window in [true, false] {
                 for signal in ALL_SIGNALS {
                     assert_eq!(
@@ -824,6 +894,7 @@ mod tests {
             Just(Signal::Solved),
             Just(Signal::Reopened),
             Just(Signal::CustomerConfirmed),
+            Just(Signal::Escalated),
             (0u8..=7).prop_map(|score| Signal::Csat { score }),
         ];
         prop_oneof![
@@ -831,6 +902,7 @@ mod tests {
             signal.prop_map(OutcomeEvent::Signal),
             Just(OutcomeEvent::WindowLapsed),
             Just(OutcomeEvent::GoodwillReversal),
+            Just(OutcomeEvent::DisputeAccepted),
         ]
     }
 

@@ -46,6 +46,8 @@ pub enum TicketEventKind {
     Solved,
     /// A solved ticket was opened again.
     Reopened,
+    /// A person took the ticket over from the agent (a hand-off).
+    Escalated,
     /// The customer rated the help they got.
     SatisfactionRated {
         /// The rating, normalized to 0–100.
@@ -56,14 +58,15 @@ pub enum TicketEventKind {
 }
 
 impl TicketEventKind {
-    /// The stable name: `created`, `customer_replied`, `solved`, `reopened`
-    /// or `satisfaction_rated` (also the serialized `type` tag).
+    /// The stable name: `created`, `customer_replied`, `solved`, `reopened`,
+    /// `satisfaction_rated` or `escalated` (also the serialized `type` tag).
     pub const fn name(&self) -> TicketEventName {
         match self {
             TicketEventKind::Created(_) => TicketEventName::Created,
             TicketEventKind::CustomerReplied { .. } => TicketEventName::CustomerReplied,
             TicketEventKind::Solved => TicketEventName::Solved,
             TicketEventKind::Reopened => TicketEventName::Reopened,
+            TicketEventKind::Escalated => TicketEventName::Escalated,
             TicketEventKind::SatisfactionRated { .. } => TicketEventName::SatisfactionRated,
         }
     }
@@ -216,6 +219,7 @@ mod tests {
             },
             TicketEventKind::Solved,
             TicketEventKind::Reopened,
+            TicketEventKind::Escalated,
             TicketEventKind::SatisfactionRated {
                 score: SatisfactionScore::new(0, "bad").unwrap(),
                 comment: Some("slow".into()),

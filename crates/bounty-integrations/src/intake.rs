@@ -363,6 +363,7 @@ pub fn effect(integration: &Integration, event: &TicketEvent, max_attempts: u32)
         })),
         TicketEventKind::Solved => Effect::Signal(Signal::Solved),
         TicketEventKind::Reopened => Effect::Signal(Signal::Reopened),
+        TicketEventKind::Escalated => Effect::Signal(Signal::Escalated),
         TicketEventKind::SatisfactionRated { score, .. } => Effect::Signal(Signal::Csat {
             score: five_point(score.percent()),
         }),

@@ -706,6 +706,10 @@ fn standard_events() {
         }
     );
     assert_eq!(reopened.occurred_at, Some(at("2026-12-02T08:05:13.250Z")));
+    let escalated = event(Standard, "ticket_escalated");
+    assert_eq!(escalated.kind, TicketEventKind::Escalated);
+    assert_eq!(escalated.kind.name().as_str(), "escalated");
+    assert_eq!(escalated.ticket.external_id, "T-88213");
 
     let rated = event(Standard, "ticket_satisfaction_rated");
     let TicketEventKind::SatisfactionRated { score, comment } = &rated.kind else {

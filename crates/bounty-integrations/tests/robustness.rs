@@ -171,7 +171,7 @@ fn assert_bounded(event: &TicketEvent) {
             assert!(score.percent() <= 100);
             assert!(comment.as_ref().is_none_or(|c| c.len() <= MAX_TEXT_BYTES));
         }
-        TicketEventKind::Solved | TicketEventKind::Reopened => {}
+        TicketEventKind::Solved | TicketEventKind::Reopened | TicketEventKind::Escalated => {}
     }
 }
 

@@ -98,11 +98,7 @@ pub struct UsageKey {
 impl UsageKey {
     /// The outcome's contribution, or `None` while it is not decided.
     pub fn of(o: &Outcome) -> Option<UsageKey> {
-        let decided = matches!(
-            o.status,
-            OutcomeStatus::Resolved | OutcomeStatus::Failed | OutcomeStatus::Reversed
-        );
-        let at = o.decided_at.filter(|_| decided)?;
+        let at = o.decided_at.filter(|_| o.status.decided())?;
         Some(UsageKey {
             livemode: o.mode.livemode(),
             day: at.format("%Y-%m-%d").to_string(),
@@ -256,7 +252,7 @@ impl Store {
                          cast(sum(inference_cost_micros) as bigint) as inference_cost_micros
                      from outcomes
                      where account_id = $1 and livemode = $4 and decided_at >= $2 and decided_at < $3
-                       and status in ('resolved', 'failed', 'reversed')
+                       and status in ('resolved', 'failed', 'reversed', 'escalated')
                      group by 1, 2, 3, 4, 5
                      order by 1, 2, 3, 4, 5"
                 )

@@ -10,25 +10,59 @@
 //! resolved ÷ decided outcomes, in integer basis points on a fixed 0–100%
 //! axis; a day with nothing decided has no bar (its tooltip says so).
 //!
-//! Both share one frame: coordinates are integers in a fixed 720 × 260
-//! view box, and the SVG has fixed proportions, so nothing moves as it
-//! loads.
+//! Both share one frame: coordinates are integers in a fixed view box,
+//! and the SVG has fixed proportions, so nothing moves as it loads. Each
+//! chart is laid out twice ([`Charts`]): [`WIDE`] (720 × 260) for screens
+//! from 700 px, and [`NARROW`] (360 × 240) for phones, where the wide one
+//! would shrink its text below 11 px; CSS shows one of the two.
 
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 
-use crate::format::{micros, percent_bp, ratio_bp};
+use crate::format::{amount, money, percent_bp, ratio_bp};
 use crate::usage::Day;
 
-/// The view box.
-pub(crate) const WIDTH: i64 = 720;
-/// The view box.
-pub(crate) const HEIGHT: i64 = 260;
-const LEFT: i64 = 64;
-const RIGHT: i64 = 8;
-const TOP: i64 = 12;
-const BOTTOM: i64 = 28;
+/// A chart's view box and margins, in its own units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size {
+    pub(crate) width: i64,
+    pub(crate) height: i64,
+    left: i64,
+    right: i64,
+    top: i64,
+    bottom: i64,
+    /// The labels' font size.
+    font: i64,
+    /// The SVG's class, which CSS shows or hides by screen width.
+    class: &'static str,
+}
+
+/// Screens from 700 px: at that width the view box is drawn at least
+/// 0.9× its size, so 13-unit labels are 11 px or more.
+pub(crate) const WIDE: Size = Size {
+    width: 720,
+    height: 260,
+    left: 64,
+    right: 8,
+    top: 12,
+    bottom: 28,
+    font: 13,
+    class: "wide",
+};
+
+/// Phones: 360 units drawn across about 330 px at 390 px, so 13-unit
+/// labels stay 11 px or more. (CSS caps it at 480 px wide.)
+pub(crate) const NARROW: Size = Size {
+    width: 360,
+    height: 240,
+    left: 62,
+    right: 6,
+    top: 12,
+    bottom: 28,
+    font: 13,
+    class: "narrow",
+};
 /// The longest period drawn day by day.
 const MAX_DAYS: i64 = 400;
 
@@ -54,8 +88,35 @@ pub(crate) struct XLabel {
     pub(crate) label: String,
 }
 
+/// A chart in both sizes; the page draws both and CSS shows one.
+pub(crate) struct Charts {
+    pub(crate) wide: Chart,
+    pub(crate) narrow: Chart,
+}
+
+impl Charts {
+    /// `draw` laid out at [`WIDE`] and at [`NARROW`].
+    pub(crate) fn of(draw: impl Fn(Size) -> Chart) -> Charts {
+        Charts {
+            wide: draw(WIDE),
+            narrow: draw(NARROW),
+        }
+    }
+    /// Both, wide first, for the template to draw.
+    pub(crate) fn both(&self) -> [&Chart; 2] {
+        [&self.wide, &self.narrow]
+    }
+}
+
 /// Everything the template draws.
 pub(crate) struct Chart {
+    pub(crate) width: i64,
+    pub(crate) height: i64,
+    /// The labels' font size, in view-box units.
+    pub(crate) font: i64,
+    pub(crate) class: &'static str,
+    /// What the y axis counts: the currency code, or `%`.
+    pub(crate) unit: String,
     pub(crate) bars: Vec<Bar>,
     /// The SVG path of the 30% margin line; empty when there is no cost
     /// (and always, in the resolution chart).
@@ -96,6 +157,7 @@ fn nice_max(v: i64) -> i64 {
 
 /// The days drawn and the plot's geometry, shared by both charts.
 struct Frame {
+    size: Size,
     /// `from..=to`, clipped to [`MAX_DAYS`]; never empty.
     dates: Vec<NaiveDate>,
     plot_h: i64,
@@ -103,13 +165,14 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(from: NaiveDate, to: NaiveDate) -> Frame {
+    fn new(from: NaiveDate, to: NaiveDate, size: Size) -> Frame {
         let n = ((to - from).num_days() + 1).clamp(1, MAX_DAYS);
-        let plot_h = HEIGHT - TOP - BOTTOM;
+        let plot_h = size.height - size.top - size.bottom;
         Frame {
+            size,
             dates: (0..n).map(|i| from + Duration::days(i)).collect(),
             plot_h,
-            baseline: TOP + plot_h,
+            baseline: size.top + plot_h,
         }
     }
 
@@ -138,7 +201,8 @@ impl Frame {
     /// The left edge of day `i`'s slot; `slot(n)` is the plot's right edge.
     fn slot(&self, i: i64) -> i64 {
         let n = self.dates.len() as i64;
-        LEFT + i * (WIDTH - LEFT - RIGHT) / n
+        let s = self.size;
+        s.left + i * (s.width - s.left - s.right) / n
     }
 
     /// Day `i`'s bar reaching up to `y`.
@@ -157,27 +221,40 @@ impl Frame {
     /// The first and (for more than one day) last date under the axis.
     fn x_labels(&self) -> Vec<XLabel> {
         let mut out = vec![XLabel {
-            x: LEFT,
+            x: self.size.left,
             label: self.first().format("%b %-d").to_string(),
         }];
         if self.dates.len() > 1 {
             out.push(XLabel {
-                x: WIDTH - RIGHT,
+                x: self.size.width - self.size.right,
                 label: self.last().format("%b %-d").to_string(),
             });
         }
         out
     }
 
-    fn chart(&self, bars: Vec<Bar>, margin_path: String, ticks: Vec<Tick>, summary: String) -> Chart {
+    fn chart(
+        &self,
+        unit: &str,
+        bars: Vec<Bar>,
+        margin_path: String,
+        ticks: Vec<Tick>,
+        summary: String,
+    ) -> Chart {
+        let s = self.size;
         Chart {
+            unit: unit.to_owned(),
+            width: s.width,
+            height: s.height,
+            font: s.font,
+            class: s.class,
             bars,
             margin_path,
             ticks,
             x_labels: self.x_labels(),
             baseline: self.baseline,
-            left: LEFT,
-            right: WIDTH - RIGHT,
+            left: s.left,
+            right: s.width - s.right,
             summary,
         }
     }
@@ -199,8 +276,9 @@ pub(crate) fn layout(
     to: NaiveDate,
     currency: &str,
     audience: Audience,
+    size: Size,
 ) -> Chart {
-    let frame = Frame::new(from, to);
+    let frame = Frame::new(from, to, size);
     let values = frame.values(days);
     let operator = audience == Audience::Operator;
     let floor = |d: &Day| if operator { margin_floor(d.cost_micros) } else { 0 };
@@ -220,11 +298,11 @@ pub(crate) fn layout(
         let title = if operator {
             format!(
                 "{date}: charges {}, inference cost {}",
-                micros(d.charges_micros, currency),
-                micros(d.cost_micros, currency)
+                money(d.charges_micros, currency),
+                money(d.cost_micros, currency)
             )
         } else {
-            format!("{date}: charges {}", micros(d.charges_micros, currency))
+            format!("{date}: charges {}", money(d.charges_micros, currency))
         };
         bars.push(frame.bar(i, y, title));
         if any_cost {
@@ -237,7 +315,7 @@ pub(crate) fn layout(
     let ticks = (0..=4)
         .map(|k| Tick {
             y: frame.y_of(top / 4 * k, top),
-            label: micros(top / 4 * k, currency),
+            label: amount(top / 4 * k, currency),
         })
         .collect();
     let total: i64 = values
@@ -248,14 +326,14 @@ pub(crate) fn layout(
         "Charges per day from {} to {}, {} in total{}.",
         frame.first(),
         frame.last(),
-        micros(total, currency),
+        money(total, currency),
         if any_cost {
             ", with the charges needed for a 30% gross margin marked"
         } else {
             ""
         }
     );
-    frame.chart(bars, path.trim_end().to_owned(), ticks, summary)
+    frame.chart(currency, bars, path.trim_end().to_owned(), ticks, summary)
 }
 
 /// Basis points in 100%.
@@ -263,8 +341,13 @@ const FULL_BP: i64 = 10_000;
 
 /// Lays out the resolution-rate chart for days `from..=to` (clipped to
 /// [`MAX_DAYS`]): each day's resolved ÷ decided, on a 0–100% axis.
-pub(crate) fn resolution_layout(days: &BTreeMap<NaiveDate, Day>, from: NaiveDate, to: NaiveDate) -> Chart {
-    let frame = Frame::new(from, to);
+pub(crate) fn resolution_layout(
+    days: &BTreeMap<NaiveDate, Day>,
+    from: NaiveDate,
+    to: NaiveDate,
+    size: Size,
+) -> Chart {
+    let frame = Frame::new(from, to, size);
     let values = frame.values(days);
     let bars = values
         .iter()
@@ -309,7 +392,7 @@ pub(crate) fn resolution_layout(days: &BTreeMap<NaiveDate, Day>, from: NaiveDate
         frame.first(),
         frame.last()
     );
-    frame.chart(bars, String::new(), ticks, summary)
+    frame.chart("%", bars, String::new(), ticks, summary)
 }
 
 /// A day's resolved ÷ decided in basis points; `None` with nothing decided.
@@ -320,6 +403,11 @@ fn day_rate_bp(d: &Day) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LEFT: i64 = WIDE.left;
+    const TOP: i64 = WIDE.top;
+    const WIDTH: i64 = WIDE.width;
+    const RIGHT: i64 = WIDE.right;
 
     #[test]
     fn the_margin_floor_is_cost_over_point_seven_rounded_up() {
@@ -350,7 +438,7 @@ mod tests {
                 ..Day::default()
             },
         );
-        let c = layout(&days, from, to, "USD", Audience::Operator);
+        let c = layout(&days, from, to, "USD", Audience::Operator, WIDE);
         assert_eq!(c.bars.len(), 31);
         assert!(
             c.bars
@@ -361,7 +449,7 @@ mod tests {
         assert!(c.margin_path.starts_with("M64 "));
         assert_eq!(c.x_labels.len(), 2);
         // The customer's chart of the same days shows charges only.
-        let c = layout(&days, from, to, "USD", Audience::Customer);
+        let c = layout(&days, from, to, "USD", Audience::Customer, WIDE);
         assert!(c.margin_path.is_empty());
         assert!(
             c.bars.iter().all(|b| !b.title.contains("cost")),
@@ -385,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_period_with_nothing_decided_has_no_resolution_bars() {
-        let c = resolution_layout(&BTreeMap::new(), may(1), may(10));
+        let c = resolution_layout(&BTreeMap::new(), may(1), may(10), WIDE);
         assert_eq!(c.bars.len(), 10);
         assert!(c.bars.iter().all(|b| b.h == 0 && b.y == c.baseline));
         assert!(c.bars.iter().all(|b| b.title.ends_with("no tasks decided")));
@@ -400,7 +488,7 @@ mod tests {
     #[test]
     fn a_day_with_everything_resolved_reaches_the_top() {
         let days = BTreeMap::from([(may(2), decided(3, 3))]);
-        let c = resolution_layout(&days, may(1), may(3));
+        let c = resolution_layout(&days, may(1), may(3), WIDE);
         assert_eq!(c.bars[1].y, TOP);
         assert_eq!(c.bars[1].h, c.baseline - TOP);
         assert_eq!(c.bars[1].title, "2026-05-02: 100.0% resolved (3 of 3 decided)");
@@ -418,7 +506,7 @@ mod tests {
             (may(2), decided(0, 4)),
             (may(3), decided(3, 4)),
         ]);
-        let c = resolution_layout(&days, may(1), may(3));
+        let c = resolution_layout(&days, may(1), may(3), WIDE);
         let full = c.baseline - TOP;
         assert_eq!(c.bars[0].h, full / 2);
         assert_eq!(c.bars[1].h, 0, "decided but none resolved");
@@ -434,5 +522,23 @@ mod tests {
                 .contains("4 of 10 decided tasks resolved, 40.0% overall")
         );
         assert_eq!(c.x_labels.len(), 2);
+    }
+
+    #[test]
+    fn the_narrow_chart_fits_its_own_frame_with_the_same_bars() {
+        let days = BTreeMap::from([(may(2), decided(1, 2)), (may(20), decided(2, 2))]);
+        let charts = Charts::of(|size| resolution_layout(&days, may(1), may(31), size));
+        let n = &charts.narrow;
+        assert_eq!((n.width, n.height, n.class), (360, 240, "narrow"));
+        assert_eq!(n.bars.len(), charts.wide.bars.len());
+        assert!(
+            n.bars
+                .iter()
+                .all(|b| b.x >= NARROW.left && b.x + b.w <= NARROW.width - NARROW.right && b.y >= NARROW.top),
+        );
+        assert_eq!(n.x_labels[1].x, NARROW.width - NARROW.right);
+        assert_eq!(n.summary, charts.wide.summary, "the same words for both");
+        // 13 units over 360 drawn across 330 px is 11.9 px.
+        assert!(n.font * 330 / n.width >= 11);
     }
 }

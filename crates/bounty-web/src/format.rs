@@ -1,19 +1,60 @@
-//! How numbers and times read on a page. Money is integer micros and is
-//! never rounded for display: trailing zeros are trimmed down to two
-//! decimals, and any non-zero micro stays visible.
+//! How numbers and times read on a page. Money is integer micros, shown
+//! two ways:
+//! - [`money`]: totals, balances, caps and projections, at the currency's
+//!   precision (cents; none for JPY), rounded half up as a payment is;
+//! - [`micros`]: one outcome's charge, a price, a model call's cost, where
+//!   a fraction of a cent matters: exact, at the currency's precision or
+//!   more (any non-zero micro stays visible).
 
 use bounty_core::{ComputeUnits, Currency, Timestamp};
 
-/// `1234.5` micros of `USD` → `0.001234 USD`; `12_500_000` → `12.50 USD`.
+/// Decimal places of `currency`'s minor unit (2 when it is not a known
+/// code).
+fn exponent(currency: &str) -> u32 {
+    currency
+        .to_uppercase()
+        .parse::<Currency>()
+        .map(|c| c.minor_exponent())
+        .unwrap_or(2)
+}
+
+/// Exact: `1_234` micros of `USD` → `0.001234 USD`; `12_500_000` →
+/// `12.50 USD`; `3_000_000` of `JPY` → `3 JPY`.
 pub(crate) fn micros(micros: i64, currency: &str) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let abs = i128::from(micros).abs();
     let whole = abs / 1_000_000;
     let mut frac = format!("{:06}", abs % 1_000_000);
-    while frac.len() > 2 && frac.ends_with('0') {
+    let keep = exponent(currency) as usize;
+    while frac.len() > keep && frac.ends_with('0') {
         frac.pop();
     }
-    format!("{sign}{whole}.{frac} {currency}")
+    if frac.is_empty() {
+        format!("{sign}{whole} {currency}")
+    } else {
+        format!("{sign}{whole}.{frac} {currency}")
+    }
+}
+
+/// At the currency's precision, rounded half up (away from zero):
+/// `12_345_678` micros of `USD` → `12.35 USD`; of `JPY` → `12 JPY`.
+pub(crate) fn money(micros: i64, currency: &str) -> String {
+    format!("{} {currency}", amount(micros, currency))
+}
+
+/// [`money`] without the currency code, for a chart's axis.
+pub(crate) fn amount(micros: i64, currency: &str) -> String {
+    let exp = exponent(currency);
+    let per_minor = 10_i128.pow(6 - exp);
+    let abs = i128::from(micros).abs();
+    let minor = (abs + per_minor / 2) / per_minor;
+    let sign = if micros < 0 && minor > 0 { "-" } else { "" };
+    let unit = 10_i128.pow(exp);
+    if exp == 0 {
+        format!("{sign}{minor}")
+    } else {
+        format!("{sign}{}.{:0w$}", minor / unit, minor % unit, w = exp as usize)
+    }
 }
 
 /// Micros as a plain decimal with all six places, for machines (CSV):
@@ -35,7 +76,7 @@ pub(crate) fn bp_decimal(bp: i64) -> String {
 /// An amount in a currency's minor units (Stripe's invoices: cents).
 pub(crate) fn minor_units(amount: i64, currency: &str) -> String {
     let code = currency.to_uppercase();
-    let exp = code.parse::<Currency>().map(|c| c.minor_exponent()).unwrap_or(2);
+    let exp = exponent(&code);
     let factor = 10_i128.pow(6_u32.saturating_sub(exp));
     let as_micros = i128::from(amount).saturating_mul(factor);
     match i64::try_from(as_micros) {
@@ -91,6 +132,27 @@ mod tests {
         assert_eq!(micros(-1_000_000, "EUR"), "-1.00 EUR");
         assert_eq!(micros(0, "USD"), "0.00 USD");
         assert_eq!(micros(i64::MIN, "USD"), "-9223372036854.775808 USD");
+        assert_eq!(micros(3_000_000, "JPY"), "3 JPY");
+        assert_eq!(micros(3_500_000, "JPY"), "3.5 JPY");
+        assert_eq!(micros(1_500_000, "KWD"), "1.500 KWD");
+    }
+
+    #[test]
+    fn totals_are_at_the_currency_precision() {
+        assert_eq!(money(12_345_678, "USD"), "12.35 USD");
+        assert_eq!(money(12_344_999, "USD"), "12.34 USD");
+        assert_eq!(
+            money(-5_000, "EUR"),
+            "-0.01 EUR",
+            "half a cent rounds away from zero"
+        );
+        assert_eq!(money(-4_999, "EUR"), "0.00 EUR", "no minus sign on a zero");
+        assert_eq!(money(0, "USD"), "0.00 USD");
+        assert_eq!(money(12_500_000, "JPY"), "13 JPY");
+        assert_eq!(money(1_234_500, "KWD"), "1.235 KWD");
+        assert_eq!(money(1_000_000, "XYZ"), "1.00 XYZ", "an unknown code gets cents");
+        assert_eq!(amount(2_500_000, "USD"), "2.50");
+        assert_eq!(money(i64::MAX, "USD"), "9223372036854.78 USD");
     }
 
     #[test]
@@ -107,7 +169,7 @@ mod tests {
     #[test]
     fn minor_units_follow_the_currency() {
         assert_eq!(minor_units(1250, "usd"), "12.50 USD");
-        assert_eq!(minor_units(500, "jpy"), "500.00 JPY");
+        assert_eq!(minor_units(500, "jpy"), "500 JPY", "yen have no decimals");
     }
 
     #[test]

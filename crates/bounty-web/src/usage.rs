@@ -43,7 +43,7 @@ impl CurrencyTotals {
 pub(crate) struct Day {
     pub(crate) charges_micros: i64,
     pub(crate) cost_micros: i64,
-    /// Outcomes decided that day: resolved, failed or reversed.
+    /// Outcomes decided that day: resolved, failed, reversed or escalated.
     pub(crate) decided: u64,
     /// Of those, resolved.
     pub(crate) resolved: u64,
@@ -55,6 +55,8 @@ pub(crate) struct Summary {
     pub(crate) resolved: u64,
     pub(crate) failed: u64,
     pub(crate) reversed: u64,
+    /// Handed to a person: never charged.
+    pub(crate) escalated: u64,
     pub(crate) cu_milli: i64,
     pub(crate) by_currency: BTreeMap<String, CurrencyTotals>,
     /// The currency with the most charges (then cost): the chart's and the
@@ -66,7 +68,7 @@ pub(crate) struct Summary {
 
 impl Summary {
     pub(crate) fn decided(&self) -> u64 {
-        self.resolved + self.failed + self.reversed
+        self.resolved + self.failed + self.reversed + self.escalated
     }
 
     /// Resolved over decided.
@@ -104,6 +106,7 @@ pub(crate) fn summarize(buckets: &[UsageBucket]) -> Summary {
                 );
             }
             OutcomeStatus::Reversed => s.reversed += n,
+            OutcomeStatus::Escalated => s.escalated += n,
             _ => s.failed += n,
         }
         add(
@@ -222,9 +225,10 @@ mod tests {
             row("failed", 0, 100_000, 1),
             row("resolved", 1_000_000, 300_000, 2),
             row("reversed", 0, 0, 2),
+            row("escalated", 0, 0, 2),
         ]);
-        assert_eq!((s.resolved, s.failed, s.reversed), (2, 1, 1));
-        assert_eq!(s.resolution_bp(), Some(5000));
+        assert_eq!((s.resolved, s.failed, s.reversed, s.escalated), (2, 1, 1, 1));
+        assert_eq!(s.resolution_bp(), Some(4000));
         assert_eq!(s.cu_milli, 2000);
         let main = s.main();
         assert_eq!(main.charges_micros, 2_000_000);
@@ -233,6 +237,8 @@ mod tests {
         let first = s.days.values().next().unwrap();
         assert_eq!(first.cost_micros, 300_000);
         assert_eq!((first.resolved, first.decided), (1, 2));
+        let second = s.days.values().nth(1).unwrap();
+        assert_eq!((second.resolved, second.decided), (1, 3));
     }
 
     #[test]

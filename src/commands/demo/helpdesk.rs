@@ -10,7 +10,8 @@
 //! outcome waits on the ticket (`provisional`: the default policy charges
 //! a ticket only once it is solved or not reopened within the window),
 //! then plays the ticket's ending: one is marked solved (resolved and
-//! charged), the other solved and then reopened (its charge reversed).
+//! charged), one solved and then reopened (its charge reversed), and one
+//! handed to a person (`ticket.escalated`: escalated, never charged).
 //!
 //! Delivery ids are fixed per ticket and event, so a restarted demo plays
 //! the same script again and every step it already took is a duplicate
@@ -35,6 +36,8 @@ pub enum Ending {
     /// Solved, then the customer reopens it within the window: the charge
     /// is reversed.
     SolvedThenReopened,
+    /// A person takes it over from the agent: escalated, never charged.
+    Escalated,
 }
 
 /// A demo support ticket.
@@ -47,7 +50,7 @@ pub struct Ticket {
 }
 
 /// The demo's support tickets, in the order they are opened.
-pub const TICKETS: [Ticket; 2] = [
+pub const TICKETS: [Ticket; 3] = [
     Ticket {
         id: "DEMO-1001",
         subject: "Where is my refund?",
@@ -59,6 +62,12 @@ pub const TICKETS: [Ticket; 2] = [
         subject: "Change my delivery address",
         body: "Please ship order 1042 to my office instead. (demo ticket)",
         ending: Ending::SolvedThenReopened,
+    },
+    Ticket {
+        id: "DEMO-1003",
+        subject: "Legal question about my contract",
+        body: "Can I cancel the contract early without the fee? (demo ticket)",
+        ending: Ending::Escalated,
     },
 ];
 
@@ -121,6 +130,10 @@ impl DemoHelpdesk {
                 tracing::info!(ticket = ticket.id, task.id = %task, "demo: the ticket is settled; no signal to play");
                 continue;
             }
+            if ticket.ending == Ending::Escalated {
+                self.signal(&client, ticket.id, "escalated").await?;
+                continue;
+            }
             self.signal(&client, ticket.id, "solved").await?;
             if ticket.ending == Ending::SolvedThenReopened {
                 self.signal(&client, ticket.id, "reopened").await?;
@@ -139,7 +152,9 @@ impl DemoHelpdesk {
                 Some(outcome) => match outcome.status {
                     OutcomeStatus::Provisional | OutcomeStatus::Resolved => return Ok(true),
                     // The verifiers failed it: nothing to confirm.
-                    OutcomeStatus::Failed | OutcomeStatus::Reversed => return Ok(false),
+                    OutcomeStatus::Failed | OutcomeStatus::Reversed | OutcomeStatus::Escalated => {
+                        return Ok(false);
+                    }
                     OutcomeStatus::Verifying => {}
                 },
                 None => {

@@ -1,7 +1,8 @@
 //! A month of the demo's history, written through the ordinary paths at
 //! past times: every day some tickets are resolved and charged, some fail
-//! verification (never charged), a few are reversed by the operator, and a
-//! few are disputed (one accepted, one rejected, one waiting in the
+//! verification (never charged), a few are handed to a person (escalated,
+//! never charged), a few are reversed by the operator, and a few are
+//! disputed (one accepted, one rejected, one waiting in the
 //! operator's queue). So the overview's charts, the usage page, the
 //! console and the dispute queue show something true from the first
 //! minute.
@@ -29,16 +30,19 @@ enum Fate {
     DisputedAccepted,
     DisputedRejected,
     DisputedOpen,
+    /// Waiting on the helpdesk, which hands it to a person.
+    Escalated,
 }
 
 /// The fate of ticket `n` of `day`: mostly resolved, about one in six
-/// failed, a few reversed and disputed, on different days.
+/// failed, a few escalated, reversed and disputed, on different days.
 fn fate(day: i64, n: i64) -> Fate {
     match (day, n) {
         (d, 0) if d % 9 == 4 => Fate::Reversed,
         (27, 1) => Fate::DisputedAccepted,
         (20, 1) => Fate::DisputedRejected,
         (28, 2) => Fate::DisputedOpen,
+        (d, 2) if d % 5 == 1 => Fate::Escalated,
         (d, n) if (d + n) % 6 == 0 => Fate::Failed,
         _ => Fate::Resolved,
     }
@@ -73,7 +77,12 @@ pub async fn seed(
             clock.set(at);
             let fate = fate(day, n);
             let subject = SUBJECTS[((day + n) % 6) as usize];
-            let outcome = ticket(&past, account, agent, subject, fate != Fate::Failed).await?;
+            let decision = match fate {
+                Fate::Failed => Decision::Fail,
+                Fate::Escalated => Decision::Pending,
+                _ => Decision::Pass,
+            };
+            let outcome = ticket(&past, account, agent, subject, decision).await?;
             let Some(outcome) = outcome else { continue };
             clock.set(at + chrono::Duration::hours(2));
             match fate {
@@ -123,6 +132,17 @@ pub async fn seed(
                         _ => {}
                     }
                 }
+                Fate::Escalated => {
+                    bounty_billing::settle::apply_signal(
+                        &past,
+                        account,
+                        outcome,
+                        bounty_core::Signal::Escalated,
+                        customer.clone(),
+                    )
+                    .await
+                    .context("the demo's hand-off")?;
+                }
                 Fate::Resolved | Fate::Failed => {}
             }
         }
@@ -137,8 +157,9 @@ async fn ticket(
     account: AccountId,
     agent: AgentId,
     subject: &str,
-    pass: bool,
+    decision: Decision,
 ) -> anyhow::Result<Option<OutcomeId>> {
+    let pass = decision != Decision::Fail;
     let new = NewTask {
         agent_id: agent,
         agent_version: 1,
@@ -178,7 +199,7 @@ async fn ticket(
         cache_hit: false,
         byok: false,
         error: None,
-        verdict: Some(if pass { Decision::Pass } else { Decision::Fail }),
+        verdict: Some(decision),
         shadow: false,
     };
     let end = AttemptEnd::Completed(TaskOutput {
@@ -190,7 +211,7 @@ async fn ticket(
         errors: None,
         model: super::DEMO_MODEL.to_owned(),
         transcript: serde_json::json!([]),
-        decision: if pass { Decision::Pass } else { Decision::Fail },
+        decision,
         verdicts: Vec::new(),
         cache: None,
     });

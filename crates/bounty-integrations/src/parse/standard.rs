@@ -17,7 +17,8 @@
 //! ```
 //!
 //! - `type` (required): one of `ticket.created`, `ticket.customer_replied`,
-//!   `ticket.solved`, `ticket.reopened`, `ticket.satisfaction_rated`. Any
+//!   `ticket.solved`, `ticket.reopened`, `ticket.satisfaction_rated`,
+//!   `ticket.escalated` (a person took the ticket over from the agent). Any
 //!   other type is accepted and ignored, so senders may send more.
 //! - `timestamp` (required): when it happened, RFC 3339.
 //! - `data.ticket_id` (required): the sender's ticket id, a string or a
@@ -29,7 +30,7 @@
 //! - `ticket.customer_replied`: `data.body` (required, plain text).
 //! - `ticket.satisfaction_rated`: `data.score` (required, integer 0..=100)
 //!   and `data.comment` (optional).
-//! - `ticket.solved`, `ticket.reopened`: nothing more.
+//! - `ticket.solved`, `ticket.reopened`, `ticket.escalated`: nothing more.
 //!
 //! Unknown fields are ignored. The delivery id is the `webhook-id` header
 //! (see [`crate::signature::Verified::delivery_id`]); the body carries none.
@@ -48,6 +49,7 @@ pub(super) fn parse(root: &At<'_>) -> Result<Parsed, ParseError> {
             | "ticket.solved"
             | "ticket.reopened"
             | "ticket.satisfaction_rated"
+            | "ticket.escalated"
     ) {
         return Ok(Parsed::ignored(event_type, "type not handled"));
     }
@@ -73,6 +75,7 @@ pub(super) fn parse(root: &At<'_>) -> Result<Parsed, ParseError> {
         },
         "ticket.solved" => TicketEventKind::Solved,
         "ticket.reopened" => TicketEventKind::Reopened,
+        "ticket.escalated" => TicketEventKind::Escalated,
         _ => {
             let value = data.req("score")?;
             let score = value

@@ -39,6 +39,8 @@ pub struct UsageGroup {
     pub outcomes_resolved: u64,
     pub outcomes_failed: u64,
     pub outcomes_reversed: u64,
+    /// Handed to a person: never charged, counted apart from failed.
+    pub outcomes_escalated: u64,
     /// Resolved outcomes over decided ones, in percent (one decimal).
     pub resolution_rate_pct: f64,
     /// Compute units charged, as a decimal string.
@@ -65,7 +67,7 @@ fn add(map: &mut BTreeMap<String, i64>, currency: &str, v: i64) {
 }
 
 fn finish(g: &mut UsageGroup) {
-    let decided = g.outcomes_resolved + g.outcomes_failed + g.outcomes_reversed;
+    let decided = g.outcomes_resolved + g.outcomes_failed + g.outcomes_reversed + g.outcomes_escalated;
     g.resolution_rate_pct = if decided == 0 {
         0.0
     } else {
@@ -140,6 +142,7 @@ pub fn aggregate(
                     add(&mut g.charges_micros, b.amount.currency.as_str(), b.amount.micros);
                 }
                 OutcomeStatus::Reversed => g.outcomes_reversed += n,
+                OutcomeStatus::Escalated => g.outcomes_escalated += n,
                 _ => g.outcomes_failed += n,
             }
         }

@@ -270,6 +270,8 @@ pub(crate) async fn receipt_of(state: &AppState, auth: &Auth, outcome: Outcome) 
         }
     } else if out.status == OutcomeStatus::Reversed {
         "No charge — reversed".to_owned()
+    } else if out.status == OutcomeStatus::Escalated {
+        "No charge — handed to a person".to_owned()
     } else {
         "No charge — not resolved".to_owned()
     };
@@ -318,16 +320,18 @@ pub async fn get_outcome(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalIn {
-    /// `solved`, `reopened`, `customer_confirmed` or `csat` (with `score`
-    /// 1 to 5). (`goodwill_reversal` is an operator's decision, made with
+    /// `solved`, `reopened`, `customer_confirmed`, `csat` (with `score`
+    /// 1 to 5) or `escalated` (the ticket was handed to a person: the
+    /// outcome ends `escalated`, never charged). (`goodwill_reversal` is an operator's decision, made with
     /// `bounty outcomes reverse`: an API key gets 403 `operator_only`.)
     pub kind: String,
     pub score: Option<u8>,
 }
 
 /// Records a resolution signal and applies it: a provisional outcome is
-/// resolved (and charged) or failed; a resolved one reopened inside its
-/// window fails and its charge is reversed. A signal applies only to an
+/// resolved (and charged), failed or escalated; a resolved one reopened
+/// or escalated inside its window is not resolved any more, and its charge
+/// is reversed. A signal applies only to an
 /// outcome whose policy has an `external` verifier, inside its window;
 /// otherwise it is refused (409 `signal_not_applicable`) and the refusal
 /// is recorded on the receipt.
@@ -359,6 +363,7 @@ pub async fn post_signal(
         ("solved", None) => Signal::Solved,
         ("reopened", None) => Signal::Reopened,
         ("customer_confirmed", None) => Signal::CustomerConfirmed,
+        ("escalated", None) => Signal::Escalated,
         ("csat", Some(score)) if (1..=5).contains(&score) => Signal::Csat { score },
         ("csat", _) => return Err(ApiError::validation("score", "must be 1 to 5 with `csat`")),
         ("goodwill_reversal", _) => {
@@ -368,13 +373,15 @@ pub async fn post_signal(
                 action: "a goodwill reversal",
             });
         }
-        ("solved" | "reopened" | "customer_confirmed", Some(_)) => {
+        ("solved" | "reopened" | "customer_confirmed" | "escalated", Some(_)) => {
             return Err(ApiError::validation("score", "is only for `csat`"));
         }
         (other, _) => {
             return Err(ApiError::validation(
                 "kind",
-                format!("`{other}` is not a signal; use solved, reopened, customer_confirmed or csat"),
+                format!(
+                    "`{other}` is not a signal; use solved, reopened, customer_confirmed, csat or escalated"
+                ),
             ));
         }
     };

@@ -8,7 +8,7 @@ use bounty_core::PlanKind;
 
 use crate::auth::{CurrentUser, SignedForm};
 use crate::error::WebError;
-use crate::format::{cu, micros};
+use crate::format::{cu, micros, money};
 use crate::layout::{Chrome, render};
 use crate::pages::ops::actions::{CapForm, parse_cap};
 use crate::state::WebState;
@@ -105,7 +105,7 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
         credit_balance: format!("{} CU", cu(info.credit_balance.milli())),
         cap: info
             .monthly_cap
-            .map(|c| micros(c.micros, &currency))
+            .map(|c| money(c.micros, &currency))
             .unwrap_or_else(|| "no cap".to_owned()),
         alerts: if info.alert_percents.is_empty() {
             "none".to_owned()
@@ -128,8 +128,8 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        month_spend: micros(info.month_spend.micros, &currency),
-        reserved: micros(info.reserved.micros, &currency),
+        month_spend: money(info.month_spend.micros, &currency),
+        reserved: money(info.reserved.micros, &currency),
         account_status: status.as_str().to_owned(),
         stripe_customer: ids.customer.unwrap_or_else(|| not_yet.clone()),
         stripe_subscription: ids.subscription.unwrap_or(not_yet),

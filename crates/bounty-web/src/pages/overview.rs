@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::chart::{self, Audience, Chart};
+use crate::chart::{self, Audience, Charts};
 use crate::error::WebError;
-use crate::format::{cu, micros, percent_bp};
+use crate::format::{cu, micros, money, percent_bp};
 use crate::layout::{Chrome, render};
 use crate::pages::WebQuery;
 use crate::pages::period::Period;
@@ -39,6 +39,7 @@ struct OverviewPage {
     resolved: u64,
     failed: u64,
     reversed: u64,
+    escalated: u64,
     resolution: String,
     cu_billed: String,
     charges: String,
@@ -58,11 +59,9 @@ struct OverviewPage {
     /// The projection passes the cap.
     projection_over_cap: bool,
     currencies: Vec<CurrencyRow>,
-    chart: Chart,
+    chart: Charts,
     /// Resolved ÷ decided per day, drawn in the same frame as `chart`.
-    rate_chart: Chart,
-    chart_width: i64,
-    chart_height: i64,
+    rate_chart: Charts,
 }
 
 pub(crate) async fn page(
@@ -91,7 +90,7 @@ pub(crate) async fn page(
         .iter()
         .map(|(c, t)| CurrencyRow {
             currency: c.clone(),
-            charges: micros(t.charges_micros, c),
+            charges: money(t.charges_micros, c),
         })
         .collect();
     let page = OverviewPage {
@@ -102,9 +101,10 @@ pub(crate) async fn page(
         resolved: s.resolved,
         failed: s.failed,
         reversed: s.reversed,
+        escalated: s.escalated,
         resolution: s.resolution_bp().map(percent_bp).unwrap_or_else(|| "—".into()),
         cu_billed: cu(s.cu_milli),
-        charges: micros(main.charges_micros, &s.currency),
+        charges: money(main.charges_micros, &s.currency),
         disputes: crate::format::dispute_rate(opened, accepted, s.resolved + s.reversed),
         pending,
         price_per_resolved: if resolved > 0 {
@@ -112,24 +112,22 @@ pub(crate) async fn page(
         } else {
             "—".into()
         },
-        month_spend: micros(spend.micros, spend.currency.as_str()),
+        month_spend: money(spend.micros, spend.currency.as_str()),
         cap: match info.monthly_cap {
             Some(cap) => format!(
                 "of {} ({})",
-                micros(cap.micros, cap.currency.as_str()),
+                money(cap.micros, cap.currency.as_str()),
                 crate::format::ratio_bp(spend.micros, cap.micros)
                     .map(percent_bp)
                     .unwrap_or_else(|| "—".into())
             ),
             None => "no monthly cap".into(),
         },
-        projection: micros(projected, spend.currency.as_str()),
+        projection: money(projected, spend.currency.as_str()),
         projection_over_cap: info.monthly_cap.is_some_and(|c| projected > c.micros),
         currencies,
-        chart: chart::layout(&s.days, from, to, &s.currency, Audience::Customer),
-        rate_chart: chart::resolution_layout(&s.days, from, to),
-        chart_width: chart::WIDTH,
-        chart_height: chart::HEIGHT,
+        chart: Charts::of(|size| chart::layout(&s.days, from, to, &s.currency, Audience::Customer, size)),
+        rate_chart: Charts::of(|size| chart::resolution_layout(&s.days, from, to, size)),
     };
     render(&page)
 }

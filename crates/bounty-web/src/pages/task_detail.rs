@@ -18,6 +18,8 @@ use crate::state::WebState;
 
 /// The words of an uncharged outcome; tests and customers look for them.
 pub(crate) const NO_CHARGE: &str = "No charge — not resolved";
+/// What a task handed to a person says where a charge would be.
+pub(crate) const ESCALATED: &str = "No charge — handed to a person (escalation is never charged)";
 
 struct Message {
     role: String,
@@ -228,6 +230,11 @@ fn plain_reversal(events: &[OutcomeEventRecord]) -> String {
                 },
             );
             let why = match e.event {
+                ReceiptEvent::Signal
+                    if e.signal.as_ref().and_then(|s| s["kind"].as_str()) == Some("escalated") =>
+                {
+                    "the ticket was handed to a person inside the window".to_owned()
+                }
                 ReceiptEvent::Signal => "the ticket was reopened inside the window".to_owned(),
                 ReceiptEvent::DisputeAccepted => "your dispute was accepted".to_owned(),
                 ReceiptEvent::GoodwillReversal => "a goodwill reversal".to_owned(),
@@ -262,6 +269,7 @@ fn charge(o: &Outcome, events: &[OutcomeEventRecord]) -> Option<ChargeView> {
 fn no_charge_reason(o: Option<&Outcome>) -> String {
     match o.map(|o| o.status) {
         Some(OutcomeStatus::Failed) => NO_CHARGE.to_owned(),
+        Some(OutcomeStatus::Escalated) => ESCALATED.to_owned(),
         Some(OutcomeStatus::Verifying | OutcomeStatus::Provisional) => {
             "No charge yet — the verdict is pending.".to_owned()
         }

@@ -57,12 +57,13 @@ pub(crate) struct TaskQuery {
 }
 
 /// The charge filters: `(value, words, the outcome statuses it means)`.
-const CHARGE_FILTERS: [(&str, &str, &[bounty_core::outcome::OutcomeStatus]); 4] = {
+const CHARGE_FILTERS: [(&str, &str, &[bounty_core::outcome::OutcomeStatus]); 5] = {
     use bounty_core::outcome::OutcomeStatus as S;
     [
         ("charged", "Charged", &[S::Resolved]),
         ("not_charged", "Not charged", &[S::Failed]),
         ("reversed", "Reversed", &[S::Reversed]),
+        ("escalated", "Handed to a person", &[S::Escalated]),
         (
             "pending",
             "Waiting for a verdict",
@@ -330,6 +331,12 @@ fn row(t: &Task, outcome: Option<&bounty_store::Outcome>, names: &BTreeMap<Strin
             true,
         ),
         Some((S::Failed, _)) => ("not resolved", "No charge".to_owned(), false),
+        Some((S::Escalated, o)) if o.amount.micros > 0 => (
+            "handed to a person",
+            crate::format::micros(o.amount.micros, o.amount.currency.as_str()),
+            true,
+        ),
+        Some((S::Escalated, _)) => ("handed to a person", "No charge".to_owned(), false),
     };
     let badge = match (t.status, outcome_word) {
         (TaskStatus::Completed, "resolved" | "waiting" | "—") => t.status.as_str(),

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::error::WebError;
-use crate::format::{bp_decimal, cu, micros, micros_decimal, percent_bp};
+use crate::format::{bp_decimal, cu, micros_decimal, money, percent_bp};
 use crate::layout::{Chrome, render};
 use crate::pages::period::Period;
 use crate::pages::{WebQuery, present};
@@ -59,6 +59,7 @@ struct Counts {
     resolved: u64,
     failed: u64,
     reversed: u64,
+    escalated: u64,
     resolution_bp: Option<i64>,
     cu_milli: i64,
 }
@@ -75,6 +76,7 @@ fn lines_of(key: &str, name: &str, s: &Summary) -> Vec<Line> {
                 resolved: s.resolved,
                 failed: s.failed,
                 reversed: s.reversed,
+                escalated: s.escalated,
                 resolution_bp: s.resolution_bp(),
                 cu_milli: s.cu_milli,
             }),
@@ -135,30 +137,51 @@ async fn report(state: &WebState, user: &CurrentUser, q: &UsageQuery) -> Result<
 struct LineView {
     key: String,
     name: String,
-    /// `[decided, resolved, failed, reversed, resolution, CU]`, or blanks.
-    counts: [String; 6],
+    /// `[decided, resolved, failed, reversed, escalated, resolution, CU]`,
+    /// or blanks, each with its column's name (a phone's card labels).
+    counts: [(&'static str, String); 7],
     currency: String,
     charges: String,
 }
+
+/// The count columns' names, in [`LineView::counts`]'s order.
+const COUNT_COLUMNS: [&str; 7] = [
+    "Decided",
+    "Resolved",
+    "Failed",
+    "Reversed",
+    "Escalated",
+    "Resolution",
+    "CU billed",
+];
 
 fn view(l: &Line) -> LineView {
     let dash = || "—".to_owned();
     LineView {
         key: l.key.clone(),
         name: l.name.clone(),
-        counts: match &l.counts {
-            Some(c) => [
-                c.decided.to_string(),
-                c.resolved.to_string(),
-                c.failed.to_string(),
-                c.reversed.to_string(),
-                c.resolution_bp.map(percent_bp).unwrap_or_else(dash),
-                cu(c.cu_milli),
-            ],
-            None => Default::default(),
+        counts: {
+            let values = match &l.counts {
+                Some(c) => [
+                    c.decided.to_string(),
+                    c.resolved.to_string(),
+                    c.failed.to_string(),
+                    c.reversed.to_string(),
+                    c.escalated.to_string(),
+                    c.resolution_bp.map(percent_bp).unwrap_or_else(dash),
+                    cu(c.cu_milli),
+                ],
+                None => Default::default(),
+            };
+            let mut i = 0;
+            values.map(|v| {
+                let label = COUNT_COLUMNS[i];
+                i += 1;
+                (label, v)
+            })
         },
         currency: l.currency.clone(),
-        charges: micros(l.charges_micros, &l.currency),
+        charges: money(l.charges_micros, &l.currency),
     }
 }
 
@@ -216,7 +239,9 @@ fn csv(r: &Report) -> String {
         GroupBy::Agent => "agent_id,agent_name",
     };
     out.push_str(key_columns);
-    out.push_str(",currency,decided,resolved,failed,reversed,resolution_rate_percent,cu_billed,charges\r\n");
+    out.push_str(
+        ",currency,decided,resolved,failed,reversed,escalated,resolution_rate_percent,cu_billed,charges\r\n",
+    );
     for l in &r.lines {
         let mut cells = vec![cell(&l.key)];
         if r.by == GroupBy::Agent {
@@ -229,10 +254,11 @@ fn csv(r: &Report) -> String {
                 c.resolved.to_string(),
                 c.failed.to_string(),
                 c.reversed.to_string(),
+                c.escalated.to_string(),
                 c.resolution_bp.map(bp_decimal).unwrap_or_default(),
                 cu(c.cu_milli),
             ]),
-            None => cells.extend(std::iter::repeat_n(String::new(), 6)),
+            None => cells.extend(std::iter::repeat_n(String::new(), 7)),
         }
         cells.push(micros_decimal(l.charges_micros));
         out.push_str(&cells.join(","));

@@ -239,7 +239,7 @@ async fn agents_integrations_and_usage_are_isolated(backend: Backend) {
     .assert_contains("HTTP 202");
     gus.get("/usage.csv")
         .await
-        .assert_contains("\r\n2026-05-10,USD,1,1,0,0,100.00,");
+        .assert_contains("\r\n2026-05-10,USD,1,1,0,0,0,100.00,");
 }
 
 on_both_backends!(

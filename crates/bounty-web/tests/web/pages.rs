@@ -56,7 +56,8 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_lacks("margin-line")
         .assert_lacks("argin")
         .assert_lacks("nference cost")
-        .assert_contains("class=\"rate-chart\"")
+        .assert_contains("class=\"rate-chart wide\"")
+        .assert_contains("class=\"rate-chart narrow\"")
         // This month against the cap, and the price of a resolved ticket
         // (1 resolved, charged 1 USD).
         .assert_contains("Spent this month")
@@ -68,7 +69,9 @@ async fn every_page_renders_for_a_seeded_account(backend: Backend) {
         .assert_contains(
             "aria-label=\"Resolution rate per day from 2026-05-01 to 2026-05-10: 1 of 2 decided tasks resolved, 50.0% overall.\"",
         )
-        .assert_contains("<text class=\"tick\" x=\"58\" y=\"16\" text-anchor=\"end\">100%</text>");
+        .assert_contains("1 resolved · 1 not resolved · 0 reversed · 0 handed to a person")
+        .assert_contains("<text class=\"tick\" font-size=\"13\" x=\"58\" y=\"16\" text-anchor=\"end\">100%</text>")
+        .assert_contains("<text class=\"tick\" font-size=\"13\" x=\"56\" y=\"16\" text-anchor=\"end\">100%</text>");
     assert_eq!(overview.headers.get("cache-control").unwrap(), "no-store");
     assert!(overview.headers.get("content-security-policy").is_some());
     // A period with nothing in it.

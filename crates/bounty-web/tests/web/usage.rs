@@ -48,7 +48,8 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     page.assert_status(StatusCode::OK)
         .assert_contains("aria-current=\"page\">Usage</a>")
         .assert_contains("From 2026-05-01 to 2026-05-10")
-        .assert_contains("<th scope=\"row\">2026-05-10</th>")
+        .assert_contains("<th scope=\"row\" data-label=\"Day\">2026-05-10</th>")
+        .assert_contains("<td class=\"num\" data-label=\"Escalated\">0</td>")
         .assert_contains("50.0%")
         .assert_lacks("argin")
         .assert_lacks("nference cost")
@@ -81,8 +82,8 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     assert_eq!(
         lines,
         [
-            "day,currency,decided,resolved,failed,reversed,resolution_rate_percent,cu_billed,charges",
-            format!("2026-05-10,USD,2,1,1,0,50.00,{cu},{}", decimal(charges)).as_str(),
+            "day,currency,decided,resolved,failed,reversed,escalated,resolution_rate_percent,cu_billed,charges",
+            format!("2026-05-10,USD,2,1,1,0,0,50.00,{cu},{}", decimal(charges)).as_str(),
         ]
     );
     let by_agent = b.get("/usage.csv?group_by=agent").await;
@@ -90,7 +91,7 @@ async fn usage_by_day_and_agent_with_csv(backend: Backend) {
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("agent_id,agent_name,currency,decided,"));
     assert!(
-        lines[1].starts_with(&format!("{},support,USD,2,1,1,0,50.00,", t.agent)),
+        lines[1].starts_with(&format!("{},support,USD,2,1,1,0,0,50.00,", t.agent)),
         "{}",
         lines[1]
     );

@@ -11,7 +11,7 @@ use bounty_core::{AccountId, ApiKeyMode, PageLimit};
 use serde::Deserialize;
 
 use crate::auth::CurrentOperator;
-use crate::chart::{self, Audience, Chart};
+use crate::chart::{self, Audience, Charts};
 use crate::error::WebError;
 use crate::format::{bp_decimal, cu, dispute_rate, micros, micros_decimal, percent_bp, time};
 use crate::layout::{Chrome, render};
@@ -170,9 +170,7 @@ struct AccountPage {
     dispute_percent_input: String,
     cap_input: String,
     alerts_input: String,
-    chart: Chart,
-    chart_width: i64,
-    chart_height: i64,
+    chart: Charts,
 }
 
 pub(crate) async fn show(
@@ -259,8 +257,15 @@ pub(crate) async fn show(
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        chart: chart::layout(&s.days, period.from, period.to, &s.currency, Audience::Operator),
-        chart_width: chart::WIDTH,
-        chart_height: chart::HEIGHT,
+        chart: Charts::of(|size| {
+            chart::layout(
+                &s.days,
+                period.from,
+                period.to,
+                &s.currency,
+                Audience::Operator,
+                size,
+            )
+        }),
     })
 }
