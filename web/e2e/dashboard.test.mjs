@@ -14,11 +14,12 @@
 //
 // The server, browser and helpers are support.mjs's.
 
-import { before } from "node:test";
 import assert from "node:assert/strict";
 import { demo, useDemo, step, shot, standardHeaders, waitForText } from "./support.mjs";
 
-useDemo();
+useDemo(async () => {
+  ({ base, login, operator, integration, browser, page } = demo);
+});
 
 let base;
 let login;
@@ -28,10 +29,6 @@ let browser;
 let page;
 let chargedTask;
 let created;
-
-before(() => {
-  ({ base, login, operator, integration, browser, page } = demo);
-});
 
 step("signed-out pages send you to the login", async () => {
   await page.goto(base + "/tasks");

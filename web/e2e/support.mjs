@@ -79,8 +79,13 @@ async function startServer() {
   demo.integration = { url: hook[1], id: hook[2], secret: hook[3] };
 }
 
-/** Registers the file's server and browser: started before its tests, stopped after. */
-export function useDemo() {
+/**
+ * Registers the file's server and browser: started before its tests,
+ * stopped after. `ready` runs in the same hook once both are up (Node's
+ * root-level hooks are not awaited one after another, so a file's own
+ * setup goes here, not in a second `before`).
+ */
+export function useDemo(ready = async () => {}) {
   before(async () => {
     await startServer();
     demo.browser = await chromium.launch({
@@ -97,6 +102,7 @@ export function useDemo() {
       ],
     });
     demo.page = await demo.browser.newPage({ viewport: { width: 1440, height: 900 } });
+    await ready();
   });
   after(async () => {
     await demo.browser?.close();
