@@ -21,6 +21,8 @@ pub(crate) mod mode;
 pub(crate) mod ops;
 pub(crate) mod overview;
 pub(crate) mod period;
+pub(crate) mod policy;
+pub(crate) mod policy_form;
 pub(crate) mod task_detail;
 pub(crate) mod tasks;
 pub(crate) mod usage;
