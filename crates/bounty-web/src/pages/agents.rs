@@ -23,7 +23,7 @@ use crate::format::time;
 use crate::layout::{Chrome, render};
 use crate::pages::agent_form::AgentForm;
 use crate::pages::field_errors::{FieldErrors, SummaryLine};
-use crate::pages::policy_form::PolicyView;
+use crate::pages::policy_view::PolicyView;
 use crate::pages::{WebQuery, present};
 use crate::policy_text::{self, hours};
 use crate::state::WebState;

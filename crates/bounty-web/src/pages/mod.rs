@@ -23,6 +23,7 @@ pub(crate) mod overview;
 pub(crate) mod period;
 pub(crate) mod policy;
 pub(crate) mod policy_form;
+pub(crate) mod policy_view;
 pub(crate) mod task_detail;
 pub(crate) mod tasks;
 pub(crate) mod usage;
