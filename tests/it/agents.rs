@@ -115,7 +115,7 @@ async fn create_show_and_list_agents(backend: Backend) {
 
 async fn updates_add_versions_and_keep_old_ones(backend: Backend) {
     let app = app(backend).await;
-    let (_, key) = app.create_account("Acme").await;
+    let (account, key) = app.create_account("Acme").await;
     let agent = app
         .agent(&key, "support", &["fast"], Some(json!({"type": "object"})))
         .await;
@@ -173,6 +173,34 @@ async fn updates_add_versions_and_keep_old_ones(backend: Backend) {
     // A task records the version it was created with.
     let task = app.task(&key, "helpdesk", "hello").await;
     assert_eq!(task["agent"]["version"], 3);
+
+    // The store lists the versions newest first, a page at a time, and
+    // only to the agent's own account.
+    let agent_id: bounty_core::AgentId = id.parse().unwrap();
+    let two = bounty_core::PageLimit::new(2).unwrap();
+    let page = app
+        .store
+        .list_agent_versions(account, agent_id, two, None)
+        .await
+        .unwrap();
+    let versions: Vec<i32> = page.items.iter().map(|a| a.version).collect();
+    assert_eq!(versions, [3, 2]);
+    assert_eq!(page.items[1].model_route, ["smart", "fast"]);
+    assert_eq!(page.next_cursor.as_deref(), Some("2"));
+    let rest = app
+        .store
+        .list_agent_versions(account, agent_id, two, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!((rest.items[0].version, rest.next_cursor), (1, None));
+    let (other, _) = app.create_account("Globex").await;
+    let none = app
+        .store
+        .list_agent_versions(other, agent_id, two, None)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty(), "another account sees no version");
 }
 
 async fn bad_agents_are_refused_naming_the_field(backend: Backend) {

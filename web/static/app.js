@@ -3,11 +3,13 @@
 // page is queued or running; it selects a shown secret on focus, copies
 // it with its Copy button, and asks before a form marked data-confirm
 // (deleting an integration) is sent, makes the live/test switch return
-// to the page it was used on, and on the new-integration form shows only
-// the chosen helpdesk's setup steps and reply fields, and labels the
-// cells of tables that become cards on a phone. Every page works
-// without it: a secret can be selected and copied by hand, forms post as
-// they are, and every vendor's steps and fields are shown.
+// to the page it was used on, on the new-integration form shows only
+// the chosen helpdesk's setup steps and reply fields, on the agent form
+// shows each verifier row only the settings of its chosen kind, and
+// labels the cells of tables that become cards on a phone. Every page
+// works without it: a secret can be selected and copied by hand, forms
+// post as they are, and every vendor's steps and fields, and every kind's
+// settings, are shown.
 "use strict";
 
 // A table marked cards-on-phone becomes one card per row below 600 px
@@ -78,7 +80,20 @@
     });
   }
 
+  // A verifier row of the agent form: only the chosen kind's settings.
+  function showKind(row, select) {
+    row.querySelectorAll("[data-kind-fields]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-kind-fields") !== select.value;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-verifier-row]").forEach(function (row) {
+      var select = row.querySelector("select[data-verifier-kind]");
+      if (!select) return;
+      showKind(row, select);
+      select.addEventListener("change", function () { showKind(row, select); });
+    });
     var kind = document.querySelector("select#kind");
     if (kind && document.querySelector("[data-vendor]")) {
       showVendor(kind.value);

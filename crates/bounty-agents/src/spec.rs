@@ -107,13 +107,25 @@ pub fn outcome_type(raw: &str) -> Result<OutcomeType, AgentSpecError> {
 /// The verification policy ([`crate::verify::validate_policy`]): a judge
 /// naming an unconfigured model is `Invalid` at
 /// `verifier_policy.verifiers[i].model`, as the API has always answered.
+/// The first of [`verifier_policy_errors`].
 pub fn verifier_policy(
     policy: VerificationPolicy,
     models: &dyn KnownModels,
 ) -> Result<VerificationPolicy, AgentSpecError> {
-    crate::verify::validate_policy(&policy, models)
-        .map_err(|(field, message)| AgentSpecError::Invalid { field, message })?;
-    Ok(policy)
+    match verifier_policy_errors(&policy, models).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(policy),
+    }
+}
+
+/// Every refused part of the verification policy, in the order
+/// [`verifier_policy`] checks them (it answers the first): how the
+/// dashboard's policy form shows them all at once. Empty: accepted.
+pub fn verifier_policy_errors(policy: &VerificationPolicy, models: &dyn KnownModels) -> Vec<AgentSpecError> {
+    crate::verify::policy_problems(policy, models)
+        .into_iter()
+        .map(|(field, message)| AgentSpecError::Invalid { field, message })
+        .collect()
 }
 
 /// Generation parameters within their bounds.

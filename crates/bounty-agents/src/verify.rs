@@ -117,15 +117,29 @@ pub struct PolicyRun {
 /// Checks a policy before it is stored: [`VerificationPolicy::validate`],
 /// every regular expression compiles (within a size limit), list sizes,
 /// and every judge names a configured model. The error names the field
-/// (`verifier_policy.verifiers[1].must_match[0]`) and says what is wrong.
+/// (`verifier_policy.verifiers[1].must_match[0]`) and says what is wrong:
+/// the first of [`policy_problems`].
 pub fn validate_policy(
     policy: &VerificationPolicy,
     models: &dyn KnownModels,
 ) -> Result<(), (String, String)> {
+    match policy_problems(policy, models).into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+/// Every problem [`validate_policy`] checks for, as `(field, message)`,
+/// in the order it checks them (the policy's own checks first, then each
+/// verifier's); at most one per list entry. The API answers the first;
+/// the dashboard's form shows them all.
+pub fn policy_problems(policy: &VerificationPolicy, models: &dyn KnownModels) -> Vec<(String, String)> {
     const PREFIX: &str = "verifier_policy";
-    policy
-        .validate()
-        .map_err(|(field, message)| (format!("{PREFIX}.{field}"), message))?;
+    let mut problems: Vec<(String, String)> = policy
+        .problems()
+        .into_iter()
+        .map(|(field, message)| (format!("{PREFIX}.{field}"), message))
+        .collect();
     for (i, spec) in policy.verifiers.iter().enumerate() {
         let at = |field: &str| format!("{PREFIX}.verifiers[{i}].{field}");
         match spec {
@@ -138,43 +152,26 @@ pub fn validate_policy(
                 ];
                 for (name, items) in lists {
                     if items.len() > MAX_RULE_ITEMS {
-                        return Err((at(name), format!("may list at most {MAX_RULE_ITEMS} entries")));
+                        problems.push((at(name), format!("may list at most {MAX_RULE_ITEMS} entries")));
+                        continue;
                     }
                     let is_pattern = name.starts_with("must_");
                     for (j, item) in items.iter().enumerate() {
-                        let item_at = || format!("{}[{j}]", at(name));
-                        // An empty pattern matches everything; a blank field
-                        // or phrase means nothing.
-                        let empty = if is_pattern {
-                            item.is_empty()
-                        } else {
-                            item.trim().is_empty()
-                        };
-                        if empty {
-                            return Err((item_at(), "must not be empty".to_owned()));
-                        }
-                        if item.chars().count() > MAX_RULE_ITEM_CHARS {
-                            return Err((
-                                item_at(),
-                                format!("must be at most {MAX_RULE_ITEM_CHARS} characters"),
-                            ));
-                        }
-                        if is_pattern && let Err(e) = build_regex(item) {
-                            let why = regex_error(&e);
-                            return Err((item_at(), format!("is not a usable regular expression: {why}")));
+                        if let Some(problem) = rule_item_problem(item, is_pattern) {
+                            problems.push((format!("{}[{j}]", at(name)), problem));
                         }
                     }
                 }
             }
             VerifierSpec::Judge(judge) => {
                 if judge.rubric.chars().count() > MAX_RUBRIC_CHARS {
-                    return Err((
+                    problems.push((
                         at("rubric"),
                         format!("must be at most {MAX_RUBRIC_CHARS} characters"),
                     ));
                 }
                 if !models.knows(&judge.model) {
-                    return Err((
+                    problems.push((
                         at("model"),
                         format!("names no configured model ({:?})", judge.model),
                     ));
@@ -183,7 +180,30 @@ pub fn validate_policy(
             VerifierSpec::External(_) => {}
         }
     }
-    Ok(())
+    problems
+}
+
+/// What is wrong with one entry of a rules list, if anything: a pattern
+/// (`must_match`, `must_not_match`) or a field name or phrase.
+fn rule_item_problem(item: &str, is_pattern: bool) -> Option<String> {
+    // An empty pattern matches everything; a blank field or phrase means
+    // nothing.
+    let empty = if is_pattern {
+        item.is_empty()
+    } else {
+        item.trim().is_empty()
+    };
+    if empty {
+        return Some("must not be empty".to_owned());
+    }
+    if item.chars().count() > MAX_RULE_ITEM_CHARS {
+        return Some(format!("must be at most {MAX_RULE_ITEM_CHARS} characters"));
+    }
+    if is_pattern && let Err(e) = build_regex(item) {
+        let why = regex_error(&e);
+        return Some(format!("is not a usable regular expression: {why}"));
+    }
+    None
 }
 
 /// Runs the policy's verifiers in order on one output, stopping once the
@@ -938,6 +958,43 @@ mod tests {
             "verifier_policy.window_hours"
         );
         assert!(validate_policy(&policy(PolicyMode::AllOf, vec![rule(true)]), &registry).is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_listed_and_the_first_is_the_apis() {
+        let registry = ModelRegistry::default();
+        let p = VerificationPolicy {
+            window_hours: 0,
+            ..policy(
+                PolicyMode::AllOf,
+                vec![
+                    VerifierSpec::Rules(RulesSpec {
+                        must_match: vec!["(".into(), "ok".into(), "[".into()],
+                        forbidden_phrases: vec![" ".into()],
+                        ..Default::default()
+                    }),
+                    judge(),
+                ],
+            )
+        };
+        let fields: Vec<String> = policy_problems(&p, &registry)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "verifier_policy.window_hours",
+                "verifier_policy.verifiers[0].must_match[0]",
+                "verifier_policy.verifiers[0].must_match[2]",
+                "verifier_policy.verifiers[0].forbidden_phrases[0]",
+                "verifier_policy.verifiers[1].model",
+            ]
+        );
+        assert_eq!(
+            validate_policy(&p, &registry).unwrap_err().0,
+            "verifier_policy.window_hours"
+        );
     }
 
     #[test]

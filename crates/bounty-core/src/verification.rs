@@ -176,30 +176,42 @@ impl VerificationPolicy {
     pub const MAX_VERIFIERS: usize = 8;
 
     /// Checks what needs no outside knowledge (regexes and models are
-    /// checked by the runtime); the error names the field.
+    /// checked by the runtime); the error names the field. The first of
+    /// [`VerificationPolicy::problems`].
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let field = |name: String, msg: &str| Err((name, msg.to_owned()));
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem [`VerificationPolicy::validate`] checks for, as
+    /// `(field, message)` in the order it checks them: the API answers the
+    /// first, the dashboard's form shows them all.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut field = |name: String, msg: &str| problems.push((name, msg.to_owned()));
         if self.verifiers.is_empty() {
-            return field(
+            field(
                 "verifiers".into(),
                 "must list at least one verifier: nothing is billed unverified (leave the policy out for the \
                  default, `rules {non_empty}` then `external`)",
             );
         }
         if self.verifiers.len() > Self::MAX_VERIFIERS {
-            return field("verifiers".into(), "may list at most 8 verifiers");
+            field("verifiers".into(), "may list at most 8 verifiers");
         }
         if self.window_hours == 0 || self.window_hours > 24 * 90 {
-            return field("window_hours".into(), "must be between 1 and 2160 (90 days)");
+            field("window_hours".into(), "must be between 1 and 2160 (90 days)");
         }
         if self.lapse_decision == Decision::Pending {
-            return field("lapse_decision".into(), "must be `pass` or `fail`");
+            field("lapse_decision".into(), "must be `pass` or `fail`");
         }
         if !(1..=5).contains(&self.csat_threshold) {
-            return field("csat_threshold".into(), "must be between 1 and 5");
+            field("csat_threshold".into(), "must be between 1 and 5");
         }
         if self.goodwill_days > 365 {
-            return field("goodwill_days".into(), "must be at most 365");
+            field("goodwill_days".into(), "must be at most 365");
         }
         if self
             .verifiers
@@ -208,7 +220,7 @@ impl VerificationPolicy {
             .count()
             > 1
         {
-            return field("verifiers".into(), "may list `external` once");
+            field("verifiers".into(), "may list `external` once");
         }
         for (i, v) in self.verifiers.iter().enumerate() {
             match v {
@@ -216,21 +228,21 @@ impl VerificationPolicy {
                     if let (Some(min), Some(max)) = (r.min_length, r.max_length)
                         && min > max
                     {
-                        return field(format!("verifiers[{i}].min_length"), "must not exceed max_length");
+                        field(format!("verifiers[{i}].min_length"), "must not exceed max_length");
                     }
                 }
                 VerifierSpec::Judge(j) => {
                     if !(j.threshold.is_finite() && (0.0..=1.0).contains(&j.threshold)) {
-                        return field(format!("verifiers[{i}].threshold"), "must be between 0 and 1");
+                        field(format!("verifiers[{i}].threshold"), "must be between 0 and 1");
                     }
                     if j.rubric.trim().is_empty() {
-                        return field(format!("verifiers[{i}].rubric"), "must not be empty");
+                        field(format!("verifiers[{i}].rubric"), "must not be empty");
                     }
                 }
                 VerifierSpec::External(_) => {}
             }
         }
-        Ok(())
+        problems
     }
 
     /// Whether the outcome waits for an external signal.
@@ -297,5 +309,36 @@ mod tests {
             threshold: 2.0,
         })];
         assert_eq!(p.validate().unwrap_err().0, "verifiers[0].threshold");
+    }
+
+    #[test]
+    fn problems_lists_every_wrong_field_in_the_order_validate_checks() {
+        let p = VerificationPolicy {
+            window_hours: 0,
+            csat_threshold: 9,
+            verifiers: vec![
+                VerifierSpec::Judge(JudgeSpec {
+                    model: "m".into(),
+                    rubric: " ".into(),
+                    threshold: f64::NAN,
+                }),
+                VerifierSpec::External(ExternalSpec {}),
+                VerifierSpec::External(ExternalSpec {}),
+            ],
+            ..Default::default()
+        };
+        let fields: Vec<String> = p.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "window_hours",
+                "csat_threshold",
+                "verifiers",
+                "verifiers[0].threshold",
+                "verifiers[0].rubric"
+            ]
+        );
+        assert_eq!(p.validate().unwrap_err().0, "window_hours");
+        assert!(VerificationPolicy::default().problems().is_empty());
     }
 }

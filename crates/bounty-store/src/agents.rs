@@ -257,6 +257,38 @@ impl Store {
         Ok(Page::from_overfetch(agents, limit.get(), |a| a.id.to_string()))
     }
 
+    /// One of the account's agents, every version of it, newest first
+    /// (each whole, its policy included): the dashboard's policy history.
+    /// `before` continues from a page's cursor (a version number); empty
+    /// when the account has no such agent.
+    pub async fn list_agent_versions(
+        &self,
+        account: AccountId,
+        id: AgentId,
+        limit: PageLimit,
+        before: Option<i32>,
+    ) -> Result<Page<Agent>, StoreError> {
+        let rows: Vec<AgentRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents a
+                 join agent_versions v on v.agent_id = a.id and v.account_id = a.account_id
+                 where a.account_id = $1 and a.id = $2 and ($3 is null or v.version < $3)
+                 order by v.version desc
+                 limit $4"
+            ))
+            .bind(account.to_string())
+            .bind(id.to_string())
+            .bind(before)
+            .bind(i64::from(limit.get()) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let versions = rows.into_iter().map(Agent::from).collect();
+        Ok(Page::from_overfetch(versions, limit.get(), |a| {
+            a.version.to_string()
+        }))
+    }
+
     /// Adds a version made of the current one with `patch` applied, and
     /// makes it current. `None` when the account has no such agent.
     ///

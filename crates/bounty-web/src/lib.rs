@@ -37,8 +37,10 @@ mod chart;
 mod error;
 mod format;
 mod layout;
+mod line_diff;
 mod pages;
 pub mod password;
+mod policy_text;
 mod sealed;
 mod state;
 mod test_delivery;
@@ -58,7 +60,7 @@ pub use state::{LoginLimits, WebState};
 
 /// The dashboard's routes: `/`, `/login`, `/logout`, `/tasks`,
 /// `/tasks/status`, `/tasks/{id}`, `/agents`, `/agents/new`,
-/// `/agents/{id}`, `/integrations`, `/integrations/new`,
+/// `/agents/{id}`, `/agents/{id}/policy`, `/integrations`, `/integrations/new`,
 /// `/integrations/{id}` and its `/rotate-secret`, `/delete` and
 /// `/test-delivery` actions, `/usage`, `/usage.csv`, `/api-keys`,
 /// `/api-keys/{id}/revoke`, `/invoices`, `/billing` and `/static/{file}`.
@@ -102,6 +104,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/tasks/{id}", get(pages::task_detail::page))
         .route("/agents", get(pages::agents::list).post(pages::agents::create))
         .route("/agents/new", get(pages::agents::new))
+        .route("/agents/{id}/policy", get(pages::policy::page))
         .route(
             "/agents/{id}",
             get(pages::agents::show).post(pages::agents::update),

@@ -4,27 +4,27 @@
 //! Every field goes through the API's own checks, [`bounty_agents::spec`]
 //! (names, instructions, route, output schema, outcome type, verifier
 //! policy). What is the form's own: reading text fields (comma-separated
-//! models, JSON typed into a textarea, the window in its own field), and
-//! where model names come from: the API asks its model registry, the
-//! dashboard its `WebState::models` list ([`Configured`]; empty: any name).
+//! models, a JSON Schema typed into a textarea, the verifier policy's
+//! fields, [`PolicyForm`]), and where model names come from: the API asks
+//! its model registry, the dashboard its `WebState::models` list
+//! ([`Configured`]; empty: any name).
 //!
 //! Unlike the API, the form reports every wrong field at once
-//! ([`FieldErrors`]), so one submit shows everything to fix.
-//!
-//! A blank policy is the API's default (`rules {non_empty}` then
-//! `external`, [`bounty_core::verification::DEFAULT_WINDOW_HOURS`]); an
-//! empty `verifiers` list is refused by the same check the API runs
+//! ([`FieldErrors`]), so one submit shows everything to fix. A new agent's
+//! form starts with the API's default policy (`rules {non_empty}` then
+//! `external`, [`bounty_core::verification::DEFAULT_WINDOW_HOURS`]);
+//! removing every verifier is refused by the same check the API runs
 //! ([`bounty_core::VerificationPolicy::validate`]): nothing is billed
-//! unverified. JSON typed into the schema or policy may not spell a NUL
-//! character (`\u0000`), which Postgres cannot store.
+//! unverified. JSON typed into the schema may not spell a NUL character
+//! (`\u0000`), which Postgres cannot store.
 
 use bounty_agents::spec::{self, AgentSpecError, DEFAULT_OUTCOME_TYPE, KnownModels};
-use bounty_core::verification::DEFAULT_WINDOW_HOURS;
 use bounty_core::{ModelRoute, VerificationPolicy};
 use bounty_store::{Agent, AgentPatch, AgentSpec};
 use serde::Deserialize;
 
 use crate::pages::field_errors::FieldErrors;
+use crate::pages::policy_form::PolicyForm;
 
 /// The models the dashboard offers: its configured list, or any name when
 /// the list is empty (no models configured: nothing to check).
@@ -38,22 +38,21 @@ impl KnownModels for Configured<'_> {
 
 /// What the form says of a refused field: the check's message (the field
 /// is where the form shows it).
-fn message(e: AgentSpecError) -> String {
+pub(crate) fn message(e: AgentSpecError) -> String {
     match e {
         AgentSpecError::UnknownModel { model, .. } => format!("names no configured model ({model:?})"),
         AgentSpecError::Invalid { message, .. } => message,
     }
 }
 
-/// The form's fields in page order, with their labels.
-pub(crate) const FIELDS: [(&str, &str); 7] = [
+/// The agent's own fields in page order, with their labels; the policy's
+/// follow ([`AgentForm::fields`]).
+const FIELDS: [(&str, &str); 5] = [
     ("name", "Name"),
     ("instructions", "Instructions"),
     ("model_route", "Model route"),
     ("outcome_type", "Outcome type"),
     ("output_schema", "Output schema"),
-    ("verifier_policy", "Verifier policy"),
-    ("window_hours", "Verification window"),
 ];
 
 /// The form's fields, as posted. Every field is text, so a bad value is
@@ -72,30 +71,24 @@ pub(crate) struct AgentForm {
     /// A JSON Schema, or blank for none.
     #[serde(default)]
     pub(crate) output_schema: String,
-    /// The policy as JSON without `window_hours`, or blank for the default
-    /// (`rules {non_empty}` then `external`).
-    #[serde(default)]
-    pub(crate) verifier_policy: String,
-    #[serde(default)]
-    pub(crate) window_hours: String,
+    /// The verifier policy's fields.
+    #[serde(flatten)]
+    pub(crate) policy: PolicyForm,
 }
 
 impl AgentForm {
-    /// A blank form for a new agent, with the defaults filled in.
+    /// A blank form for a new agent, with the defaults filled in (the
+    /// default policy among them).
     pub(crate) fn blank() -> AgentForm {
         AgentForm {
             outcome_type: DEFAULT_OUTCOME_TYPE.to_owned(),
-            window_hours: DEFAULT_WINDOW_HOURS.to_string(),
+            policy: PolicyForm::of(&VerificationPolicy::default()),
             ..AgentForm::default()
         }
     }
 
     /// The form filled with an agent's version, as an edit starts.
     pub(crate) fn of(agent: &Agent) -> AgentForm {
-        let mut policy = serde_json::to_value(&agent.verifier_policy).unwrap_or_default();
-        if let Some(o) = policy.as_object_mut() {
-            o.remove("window_hours");
-        }
         AgentForm {
             name: agent.name.clone(),
             instructions: agent.instructions.clone(),
@@ -106,9 +99,18 @@ impl AgentForm {
                 .as_ref()
                 .and_then(|s| serde_json::to_string_pretty(s).ok())
                 .unwrap_or_default(),
-            verifier_policy: serde_json::to_string_pretty(&policy).unwrap_or_default(),
-            window_hours: agent.verifier_policy.window_hours.to_string(),
+            policy: PolicyForm::of(&agent.verifier_policy),
         }
+    }
+
+    /// Every field in page order, with its label, for the error summary.
+    pub(crate) fn fields(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = FIELDS
+            .iter()
+            .map(|(id, label)| ((*id).to_owned(), (*label).to_owned()))
+            .collect();
+        out.extend(self.policy.fields());
+        out
     }
 
     /// Every field checked; the spec of a new version, or every error.
@@ -124,14 +126,7 @@ impl AgentForm {
         })
         .map_err(|e| errors.add("outcome_type", message(e)));
         let schema = self.schema().map_err(|e| errors.add("output_schema", e));
-        let window = match self.window_hours.trim().parse::<u32>() {
-            Ok(w) => Some(w),
-            Err(_) => {
-                errors.add("window_hours", "must be a whole number of hours, 1 to 2160");
-                None
-            }
-        };
-        let policy = self.policy(models, window, &mut errors);
+        let policy = self.policy.parse(models, &mut errors);
         match (name, instructions, route, outcome, schema, policy) {
             (
                 Ok(name),
@@ -198,86 +193,13 @@ impl AgentForm {
             serde_json::from_str(raw).map_err(|e| format!("is not valid JSON: {e}"))?;
         spec::output_schema(value).map(Some).map_err(message)
     }
-
-    /// The policy from its JSON and the window field. Errors go to
-    /// `verifier_policy`, except the window's own, which go to
-    /// `window_hours`; `None` when there is any.
-    fn policy(
-        &self,
-        models: &[String],
-        window: Option<u32>,
-        errors: &mut FieldErrors,
-    ) -> Option<VerificationPolicy> {
-        let raw = self.verifier_policy.trim();
-        let mut value = if raw.is_empty() {
-            serde_json::Value::Object(Default::default())
-        } else {
-            match serde_json::from_str::<serde_json::Value>(raw) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.add("verifier_policy", format!("is not valid JSON: {e}"));
-                    return None;
-                }
-            }
-        };
-        if let Some(path) = bounty_core::text::nul_path(&value) {
-            errors.add(
-                "verifier_policy",
-                format!("must not contain a NUL character (at `{path}`)"),
-            );
-            return None;
-        }
-        let Some(object) = value.as_object_mut() else {
-            errors.add(
-                "verifier_policy",
-                "must be a JSON object, like {\"verifiers\": [{\"kind\": \"rules\", \"non_empty\": true}]}",
-            );
-            return None;
-        };
-        if object.contains_key("window_hours") {
-            errors.add(
-                "verifier_policy",
-                "must not set `window_hours`: use the verification window field",
-            );
-            return None;
-        }
-        object.insert(
-            "window_hours".to_owned(),
-            serde_json::Value::from(window.unwrap_or(DEFAULT_WINDOW_HOURS)),
-        );
-        let policy: VerificationPolicy = match serde_json::from_value(value) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.add("verifier_policy", format!("is not a verifier policy: {e}"));
-                return None;
-            }
-        };
-        let check = |p: &VerificationPolicy| spec::verifier_policy(p.clone(), &Configured(models));
-        let mut result = check(&policy);
-        if let Err(e) = &result
-            && e.field() == "verifier_policy.window_hours"
-        {
-            errors.add("window_hours", message(e.clone()));
-            // The window is checked first: check the rest with a good one,
-            // so its problems show on the same submit.
-            let mut rest = policy.clone();
-            rest.window_hours = DEFAULT_WINDOW_HOURS;
-            result = check(&rest);
-        }
-        match result {
-            Ok(_) if errors.get("window_hours").is_none() => Some(policy),
-            Ok(_) => None,
-            Err(e) => {
-                let path = e.field().to_owned();
-                errors.add("verifier_policy", format!("`{path}` {}", message(e)));
-                None
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use bounty_core::verification::{JudgeSpec, RulesSpec};
+    use bounty_core::{PolicyMode, VerifierSpec};
+
     use super::*;
 
     fn names(models: &[&str]) -> Vec<String> {
@@ -294,97 +216,65 @@ mod tests {
     }
 
     #[test]
-    fn a_good_form_parses_with_the_window_in_the_policy() {
+    fn a_good_form_parses_with_its_policy() {
         let s = names(&["small", "large"]);
         let mut f = form();
-        f.window_hours = "24".into();
-        f.verifier_policy = r#"{"mode": "any_of", "verifiers": [{"kind": "judge", "model": "large", "rubric": "Resolved?"}]}"#.into();
+        f.policy.window_hours = "48".into();
+        f.policy.mode = "any_of".into();
+        f.policy.rows[2].kind = "judge".into();
+        f.policy.rows[2].model = "large".into();
+        f.policy.rows[2].rubric = "Resolved?".into();
         let spec = f.parse(&s).unwrap();
         assert_eq!(spec.model_route.names(), ["small", "large"]);
-        assert_eq!(spec.verifier_policy.window_hours, 24);
+        assert_eq!(spec.verifier_policy.window_hours, 48);
+        assert_eq!(spec.verifier_policy.mode, PolicyMode::AnyOf);
+        assert_eq!(spec.verifier_policy.verifiers.len(), 3);
         assert_eq!(spec.outcome_type.as_str(), "ticket.resolved");
     }
 
     #[test]
     fn every_wrong_field_is_named() {
         let s = names(&["small"]);
-        let f = AgentForm {
+        let mut f = AgentForm {
             name: "Not A Name".into(),
             model_route: "small, huge".into(),
             output_schema: "[1]".into(),
-            verifier_policy: r#"{"verifiers": [{"kind": "judge", "model": "huge", "rubric": "ok?"}]}"#.into(),
-            window_hours: "0".into(),
             ..AgentForm::blank()
         };
+        f.policy.window_hours = "0".into();
+        f.policy.rows[2].kind = "judge".into();
+        f.policy.rows[2].model = "huge".into();
+        f.policy.rows[2].rubric = "ok?".into();
         let e = f.parse(&s).unwrap_err();
         assert!(e.get("name").is_some());
         assert!(e.get("model_route").unwrap().contains("\"huge\""));
         assert!(e.get("output_schema").unwrap().contains("JSON Schema object"));
-        assert!(e.get("window_hours").is_some(), "{e:?}");
-        let f = AgentForm {
-            verifier_policy: r#"{"verifiers": [{"kind": "judge", "model": "huge", "rubric": "ok?"}]}"#.into(),
-            ..form()
-        };
-        let s = names(&["small", "large"]);
-        let e = f.parse(&s).unwrap_err();
         assert_eq!(
-            e.get("verifier_policy"),
-            Some("`verifier_policy.verifiers[0].model` names no configured model (\"huge\")")
+            e.get("window_hours"),
+            Some("must be between 1 and 2160 (90 days)")
         );
+        assert_eq!(
+            e.get("verifiers[2].model"),
+            Some("names no configured model (\"huge\")")
+        );
+        let labels: Vec<String> = f.fields().into_iter().map(|(_, l)| l).collect();
+        assert!(
+            labels.contains(&"Verifier 3: judge model".to_owned()),
+            "{labels:?}"
+        );
+        let summary = e.summary(&f.fields());
+        assert_eq!(summary[0].label, "Name", "the summary is in page order");
+        assert!(summary.iter().any(|l| l.field == "verifiers[2].model"));
     }
 
     #[test]
-    fn judges_are_checked_one_by_one_and_other_checks_still_run() {
-        let s = names(&[]);
-        let two_judges = r#"{"verifiers": [
-            {"kind": "judge", "model": "any", "rubric": "ok?"},
-            {"kind": "rules", "must_match": ["("]}]}"#;
-        let f = AgentForm {
-            verifier_policy: two_judges.into(),
-            ..form()
-        };
-        let e = f.parse(&s).unwrap_err();
-        let msg = e.get("verifier_policy").unwrap();
-        assert!(
-            msg.starts_with("`verifier_policy.verifiers[1].must_match[0]`"),
-            "{msg}"
-        );
-        let f = AgentForm {
-            verifier_policy: r#"{"window_hours": 5}"#.into(),
-            ..form()
-        };
-        assert!(
-            f.parse(&s)
-                .unwrap_err()
-                .get("verifier_policy")
-                .unwrap()
-                .contains("window")
-        );
-    }
-
-    #[test]
-    fn a_blank_policy_is_the_default_and_an_empty_list_is_refused() {
+    fn a_new_agent_starts_with_the_default_policy() {
         let s = names(&["small", "large"]);
         let spec = form().parse(&s).unwrap();
         assert_eq!(spec.verifier_policy, VerificationPolicy::default());
-        assert_eq!(spec.verifier_policy.window_hours, DEFAULT_WINDOW_HOURS);
-        let f = AgentForm {
-            verifier_policy: r#"{"verifiers": []}"#.into(),
-            ..form()
-        };
+        let mut f = form();
+        f.output_schema = r#"{"type": "object", "title": "\u0000"}"#.into();
         let e = f.parse(&s).unwrap_err();
-        let msg = e.get("verifier_policy").unwrap();
-        assert!(
-            msg.starts_with("`verifier_policy.verifiers` must list at least one verifier"),
-            "{msg}"
-        );
-        let f = AgentForm {
-            verifier_policy: r#"{"verifiers": [{"kind": "rules", "forbidden_phrases": ["a\u0000"]}]}"#.into(),
-            output_schema: r#"{"type": "object", "title": "\u0000"}"#.into(),
-            ..form()
-        };
-        let e = f.parse(&s).unwrap_err();
-        assert!(e.get("verifier_policy").unwrap().contains("NUL"), "{e:?}");
         assert!(e.get("output_schema").unwrap().contains("NUL"), "{e:?}");
     }
 
@@ -392,6 +282,17 @@ mod tests {
     fn an_agent_fills_the_form_back() {
         let policy = VerificationPolicy {
             window_hours: 12,
+            verifiers: vec![
+                VerifierSpec::Rules(RulesSpec {
+                    must_match: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                }),
+                VerifierSpec::Judge(JudgeSpec {
+                    model: "a".into(),
+                    rubric: "ok?".into(),
+                    threshold: 0.25,
+                }),
+            ],
             ..Default::default()
         };
         let agent = Agent {
@@ -404,7 +305,7 @@ mod tests {
             model_route: vec!["a".into(), "b".into()],
             output_schema: Some(serde_json::json!({"type": "object"})),
             outcome_type: "ticket.resolved".parse().expect("an outcome type"),
-            verifier_policy: policy,
+            verifier_policy: policy.clone(),
             params: Default::default(),
             routing: Default::default(),
             created_at: chrono::Utc::now(),
@@ -412,8 +313,22 @@ mod tests {
         };
         let f = AgentForm::of(&agent);
         assert_eq!(f.model_route, "a, b");
-        assert_eq!(f.window_hours, "12");
-        assert!(!f.verifier_policy.contains("window_hours"));
+        assert_eq!(f.policy.window_hours, "12");
+        assert_eq!(f.policy.rows[0].lists[1], "a\nb");
+        assert_eq!(f.policy.rows[1].threshold, "0.25");
         assert!(f.output_schema.contains("\"object\""));
+        assert_eq!(f.parse(&names(&["a", "b"])).unwrap().verifier_policy, policy);
+    }
+
+    #[test]
+    fn the_whole_form_posts_through_serde() {
+        let body = "csrf=t&name=support&instructions=Answer.&model_route=small&outcome_type=&output_schema=\
+            &mode=all_of&window_hours=24&lapse_decision=pass&csat_threshold=4&goodwill_days=0\
+            &verifiers%5B0%5D.kind=rules&verifiers%5B0%5D.non_empty=true&verifiers%5B1%5D.kind=";
+        let f: AgentForm = serde_urlencoded::from_str(body).unwrap();
+        assert_eq!(f.name, "support");
+        assert_eq!(f.policy.rows.len(), 2);
+        let spec = f.parse(&names(&["small"])).unwrap();
+        assert_eq!(spec.verifier_policy.verifiers.len(), 1);
     }
 }

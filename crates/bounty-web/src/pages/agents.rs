@@ -1,5 +1,6 @@
 //! `/agents`: list the account's agents, create one, and show one with
-//! its current version and an edit form.
+//! its current version (its verifier policy in plain words, linked to the
+//! policy's history, [`policy`](super::policy)) and an edit form.
 //!
 //! An edit never changes a version: like the API's `PATCH`, it adds a
 //! version made of the form's fields and makes it current, so tasks keep
@@ -20,9 +21,11 @@ use crate::auth::{CurrentUser, SignedForm};
 use crate::error::WebError;
 use crate::format::time;
 use crate::layout::{Chrome, render};
-use crate::pages::agent_form::{self, AgentForm};
+use crate::pages::agent_form::AgentForm;
 use crate::pages::field_errors::{FieldErrors, SummaryLine};
+use crate::pages::policy_view::PolicyView;
 use crate::pages::{WebQuery, present};
+use crate::policy_text::{self, hours};
 use crate::state::WebState;
 
 /// Agents per page.
@@ -61,6 +64,10 @@ struct FormView {
     /// The configured model names, for the route's hint; empty when any
     /// name is accepted.
     models: String,
+    /// The verifier policy's fields.
+    policy: PolicyView,
+    /// Most verifiers in one policy.
+    max_verifiers: usize,
 }
 
 #[derive(Template)]
@@ -80,7 +87,8 @@ struct Current {
     models: String,
     outcome_type: String,
     output_schema: String,
-    policy: String,
+    /// The verifier policy, one plain-language line per setting.
+    policy: Vec<String>,
     window: String,
 }
 
@@ -103,14 +111,6 @@ fn verifiers(a: &Agent) -> String {
     format!("{}: {}", p.mode.as_str(), kinds.join(", "))
 }
 
-fn hours(h: u32) -> String {
-    if h == 1 {
-        "1 hour".to_owned()
-    } else {
-        format!("{h} hours")
-    }
-}
-
 fn form_view(
     state: &WebState,
     user: &CurrentUser,
@@ -123,10 +123,12 @@ fn form_view(
         csrf: user.session.csrf_secret.clone(),
         action,
         submit,
+        summary: errors.summary(&form.fields()),
+        policy: form.policy.view(&errors, &state.models),
         form,
-        summary: errors.summary(&agent_form::FIELDS),
         errors,
         models: state.models.join(", "),
+        max_verifiers: bounty_core::VerificationPolicy::MAX_VERIFIERS,
     }
 }
 
@@ -232,7 +234,8 @@ pub(crate) struct ShowQuery {
     saved: Option<String>,
 }
 
-async fn find(state: &WebState, user: &CurrentUser, id: &str) -> Result<Agent, WebError> {
+/// One of the account's agents at its current version, or a 404.
+pub(crate) async fn find(state: &WebState, user: &CurrentUser, id: &str) -> Result<Agent, WebError> {
     let id: AgentId = id.parse().map_err(|_| WebError::NotFound)?;
     state
         .store
@@ -249,10 +252,6 @@ fn agent_page(
     errors: FieldErrors,
     saved: bool,
 ) -> Result<Response, WebError> {
-    let mut policy = serde_json::to_value(&agent.verifier_policy).unwrap_or_default();
-    if let Some(o) = policy.as_object_mut() {
-        o.remove("window_hours");
-    }
     let current = Current {
         id: agent.id.to_string(),
         name: agent.name.clone(),
@@ -266,7 +265,7 @@ fn agent_page(
             .as_ref()
             .and_then(|s| serde_json::to_string_pretty(s).ok())
             .unwrap_or_default(),
-        policy: serde_json::to_string_pretty(&policy).unwrap_or_default(),
+        policy: policy_text::lines(&agent.verifier_policy),
         window: hours(agent.verifier_policy.window_hours),
     };
     render(&AgentPage {

@@ -12,8 +12,8 @@ pub(crate) struct FieldErrors(BTreeMap<String, String>);
 
 /// One line of the summary: the field's id, its label, the message.
 pub(crate) struct SummaryLine {
-    pub(crate) field: &'static str,
-    pub(crate) label: &'static str,
+    pub(crate) field: String,
+    pub(crate) label: String,
     pub(crate) message: String,
 }
 
@@ -34,24 +34,25 @@ impl FieldErrors {
     }
 
     /// The summary, in the order of `fields` (`(id, label)`, the form's
-    /// order); a field not listed there is summarised under its id.
-    pub(crate) fn summary(&self, fields: &[(&'static str, &'static str)]) -> Vec<SummaryLine> {
+    /// order; a form with rows lists each row's fields); a field not
+    /// listed there is summarised under its id.
+    pub(crate) fn summary<F: AsRef<str>, L: AsRef<str>>(&self, fields: &[(F, L)]) -> Vec<SummaryLine> {
         let mut lines: Vec<SummaryLine> = fields
             .iter()
             .filter_map(|(field, label)| {
-                self.get(field).map(|m| SummaryLine {
-                    field,
-                    label,
+                self.get(field.as_ref()).map(|m| SummaryLine {
+                    field: field.as_ref().to_owned(),
+                    label: label.as_ref().to_owned(),
                     message: m.to_owned(),
                 })
             })
             .collect();
         if lines.len() < self.0.len() {
             for (field, message) in &self.0 {
-                if !fields.iter().any(|(f, _)| f == field) {
+                if !fields.iter().any(|(f, _)| f.as_ref() == field) {
                     lines.push(SummaryLine {
-                        field: "main",
-                        label: "Form",
+                        field: "main".to_owned(),
+                        label: "Form".to_owned(),
                         message: format!("{field}: {message}"),
                     });
                 }

@@ -9,7 +9,7 @@ use crate::support::seed::{self, PASSWORD};
 use crate::support::{Backend, Browser, TestApp};
 
 /// An app whose configured models are `small` and `large`, with an owner.
-async fn app(backend: Backend) -> (TestApp, seed::Tenant, Browser) {
+pub async fn app(backend: Backend) -> (TestApp, seed::Tenant, Browser) {
     let app = TestApp::spawn_with(backend, |s| s.models = vec!["small".into(), "large".into()]).await;
     let t = seed::tenant(&app.store, "Acme").await;
     seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
@@ -17,6 +17,8 @@ async fn app(backend: Backend) -> (TestApp, seed::Tenant, Browser) {
     (app, t, b)
 }
 
+/// The agent form as posted: a rules verifier that wants a reply that is
+/// not empty, then an empty row; a 48-hour window.
 fn fields<'a>(csrf: &'a str, name: &'a str, route: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf", csrf),
@@ -25,12 +27,23 @@ fn fields<'a>(csrf: &'a str, name: &'a str, route: &'a str) -> Vec<(&'a str, &'a
         ("model_route", route),
         ("outcome_type", "ticket.resolved"),
         ("output_schema", ""),
-        (
-            "verifier_policy",
-            r#"{"mode": "all_of", "verifiers": [{"kind": "rules", "non_empty": true}]}"#,
-        ),
+        ("mode", "all_of"),
+        ("verifiers[0].kind", "rules"),
+        ("verifiers[0].non_empty", "true"),
+        ("verifiers[1].kind", ""),
         ("window_hours", "48"),
+        ("lapse_decision", "pass"),
+        ("csat_threshold", "4"),
+        ("goodwill_days", "0"),
     ]
+}
+
+/// Sets `field` in a posted form, adding it when absent.
+pub fn set<'a>(form: &mut Vec<(&'a str, &'a str)>, field: &'a str, value: &'a str) {
+    match form.iter_mut().find(|(k, _)| *k == field) {
+        Some(f) => f.1 = value,
+        None => form.push((field, value)),
+    }
 }
 
 async fn agents_are_listed_created_and_shown(backend: Backend) {
@@ -46,7 +59,10 @@ async fn agents_are_listed_created_and_shown(backend: Backend) {
     form.assert_status(StatusCode::OK)
         .assert_contains("<label for=\"model_route\">Model route</label>")
         .assert_contains("Configured: small, large.")
-        .assert_contains("<label for=\"window_hours\">");
+        .assert_contains("<label for=\"window_hours\">Window (hours)</label>")
+        .assert_contains("<select id=\"verifiers[0].kind\" name=\"verifiers[0].kind\"")
+        .assert_contains("<label for=\"verifiers[0].non_empty\">The reply must not be empty</label>")
+        .assert_lacks("name=\"verifier_policy\"");
     let csrf = form.csrf();
     let created = b.post("/agents", &fields(&csrf, "billing", "small, large")).await;
     created.assert_status(StatusCode::SEE_OTHER);
@@ -77,7 +93,7 @@ async fn a_wrong_field_is_named_beside_it(backend: Backend) {
     let (app, t, mut b) = app(backend).await;
     let csrf = b.csrf().await;
     let mut f = fields(&csrf, "billing", "small, gigantic");
-    f[5] = ("output_schema", "{not json");
+    set(&mut f, "output_schema", "{not json");
     let r = b.post("/agents", &f).await;
     r.assert_status(StatusCode::UNPROCESSABLE_ENTITY)
         .assert_contains("role=\"alert\"")
@@ -90,17 +106,20 @@ async fn a_wrong_field_is_named_beside_it(backend: Backend) {
         // What was typed is kept.
         .assert_contains("value=\"small, gigantic\"")
         .assert_lacks("id=\"name-error\"");
-    // A judge must name a configured model, and the window has its field.
+    // A judge must name a configured model, and the window is checked too.
     let mut f = fields(&csrf, "billing", "small");
-    f[6] = (
-        "verifier_policy",
-        r#"{"verifiers": [{"kind": "judge", "model": "gigantic", "rubric": "Resolved?"}]}"#,
-    );
-    f[7] = ("window_hours", "0");
+    set(&mut f, "verifiers[1].kind", "judge");
+    set(&mut f, "verifiers[1].model", "gigantic");
+    set(&mut f, "verifiers[1].rubric", "Resolved?");
+    set(&mut f, "window_hours", "0");
     b.post("/agents", &f)
         .await
         .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
-        .assert_contains("`verifier_policy.verifiers[0].model` names no configured model")
+        .assert_contains(
+            "id=\"verifiers[1].model-error\">Judge model: names no configured model (&#34;gigantic&#34;)",
+        )
+        .assert_contains("<a href=\"#verifiers[1].model\">Verifier 2: judge model</a>")
+        .assert_contains("<option value=\"gigantic\" selected>gigantic (not configured)</option>")
         .assert_contains("id=\"window_hours-error\"");
     let agents = app
         .store
@@ -134,7 +153,11 @@ async fn an_edit_adds_a_version(backend: Backend) {
         1
     );
     let mut f = fields(&csrf, "support", "large");
-    f[5] = ("output_schema", r#"{"type": "object", "required": ["reply"]}"#);
+    set(
+        &mut f,
+        "output_schema",
+        r#"{"type": "object", "required": ["reply"]}"#,
+    );
     let r = b.post(&path, &f).await;
     r.assert_status(StatusCode::SEE_OTHER);
     assert_eq!(r.location(), Some(format!("{path}?saved=1").as_str()));
