@@ -545,6 +545,8 @@ async fn scalar_i64(bulk: &mut Bulk, sql: &'static str, a: &str) -> i64 {
 /// What the pages need from the seed.
 struct Seeded {
     account: AccountId,
+    /// The main tenant's agent: its policy history page.
+    agent: bounty_core::AgentId,
     /// A resolved task written by the real path: its page has a receipt.
     detail: TaskId,
     /// A resolved bulk task, checked to render like a real one.
@@ -707,6 +709,12 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
         .await
         .unwrap()
         .expect("the account exists");
+    // The operator, who signs in to the console at /ops.
+    store
+        .create_operator(&Email::parse(EMAIL).unwrap(), &hash)
+        .await
+        .unwrap()
+        .expect("a new operator");
     clock.set(at(2026, 5, 28, 11));
 
     let account = main.0.to_string();
@@ -769,6 +777,7 @@ async fn seed(store: &Store, clock: &ManualClock, bulk: &mut Bulk, args: &Args) 
     );
     Seeded {
         account: main.0,
+        agent: main.1,
         detail: detail.expect("a resolved task in phase B"),
         bulk_detail,
         deep_cursor,
@@ -813,8 +822,10 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Logs in through the form; returns the session cookie's value.
-async fn login(client: &reqwest::Client, base: &str) -> String {
-    let form = client.get(format!("{base}/login")).send().await.unwrap();
+/// Signs in through the customer's `/login` or the console's `/ops/login`
+/// form; the session cookie as a `Cookie` header value.
+async fn login(client: &reqwest::Client, base: &str, path: &str, session_cookie: &str) -> String {
+    let form = client.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(form.status(), 200);
     let csrf_cookie = set_cookie(&form, "bounty_login_csrf").expect("a login CSRF cookie");
     let body = form.text().await.unwrap();
@@ -822,7 +833,7 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
     let start = body.find(marker).expect("a csrf input") + marker.len();
     let csrf = &body[start..start + body[start..].find('"').expect("a closing quote")];
     let r = client
-        .post(format!("{base}/login"))
+        .post(format!("{base}{path}"))
         .header("cookie", format!("bounty_login_csrf={csrf_cookie}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
@@ -834,8 +845,9 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "login");
-    set_cookie(&r, bounty_web::SESSION_COOKIE).expect("a session cookie")
+    assert_eq!(r.status(), 303, "login at {path}");
+    let value = set_cookie(&r, session_cookie).expect("a session cookie");
+    format!("{session_cookie}={value}")
 }
 
 /// One page's timings.
@@ -869,12 +881,7 @@ fn ms(d: Duration) -> f64 {
 async fn measure(client: &reqwest::Client, cookie: &str, url: &str, name: &str, args: &Args) -> Timing {
     let get = || async {
         let t = Instant::now();
-        let r = client
-            .get(url)
-            .header("cookie", format!("{}={cookie}", bounty_web::SESSION_COOKIE))
-            .send()
-            .await
-            .unwrap();
+        let r = client.get(url).header("cookie", cookie).send().await.unwrap();
         let status = r.status();
         let server: u64 = r
             .headers()
@@ -958,13 +965,14 @@ async fn run_backend(label: &str, url: String, args: &Args) -> Vec<String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookie = login(&client, &base).await;
+    let cookie = login(&client, &base, "/login", bounty_web::SESSION_COOKIE).await;
+    let ops_cookie = login(&client, &base, "/ops/login", bounty_web::OPS_SESSION_COOKIE).await;
 
     // A bulk task's page renders like a real one's.
     for id in [s.detail, s.bulk_detail] {
         let r = client
             .get(format!("{base}/tasks/{id}"))
-            .header("cookie", format!("{}={cookie}", bounty_web::SESSION_COOKIE))
+            .header("cookie", &cookie)
             .send()
             .await
             .unwrap();
@@ -1001,11 +1009,33 @@ async fn run_backend(label: &str, url: String, args: &Args) -> Vec<String> {
         ("api keys (31)".into(), "/api-keys".into()),
         ("invoices (24)".into(), "/invoices".into()),
         ("billing".into(), "/billing".into()),
+        ("tasks, charge=charged".into(), "/tasks?charge=charged".into()),
+        ("tasks, charge=reversed".into(), "/tasks?charge=reversed".into()),
+        (
+            "agent policy history".into(),
+            format!("/agents/{}/policy", s.agent),
+        ),
+        ("charges export, this month (CSV)".into(), "/charges.csv".into()),
+    ];
+    // The operator's console: every account, one account, margins,
+    // disputes and health.
+    let console: Vec<(String, String)> = vec![
+        ("console: accounts (/ops)".into(), "/ops".into()),
+        (
+            "console: the account".into(),
+            format!("/ops/accounts/{}", s.account),
+        ),
+        ("console: margins".into(), "/ops/margins".into()),
+        ("console: disputes".into(), "/ops/disputes".into()),
+        ("console: health".into(), "/ops/health".into()),
     ];
     let started = Instant::now();
     let mut timings = Vec::new();
     for (name, path) in &pages {
         timings.push(measure(&client, &cookie, &format!("{base}{path}"), name, args).await);
+    }
+    for (name, path) in &console {
+        timings.push(measure(&client, &ops_cookie, &format!("{base}{path}"), name, args).await);
     }
     let took = started.elapsed();
     let calls = store_calls(&store, &s, args).await;

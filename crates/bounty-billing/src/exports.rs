@@ -31,7 +31,9 @@
 use bounty_core::ledger::price_of;
 use bounty_core::outcome::{ChargeEffect, ReceiptEvent};
 use bounty_core::text::csv_cell;
-use bounty_core::{AccountId, ApiKeyMode, ComputeUnits, Currency, Timestamp};
+use std::collections::HashMap;
+
+use bounty_core::{AccountId, ApiKeyMode, ComputeUnits, Currency, OutcomeId, TaskId, Timestamp};
 use bounty_store::{OutcomeEventRecord, Store, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -194,6 +196,9 @@ fn line_of_events(events: &[OutcomeEventRecord]) -> (Vec<ExportEvent>, String, S
     (exported, verdicts, signals, reversed_at)
 }
 
+/// Outcomes read per statement.
+const BATCH: usize = 500;
+
 /// The account's charges of `mode` in `[from, to)`.
 pub async fn charge_export(
     store: &Store,
@@ -212,12 +217,31 @@ pub async fn charge_export(
         ..Default::default()
     };
     let mut lines = Vec::with_capacity(charged.len());
+    // Outcomes, tasks and receipt events are read a batch at a time: three
+    // statements per batch, not three per line.
+    let mut outcomes = HashMap::new();
+    let mut tasks = HashMap::new();
+    let mut events: HashMap<OutcomeId, Vec<OutcomeEventRecord>> = HashMap::new();
+    for batch in charged.chunks(BATCH) {
+        let ids: Vec<OutcomeId> = batch.iter().map(|c| c.outcome).collect();
+        let found = store.outcomes_by_ids(account, &ids).await?;
+        let task_ids: Vec<TaskId> = found.iter().map(|o| o.task_id).collect();
+        for t in store.tasks_by_ids(account, &task_ids).await? {
+            tasks.insert(t.id, t);
+        }
+        for o in found {
+            outcomes.insert(o.id, o);
+        }
+        for (id, e) in store.events_of_outcomes(account, &ids).await? {
+            events.entry(id).or_default().push(e);
+        }
+    }
     for c in charged {
-        let Some(outcome) = store.get_outcome(account, c.outcome).await? else {
+        let Some(outcome) = outcomes.remove(&c.outcome) else {
             continue;
         };
-        let task = store.get_task(account, outcome.task_id).await?;
-        let events = store.outcome_events(account, outcome.id).await?;
+        let task = tasks.remove(&outcome.task_id);
+        let events = events.remove(&outcome.id).unwrap_or_default();
         let (receipt, verdicts, signals, reversed_at) = line_of_events(&events);
         let rating = outcome.rating.as_ref();
         let price = rating.map_or(plan.price_per_cu, |r| r.plan.price_per_cu);

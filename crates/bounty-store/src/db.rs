@@ -92,6 +92,32 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Rows of one statement whose `{}` is a list of numbered placeholders,
+/// one per item of `$items`, after the account's `$1`: `in ({})`. The
+/// statement text is a literal and placeholders only.
+macro_rules! in_list {
+    ($store:expr, $sql:expr, $account:expr, $items:expr) => {{
+        let items = $items;
+        if items.is_empty() {
+            Vec::new()
+        } else {
+            let placeholders = (0..items.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!($sql, placeholders);
+            $crate::db::on_pool!(&$store.db, pool => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind($account.to_string());
+                for item in items {
+                    q = q.bind(item.to_string());
+                }
+                q.fetch_all(pool).await?
+            })
+        }
+    }};
+}
+pub(crate) use in_list;
+
 /// Begins a transaction that may write, on either pool type: `BEGIN
 /// IMMEDIATE` on SQLite (see [`Store::begin`](crate::Store)), a plain
 /// `begin` on Postgres. Code inside [`on_pool!`] uses this instead of

@@ -15,7 +15,7 @@ use bounty_core::{
 use sha2::{Digest, Sha256};
 
 use crate::column::{Json, Text};
-use crate::db::on_pool;
+use crate::db::{in_list, on_pool};
 use crate::ledger::{balance, committed_spend, insert_transfer, lock_billing, net_since, period_start};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
@@ -95,6 +95,61 @@ pub struct OutcomeFilter {
     pub agent_id: Option<AgentId>,
     pub created_from: Option<Timestamp>,
     pub created_to: Option<Timestamp>,
+}
+
+macro_rules! event_columns {
+    () => {
+        "outcome_id, seq, event, from_status, to_status, effect, verdicts, signal, policy_version, policy_hash,
+         inputs_hash, reason, created_at, actor"
+    };
+}
+
+/// One receipt event as read, with its outcome.
+struct EventRow {
+    outcome_id: OutcomeId,
+    record: OutcomeEventRecord,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for EventRow
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    Text<OutcomeId>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Text<ReceiptEvent>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Text<OutcomeStatus>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Text<OutcomeStatus>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Text<ChargeEffect>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Json<Vec<VerifierVerdict>>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Json<serde_json::Value>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Timestamp: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Text<Actor>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        let outcome_id: Text<OutcomeId> = r.try_get("outcome_id")?;
+        let from_status: Option<Text<OutcomeStatus>> = r.try_get("from_status")?;
+        let verdicts: Option<Json<Vec<VerifierVerdict>>> = r.try_get("verdicts")?;
+        let signal: Option<Json<serde_json::Value>> = r.try_get("signal")?;
+        let actor: Option<Text<Actor>> = r.try_get("actor")?;
+        Ok(EventRow {
+            outcome_id: outcome_id.0,
+            record: OutcomeEventRecord {
+                seq: r.try_get("seq")?,
+                event: r.try_get::<Text<ReceiptEvent>, _>("event")?.0,
+                from_status: from_status.map(Text::into_inner),
+                to_status: r.try_get::<Text<OutcomeStatus>, _>("to_status")?.0,
+                effect: r.try_get::<Text<ChargeEffect>, _>("effect")?.0,
+                verdicts: verdicts.map(Json::into_inner),
+                signal: signal.map(Json::into_inner),
+                policy_version: r.try_get("policy_version")?,
+                policy_hash: r.try_get("policy_hash")?,
+                inputs_hash: r.try_get("inputs_hash")?,
+                reason: r.try_get("reason")?,
+                created_at: r.try_get("created_at")?,
+                actor: actor.map(Text::into_inner),
+            },
+        })
+    }
 }
 
 macro_rules! outcome_columns {
@@ -481,29 +536,37 @@ impl Store {
         account: AccountId,
         tasks: &[TaskId],
     ) -> Result<Vec<Outcome>, StoreError> {
-        if tasks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = (0..tasks.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
+        let rows: Vec<OutcomeRow> = in_list!(
+            self,
             concat!(
                 "select ",
                 outcome_columns!(),
                 " from outcomes where account_id = $1 and task_id in ({})"
             ),
-            placeholders
+            account,
+            tasks
         );
-        let rows: Vec<OutcomeRow> = on_pool!(&self.db, pool => {
-            // Safe: the text is a literal and numbered placeholders only.
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account.to_string());
-            for t in tasks {
-                q = q.bind(t.to_string());
-            }
-            q.fetch_all(pool).await?
-        });
+        Ok(rows.into_iter().map(Outcome::from).collect())
+    }
+
+    /// The account's outcomes of `ids` (any order; another account's ids
+    /// are not found). One statement for the list: callers batch a few
+    /// hundred at a time.
+    pub async fn outcomes_by_ids(
+        &self,
+        account: AccountId,
+        ids: &[OutcomeId],
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let rows: Vec<OutcomeRow> = in_list!(
+            self,
+            concat!(
+                "select ",
+                outcome_columns!(),
+                " from outcomes where account_id = $1 and id in ({})"
+            ),
+            account,
+            ids
+        );
         Ok(rows.into_iter().map(Outcome::from).collect())
     }
 
@@ -548,51 +611,38 @@ impl Store {
         account: AccountId,
         id: OutcomeId,
     ) -> Result<Vec<OutcomeEventRecord>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            seq: i32,
-            event: Text<ReceiptEvent>,
-            from_status: Option<Text<OutcomeStatus>>,
-            to_status: Text<OutcomeStatus>,
-            effect: Text<ChargeEffect>,
-            verdicts: Option<Json<Vec<VerifierVerdict>>>,
-            signal: Option<Json<serde_json::Value>>,
-            policy_version: i32,
-            policy_hash: String,
-            inputs_hash: String,
-            reason: String,
-            created_at: Timestamp,
-            actor: Option<Text<Actor>>,
-        }
-        let rows: Vec<Row> = on_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "select seq, event, from_status, to_status, effect, verdicts, signal, policy_version, policy_hash,
-                     inputs_hash, reason, created_at, actor
-                 from outcome_events where account_id = $1 and outcome_id = $2 order by seq",
-            )
+        let rows: Vec<EventRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ", event_columns!(), " from outcome_events where account_id = $1 and outcome_id = $2 order by seq",
+            ))
             .bind(account.to_string())
             .bind(id.to_string())
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|r| OutcomeEventRecord {
-                seq: r.seq,
-                event: r.event.0,
-                from_status: r.from_status.map(Text::into_inner),
-                to_status: r.to_status.0,
-                effect: r.effect.0,
-                verdicts: r.verdicts.map(Json::into_inner),
-                signal: r.signal.map(Json::into_inner),
-                policy_version: r.policy_version,
-                policy_hash: r.policy_hash,
-                inputs_hash: r.inputs_hash,
-                reason: r.reason,
-                created_at: r.created_at,
-                actor: r.actor.map(Text::into_inner),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| r.record).collect())
+    }
+
+    /// The receipt events of the account's outcomes `ids`, each outcome's
+    /// in order: one statement for the list, as [`Store::outcome_events`]
+    /// is for one.
+    pub async fn events_of_outcomes(
+        &self,
+        account: AccountId,
+        ids: &[OutcomeId],
+    ) -> Result<Vec<(OutcomeId, OutcomeEventRecord)>, StoreError> {
+        let rows: Vec<EventRow> = in_list!(
+            self,
+            concat!(
+                "select ",
+                event_columns!(),
+                " from outcome_events where account_id = $1 and outcome_id in ({})
+                 order by outcome_id, seq"
+            ),
+            account,
+            ids
+        );
+        Ok(rows.into_iter().map(|r| (r.outcome_id, r.record)).collect())
     }
 
     /// The account's ledger transfers: of one outcome, or of a kind.

@@ -13,7 +13,7 @@ use bounty_core::{
 };
 
 use crate::column::Text;
-use crate::db::{Db, on_pool};
+use crate::db::{Db, in_list, on_pool};
 use crate::sql::Sql;
 use crate::tx::{Arg, Tx, args};
 use crate::{Page, Store, StoreError};
@@ -343,6 +343,23 @@ impl Store {
                 .await?
         });
         row.map(Task::try_from).transpose()
+    }
+
+    /// The account's tasks of `ids` (any order; another account's ids are
+    /// not found). One statement for the list: callers batch a few
+    /// hundred at a time.
+    pub async fn tasks_by_ids(&self, account: AccountId, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+        let rows: Vec<TaskRow> = in_list!(
+            self,
+            concat!(
+                "select ",
+                task_columns!(),
+                " from tasks where account_id = $1 and id in ({})"
+            ),
+            account,
+            ids
+        );
+        rows.into_iter().map(Task::try_from).collect()
     }
 
     /// The account's tasks, newest first, filtered.

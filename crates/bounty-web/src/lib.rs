@@ -53,7 +53,7 @@ use axum::middleware::map_response;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-pub use auth::SESSION_COOKIE;
+pub use auth::{OPS_SESSION_COOKIE, SESSION_COOKIE};
 pub use error::{WebError, not_found};
 pub use password::{PasswordError, PasswordHasher};
 pub use state::{LoginLimits, WebState};
