@@ -12,6 +12,7 @@ mod integrations;
 mod isolation;
 mod ops;
 mod pages;
+mod store_team;
 mod store_users;
 mod task_search;
 mod test_mode;
