@@ -15,14 +15,18 @@ pub(crate) mod disputes;
 pub(crate) mod field_errors;
 pub(crate) mod integration_form;
 pub(crate) mod integrations;
+pub(crate) mod invite;
 pub(crate) mod invoices;
 pub(crate) mod login;
 pub(crate) mod mode;
+pub(crate) mod new_password;
 pub(crate) mod ops;
 pub(crate) mod overview;
+pub(crate) mod password_reset;
 pub(crate) mod period;
 pub(crate) mod task_detail;
 pub(crate) mod tasks;
+pub(crate) mod team;
 pub(crate) mod usage;
 
 use axum::extract::{FromRequestParts, Query};
