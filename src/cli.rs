@@ -389,7 +389,7 @@ pub enum UsersCommand {
         /// among operators).
         #[arg(long)]
         email: String,
-        /// `owner` or `member` (not with --operator).
+        /// `owner`, `member` or `viewer` (read-only); not with --operator.
         #[arg(long, default_value = "member")]
         role: String,
         /// Read the password from the first line of stdin (at least 12
@@ -397,17 +397,38 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Set a new password and end the user's sessions. Without
-    /// --password-stdin a new one is generated and printed once.
+    /// Set a new password and end the user's (or with --operator the
+    /// operator's) sessions. Without --password-stdin a new one is
+    /// generated and printed once. With --link, print a one-time link
+    /// instead, for its holder to choose a password in a browser: it works
+    /// once, for an hour, and nothing changes until it is used.
     ///
-    /// Example: bounty users reset-password --account acct_01J… --email ops@acme.com
+    /// Examples:
+    ///   bounty users reset-password --account acct_01J… --email ops@acme.com
+    ///   bounty users reset-password --operator --email me@bounty.example --link
     ResetPassword {
-        #[arg(long, value_name = "ACCOUNT_ID")]
-        account: AccountId,
+        /// The user's account (not with --operator; optional with --link,
+        /// where the email alone names the user).
+        #[arg(
+            long,
+            value_name = "ACCOUNT_ID",
+            required_unless_present_any = ["operator", "link"],
+            conflicts_with = "operator"
+        )]
+        account: Option<AccountId>,
+        /// An operator's password, not an account user's.
+        #[arg(long)]
+        operator: bool,
         #[arg(long)]
         email: String,
-        #[arg(long)]
+        /// Read the new password from the first line of stdin (at least 12
+        /// characters) instead of generating one.
+        #[arg(long, conflicts_with = "link")]
         password_stdin: bool,
+        /// Print a one-time reset link (a path of the dashboard) instead of
+        /// setting a password.
+        #[arg(long)]
+        link: bool,
     },
     /// List an account's users (never a password).
     List {

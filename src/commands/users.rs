@@ -1,17 +1,18 @@
-//! `bounty users`: dashboard users, created and reset by an operator. A
-//! password is read from stdin or generated; a generated one is printed
-//! once, and only its argon2id hash is stored.
+//! `bounty users`: dashboard users and operators, created and reset by an
+//! operator. A password is read from stdin or generated; a generated one is
+//! printed once, and only its argon2id hash is stored. `reset-password
+//! --link` prints a one-time reset link instead (the dashboard's own), for
+//! someone without a browser session to choose their password.
 
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use bounty_store::{Email, Store, UserRole};
+use bounty_core::AccountId;
+use bounty_store::{Email, ResetHolder, Store, UserRole};
 use bounty_web::PasswordHasher;
+use bounty_web::password::MIN_PASSWORD_CHARS;
 
 use crate::cli::UsersCommand;
-
-/// The shortest password accepted from stdin.
-const MIN_PASSWORD_CHARS: usize = 12;
 
 /// A new random password: 20 characters of an unambiguous alphabet (about
 /// 110 bits).
@@ -45,6 +46,34 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 
 fn email(raw: &str) -> anyhow::Result<Email> {
     Email::parse(raw).map_err(|_| anyhow::anyhow!("--email {raw:?} is not an email address"))
+}
+
+/// Whose password `reset-password` resets: an operator, or a user (of
+/// `account` when given).
+async fn reset_holder(
+    store: &Store,
+    account: Option<AccountId>,
+    operator: bool,
+    email: &Email,
+) -> anyhow::Result<ResetHolder> {
+    if operator {
+        let found = store.operator_by_email(email).await?;
+        let found = found.ok_or_else(|| anyhow::anyhow!("no operator {}", email.as_str()))?;
+        return Ok(ResetHolder::Operator(found.id));
+    }
+    let user = store
+        .find_user_by_email(email)
+        .await?
+        .map(|l| l.user)
+        .filter(|u| account.is_none_or(|a| u.account_id == a));
+    match (user, account) {
+        (Some(u), _) => Ok(ResetHolder::User {
+            account: u.account_id,
+            user: u.id,
+        }),
+        (None, Some(account)) => bail!("no user {} in {account}", email.as_str()),
+        (None, None) => bail!("no user {}", email.as_str()),
+    }
 }
 
 pub async fn run(cmd: UsersCommand, store: &Store) -> anyhow::Result<()> {
@@ -84,7 +113,7 @@ pub async fn run(cmd: UsersCommand, store: &Store) -> anyhow::Result<()> {
             }
             let role: UserRole = role
                 .parse()
-                .map_err(|_| anyhow::anyhow!("--role must be `owner` or `member`"))?;
+                .map_err(|_| anyhow::anyhow!("--role must be `owner`, `member` or `viewer`"))?;
             let email = email(&raw)?;
             let (password, generated) = password(password_stdin)?;
             let hash = hasher.hash(&password).context("cannot hash the password")?;
@@ -104,18 +133,30 @@ pub async fn run(cmd: UsersCommand, store: &Store) -> anyhow::Result<()> {
         }
         UsersCommand::ResetPassword {
             account,
+            operator,
             email: raw,
             password_stdin,
+            link,
         } => {
             let email = email(&raw)?;
-            let user = store
-                .find_user_by_email(&email)
-                .await?
-                .filter(|u| u.user.account_id == account)
-                .ok_or_else(|| anyhow::anyhow!("no user {} in {account}", email.as_str()))?;
+            let holder = reset_holder(store, account, operator, &email).await?;
+            if link {
+                let path = bounty_web::new_reset_link(store, holder)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot issue a reset link: {e}"))?;
+                println!(
+                    "One-time link for {} (works once, within {} minutes; nothing changes until it is used).\nOpen it on the dashboard's address:\n\n    {path}\n",
+                    email.as_str(),
+                    bounty_web::RESET_LINK_TTL.num_minutes()
+                );
+                return Ok(());
+            }
             let (password, generated) = password(password_stdin)?;
             let hash = hasher.hash(&password).context("cannot hash the password")?;
-            store.set_password(account, user.user.id, &hash).await?;
+            match holder {
+                ResetHolder::User { account, user } => store.set_password(account, user, &hash).await?,
+                ResetHolder::Operator(operator) => store.set_operator_password(operator, &hash).await?,
+            };
             println!("Password of {} reset; their sessions are ended.", email.as_str());
             if generated {
                 println!("New password (shown once):\n\n    {password}\n");

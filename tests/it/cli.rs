@@ -577,6 +577,87 @@ async fn dashboard_users_are_created_and_reset_from_the_cli(backend: Backend) {
     );
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no user nobody@acme.test"), "{stderr}");
+
+    // A viewer is a role like the others.
+    let (code, _, stderr) = run(
+        &[
+            "users",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "v@acme.test",
+            "--role",
+            "viewer",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    // Instead of a password, a one-time link (a dashboard path), found by
+    // email alone; and the same for an operator, in its own realm.
+    let (code, stdout, stderr) = run(
+        &["users", "reset-password", "--email", "ops@acme.test", "--link"],
+        None,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let link = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("/password/reset/"))
+        .unwrap_or_else(|| panic!("no link in {stdout}"));
+    assert_eq!(link.len(), "/password/reset/".len() + 43, "{link}");
+    // Each case: the arguments after `users`, the exit code, and what
+    // stdout or stderr says.
+    fn user<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["users"][..], args].concat()
+    }
+    for (args, code, says) in [
+        (
+            user(&["create", "--operator", "--email", "me@bounty.test"]),
+            0,
+            "Created operator",
+        ),
+        (
+            user(&[
+                "reset-password",
+                "--operator",
+                "--email",
+                "me@bounty.test",
+                "--link",
+            ]),
+            0,
+            "/ops/password/reset/",
+        ),
+        (
+            user(&["reset-password", "--operator", "--email", "me@bounty.test"]),
+            0,
+            "New password",
+        ),
+        (
+            user(&[
+                "reset-password",
+                "--operator",
+                "--email",
+                "nobody@bounty.test",
+                "--link",
+            ]),
+            1,
+            "no operator nobody@bounty.test",
+        ),
+        // Without --link a user's reset names its account.
+        (
+            user(&["reset-password", "--email", "ops@acme.test"]),
+            2,
+            "--account",
+        ),
+    ] {
+        let (got, stdout, stderr) = run(&args, None);
+        assert_eq!(got, Some(code), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(says) || stderr.contains(says),
+            "{args:?}: {stdout}{stderr}"
+        );
+    }
 }
 
 /// `bounty outcomes reverse`: the operator's goodwill reversal, with the

@@ -138,6 +138,11 @@ typed_id!(
     "user"
 );
 typed_id!(
+    /// An owner's invitation of a teammate into an account.
+    InviteId,
+    "inv"
+);
+typed_id!(
     /// An operator: runs Bounty, sees every account. Not a user of any.
     OperatorId,
     "op"

@@ -56,7 +56,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
-    ModelCallId, OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId, UserId,
+    InviteId, ModelCallId, OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId,
+    UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

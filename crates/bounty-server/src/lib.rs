@@ -187,7 +187,8 @@ pub fn app(state: AppState) -> Router {
                     tracing::info_span!(
                         "request",
                         method = %req.method(),
-                        path = %req.uri().path(),
+                        // A one-time link's token stays out of the log.
+                        path = %bounty_web::loggable_path(req.uri().path()),
                         request.id = %request_id,
                         account.id = tracing::field::Empty,
                         key.id = tracing::field::Empty,

@@ -40,11 +40,13 @@ mod operators;
 pub mod outbox;
 pub mod outcomes;
 mod page;
+mod password_resets;
 pub mod queue;
 mod sql;
 mod stripe_billing;
 pub mod stripe_events;
 pub mod tasks;
+mod team;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod tx;
@@ -71,6 +73,7 @@ pub use operators::{Operator, OperatorKey, OperatorLogin, OperatorSession};
 pub use outbox::{Delivered, METER_EVENT_NAME, OutboxClaim, OutboxItem, OutboxStats};
 pub use outcomes::{BillingInfo, EventEvidence, Outcome, OutcomeEventRecord, OutcomeFilter, Transfer};
 pub use page::Page;
+pub use password_resets::{Realm, ResetHolder, ResetRequests};
 pub use queue::{AttemptEnd, ClaimedTask, TaskOutput};
 pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{Invoice, StripeInvoice};
@@ -79,9 +82,10 @@ pub use tasks::{
     TaskCursor, TaskError, TaskFilter, TaskPage, insert_task, task_by_idempotency_key, task_in,
     task_of_ticket,
 };
+pub use team::{Invite, InviteAccepted, InviteCreated, NewInvite, TeamChange};
 pub use tx::Tx;
 pub use usage::UsageBucket;
 pub use users::{
-    BadEmail, BadRole, Email, LoginFailures, NewSession, Session, SessionId, SessionTokenHash, User,
-    UserLogin, UserRole,
+    BadEmail, BadRole, Email, LoginFailures, NewSession, Session, SessionId, SessionTokenHash, TokenHash,
+    User, UserLogin, UserRole,
 };

@@ -14,7 +14,7 @@ use bounty_core::{ApiKeyHash, OperatorId, OperatorKeyId, Timestamp};
 
 use crate::column::Text;
 use crate::db::on_pool;
-use crate::tx::args;
+use crate::tx::{Tx, args};
 use crate::users::{Email, NewSession, SessionId, SessionTokenHash};
 use crate::{Store, StoreError};
 
@@ -171,22 +171,10 @@ impl Store {
         operator: OperatorId,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let now = self.now();
         let mut tx = self.begin().await?;
-        let changed = tx
-            .execute(
-                "update operators set password_hash = $2 where id = $1",
-                args![operator.to_string(), password_hash],
-            )
-            .await?;
-        if changed == 0 {
+        if !write_operator_password(&mut tx, operator, password_hash, self.now()).await? {
             return Ok(false);
         }
-        tx.execute(
-            "update operator_sessions set revoked_at = $2 where operator_id = $1 and revoked_at is null",
-            args![operator.to_string(), now],
-        )
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -336,4 +324,29 @@ impl Store {
         });
         Ok(row.map(|(operator, key)| (operator.0, key.0)))
     }
+}
+
+/// Sets an operator's password hash and revokes its sessions, in the
+/// caller's transaction; `false` when there is no such operator.
+pub(crate) async fn write_operator_password(
+    tx: &mut Tx,
+    operator: OperatorId,
+    password_hash: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let changed = tx
+        .execute(
+            "update operators set password_hash = $2 where id = $1",
+            args![operator.to_string(), password_hash],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "update operator_sessions set revoked_at = $2 where operator_id = $1 and revoked_at is null",
+        args![operator.to_string(), now],
+    )
+    .await?;
+    Ok(true)
 }

@@ -20,7 +20,7 @@ use bounty_core::{AccountId, Timestamp, UserId};
 use chrono::Duration;
 
 use crate::db::on_pool;
-use crate::tx::args;
+use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
 
 /// How long login attempts are kept: far longer than any rate-limit window.
@@ -58,6 +58,14 @@ impl Email {
     }
 }
 
+impl FromStr for Email {
+    type Err = BadEmail;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Email::parse(s)
+    }
+}
+
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -67,18 +75,24 @@ impl fmt::Display for Email {
 /// What a user may do in their account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserRole {
-    /// Manages the account: keys, billing, users.
+    /// Manages the account: keys, billing, integrations, the team.
     Owner,
     /// Sees the account's work.
     Member,
+    /// Sees every page of the account and changes nothing.
+    Viewer,
 }
 
 impl UserRole {
-    /// `owner` or `member`.
+    /// Every role, the most powerful first.
+    pub const ALL: [UserRole; 3] = [UserRole::Owner, UserRole::Member, UserRole::Viewer];
+
+    /// `owner`, `member` or `viewer`.
     pub const fn as_str(self) -> &'static str {
         match self {
             UserRole::Owner => "owner",
             UserRole::Member => "member",
+            UserRole::Viewer => "viewer",
         }
     }
 }
@@ -89,32 +103,35 @@ impl fmt::Display for UserRole {
     }
 }
 
-/// Not `owner` or `member`.
+/// Not `owner`, `member` or `viewer`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a role: expected `owner` or `member`")]
+#[error("`{0}` is not a role: expected `owner`, `member` or `viewer`")]
 pub struct BadRole(pub String);
 
 impl FromStr for UserRole {
     type Err = BadRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "owner" => Ok(UserRole::Owner),
-            "member" => Ok(UserRole::Member),
-            other => Err(BadRole(other.to_owned())),
-        }
+        UserRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| BadRole(s.to_owned()))
     }
 }
 
-/// The hex SHA-256 of a session token: what the store keeps and looks up.
-/// The edge computes it; the token itself never reaches the store.
+/// The hex SHA-256 of a random token (a session's cookie, an invite or a
+/// password reset link): what the store keeps and looks up. The edge
+/// computes it; the token itself never reaches the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionTokenHash(String);
+pub struct TokenHash(String);
 
-impl SessionTokenHash {
+/// A session token's hash.
+pub type SessionTokenHash = TokenHash;
+
+impl TokenHash {
     /// Wraps a hex digest computed by the caller.
     pub fn from_hex(hex: String) -> Self {
-        SessionTokenHash(hex)
+        TokenHash(hex)
     }
 
     /// The hex digest.
@@ -245,9 +262,10 @@ macro_rules! user_columns {
         "id, account_id, email, role, created_at, last_login_at"
     };
 }
+pub(crate) use user_columns;
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     account_id: String,
     email: String,
@@ -378,24 +396,10 @@ impl Store {
         user: UserId,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let now = self.now();
-        let (a, u) = (account.to_string(), user.to_string());
         let mut tx = self.begin().await?;
-        let changed = tx
-            .execute(
-                "update users set password_hash = $3 where account_id = $1 and id = $2",
-                args![a.clone(), u.clone(), password_hash],
-            )
-            .await?;
-        if changed == 0 {
+        if !write_password(&mut tx, account, user, password_hash, self.now()).await? {
             return Ok(false);
         }
-        tx.execute(
-            "update sessions set revoked_at = $3
-             where account_id = $1 and user_id = $2 and revoked_at is null",
-            args![a, u, now],
-        )
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -588,6 +592,35 @@ impl Store {
     }
 }
 
+/// Sets one of the account's users' password hash and revokes its
+/// sessions, in the caller's transaction; `false` when the account has no
+/// such user (nothing written).
+pub(crate) async fn write_password(
+    tx: &mut Tx,
+    account: AccountId,
+    user: UserId,
+    password_hash: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let (a, u) = (account.to_string(), user.to_string());
+    let changed = tx
+        .execute(
+            "update users set password_hash = $3 where account_id = $1 and id = $2",
+            args![a.clone(), u.clone(), password_hash],
+        )
+        .await?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "update sessions set revoked_at = $3
+         where account_id = $1 and user_id = $2 and revoked_at is null",
+        args![a, u, now],
+    )
+    .await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,7 +652,7 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for role in [UserRole::Owner, UserRole::Member] {
+        for role in UserRole::ALL {
             assert_eq!(role.as_str().parse::<UserRole>().unwrap(), role);
         }
         assert!("admin".parse::<UserRole>().is_err());

@@ -11,6 +11,15 @@
 //! constant time; a handler cannot take a signed-in POST without it. The
 //! cookie is also `SameSite=Lax`, so other sites' forms do not carry it.
 //!
+//! A `viewer` sees every page and changes nothing: [`SignedForm`] refuses
+//! (403) their every form, whatever the handler, so a new action is
+//! closed to viewers without anyone remembering to close it. The only
+//! forms a viewer may send say so by taking [`AnyUser`] as their signer:
+//! logging out and the live/test switch (a cookie, not the account).
+//!
+//! Forms sent with no session (login, invites, password resets) are read
+//! through [`AnonymousForm`], which checks a double-submit cookie instead.
+//!
 //! Every form body and query string is checked for the NUL character
 //! (`%00`), which Postgres cannot store: it is a 422 naming the field, on
 //! both backends, before a handler sees it ([`parse_form`], [`nul_field`]).
@@ -20,15 +29,15 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use bounty_store::{Session, UserRole};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::WebError;
 use crate::state::WebState;
-use crate::token::{session_token_hash, tokens_match};
+use crate::token::{new_csrf_secret, token_hash, tokens_match};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "bounty_session";
@@ -37,8 +46,11 @@ pub const OPS_SESSION_COOKIE: &str = "bounty_ops_session";
 /// Which mode's data the dashboard shows: `test` for test mode, anything
 /// else (or none) for live. Set by the live/test switch (`POST /mode`).
 pub const MODE_COOKIE: &str = "bounty_mode";
-/// The login form's double-submit CSRF cookie (there is no session yet).
+/// The double-submit CSRF cookie of the forms sent with no session (login,
+/// accepting an invite, resetting a password), set on each form's path.
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "bounty_login_csrf";
+/// What a viewer's refused form says.
+pub(crate) const VIEWER_READ_ONLY: &str = "Viewers can see this account but not change it. Ask an owner of the account for the member or owner role.";
 
 /// The value of cookie `name` in the request, if any.
 pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -89,12 +101,25 @@ impl CurrentUser {
     }
 }
 
+/// The signed-in user whatever their role, viewers included: the signer of
+/// the few forms a viewer may send (logout, the live/test switch).
+#[derive(Debug, Clone)]
+pub(crate) struct AnyUser(pub(crate) CurrentUser);
+
+impl FromRequestParts<WebState> for AnyUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        CurrentUser::from_request_parts(parts, state).await.map(AnyUser)
+    }
+}
+
 impl FromRequestParts<WebState> for CurrentUser {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
         let hash = cookie(parts, SESSION_COOKIE)
-            .and_then(session_token_hash)
+            .and_then(token_hash)
             .ok_or(WebError::LoginRequired)?;
         let session = state
             .store
@@ -121,7 +146,7 @@ impl FromRequestParts<WebState> for CurrentOperator {
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
         let hash = cookie(parts, OPS_SESSION_COOKIE)
-            .and_then(session_token_hash)
+            .and_then(token_hash)
             .ok_or(WebError::OpsLoginRequired)?;
         let session = state
             .store
@@ -138,6 +163,10 @@ pub(crate) trait Signer: FromRequestParts<WebState, Rejection = WebError> + Send
     fn csrf_secret(&self) -> &str;
     /// The session's id, for the log.
     fn session_id(&self) -> &str;
+    /// Whether this signer may change anything (403 if not).
+    fn may_change(&self) -> Result<(), WebError> {
+        Ok(())
+    }
 }
 
 impl Signer for CurrentUser {
@@ -147,6 +176,25 @@ impl Signer for CurrentUser {
 
     fn session_id(&self) -> &str {
         self.session.id.as_str()
+    }
+
+    /// Viewers change nothing.
+    fn may_change(&self) -> Result<(), WebError> {
+        if self.session.role == UserRole::Viewer {
+            tracing::info!(session.id = %self.session.id, "dashboard: a viewer's form refused");
+            return Err(WebError::Forbidden(VIEWER_READ_ONLY));
+        }
+        Ok(())
+    }
+}
+
+impl Signer for AnyUser {
+    fn csrf_secret(&self) -> &str {
+        self.0.csrf_secret()
+    }
+
+    fn session_id(&self) -> &str {
+        self.0.session_id()
     }
 }
 
@@ -204,7 +252,8 @@ pub(crate) async fn read_form(req: Request, state: &WebState) -> Result<Bytes, W
 }
 
 /// A signed-in POST: the user (or the operator), and the form, after its
-/// CSRF token matched the session's secret.
+/// CSRF token matched the session's secret and the signer may change
+/// things (no viewer, unless the signer is [`AnyUser`]).
 pub(crate) struct SignedForm<T, U = CurrentUser> {
     pub(crate) user: U,
     pub(crate) form: T,
@@ -223,9 +272,50 @@ impl<T: DeserializeOwned, U: Signer> FromRequest<WebState> for SignedForm<T, U> 
             tracing::info!(session.id = %user.session_id(), "dashboard: CSRF token mismatch");
             return Err(WebError::CsrfRejected);
         }
+        user.may_change()?;
         let form = parse_form(&body)?;
         Ok(SignedForm { user, form })
     }
+}
+
+/// A POST sent with no session: the form, after its `csrf` field matched
+/// the double-submit cookie its page set, and the client address (for
+/// rate limits).
+pub(crate) struct AnonymousForm<T> {
+    pub(crate) form: T,
+    pub(crate) ip: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<WebState> for AnonymousForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ip = client_ip(&parts, state);
+        let expected = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default().to_owned();
+        let body = read_form(Request::from_parts(parts, body), state).await?;
+        let CsrfField { csrf } = parse_form(&body)?;
+        if !tokens_match(&csrf, &expected) {
+            return Err(WebError::CsrfRejected);
+        }
+        Ok(AnonymousForm {
+            form: parse_form(&body)?,
+            ip,
+        })
+    }
+}
+
+/// A fresh double-submit token for a form sent with no session, and the
+/// cookie that carries it, sent back only under `path`.
+pub(crate) fn anonymous_csrf(path: &str, state: &WebState) -> Result<(String, HeaderValue), WebError> {
+    let csrf = new_csrf_secret()?;
+    let c = set_cookie(LOGIN_CSRF_COOKIE, &csrf, path, 3600, state.secure_cookies);
+    Ok((csrf, header_value(&c)?))
+}
+
+/// A header value from a string of ours.
+pub(crate) fn header_value(v: &str) -> Result<HeaderValue, WebError> {
+    HeaderValue::from_str(v).map_err(|e| WebError::Internal(e.to_string()))
 }
 
 /// The client address the login rate limit counts by.

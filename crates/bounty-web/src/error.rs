@@ -41,6 +41,15 @@ pub enum WebError {
     /// 404: no such page, or no such object in this account.
     #[error("not found")]
     NotFound,
+    /// 404: a one-time link (an invite, a password reset) that was never
+    /// issued, has been used, was revoked or has expired; which of these
+    /// is not said.
+    #[error("a dead one-time link")]
+    DeadLink,
+    /// 409: the request conflicts with what is stored; the message says
+    /// what and names the field.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// 503: a server setting this page needs is not set; the message
     /// names it.
     #[error("not configured: {0}")]
@@ -114,6 +123,13 @@ impl WebError {
                 "Not found",
                 "There is nothing here, or it belongs to another account.".to_owned(),
             ),
+            WebError::DeadLink => (
+                StatusCode::NOT_FOUND,
+                "This link does not work",
+                "It has expired, has been used already, or was replaced by a newer one. Ask for a new link."
+                    .to_owned(),
+            ),
+            WebError::Conflict(m) => (StatusCode::CONFLICT, "That cannot be done", m.clone()),
             WebError::NotConfigured(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not configured on this server",

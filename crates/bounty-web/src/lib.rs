@@ -47,6 +47,8 @@ mod test_delivery;
 mod token;
 mod usage;
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::map_response;
@@ -55,6 +57,7 @@ use axum::routing::{get, post};
 
 pub use auth::{OPS_SESSION_COOKIE, SESSION_COOKIE};
 pub use error::{WebError, not_found};
+pub use pages::password_reset::{RESET_LINK_TTL, new_reset_link};
 pub use password::{PasswordError, PasswordHasher};
 pub use state::{LoginLimits, WebState};
 
@@ -63,7 +66,11 @@ pub use state::{LoginLimits, WebState};
 /// `/agents/{id}`, `/agents/{id}/policy`, `/integrations`, `/integrations/new`,
 /// `/integrations/{id}` and its `/rotate-secret`, `/delete` and
 /// `/test-delivery` actions, `/usage`, `/usage.csv`, `/api-keys`,
-/// `/api-keys/{id}/revoke`, `/invoices`, `/billing` and `/static/{file}`.
+/// `/api-keys/{id}/revoke`, `/invoices`, `/billing`, `/team` and its
+/// `/team/invites`, `/team/invites/{id}/revoke`, `/team/users/{id}/role`
+/// and `/team/users/{id}/remove` actions, `/invite/{token}`,
+/// `/password/forgot`, `/password/reset/{token}` (and their `/ops/password`
+/// twins), and `/static/{file}`.
 ///
 /// It sets no fallback, so it merges into a router that has one; give it
 /// [`not_found`] as the fallback when it is served alone. The login rate
@@ -76,6 +83,31 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/", get(pages::overview::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
+        .route(
+            "/password/forgot",
+            get(pages::password_reset::forgot).post(pages::password_reset::request),
+        )
+        .route(
+            "/password/reset/{token}",
+            get(pages::password_reset::reset_form).post(pages::password_reset::reset),
+        )
+        .route(
+            "/ops/password/forgot",
+            get(pages::password_reset::ops_forgot).post(pages::password_reset::ops_request),
+        )
+        .route(
+            "/ops/password/reset/{token}",
+            get(pages::password_reset::ops_reset_form).post(pages::password_reset::ops_reset),
+        )
+        .route(
+            "/invite/{token}",
+            get(pages::invite::form).post(pages::invite::accept),
+        )
+        .route("/team", get(pages::team::page))
+        .route("/team/invites", post(pages::team::invite))
+        .route("/team/invites/{id}/revoke", post(pages::team::revoke_invite))
+        .route("/team/users/{id}/role", post(pages::team::set_role))
+        .route("/team/users/{id}/remove", post(pages::team::remove))
         .route("/ops", get(pages::ops::accounts::list))
         .route(
             "/ops/login",
@@ -142,6 +174,20 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .with_state(state)
 }
 
+/// The paths whose last part is the token of a one-time link.
+const ONE_TIME_LINK_PREFIXES: [&str; 3] = ["/invite/", "/password/reset/", "/ops/password/reset/"];
+
+/// `path` as a request's log lines may show it: the token of a one-time
+/// link (`/invite/…`, `/password/reset/…`, `/ops/password/reset/…`) is
+/// replaced by `…`, so that the one log line meant to carry a link (there
+/// is no mailer) is the only one that does.
+pub fn loggable_path(path: &str) -> Cow<'_, str> {
+    ONE_TIME_LINK_PREFIXES
+        .iter()
+        .find(|prefix| path.len() > prefix.len() && path.starts_with(*prefix))
+        .map_or(Cow::Borrowed(path), |prefix| Cow::Owned(format!("{prefix}…")))
+}
+
 /// Headers on every dashboard response: a strict content security policy
 /// (our own files only, no inline script or style), no framing, no
 /// sniffing, and no caching of pages that hold account data.
@@ -168,4 +214,28 @@ async fn security_headers(mut r: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_tokens_never_reach_the_log() {
+        assert_eq!(loggable_path("/invite/abcDEF-_123"), "/invite/…");
+        assert_eq!(loggable_path("/password/reset/abc"), "/password/reset/…");
+        assert_eq!(
+            loggable_path("/ops/password/reset/abc/x"),
+            "/ops/password/reset/…"
+        );
+        for kept in [
+            "/",
+            "/invite/",
+            "/password/forgot",
+            "/tasks/task_01J",
+            "/ops/password/forgot",
+        ] {
+            assert_eq!(loggable_path(kept), kept);
+        }
+    }
 }

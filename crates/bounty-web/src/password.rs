@@ -13,6 +13,37 @@ use std::sync::{Arc, OnceLock};
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+/// The shortest password a person may choose (accepting an invite,
+/// resetting a password, or through the CLI).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// The longest: what is hashed stays bounded whatever is pasted.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Why a chosen password is refused, naming the form field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NewPasswordError {
+    #[error("`password` must be at least 12 characters.")]
+    TooShort,
+    #[error("`password` must be at most 1024 characters.")]
+    TooLong,
+    #[error("`confirm` must repeat `password` exactly.")]
+    Mismatch,
+}
+
+/// Checks a chosen password and its confirmation.
+pub fn check_new_password(password: &str, confirm: &str) -> Result<(), NewPasswordError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        Err(NewPasswordError::TooShort)
+    } else if n > MAX_PASSWORD_CHARS {
+        Err(NewPasswordError::TooLong)
+    } else if password != confirm {
+        Err(NewPasswordError::Mismatch)
+    } else {
+        Ok(())
+    }
+}
+
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -121,6 +152,22 @@ mod tests {
     fn verification_reads_the_cost_from_the_hash() {
         let phc = cheap().hash("pw").unwrap();
         assert!(PasswordHasher::with_cost(64, 3, 1).unwrap().verify("pw", &phc));
+    }
+
+    #[test]
+    fn new_passwords_are_checked_naming_the_field() {
+        let long = "x".repeat(MAX_PASSWORD_CHARS + 1);
+        assert_eq!(
+            check_new_password("short", "short"),
+            Err(NewPasswordError::TooShort)
+        );
+        assert_eq!(check_new_password(&long, &long), Err(NewPasswordError::TooLong));
+        assert_eq!(
+            check_new_password("twelve chars", "twelve charz"),
+            Err(NewPasswordError::Mismatch)
+        );
+        assert_eq!(check_new_password("twelve chars", "twelve chars"), Ok(()));
+        assert!(NewPasswordError::Mismatch.to_string().contains("`confirm`"));
     }
 
     #[test]

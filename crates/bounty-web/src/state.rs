@@ -91,6 +91,12 @@ impl WebState {
         }
     }
 
+    /// A link to `path` (which starts with `/`) on this server: absolute
+    /// under [`WebState::self_url`] when it is set, else the path alone.
+    pub(crate) fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url().unwrap_or_default())
+    }
+
     /// [`WebState::self_url`] without a trailing slash.
     pub(crate) fn base_url(&self) -> Option<&str> {
         self.self_url

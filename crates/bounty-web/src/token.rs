@@ -1,17 +1,19 @@
-//! Random tokens: session cookies, CSRF secrets, and their comparison.
+//! Random tokens: session cookies, one-time links (invites, password
+//! resets), CSRF secrets, and their comparison.
 //!
-//! A session token is 32 random bytes, sent as unpadded base64url in the
-//! cookie. The store keeps only its SHA-256, so a leaked table opens no
-//! session; as with API keys, a fast unsalted hash is right for a random
-//! 256-bit token. CSRF secrets are per session, compared in constant time.
+//! A token is 32 random bytes, sent as unpadded base64url (in the session
+//! cookie, or in a link's path). The store keeps only its SHA-256, so a
+//! leaked table opens no session and follows no link; as with API keys, a
+//! fast unsalted hash is right for a random 256-bit token. CSRF secrets
+//! are per session, compared in constant time.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bounty_store::SessionTokenHash;
+use bounty_store::TokenHash;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// Bytes of randomness in a session token.
+/// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;
 
 /// The OS random generator failed: no secret can be minted.
@@ -35,19 +37,25 @@ pub(crate) fn random_hex(n: usize) -> Result<String, RandomError> {
     Ok(out)
 }
 
-/// A fresh session token for the cookie.
-pub(crate) fn new_session_token() -> Result<String, RandomError> {
-    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?))
+/// A fresh token (for a session's cookie or a one-time link) and its
+/// stored form.
+pub(crate) fn new_token() -> Result<(String, TokenHash), RandomError> {
+    let raw = random_bytes::<TOKEN_BYTES>()?;
+    Ok((URL_SAFE_NO_PAD.encode(raw), hash_raw(&raw)))
 }
 
-/// The stored form of a presented session token; `None` when it is not
-/// shaped like one (so garbage costs no query).
-pub(crate) fn session_token_hash(token: &str) -> Option<SessionTokenHash> {
+fn hash_raw(raw: &[u8]) -> TokenHash {
+    TokenHash::from_hex(hex::encode(Sha256::digest(raw)))
+}
+
+/// The stored form of a presented token; `None` when it is not shaped
+/// like one (so garbage costs no query).
+pub(crate) fn token_hash(token: &str) -> Option<TokenHash> {
     let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
     if raw.len() != TOKEN_BYTES {
         return None;
     }
-    Some(SessionTokenHash::from_hex(hex::encode(Sha256::digest(&raw))))
+    Some(hash_raw(&raw))
 }
 
 /// A fresh CSRF secret.
@@ -66,14 +74,15 @@ mod tests {
 
     #[test]
     fn tokens_hash_and_garbage_does_not() {
-        let t = new_session_token().unwrap();
+        let (t, minted) = new_token().unwrap();
         assert_eq!(t.len(), 43);
-        let h = session_token_hash(&t).unwrap();
+        let h = token_hash(&t).unwrap();
         assert_eq!(h.as_str().len(), 64);
-        assert_eq!(session_token_hash(&t), Some(h));
-        assert!(session_token_hash("short").is_none());
-        assert!(session_token_hash("!!!").is_none());
-        assert_ne!(new_session_token().unwrap(), t);
+        assert_eq!(h, minted);
+        assert_eq!(token_hash(&t), Some(h));
+        assert!(token_hash("short").is_none());
+        assert!(token_hash("!!!").is_none());
+        assert_ne!(new_token().unwrap().0, t);
     }
 
     #[test]

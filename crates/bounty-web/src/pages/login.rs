@@ -8,23 +8,26 @@
 //! attempts are counted in the store per email and per client address
 //! over a sliding window; past the limit the form answers 429 without
 //! checking the password. The login form is protected from cross-site
-//! posting by a double-submit cookie, since there is no session yet.
+//! posting by a double-submit cookie, since there is no session yet
+//! ([`AnonymousForm`]). [`sign_in`] starts a session, for a login and for
+//! an accepted invite.
 
 use askama::Template;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bounty_store::{Email, NewSession};
 use serde::Deserialize;
 
 use crate::auth::{
-    CurrentOperator, CurrentUser, LOGIN_CSRF_COOKIE, OPS_SESSION_COOKIE, SESSION_COOKIE, SignedForm,
-    client_ip, cookie, parse_form, read_form, set_cookie,
+    AnonymousForm, AnyUser, CurrentOperator, CurrentUser, LOGIN_CSRF_COOKIE, OPS_SESSION_COOKIE,
+    SESSION_COOKIE, SignedForm, anonymous_csrf, header_value, set_cookie,
 };
 use crate::error::WebError;
 use crate::layout::{Chrome, render};
 use crate::state::WebState;
-use crate::token::{new_csrf_secret, new_session_token, session_token_hash, tokens_match};
+use crate::token::{new_csrf_secret, new_token};
 
 /// What a refused login says, whatever the reason.
 pub(crate) const LOGIN_FAILED: &str = "That email and password do not match an account.";
@@ -34,13 +37,13 @@ pub(crate) const LOGIN_LIMITED: &str = "Too many failed logins. Wait 15 minutes 
 /// Who logs in: an account's user at `/login`, or an operator at
 /// `/ops/login`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Realm {
+pub(crate) enum Realm {
     Customer,
     Operator,
 }
 
 impl Realm {
-    fn login_path(self) -> &'static str {
+    pub(crate) fn login_path(self) -> &'static str {
         match self {
             Realm::Customer => "/login",
             Realm::Operator => "/ops/login",
@@ -68,7 +71,30 @@ impl Realm {
             Realm::Operator => "Operator console",
         }
     }
+
+    /// Where the realm's password pages live: `{this}/forgot` and
+    /// `{this}/reset/{token}`.
+    pub(crate) fn password_path(self) -> &'static str {
+        match self {
+            Realm::Customer => "/password",
+            Realm::Operator => "/ops/password",
+        }
+    }
+
+    /// The store's name for the realm's password tables.
+    pub(crate) fn store(self) -> bounty_store::Realm {
+        match self {
+            Realm::Customer => bounty_store::Realm::Customer,
+            Realm::Operator => bounty_store::Realm::Operator,
+        }
+    }
 }
+
+/// What the login page says after a password reset.
+const PASSWORD_CHANGED: &str =
+    "Your password was changed and every session of yours was ended. Log in with the new one.";
+/// The query a password reset redirects to the login page with.
+pub(crate) const PASSWORD_CHANGED_QUERY: &str = "password=changed";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -76,19 +102,19 @@ struct LoginPage {
     chrome: Chrome,
     heading: &'static str,
     action: &'static str,
+    forgot_href: String,
     csrf: String,
     email: String,
     error: Option<&'static str>,
+    notice: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
-struct LoginForm {
+pub(crate) struct LoginForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// The login page with a fresh double-submit token in its cookie and form.
@@ -98,30 +124,28 @@ fn login_page(
     status: StatusCode,
     email: String,
     error: Option<&'static str>,
+    notice: Option<&'static str>,
 ) -> Result<Response, WebError> {
-    let csrf = new_csrf_secret()?;
+    let (csrf, cookie) = anonymous_csrf(realm.login_path(), state)?;
     let page = LoginPage {
         chrome: Chrome::bare("Log in"),
         heading: realm.heading(),
         action: realm.login_path(),
-        csrf: csrf.clone(),
+        forgot_href: format!("{}/forgot", realm.password_path()),
+        csrf,
         email,
         error,
+        notice,
     };
     let mut r = render(&page)?;
     *r.status_mut() = status;
-    let c = set_cookie(
-        LOGIN_CSRF_COOKIE,
-        &csrf,
-        realm.login_path(),
-        3600,
-        state.secure_cookies,
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
-    );
+    r.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(r)
+}
+
+/// The login page's notice, from its query string.
+fn notice(parts: &Parts) -> Option<&'static str> {
+    (parts.uri.query() == Some(PASSWORD_CHANGED_QUERY)).then_some(PASSWORD_CHANGED)
 }
 
 /// `GET /login`: the form, or `/` when already signed in.
@@ -130,7 +154,14 @@ pub(crate) async fn form(State(state): State<WebState>, req: Request) -> Result<
     if CurrentUser::from_request_parts(&mut parts, &state).await.is_ok() {
         return Ok(Redirect::to("/").into_response());
     }
-    login_page(Realm::Customer, &state, StatusCode::OK, String::new(), None)
+    login_page(
+        Realm::Customer,
+        &state,
+        StatusCode::OK,
+        String::new(),
+        None,
+        notice(&parts),
+    )
 }
 
 /// `GET /ops/login`: the operator's form, or `/ops` when signed in.
@@ -142,22 +173,35 @@ pub(crate) async fn ops_form(State(state): State<WebState>, req: Request) -> Res
     {
         return Ok(Redirect::to("/ops").into_response());
     }
-    login_page(Realm::Operator, &state, StatusCode::OK, String::new(), None)
+    login_page(
+        Realm::Operator,
+        &state,
+        StatusCode::OK,
+        String::new(),
+        None,
+        notice(&parts),
+    )
 }
 
 /// `POST /login`: check the rate limit, then the password; on success a
 /// new session and a redirect to `/`.
-pub(crate) async fn submit(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
-    submit_in(Realm::Customer, state, req).await
+pub(crate) async fn submit(
+    State(state): State<WebState>,
+    form: AnonymousForm<LoginForm>,
+) -> Result<Response, WebError> {
+    submit_in(Realm::Customer, state, form).await
 }
 
 /// `POST /ops/login`: the same for an operator, into the console.
-pub(crate) async fn ops_submit(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
-    submit_in(Realm::Operator, state, req).await
+pub(crate) async fn ops_submit(
+    State(state): State<WebState>,
+    form: AnonymousForm<LoginForm>,
+) -> Result<Response, WebError> {
+    submit_in(Realm::Operator, state, form).await
 }
 
-/// Who a login found: the session to start and its password hash.
-enum Found {
+/// Who a login found: the session to start.
+pub(crate) enum Found {
     User(bounty_store::User),
     Operator(bounty_store::Operator),
 }
@@ -178,9 +222,9 @@ async fn find(realm: Realm, state: &WebState, email: &Email) -> Result<Option<(F
 }
 
 /// Starts the session of whoever logged in.
-async fn start(state: &WebState, found: Found, new: &NewSession) -> Result<(), WebError> {
+async fn start(state: &WebState, found: Found, new: &NewSession) -> Result<Realm, WebError> {
     let gone = || WebError::Internal("the login vanished during login".into());
-    match found {
+    Ok(match found {
         Found::User(user) => {
             let session = state
                 .store
@@ -188,6 +232,7 @@ async fn start(state: &WebState, found: Found, new: &NewSession) -> Result<(), W
                 .await?
                 .ok_or_else(gone)?;
             tracing::info!(account.id = %session.account_id, user.id = %session.user_id, session.id = %session.id, "dashboard: login");
+            Realm::Customer
         }
         Found::Operator(operator) => {
             let session = state
@@ -196,44 +241,49 @@ async fn start(state: &WebState, found: Found, new: &NewSession) -> Result<(), W
                 .await?
                 .ok_or_else(gone)?;
             tracing::info!(operator.id = %session.operator_id, session.id = %session.id, "console: operator login");
+            Realm::Operator
         }
-    }
-    Ok(())
+    })
 }
 
-async fn submit_in(realm: Realm, state: WebState, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let ip = client_ip(&parts, &state);
-    let expected_csrf = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default().to_owned();
-    let body = read_form(Request::from_parts(parts, body), &state).await?;
-    let form: LoginForm = parse_form(&body)?;
-    if !tokens_match(&form.csrf, &expected_csrf) {
-        return Err(WebError::CsrfRejected);
-    }
+/// Whether counts per email and per client address have reached the
+/// login limits (which reset requests share); logged when they have.
+pub(crate) fn over_limit(state: &WebState, what: &'static str, by_email: u32, by_ip: u32) -> bool {
     let limits = state.login_limits;
+    let over = by_email >= limits.per_email || by_ip >= limits.per_ip;
+    if over {
+        tracing::info!(by_email, by_ip, "dashboard: {what} rate-limited");
+    }
+    over
+}
+
+/// The 429 page of a rate-limited client, with its `Retry-After`.
+pub(crate) fn rate_limited(mut r: Response, state: &WebState) -> Result<Response, WebError> {
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let retry = state.login_limits.window.num_seconds().max(1).to_string();
+    r.headers_mut().insert(header::RETRY_AFTER, header_value(&retry)?);
+    Ok(r)
+}
+
+async fn submit_in(
+    realm: Realm,
+    state: WebState,
+    AnonymousForm { form, ip }: AnonymousForm<LoginForm>,
+) -> Result<Response, WebError> {
     let failures = state
         .store
-        .recent_failed_logins(&form.email, &ip, limits.window)
+        .recent_failed_logins(&form.email, &ip, state.login_limits.window)
         .await?;
-    if failures.by_email >= limits.per_email || failures.by_ip >= limits.per_ip {
-        tracing::info!(
-            by_email = failures.by_email,
-            by_ip = failures.by_ip,
-            "dashboard: login rate-limited"
-        );
-        let mut r = login_page(
+    if over_limit(&state, "login", failures.by_email, failures.by_ip) {
+        let page = login_page(
             realm,
             &state,
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::OK,
             form.email,
             Some(LOGIN_LIMITED),
+            None,
         )?;
-        let retry = limits.window.num_seconds().max(1).to_string();
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&retry).map_err(|e| WebError::Internal(e.to_string()))?,
-        );
-        return Ok(r);
+        return rate_limited(page, &state);
     }
     let found = match Email::parse(&form.email) {
         Ok(email) => find(realm, &state, &email).await?,
@@ -258,17 +308,23 @@ async fn submit_in(realm: Realm, state: WebState, req: Request) -> Result<Respon
             StatusCode::UNAUTHORIZED,
             form.email,
             Some(LOGIN_FAILED),
+            None,
         );
     };
-    let token = new_session_token()?;
-    let hash =
-        session_token_hash(&token).ok_or_else(|| WebError::Internal("a new token did not hash".into()))?;
+    sign_in(&state, who, realm.login_path()).await
+}
+
+/// Starts a session for `who` (after a login, or an accepted invite) and
+/// redirects to its realm's home with the session cookie, clearing the
+/// double-submit cookie of the form at `form_path`.
+pub(crate) async fn sign_in(state: &WebState, who: Found, form_path: &str) -> Result<Response, WebError> {
+    let (token, hash) = new_token()?;
     let new = NewSession {
         token_hash: hash,
         csrf_secret: new_csrf_secret()?,
         expires_at: state.store.now() + state.session_ttl,
     };
-    start(&state, who, &new).await?;
+    let realm = start(state, who, &new).await?;
     let (cookie_name, cookie_path) = realm.session_cookie();
     let mut r = Redirect::to(realm.home()).into_response();
     let headers = r.headers_mut();
@@ -280,12 +336,9 @@ async fn submit_in(realm: Realm, state: WebState, req: Request) -> Result<Respon
             state.session_ttl.num_seconds(),
             state.secure_cookies,
         ),
-        set_cookie(LOGIN_CSRF_COOKIE, "", realm.login_path(), 0, state.secure_cookies),
+        set_cookie(LOGIN_CSRF_COOKIE, "", form_path, 0, state.secure_cookies),
     ] {
-        headers.append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
-        );
+        headers.append(header::SET_COOKIE, header_value(&c)?);
     }
     Ok(r)
 }
@@ -297,7 +350,9 @@ pub(crate) struct NoFields {}
 /// `POST /logout`: revokes the session server-side and clears the cookie.
 pub(crate) async fn logout(
     State(state): State<WebState>,
-    SignedForm { user, .. }: SignedForm<NoFields>,
+    SignedForm {
+        user: AnyUser(user), ..
+    }: SignedForm<NoFields, AnyUser>,
 ) -> Result<Response, WebError> {
     state
         .store
@@ -323,9 +378,6 @@ fn signed_out(realm: Realm, state: &WebState) -> Result<Response, WebError> {
     let (cookie_name, cookie_path) = realm.session_cookie();
     let mut r = Redirect::to(realm.login_path()).into_response();
     let c = set_cookie(cookie_name, "", cookie_path, 0, state.secure_cookies);
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&c).map_err(|e| WebError::Internal(e.to_string()))?,
-    );
+    r.headers_mut().insert(header::SET_COOKIE, header_value(&c)?);
     Ok(r)
 }

@@ -4,14 +4,15 @@
 //! data, or the test-mode objects that `bk_test_` keys made (their tasks,
 //! charges in the test book, usage and credits). The choice is a cookie of
 //! its own, so it outlives a login and never touches the session; pages
-//! in test mode carry a banner that says so.
+//! in test mode carry a banner that says so. A viewer may switch too: it
+//! changes what they see, not the account.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::auth::{MODE_COOKIE, SignedForm, set_cookie};
+use crate::auth::{AnyUser, MODE_COOKIE, SignedForm, set_cookie};
 use crate::error::WebError;
 use crate::state::WebState;
 
@@ -40,7 +41,7 @@ fn back_to(back: Option<&str>) -> &str {
 /// `POST /mode`: remembers the mode and returns to the page.
 pub(crate) async fn switch(
     State(state): State<WebState>,
-    SignedForm { form, .. }: SignedForm<ModeForm>,
+    SignedForm { form, .. }: SignedForm<ModeForm, AnyUser>,
 ) -> Result<Response, WebError> {
     let mode = match form.mode.as_str() {
         "live" | "test" => form.mode.as_str(),

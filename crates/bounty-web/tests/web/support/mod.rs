@@ -2,6 +2,7 @@
 //! fresh database, with a manual clock; a small cookie-keeping browser;
 //! and fixtures that seed accounts through the store's public API.
 
+pub mod logged;
 pub mod receiver;
 pub mod seed;
 
@@ -319,6 +320,31 @@ impl Browser {
             &[("email", email), ("password", password), ("csrf", &csrf)],
         )
         .await
+    }
+
+    /// Loads the operator console's login form, then posts it.
+    pub async fn ops_login(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/ops/login").await;
+        form.assert_status(StatusCode::OK);
+        let csrf = form.csrf();
+        self.post(
+            "/ops/login",
+            &[("email", email), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+
+    /// Posts each form (the session's CSRF token added) and checks the
+    /// answer's status and that it says `says`.
+    pub async fn post_each(&mut self, posts: &[(String, Vec<(&str, &str)>)], status: StatusCode, says: &str) {
+        let csrf = self.csrf().await;
+        for (path, form) in posts {
+            let mut form = form.clone();
+            form.push(("csrf", &csrf));
+            let page = self.post(path, &form).await;
+            assert_eq!(page.status, status, "POST {path}: {}", page.body);
+            page.assert_contains(says);
+        }
     }
 
     /// The session's CSRF token, read from a signed-in page.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bounty_core::verification::RulesSpec;
 use bounty_core::{
     AccountId, AccountName, AgentId, AgentName, ApiKeyId, ApiKeyMode, ApiKeySecret, Currency, Decision,
-    KeyName, ModelRoute, Money, OutcomeType, TaskId, TaskInput, VerificationPolicy, VerifierSpec,
-    VerifierVerdict,
+    KeyName, ModelRoute, Money, OperatorId, OutcomeType, TaskId, TaskInput, UserId, VerificationPolicy,
+    VerifierSpec, VerifierVerdict,
 };
 use bounty_store::{
     AgentSpec, AttemptEnd, Email, NewModelCall, NewTask, Store, TaskError, TaskOutput, UserRole,
@@ -70,14 +70,26 @@ pub async fn tenant(store: &Store, name: &str) -> Tenant {
     }
 }
 
-/// A user of `account` with [`PASSWORD`].
-pub async fn user(store: &Store, account: AccountId, email: &str, role: UserRole) {
+/// A user of `account` with [`PASSWORD`]; its id.
+pub async fn user(store: &Store, account: AccountId, email: &str, role: UserRole) -> UserId {
     let hash = cheap_hasher().hash(PASSWORD).expect("hash");
     store
         .create_user(account, &Email::parse(email).expect("email"), &hash, role)
         .await
         .expect("create user")
-        .expect("the account exists");
+        .expect("the account exists")
+        .id
+}
+
+/// An operator with [`PASSWORD`]; its id.
+pub async fn operator(store: &Store, email: &str) -> OperatorId {
+    let hash = cheap_hasher().hash(PASSWORD).expect("hash");
+    store
+        .create_operator(&Email::parse(email).expect("email"), &hash)
+        .await
+        .expect("create operator")
+        .expect("a new operator")
+        .id
 }
 
 /// Queues a live task and leaves it queued.
