@@ -1015,7 +1015,10 @@ async fn run_backend(label: &str, url: String, args: &Args) -> Vec<String> {
             "agent policy history".into(),
             format!("/agents/{}/policy", s.agent),
         ),
-        ("charges export, this month (CSV)".into(), "/charges.csv".into()),
+        (
+            "charges export, 2 days (CSV)".into(),
+            "/charges.csv?from=2026-05-10&to=2026-05-11".into(),
+        ),
     ];
     // The operator's console: every account, one account, margins,
     // disputes and health.

@@ -92,20 +92,38 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// Rows of one statement whose `{}` is a list of numbered placeholders,
-/// one per item of `$items`, after the account's `$1`: `in ({})`. The
-/// statement text is a literal and placeholders only.
+/// The rows of `$table` whose `$column` is one of `$items`, and whose
+/// `account_id` is `$account`: `select $columns from ... where ...`, then
+/// `$tail` (an `order by`, or nothing). The keys are a `values` list
+/// joined to the table, not `$column in (...)`: with `in`, SQLite without
+/// statistics prefers the account's index and reads every row of the
+/// account (43 ms for a page of 50 at 100,000 tasks); joined, each key is
+/// one probe of `$column`'s index. The text is literals and numbered
+/// placeholders only.
 macro_rules! in_list {
-    ($store:expr, $sql:expr, $account:expr, $items:expr) => {{
+    ($store:expr, $columns:expr, $table:literal, $column:literal, $account:expr, $items:expr, $tail:expr) => {{
         let items = $items;
         if items.is_empty() {
             Vec::new()
         } else {
-            let placeholders = (0..items.len())
-                .map(|i| format!("${}", i + 2))
+            let keys = (0..items.len())
+                .map(|i| format!("(cast(${} as text))", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!($sql, placeholders);
+            let sql = format!(
+                concat!(
+                    "select {} from (select column1 as bounty_key from (values {}) as key_list) keys join ",
+                    $table,
+                    " on ",
+                    $table,
+                    ".",
+                    $column,
+                    " = keys.bounty_key where ",
+                    $table,
+                    ".account_id = $1 {}"
+                ),
+                $columns, keys, $tail
+            );
             $crate::db::on_pool!(&$store.db, pool => {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind($account.to_string());
                 for item in items {

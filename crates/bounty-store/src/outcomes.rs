@@ -538,13 +538,12 @@ impl Store {
     ) -> Result<Vec<Outcome>, StoreError> {
         let rows: Vec<OutcomeRow> = in_list!(
             self,
-            concat!(
-                "select ",
-                outcome_columns!(),
-                " from outcomes where account_id = $1 and task_id in ({})"
-            ),
+            outcome_columns!(),
+            "outcomes",
+            "task_id",
             account,
-            tasks
+            tasks,
+            ""
         );
         Ok(rows.into_iter().map(Outcome::from).collect())
     }
@@ -557,16 +556,7 @@ impl Store {
         account: AccountId,
         ids: &[OutcomeId],
     ) -> Result<Vec<Outcome>, StoreError> {
-        let rows: Vec<OutcomeRow> = in_list!(
-            self,
-            concat!(
-                "select ",
-                outcome_columns!(),
-                " from outcomes where account_id = $1 and id in ({})"
-            ),
-            account,
-            ids
-        );
+        let rows: Vec<OutcomeRow> = in_list!(self, outcome_columns!(), "outcomes", "id", account, ids, "");
         Ok(rows.into_iter().map(Outcome::from).collect())
     }
 
@@ -633,16 +623,19 @@ impl Store {
     ) -> Result<Vec<(OutcomeId, OutcomeEventRecord)>, StoreError> {
         let rows: Vec<EventRow> = in_list!(
             self,
-            concat!(
-                "select ",
-                event_columns!(),
-                " from outcome_events where account_id = $1 and outcome_id in ({})
-                 order by outcome_id, seq"
-            ),
+            event_columns!(),
+            "outcome_events",
+            "outcome_id",
             account,
-            ids
+            ids,
+            ""
         );
-        Ok(rows.into_iter().map(|r| (r.outcome_id, r.record)).collect())
+        // Sorted here: an `order by` would have SQLite walk the whole
+        // table in key order instead of probing it once per outcome.
+        let mut events: Vec<(OutcomeId, OutcomeEventRecord)> =
+            rows.into_iter().map(|r| (r.outcome_id, r.record)).collect();
+        events.sort_by(|(a, x), (b, y)| (a.to_string(), x.seq).cmp(&(b.to_string(), y.seq)));
+        Ok(events)
     }
 
     /// The account's ledger transfers: of one outcome, or of a kind.

@@ -349,16 +349,7 @@ impl Store {
     /// not found). One statement for the list: callers batch a few
     /// hundred at a time.
     pub async fn tasks_by_ids(&self, account: AccountId, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
-        let rows: Vec<TaskRow> = in_list!(
-            self,
-            concat!(
-                "select ",
-                task_columns!(),
-                " from tasks where account_id = $1 and id in ({})"
-            ),
-            account,
-            ids
-        );
+        let rows: Vec<TaskRow> = in_list!(self, task_columns!(), "tasks", "id", account, ids, "");
         rows.into_iter().map(Task::try_from).collect()
     }
 
@@ -434,11 +425,28 @@ impl Store {
             );
         }
         if !filter.outcome_statuses.is_empty() {
-            q.push(
-                " and exists (select 1 from outcomes o where o.account_id = tasks.account_id and o.task_id = tasks.id
-                   and o.status in (",
-                [],
-            );
+            // Most outcomes are resolved: for that filter, walking the
+            // tasks newest first and probing each one's outcome finds a
+            // page at once. Every other status is rare, and walking the
+            // tasks would read most of them to fill a page (210 ms at
+            // 100,000): the outcomes of that status are read from their
+            // index instead.
+            let dense = filter
+                .outcome_statuses
+                .contains(&bounty_core::outcome::OutcomeStatus::Resolved);
+            if dense {
+                q.push(
+                    " and exists (select 1 from outcomes o where o.account_id = tasks.account_id and o.task_id = tasks.id
+                       and o.status in (",
+                    [],
+                );
+            } else {
+                q.push(
+                    " and tasks.id in (select o.task_id from outcomes o where o.account_id = ? and o.livemode = ?
+                       and o.status in (",
+                    [Arg::from(account.to_string()), Arg::from(filter.mode.livemode())],
+                );
+            }
             for (i, s) in filter.outcome_statuses.iter().enumerate() {
                 q.push(if i == 0 { "?" } else { ", ?" }, [Arg::from(s.as_str())]);
             }
