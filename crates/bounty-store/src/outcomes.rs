@@ -634,7 +634,7 @@ impl Store {
         // table in key order instead of probing it once per outcome.
         let mut events: Vec<(OutcomeId, OutcomeEventRecord)> =
             rows.into_iter().map(|r| (r.outcome_id, r.record)).collect();
-        events.sort_by(|(a, x), (b, y)| (a.to_string(), x.seq).cmp(&(b.to_string(), y.seq)));
+        events.sort_by_key(|(id, e)| (id.to_string(), e.seq));
         Ok(events)
     }
 
