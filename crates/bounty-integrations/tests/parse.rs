@@ -216,6 +216,32 @@ fn zendesk_comments_count_only_when_the_customer_writes_publicly() {
     assert!(matches!(by_someone_else, Ok(Parsed::Ignored { .. })));
 }
 
+/// The body the integration form tells a Zendesk trigger to send (Zendesk
+/// has no satisfaction webhook event), with `{{ticket.id}}` filled in.
+#[test]
+fn the_zendesk_rating_trigger_body_from_the_form_parses() {
+    let template = include_str!("../../../web/templates/integration_new.html");
+    let start = template
+        .find("{\"type\": \"zen:event-type:ticket.satisfaction_rating_changed\"")
+        .expect("the form shows the trigger body");
+    let end = start + template[start..].find("</code>").expect("the body ends");
+    let body = template[start..end]
+        .replace("{% raw %}{{ticket.id}}{% endraw %}", "4711")
+        .replace("&quot;", "\"");
+    for (current, percent) in [("good", 100), ("bad", 0)] {
+        let body = body.replace("\"current\": \"good\"", &format!("\"current\": \"{current}\""));
+        let parsed = parse(Zendesk, body.as_bytes());
+        let Ok(Parsed::Event(e)) = parsed else {
+            panic!("{body}: {parsed:?}");
+        };
+        assert_eq!(e.ticket.external_id, "4711");
+        let TicketEventKind::SatisfactionRated { score, .. } = e.kind else {
+            panic!("{e:?}");
+        };
+        assert_eq!(score.percent(), percent);
+    }
+}
+
 #[test]
 fn zendesk_satisfaction_ratings() {
     let good = event(Zendesk, "satisfaction_good");

@@ -38,12 +38,18 @@
 //! A comment is the customer's when `event.comment.author.is_staff` is
 //! `false`; without that flag, when its author is `detail.requester_id`.
 //!
-//! Satisfaction: the event type read is [`SATISFACTION_EVENT`], with
+//! Satisfaction: Zendesk's catalogue of ticket webhook events
+//! (developer.zendesk.com, "Ticket events": agent assignment, attachments,
+//! brand, comments, custom fields, description, CCs, external id,
+//! followers, form, group, organization, priority, problem link,
+//! requester, status, subject, submitter, tags, task due date, created,
+//! spam, merged, deleted, type, undeleted) has no satisfaction event.
+//! Ratings therefore come from a Zendesk trigger ("Satisfaction is
+//! Good/Bad" → notify this webhook) whose JSON body, built from
+//! placeholders, uses the same envelope with the type
+//! [`SATISFACTION_EVENT`] (a name of ours, in Zendesk's style) and
 //! `event.current` either the score string or an object `{ "score",
-//! "comment" }`. TODO-correctness: this name and shape were written without
-//! Zendesk's event catalogue at hand; confirm them against it. Until then a
-//! Zendesk trigger ("Satisfaction is Good/Bad" → notify webhook) can send
-//! exactly this body through placeholders, so ratings arrive either way.
+//! "comment" }`. The integration form's Zendesk steps give that body.
 
 use crate::event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};
 
