@@ -646,7 +646,16 @@ async fn the_api_refuses_bad_input_naming_the_field(backend: Backend) {
         "a refused upload stores none of its documents"
     );
 
-    // Another account's source, or a malformed id, is not found.
+    // Another account's source, the same account's source seen by a key
+    // of the other mode, or a malformed id, is not found.
+    let test_key = json_of(app.create_key(&key, &json!({"mode": "test"})).await, 201).await;
+    let test_key = test_key["secret"].as_str().unwrap().to_owned();
+    let test_list = json_of(
+        send(&app, Method::GET, "/v1/knowledge", &test_key, None).await,
+        200,
+    )
+    .await;
+    assert_eq!(test_list["data"], json!([]), "test mode sees no live source");
     for (method, path, body) in [
         (Method::GET, format!("/v1/knowledge/{id}"), None),
         (Method::DELETE, format!("/v1/knowledge/{id}"), None),
@@ -658,12 +667,14 @@ async fn the_api_refuses_bad_input_naming_the_field(backend: Backend) {
         ),
         (Method::GET, "/v1/knowledge/ks_nope".to_owned(), None),
     ] {
-        assert_error(
-            send(&app, method, &path, &other_key, body).await,
-            404,
-            "not_found",
-        )
-        .await;
+        for k in [&other_key, &test_key] {
+            assert_error(
+                send(&app, method.clone(), &path, k, body.clone()).await,
+                404,
+                "not_found",
+            )
+            .await;
+        }
     }
     let list = json_of(
         send(&app, Method::GET, "/v1/knowledge", &other_key, None).await,
@@ -676,7 +687,10 @@ async fn the_api_refuses_bad_input_naming_the_field(backend: Backend) {
         200,
     )
     .await;
-    assert_eq!(got["document_count"], 2, "the other account changed nothing");
+    assert_eq!(
+        got["document_count"], 2,
+        "the other account and mode changed nothing"
+    );
 }
 
 /// Runs `bounty --database-url URL ARGS…`; (exit code, stdout).
