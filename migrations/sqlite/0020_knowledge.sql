@@ -77,6 +77,10 @@ create index knowledge_chunks_document_id_ordinal_idx on knowledge_chunks (docum
 -- stemming (`refunds` finds `refund`). External content, as
 -- `tasks_search` (0012): the text stays in `knowledge_chunks` only, and
 -- these triggers keep the index in step, cascaded deletes included.
+-- The store joins hits back to `knowledge_chunks` by rowid and reads the
+-- row there, so a stale entry can only hide a chunk, never show a wrong
+-- one; `insert into knowledge_chunks_fts (knowledge_chunks_fts) values
+-- ('rebuild')` rebuilds it (after a VACUUM, which may renumber rowids).
 create virtual table knowledge_chunks_fts using fts5(
     heading_path,
     text,
