@@ -124,6 +124,40 @@ pub enum Command {
     /// dataset that fine-tunes a small local student model.
     #[command(subcommand)]
     Distill(DistillCommand),
+
+    /// Knowledge sources: re-index their stored documents.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
+}
+
+/// `knowledge` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KnowledgeCommand {
+    /// Cut every stored document of the chosen sources into chunks again,
+    /// and write only what changed (operator command).
+    #[command(
+        long_about = "Cut every stored document of the chosen knowledge sources into chunks again, \
+and write only what changed: a document whose text and chunks are what is stored is left alone, \
+a changed one keeps the rows (and embeddings) of its unchanged chunks. Running it twice changes \
+nothing the second time, and says so. Without --account every account's sources are re-indexed; \
+with --source only that one. A progress bar is drawn on stderr when it is a terminal.",
+        after_help = "Examples:\n  \
+bounty knowledge reindex\n  \
+bounty knowledge reindex --account acct_01J… --source ks_01J…\n\n\
+Exit status: 0 on success, 2 for a bad flag or an unknown account or source; 1 for anything else."
+    )]
+    Reindex(KnowledgeReindexArgs),
+}
+
+/// `knowledge reindex` flags.
+#[derive(Debug, Args)]
+pub struct KnowledgeReindexArgs {
+    /// Only this account's sources.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Option<String>,
+    /// Only this source.
+    #[arg(long, value_name = "SOURCE_ID")]
+    pub source: Option<String>,
 }
 
 /// `serve` flags.

@@ -22,6 +22,7 @@ mod health;
 mod helpdesk;
 mod helpdesk_replies;
 mod hostile_input;
+mod knowledge;
 mod ledger_props;
 mod margin;
 mod openapi;

@@ -54,6 +54,12 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/ops/disputes/{id}/accept"),
     ("post", "/v1/ops/disputes/{id}/reject"),
     ("get", "/v1/ops/disputes/{id}/evidence"),
+    ("post", "/v1/knowledge"),
+    ("get", "/v1/knowledge"),
+    ("get", "/v1/knowledge/{id}"),
+    ("delete", "/v1/knowledge/{id}"),
+    ("post", "/v1/knowledge/{id}/documents"),
+    ("get", "/v1/knowledge/{id}/search"),
 ];
 
 #[tokio::test]

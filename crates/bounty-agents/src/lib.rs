@@ -5,6 +5,8 @@
 //! - [`submit`]: [`submit_task`], the one way a task enters the queue
 //!   (the API, helpdesk intake, the CLI): account status, input policy,
 //!   agent, then the insert with its idempotency and budget outcomes.
+//! - [`knowledge`]: knowledge sources: creating an upload source, adding
+//!   documents, re-indexing (incremental and idempotent).
 //! - [`worker`]: claims tasks from the durable queue, runs each through the
 //!   model router under a renewed lease, records every model call, and
 //!   finishes the attempt (completed, retried with backoff, or failed).
@@ -21,6 +23,7 @@
 //! outcomes whose signal window ended.
 
 pub mod finish;
+pub mod knowledge;
 pub mod prompt;
 pub mod schema;
 pub mod spec;

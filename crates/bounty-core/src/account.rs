@@ -81,6 +81,11 @@ name_type!(
     IntegrationName,
     100
 );
+name_type!(
+    /// A knowledge source's label (`Help center`).
+    KnowledgeName,
+    100
+);
 
 crate::stored_enum! {
     /// Where an account stands with billing, as Stripe's events say.

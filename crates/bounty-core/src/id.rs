@@ -215,6 +215,18 @@ typed_id!(
 );
 
 typed_id!(
+    /// A knowledge source of an account: uploaded documents or a URL list.
+    KnowledgeSourceId,
+    "ks"
+);
+
+typed_id!(
+    /// One document of a knowledge source (a file or a page).
+    KnowledgeDocumentId,
+    "kdoc"
+);
+
+typed_id!(
     /// One HTTP request, echoed in `x-request-id` and in every log line of it.
     RequestId,
     "req"

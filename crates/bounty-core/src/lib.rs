@@ -21,6 +21,8 @@
 //! - [`verification`]: an agent's verification policy.
 //! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
+//! - [`knowledge`]: documents parsed into sections and cut into chunks with
+//!   stable ids and source links; the limits of a knowledge source.
 //! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
 
 pub mod account;
@@ -34,6 +36,7 @@ pub mod dispute;
 pub mod id;
 pub mod integration;
 pub mod invoice;
+pub mod knowledge;
 pub mod ledger;
 pub mod margin;
 pub mod money;
@@ -48,7 +51,7 @@ pub mod text;
 pub mod verdict;
 pub mod verification;
 
-pub use account::{AccountName, AccountStatus, IntegrationName, KeyName};
+pub use account::{AccountName, AccountStatus, IntegrationName, KeyName, KnowledgeName};
 pub use actor::Actor;
 pub use agent::{AgentName, GenerationParams, ModelRoute, OutcomeType};
 pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
@@ -56,8 +59,8 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
-    InviteId, ModelCallId, OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, TransferId,
-    UserId,
+    InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId, OutboxId,
+    OutcomeId, RequestId, TaskId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

@@ -73,6 +73,13 @@ pub enum ApiError {
         /// The agent as given.
         agent: String,
     },
+    /// 422 `unsupported_kind`: a knowledge source of a kind this server
+    /// does not index (`urls`, until URL fetching lands), or documents sent
+    /// to a source that does not take uploads.
+    UnsupportedKind {
+        /// Why, for the client.
+        message: String,
+    },
     /// 422 `idempotency_mismatch`: an `Idempotency-Key` was used before
     /// with a different request.
     IdempotencyMismatch,
@@ -189,6 +196,7 @@ impl ApiError {
             ApiError::Validation { .. }
             | ApiError::UnknownModel { .. }
             | ApiError::UnknownAgent { .. }
+            | ApiError::UnsupportedKind { .. }
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AgentNameTaken { .. }
             | ApiError::TransitionRefused(_)
@@ -227,6 +235,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::UnknownModel { .. } => "unknown_model",
             ApiError::UnknownAgent { .. } => "unknown_agent",
+            ApiError::UnsupportedKind { .. } => "unsupported_kind",
             ApiError::IdempotencyMismatch => "idempotency_mismatch",
             ApiError::AgentNameTaken { .. } => "agent_name_taken",
             ApiError::BudgetExhausted { .. } => "budget_exhausted",
@@ -276,6 +285,7 @@ impl ApiError {
                 format!("`agent` names no agent `{agent}` of this account"),
                 Some("agent".to_owned()),
             ),
+            ApiError::UnsupportedKind { message } => (message.clone(), Some("kind".to_owned())),
             ApiError::IdempotencyMismatch => (
                 "this `Idempotency-Key` was already used with a different request; use a new key".to_owned(),
                 Some("Idempotency-Key".to_owned()),

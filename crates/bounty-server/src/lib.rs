@@ -54,6 +54,7 @@ use middleware::REQUEST_ID;
         (name = "models", description = "The models agents can use"),
         (name = "outcomes", description = "What each task came to: verdict receipts, charges, signals"),
         (name = "billing", description = "Usage, margins, prepaid credits, plan and spending cap"),
+        (name = "knowledge", description = "Knowledge sources: documents chunked for agents' retrieval, and keyword search"),
         (name = "byok", description = "Bring your own key: the account's own OpenAI-compatible endpoint and key"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
@@ -142,6 +143,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::ops::accept_dispute))
         .routes(routes!(routes::ops::reject_dispute))
         .routes(routes!(routes::ops::get_dispute_evidence))
+        .routes(routes!(
+            routes::knowledge::create_knowledge,
+            routes::knowledge::list_knowledge
+        ))
+        .routes(routes!(
+            routes::knowledge::get_knowledge,
+            routes::knowledge::delete_knowledge
+        ))
+        .routes(routes!(routes::knowledge::upload_documents))
+        .routes(routes!(routes::knowledge::search_knowledge))
         .split_for_parts()
 }
 

@@ -34,6 +34,7 @@ mod distill;
 mod error;
 pub mod health;
 pub mod integrations;
+pub mod knowledge;
 pub mod ledger;
 mod margin;
 mod operators;
@@ -67,6 +68,10 @@ pub use disputes::{Dispute, NewDispute};
 pub use distill::TraceRow;
 pub use error::StoreError;
 pub use integrations::{Integration, NewIntegration};
+pub use knowledge::{
+    ChunkHit, DocumentChange, EmbeddedChunk, KnowledgeDocument, KnowledgeSource, NewKnowledgeSource,
+    StoredDocument,
+};
 pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use operators::{Operator, OperatorKey, OperatorLogin, OperatorSession};

@@ -149,6 +149,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
             "/integrations",
             get(pages::integrations::list).post(pages::integrations::create),
         )
+        .route(
+            "/knowledge",
+            get(pages::knowledge::page).post(pages::knowledge::create),
+        )
+        .route("/knowledge/{id}/delete", post(pages::knowledge::delete))
         .route("/integrations/new", get(pages::integrations::new))
         .route("/integrations/{id}", get(pages::integrations::show))
         .route(

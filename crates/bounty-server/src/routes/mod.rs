@@ -16,6 +16,7 @@ pub mod health;
 pub mod helpdesk_webhooks;
 pub mod integrations;
 pub mod invoices;
+pub mod knowledge;
 pub mod models;
 pub mod ops;
 pub mod outcomes;

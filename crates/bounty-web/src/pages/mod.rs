@@ -17,6 +17,7 @@ pub(crate) mod integration_form;
 pub(crate) mod integrations;
 pub(crate) mod invite;
 pub(crate) mod invoices;
+pub(crate) mod knowledge;
 pub(crate) mod login;
 pub(crate) mod mode;
 pub(crate) mod new_password;

@@ -10,6 +10,7 @@ mod auth;
 mod disputes;
 mod integrations;
 mod isolation;
+mod knowledge;
 mod ops;
 mod pages;
 mod password_reset;
