@@ -45,6 +45,34 @@ pub struct Config {
     pub stripe: StripeSettings,
     /// Master keys sealing secrets at rest (helpdesk integrations).
     pub secrets: SecretsSettings,
+    /// HTTP to URLs customers choose (BYOK endpoints today).
+    pub tools: ToolsSettings,
+}
+
+/// `[tools]`: HTTP to URLs customers choose. Today that is each account's
+/// BYOK endpoint (`PUT /v1/byok`); agent tools and knowledge fetched by
+/// URL will follow the same rule (`bounty_outbound`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsSettings {
+    /// Let customers' URLs reach loopback, private, link-local, cloud
+    /// metadata and other special-purpose addresses. Off by default: a
+    /// customer's URL can then never reach Bounty's own network, checked
+    /// after DNS resolution on every call. Turn it on only where every
+    /// customer is trusted (tests, a single-machine setup whose model
+    /// server runs on localhost).
+    pub allow_private: bool,
+}
+
+impl ToolsSettings {
+    /// The outbound policy: the defaults (1 MiB, 10 s, 3 redirects) with
+    /// `allow_private`.
+    pub fn outbound_policy(&self) -> bounty_outbound::OutboundPolicy {
+        bounty_outbound::OutboundPolicy {
+            allow_private: self.allow_private,
+            ..bounty_outbound::OutboundPolicy::default()
+        }
+    }
 }
 
 /// `[secrets]`: the master keys that seal integration secrets (AES-256-GCM).
@@ -503,7 +531,7 @@ impl Config {
     /// The models, validated (files exist and are GGUF, URLs and prices
     /// parse); none is loaded.
     pub fn model_registry(&self) -> Result<ModelRegistry, ConfigError> {
-        ModelRegistry::from_config(&self.models).map_err(|e| {
+        ModelRegistry::from_config_with(&self.models, self.tools.outbound_policy()).map_err(|e| {
             ConfigError(format!(
                 "invalid value for `models.{}.{}`: {}",
                 e.model, e.key, e.message

@@ -161,6 +161,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         })
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
+        .with_outbound(config.tools.outbound_policy())
         .with_task_max_attempts(config.worker.max_attempts)
         .with_task_wake(wake);
     let app = bounty_server::app(state);

@@ -2,7 +2,11 @@
 //! never returned; calls on it go to the account's own endpoint with its
 //! key, are flagged BYOK and are not our inference cost; the plan's BYOK
 //! fee replaces or adds to the CU price; a refused or missing key fails
-//! the task with a clear code and never charges.
+//! the task with a clear code and never charges. The endpoint is the
+//! customer's, so it may not be on our own network (loopback, private,
+//! link-local, metadata): refused at `PUT` and again at every call, unless
+//! `tools.allow_private` (which the other tests set: the fakes listen on
+//! loopback).
 
 use std::time::Duration;
 
@@ -19,13 +23,21 @@ backend_tests!(
     byok_calls_are_flagged_and_are_not_our_cost,
     the_plan_fee_replaces_or_adds_to_the_cu_price,
     a_refused_or_missing_key_fails_the_task_uncharged,
+    endpoints_on_our_own_network_are_refused_unless_allowed,
+    a_private_endpoint_is_refused_at_call_time_too,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `own` runs on each account's own key; `house` on ours, at the same price.
+/// Private addresses allowed: the fakes listen on loopback.
 async fn app(backend: Backend, house: &FakeOpenAi) -> TestApp {
+    app_with(backend, house, true).await
+}
+
+async fn app_with(backend: Backend, house: &FakeOpenAi, allow_private: bool) -> TestApp {
     let opts = TestOptions {
+        allow_private,
         worker: Some(test_worker()),
         models: vec![
             (
@@ -275,4 +287,87 @@ async fn a_refused_or_missing_key_fails_the_task_uncharged(backend: Backend) {
     assert_eq!(outcome["status"], "failed");
     assert_eq!(outcome["transfers"], json!([]));
     assert_eq!(outcome["charge_summary"], "No charge — not resolved");
+}
+
+/// Our own network, as a customer might name it.
+fn private_endpoints(port: u16) -> Vec<String> {
+    vec![
+        format!("http://127.0.0.1:{port}/v1"),
+        "http://169.254.169.254/".to_owned(),
+        format!("http://localhost:{port}/v1"),
+        "http://[::1]/".to_owned(),
+    ]
+}
+
+async fn endpoints_on_our_own_network_are_refused_unless_allowed(backend: Backend) {
+    let house = FakeOpenAi::start().await;
+    let own = FakeOpenAi::start().await;
+    let port = reqwest::Url::parse(&own.base_url()).unwrap().port().unwrap();
+    let app = app_with(backend, &house, false).await;
+    let (account, key) = app.create_account("Acme").await;
+    for url in private_endpoints(port) {
+        let refused = put_byok(&app, &key, json!({"base_url": url, "api_key": "sk-own"})).await;
+        let body = assert_error(refused, 422, "outbound_address_refused").await;
+        assert_eq!(body["error"]["param"], "base_url", "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            ["loopback", "cloud metadata"]
+                .iter()
+                .any(|class| message.contains(class)),
+            "{url}: {message}"
+        );
+        assert!(!message.contains("sk-own"));
+    }
+    assert!(app.store.byok(account).await.unwrap().is_none(), "nothing stored");
+    // A public endpoint is accepted, and so is a name that does not
+    // resolve today (the call checks whatever it resolves to then).
+    for url in ["https://1.1.1.1/v1", "https://llm.acme.invalid/v1"] {
+        json_of(
+            put_byok(&app, &key, json!({"base_url": url, "api_key": "sk-own"})).await,
+            200,
+        )
+        .await;
+    }
+
+    // With `tools.allow_private`, all of them are accepted.
+    let open = app_with(backend, &house, true).await;
+    let (_, key) = open.create_account("Acme").await;
+    for url in private_endpoints(port) {
+        let set = json_of(
+            put_byok(&open, &key, json!({"base_url": url, "api_key": "sk-own"})).await,
+            200,
+        )
+        .await;
+        assert_eq!(set["base_url"], url.trim_end_matches('/'));
+    }
+}
+
+/// An endpoint stored before its name pointed at our network (or one whose
+/// DNS changed after `PUT`): the call refuses it, never reaching it, and
+/// the task fails uncharged and is not retried.
+async fn a_private_endpoint_is_refused_at_call_time_too(backend: Backend) {
+    let house = FakeOpenAi::start().await;
+    let own = FakeOpenAi::start().await;
+    own.set_default(Behavior::reply("Your refund was issued.", 1000, 100));
+    let port = reqwest::Url::parse(&own.base_url()).unwrap().port().unwrap();
+    let app = app_with(backend, &house, false).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent(&app, &key, &["own"]).await;
+    let keyring = app.keyring.as_ref().expect("a master key");
+    let aad = bounty_store::byok_sealing_aad(account);
+    for url in [
+        format!("http://localhost:{port}/v1"),
+        format!("http://127.0.0.1:{port}/v1"),
+    ] {
+        let sealed = keyring.seal(b"sk-own", aad.as_bytes()).unwrap();
+        app.store.set_byok(account, &url, &sealed, "-own").await.unwrap();
+        let (task, outcome) = run(&app, &key).await;
+        assert_eq!(task["status"], "failed", "{url}: {task}");
+        assert_eq!(task["error"]["code"], "outbound_address_refused", "{url}: {task}");
+        assert_eq!(task["attempts"], 1, "not retried: the address stays refused");
+        assert!(!task.to_string().contains("sk-own"), "the key is never shown");
+        assert_eq!(outcome["status"], "failed");
+        assert_eq!(outcome["transfers"], json!([]));
+    }
+    assert_eq!(own.request_count(), 0, "the endpoint was never reached");
 }

@@ -63,6 +63,12 @@ pub enum ProviderError {
     /// expired or wrong. Retrying will not help until the key is replaced.
     #[error("the account's own key was refused ({status}): replace it with PUT /v1/byok ({message})")]
     ByokKeyRejected { status: u16, message: String },
+    /// The account's own endpoint is, resolves to, or redirects to an
+    /// address customer-directed HTTP may not reach (loopback, private,
+    /// link-local, cloud metadata, …). Permanent until the endpoint or its
+    /// DNS changes.
+    #[error("the account's own endpoint may not be reached: {0}")]
+    AddressRefused(String),
 }
 
 impl ProviderError {
@@ -80,6 +86,7 @@ impl ProviderError {
             ProviderError::NotConfigured(_) => "model_not_configured",
             ProviderError::ByokKeyMissing(_) => "byok_key_missing",
             ProviderError::ByokKeyRejected { .. } => "byok_key_rejected",
+            ProviderError::AddressRefused(_) => "outbound_address_refused",
         }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bounty_outbound::{OutboundError, OutboundPolicy};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
@@ -29,8 +30,13 @@ enum Backend {
         loaded: OnceCell<Arc<LocalModel>>,
     },
     Remote(RemoteModel),
-    /// A remote model called on each account's own endpoint and key.
-    Byok(RemoteModelConfig),
+    /// A remote model called on each account's own endpoint and key,
+    /// through a client that keeps to `outbound` (the endpoint is the
+    /// customer's: see `bounty_outbound`).
+    Byok {
+        config: RemoteModelConfig,
+        outbound: OutboundPolicy,
+    },
 }
 
 /// What `bounty models list` and `GET /v1/models` show of a model.
@@ -55,7 +61,7 @@ impl Model {
     pub fn provider(&self) -> ProviderKind {
         match self.backend {
             Backend::Local { .. } => ProviderKind::Llama,
-            Backend::Remote(_) | Backend::Byok(_) => ProviderKind::Openai,
+            Backend::Remote(_) | Backend::Byok { .. } => ProviderKind::Openai,
         }
     }
 
@@ -71,7 +77,7 @@ impl Model {
         let (location, remote_model) = match &self.backend {
             Backend::Local { config, .. } => (config.path.display().to_string(), None),
             Backend::Remote(remote) => (remote.base_url().to_owned(), Some(remote.model().to_owned())),
-            Backend::Byok(config) => (
+            Backend::Byok { config, .. } => (
                 "the account's own endpoint (byok)".to_owned(),
                 Some(config.model.clone()),
             ),
@@ -112,7 +118,7 @@ impl Model {
     /// Generates a completion.
     /// Whether calls go to the calling account's own endpoint and key.
     pub fn is_byok(&self) -> bool {
-        matches!(self.backend, Backend::Byok(_))
+        matches!(self.backend, Backend::Byok { .. })
     }
 
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
@@ -129,19 +135,31 @@ impl Model {
         match &self.backend {
             Backend::Local { .. } => self.local().await?.generate(request).await,
             Backend::Remote(remote) => remote.generate(request).await,
-            Backend::Byok(config) => {
+            Backend::Byok { config, outbound } => {
                 let Some(key) = byok else {
                     return Err(ProviderError::ByokKeyMissing(self.name.clone()));
                 };
+                // An IP-literal host never reaches the guarded resolver.
+                if let Ok(url) = reqwest::Url::parse(key.base_url.trim()) {
+                    bounty_outbound::check_literal(&url, outbound.allow_private).map_err(|e| match e {
+                        OutboundError::Refused { .. } => ProviderError::AddressRefused(e.to_string()),
+                        other => ProviderError::Rejected {
+                            status: 400,
+                            message: format!("the account's endpoint: {other}"),
+                        },
+                    })?;
+                }
                 let own = RemoteModelConfig {
                     base_url: key.base_url.clone(),
                     api_key: Some(key.api_key.clone()),
                     byok: false,
                     ..config.clone()
                 };
-                let remote = RemoteModel::new(&self.name, &own).map_err(|e| ProviderError::Rejected {
-                    status: 400,
-                    message: format!("the account's endpoint: {e}"),
+                let remote = RemoteModel::guarded(&self.name, &own, outbound).map_err(|e| {
+                    ProviderError::Rejected {
+                        status: 400,
+                        message: format!("the account's endpoint: {e}"),
+                    }
                 })?;
                 remote.generate(request).await.map_err(|e| match e {
                     ProviderError::Rejected {
@@ -159,7 +177,7 @@ impl Model {
         match &self.backend {
             Backend::Local { .. } => self.local().await?.embed(texts).await,
             Backend::Remote(remote) => remote.embed(texts).await,
-            Backend::Byok(_) => Err(ProviderError::ByokKeyMissing(self.name.clone())),
+            Backend::Byok { .. } => Err(ProviderError::ByokKeyMissing(self.name.clone())),
         }
     }
 }
@@ -172,8 +190,19 @@ pub struct ModelRegistry {
 
 impl ModelRegistry {
     /// Validates every model (files exist and are GGUF, URLs and prices
-    /// parse) without loading any.
+    /// parse) without loading any. BYOK models keep to the default
+    /// outbound policy: public addresses only.
     pub fn from_config(models: &BTreeMap<String, ModelConfig>) -> Result<Self, ConfigError> {
+        ModelRegistry::from_config_with(models, OutboundPolicy::default())
+    }
+
+    /// [`ModelRegistry::from_config`], with BYOK models calling accounts'
+    /// endpoints under `outbound` (`tools.allow_private` sets its
+    /// `allow_private`).
+    pub fn from_config_with(
+        models: &BTreeMap<String, ModelConfig>,
+        outbound: OutboundPolicy,
+    ) -> Result<Self, ConfigError> {
         let mut out = BTreeMap::new();
         for (name, config) in models {
             check_name(name)?;
@@ -192,7 +221,10 @@ impl ModelRegistry {
                     price: remote.validate(name)?,
                     defaults: remote.defaults,
                     backend: if remote.byok {
-                        Backend::Byok(remote.clone())
+                        Backend::Byok {
+                            config: remote.clone(),
+                            outbound,
+                        }
                     } else {
                         Backend::Remote(RemoteModel::new(name, remote)?)
                     },

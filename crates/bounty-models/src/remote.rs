@@ -138,6 +138,29 @@ impl RemoteModel {
     /// Builds the client. Sends nothing: an endpoint that is down is found
     /// at the first call, not at startup.
     pub fn new(name: &str, config: &RemoteModelConfig) -> Result<RemoteModel, ConfigError> {
+        RemoteModel::build(name, config, None)
+    }
+
+    /// [`RemoteModel::new`] for an endpoint a customer chose (BYOK): the
+    /// client resolves names through `bounty_outbound`'s guarded resolver
+    /// and re-checks every redirect, so the endpoint, or a later change of
+    /// its DNS, can never reach a private address unless `outbound`
+    /// allows it. A refusal fails the call as `outbound_address_refused`,
+    /// not retried. The caller checks an IP-literal host itself
+    /// (`bounty_outbound::check_literal`): no resolver sees it.
+    pub fn guarded(
+        name: &str,
+        config: &RemoteModelConfig,
+        outbound: &bounty_outbound::OutboundPolicy,
+    ) -> Result<RemoteModel, ConfigError> {
+        RemoteModel::build(name, config, Some(outbound))
+    }
+
+    fn build(
+        name: &str,
+        config: &RemoteModelConfig,
+        outbound: Option<&bounty_outbound::OutboundPolicy>,
+    ) -> Result<RemoteModel, ConfigError> {
         let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
         let url = reqwest::Url::parse(&base_url)
             .map_err(|e| ConfigError::new(name, "base_url", format!("{base_url:?} is not a URL: {e}")))?;
@@ -165,7 +188,8 @@ impl RemoteModel {
         };
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms.max(1));
         let request_timeout = Duration::from_millis(config.request_timeout_ms.max(1));
-        let http = reqwest::Client::builder()
+        let http = outbound
+            .map_or_else(reqwest::Client::builder, bounty_outbound::guarded_client_builder)
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .tcp_nodelay(true)
@@ -409,6 +433,23 @@ impl RemoteModel {
     }
 
     fn classify_transport(&self, e: reqwest::Error) -> Failure {
+        // What the guarded client (BYOK) refused: permanent. A name that
+        // does not resolve stays a transient `Unreachable`, as before.
+        match bounty_outbound::OutboundError::find_in(&e) {
+            Some(refused @ bounty_outbound::OutboundError::Refused { .. }) => {
+                return Failure::fatal(ProviderError::AddressRefused(refused.to_string()));
+            }
+            Some(
+                other @ (bounty_outbound::OutboundError::TooManyRedirects { .. }
+                | bounty_outbound::OutboundError::InvalidUrl { .. }),
+            ) => {
+                return Failure::fatal(ProviderError::Rejected {
+                    status: 0,
+                    message: other.to_string(),
+                });
+            }
+            _ => {}
+        }
         let e = e.without_url();
         if e.is_builder() {
             return Failure::fatal(ProviderError::Rejected {

@@ -68,6 +68,15 @@ pub enum ApiError {
         /// The model name.
         model: String,
     },
+    /// 422 `outbound_address_refused`: a URL the customer gives is, or
+    /// resolves to, an address Bounty may not call (loopback, private,
+    /// link-local, cloud metadata, …).
+    OutboundRefused {
+        /// The field at fault (`base_url`).
+        param: &'static str,
+        /// The refusal: the host, the address and its class.
+        refusal: String,
+    },
     /// 422 `unknown_agent`: a task names an agent the account does not have.
     UnknownAgent {
         /// The agent as given.
@@ -197,6 +206,7 @@ impl ApiError {
             | ApiError::UnknownModel { .. }
             | ApiError::UnknownAgent { .. }
             | ApiError::UnsupportedKind { .. }
+            | ApiError::OutboundRefused { .. }
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AgentNameTaken { .. }
             | ApiError::TransitionRefused(_)
@@ -236,6 +246,7 @@ impl ApiError {
             ApiError::UnknownModel { .. } => "unknown_model",
             ApiError::UnknownAgent { .. } => "unknown_agent",
             ApiError::UnsupportedKind { .. } => "unsupported_kind",
+            ApiError::OutboundRefused { .. } => "outbound_address_refused",
             ApiError::IdempotencyMismatch => "idempotency_mismatch",
             ApiError::AgentNameTaken { .. } => "agent_name_taken",
             ApiError::BudgetExhausted { .. } => "budget_exhausted",
@@ -280,6 +291,10 @@ impl ApiError {
             ApiError::UnknownModel { param, model } => (
                 format!("`{param}` names model `{model}`, which is not configured; see GET /v1/models"),
                 Some(param.clone()),
+            ),
+            ApiError::OutboundRefused { param, refusal } => (
+                format!("`{param}` must be a public address: {refusal}"),
+                Some((*param).to_owned()),
             ),
             ApiError::UnknownAgent { agent } => (
                 format!("`agent` names no agent `{agent}` of this account"),

@@ -56,6 +56,9 @@ pub struct AppState {
     pub web: bounty_web::WebState,
     /// Stripe webhook signing secrets (several during a rotation).
     pub stripe_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
+    /// The rule for URLs customers give (a BYOK `base_url`): public
+    /// addresses only, unless `tools.allow_private`.
+    pub outbound: bounty_outbound::OutboundPolicy,
 }
 
 impl AppState {
@@ -72,7 +75,14 @@ impl AppState {
             stripe: None,
             keyring: None,
             stripe_webhook_secrets: Arc::new(Vec::new()),
+            outbound: bounty_outbound::OutboundPolicy::default(),
         }
+    }
+
+    /// The same state, checking customers' URLs under `outbound`.
+    pub fn with_outbound(mut self, outbound: bounty_outbound::OutboundPolicy) -> Self {
+        self.outbound = outbound;
+        self
     }
 
     /// The same state, accepting Stripe webhooks signed with any of

@@ -64,6 +64,9 @@ pub struct TestOptions {
     pub stripe_base_url: Option<String>,
     /// Give the server a fresh master key for sealing secrets.
     pub master_key: bool,
+    /// `tools.allow_private`: let BYOK endpoints (and later tools) reach
+    /// loopback, where the test fakes listen.
+    pub allow_private: bool,
 }
 
 impl Default for TestOptions {
@@ -78,6 +81,7 @@ impl Default for TestOptions {
             stripe_webhook_secrets: Vec::new(),
             stripe_base_url: None,
             master_key: true,
+            allow_private: false,
         }
     }
 }
@@ -245,7 +249,11 @@ impl TestApp {
                 )
             })
             .collect();
-        let registry = Arc::new(ModelRegistry::from_config(&models).expect("valid models"));
+        let outbound = bounty_outbound::OutboundPolicy {
+            allow_private: opts.allow_private,
+            ..bounty_outbound::OutboundPolicy::default()
+        };
+        let registry = Arc::new(ModelRegistry::from_config_with(&models, outbound).expect("valid models"));
         let wake = Arc::new(tokio::sync::Notify::new());
         let keyring = opts.master_key.then(|| {
             bounty_integrations::Keyring::new(
@@ -276,6 +284,7 @@ impl TestApp {
             .with_stripe(stripe)
             .with_keyring(keyring.clone())
             .with_models(registry)
+            .with_outbound(outbound)
             .with_task_max_attempts(opts.max_attempts)
             .with_task_wake(wake)
             .with_stripe_webhook_secrets(

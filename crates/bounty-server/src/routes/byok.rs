@@ -6,10 +6,18 @@
 //! account does not open), is never logged, and is never returned: the
 //! answers show its last four characters. Calls on it are flagged BYOK,
 //! and their cost is the customer's, not ours.
+//!
+//! The endpoint is the customer's, so it follows the outbound rule
+//! (`bounty_outbound`): no loopback, private, link-local or metadata
+//! address after DNS resolution, unless `tools.allow_private`. `PUT`
+//! checks it to answer early (422 `outbound_address_refused` naming
+//! `base_url`); the BYOK model client checks again at every call, on the
+//! addresses it connects to, which is the guarantee.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use bounty_outbound::{OutboundError, OutboundPolicy, Url};
 use bounty_store::{ByokRecord, byok_sealing_aad};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +78,33 @@ fn base_url(raw: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::validation("base_url", e.problem))
 }
 
+/// How long `PUT` waits for the endpoint's name to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Refuses an endpoint that is, or resolves to, an address Bounty may not
+/// call. A name that does not resolve now, or not within
+/// [`RESOLVE_TIMEOUT`], is accepted: it reaches nothing today, and the
+/// BYOK client checks whatever it resolves to at each call.
+async fn public_endpoint(outbound: &OutboundPolicy, url: &str) -> Result<(), ApiError> {
+    let parsed =
+        Url::parse(url).map_err(|e| ApiError::validation("base_url", format!("is not a URL: {e}")))?;
+    let policy = OutboundPolicy {
+        timeout: RESOLVE_TIMEOUT,
+        ..*outbound
+    };
+    match policy.check_url(&parsed).await {
+        Ok(()) | Err(OutboundError::Unresolved { .. } | OutboundError::Timeout { .. }) => Ok(()),
+        Err(refused @ OutboundError::Refused { .. }) => Err(ApiError::OutboundRefused {
+            param: "base_url",
+            refusal: refused.to_string(),
+        }),
+        Err(other) => Err(ApiError::validation(
+            "base_url",
+            format!("is not acceptable: {other}"),
+        )),
+    }
+}
+
 fn api_key(raw: &str) -> Result<&str, ApiError> {
     let key = raw.trim();
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
@@ -98,7 +133,7 @@ fn api_key(raw: &str) -> Result<&str, ApiError> {
         (status = 200, body = ByokOut),
         (status = 400, description = "Malformed JSON, or an unknown or missing field", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 422, description = "`validation_failed` naming `base_url` or `api_key`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming `base_url` or `api_key`; `outbound_address_refused` naming `base_url`: it is, or resolves to, a loopback, private, link-local or metadata address", body = ErrorBody),
         (status = 503, description = "`secrets_not_configured`: no master keys to seal the key with", body = ErrorBody),
     )
 )]
@@ -109,6 +144,7 @@ pub async fn put_byok(
 ) -> ApiResult<Json<ByokOut>> {
     let url = base_url(&body.base_url)?;
     let key = api_key(&body.api_key)?;
+    public_endpoint(&state.outbound, &url).await?;
     let keys = keyring(&state)?;
     let sealed = keys
         .seal(key.as_bytes(), byok_sealing_aad(auth.account_id).as_bytes())
@@ -197,6 +233,46 @@ mod tests {
             "https:///v1",
         ] {
             assert!(base_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn endpoints_on_our_own_network_are_refused() {
+        let strict = OutboundPolicy::default();
+        for bad in [
+            "http://127.0.0.1:8080/v1",
+            "http://169.254.169.254",
+            "http://localhost:9/v1",
+            "http://[::1]",
+            "https://10.1.2.3/v1",
+            "http://[::ffff:192.168.0.1]",
+        ] {
+            match public_endpoint(&strict, bad).await {
+                Err(
+                    e @ ApiError::OutboundRefused {
+                        param: "base_url", ..
+                    },
+                ) => {
+                    assert_eq!(e.code(), "outbound_address_refused");
+                    assert_eq!(e.status(), 422);
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // Public, or not resolvable today (checked again at each call).
+        for ok in ["https://1.1.1.1/v1", "https://llm.acme.invalid/v1"] {
+            assert!(public_endpoint(&strict, ok).await.is_ok(), "{ok}");
+        }
+        let open = OutboundPolicy {
+            allow_private: true,
+            ..strict
+        };
+        for ok in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:9/v1",
+            "http://[::1]",
+        ] {
+            assert!(public_endpoint(&open, ok).await.is_ok(), "{ok}");
         }
     }
 
