@@ -22,6 +22,7 @@
 //! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
 //! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
+//! - [`vector`]: cosine, stored vector bytes, top-k and rank fusion for retrieval.
 
 pub mod account;
 pub mod actor;
@@ -45,6 +46,7 @@ pub mod routing;
 pub mod stored_enum;
 pub mod task;
 pub mod text;
+pub mod vector;
 pub mod verdict;
 pub mod verification;
 
