@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bounty_models::{ModelConfig, ModelRegistry};
+use bounty_models::{EmbeddingConfig, ModelConfig, ModelRegistry};
 use bounty_store::{Backend, DatabaseOptions};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -41,6 +41,9 @@ pub struct Config {
     /// Models by name (`[models.NAME]`): what agents' routes may name.
     /// See `bounty_models::config` for every key.
     pub models: BTreeMap<String, ModelConfig>,
+    /// Embedding models by name (`[embeddings.NAME]`): what retrieval
+    /// embeds with. See `bounty_models::embedding_config` for every key.
+    pub embeddings: BTreeMap<String, EmbeddingConfig>,
     /// Stripe: where the outbox sends meter events and customers.
     pub stripe: StripeSettings,
     /// Master keys sealing secrets at rest (helpdesk integrations).
@@ -528,15 +531,17 @@ impl Config {
         Ok(())
     }
 
-    /// The models, validated (files exist and are GGUF, URLs and prices
-    /// parse); none is loaded.
+    /// The models and embedding models, validated (files exist and are
+    /// GGUF, URLs and prices parse); none is loaded.
     pub fn model_registry(&self) -> Result<ModelRegistry, ConfigError> {
-        ModelRegistry::from_config_with(&self.models, self.tools.outbound_policy()).map_err(|e| {
-            ConfigError(format!(
-                "invalid value for `models.{}.{}`: {}",
-                e.model, e.key, e.message
-            ))
-        })
+        ModelRegistry::from_config_with(&self.models, self.tools.outbound_policy())
+            .and_then(|registry| registry.with_embeddings(&self.embeddings))
+            .map_err(|e| {
+                ConfigError(format!(
+                    "invalid value for `{}.{}.{}`: {}",
+                    e.section, e.model, e.key, e.message
+                ))
+            })
     }
 
     /// The backend the database URL names.

@@ -24,6 +24,7 @@
 //! - [`knowledge`]: documents parsed into sections and cut into chunks with
 //!   stable ids and source links; the limits of a knowledge source.
 //! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
+//! - [`vector`]: cosine, stored vector bytes, top-k and rank fusion for retrieval.
 
 pub mod account;
 pub mod actor;
@@ -48,6 +49,7 @@ pub mod routing;
 pub mod stored_enum;
 pub mod task;
 pub mod text;
+pub mod vector;
 pub mod verdict;
 pub mod verification;
 

@@ -83,7 +83,7 @@ pub struct LocalModelConfig {
     pub price: LocalPrice,
 }
 
-fn one() -> u32 {
+pub(crate) fn one() -> u32 {
     1
 }
 
@@ -128,19 +128,19 @@ pub struct RemoteModelConfig {
     pub price: RemotePrice,
 }
 
-fn default_connect_timeout_ms() -> u64 {
+pub(crate) fn default_connect_timeout_ms() -> u64 {
     5_000
 }
-fn default_request_timeout_ms() -> u64 {
+pub(crate) fn default_request_timeout_ms() -> u64 {
     60_000
 }
-fn default_max_retries() -> u32 {
+pub(crate) fn default_max_retries() -> u32 {
     3
 }
-fn default_retry_base_ms() -> u64 {
+pub(crate) fn default_retry_base_ms() -> u64 {
     250
 }
-fn default_retry_max_ms() -> u64 {
+pub(crate) fn default_retry_max_ms() -> u64 {
     20_000
 }
 

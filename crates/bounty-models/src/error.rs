@@ -3,21 +3,33 @@
 use std::time::Duration;
 
 /// A model declared in configuration cannot be used. Reported at startup,
-/// naming the model and the key.
+/// naming the table, the model and the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("models.{model}.{key}: {message}")]
+#[error("{section}.{model}.{key}: {message}")]
 pub struct ConfigError {
+    /// `models` or `embeddings`.
+    pub section: &'static str,
     pub model: String,
     pub key: &'static str,
     pub message: String,
 }
 
 impl ConfigError {
+    /// An error of `[models.NAME]`.
     pub fn new(model: &str, key: &'static str, message: impl Into<String>) -> Self {
         ConfigError {
+            section: "models",
             model: model.to_owned(),
             key,
             message: message.into(),
+        }
+    }
+
+    /// An error of `[embeddings.NAME]`.
+    pub fn embedding(model: &str, key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            section: "embeddings",
+            ..ConfigError::new(model, key, message)
         }
     }
 }

@@ -5,11 +5,15 @@
 //! - [`remote`]: any OpenAI-compatible endpoint through `async-openai`, with
 //!   timeouts and jittered retries that honour `Retry-After`.
 //! - [`registry`]: the models declared in configuration, by name.
+//! - [`embedder`]: embedding models (`[embeddings.NAME]`, local or remote)
+//!   that turn texts into unit vectors for retrieval.
 //! - [`price`]: what one call costs, in integer micros.
 //! - [`router`]: walks an agent's route, falling back on provider errors, and
 //!   returns a record of every call it made.
 
 pub mod config;
+pub mod embedder;
+pub mod embedding_config;
 pub mod error;
 pub mod local;
 pub mod price;
@@ -23,6 +27,8 @@ pub mod testing;
 pub mod tiny_gguf;
 
 pub use config::{LocalModelConfig, ModelConfig, RemoteModelConfig};
+pub use embedder::{EmbedError, Embedder};
+pub use embedding_config::{EmbeddingConfig, LocalEmbeddingConfig, Pooling, RemoteEmbeddingConfig};
 pub use error::{ConfigError, ProviderError};
 pub use registry::{Model, ModelRegistry};
 pub use router::{CallRecord, RouteResult, Router};

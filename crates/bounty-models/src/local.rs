@@ -21,13 +21,21 @@
 //! - llama.cpp rounds the context up to a multiple of 256; errors report
 //!   the context actually allocated.
 //! - Pooled embeddings are computed per micro-batch, so the embeddings
-//!   context takes a whole text in one micro-batch (`n_ubatch = n_ctx`).
+//!   context takes a whole batch of texts in one micro-batch
+//!   (`n_ubatch = n_ctx`), one sequence id per text, with a unified KV
+//!   cache (otherwise llama.cpp gives each sequence `n_ctx / n_seq_max`
+//!   cells); see [`embed`].
 //! - GGUFs converted from llama2.c (stories260K) carry no chat template;
 //!   those, and templates llama.cpp cannot apply, fall back to ChatML.
 //!
 //! llama.cpp's own log lines go to `tracing` under the target
 //! `llama-cpp-2` (model loading is chatty at `info`; filter it with
 //! `llama-cpp-2=warn`).
+//!
+//! A model loaded with [`LocalModel::load_embedder`] (an `[embeddings.NAME]`
+//! table) serves embeddings only: its threads create no generation context.
+
+mod embed;
 
 use std::num::NonZeroU32;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -38,7 +46,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
+use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -49,6 +57,7 @@ use llama_cpp_2::{LlamaCppError, LogOptions, json_schema_to_grammar, send_logs_t
 use tokio::sync::oneshot;
 
 use crate::config::LocalModelConfig;
+use crate::embedding_config::{LocalEmbeddingConfig, Pooling};
 use crate::error::ProviderError;
 use crate::types::{FinishReason, GenerateRequest, Generation, Message, Timings, Usage};
 
@@ -62,6 +71,9 @@ const CONTEXT_PADDING: u32 = 256;
 
 /// Most tokens decoded in one call during prompt processing.
 const MAX_BATCH: u32 = 2048;
+
+/// Texts in one embeddings decode of a generation model.
+const DEFAULT_EMBEDDING_BATCH: u32 = 16;
 
 /// Template applied when the GGUF has none, or one llama.cpp cannot apply.
 const FALLBACK_TEMPLATE: &str = "chatml";
@@ -108,8 +120,32 @@ struct Shared {
     n_ctx: u32,
     threads: i32,
     batch_threads: i32,
+    /// Whether the threads generate; an embedding model's do not.
+    generates: bool,
+    /// How the threads embed.
+    embedding: EmbeddingSetup,
     /// Set when the model is dropped: threads abandon their work.
     closing: AtomicBool,
+}
+
+/// How a model's embeddings context pools and batches.
+#[derive(Debug, Clone, Copy)]
+struct EmbeddingSetup {
+    pooling: Pooling,
+    /// Most texts in one decode (sequences of the context).
+    batch: u32,
+}
+
+/// What [`LocalModel::start`] needs, from either kind of table.
+struct Setup<'a> {
+    path: &'a Path,
+    context_size: u32,
+    threads: u32,
+    batch_threads: u32,
+    gpu_layers: u32,
+    parallel: u32,
+    generates: bool,
+    embedding: EmbeddingSetup,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, ProviderError>>;
@@ -134,12 +170,56 @@ impl LocalModel {
     /// with its own context. Blocking: call it from a blocking thread.
     #[tracing::instrument(skip_all, fields(model = name))]
     pub fn load(name: &str, config: &LocalModelConfig) -> Result<LocalModel, ProviderError> {
+        let threads = config.effective_threads();
+        LocalModel::start(
+            name,
+            &Setup {
+                path: &config.path,
+                context_size: config.context_size,
+                threads,
+                batch_threads: config.batch_threads.unwrap_or(threads),
+                gpu_layers: config.gpu_layers,
+                parallel: config.parallel,
+                generates: true,
+                embedding: EmbeddingSetup {
+                    pooling: Pooling::Mean,
+                    batch: DEFAULT_EMBEDDING_BATCH,
+                },
+            },
+        )
+    }
+
+    /// Loads an embedding model: `config.parallel` threads, each with one
+    /// embeddings context of the configured pooling, and none for
+    /// generation. Blocking: call it from a blocking thread.
+    #[tracing::instrument(skip_all, fields(model = name))]
+    pub fn load_embedder(name: &str, config: &LocalEmbeddingConfig) -> Result<LocalModel, ProviderError> {
+        let threads = config.effective_threads();
+        LocalModel::start(
+            name,
+            &Setup {
+                path: &config.path,
+                context_size: config.context_size,
+                threads,
+                batch_threads: threads,
+                gpu_layers: config.gpu_layers,
+                parallel: config.parallel,
+                generates: false,
+                embedding: EmbeddingSetup {
+                    pooling: config.pooling,
+                    batch: config.batch.clamp(1, crate::embedding_config::MAX_LOCAL_BATCH),
+                },
+            },
+        )
+    }
+
+    fn start(name: &str, config: &Setup<'_>) -> Result<LocalModel, ProviderError> {
         let backend = backend()?;
-        check_file(&config.path)?;
+        check_file(config.path)?;
 
         let started = Instant::now();
         let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
-        let model = LlamaModel::load_from_file(backend, &config.path, &params).map_err(|e| {
+        let model = LlamaModel::load_from_file(backend, config.path, &params).map_err(|e| {
             ProviderError::Local(format!("llama.cpp cannot load {}: {e}", config.path.display()))
         })?;
 
@@ -155,8 +235,8 @@ impl LocalModel {
         // Each inference thread runs its own OpenMP team: more OpenMP
         // threads than cores makes them sleep at every sync point (up to 4×
         // slower), so by default the cores are shared among `parallel`.
-        let threads = config.effective_threads();
-        let batch_threads = config.batch_threads.unwrap_or(threads).max(1);
+        let threads = config.threads.max(1);
+        let batch_threads = config.batch_threads.max(1);
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             model,
@@ -165,6 +245,8 @@ impl LocalModel {
             n_ctx,
             threads: i32::try_from(threads).unwrap_or(i32::MAX),
             batch_threads: i32::try_from(batch_threads).unwrap_or(i32::MAX),
+            generates: config.generates,
+            embedding: config.embedding,
             closing: AtomicBool::new(false),
         });
 
@@ -202,6 +284,8 @@ impl LocalModel {
             parallel,
             gpu_layers = config.gpu_layers,
             template = template_name,
+            generates = config.generates,
+            pooling = config.embedding.pooling.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "local model loaded"
         );
@@ -226,7 +310,11 @@ impl LocalModel {
         Ok(generation)
     }
 
-    /// Embeds each text (mean pooling), as unit-length vectors.
+    /// Embeds each text as a unit-length vector, in order: mean pooling
+    /// for a generation model, the configured pooling for one loaded with
+    /// [`LocalModel::load_embedder`]. Texts are decoded several at a time
+    /// (one sequence each); a text longer than the context keeps its first
+    /// `n_ctx` tokens (see [`embed`]).
     #[tracing::instrument(skip_all, fields(model = %self.shared.name, texts = texts.len()))]
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
         if texts.is_empty() {
@@ -248,6 +336,17 @@ impl LocalModel {
     /// The context length the model was trained with.
     pub fn n_ctx_train(&self) -> u32 {
         self.shared.model.n_ctx_train()
+    }
+
+    /// Width of the model's embeddings.
+    pub fn n_embd(&self) -> usize {
+        usize::try_from(self.shared.model.n_embd_out()).unwrap_or(0)
+    }
+
+    /// Tokens of context each inference thread has: the most tokens an
+    /// embedded text keeps.
+    pub fn n_ctx(&self) -> u32 {
+        self.shared.n_ctx
     }
 
     /// Tokens in the vocabulary.
@@ -350,8 +449,15 @@ fn worker(
     queue: &Mutex<mpsc::Receiver<Job>>,
     ready: mpsc::Sender<Result<(), ProviderError>>,
 ) {
-    let mut generator = match Generator::new(shared) {
-        Ok(generator) => generator,
+    // A generation model makes its embeddings context on first use; an
+    // embedding model makes it now, and no generation context at all.
+    let contexts = if shared.generates {
+        Generator::new(shared).map(|g| (Some(g), None))
+    } else {
+        embed::EmbeddingContext::new(shared).map(|e| (None, Some(e)))
+    };
+    let (mut generator, mut embedder) = match contexts {
+        Ok(contexts) => contexts,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
@@ -359,7 +465,6 @@ fn worker(
     };
     let _ = ready.send(Ok(()));
     drop(ready);
-    let mut embedder: Option<Embedder<'_>> = None;
 
     loop {
         // The lock is held only while waiting: whoever holds it takes the
@@ -372,7 +477,13 @@ fn worker(
                     continue;
                 }
                 let cancelled = || shared.closing() || reply.is_closed();
-                let result = guard(|| generator.generate(&request, &cancelled));
+                let result = match generator.as_mut() {
+                    Some(generator) => guard(|| generator.generate(&request, &cancelled)),
+                    None => Err(ProviderError::Local(format!(
+                        "{} is an embedding model: it does not generate",
+                        shared.name
+                    ))),
+                };
                 let _ = reply.send(result);
             }
             Job::Embed { texts, reply } => {
@@ -382,7 +493,7 @@ fn worker(
                 let cancelled = || shared.closing() || reply.is_closed();
                 let result = guard(|| {
                     if embedder.is_none() {
-                        embedder = Some(Embedder::new(shared)?);
+                        embedder = Some(embed::EmbeddingContext::new(shared)?);
                     }
                     embedder
                         .as_mut()
@@ -576,100 +687,9 @@ fn sampler(model: &LlamaModel, request: &GenerateRequest) -> Result<LlamaSampler
     Ok(LlamaSampler::chain(chain, true))
 }
 
-/// An inference thread's embeddings context, created on first use.
-struct Embedder<'m> {
-    shared: &'m Shared,
-    ctx: LlamaContext<'m>,
-    batch: LlamaBatch<'static>,
-    tokens: Vec<LlamaToken>,
-}
-
-impl<'m> Embedder<'m> {
-    fn new(shared: &'m Shared) -> Result<Self, ProviderError> {
-        // Pooling is per micro-batch: a whole text must fit in one.
-        let params = shared
-            .context_params()
-            .with_n_batch(shared.n_ctx)
-            .with_n_ubatch(shared.n_ctx)
-            .with_embeddings(true)
-            .with_pooling_type(LlamaPoolingType::Mean);
-        let ctx = shared.new_context(params)?;
-        let n = ctx.n_ubatch().min(ctx.n_ctx()).max(1) as usize;
-        Ok(Embedder {
-            shared,
-            ctx,
-            batch: LlamaBatch::new(n, 1),
-            tokens: Vec::new(),
-        })
-    }
-
-    fn embed(
-        &mut self,
-        texts: &[String],
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<Vec<f32>>, ProviderError> {
-        let vocab = self.shared.model.vocab();
-        let capacity = self.ctx.n_ubatch().min(self.ctx.n_ctx()) as usize;
-        let mut out = Vec::with_capacity(texts.len());
-        for text in texts {
-            if cancelled() {
-                return Err(cancelled_error());
-            }
-            self.tokens.clear();
-            vocab.tokenize_into(text.as_bytes(), &mut self.tokens, true, false);
-            if self.tokens.is_empty() {
-                return Err(ProviderError::Local("cannot embed an empty text".into()));
-            }
-            if self.tokens.len() > capacity {
-                return Err(ProviderError::ContextOverflow {
-                    prompt_tokens: self.tokens.len() as u64,
-                    context: capacity as u64,
-                });
-            }
-            self.ctx.clear_kv_cache();
-            self.batch.clear();
-            for (pos, &token) in self.tokens.iter().enumerate() {
-                self.batch
-                    .add(token, pos as i32, &[0], true)
-                    .map_err(|e| local("batch", e))?;
-            }
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| local("embedding failed", e))?;
-            let embedding = self
-                .ctx
-                .embeddings_seq_ith(0)
-                .map_err(|e| local("embedding failed", e))?;
-            out.push(normalized(embedding));
-        }
-        Ok(out)
-    }
-}
-
-/// `v / |v|`; a zero vector stays zero.
-fn normalized(v: &[f32]) -> Vec<f32> {
-    let norm = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 {
-        v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
-    } else {
-        v.to_vec()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalized_has_unit_length_and_keeps_zero() {
-        let v = normalized(&[3.0, 4.0]);
-        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
-        assert_eq!(normalized(&[0.0, 0.0]), vec![0.0, 0.0]);
-    }
 
     #[test]
     fn a_missing_or_foreign_file_is_an_error() {

@@ -1,4 +1,6 @@
-//! The models declared in configuration, by name.
+//! The models declared in configuration, by name: `[models.NAME]`, which
+//! generate, and `[embeddings.NAME]`, which embed ([`Embedder`]). The two
+//! tables are separate namespaces.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use tokio::sync::OnceCell;
 use crate::config::{
     GenerationDefaults, LocalModelConfig, ModelConfig, Price, RemoteModelConfig, check_name,
 };
+use crate::embedder::Embedder;
+use crate::embedding_config::EmbeddingConfig;
 use crate::error::{ConfigError, ProviderError};
 use crate::local::LocalModel;
 use crate::remote::RemoteModel;
@@ -186,6 +190,7 @@ impl Model {
 #[derive(Clone, Default)]
 pub struct ModelRegistry {
     models: BTreeMap<String, Arc<Model>>,
+    embedders: BTreeMap<String, Arc<Embedder>>,
 }
 
 impl ModelRegistry {
@@ -232,7 +237,33 @@ impl ModelRegistry {
             };
             out.insert(name.clone(), Arc::new(model));
         }
-        Ok(ModelRegistry { models: out })
+        Ok(ModelRegistry {
+            models: out,
+            embedders: BTreeMap::new(),
+        })
+    }
+
+    /// Adds the `[embeddings.NAME]` models, validated like
+    /// [`ModelRegistry::from_config`]'s (nothing loaded, nothing called).
+    pub fn with_embeddings(
+        mut self,
+        embeddings: &BTreeMap<String, EmbeddingConfig>,
+    ) -> Result<Self, ConfigError> {
+        for (name, config) in embeddings {
+            self.embedders
+                .insert(name.clone(), Arc::new(Embedder::from_config(name, config)?));
+        }
+        Ok(self)
+    }
+
+    /// The embedding model declared as `[embeddings.NAME]`.
+    pub fn embedder(&self, name: &str) -> Option<&Arc<Embedder>> {
+        self.embedders.get(name)
+    }
+
+    /// Every embedding model, by name.
+    pub fn embedders(&self) -> impl Iterator<Item = &Arc<Embedder>> {
+        self.embedders.values()
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Model>> {

@@ -260,8 +260,18 @@ impl RemoteModel {
         Ok(generation)
     }
 
-    /// Embeds each text, in order.
+    /// Embeds each text, in order, in one request.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
+        self.embed_with(texts, None).await
+    }
+
+    /// Embeds each text, in order, in one request, asking for `dimensions`
+    /// when set. The vectors come back as the endpoint sent them.
+    pub async fn embed_with(
+        &self,
+        texts: Vec<String>,
+        dimensions: Option<u32>,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -269,6 +279,7 @@ impl RemoteModel {
         let wire = CreateEmbeddingRequest {
             model: self.model.clone(),
             input: EmbeddingInput::StringArray(texts),
+            dimensions,
             ..Default::default()
         };
         let (client, wire) = (&self.client, &wire);

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use bounty_models::config::{GenerationDefaults, LocalPrice};
 use bounty_models::local::LocalModel;
 use bounty_models::testing::gguf::{TinyLlama, stories260k, write_tiny_llama};
-use bounty_models::{FinishReason, GenerateRequest, LocalModelConfig, Message, ProviderError, Role};
+use bounty_models::{
+    EmbedError, Embedder, EmbeddingConfig, FinishReason, GenerateRequest, LocalEmbeddingConfig,
+    LocalModelConfig, Message, Pooling, ProviderError, Role,
+};
 
 fn config(path: &Path) -> LocalModelConfig {
     LocalModelConfig {
@@ -216,13 +219,12 @@ async fn a_prompt_longer_than_the_context_overflows() {
         }
         other => panic!("expected ContextOverflow, got {other:?}"),
     };
-    match model.embed(vec![long]).await {
-        Err(ProviderError::ContextOverflow {
-            context: embed_context,
-            ..
-        }) => assert_eq!(embed_context, context),
-        other => panic!("expected ContextOverflow, got {other:?}"),
-    }
+    // Embeddings keep the first `context` tokens of a longer text.
+    let vectors = model
+        .embed(vec![long.clone(), format!("{long} and more")])
+        .await
+        .unwrap();
+    assert_eq!(vectors[0], vectors[1]);
     // A prompt that fits, asking for more tokens than there is room for:
     // the context running out ends the generation (the last token sampled
     // needs no room of its own).
@@ -370,3 +372,155 @@ async fn stories260k_tells_its_story() {
 /// time" (it never saw ChatML, so it starts mid-story), as observed with
 /// llama-cpp-2 0.1.160.
 const STORIES_GREEDY: &str = "\"Here?\" Asked Jack.\nThey ran around and saw a big, sc";
+
+/// An `[embeddings.NAME]` model on `path`.
+fn embedding_config(path: &Path, pooling: Pooling, batch: u32) -> LocalEmbeddingConfig {
+    LocalEmbeddingConfig {
+        path: path.to_path_buf(),
+        pooling,
+        context_size: 0,
+        threads: Some(1),
+        gpu_layers: 0,
+        parallel: 1,
+        batch,
+    }
+}
+
+fn embedder(config: LocalEmbeddingConfig) -> Embedder {
+    Embedder::from_config("docs", &EmbeddingConfig::Llama(config)).expect("a valid embedding model")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|t| (*t).to_owned()).collect()
+}
+
+/// The same vector up to float noise: llama.cpp's kernels sum in another
+/// order when a decode holds more tokens, which moves components by ~1e-4.
+fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-3, "vectors differ by up to {worst}");
+    let cosine = bounty_core::vector::cosine(a, b);
+    assert!(cosine > 0.9999, "cosine {cosine}");
+}
+
+const TEXTS: [&str; 5] = [
+    "How do I get a refund?",
+    "Where is my order?",
+    "How do I get a refund?",
+    "Once upon a time there was a little dog.",
+    "reset password",
+];
+
+#[tokio::test]
+async fn a_local_embedder_gives_unit_vectors_of_the_model_width() {
+    let (_dir, path) = tiny();
+    let embedder = embedder(embedding_config(&path, Pooling::Mean, 16));
+    assert_eq!(embedder.provider(), bounty_models::ProviderKind::Llama);
+    assert_eq!(embedder.dimensions(), None, "not loaded yet");
+
+    let vectors = embedder.embed(&strings(&TEXTS)).await.unwrap();
+    let width = TinyLlama::default().n_embd as usize;
+    assert_eq!(embedder.dimensions(), Some(width));
+    assert_eq!(vectors.len(), TEXTS.len());
+    for v in &vectors {
+        assert_eq!(v.len(), width);
+        let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    }
+    // Same text, same vector, wherever it sits in the batch.
+    assert_close(&vectors[0], &vectors[2]);
+    assert!(vectors[0] != vectors[1] && vectors[1] != vectors[3] && vectors[3] != vectors[4]);
+    // Deterministic across calls.
+    let again = embedder.embed(&strings(&TEXTS[..2])).await.unwrap();
+    assert_close(&again[0], &vectors[0]);
+    assert_close(&again[1], &vectors[1]);
+    assert!(embedder.embed(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        embedder.embed(&strings(&["fine", ""])).await.unwrap_err(),
+        EmbedError::EmptyText { index: 1 }
+    );
+}
+
+#[tokio::test]
+async fn a_batch_embeds_like_one_text_at_a_time() {
+    let (_dir, path) = tiny();
+    for pooling in [Pooling::Mean, Pooling::Cls, Pooling::Last] {
+        let batched = embedder(embedding_config(&path, pooling, 16));
+        // batch = 2: the same five texts over three decodes.
+        let pairs = embedder(embedding_config(&path, pooling, 2));
+        let together = batched.embed(&strings(&TEXTS)).await.unwrap();
+        let by_pairs = pairs.embed(&strings(&TEXTS)).await.unwrap();
+        for (i, text) in TEXTS.iter().enumerate() {
+            let alone = batched.embed(&strings(&[*text])).await.unwrap();
+            assert_close(&together[i], &alone[0]);
+            assert_close(&by_pairs[i], &alone[0]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn pooling_is_the_configured_one() {
+    let (_dir, path) = tiny();
+    let text = strings(&["Once upon a time there was a little dog."]);
+    let mut seen = Vec::new();
+    for pooling in [Pooling::Mean, Pooling::Cls, Pooling::Last] {
+        let v = embedder(embedding_config(&path, pooling, 4))
+            .embed(&text)
+            .await
+            .unwrap();
+        seen.push(v.into_iter().next().unwrap());
+    }
+    assert!(seen[0] != seen[1] && seen[1] != seen[2] && seen[0] != seen[2]);
+    // Cls pools the first token (BOS) only, whatever follows it.
+    let cls = embedder(embedding_config(&path, Pooling::Cls, 4));
+    let other = cls.embed(&strings(&["reset password"])).await.unwrap();
+    assert_close(&other[0], &seen[1]);
+}
+
+#[tokio::test]
+async fn a_text_longer_than_the_context_keeps_its_first_tokens() {
+    let (_dir, path) = tiny();
+    let embedder = embedder(LocalEmbeddingConfig {
+        // llama.cpp rounds it up to 256.
+        context_size: 64,
+        ..embedding_config(&path, Pooling::Mean, 4)
+    });
+    let long = "hello world ".repeat(200);
+    let longer = format!("{long} and then something else entirely");
+    let vectors = embedder
+        .embed(&[long.clone(), longer, "hello world".to_owned()])
+        .await
+        .unwrap();
+    assert_close(&vectors[0], &vectors[1]);
+    assert!(vectors[0] != vectors[2]);
+}
+
+#[tokio::test]
+async fn an_embedding_model_does_not_generate() {
+    let (_dir, path) = tiny();
+    let model = LocalModel::load_embedder("docs", &embedding_config(&path, Pooling::Mean, 4)).unwrap();
+    assert_eq!(model.n_embd(), TinyLlama::default().n_embd as usize);
+    let err = model.generate(ask("hi", 2)).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Local(m) if m.contains("embedding model")),
+        "{err:?}"
+    );
+    assert_eq!(model.embed(strings(&["still embeds"])).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn stories260k_embeds() {
+    let Some(path) = stories260k() else {
+        eprintln!("note: shared/models/stories260K.gguf is absent; skipping");
+        return;
+    };
+    let embedder = embedder(embedding_config(&path, Pooling::Mean, 8));
+    let vectors = embedder.embed(&strings(&TEXTS)).await.unwrap();
+    assert_eq!(embedder.dimensions(), Some(64));
+    assert_close(&vectors[0], &vectors[2]);
+    assert!(vectors[0] != vectors[3]);
+    for (i, text) in TEXTS.iter().enumerate() {
+        assert_close(&embedder.embed(&strings(&[*text])).await.unwrap()[0], &vectors[i]);
+    }
+}

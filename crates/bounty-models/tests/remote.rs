@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bounty_models::remote::RemoteModel;
 use bounty_models::router::Overrides;
-use bounty_models::testing::openai::{Behavior, FakeOpenAi, embedding_of};
+use bounty_models::testing::openai::{Behavior, EMBEDDING_DIM, FakeOpenAi, embedding_of};
 use bounty_models::{
-    FinishReason, GenerateRequest, Message, ModelConfig, ModelRegistry, ProviderError, ProviderKind,
-    RemoteModelConfig, Role, Router, Usage,
+    EmbedError, Embedder, EmbeddingConfig, FinishReason, GenerateRequest, Message, ModelConfig,
+    ModelRegistry, ProviderError, ProviderKind, RemoteModelConfig, Role, Router, Usage,
 };
 use serde_json::{Value, json};
 
@@ -555,4 +555,251 @@ async fn the_fake_counts_requests_in_flight_per_prompt() {
     assert_eq!(fake.max_in_flight_per_prompt(), 3);
     assert_eq!(fake.in_flight(), 0);
     assert_eq!(fake.request_count(), 4);
+}
+
+/// An `[embeddings.NAME]` table on the fake, with `tweak` applied.
+fn embedder(base_url: &str, tweak: Value) -> Arc<Embedder> {
+    // A generation model's table, less what only generation has.
+    let mut config = config_json(base_url, json!({ "model": "fake-embedding", "price": null }));
+    for (key, value) in tweak.as_object().expect("tweak is an object") {
+        config[key] = value.clone();
+    }
+    let embeddings: BTreeMap<String, EmbeddingConfig> = BTreeMap::from([(
+        "docs".to_owned(),
+        serde_json::from_value(config).expect("a valid embedding model"),
+    )]);
+    let registry = ModelRegistry::default()
+        .with_embeddings(&embeddings)
+        .expect("the registry builds");
+    assert!(
+        registry.get("docs").is_none(),
+        "embedders are not routable models"
+    );
+    registry
+        .embedder("docs")
+        .expect("the embedder is registered")
+        .clone()
+}
+
+fn texts(items: &[&str]) -> Vec<String> {
+    items.iter().map(|t| (*t).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn an_embedder_batches_requests_and_keeps_the_order() {
+    let fake = FakeOpenAi::start().await;
+    let embedder = embedder(&fake.base_url(), json!({ "batch": 2 }));
+    assert_eq!(embedder.name(), "docs");
+    assert_eq!(embedder.provider(), ProviderKind::Openai);
+    assert_eq!(embedder.dimensions(), None, "unknown until the endpoint answers");
+
+    let input = texts(&[
+        "refund policy",
+        "shipping times",
+        "reset password",
+        "refund policy",
+        "contact us",
+    ]);
+    let vectors = embedder.embed(&input).await.unwrap();
+    let expected: Vec<Vec<f32>> = input.iter().map(|t| embedding_of(t)).collect();
+    assert_eq!(vectors.len(), 5);
+    for (got, want) in vectors.iter().zip(&expected) {
+        let norm = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        assert!(bounty_core::vector::cosine(got, want) > 0.99999);
+    }
+    assert_eq!(vectors[0], vectors[3]);
+    assert_eq!(embedder.dimensions(), Some(EMBEDDING_DIM));
+
+    let sent = fake.requests();
+    let batches: Vec<&Value> = sent.iter().map(|r| &r.body["input"]).collect();
+    assert_eq!(
+        batches,
+        [
+            &json!(["refund policy", "shipping times"]),
+            &json!(["reset password", "refund policy"]),
+            &json!(["contact us"]),
+        ]
+    );
+    for request in &sent {
+        assert_eq!(request.path, "/v1/embeddings");
+        assert_eq!(request.body["model"], "fake-embedding");
+        assert!(request.body.get("dimensions").is_none());
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+    }
+    assert!(embedder.embed(&[]).await.unwrap().is_empty());
+    assert_eq!(fake.request_count(), 3);
+}
+
+#[tokio::test]
+async fn configured_dimensions_are_asked_for_and_enforced() {
+    let fake = FakeOpenAi::start().await;
+    let embedder = embedder(&fake.base_url(), json!({ "dimensions": 8 }));
+    assert_eq!(embedder.dimensions(), Some(8));
+    let vectors = embedder.embed(&texts(&["short vectors"])).await.unwrap();
+    assert_eq!(vectors[0].len(), 8);
+    assert_eq!(fake.requests()[0].body["dimensions"], 8);
+
+    // An endpoint that ignores `dimensions` is caught, not stored.
+    let body = json!({
+        "object": "list",
+        "model": "fake-embedding",
+        "data": [{ "object": "embedding", "index": 0, "embedding": embedding_of("x") }],
+        "usage": { "prompt_tokens": 1, "total_tokens": 1 },
+    });
+    fake.push(Behavior::Status {
+        code: 200,
+        retry_after: None,
+        body: Some(body.to_string()),
+    });
+    let err = embedder.embed(&texts(&["x"])).await.unwrap_err();
+    assert_eq!(
+        err,
+        EmbedError::Dimensions {
+            expected: 8,
+            got: EMBEDDING_DIM
+        }
+    );
+    assert_eq!(err.code(), "embed_dimension_mismatch");
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn remote_vectors_are_normalised_and_must_agree_in_width() {
+    let fake = FakeOpenAi::start().await;
+    let embedder = embedder(&fake.base_url(), json!({}));
+    let answer = |vectors: Vec<Value>| {
+        let data: Vec<Value> = vectors
+            .into_iter()
+            .enumerate()
+            .map(
+                |(index, embedding)| json!({ "object": "embedding", "index": index, "embedding": embedding }),
+            )
+            .collect();
+        let body = json!({ "object": "list", "model": "m", "data": data, "usage": { "prompt_tokens": 1, "total_tokens": 1 } });
+        Behavior::Status {
+            code: 200,
+            retry_after: None,
+            body: Some(body.to_string()),
+        }
+    };
+    // Out of order on the wire, not unit length: sorted by index, scaled.
+    fake.push(Behavior::Status {
+        code: 200,
+        retry_after: None,
+        body: Some(
+            json!({
+                "object": "list", "model": "m",
+                "data": [
+                    { "object": "embedding", "index": 1, "embedding": [0.0, 2.0] },
+                    { "object": "embedding", "index": 0, "embedding": [3.0, 4.0] },
+                ],
+                "usage": { "prompt_tokens": 2, "total_tokens": 2 },
+            })
+            .to_string(),
+        ),
+    });
+    let vectors = embedder.embed(&texts(&["a", "b"])).await.unwrap();
+    assert!((vectors[0][0] - 0.6).abs() < 1e-6 && (vectors[0][1] - 0.8).abs() < 1e-6);
+    assert_eq!(vectors[1], vec![0.0, 1.0]);
+    assert_eq!(embedder.dimensions(), Some(2));
+
+    fake.push(answer(vec![json!([1.0, 0.0, 0.0])]));
+    assert_eq!(
+        embedder.embed(&texts(&["c"])).await.unwrap_err(),
+        EmbedError::Dimensions { expected: 2, got: 3 }
+    );
+    fake.push(answer(vec![json!([1.0, 0.0])]));
+    assert_eq!(
+        embedder.embed(&texts(&["a", "b"])).await.unwrap_err().code(),
+        "provider_malformed_response"
+    );
+}
+
+#[tokio::test]
+async fn embedding_errors_map_like_generation_errors() {
+    let fake = FakeOpenAi::start().await;
+    let embedder = embedder(&fake.base_url(), json!({ "max_retries": 1 }));
+
+    fake.push(Behavior::error(
+        401,
+        &format!("Incorrect API key provided: {KEY}"),
+    ));
+    let err = embedder.embed(&texts(&["hello"])).await.unwrap_err();
+    assert!(
+        matches!(&err, EmbedError::Provider(ProviderError::Rejected { status: 401, message }) if message.contains("<redacted>")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(KEY) && !format!("{err:?}").contains(KEY));
+    assert!(!err.is_transient());
+    assert_eq!(fake.request_count(), 1, "a 401 is not retried");
+
+    fake.push(Behavior::rate_limited("0"));
+    assert_eq!(embedder.embed(&texts(&["hello"])).await.unwrap().len(), 1);
+    assert_eq!(fake.request_count(), 3, "a 429 is retried");
+
+    fake.push(Behavior::status(503));
+    fake.push(Behavior::status(503));
+    let err = embedder.embed(&texts(&["hello"])).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EmbedError::Provider(ProviderError::Server { status: 503, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(err.code(), "provider_server_error");
+
+    fake.push(Behavior::Malformed);
+    let err = embedder.embed(&texts(&["hello"])).await.unwrap_err();
+    assert_eq!(err.code(), "provider_malformed_response");
+
+    // The fake refuses what OpenAI refuses (here: more dimensions than the
+    // model has), as a 400 naming the parameter.
+    let wide = self::embedder(&fake.base_url(), json!({ "dimensions": EMBEDDING_DIM + 1 }));
+    let err = wide.embed(&texts(&["hello"])).await.unwrap_err();
+    assert!(
+        matches!(&err, EmbedError::Provider(ProviderError::Rejected { status: 400, message }) if message.contains("dimensions")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_text_is_refused_before_anything_is_sent() {
+    let fake = FakeOpenAi::start().await;
+    let embedder = embedder(&fake.base_url(), json!({}));
+    let err = embedder.embed(&texts(&["fine", ""])).await.unwrap_err();
+    assert_eq!(err, EmbedError::EmptyText { index: 1 });
+    assert_eq!(err.code(), "embed_empty_text");
+    assert_eq!(fake.request_count(), 0);
+}
+
+#[test]
+fn embedding_configuration_errors_name_the_table_and_key() {
+    let bad = |config: Value| {
+        let embeddings: BTreeMap<String, EmbeddingConfig> =
+            BTreeMap::from([("docs".to_owned(), serde_json::from_value(config).unwrap())]);
+        ModelRegistry::default()
+            .with_embeddings(&embeddings)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    assert_eq!(
+        bad(json!({ "provider": "openai", "base_url": "nope", "model": "m" })),
+        "embeddings.docs.base_url: \"nope\" is not an http(s) URL"
+    );
+    assert_eq!(
+        bad(json!({ "provider": "openai", "base_url": "http://x.test/v1", "model": "m", "batch": 5000 })),
+        "embeddings.docs.batch: must be between 1 and 2048"
+    );
+    let missing = bad(json!({ "provider": "llama", "path": "/nonexistent/e.gguf" }));
+    assert!(
+        missing.starts_with("embeddings.docs.path: cannot open"),
+        "{missing}"
+    );
 }

@@ -15,6 +15,13 @@
 //! flight, per distinct last user message, and the highest count ever seen
 //! is kept. A test can then assert that no task ran twice at once.
 //!
+//! `/v1/embeddings` answers like OpenAI's: `input` as a string or an array
+//! of strings, `dimensions` honoured (the vector cut to that length and
+//! normalised again, as `text-embedding-3-*` do), and a 400
+//! `invalid_request_error` naming the parameter for an empty string, more
+//! than 2048 inputs, or more dimensions than the model has
+//! ([`EMBEDDING_DIM`]).
+//!
 //! The echo path has no sleeps and no logging: benchmarks use this server
 //! as an instant model. Turn recording off ([`FakeOpenAi::set_recording`])
 //! for long load runs.
@@ -36,6 +43,9 @@ use tokio::sync::watch;
 
 /// Dimension of the fake embeddings.
 pub const EMBEDDING_DIM: usize = 16;
+
+/// Most inputs one `/v1/embeddings` request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// What the server does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +321,8 @@ struct Asked {
     echo: String,
     prompt_words: u64,
     inputs: Vec<String>,
+    /// `dimensions` of an embeddings request.
+    dimensions: Option<u64>,
 }
 
 impl Shared {
@@ -461,12 +473,19 @@ impl Shared {
                 })
             }
             Endpoint::Embeddings => {
+                if let Some(refusal) = asked.embeddings_refusal() {
+                    return refusal;
+                }
+                let dimensions = asked.dimensions.map_or(EMBEDDING_DIM, |d| d as usize);
                 let prompt = reply.map_or(asked.prompt_words.max(1), |(_, prompt, _, _)| prompt);
                 let data: Vec<Value> = asked
                     .inputs
                     .iter()
                     .enumerate()
-                    .map(|(index, text)| json!({ "object": "embedding", "index": index, "embedding": embedding_of(text) }))
+                    .map(|(index, text)| {
+                        let embedding = embedding_with_dimensions(text, dimensions);
+                        json!({ "object": "embedding", "index": index, "embedding": embedding })
+                    })
                     .collect();
                 json!({
                     "object": "list",
@@ -506,6 +525,7 @@ impl Asked {
                     echo,
                     prompt_words,
                     inputs: Vec::new(),
+                    dimensions: None,
                 }
             }
             Endpoint::Embeddings => {
@@ -524,9 +544,35 @@ impl Asked {
                     echo: String::new(),
                     prompt_words,
                     inputs,
+                    dimensions: body.get("dimensions").and_then(Value::as_u64),
                 }
             }
         }
+    }
+
+    /// The 400 OpenAI answers to embeddings input it refuses.
+    fn embeddings_refusal(&self) -> Option<Response> {
+        let (param, message) = if self.inputs.is_empty() || self.inputs.iter().any(String::is_empty) {
+            ("input", "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.".to_owned())
+        } else if self.inputs.len() > MAX_EMBEDDING_INPUTS {
+            (
+                "input",
+                format!("'$.input' is invalid: at most {MAX_EMBEDDING_INPUTS} inputs"),
+            )
+        } else if self
+            .dimensions
+            .is_some_and(|d| d == 0 || d > EMBEDDING_DIM as u64)
+        {
+            (
+                "dimensions",
+                format!("This model does not support specifying dimensions outside 1-{EMBEDDING_DIM}."),
+            )
+        } else {
+            return None;
+        };
+        let mut body = error_body(400, &message);
+        body["error"]["param"] = Value::from(param);
+        Some(json_response(StatusCode::BAD_REQUEST, &body))
     }
 }
 
@@ -569,6 +615,25 @@ pub fn embedding_of(text: &str) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm == 0.0 {
         v[0] = 1.0;
+    } else {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// [`embedding_of`] cut to its first `dimensions` components and
+/// normalised again, as OpenAI shortens `text-embedding-3-*` vectors.
+pub fn embedding_with_dimensions(text: &str, dimensions: usize) -> Vec<f32> {
+    let mut v = embedding_of(text);
+    if dimensions >= EMBEDDING_DIM {
+        return v;
+    }
+    v.truncate(dimensions);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        if let Some(first) = v.first_mut() {
+            *first = 1.0;
+        }
     } else {
         v.iter_mut().for_each(|x| *x /= norm);
     }
