@@ -17,7 +17,8 @@ use bounty_store::answer_cache::{record_cache_use, record_verdicts};
 use bounty_store::integrations::enqueue_reply;
 use bounty_store::queue::{expire_task_rows, finish_task_row};
 use bounty_store::tasks::insert_model_calls;
-use bounty_store::{AttemptEnd, ClaimedTask, NewModelCall, Store, StoreError, TaskOutput};
+use bounty_store::tool_calls::insert_tool_calls;
+use bounty_store::{AttemptEnd, ClaimedTask, NewModelCall, NewToolCall, Store, StoreError, TaskOutput};
 
 /// Finishes an attempt (see the module doc). `false` when this worker no
 /// longer holds the task: only its calls and pass rates are recorded.
@@ -27,10 +28,24 @@ pub async fn finish_attempt(
     end: &AttemptEnd,
     calls: &[NewModelCall],
 ) -> Result<bool, StoreError> {
+    finish_attempt_with_tools(store, claimed, end, calls, &[]).await
+}
+
+/// [`finish_attempt`] of an attempt that also called tools.
+pub async fn finish_attempt_with_tools(
+    store: &Store,
+    claimed: &ClaimedTask,
+    end: &AttemptEnd,
+    calls: &[NewModelCall],
+    tools: &[NewToolCall],
+) -> Result<bool, StoreError> {
     let now = store.now();
     let task = &claimed.task;
     let mut tx = store.begin().await?;
     insert_model_calls(&mut tx, task.account_id, task.id, claimed.attempt, 0, calls, now).await?;
+    // Tool calls, like model calls, happened either way: their time and
+    // their effects are recorded even when the lease was lost.
+    insert_tool_calls(&mut tx, task.account_id, task.id, claimed.attempt, tools, now).await?;
     if !finish_task_row(&mut tx, claimed, end, now).await? {
         record_verdicts(&mut tx, task.account_id, task.agent_id, calls, now).await?;
         tx.commit().await?;

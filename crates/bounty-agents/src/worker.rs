@@ -592,6 +592,8 @@ impl Worker {
             output_schema: compiled,
             task: &claimed.task.input,
             instructions: &agent.instructions,
+            retrieved: &[],
+            tool_results: &[],
         };
         let run = verify::run_policy(&agent.policy, &input, &self.inner.router).await;
         tracing::info!(model = %model, decision = %run.decision, verdicts = run.verdicts.len(), "output verified");

@@ -109,7 +109,8 @@ async fn charge(
         outcome_type: outcome.outcome_type.clone(),
         resolved: true,
         usage,
-        tool_ms: 0,
+        // Every attempt's tool time, like every attempt's tokens.
+        tool_ms: bounty_store::tool_calls::task_tool_ms(tx, account, outcome.task_id).await?,
         included_used: ComputeUnits::from_milli(included_used),
         byok,
     };

@@ -62,7 +62,7 @@ pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
     InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId, OutboxId,
-    OutcomeId, RequestId, TaskId, TransferId, UserId,
+    OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

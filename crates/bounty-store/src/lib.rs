@@ -50,6 +50,7 @@ pub mod tasks;
 mod team;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tool_calls;
 mod tx;
 pub mod usage;
 mod users;
@@ -88,6 +89,7 @@ pub use tasks::{
     task_of_ticket,
 };
 pub use team::{Invite, InviteAccepted, InviteCreated, NewInvite, TeamChange};
+pub use tool_calls::{NewToolCall, ToolCallOutcome, ToolCallRecord};
 pub use tx::Tx;
 pub use usage::UsageBucket;
 pub use users::{

@@ -121,10 +121,55 @@ pub struct TaskDetail {
     pub attempt_history: Vec<AttemptOut>,
     /// Every model call, in order, failed ones included.
     pub model_calls: Vec<ModelCallOut>,
+    /// Every tool call the agent made, in order: the steps of its turns.
+    pub tool_calls: Vec<ToolCallOut>,
     /// Totals of the model calls.
     pub usage: UsageOut,
     /// What the task came to, once it finished: see `GET /v1/outcomes/{id}`.
     pub outcome: Option<TaskOutcomeOut>,
+}
+
+/// One tool call of the agent: what it sent, what came back (redacted:
+/// no secret of the tool is ever shown) and how long it took.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ToolCallOut {
+    pub attempt: i32,
+    /// The conversation's turn.
+    pub turn: i32,
+    /// Order within the attempt.
+    pub seq: i32,
+    pub tool: String,
+    /// The arguments as the model wrote them (JSON text).
+    pub arguments: String,
+    /// The HTTP status; `null` when no answer came.
+    pub status: Option<u16>,
+    /// `ok`, `client_error`, `down`, `refused` or `handoff`.
+    pub outcome: String,
+    pub latency_ms: f64,
+    /// The response, redacted and truncated.
+    #[schema(value_type = Object)]
+    pub response: serde_json::Value,
+    /// The `Idempotency-Key` sent with a side-effecting call.
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<bounty_store::ToolCallRecord> for ToolCallOut {
+    fn from(r: bounty_store::ToolCallRecord) -> Self {
+        ToolCallOut {
+            attempt: r.attempt,
+            turn: r.call.turn,
+            seq: r.seq,
+            tool: r.call.tool,
+            arguments: r.call.arguments,
+            status: r.call.status,
+            outcome: r.call.outcome.as_str().to_owned(),
+            latency_ms: r.call.latency_us as f64 / 1000.0,
+            response: r.call.response,
+            idempotency_key: r.call.idempotency_key,
+            created_at: r.created_at,
+        }
+    }
 }
 
 /// A task's outcome, in brief.
@@ -189,6 +234,9 @@ pub struct UsageOut {
     pub model_calls: usize,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Milliseconds spent in the agent's tools, every attempt (an effort
+    /// plan's tool time).
+    pub tool_ms: u64,
     /// What calls on the account's own key (BYOK) cost the account, in
     /// micros per currency; absent when there were none.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -264,6 +312,7 @@ impl TaskOut {
         t: Task,
         attempts: Vec<TaskAttempt>,
         calls: Vec<ModelCall>,
+        tools: Vec<bounty_store::ToolCallRecord>,
         outcome: Option<bounty_store::Outcome>,
     ) -> Self {
         let transcript = t.transcript.clone();
@@ -282,9 +331,15 @@ impl TaskOut {
                 *sum = sum.saturating_add(c.call.cost.micros);
             }
         }
+        usage.tool_ms = tools
+            .iter()
+            .map(|c| u64::try_from(c.call.latency_us).unwrap_or(0))
+            .sum::<u64>()
+            .div_ceil(1000);
         let mut out = TaskOut::summary(t);
         out.detail = Some(TaskDetail {
             transcript,
+            tool_calls: tools.into_iter().map(Into::into).collect(),
             attempt_history: attempts
                 .into_iter()
                 .map(|a| AttemptOut {
@@ -508,5 +563,6 @@ pub async fn get_task(
     let attempts = state.store.task_attempts(auth.account_id, task_id).await?;
     let calls = state.store.model_calls(auth.account_id, task_id).await?;
     let outcome = state.store.outcome_of_task(auth.account_id, task_id).await?;
-    Ok(Json(TaskOut::detailed(task, attempts, calls, outcome)))
+    let tools = state.store.tool_calls(auth.account_id, task_id).await?;
+    Ok(Json(TaskOut::detailed(task, attempts, calls, tools, outcome)))
 }
