@@ -521,4 +521,82 @@ mod tests {
         );
         assert!(verifier_policy(VerificationPolicy::default(), &models).is_ok());
     }
+
+    fn a_tool() -> ToolSpec {
+        ToolSpec {
+            name: "lookup_order".into(),
+            description: "Looks an order up.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"]
+            }),
+            method: bounty_core::ToolMethod::Get,
+            url: "https://shop.example/orders/{order_id}?expand=items".into(),
+            headers: BTreeMap::from([("Authorization".to_owned(), ToolHeader::Plain("Bearer t0k".into()))]),
+            timeout_ms: bounty_core::tool::DEFAULT_TIMEOUT_MS,
+            side_effects: false,
+        }
+    }
+
+    #[test]
+    fn tool_checks_name_their_field_and_never_echo_a_header_value() {
+        assert!(tools(vec![a_tool()]).is_ok());
+        let field = |t: ToolSpec| tools(vec![a_tool(), t]).unwrap_err().field().to_owned();
+        let mut t = a_tool();
+        assert_eq!(field(t.clone()), "tools[1].name", "a repeated name");
+        t.name = "HandOff".into();
+        assert_eq!(
+            field(t.clone()),
+            "tools[1].name",
+            "the reserved name, in any case"
+        );
+        t.name = "other".into();
+        t.url = "https://shop.example/{order_id}#frag".into();
+        assert_eq!(field(t.clone()), "tools[1].url");
+        t.url = "https://shop.example/orders/{order_id}".into();
+        t.headers = BTreeMap::from([
+            ("X-Key".to_owned(), ToolHeader::Plain("a".into())),
+            ("x-key".to_owned(), ToolHeader::Plain("b".into())),
+        ]);
+        assert_eq!(
+            field(t.clone()),
+            "tools[1].headers.x-key",
+            "names are case-insensitive"
+        );
+        t.headers = BTreeMap::from([("X-Key".to_owned(), ToolHeader::Plain("t0k\u{1}".into()))]);
+        let e = tools(vec![t.clone()]).unwrap_err();
+        assert_eq!(e.field(), "tools[0].headers.X-Key");
+        assert!(!e.to_string().contains("t0k"), "{e}");
+        t.headers = BTreeMap::new();
+        t.description = "\u{0}".into();
+        assert_eq!(field(t.clone()), "tools[1].description");
+        assert_eq!(max_steps(0).unwrap_err().field(), "max_steps");
+        assert_eq!(max_steps(MAX_STEPS), Ok(MAX_STEPS));
+    }
+
+    #[test]
+    fn keep_takes_the_same_tools_same_header_or_is_refused() {
+        let mut stored = a_tool();
+        stored.headers =
+            BTreeMap::from([("Authorization".to_owned(), ToolHeader::Sealed("v1.k1.abc".into()))]);
+        let mut sent = a_tool();
+        sent.headers = BTreeMap::from([("Authorization".to_owned(), ToolHeader::Keep)]);
+        let kept = keep_sealed(vec![sent.clone()], std::slice::from_ref(&stored)).unwrap();
+        assert_eq!(
+            kept[0].headers["Authorization"],
+            ToolHeader::Sealed("v1.k1.abc".into())
+        );
+        // Nothing stored, another header, or a renamed tool: refused.
+        assert_eq!(
+            keep_sealed(vec![sent.clone()], &[]).unwrap_err().field(),
+            "tools[0].headers.Authorization"
+        );
+        let mut renamed = sent.clone();
+        renamed.name = "find_order".into();
+        assert!(keep_sealed(vec![renamed], std::slice::from_ref(&stored)).is_err());
+        let mut other = sent;
+        other.headers = BTreeMap::from([("X-Other".to_owned(), ToolHeader::Keep)]);
+        assert!(keep_sealed(vec![other], &[stored]).is_err());
+    }
 }
