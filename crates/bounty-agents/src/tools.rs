@@ -2,9 +2,10 @@
 //! what it returns to the model and to the record.
 //!
 //! The agent loop prepares each tool of the version it runs once
-//! ([`PreparedTool::prepare`]: the arguments' schema compiled, the sealed
-//! header values opened) and calls [`call_tool`] for each tool call the
-//! model makes. A call:
+//! ([`prepare_agent_tools`], [`PreparedTool::prepare`]: the arguments'
+//! schema compiled, the sealed header values opened) and calls
+//! [`call_tool`] for each tool call the model makes, with the key
+//! [`idempotency_key`] derives from the task, turn and step. A call:
 //!
 //! 1. checks the arguments against the tool's schema; invalid ones are a
 //!    [`ToolOutcome::ClientError`] the model is shown, and nothing is sent;
@@ -323,6 +324,27 @@ impl PreparedTool {
     }
 }
 
+/// Every tool of `agent`'s version, prepared ([`PreparedTool::prepare`])
+/// in the order the agent lists them.
+pub fn prepare_agent_tools(
+    agent: &bounty_store::Agent,
+    open: impl Fn(&str, &[u8]) -> Option<String>,
+) -> Result<Vec<PreparedTool>, PrepareError> {
+    agent
+        .tools
+        .iter()
+        .map(|t| PreparedTool::prepare(t.clone(), agent.account_id, agent.id, &open))
+        .collect()
+}
+
+/// The `Idempotency-Key` of a side-effecting call: the task, the turn of
+/// its conversation and the step within the turn. The same step retried
+/// (after a crash, a lost lease, a transient failure) sends the same key;
+/// any other step sends another.
+pub fn idempotency_key(task: bounty_core::TaskId, turn: u32, step: u32) -> String {
+    format!("{task}/turn-{turn}/step-{step}")
+}
+
 /// An argument as text in a URL: a string as it is, anything else as JSON.
 fn scalar_text(value: &Value) -> String {
     match value {
@@ -525,7 +547,16 @@ pub async fn call_tool(
             }
         }
     };
-    finish(tool, ended)
+    let result = finish(tool, ended);
+    // Names and numbers only: never a value, an argument or a body.
+    tracing::debug!(
+        tool = %tool.spec.name,
+        status = ?result.status,
+        outcome = result.outcome.as_str(),
+        latency_ms = u64::try_from(result.latency.as_millis()).unwrap_or(u64::MAX),
+        "tool called"
+    );
+    result
 }
 
 #[cfg(test)]
