@@ -615,6 +615,26 @@ async fn secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them(b
     assert_eq!(patched["version"], 2);
     assert_eq!(patched["tools"][0]["description"], "Looks an order up (v2).");
     responses.push(patched.to_string());
+    // "[sealed]" never follows a tool to another origin.
+    let mut moved = shown["tools"][0].clone();
+    moved["url"] = json!("https://1.1.1.1/orders/{order_id}");
+    let resp = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/agents/{id}"),
+        &key,
+        Some(&json!({"tools": [moved]})),
+    )
+    .await;
+    let body = assert_error(resp, 422, "validation_failed").await;
+    assert!(
+        body["error"]["param"]
+            .as_str()
+            .unwrap()
+            .starts_with("tools[0].headers."),
+        "{body}"
+    );
+    responses.push(body.to_string());
     // A refused update that names the value: the error never repeats it.
     let mut bad = t.clone();
     bad["headers"] = json!({"Authorization": format!("Bearer {secret}\u{7}")});

@@ -433,23 +433,42 @@ fn tool_headers(headers: &BTreeMap<String, ToolHeader>, at: &str) -> Result<(), 
 /// same tool's same header has in `current` (the agent's current
 /// version): how a client that read `"[sealed]"` sends it back unchanged.
 /// A `Keep` with nothing to keep (a new agent, a new tool or header, a
-/// renamed tool) is refused, naming the header.
+/// renamed tool) is refused, naming the header; so is one whose tool now
+/// calls another origin (scheme, host or port), so that a stored secret
+/// can only be sent where it was sent before.
 pub fn keep_sealed(mut tools: Vec<ToolSpec>, current: &[ToolSpec]) -> Result<Vec<ToolSpec>, AgentSpecError> {
     for (i, t) in tools.iter_mut().enumerate() {
         let before = current.iter().find(|c| c.name == t.name);
+        let origin = t.origin().to_owned();
+        let tool_name = t.name.clone();
         for (name, value) in t.headers.iter_mut() {
             if *value != ToolHeader::Keep {
                 continue;
             }
-            match before.and_then(|c| c.headers.get(name)) {
-                Some(sealed @ ToolHeader::Sealed(_)) => *value = sealed.clone(),
+            match before.and_then(|c| c.headers.get(name).map(|h| (c, h))) {
+                Some((c, _)) if !c.origin().eq_ignore_ascii_case(&origin) => {
+                    // A stored secret is never sent somewhere new on the
+                    // strength of "[sealed]" alone: whoever moves the tool
+                    // sends the value again.
+                    return Err(AgentSpecError::invalid(
+                        format!("tools[{i}].headers.{name}"),
+                        format!(
+                            "is {:?}, but tool {:?} now calls {} instead of {}: send the value again",
+                            bounty_core::tool::SEALED_MARKER,
+                            tool_name,
+                            origin,
+                            c.origin()
+                        ),
+                    ));
+                }
+                Some((_, sealed @ ToolHeader::Sealed(_))) => *value = sealed.clone(),
                 _ => {
                     return Err(AgentSpecError::invalid(
                         format!("tools[{i}].headers.{name}"),
                         format!(
                             "is {:?}, which keeps a stored value, but tool {:?} has no such header stored",
                             bounty_core::tool::SEALED_MARKER,
-                            t.name
+                            tool_name
                         ),
                     ));
                 }
@@ -595,8 +614,18 @@ mod tests {
         let mut renamed = sent.clone();
         renamed.name = "find_order".into();
         assert!(keep_sealed(vec![renamed], std::slice::from_ref(&stored)).is_err());
-        let mut other = sent;
+        let mut other = sent.clone();
         other.headers = BTreeMap::from([("X-Other".to_owned(), ToolHeader::Keep)]);
-        assert!(keep_sealed(vec![other], &[stored]).is_err());
+        assert!(keep_sealed(vec![other], std::slice::from_ref(&stored)).is_err());
+        // A new path keeps it; a new host or port does not.
+        let mut moved = sent.clone();
+        moved.url = "https://SHOP.example/v2/orders/{order_id}".into();
+        assert!(keep_sealed(vec![moved.clone()], std::slice::from_ref(&stored)).is_ok());
+        moved.url = "https://attacker.example/orders/{order_id}".into();
+        let e = keep_sealed(vec![moved.clone()], std::slice::from_ref(&stored)).unwrap_err();
+        assert_eq!(e.field(), "tools[0].headers.Authorization");
+        assert!(e.to_string().contains("send the value again"), "{e}");
+        moved.url = "https://shop.example:8443/orders/{order_id}".into();
+        assert!(keep_sealed(vec![moved], &[stored]).is_err());
     }
 }

@@ -146,6 +146,16 @@ pub struct ToolSpec {
 }
 
 impl ToolSpec {
+    /// The URL template's origin as written: the scheme and the authority
+    /// (`https://shop.example:8443`), where its header values are sent.
+    pub fn origin(&self) -> &str {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return "";
+        };
+        let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        &self.url[..scheme.len() + 3 + authority]
+    }
+
     /// The host of the URL template (its authority without credentials or
     /// port), for display; empty when the template has none.
     pub fn host(&self) -> &str {
@@ -296,6 +306,12 @@ mod tests {
         assert_eq!(tool("http://[::1]:80/x").host(), "::1");
         assert_eq!(tool("https://u@h.example?q=1").host(), "h.example");
         assert_eq!(tool("nonsense").host(), "");
+        assert_eq!(
+            tool("https://shop.example:8443/o/{id}").origin(),
+            "https://shop.example:8443"
+        );
+        assert_eq!(tool("http://h.example?q=1").origin(), "http://h.example");
+        assert_eq!(tool("nonsense").origin(), "");
     }
 
     #[test]
