@@ -26,6 +26,7 @@ backend_tests!(
     knowledge_of_another_account_is_refused,
     another_account_cannot_read_the_agent_or_its_tools,
     secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them,
+    a_version_written_without_the_new_columns_reads_the_defaults,
 );
 
 const MODEL: &str = "small";
@@ -540,6 +541,63 @@ async fn another_account_cannot_read_the_agent_or_its_tools(backend: Backend) {
     )
     .await;
     assert_ne!(mine["id"], created["id"]);
+}
+
+/// A version row written as code before migration 0023 wrote it (none of
+/// its columns) reads as it always ran: no tools, no knowledge, 4 steps,
+/// no hand-off.
+async fn a_version_written_without_the_new_columns_reads_the_defaults(backend: Backend) {
+    use sqlx::Connection;
+
+    let app = spawn(backend, false).await;
+    let (account, key) = app.create_account("acme").await;
+    let created = json_of(
+        app.create_agent(
+            &key,
+            &agent(
+                "support",
+                json!({"tools": [tool("t")], "max_steps": 9, "handoff": true}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let old_insert = format!(
+        "insert into agent_versions (agent_id, version, account_id, name, instructions, model_route,
+             output_schema, outcome_type, verifier_policy, params, routing, created_at)
+         select agent_id, 2, account_id, name, instructions, model_route, output_schema, outcome_type,
+             verifier_policy, params, routing, created_at
+         from agent_versions where agent_id = '{id}' and version = 1"
+    );
+    let url = app.database_url().to_owned();
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(old_insert))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(old_insert))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let old = app
+        .store
+        .get_agent(account, id.parse().unwrap(), Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (old.tools.len(), old.knowledge.len(), old.max_steps, old.handoff),
+        (0, 0, 4, false)
+    );
 }
 
 /// A server that records the `Authorization` header of each request.
