@@ -178,6 +178,10 @@ async fn exports_only_resolved_traces_of_the_agent_in_the_window(backend: Backen
                 verifier_policy: store_test_policy(),
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await

@@ -9,6 +9,7 @@
 mod support;
 
 mod account;
+mod agent_tools;
 mod agents;
 mod api_keys;
 mod billing_integrity;

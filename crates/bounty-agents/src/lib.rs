@@ -7,6 +7,9 @@
 //!   agent, then the insert with its idempotency and budget outcomes.
 //! - [`knowledge`]: knowledge sources: creating an upload source, adding
 //!   documents, re-indexing (incremental and idempotent).
+//! - [`tools`]: the tool executor: one HTTP call of an agent's tool, its
+//!   arguments checked, its secrets opened and redacted, through the
+//!   outbound policy; what the model is shown and what the record keeps.
 //! - [`worker`]: claims tasks from the durable queue, runs each through the
 //!   model router under a renewed lease, records every model call, and
 //!   finishes the attempt (completed, retried with backoff, or failed).
@@ -28,6 +31,7 @@ pub mod prompt;
 pub mod schema;
 pub mod spec;
 pub mod submit;
+pub mod tools;
 pub mod verify;
 pub mod worker;
 

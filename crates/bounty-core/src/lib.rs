@@ -23,6 +23,8 @@
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
 //! - [`knowledge`]: documents parsed into sections and cut into chunks with
 //!   stable ids and source links; the limits of a knowledge source.
+//! - [`tool`]: an agent's HTTP tools, their URL templates and the sealing
+//!   associated data of their header values.
 //! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
 //! - [`vector`]: cosine, stored vector bytes, top-k and rank fusion for retrieval.
 
@@ -49,6 +51,7 @@ pub mod routing;
 pub mod stored_enum;
 pub mod task;
 pub mod text;
+pub mod tool;
 pub mod vector;
 pub mod verdict;
 pub mod verification;
@@ -77,5 +80,6 @@ pub use page::{PageLimit, PageLimitError};
 pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
 pub use routing::{CachePolicy, Cascade, PassRate, RoutingPolicy, ShadowPolicy, cache_key};
 pub use task::{InputPolicy, TaskInput, TaskStatus, random_unit, retry_delay};
+pub use tool::{ToolHeader, ToolMethod, ToolSpec};
 pub use verdict::{Decision, PolicyMode, VerifierVerdict};
 pub use verification::{VerificationPolicy, VerifierSpec};

@@ -72,8 +72,8 @@ pub enum ApiError {
     /// resolves to, an address Bounty may not call (loopback, private,
     /// link-local, cloud metadata, …).
     OutboundRefused {
-        /// The field at fault (`base_url`).
-        param: &'static str,
+        /// The field at fault (`base_url`, `tools[0].url`).
+        param: String,
         /// The refusal: the host, the address and its class.
         refusal: String,
     },
@@ -294,7 +294,7 @@ impl ApiError {
             ),
             ApiError::OutboundRefused { param, refusal } => (
                 format!("`{param}` must be a public address: {refusal}"),
-                Some((*param).to_owned()),
+                Some(param.clone()),
             ),
             ApiError::UnknownAgent { agent } => (
                 format!("`agent` names no agent `{agent}` of this account"),

@@ -56,7 +56,7 @@ pub mod usage;
 mod users;
 
 pub use accounts::Account;
-pub use agents::{Agent, AgentPatch, AgentSpec};
+pub use agents::{Agent, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS};
 pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use byok::{ByokRecord, byok_sealing_aad};

@@ -2,6 +2,7 @@
 //! database of either backend, with one helper method per endpoint.
 
 pub mod billing;
+pub mod logged;
 pub mod proxy;
 pub mod stripe;
 

@@ -58,6 +58,10 @@ pub async fn tenant(store: &Store, name: &str) -> Tenant {
                 },
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await
