@@ -158,6 +158,8 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             keyring: keyring.clone().map(Arc::new),
             // Test deliveries go to this process itself.
             self_url: Some(format!("http://{}", self_address(addr))),
+            knowledge_embedder: knowledge_embedder.clone(),
+            outbound: config.tools.outbound_policy(),
             ..bounty_web::WebState::new(store.clone(), config.server.secure_cookies)
         })
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())

@@ -21,6 +21,7 @@
 //! it, since every step is idempotent.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bounty_core::knowledge::{
     DocumentFormat, KnowledgeError, KnowledgeKind, KnowledgeStatus, MAX_CHUNKS_PER_SOURCE, Problem,
@@ -28,7 +29,7 @@ use bounty_core::knowledge::{
 };
 use bounty_core::{AccountId, ApiKeyMode, KnowledgeName, KnowledgeSourceId};
 use bounty_models::Embedder;
-use bounty_outbound::{Outbound, Url};
+use bounty_outbound::{Outbound, OutboundPolicy, Url};
 use bounty_store::{KnowledgeSource, NewKnowledgeSource, Store};
 
 use super::embed::{EmbedReport, embed_missing};
@@ -247,4 +248,39 @@ pub async fn fetch_url_source(
     tracing::info!(account.id = %account, source.id = %source, fetched = report.fetched,
         failed = report.failed, changed = report.index.added + report.index.updated, "knowledge URL source fetched");
     Ok(report)
+}
+
+/// Runs [`fetch_url_source`] in the background, under `policy`: how the
+/// API and the dashboard answer at once. A process that stops meanwhile
+/// leaves the source `indexing`; `bounty knowledge reindex` completes it.
+pub fn spawn_fetch(
+    store: Store,
+    policy: OutboundPolicy,
+    embedder: Option<Arc<Embedder>>,
+    account: AccountId,
+    source: KnowledgeSourceId,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let outbound = match Outbound::new(policy) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(account.id = %account, source.id = %source, error = %e,
+                    "cannot build the HTTP client to fetch a knowledge source");
+                return;
+            }
+        };
+        if let Err(e) = fetch_url_source(
+            &store,
+            &outbound,
+            embedder.as_deref(),
+            account,
+            source,
+            |_, _, _| {},
+        )
+        .await
+        {
+            tracing::error!(account.id = %account, source.id = %source, error = %e,
+                "fetching a knowledge source failed; `bounty knowledge reindex` completes it");
+        }
+    })
 }

@@ -28,6 +28,7 @@ use bounty_store::{DocumentChange, KnowledgeSource, NewKnowledgeSource, Store, S
 pub use embed::{EMBED_BATCH, EmbedReport, chunks_to_embed_count, embed_missing};
 pub use fetch::{
     FetchReport, MAX_URLS, create_url_source, fetch_url_source, format_of_content_type, parse_urls,
+    spawn_fetch,
 };
 pub use retrieve::{MAX_K, Retrieval, RetrievedChunk, retrieve};
 

@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bounty_agents::knowledge::{
     EmbedReport, IndexReport, KnowledgeRefusal, add_documents, create_upload_source, create_url_source,
-    embed_missing, fetch_url_source, retrieve,
+    embed_missing, retrieve, spawn_fetch,
 };
 use bounty_core::knowledge::{DocumentFormat, DocumentInput, KnowledgeKind, SearchQuery};
 use bounty_core::{AccountId, KnowledgeDocumentId, KnowledgeName, KnowledgeSourceId};
@@ -344,38 +344,6 @@ async fn embed_after_index(
     ))
 }
 
-/// Fetches a `urls` source in the background: the request that created it
-/// is answered at once. A process that stops meanwhile leaves the source
-/// `indexing`; `bounty knowledge reindex` completes it.
-pub fn spawn_fetch(state: &AppState, account: AccountId, source: KnowledgeSourceId) {
-    let store = state.store.clone();
-    let policy = state.outbound;
-    let embedder = state.knowledge_embedder.clone();
-    tokio::spawn(async move {
-        let outbound = match bounty_outbound::Outbound::new(policy) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(account.id = %account, source.id = %source, error = %e,
-                    "cannot build the HTTP client to fetch a knowledge source");
-                return;
-            }
-        };
-        if let Err(e) = fetch_url_source(
-            &store,
-            &outbound,
-            embedder.as_deref(),
-            account,
-            source,
-            |_, _, _| {},
-        )
-        .await
-        {
-            tracing::error!(account.id = %account, source.id = %source, error = %e,
-                "fetching a knowledge source failed; `bounty knowledge reindex` completes it");
-        }
-    });
-}
-
 /// Creates a knowledge source. An `upload` source's documents are checked
 /// before anything is stored (a refused request stores nothing) and
 /// indexed at once: 201. A `urls` source's URLs are checked, the source is
@@ -419,7 +387,13 @@ pub async fn create_knowledge(
             .as_deref()
             .ok_or_else(|| ApiError::validation("urls", "is required for a `urls` source"))?;
         let source = create_url_source(&state.store, auth.account_id, auth.mode, &name, urls).await?;
-        spawn_fetch(&state, auth.account_id, source.id);
+        spawn_fetch(
+            state.store.clone(),
+            state.outbound,
+            state.knowledge_embedder.clone(),
+            auth.account_id,
+            source.id,
+        );
         let urls = state.store.knowledge_urls(auth.account_id, source.id).await?;
         let detail = KnowledgeDetail {
             source: source.into(),
