@@ -24,6 +24,7 @@ mod helpdesk;
 mod helpdesk_replies;
 mod hostile_input;
 mod knowledge;
+mod knowledge_hybrid;
 mod ledger_props;
 mod margin;
 mod openapi;

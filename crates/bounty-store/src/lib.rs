@@ -35,6 +35,7 @@ mod error;
 pub mod health;
 pub mod integrations;
 pub mod knowledge;
+mod knowledge_retrieval;
 pub mod ledger;
 mod margin;
 mod operators;
@@ -73,6 +74,7 @@ pub use knowledge::{
     ChunkHit, DocumentChange, EmbeddedChunk, KnowledgeDocument, KnowledgeSource, NewKnowledgeSource,
     StoredDocument,
 };
+pub use knowledge_retrieval::{ChunkDetail, ChunkToEmbed, KnowledgeUrl, RetrievalSource};
 pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use operators::{Operator, OperatorKey, OperatorLogin, OperatorSession};
