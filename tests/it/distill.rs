@@ -69,6 +69,7 @@ async fn finish(
         .pop()
         .expect("the new task is due");
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: "done".into(),
         errors: None,
         model: model.into(),

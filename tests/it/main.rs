@@ -15,6 +15,7 @@ mod api_keys;
 mod billing_integrity;
 mod byok;
 mod cli;
+mod conversations;
 mod disputes;
 mod distill;
 mod errors;

@@ -17,6 +17,8 @@
 //! - [`page`]: cursor pagination parameters.
 //! - [`agent`]: validated parts of an agent definition.
 //! - [`task`]: task input, status and the retry schedule.
+//! - [`conversation`]: what a customer's message does to its task's
+//!   conversation (append, continue, closed).
 //! - [`verdict`]: verifier decisions and how policies combine them.
 //! - [`verification`]: an agent's verification policy.
 //! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
@@ -34,6 +36,7 @@ pub mod agent;
 pub mod api_key;
 pub mod clock;
 pub mod compute;
+pub mod conversation;
 pub mod decimal;
 pub mod dispute;
 pub mod id;

@@ -27,6 +27,7 @@ pub mod answer_cache;
 mod api_keys;
 mod byok;
 mod column;
+pub mod conversation;
 mod db;
 mod deliveries;
 pub mod disputes;
@@ -61,6 +62,7 @@ pub use agents::{Agent, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS};
 pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use byok::{ByokRecord, byok_sealing_aad};
+pub use conversation::ConversationMessage;
 pub use db::{Backend, DatabaseOptions, Store};
 pub use deliveries::{
     DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket,

@@ -158,6 +158,7 @@ async fn finish(store: &Store, t: &Tenant, subject: &str, end: AttemptEnd, calls
 /// A task the verifier passed: resolved and charged, with one model call.
 pub async fn resolved_task(store: &Store, t: &Tenant, subject: &str) -> TaskId {
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: "Your refund is on its way.".into(),
         errors: None,
         model: "small-model-q4".into(),
