@@ -28,6 +28,7 @@ backend_tests!(
     a_message_racing_a_running_turn_is_answered_by_the_next_turn,
     a_redelivered_customer_reply_adds_nothing,
     messages_are_validated_idempotent_and_tenant_scoped,
+    a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_uncharged,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -585,4 +586,83 @@ async fn messages_are_validated_idempotent_and_tenant_scoped(backend: Backend) {
             .len(),
         1
     );
+}
+
+/// Claims the one due task and finishes its attempt with `end`.
+async fn run_turn(app: &TestApp, end: AttemptEnd) -> bounty_store::ClaimedTask {
+    let claimed = app
+        .store
+        .claim_tasks("w-1", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .pop()
+        .expect("a task is due");
+    assert!(finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+    claimed
+}
+
+async fn a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_uncharged(backend: Backend) {
+    let app = app(backend, None).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent(&app, &key, awaiting()).await;
+    let task = app.task(&key, "support", "Cancel my plan.").await;
+    let task = task["id"].as_str().unwrap().to_owned();
+    let answer = |text: &str| {
+        AttemptEnd::Completed(TaskOutput {
+            handoff: None,
+            text: text.into(),
+            errors: None,
+            model: "fake".into(),
+            transcript: json!([]),
+            decision: Decision::Pending,
+            verdicts: Vec::new(),
+            cache: None,
+        })
+    };
+    let failure = |code: &str| bounty_store::TaskError {
+        code: code.into(),
+        message: "the model was unreachable".into(),
+    };
+    // Turn 1 uses two of its three attempts.
+    let first = run_turn(
+        &app,
+        AttemptEnd::Retry {
+            error: failure("provider_unreachable"),
+            run_at: chrono::Utc::now(),
+        },
+    )
+    .await;
+    assert_eq!((first.attempt, first.task.max_attempts), (1, 3));
+    run_turn(&app, answer("Which plan?")).await;
+    let t1 = app.get_task(&key, &task).await;
+    assert_eq!(t1["outcome"]["status"], "provisional", "{t1}");
+
+    // The customer answers: turn 2 gets three attempts of its own, and
+    // attempt numbers go on counting.
+    json_of(
+        message(&app, &key, &task, json!({"body": "The team plan."}), None).await,
+        202,
+    )
+    .await;
+    let second = run_turn(&app, AttemptEnd::Failed(failure("provider_error"))).await;
+    assert_eq!(second.task.turn, 2);
+    assert_eq!((second.attempt, second.task.max_attempts), (3, 5), "{second:?}");
+
+    // Turn 2 failed for good: the conversation ends, never charged.
+    let done = app.get_task(&key, &task).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["outcome"]["status"], "failed");
+    let receipt = app
+        .get_outcome(&key, done["outcome"]["id"].as_str().unwrap())
+        .await;
+    let events: Vec<&str> = receipt["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["verified", "continued", "task_failed"], "{receipt}");
+    assert_eq!(transfers(&app, account, TransferKind::Charge).await, 0);
+    let closed = message(&app, &key, &task, json!({"body": "Hello?"}), None).await;
+    assert_error(closed, 409, "conversation_closed").await;
 }
