@@ -14,10 +14,11 @@ use bounty_core::ledger::TransferKind;
 use bounty_core::outbox::OutboxKind;
 use bounty_core::{Decision, TaskId};
 use bounty_models::testing::openai::{Behavior, FakeOpenAi};
-use bounty_store::{AttemptEnd, TaskOutput};
+use bounty_store::AttemptEnd;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::support::billing::answered;
 use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker, verified_at_once};
 
 backend_tests!(
@@ -360,26 +361,13 @@ async fn a_hand_off_is_escalated_never_charged_and_noted_to_the_helpdesk(backend
     let ticket = json!({"ticket_id": "T-7", "subject": "Legal", "body": "I want to talk to a lawyer."});
     let first = deliver(&app, &created, &secret, "ticket.created", ticket, "d-1").await;
     let task: TaskId = first["task_id"].as_str().unwrap().parse().unwrap();
-    let claimed = app
-        .store
-        .claim_tasks("w-1", 1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .pop()
-        .expect("the ticket's task is due");
-    assert_eq!(claimed.task.id, task);
     // The verifiers would pass; the hand-off wins.
-    let end = AttemptEnd::Completed(TaskOutput {
-        handoff: Some("the customer asked for a person".into()),
-        text: "I am handing you to a colleague.".into(),
-        errors: None,
-        model: "fake".into(),
-        transcript: json!([]),
-        decision: Decision::Pass,
-        verdicts: Vec::new(),
-        cache: None,
-    });
-    assert!(finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+    let mut end = answered("I am handing you to a colleague.", Decision::Pass);
+    if let AttemptEnd::Completed(out) = &mut end {
+        out.handoff = Some("the customer asked for a person".into());
+    }
+    let claimed = run_turn(&app, end).await;
+    assert_eq!(claimed.task.id, task);
     let done = app.get_task(&key, &task.to_string()).await;
     assert_eq!(done["outcome"]["status"], "escalated", "{done}");
     assert_eq!(done["outcome"]["cu"], "0.000");
@@ -607,18 +595,6 @@ async fn a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_
     agent(&app, &key, awaiting()).await;
     let task = app.task(&key, "support", "Cancel my plan.").await;
     let task = task["id"].as_str().unwrap().to_owned();
-    let answer = |text: &str| {
-        AttemptEnd::Completed(TaskOutput {
-            handoff: None,
-            text: text.into(),
-            errors: None,
-            model: "fake".into(),
-            transcript: json!([]),
-            decision: Decision::Pending,
-            verdicts: Vec::new(),
-            cache: None,
-        })
-    };
     let failure = |code: &str| bounty_store::TaskError {
         code: code.into(),
         message: "the model was unreachable".into(),
@@ -633,7 +609,7 @@ async fn a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_
     )
     .await;
     assert_eq!((first.attempt, first.task.max_attempts), (1, 3));
-    run_turn(&app, answer("Which plan?")).await;
+    run_turn(&app, answered("Which plan?", Decision::Pending)).await;
     let t1 = app.get_task(&key, &task).await;
     assert_eq!(t1["outcome"]["status"], "provisional", "{t1}");
 

@@ -24,10 +24,10 @@ use bounty_core::outcome::Signal;
 use bounty_core::{
     AccountId, ComputeUnits, Decision, ManualClock, PageLimit, TaskStatus, VerificationPolicy,
 };
-use bounty_store::{AttemptEnd, DatabaseOptions, Store, TaskError, TaskFilter, TaskOutput};
+use bounty_store::{AttemptEnd, DatabaseOptions, Store, TaskError, TaskFilter};
 use proptest::prelude::*;
 
-use crate::support::billing::{account_with_agent, queue_and_claim};
+use crate::support::billing::{account_with_agent, answered, queue_and_claim};
 use crate::support::{Backend, TestDatabase};
 
 #[derive(Debug, Clone)]
@@ -104,16 +104,7 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
             Op::Run(_) | Op::Fail => {
                 let claimed = queue_and_claim(&store, account, agent, format!("task {i}")).await;
                 let end = match op {
-                    Op::Run(decision) => AttemptEnd::Completed(TaskOutput {
-                        handoff: None,
-                        text: "done".into(),
-                        errors: None,
-                        model: "m".into(),
-                        transcript: serde_json::json!([]),
-                        decision,
-                        verdicts: Vec::new(),
-                        cache: None,
-                    }),
+                    Op::Run(decision) => answered("done", decision),
                     _ => AttemptEnd::Failed(TaskError {
                         code: "x".into(),
                         message: "failed".into(),

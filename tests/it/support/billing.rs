@@ -82,20 +82,23 @@ pub async fn queue_and_claim(store: &Store, account: AccountId, agent: AgentId, 
         }
         // A reopen resumed an earlier task's conversation, and its turn
         // was due first: it is answered (worked for free) out of the way.
-        let end = bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
-            handoff: None,
-            text: "resumed".into(),
-            errors: None,
-            model: "m".into(),
-            transcript: serde_json::json!([]),
-            decision: bounty_core::Decision::Pass,
-            verdicts: Vec::new(),
-            cache: None,
-        });
-        assert!(
-            bounty_agents::finish::finish_attempt(store, &claimed, &end, &[])
-                .await
-                .unwrap()
-        );
+        let end = answered("resumed", bounty_core::Decision::Pass);
+        let finished = bounty_agents::finish::finish_attempt(store, &claimed, &end, &[]).await;
+        assert!(finished.unwrap());
     }
+}
+
+/// A completed attempt whose answer is `text` and whose verifiers decided
+/// `decision`.
+pub fn answered(text: &str, decision: bounty_core::Decision) -> bounty_store::AttemptEnd {
+    bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
+        handoff: None,
+        text: text.into(),
+        errors: None,
+        model: "m".into(),
+        transcript: serde_json::json!([]),
+        decision,
+        verdicts: Vec::new(),
+        cache: None,
+    })
 }
