@@ -371,7 +371,7 @@ async fn worker_runs_a_task_on_a_remote_model(backend: Backend) {
     assert!(calls[0]["error"].is_null());
     assert_eq!(
         done["usage"],
-        json!({"model_calls": 1, "prompt_tokens": 1200, "completion_tokens": 300})
+        json!({"model_calls": 1, "prompt_tokens": 1200, "completion_tokens": 300, "tool_ms": 0})
     );
     let history = done["attempt_history"].as_array().unwrap();
     assert_eq!(history.len(), 1);
