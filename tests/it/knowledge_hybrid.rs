@@ -449,10 +449,10 @@ async fn url_sources_are_fetched_in_the_background(backend: Backend) {
     assert_eq!(got["document_count"], 3, "{got}");
     let u = got["urls"].as_array().unwrap();
     assert_eq!(u[0]["url"], urls[0].as_str());
-    for i in 0..3 {
-        assert_eq!(u[i]["status"], "fetched", "{got}");
-        assert_eq!(u[i]["error"], Value::Null);
-        assert!(u[i]["chunk_count"].as_i64().unwrap() >= 1);
+    for fetched in &u[..3] {
+        assert_eq!(fetched["status"], "fetched", "{got}");
+        assert_eq!(fetched["error"], Value::Null);
+        assert!(fetched["chunk_count"].as_i64().unwrap() >= 1);
     }
     assert_eq!(u[3]["status"], "failed");
     assert!(
