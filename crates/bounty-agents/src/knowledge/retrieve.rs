@@ -45,7 +45,7 @@ use bounty_core::knowledge::{ChunkId, MAX_QUERY_CHARS, SearchQuery};
 use bounty_core::vector::{RRF_K, fuse, top_k};
 use bounty_core::{AccountId, KnowledgeSourceId};
 use bounty_models::Embedder;
-use bounty_store::{RetrievalSource, Store, StoreError};
+use bounty_store::{ChunkDetail, RetrievalSource, Store, StoreError};
 use serde::{Serialize, Serializer};
 
 /// The most chunks one retrieval returns.
@@ -318,13 +318,37 @@ pub async fn retrieve(
         .iter()
         .filter_map(|(id, score)| Some((id.parse().ok()?, id.as_str(), *score)))
         .collect();
-    let chosen_ids: Vec<ChunkId> = chosen.iter().map(|(id, _, _)| id.clone()).collect();
-    let details: HashMap<ChunkId, bounty_store::ChunkDetail> = store
-        .chunk_details(account, &chosen_ids)
-        .await?
+    // Keyword hits carry their text; only chunks the vector half alone
+    // found are read (often none: one query saved).
+    let mut details: HashMap<ChunkId, ChunkDetail> = keyword
         .into_iter()
-        .map(|d| (d.id.clone(), d))
+        .filter(|h| chosen.iter().any(|(id, _, _)| *id == h.id))
+        .map(|h| {
+            let d = ChunkDetail {
+                id: h.id,
+                source_id: h.source_id,
+                document: h.document,
+                heading_path: h.heading_path,
+                text: h.text,
+                link: h.link,
+            };
+            (d.id.clone(), d)
+        })
         .collect();
+    let missing: Vec<ChunkId> = chosen
+        .iter()
+        .filter(|(id, _, _)| !details.contains_key(id))
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    if !missing.is_empty() {
+        details.extend(
+            store
+                .chunk_details(account, &missing)
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d)),
+        );
+    }
     let best = 2.0 / (RRF_K + 1.0);
     for (chunk_id, id, score) in &chosen {
         // Deleted between the search and now: left out.
