@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use bounty_agents::knowledge::{
-    Retrieval, add_documents, create_upload_source, create_url_source, embed_missing, fetch_url_source,
-    retrieve,
+    Retrieval, add_documents, create_upload_source, create_url_source, embed_missing, embed_within,
+    fetch_url_source, retrieve,
 };
 use bounty_core::knowledge::{DocumentFormat, DocumentInput, KnowledgeStatus, UrlStatus};
 use bounty_core::vector::RRF_K;
@@ -32,6 +32,7 @@ backend_tests!(
     retrieval_follows_reindexing_and_deletion,
     retrieval_is_scoped_to_the_account,
     an_embedding_failure_falls_back_to_keywords,
+    a_slow_embedder_finishes_in_the_background,
     url_sources_are_fetched_in_the_background,
     url_sources_refuse_private_addresses_by_default,
     the_cli_completes_an_interrupted_url_source_and_embeds,
@@ -383,6 +384,38 @@ async fn an_embedding_failure_falls_back_to_keywords(backend: Backend) {
     assert_eq!(found["data"][0]["matched"], "vector");
 }
 
+async fn a_slow_embedder_finishes_in_the_background(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let fake = ConceptEmbedder::start().await;
+    let e = std::sync::Arc::new(embedder(&fake));
+    let (acct, _) = app.create_account("Acme").await;
+    let ks = help_center(&app.store, acct, None).await;
+    fake.set_delay(Duration::from_millis(300));
+    let r = embed_within(&app.store, &e, acct, ks, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!((r.embedded, r.error, r.pending), (0, None, true));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .store
+        .count_chunks_to_embed(acct, ks, "concepts")
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the background never embedded the rest"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fake.set_delay(Duration::ZERO);
+    let r = embed_within(&app.store, &e, acct, ks, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((r.embedded, r.pending), (0, false), "nothing left");
+}
+
 const PAGE_HTML: &str = "<html><head><title>Returns</title></head><body>\
 <h1 id=\"returns\">Returns</h1><p>Refunds are paid back to the card within five days.</p></body></html>";
 const PAGE_MD: &str = "# Delivery\n\nParcels arrive within two days.\n";
@@ -449,10 +482,10 @@ async fn url_sources_are_fetched_in_the_background(backend: Backend) {
     assert_eq!(got["document_count"], 3, "{got}");
     let u = got["urls"].as_array().unwrap();
     assert_eq!(u[0]["url"], urls[0].as_str());
-    for i in 0..3 {
-        assert_eq!(u[i]["status"], "fetched", "{got}");
-        assert_eq!(u[i]["error"], Value::Null);
-        assert!(u[i]["chunk_count"].as_i64().unwrap() >= 1);
+    for fetched in &u[..3] {
+        assert_eq!(fetched["status"], "fetched", "{got}");
+        assert_eq!(fetched["error"], Value::Null);
+        assert!(fetched["chunk_count"].as_i64().unwrap() >= 1);
     }
     assert_eq!(u[3]["status"], "failed");
     assert!(

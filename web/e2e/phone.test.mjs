@@ -93,6 +93,32 @@ step("every customer page fits 390 px, with chart text at 11 px or more", async 
   assert.equal(await page.locator("svg.wide").first().isVisible(), false, "the wide charts are hidden");
 });
 
+step("the knowledge page fits 390 px: sources, a page not indexed, search hits", async () => {
+  await page.goto(base + "/knowledge");
+  await page.fill("#name", "Help center");
+  await page.fill("#document_name", "refunds-and-returns-policy-for-every-country.md");
+  await page.fill(
+    "#content",
+    "# Refunds\n\nRefunds are issued within 30 days of purchase, to the card that paid, once the parcel is back.\n",
+  );
+  await Promise.all([page.waitForURL(/\/knowledge$/), page.click("button:has-text('Add source')")]);
+  // A long page URL that cannot be fetched (a loopback port where nothing listens).
+  await page.fill("#url_name", "Site");
+  await page.fill("#urls", "http://127.0.0.1:9/help/a-very-long-path/that-keeps-going/refunds-and-returns-policy-for-every-country");
+  await Promise.all([page.waitForURL(/\/knowledge$/), page.click("button:has-text('Add pages')")]);
+  for (let i = 0; i < 100 && (await page.locator("details.url-errors").count()) === 0; i++) {
+    await page.waitForTimeout(100);
+    await page.goto(base + "/knowledge");
+  }
+  await page.locator("details.url-errors summary").click();
+  assert.deepEqual(await phoneProblems(), [], "/knowledge at 390 px");
+  await shot("phone-knowledge");
+  await page.goto(base + "/knowledge?q=refund");
+  assert.match(await page.locator("main").innerText(), /found by keyword/);
+  assert.deepEqual(await phoneProblems(), [], "/knowledge?q= at 390 px");
+  await shot("phone-knowledge-search");
+});
+
 step("the task page of every kind of outcome fits 390 px", async () => {
   // (Nothing waits for a verdict once the demo's helpdesk has played.)
   for (const charge of ["charged", "not_charged", "reversed", "escalated"]) {

@@ -112,6 +112,8 @@ pub struct ChunkHit {
     pub text: String,
     /// Where the chunk came from (`faq.md#refunds`).
     pub link: String,
+    /// Its document's locator (name or URL).
+    pub document: String,
     /// In `[0, 1)`, higher is better (see the module's docs).
     pub score: f64,
 }
@@ -192,6 +194,7 @@ struct HitRow {
     heading_path: Json<Vec<String>>,
     text: String,
     link: String,
+    document: String,
     score: f64,
 }
 
@@ -699,6 +702,7 @@ impl Store {
                          where knowledge_chunks_fts match $2
                      )
                      select c.id, c.source_id, c.heading_path, c.text, c.link,
+                         (select d.locator from knowledge_documents d where d.id = c.document_id) as document,
                          -hits.rank / (1.0 - hits.rank) as score
                      from hits
                      join knowledge_chunks c on c.rowid = hits.rowid
@@ -711,6 +715,7 @@ impl Store {
             Backend::Postgres => (
                 format!(
                     "select c.id, c.source_id, c.heading_path, c.text, c.link,
+                         (select d.locator from knowledge_documents d where d.id = c.document_id) as document,
                          ts_rank_cd(c.search, q, 32)::float8 as score
                      from knowledge_chunks c, to_tsquery('english', $2) q
                      where c.search @@ q and c.account_id = $1 and c.source_id in ({ids})
@@ -733,6 +738,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| ChunkHit {
+                document: r.document,
                 id: r.id.0,
                 source_id: r.source_id.0,
                 heading_path: r.heading_path.0,

@@ -70,6 +70,9 @@ struct DetailRow {
     link: String,
 }
 
+/// A `knowledge_urls` row: url, status, error, fetched_at.
+type UrlRow = (String, Text<UrlStatus>, Option<String>, Option<Timestamp>);
+
 /// Rows of chunk ids and embeddings, as read.
 type EmbeddingRows = Vec<(Text<ChunkId>, Vec<u8>)>;
 
@@ -278,7 +281,7 @@ impl Store {
         account: AccountId,
         source: KnowledgeSourceId,
     ) -> Result<Vec<KnowledgeUrl>, StoreError> {
-        let rows: Vec<(String, Text<UrlStatus>, Option<String>, Option<Timestamp>)> = on_pool!(&self.db, pool => {
+        let rows: Vec<UrlRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select url, status, error, fetched_at from knowledge_urls
                  where account_id = $1 and source_id = $2 order by ordinal",

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use axum::Json;
 use axum::Router;
@@ -82,6 +82,7 @@ pub fn concept_embedding(text: &str) -> Vec<f32> {
 #[derive(Default)]
 struct EmbedShared {
     failing: AtomicBool,
+    delay_ms: AtomicU64,
     inputs: AtomicUsize,
 }
 
@@ -92,6 +93,10 @@ pub struct ConceptEmbedder {
 }
 
 async fn embeddings(State(shared): State<Arc<EmbedShared>>, Json(body): Json<Value>) -> Response {
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     if shared.failing.load(Ordering::SeqCst) {
         let e = json!({"error": {"message": "the embedder is down", "type": "server_error", "code": null}});
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(e)).into_response();
@@ -137,6 +142,14 @@ impl ConceptEmbedder {
     /// Makes every request fail with 500 (or succeed again).
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes every answer wait this long first.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.shared.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Texts embedded (successfully answered).

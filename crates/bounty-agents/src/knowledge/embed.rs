@@ -10,12 +10,19 @@
 //! A chunk whose text is unchanged keeps its id, and so its embedding, across
 //! re-indexing; only new text is embedded.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use bounty_core::{AccountId, KnowledgeSourceId};
 use bounty_models::Embedder;
 use bounty_store::{ChunkToEmbed, Store, StoreError};
 
 /// Chunks per embedding call (and per write).
 pub const EMBED_BATCH: u32 = 32;
+/// How long a request embeds before it hands the rest to the background
+/// (see [`embed_within`]).
+pub const INLINE_EMBED_BUDGET: Duration = Duration::from_secs(10);
 
 /// What embedding a source's chunks did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +32,8 @@ pub struct EmbedReport {
     /// The embedder's error code when it failed; the chunks not embedded
     /// stay keyword-only until the next run.
     pub error: Option<&'static str>,
+    /// The rest is being embedded in the background ([`embed_within`]).
+    pub pending: bool,
 }
 
 /// The text a chunk is embedded as: its headings, then its text, so a
@@ -48,6 +57,41 @@ pub async fn chunks_to_embed_count(
     store
         .count_chunks_to_embed(account, source, embedder.name())
         .await
+}
+
+/// [`embed_missing`] within `budget`: what a request that indexed does, so a
+/// large upload is answered in time. Past the budget the batch in flight is
+/// dropped (each batch is its own transaction: nothing half-written) and the
+/// rest is embedded in the background (`pending`); a process that stops
+/// meanwhile leaves them for the next re-index.
+pub async fn embed_within(
+    store: &Store,
+    embedder: &Arc<Embedder>,
+    account: AccountId,
+    source: KnowledgeSourceId,
+    budget: Duration,
+) -> Result<EmbedReport, StoreError> {
+    let done = AtomicUsize::new(0);
+    let inline = embed_missing(store, embedder, account, source, |n| {
+        done.fetch_add(n, Ordering::Relaxed);
+    });
+    match tokio::time::timeout(budget, inline).await {
+        Ok(report) => report,
+        Err(_) => {
+            let (store, embedder) = (store.clone(), Arc::clone(embedder));
+            tokio::spawn(async move {
+                if let Err(e) = embed_missing(&store, &embedder, account, source, |_| {}).await {
+                    tracing::error!(account.id = %account, source.id = %source, error = %e,
+                        "embedding knowledge chunks in the background failed; the next re-index fills them");
+                }
+            });
+            Ok(EmbedReport {
+                embedded: done.load(Ordering::Relaxed),
+                error: None,
+                pending: true,
+            })
+        }
+    }
 }
 
 /// Embeds the source's chunks that lack an embedding of `embedder`'s

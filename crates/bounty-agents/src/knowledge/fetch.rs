@@ -284,3 +284,82 @@ pub fn spawn_fetch(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn field_of(list: &[&str]) -> (String, Problem) {
+        let e = parse_urls(&urls(list)).unwrap_err();
+        (e.field, e.problem)
+    }
+
+    #[test]
+    fn urls_are_absolute_http_without_credentials_fragments_or_repeats() {
+        assert_eq!(
+            parse_urls(&urls(&[
+                " https://Example.com/help ",
+                "http://example.com:8080/a?b=c"
+            ]))
+            .unwrap(),
+            ["https://example.com/help", "http://example.com:8080/a?b=c"]
+        );
+        assert_eq!(field_of(&[]), ("urls".into(), Problem::NoUrls));
+        let many: Vec<String> = (0..=MAX_URLS)
+            .map(|i| format!("https://example.com/{i}"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(field_of(&many), ("urls".into(), Problem::TooManyUrls(MAX_URLS)));
+        for bad in [
+            "example.com/help",
+            "/help",
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "https://",
+            "https://u:p@example.com/",
+            "https://example.com/#faq",
+        ] {
+            assert_eq!(field_of(&["https://example.com/", bad]).0, "urls[1]", "{bad}");
+        }
+        assert_eq!(
+            field_of(&["https://example.com/a", "https://EXAMPLE.com/a"]),
+            ("urls[1]".into(), Problem::DuplicateUrl)
+        );
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
+        assert_eq!(field_of(&[&long]).0, "urls[0]");
+    }
+
+    #[test]
+    fn the_content_type_gives_the_format() {
+        assert_eq!(
+            format_of_content_type(Some("text/html; charset=utf-8")),
+            Ok(DocumentFormat::Html)
+        );
+        assert_eq!(
+            format_of_content_type(Some("application/xhtml+xml")),
+            Ok(DocumentFormat::Html)
+        );
+        assert_eq!(
+            format_of_content_type(Some("Text/Markdown")),
+            Ok(DocumentFormat::Markdown)
+        );
+        assert_eq!(
+            format_of_content_type(Some("text/plain")),
+            Ok(DocumentFormat::Text)
+        );
+        let pdf = format_of_content_type(Some("application/pdf")).unwrap_err();
+        assert!(
+            pdf.contains("unsupported Content-Type `application/pdf`"),
+            "{pdf}"
+        );
+        assert!(
+            format_of_content_type(None)
+                .unwrap_err()
+                .contains("no Content-Type")
+        );
+    }
+}

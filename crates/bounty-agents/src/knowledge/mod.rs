@@ -25,7 +25,9 @@ use bounty_core::knowledge::{
 use bounty_core::{AccountId, ApiKeyMode, KnowledgeName, KnowledgeSourceId};
 use bounty_store::{DocumentChange, KnowledgeSource, NewKnowledgeSource, Store, StoreError};
 
-pub use embed::{EMBED_BATCH, EmbedReport, chunks_to_embed_count, embed_missing};
+pub use embed::{
+    EMBED_BATCH, EmbedReport, INLINE_EMBED_BUDGET, chunks_to_embed_count, embed_missing, embed_within,
+};
 pub use fetch::{
     FetchReport, MAX_URLS, create_url_source, fetch_url_source, format_of_content_type, parse_urls,
     spawn_fetch,

@@ -45,7 +45,7 @@ use bounty_core::knowledge::{ChunkId, MAX_QUERY_CHARS, SearchQuery};
 use bounty_core::vector::{RRF_K, fuse, top_k};
 use bounty_core::{AccountId, KnowledgeSourceId};
 use bounty_models::Embedder;
-use bounty_store::{RetrievalSource, Store, StoreError};
+use bounty_store::{ChunkDetail, RetrievalSource, Store, StoreError};
 use serde::{Serialize, Serializer};
 
 /// The most chunks one retrieval returns.
@@ -142,6 +142,10 @@ impl VectorCache {
         if let Some(old) = self.entries.remove(&key) {
             self.floats -= old.data.len();
         }
+        if vectors.data.len() > MAX_CACHED_FLOATS {
+            // Read from the store on every call instead.
+            return;
+        }
         while self.floats + vectors.data.len() > MAX_CACHED_FLOATS && !self.entries.is_empty() {
             let oldest = self
                 .entries
@@ -154,10 +158,8 @@ impl VectorCache {
                 self.floats -= v.data.len();
             }
         }
-        if vectors.data.len() <= MAX_CACHED_FLOATS {
-            self.floats += vectors.data.len();
-            self.entries.insert(key, vectors);
-        }
+        self.floats += vectors.data.len();
+        self.entries.insert(key, vectors);
     }
 }
 
@@ -316,13 +318,37 @@ pub async fn retrieve(
         .iter()
         .filter_map(|(id, score)| Some((id.parse().ok()?, id.as_str(), *score)))
         .collect();
-    let chosen_ids: Vec<ChunkId> = chosen.iter().map(|(id, _, _)| id.clone()).collect();
-    let details: HashMap<ChunkId, bounty_store::ChunkDetail> = store
-        .chunk_details(account, &chosen_ids)
-        .await?
+    // Keyword hits carry their text; only chunks the vector half alone
+    // found are read (often none: one query saved).
+    let mut details: HashMap<ChunkId, ChunkDetail> = keyword
         .into_iter()
-        .map(|d| (d.id.clone(), d))
+        .filter(|h| chosen.iter().any(|(id, _, _)| *id == h.id))
+        .map(|h| {
+            let d = ChunkDetail {
+                id: h.id,
+                source_id: h.source_id,
+                document: h.document,
+                heading_path: h.heading_path,
+                text: h.text,
+                link: h.link,
+            };
+            (d.id.clone(), d)
+        })
         .collect();
+    let missing: Vec<ChunkId> = chosen
+        .iter()
+        .filter(|(id, _, _)| !details.contains_key(id))
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    if !missing.is_empty() {
+        details.extend(
+            store
+                .chunk_details(account, &missing)
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d)),
+        );
+    }
     let best = 2.0 / (RRF_K + 1.0);
     for (chunk_id, id, score) in &chosen {
         // Deleted between the search and now: left out.
@@ -344,4 +370,45 @@ pub async fn retrieve(
     }
     out.latency = started.elapsed();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vectors(version: i64, floats: usize) -> Arc<SourceVectors> {
+        Arc::new(SourceVectors {
+            version,
+            ids: Vec::new(),
+            data: vec![0.0; floats],
+            dims: 1,
+            last_used: AtomicU64::new(TICK.fetch_add(1, Ordering::Relaxed)),
+        })
+    }
+
+    fn key() -> CacheKey {
+        (AccountId::new(), KnowledgeSourceId::new(), "m".to_owned())
+    }
+
+    #[test]
+    fn the_cache_answers_only_its_version_and_drops_the_least_recently_used() {
+        let mut cache = VectorCache::default();
+        let (a, b, c) = (key(), key(), key());
+        cache.put(a.clone(), vectors(1, MAX_CACHED_FLOATS / 2));
+        assert!(cache.get(&a, 1).is_some());
+        assert!(cache.get(&a, 2).is_none(), "another version is a miss");
+        cache.put(b.clone(), vectors(1, MAX_CACHED_FLOATS / 2));
+        // `a` used last: `b` is dropped to make room for `c`.
+        assert!(cache.get(&a, 1).is_some());
+        cache.put(c.clone(), vectors(1, MAX_CACHED_FLOATS / 4));
+        assert!(cache.get(&b, 1).is_none());
+        assert!(cache.get(&a, 1).is_some() && cache.get(&c, 1).is_some());
+        assert_eq!(cache.floats, MAX_CACHED_FLOATS / 2 + MAX_CACHED_FLOATS / 4);
+        // Replacing a source's entry frees its old floats.
+        cache.put(a.clone(), vectors(2, 10));
+        assert_eq!(cache.floats, 10 + MAX_CACHED_FLOATS / 4);
+        // Larger than the whole cache: not kept, and nothing dropped for it.
+        cache.put(key(), vectors(1, MAX_CACHED_FLOATS + 1));
+        assert_eq!(cache.entries.len(), 2);
+    }
 }

@@ -17,8 +17,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bounty_agents::knowledge::{
-    EmbedReport, IndexReport, KnowledgeRefusal, add_documents, create_upload_source, create_url_source,
-    embed_missing, retrieve, spawn_fetch,
+    EmbedReport, INLINE_EMBED_BUDGET, IndexReport, KnowledgeRefusal, add_documents, create_upload_source,
+    create_url_source, embed_within, retrieve, spawn_fetch,
 };
 use bounty_core::knowledge::{DocumentFormat, DocumentInput, KnowledgeKind, SearchQuery};
 use bounty_core::{AccountId, KnowledgeDocumentId, KnowledgeName, KnowledgeSourceId};
@@ -160,6 +160,11 @@ pub struct IndexOut {
     /// embedded are found by keyword until the next re-index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embed_error: Option<String>,
+    /// `true` when the request's time for embedding ran out and the rest
+    /// of the chunks are being embedded in the background (found by
+    /// keyword meanwhile).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub embedding_pending: bool,
 }
 
 impl IndexOut {
@@ -171,6 +176,7 @@ impl IndexOut {
             chunks_added: r.chunks_added,
             chunks_removed: r.chunks_removed,
             embedded: embedded.as_ref().map(|e| e.embedded),
+            embedding_pending: embedded.as_ref().is_some_and(|e| e.pending),
             embed_error: embedded.and_then(|e| e.error.map(str::to_owned)),
         }
     }
@@ -336,11 +342,11 @@ async fn embed_after_index(
     account: AccountId,
     source: KnowledgeSourceId,
 ) -> ApiResult<Option<EmbedReport>> {
-    let Some(embedder) = state.knowledge_embedder.as_deref() else {
+    let Some(embedder) = &state.knowledge_embedder else {
         return Ok(None);
     };
     Ok(Some(
-        embed_missing(&state.store, embedder, account, source, |_| {}).await?,
+        embed_within(&state.store, embedder, account, source, INLINE_EMBED_BUDGET).await?,
     ))
 }
 

@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bounty_agents::knowledge::{
-    KnowledgeRefusal, create_upload_source, create_url_source, embed_missing, retrieve, spawn_fetch,
+    INLINE_EMBED_BUDGET, KnowledgeRefusal, create_upload_source, create_url_source, embed_within, retrieve,
+    spawn_fetch,
 };
 use bounty_core::knowledge::{DocumentFormat, DocumentInput, KnowledgeKind, SearchQuery, UrlStatus};
 use bounty_core::{KnowledgeName, KnowledgeSourceId, PageLimit};
@@ -305,9 +306,16 @@ pub(crate) async fn create(
     match create_upload_source(&state.store, user.account(), user.mode(), &name, &[doc]).await {
         Ok((source, _)) => {
             tracing::info!(account.id = %user.account(), source.id = %source.id, "dashboard: knowledge source created");
-            if let Some(embedder) = state.knowledge_embedder.as_deref() {
+            if let Some(embedder) = &state.knowledge_embedder {
                 // A failure is logged there; the chunks stay keyword-only.
-                embed_missing(&state.store, embedder, user.account(), source.id, |_| {}).await?;
+                embed_within(
+                    &state.store,
+                    embedder,
+                    user.account(),
+                    source.id,
+                    INLINE_EMBED_BUDGET,
+                )
+                .await?;
             }
             Ok(Redirect::to("/knowledge").into_response())
         }

@@ -207,8 +207,8 @@ async fn an_owner_adds_pages_by_url(backend: Backend) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let page = ann.get("/knowledge").await;
-        if page.body.contains("1 page not indexed") {
-            page.assert_contains("<td data-label=\"Status\">Ready</td>")
+        if page.body.contains("<td data-label=\"Status\"><div>Ready<br>") {
+            page.assert_contains("1 page not indexed")
                 .assert_contains("1 page URLs")
                 .assert_contains("may not be reached");
             break;
