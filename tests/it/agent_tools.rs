@@ -394,6 +394,22 @@ async fn a_valid_agent_round_trips(backend: Backend) {
     );
     let other_tool = tool_header_aad(account, agent_id, "issue_refund", "Authorization");
     assert_eq!(keyring.open_text(sealed, other_tool.as_bytes()), None);
+    // The store itself refuses a header value that is not sealed.
+    let mut unsealed = stored.tools.clone();
+    unsealed[0].headers.insert(
+        "Authorization".into(),
+        ToolHeader::Plain("Bearer sk-plain".into()),
+    );
+    let patch = bounty_store::AgentPatch {
+        tools: Some(unsealed),
+        ..Default::default()
+    };
+    let refused = app
+        .store
+        .update_agent(account, agent_id, &patch)
+        .await
+        .unwrap_err();
+    assert!(!refused.to_string().contains("sk-plain"), "{refused}");
 
     // An update of another field keeps them all, in a new version.
     let patched = json_of(

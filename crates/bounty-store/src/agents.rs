@@ -2,7 +2,7 @@
 
 use bounty_core::{
     AccountId, AgentId, AgentName, GenerationParams, KnowledgeSourceId, ModelRoute, OutcomeType, PageLimit,
-    RoutingPolicy, Timestamp, ToolSpec, VerificationPolicy,
+    RoutingPolicy, Timestamp, ToolHeader, ToolSpec, VerificationPolicy,
 };
 
 use crate::column::{Json, Text};
@@ -169,6 +169,18 @@ where
     for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
+    // Header values are secrets: this table holds them sealed, or not at
+    // all. A plain value here is a caller's bug, refused before any write.
+    if let Some((tool, header)) = spec.tools.iter().find_map(|t| {
+        t.headers
+            .iter()
+            .find(|(_, h)| !matches!(h, ToolHeader::Sealed(_)))
+            .map(|(name, _)| (&t.name, name))
+    }) {
+        return Err(StoreError::Corrupt(format!(
+            "tool {tool:?}: header {header:?} is not sealed; tool header values are stored sealed only"
+        )));
+    }
     sqlx::query::<DB>(
         "insert into agent_versions (agent_id, version, account_id, name, instructions, model_route,
              output_schema, outcome_type, verifier_policy, params, routing, created_at,
