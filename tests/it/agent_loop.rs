@@ -27,7 +27,7 @@ use bounty_models::testing::openai::{Behavior, FakeOpenAi};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, TestOptions, json_of, test_worker, transfer_kinds};
+use crate::support::{Backend, TestApp, TestOptions, json_of, local_model, test_worker, transfer_kinds};
 
 backend_tests!(
     an_article_and_an_order_lookup_answer_with_a_citation_charged_once,
@@ -35,6 +35,7 @@ backend_tests!(
     a_tool_that_is_down_fails_the_attempt_as_transient,
     a_handoff_is_escalated_and_free,
     a_rejected_answer_is_handed_off_when_the_agent_may,
+    a_local_model_steps_through_the_tool_grammar,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -448,4 +449,50 @@ async fn a_rejected_answer_is_handed_off_when_the_agent_may(backend: Backend) {
         outcome.to_string().contains("did not pass verification"),
         "{outcome}"
     );
+}
+
+/// The real tiny llama with a tool: every step is one call of the
+/// declared tool with valid arguments, or the answer (the grammar), so
+/// the task completes whatever the random weights choose, and any call it
+/// makes reached the shop.
+async fn a_local_model_steps_through_the_tool_grammar(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = bounty_models::testing::gguf::write_tiny_llama(dir.path()).unwrap();
+    let opts = TestOptions {
+        allow_private: true,
+        worker: Some(test_worker()),
+        models: vec![("tiny".to_owned(), local_model(&path))],
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (_, key) = app.create_account("acme").await;
+    let (shop_url, shop) = shop(0).await;
+    let tool = json!({
+        "name": "find",
+        "description": "Find.",
+        "parameters": {"type": "object", "properties": {"id": {"enum": ["A1", "B2"]}}, "required": ["id"], "additionalProperties": false},
+        "method": "GET",
+        "url": format!("{shop_url}/orders/{{id}}"),
+        "side_effects": false,
+    });
+    let body = json!({
+        "name": "support", "instructions": "Help.", "model_route": ["tiny"],
+        "tools": [tool], "max_steps": 1, "params": {"max_tokens": 48},
+        "verifier_policy": {"verifiers": [{"kind": "rules", "non_empty": true}]},
+    });
+    json_of(app.create_agent(&key, &body).await, 201).await;
+    let task = app.task(&key, "support", "A1?").await;
+    let task = app.wait_for_task(&key, task["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let calls = task["tool_calls"].as_array().unwrap();
+    for call in calls {
+        assert_eq!(call["tool"], "find", "{call}");
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(["A1", "B2"].contains(&args["id"].as_str().unwrap()), "{args}");
+        assert_eq!(call["status"], 200, "{call}");
+    }
+    assert_eq!(shop.lock().unwrap().lookups, calls.len());
+    let model_calls = task["model_calls"].as_array().unwrap();
+    assert!(model_calls.iter().all(|c| c["provider"] == "llama"));
+    assert_eq!(model_calls.len(), calls.len() + 1, "one step per call, then the answer");
 }
