@@ -27,6 +27,7 @@ backend_tests!(
     another_account_cannot_read_the_agent_or_its_tools,
     secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them,
     a_version_written_without_the_new_columns_reads_the_defaults,
+    without_master_keys_a_tool_with_headers_is_refused,
 );
 
 const MODEL: &str = "small";
@@ -614,6 +615,30 @@ async fn a_version_written_without_the_new_columns_reads_the_defaults(backend: B
         (old.tools.len(), old.knowledge.len(), old.max_steps, old.handoff),
         (0, 0, 4, false)
     );
+}
+
+async fn without_master_keys_a_tool_with_headers_is_refused(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            master_key: false,
+            ..TestOptions::remote_models(&[(MODEL, crate::support::NOWHERE)])
+        },
+    )
+    .await;
+    let (_, key) = app.create_account("acme").await;
+    let resp = app
+        .create_agent(&key, &agent("support", json!({"tools": [tool("t")]})))
+        .await;
+    assert_error(resp, 503, "secrets_not_configured").await;
+    // A tool without headers needs no keys.
+    let bare = tool_with("headers", json!({}));
+    json_of(
+        app.create_agent(&key, &agent("support", json!({"tools": [bare]})))
+            .await,
+        201,
+    )
+    .await;
 }
 
 /// A server that records the `Authorization` header of each request.
