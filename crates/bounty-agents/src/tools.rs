@@ -5,7 +5,8 @@
 //! ([`prepare_agent_tools`], [`PreparedTool::prepare`]: the arguments'
 //! schema compiled, the sealed header values opened) and calls
 //! [`call_tool`] for each tool call the model makes, with the key
-//! [`idempotency_key`] derives from the task, turn and step. A call:
+//! [`crate::turn::idempotency_key`] derives from the task, the turn, the
+//! tool and its arguments. A call:
 //!
 //! 1. checks the arguments against the tool's schema; invalid ones are a
 //!    [`ToolOutcome::ClientError`] the model is shown, and nothing is sent;
@@ -335,14 +336,6 @@ pub fn prepare_agent_tools(
         .iter()
         .map(|t| PreparedTool::prepare(t.clone(), agent.account_id, agent.id, &open))
         .collect()
-}
-
-/// The `Idempotency-Key` of a side-effecting call: the task, the turn of
-/// its conversation and the step within the turn. The same step retried
-/// (after a crash, a lost lease, a transient failure) sends the same key;
-/// any other step sends another.
-pub fn idempotency_key(task: bounty_core::TaskId, turn: u32, step: u32) -> String {
-    format!("{task}/turn-{turn}/step-{step}")
 }
 
 /// An argument as text in a URL: a string as it is, anything else as JSON.

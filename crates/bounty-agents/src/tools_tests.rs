@@ -353,15 +353,3 @@ async fn sealed_values_are_opened_with_their_binding_and_a_value_that_does_not_o
     assert!(!result.content.contains("v1.k1"));
 }
 
-#[test]
-fn idempotency_keys_are_stable_per_step() {
-    let task = bounty_core::TaskId::new();
-    assert_eq!(idempotency_key(task, 0, 2), idempotency_key(task, 0, 2));
-    assert_ne!(idempotency_key(task, 0, 2), idempotency_key(task, 1, 2));
-    assert_ne!(idempotency_key(task, 0, 2), idempotency_key(task, 0, 3));
-    assert_ne!(
-        idempotency_key(task, 0, 2),
-        idempotency_key(bounty_core::TaskId::new(), 0, 2)
-    );
-    assert!(idempotency_key(task, 0, 2).starts_with("task_"));
-}

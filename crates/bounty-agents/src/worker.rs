@@ -926,6 +926,16 @@ impl Worker {
                 ),
             }));
         };
+        let open = |sealed: &str, aad: &[u8]| self.open_secret.as_ref().and_then(|open| open(sealed, aad));
+        let tools = match crate::tools::prepare_agent_tools(&agent, open) {
+            Ok(tools) => tools,
+            Err(e) => {
+                return Ok(Prepared::Invalid(TaskError {
+                    code: "invalid_tool".to_owned(),
+                    message: e.to_string(),
+                }));
+            }
+        };
         let schema = match agent.output_schema {
             None => None,
             Some(value) => match OutputSchema::compile(&value) {
@@ -938,20 +948,6 @@ impl Worker {
                 }
             },
         };
-        let (account, agent_id) = (claimed.task.account_id, claimed.task.agent_id);
-        let open = |sealed: &str, aad: &[u8]| self.open_secret.as_ref().and_then(|open| open(sealed, aad));
-        let mut tools = Vec::with_capacity(agent.tools.len());
-        for spec in agent.tools {
-            match PreparedTool::prepare(spec, account, agent_id, open) {
-                Ok(tool) => tools.push(tool),
-                Err(e) => {
-                    return Ok(Prepared::Invalid(TaskError {
-                        code: "invalid_tool".to_owned(),
-                        message: e.to_string(),
-                    }));
-                }
-            }
-        }
         let mut definitions: Vec<ToolDefinition> = tools
             .iter()
             .map(|t| ToolDefinition {
