@@ -303,9 +303,12 @@ pub async fn retrieve(
     out.keyword_hits = keyword.len();
     out.vector_hits = vector.len();
 
+    // Ranked as the store ranked them (its scores are f64: as f32, two
+    // could tie and be reordered by id).
     let keyword_list: Vec<(String, f32)> = keyword
         .iter()
-        .map(|h| (h.id.to_string(), h.score as f32))
+        .enumerate()
+        .map(|(i, h)| (h.id.to_string(), -(i as f32)))
         .collect();
     let vector_list: Vec<(String, f32)> = vector.iter().map(|(id, s)| (id.to_string(), *s)).collect();
     let fused = fuse(&keyword_list, &vector_list, k);
