@@ -494,5 +494,9 @@ async fn a_local_model_steps_through_the_tool_grammar(backend: Backend) {
     assert_eq!(shop.lock().unwrap().lookups, calls.len());
     let model_calls = task["model_calls"].as_array().unwrap();
     assert!(model_calls.iter().all(|c| c["provider"] == "llama"));
-    assert_eq!(model_calls.len(), calls.len() + 1, "one step per call, then the answer");
+    assert_eq!(
+        model_calls.len(),
+        calls.len() + 1,
+        "one step per call, then the answer"
+    );
 }

@@ -352,4 +352,3 @@ async fn sealed_values_are_opened_with_their_binding_and_a_value_that_does_not_o
     );
     assert!(!result.content.contains("v1.k1"));
 }
-

@@ -341,11 +341,13 @@ impl Worker {
             .iter()
             .flat_map(|r| r.chunks.iter().map(|c| c.id.to_string()))
             .collect();
+        // Verifiers judge the whole conversation, not only its first message.
+        let judged = with_conversation(&claimed, &history);
         // The model (or the cache), then the verifiers, all under the
         // renewed lease.
         let work = async {
             let (answer, calls, tool_calls, cache) =
-                self.answer(&agent, &claimed, &messages, &retrieved).await;
+                self.answer(&agent, &judged, &messages, &retrieved).await;
             let end = match answer {
                 Ok(answer) => {
                     let transcript =
@@ -1002,6 +1004,32 @@ fn hand_off_if_rejected(agent: &PreparedAgent, mut answer: Answer) -> Answer {
         answer.handoff = Some(reason);
     }
     answer
+}
+
+/// The claimed task as its verifiers see it: on a later turn, the ticket's
+/// body followed by the conversation since, so a judge grades the answer
+/// to the customer's latest message.
+fn with_conversation(
+    claimed: &ClaimedTask,
+    history: &[bounty_store::conversation::ConversationMessage],
+) -> ClaimedTask {
+    let mut judged = claimed.clone();
+    if history.is_empty() {
+        return judged;
+    }
+    let body = &mut judged.task.input.body;
+    body.push_str("\n\nThe conversation since:");
+    for m in history {
+        let who = match m.role {
+            bounty_core::conversation::MessageRole::Customer => "Customer",
+            bounty_core::conversation::MessageRole::Agent => "Agent",
+        };
+        body.push('\n');
+        body.push_str(who);
+        body.push_str(": ");
+        body.push_str(m.body.trim());
+    }
+    judged
 }
 
 /// The system message that gives the model the turn's knowledge, each
