@@ -562,6 +562,7 @@ mod tests {
                 out.push((at(field), value.clone()));
             }
             out.push((at("rubric"), crlf(&r.rubric)));
+            out.push((at("tools"), crlf(&r.tools)));
             for (field, value) in &r.kept {
                 out.push((at(&format!("kept.{field}")), value.clone()));
             }
