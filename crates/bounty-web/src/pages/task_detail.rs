@@ -63,6 +63,42 @@ fn conversation(messages: Vec<bounty_store::ConversationMessage>) -> Vec<Convers
         .collect()
 }
 
+/// One tool call of the agent, as the account sees it: never a header
+/// value (the record is redacted before it is stored).
+struct ToolRow {
+    attempt: i32,
+    turn: i32,
+    tool: String,
+    arguments: String,
+    status: String,
+    outcome: String,
+    latency: String,
+    idempotency_key: String,
+    /// The redacted response body, cut short.
+    response: String,
+}
+
+fn tool_rows(calls: Vec<bounty_store::ToolCallRecord>) -> Vec<ToolRow> {
+    calls
+        .into_iter()
+        .map(|c| ToolRow {
+            attempt: c.attempt,
+            turn: c.call.turn,
+            tool: c.call.tool,
+            arguments: c.call.arguments,
+            status: c.call.status.map_or("—".to_owned(), |s| s.to_string()),
+            outcome: c.call.outcome.as_str().replace('_', " "),
+            latency: format!("{} ms", c.call.latency_us / 1000),
+            idempotency_key: c.call.idempotency_key.unwrap_or_else(|| "—".to_owned()),
+            response: match &c.call.response["body"] {
+                serde_json::Value::String(b) => b.clone(),
+                serde_json::Value::Null => c.call.response["error"].as_str().unwrap_or_default().to_owned(),
+                other => other.to_string(),
+            },
+        })
+        .collect()
+}
+
 struct CallRow {
     attempt: i32,
     model: String,
@@ -144,6 +180,8 @@ struct TaskPage {
     conversation: Vec<ConversationRow>,
     transcript: Vec<Message>,
     calls: Vec<CallRow>,
+    /// The agent's tool calls, in order.
+    tools: Vec<ToolRow>,
     /// Calls on the account's own key, paid by the customer; empty without.
     byok_cost: String,
     attempts: Vec<AttemptRow>,
@@ -336,6 +374,7 @@ pub(crate) async fn page(
         .filter(|t| t.mode == user.mode())
         .ok_or(WebError::NotFound)?;
     let calls = state.store.model_calls(account, id).await?;
+    let tools = state.store.tool_calls(account, id).await?;
     let attempts = state.store.task_attempts(account, id).await?;
     let messages = state.store.conversation(account, id).await?;
     let agent = state
@@ -429,6 +468,7 @@ pub(crate) async fn page(
         turn: task.turn,
         conversation: conversation(messages),
         transcript: transcript(&task.transcript),
+        tools: tool_rows(tools),
         calls: calls
             .iter()
             .filter(|c| !c.call.shadow)

@@ -209,6 +209,51 @@ async fn a_task_shows_its_conversation(backend: Backend) {
         .assert_contains("turn 1 · answer");
 }
 
+async fn a_task_shows_its_tool_calls(backend: Backend) {
+    let mut s = seeded(backend).await;
+    let store = &s.app.store;
+    let id = seed::queued_task(store, &s.tenant, "Refund A1").await;
+    let claimed = store
+        .claim_tasks("test-worker", 1, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(claimed.task.id, id);
+    let end = bounty_store::AttemptEnd::Retry {
+        error: bounty_store::TaskError {
+            code: "tool_unavailable".into(),
+            message: "a tool is unavailable".into(),
+        },
+        run_at: store.now(),
+    };
+    let refund = bounty_store::NewToolCall {
+        turn: 1,
+        tool: "issue_refund".into(),
+        call_id: "call_1".into(),
+        arguments: r#"{"order_id":"A1"}"#.into(),
+        status: Some(201),
+        outcome: bounty_store::ToolCallOutcome::Ok,
+        latency_us: 42_000,
+        response: serde_json::json!({"body": "{\"refund\":\"re_1\"}", "error": null}),
+        idempotency_key: Some("bounty_0123456789abcdef0123456789abcdef".into()),
+    };
+    assert!(
+        bounty_agents::finish::finish_attempt_with_tools(store, &claimed, &end, &[], &[refund])
+            .await
+            .unwrap()
+    );
+    s.browser
+        .get(&format!("/tasks/{id}"))
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("Tool calls")
+        .assert_contains("issue_refund")
+        .assert_contains("bounty_0123456789abcdef0123456789abcdef")
+        .assert_contains("42 ms")
+        .assert_contains("re_1");
+}
+
 /// askama's HTML escaping of the characters a formula may hold.
 fn html_escape(s: &str) -> String {
     s.replace('&', "&#38;")
@@ -511,6 +556,7 @@ on_both_backends!(
     a_failed_task_shows_no_charge,
     a_resolved_task_shows_its_receipt,
     a_task_shows_its_conversation,
+    a_task_shows_its_tool_calls,
     task_list_filters_and_pages,
     api_keys_are_created_once_and_revoked,
     members_see_keys_but_cannot_manage_them,
