@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bounty_core::outcome::OutcomeStatus;
 use bounty_core::{AccountId, AgentId, ApiKeyMode, SystemClock};
 use bounty_store::{DatabaseOptions, Store};
 use serde_json::{Value, json};
@@ -74,9 +75,7 @@ pub struct BackendResult {
     pub summary: Summary,
     /// Bounty's overhead per tool step, µs, sorted.
     pub overheads: Vec<u64>,
-    pub inference_micros: i64,
-    pub charged_micros: i64,
-    pub currency: String,
+    pub usage: Usage,
     /// Conversations that ended in an error, by its code.
     pub errors: BTreeMap<String, usize>,
     pub kills: KillSummary,
@@ -167,7 +166,19 @@ async fn play(
     out
 }
 
-async fn usage(db: &str, account: &str, agent: &str) -> Result<(i64, i64, String), String> {
+/// What the ledger says about the agent's outcomes.
+#[derive(Debug, Default, Clone)]
+pub struct Usage {
+    pub inference_micros: i64,
+    pub charged_micros: i64,
+    pub currency: String,
+    /// Resolved (charged) outcomes: one per resolved conversation.
+    pub charged_outcomes: i64,
+    /// Charged for outcomes that are not resolved (must be 0).
+    pub charged_unresolved_micros: i64,
+}
+
+async fn usage(db: &str, account: &str, agent: &str) -> Result<Usage, String> {
     let store = Store::connect(
         &DatabaseOptions {
             url: db.to_owned(),
@@ -191,11 +202,16 @@ async fn usage(db: &str, account: &str, agent: &str) -> Result<(i64, i64, String
         .await
         .map_err(|e| format!("usage: {e}"))?;
     store.close().await;
-    let mut out = (0, 0, String::new());
+    let mut out = Usage::default();
     for b in buckets.iter().filter(|b| b.agent_id == agent) {
-        out.0 += b.inference_cost.micros;
-        out.1 += b.amount.micros;
-        out.2 = b.amount.currency.to_string();
+        out.inference_micros += b.inference_cost.micros;
+        out.currency = b.amount.currency.to_string();
+        if b.status == OutcomeStatus::Resolved {
+            out.charged_micros += b.amount.micros;
+            out.charged_outcomes += b.outcomes;
+        } else {
+            out.charged_unresolved_micros += b.amount.micros;
+        }
     }
     Ok(out)
 }
@@ -290,7 +306,8 @@ async fn backend_in(
     }
     tokio::task::block_in_place(|| worker.terminate());
     overheads.sort_unstable();
-    let (inference_micros, charged_micros, currency) = usage(db, &account, &agent).await?;
+    let usage = usage(db, &account, &agent).await?;
+    timeline.set_recording(false);
     let kills = kill_runs(args, dir, db, &api, &world, &shop, &timeline, &models).await?;
     let local = match &gguf {
         Some((_, name)) => Some(local_run(dir, db, &api, &world, &tools, &knowledge, name).await?),
@@ -306,9 +323,7 @@ async fn backend_in(
             args.replays as usize,
         ),
         overheads,
-        inference_micros,
-        charged_micros,
-        currency,
+        usage,
         errors,
         kills,
         local,
@@ -371,12 +386,21 @@ async fn kill_runs(
             })
         };
         let killed = match fired {
-            Some(fired) => tokio::time::timeout(Duration::from_secs(30), fired)
-                .await
-                .is_ok_and(|r| r.is_ok()),
+            // The refund may never come (the draws, or a broken loop): stop
+            // waiting when the conversations are over.
+            Some(mut fired) => loop {
+                match fired.try_recv() {
+                    Ok(()) => break true,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break false,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) if playing.is_finished() => {
+                        break false;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            },
             None => {
                 tokio::time::sleep(Duration::from_millis(20 + rng.below(600) as u64)).await;
-                true
+                !playing.is_finished()
             }
         };
         if killed {
@@ -539,8 +563,8 @@ pub fn print_table(args: &Args, results: &[BackendResult]) {
             pct(s.expected_max),
             pct(*s.pass.last().unwrap_or(&0.0)),
             pct(s.escalation),
-            r.per_resolved(r.inference_micros),
-            r.per_resolved(r.charged_micros),
+            r.per_resolved(r.usage.inference_micros),
+            r.per_resolved(r.usage.charged_micros),
             percentile(&r.overheads, 0.50),
             percentile(&r.overheads, 0.99),
             r.overheads.len(),
@@ -594,11 +618,15 @@ pub fn print_table(args: &Args, results: &[BackendResult]) {
             );
         }
         println!(
-            "{}: cost per resolved conversation: {:.1} µ$ inference, {:.1} µ{} charged",
+            "{}: cost per resolved conversation: {:.1} µ$ inference, {:.1} µ{} charged; {} outcomes charged for {} \
+             resolved conversations; {} µ charged for outcomes not resolved",
             r.label,
-            r.per_resolved(r.inference_micros),
-            r.per_resolved(r.charged_micros),
-            r.currency
+            r.per_resolved(r.usage.inference_micros),
+            r.per_resolved(r.usage.charged_micros),
+            r.usage.currency,
+            r.usage.charged_outcomes,
+            r.summary.resolved,
+            r.usage.charged_unresolved_micros,
         );
     }
 }
