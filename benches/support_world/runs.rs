@@ -308,7 +308,25 @@ async fn backend_in(
     overheads.sort_unstable();
     let usage = usage(db, &account, &agent).await?;
     timeline.set_recording(false);
-    let kills = kill_runs(args, dir, db, &api, &world, &shop, &timeline, &models).await?;
+    let refunds = match setup::agent(
+        &api,
+        "refunds",
+        MODEL,
+        &tools,
+        &knowledge,
+        &setup::refund_policy(),
+    )
+    .await
+    {
+        Ok(_) => "refunds",
+        Err(e) => {
+            println!(
+                "{label}: the refund agent (tool_succeeded) was refused, the kill runs use `support`: {e}"
+            );
+            "support"
+        }
+    };
+    let kills = kill_runs(args, dir, db, (&api, refunds), &world, &shop, &timeline, &models).await?;
     let local = match &gguf {
         Some((_, name)) => Some(local_run(dir, db, &api, &world, &tools, &knowledge, name).await?),
         None => None,
@@ -338,7 +356,7 @@ async fn kill_runs(
     args: &Args,
     dir: &Path,
     db: &str,
-    api: &Api,
+    (api, agent): (&Api, &str),
     world: &Arc<World>,
     shop: &Shop,
     timeline: &Arc<Timeline>,
@@ -374,16 +392,17 @@ async fn kill_runs(
         let fired =
             at_refund.then(|| shop.arm_kill(1 + rng.below(expected.len()), Duration::from_millis(400)));
         let playing = {
-            let (api, world, shop, timeline, ids) = (
+            let (api, agent, world, shop, timeline, ids) = (
                 api.clone(),
+                agent.to_owned(),
                 world.clone(),
                 shop.clone(),
                 timeline.clone(),
                 ids.clone(),
             );
-            tokio::spawn(async move {
-                play(&api, "support", &world, &shop, &timeline, &ids, trial, PER_RUN).await
-            })
+            tokio::spawn(
+                async move { play(&api, &agent, &world, &shop, &timeline, &ids, trial, PER_RUN).await },
+            )
         };
         let killed = match fired {
             // The refund may never come (the draws, or a broken loop): stop

@@ -27,6 +27,7 @@ fn ensure(ok: bool, what: impl Into<String>) -> Result<(), String> {
 /// Runs every check; a line saying what was checked.
 pub async fn run(args: &Args, world: Arc<World>) -> Result<String, String> {
     report_math()?;
+    transcript_tools()?;
     overhead_math()?;
     models(&world)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -72,6 +73,21 @@ fn report_math() -> Result<(), String> {
         "percentiles",
     )?;
     ensure(percentile(&[], 0.5) == 0, "empty percentile")
+}
+
+fn transcript_tools() -> Result<(), String> {
+    let transcript = json!([
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {"step": 2, "tool": "issue_refund", "arguments": {"order_id": "ORD-10001"}, "status": 201},
+        {"role": "tool", "content": "{\"tool\": \"not a call\"}"},
+    ]);
+    let mut names = Vec::new();
+    runs::tool_calls(&transcript, &mut names);
+    ensure(
+        names == ["lookup_order", "issue_refund"],
+        format!("tool calls in a transcript: {names:?}"),
+    )
 }
 
 fn overhead_math() -> Result<(), String> {

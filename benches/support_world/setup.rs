@@ -85,6 +85,13 @@ pub fn policy(grounded: bool) -> Value {
     json!({"mode": "all_of", "verifiers": [first, {"kind": "external"}], "window_hours": 72})
 }
 
+/// The refund agent's policy: the refund tool returned 2xx, and the
+/// customer's signal.
+pub fn refund_policy() -> Value {
+    json!({"mode": "all_of", "verifiers": [{"kind": "tool_succeeded", "tools": ["issue_refund"]},
+        {"kind": "external"}], "window_hours": 72})
+}
+
 /// Creates the agent; its id.
 pub async fn agent(
     api: &Api,
