@@ -447,9 +447,10 @@ async fn kill_runs(
     Ok(sum)
 }
 
-/// Tool names in a task's transcript, wherever it records a call: an
-/// OpenAI `tool_calls` entry, or an object with a `tool`/`name` and its
-/// `arguments`.
+/// Tool names in a task's record, wherever it records a call: a
+/// `tool_calls` entry (the task's own rows `{tool, arguments, …}`, or
+/// OpenAI's `{function: {name}}`), or an object with a `tool`/`name` and
+/// its `arguments`.
 pub fn tool_calls(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
@@ -457,6 +458,7 @@ pub fn tool_calls(value: &Value, out: &mut Vec<String>) {
                 for c in calls {
                     if let Some(name) = c
                         .pointer("/function/name")
+                        .or_else(|| c.get("tool"))
                         .or_else(|| c.get("name"))
                         .and_then(Value::as_str)
                     {
@@ -531,8 +533,12 @@ async fn local_run(
             continue;
         };
         sum.finished += 1;
+        // The task's own rows of calls when it has them, else its transcript.
         let mut names = Vec::new();
-        tool_calls(&task["transcript"], &mut names);
+        match task.get("tool_calls") {
+            Some(rows @ Value::Array(_)) => tool_calls(&json!({"tool_calls": rows}), &mut names),
+            _ => tool_calls(&task["transcript"], &mut names),
+        }
         sum.tool_calls += names.len();
         sum.undeclared
             .extend(names.into_iter().filter(|n| !declared.contains(&n.as_str())));

@@ -81,11 +81,12 @@ fn transcript_tools() -> Result<(), String> {
             "function": {"name": "lookup_order", "arguments": "{}"}}]},
         {"step": 2, "tool": "issue_refund", "arguments": {"order_id": "ORD-10001"}, "status": 201},
         {"role": "tool", "content": "{\"tool\": \"not a call\"}"},
+        {"tool_calls": [{"attempt": 1, "turn": 1, "seq": 3, "tool": "handoff", "arguments": {}}]},
     ]);
     let mut names = Vec::new();
     runs::tool_calls(&transcript, &mut names);
     ensure(
-        names == ["lookup_order", "issue_refund"],
+        names == ["lookup_order", "issue_refund", "handoff"],
         format!("tool calls in a transcript: {names:?}"),
     )
 }
