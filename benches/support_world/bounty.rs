@@ -18,6 +18,9 @@ pub struct Settings<'a> {
     pub gguf: Option<&'a Path>,
     pub concurrency: u32,
     pub lease_ms: u64,
+    /// Hybrid retrieval: `[knowledge] embedding_model` on the skill
+    /// server's `/v1/embeddings` (a build without it refuses the key).
+    pub embeddings: bool,
 }
 
 /// Writes `dir/bounty.toml`.
@@ -31,6 +34,15 @@ pub fn write_config(dir: &Path, s: &Settings<'_>) {
             path.display()
         )
     });
+    let embeddings = if s.embeddings {
+        format!(
+            "\n[embeddings.bench]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"bench-embed\"\n\
+             api_key = \"sk-bench\"\nbatch = 64\nmax_retries = 0\n\n[knowledge]\nembedding_model = \"bench\"\n",
+            s.models_url
+        )
+    } else {
+        String::new()
+    };
     let toml = format!(
         r#"[log]
 level = "warn"
@@ -59,7 +71,7 @@ api_key = "sk-bench"
 request_timeout_ms = 30000
 max_retries = 0
 price = {{ input_per_million = "2.50", output_per_million = "10.00" }}
-{local}"#,
+{local}{embeddings}"#,
         concurrency = s.concurrency,
         lease = s.lease_ms,
         url = s.models_url,

@@ -255,16 +255,24 @@ async fn backend_in(
     let shop = Shop::start(dir, world.clone(), timeline.clone()).await;
     let models = SkillModels::start(world.clone(), SKILLS, timeline.clone()).await;
     let gguf = args.local.then(|| bounty::tiny_llama(dir));
-    bounty::write_config(
-        dir,
-        &Settings {
-            models_url: &models.base_url(),
-            gguf: gguf.as_ref().map(|(p, _)| p.as_path()),
-            concurrency: args.concurrency,
-            lease_ms: 2_000,
-        },
-    );
-    let (account, key) = tokio::task::block_in_place(|| bounty::account(dir, db))?;
+    let mut settings = Settings {
+        models_url: &models.base_url(),
+        gguf: gguf.as_ref().map(|(p, _)| p.as_path()),
+        concurrency: args.concurrency,
+        lease_ms: 2_000,
+        embeddings: true,
+    };
+    bounty::write_config(dir, &settings);
+    let (account, key) = match tokio::task::block_in_place(|| bounty::account(dir, db)) {
+        Ok(created) => created,
+        Err(e) if e.contains("knowledge") || e.contains("embeddings") => {
+            println!("{label}: no [knowledge] embedding_model in this build: retrieval is keyword only");
+            settings.embeddings = false;
+            bounty::write_config(dir, &settings);
+            tokio::task::block_in_place(|| bounty::account(dir, db))?
+        }
+        Err(e) => return Err(e),
+    };
     let (mut server, base) = tokio::task::block_in_place(|| bounty::serve(dir, db))?;
     let api = Api {
         http: reqwest::Client::new(),

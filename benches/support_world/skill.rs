@@ -82,6 +82,7 @@ impl SkillModels {
         let addr = listener.local_addr().expect("their address");
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -356,6 +357,31 @@ fn refund_step(c: &Conversation, order: &str, looked: &Value) -> Act {
             "Order {order} is outside our refund window: we refund within 30 days of delivery, so I cannot refund it.{policy}"
         )),
     }
+}
+
+/// `POST /v1/embeddings` for hybrid retrieval: the workspace fake's
+/// hashed bag of words (`embedding_of`), as OpenAI shapes the answer.
+async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let words: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({"object": "embedding", "index": index,
+                "embedding": bounty_models::testing::openai::embedding_of(text)})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data, "model": body.get("model"),
+        "usage": {"prompt_tokens": words, "total_tokens": words}}))
 }
 
 async fn chat(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Json<Value> {
