@@ -186,6 +186,7 @@ fn end_of(kind: Kind, n: &str) -> AttemptEnd {
     let reply = "Your refund is on its way; it reaches your card in 3 to 5 days.";
     let completed = |decision: Decision, reason: &str| {
         AttemptEnd::Completed(TaskOutput {
+            handoff: None,
             text: reply.into(),
             errors: None,
             model: "small-model-q4".into(),

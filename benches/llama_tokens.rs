@@ -274,6 +274,7 @@ impl Provider {
             temperature,
             seed,
             json_schema: None,
+            tools: Vec::new(),
         };
         self.runtime.block_on(self.model.generate(request))
     }

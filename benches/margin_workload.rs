@@ -227,6 +227,10 @@ async fn agent(store: &Store, name: &str, route: &[&str], routing: RoutingPolicy
                 verifier_policy: policy,
                 params: Default::default(),
                 routing,
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await

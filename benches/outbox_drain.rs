@@ -73,6 +73,7 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
             .pop()
             .unwrap();
         let end = AttemptEnd::Completed(TaskOutput {
+            handoff: None,
             text: "ok".into(),
             errors: None,
             model: "m".into(),

@@ -50,6 +50,19 @@ pub struct Config {
     pub secrets: SecretsSettings,
     /// HTTP to URLs customers choose (BYOK endpoints today).
     pub tools: ToolsSettings,
+    /// Knowledge: which embedding model indexes and searches it.
+    pub knowledge: KnowledgeSettings,
+}
+
+/// `[knowledge]`: how knowledge sources are indexed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeSettings {
+    /// The `[embeddings.NAME]` model that knowledge chunks are embedded
+    /// with when they are indexed (uploads, URL fetches, `bounty knowledge
+    /// reindex`), and that retrieval embeds queries with. Unset: retrieval
+    /// is keyword only. It must name an `[embeddings.NAME]` table.
+    pub embedding_model: Option<String>,
 }
 
 /// `[tools]`: HTTP to URLs customers choose. Today that is each account's
@@ -514,7 +527,7 @@ impl Config {
         if w.lease_ms < 300 {
             return bad("worker.lease_ms", "must be at least 300");
         }
-        self.model_registry()?;
+        self.knowledge_embedder(&self.model_registry()?)?;
         self.stripe.client()?;
         self.secrets.keyring()?;
         if self.stripe.timeout_ms == 0 || self.stripe.poll_interval_ms == 0 {
@@ -542,6 +555,22 @@ impl Config {
                     e.section, e.model, e.key, e.message
                 ))
             })
+    }
+
+    /// The embedding model `[knowledge] embedding_model` names, from
+    /// `registry`; `None` when it is unset.
+    pub fn knowledge_embedder(
+        &self,
+        registry: &ModelRegistry,
+    ) -> Result<Option<std::sync::Arc<bounty_models::Embedder>>, ConfigError> {
+        let Some(name) = &self.knowledge.embedding_model else {
+            return Ok(None);
+        };
+        registry.embedder(name).cloned().map(Some).ok_or_else(|| {
+            ConfigError(format!(
+                "invalid value for `knowledge.embedding_model`: `{name}` is not an [embeddings.{name}] table"
+            ))
+        })
     }
 
     /// The backend the database URL names.

@@ -97,6 +97,10 @@ pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, Agent
                 },
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await

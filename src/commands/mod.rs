@@ -57,7 +57,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Accounts(cmd) => accounts::run(cmd, &open_store(&config).await?).await,
         Command::ApiKeys(cmd) => api_keys::run(cmd, &open_store(&config).await?).await,
         Command::Distill(cmd) => distill::run(cmd, &open_store(&config).await?).await,
-        Command::Knowledge(cmd) => knowledge::run(cmd, &open_store(&config).await?).await,
+        Command::Knowledge(cmd) => knowledge::run(cmd, &config, &open_store(&config).await?).await,
     }
 }
 

@@ -63,6 +63,7 @@ pub async fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<()> {
                 temperature: 0.0,
                 seed: 0,
                 json_schema: None,
+                tools: Vec::new(),
             };
             let generation = model
                 .generate(request)

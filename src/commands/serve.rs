@@ -148,6 +148,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     }
     .map(|r| tokio::spawn(r.run(shutdown.clone())));
+    let knowledge_embedder = config.knowledge_embedder(&registry)?;
     let state = AppState::new(store.clone(), limits)
         .with_stripe(stripe)
         .with_keyring(keyring.clone())
@@ -157,11 +158,14 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             keyring: keyring.clone().map(Arc::new),
             // Test deliveries go to this process itself.
             self_url: Some(format!("http://{}", self_address(addr))),
+            knowledge_embedder: knowledge_embedder.clone(),
+            outbound: config.tools.outbound_policy(),
             ..bounty_web::WebState::new(store.clone(), config.server.secure_cookies)
         })
         .with_stripe_webhook_secrets(config.stripe.webhook_secrets.clone())
         .with_models(registry)
         .with_outbound(config.tools.outbound_policy())
+        .with_knowledge_embedder(knowledge_embedder)
         .with_task_max_attempts(config.worker.max_attempts)
         .with_task_wake(wake);
     let app = bounty_server::app(state);

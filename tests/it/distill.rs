@@ -69,6 +69,7 @@ async fn finish(
         .pop()
         .expect("the new task is due");
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: "done".into(),
         errors: None,
         model: model.into(),
@@ -178,6 +179,10 @@ async fn exports_only_resolved_traces_of_the_agent_in_the_window(backend: Backen
                 verifier_policy: store_test_policy(),
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await

@@ -53,7 +53,7 @@ fn app_opts(fake: Option<&FakeOpenAi>, worker: bool) -> TestOptions {
     }
 }
 
-async fn integration(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn integration(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/v1/integrations", Some(key))
         .json(&body)
         .send()
@@ -101,7 +101,7 @@ async fn post_raw(
 }
 
 /// Delivers `body` to the integration, signed with `secret` at `now + skew`.
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     created: &Value,
     secret: &str,

@@ -367,7 +367,8 @@ async fn another_account_sees_none_of_it(backend: Backend) {
     assert_eq!((still.document_count, still.chunk_count), (2, 4));
 }
 
-async fn send(
+/// Sends `method path` with `key`, and `body` as JSON when given.
+pub(crate) async fn send(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -510,10 +511,60 @@ async fn the_api_refuses_bad_input_naming_the_field(backend: Backend) {
             "kind",
         ),
         (
-            json!({"name": "Docs", "kind": "urls", "urls": ["https://example.com/help"]}),
+            json!({"name": "Docs", "kind": "urls"}),
             422,
-            "unsupported_kind",
-            "kind",
+            "validation_failed",
+            "urls",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": []}),
+            422,
+            "validation_failed",
+            "urls",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["https://example.com/a", "ftp://example.com/b"]}),
+            422,
+            "validation_failed",
+            "urls[1]",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["/relative/page"]}),
+            422,
+            "validation_failed",
+            "urls[0]",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["https://user:pw@example.com/"]}),
+            422,
+            "validation_failed",
+            "urls[0]",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["https://example.com/#top"]}),
+            422,
+            "validation_failed",
+            "urls[0]",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["https://example.com/a", "https://example.com/a"]}),
+            422,
+            "validation_failed",
+            "urls[1]",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls",
+                   "urls": (0..101).map(|i| format!("https://example.com/{i}")).collect::<Vec<_>>()}),
+            422,
+            "validation_failed",
+            "urls",
+        ),
+        (
+            json!({"name": "Docs", "kind": "urls", "urls": ["https://example.com/a"],
+                   "documents": [{"name": "a.md", "format": "markdown", "content": "A."}]}),
+            422,
+            "validation_failed",
+            "documents",
         ),
         (
             json!({"name": "Docs", "kind": "upload"}),

@@ -105,6 +105,7 @@ async fn run(backend: Backend, ops: Vec<(Op, Option<u64>)>) {
                 let claimed = queue_and_claim(&store, account, agent, format!("task {i}")).await;
                 let end = match op {
                     Op::Run(decision) => AttemptEnd::Completed(TaskOutput {
+                        handoff: None,
                         text: "done".into(),
                         errors: None,
                         model: "m".into(),

@@ -9,11 +9,13 @@
 mod support;
 
 mod account;
+mod agent_tools;
 mod agents;
 mod api_keys;
 mod billing_integrity;
 mod byok;
 mod cli;
+mod conversations;
 mod disputes;
 mod distill;
 mod errors;
@@ -23,6 +25,7 @@ mod helpdesk;
 mod helpdesk_replies;
 mod hostile_input;
 mod knowledge;
+mod knowledge_hybrid;
 mod ledger_props;
 mod margin;
 mod openapi;

@@ -23,6 +23,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/tasks"),
     ("get", "/v1/tasks"),
     ("get", "/v1/tasks/{id}"),
+    ("post", "/v1/tasks/{id}/messages"),
     ("get", "/v1/models"),
     ("get", "/v1/outcomes"),
     ("get", "/v1/outcomes/{id}"),

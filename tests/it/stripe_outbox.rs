@@ -484,6 +484,7 @@ async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
         .pop()
         .unwrap();
     let end = bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
+        handoff: None,
         text: "done".into(),
         errors: None,
         model: "m".into(),

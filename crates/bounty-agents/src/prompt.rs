@@ -1,7 +1,16 @@
-//! The chat an agent's instructions and a task's input become.
+//! The chat an agent's instructions and a task's input become: the
+//! system prompt, the ticket as the first user message, and for a
+//! conversation of several turns every later message in order.
 
 use bounty_core::TaskInput;
+use bounty_core::conversation::MessageRole;
 use bounty_models::{Message, Role};
+use bounty_store::ConversationMessage;
+
+/// What a turn that starts after the agent's own answer (a reopen resumed
+/// the conversation with no new message) is told the customer did.
+pub const REOPENED_NOTE: &str =
+    "(The customer reopened the ticket: the last answer did not solve their problem.)";
 
 /// System prompt: the agent's instructions, plus the output schema when
 /// there is one (remote models are also asked for it through the API, and
@@ -51,6 +60,40 @@ pub fn build(
     messages
 }
 
+/// [`build`], then the conversation after the ticket (`history`, in
+/// conversation order): customer messages as user messages, the agent's
+/// answers as assistant messages. Consecutive messages of one role are
+/// joined (two customer messages sent before the agent answered read as
+/// one), so roles alternate as chat templates expect. When the history
+/// ends with the agent's answer (a reopen resumed the conversation with no
+/// new message), a last user message says the customer reopened it.
+pub fn build_conversation(
+    instructions: &str,
+    output_schema: Option<&serde_json::Value>,
+    input: &TaskInput,
+    history: &[ConversationMessage],
+) -> Vec<Message> {
+    let mut messages = build(instructions, output_schema, input);
+    messages.reserve(history.len() + 1);
+    for m in history {
+        let role = match m.role {
+            MessageRole::Customer => Role::User,
+            MessageRole::Agent => Role::Assistant,
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(m.body.trim());
+            }
+            _ => messages.push(Message::new(role, m.body.trim())),
+        }
+    }
+    if messages.last().is_some_and(|m| m.role == Role::Assistant) {
+        messages.push(Message::new(Role::User, REOPENED_NOTE));
+    }
+    messages
+}
+
 #[cfg(test)]
 mod tests {
     use bounty_core::task::Customer;
@@ -86,5 +129,56 @@ mod tests {
         );
         assert!(m[0].content.starts_with("Answer with one JSON value"));
         assert_eq!(m[1].content, "x");
+    }
+
+    fn said(seq: i32, turn: i32, role: MessageRole, body: &str) -> ConversationMessage {
+        ConversationMessage {
+            seq,
+            turn,
+            role,
+            body: body.into(),
+            source: match role {
+                MessageRole::Customer => bounty_core::conversation::MessageSource::Api,
+                MessageRole::Agent => bounty_core::conversation::MessageSource::Agent,
+            },
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_conversation_alternates_after_the_ticket() {
+        let input = TaskInput {
+            body: "My order is late.".into(),
+            ..Default::default()
+        };
+        let history = [
+            said(1, 1, MessageRole::Agent, "What is the order number?"),
+            said(2, 2, MessageRole::Customer, "It is 1042."),
+            said(3, 2, MessageRole::Customer, " And it was paid. "),
+            said(4, 2, MessageRole::Agent, "It ships today."),
+            said(5, 3, MessageRole::Customer, "Thanks, and the invoice?"),
+        ];
+        let m = build_conversation("Be kind.", None, &input, &history);
+        let shape: Vec<(Role, &str)> = m.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(
+            shape,
+            [
+                (Role::System, "Be kind."),
+                (Role::User, "My order is late."),
+                (Role::Assistant, "What is the order number?"),
+                (Role::User, "It is 1042.\n\nAnd it was paid."),
+                (Role::Assistant, "It ships today."),
+                (Role::User, "Thanks, and the invoice?"),
+            ]
+        );
+        // No history: the same prompt as a single-turn task.
+        assert_eq!(
+            build_conversation("Be kind.", None, &input, &[]),
+            build("Be kind.", None, &input)
+        );
+        // Resumed after the agent's answer with no new message.
+        let m = build_conversation("", None, &input, &history[..1]);
+        assert_eq!(m.last().unwrap().content, REOPENED_NOTE);
+        assert_eq!(m.len(), 3);
     }
 }

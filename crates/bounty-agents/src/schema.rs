@@ -33,19 +33,30 @@ impl OutputSchema {
             Ok(v) => v,
             Err(e) => return vec![format!("output is not valid JSON: {e}")],
         };
-        self.validator
-            .iter_errors(&value)
-            .take(MAX_ERRORS)
-            .map(|e| {
-                let path = e.instance_path().to_string();
-                if path.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{path}: {e}")
-                }
-            })
-            .collect()
+        violations(&self.validator, &value, MAX_ERRORS)
     }
+}
+
+/// The first `max` violations of `value` against `validator`, each led by
+/// its JSON pointer when it is not the root (`/reply: 3 is not of type
+/// "string"`).
+pub(crate) fn violations(
+    validator: &jsonschema::Validator,
+    value: &serde_json::Value,
+    max: usize,
+) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .take(max)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            if path.is_empty() {
+                e.to_string()
+            } else {
+                format!("{path}: {e}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use bounty_core::verification::{JudgeSpec, RulesSpec};
+use bounty_core::verification::{JudgeSpec, RulesSpec, ToolSucceededSpec};
 use bounty_core::{Decision, TaskInput, VerificationPolicy, VerifierSpec, VerifierVerdict};
 use bounty_models::router::Overrides;
 use bounty_models::{CallRecord, Message, ProviderKind, Role, Router};
@@ -66,6 +66,10 @@ pub const RULES_VERSION: &str = "rules/1";
 pub const JUDGE_VERSION: &str = "judge/1";
 /// Version of the external verifier.
 pub const EXTERNAL_VERSION: &str = "external/1";
+/// The `grounded` verifier's version.
+pub const GROUNDED_VERSION: &str = "grounded/1";
+/// The `tool_succeeded` verifier's version.
+pub const TOOL_SUCCEEDED_VERSION: &str = "tool_succeeded/1";
 
 /// Tokens the judge may generate: ample for its small JSON answer, even
 /// from a local model whose tokens are single characters.
@@ -99,6 +103,11 @@ pub struct VerifyInput<'a> {
     pub task: &'a TaskInput,
     /// The agent's instructions (shown to the judge as context).
     pub instructions: &'a str,
+    /// The ids of the knowledge chunks retrieved for this turn (`grounded`).
+    pub retrieved: &'a [String],
+    /// This turn's tool calls: name and HTTP status, `None` when the call
+    /// got no answer (`tool_succeeded`).
+    pub tool_results: &'a [(String, Option<u16>)],
 }
 
 /// What running a policy decided.
@@ -177,7 +186,7 @@ pub fn policy_problems(policy: &VerificationPolicy, models: &dyn KnownModels) ->
                     ));
                 }
             }
-            VerifierSpec::External(_) => {}
+            VerifierSpec::External(_) | VerifierSpec::Grounded(_) | VerifierSpec::ToolSucceeded(_) => {}
         }
     }
     problems
@@ -229,6 +238,8 @@ pub async fn run_policy(policy: &VerificationPolicy, input: &VerifyInput<'_>, ro
             VerifierSpec::Rules(rules) => run_rules(rules, &spec_json, input),
             VerifierSpec::Judge(judge) => run_judge(judge, &spec_json, input, router, &mut judge_calls).await,
             VerifierSpec::External(_) => run_external(policy, &spec_json),
+            VerifierSpec::Grounded(_) => run_grounded(&spec_json, input),
+            VerifierSpec::ToolSucceeded(spec) => run_tool_succeeded(spec, &spec_json, input),
         };
         tracing::debug!(
             index = i,
@@ -551,6 +562,114 @@ fn run_external(policy: &VerificationPolicy, spec_json: &str) -> VerifierVerdict
     }
 }
 
+/// The chunk ids an answer cites: every `kc_` followed by 32 lower-case
+/// hex digits, in order of first appearance, each once.
+pub fn cited_chunks(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("kc_") {
+        let start = from + at;
+        let end = start + 3 + 32;
+        from = start + 3;
+        if end > bytes.len() {
+            break;
+        }
+        let hex = &bytes[start + 3..end];
+        let boundary = |i: usize| i >= bytes.len() || !bytes[i].is_ascii_alphanumeric();
+        let before_ok = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        if before_ok
+            && boundary(end)
+            && hex
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
+            let id = &text[start..end];
+            if !out.iter().any(|c| c == id) {
+                out.push(id.to_owned());
+            }
+            from = end;
+        }
+    }
+    out
+}
+
+/// `grounded`: at least one cited chunk, and only chunks retrieved for
+/// this turn.
+fn run_grounded(spec_json: &str, input: &VerifyInput<'_>) -> VerifierVerdict {
+    let cited = cited_chunks(input.output);
+    let unknown: Vec<&String> = cited.iter().filter(|c| !input.retrieved.contains(c)).collect();
+    let (decision, reason) = if cited.is_empty() {
+        (Decision::Fail, "the answer cites no knowledge chunk".to_owned())
+    } else if !unknown.is_empty() {
+        (
+            Decision::Fail,
+            format!(
+                "the answer cites {} chunk(s) that were not retrieved: {}",
+                unknown.len(),
+                unknown.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    } else {
+        (
+            Decision::Pass,
+            format!(
+                "the answer cites {} retrieved chunk(s): {}",
+                cited.len(),
+                cited.join(", ")
+            ),
+        )
+    };
+    let retrieved = input.retrieved.join(",");
+    VerifierVerdict {
+        verifier: "grounded".to_owned(),
+        version: GROUNDED_VERSION.to_owned(),
+        decision,
+        reason,
+        inputs_hash: inputs_hash(&[spec_json, &retrieved, input.output]),
+        confidence: None,
+    }
+}
+
+/// `tool_succeeded`: each named tool was called in this turn and one of
+/// its calls answered 2xx.
+fn run_tool_succeeded(spec: &ToolSucceededSpec, spec_json: &str, input: &VerifyInput<'_>) -> VerifierVerdict {
+    let succeeded = |name: &str| {
+        input
+            .tool_results
+            .iter()
+            .any(|(n, status)| n == name && status.is_some_and(|s| (200..300).contains(&s)))
+    };
+    let missing: Vec<&str> = spec
+        .tools
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !succeeded(t))
+        .collect();
+    let (decision, reason) = if missing.is_empty() {
+        (Decision::Pass, format!("{} answered 2xx", spec.tools.join(", ")))
+    } else {
+        (
+            Decision::Fail,
+            format!("no 2xx answer from {}", missing.join(", ")),
+        )
+    };
+    let calls = input
+        .tool_results
+        .iter()
+        .map(|(n, s)| format!("{n}:{}", s.map_or("none".to_owned(), |s| s.to_string())))
+        .collect::<Vec<_>>()
+        .join(",");
+    VerifierVerdict {
+        verifier: "tool_succeeded".to_owned(),
+        version: TOOL_SUCCEEDED_VERSION.to_owned(),
+        decision,
+        reason,
+        inputs_hash: inputs_hash(&[spec_json, &calls]),
+        confidence: None,
+    }
+}
+
 /// Hex SHA-256 of the parts joined by newlines. The first part is always
 /// compact JSON (no raw newline), so the joining is unambiguous.
 fn inputs_hash(parts: &[&str]) -> String {
@@ -637,9 +756,79 @@ mod tests {
             output_schema: schema,
             task: &task,
             instructions: "Be kind.",
+            retrieved: &[],
+            tool_results: &[],
         };
         let json = serde_json::to_string(&VerifierSpec::Rules(spec.clone())).unwrap();
         run_rules(&spec, &json, &input)
+    }
+
+    const A: &str = "kc_0123456789abcdef0123456789abcdef";
+    const B: &str = "kc_fedcba9876543210fedcba9876543210";
+
+    fn grounded(output: &str, retrieved: &[String]) -> VerifierVerdict {
+        let task = task();
+        let input = VerifyInput {
+            output,
+            output_schema: None,
+            task: &task,
+            instructions: "",
+            retrieved,
+            tool_results: &[],
+        };
+        run_grounded("{\"kind\":\"grounded\"}", &input)
+    }
+
+    #[test]
+    fn citations_are_read_once_each_and_only_whole() {
+        let text = format!("See [{A}] and ({B}), again {A}; not x{A} nor {A}0 nor kc_XYZ.");
+        assert_eq!(cited_chunks(&text), vec![A.to_owned(), B.to_owned()]);
+        assert!(cited_chunks("kc_").is_empty());
+    }
+
+    #[test]
+    fn grounded_needs_a_citation_and_only_retrieved_ones() {
+        let retrieved = vec![A.to_owned()];
+        assert_pass(&grounded(&format!("Reset it in Settings [{A}]."), &retrieved));
+        assert_fail(
+            &grounded("Reset it in Settings.", &retrieved),
+            "cites no knowledge chunk",
+        );
+        assert_fail(
+            &grounded(&format!("See [{A}] and [{B}]."), &retrieved),
+            "not retrieved: kc_fedcba",
+        );
+        assert_fail(&grounded(&format!("See [{A}]."), &[]), "not retrieved");
+    }
+
+    #[test]
+    fn tool_succeeded_needs_a_2xx_from_each_named_tool() {
+        let task = task();
+        let spec = ToolSucceededSpec {
+            tools: vec!["issue_refund".into()],
+        };
+        let run = |results: &[(String, Option<u16>)]| {
+            let input = VerifyInput {
+                output: "Refunded.",
+                output_schema: None,
+                task: &task,
+                instructions: "",
+                retrieved: &[],
+                tool_results: results,
+            };
+            run_tool_succeeded(&spec, "{}", &input)
+        };
+        assert_pass(&run(&[
+            ("lookup_order".into(), Some(200)),
+            ("issue_refund".into(), Some(409)),
+            ("issue_refund".into(), Some(201)),
+        ]));
+        assert_fail(
+            &run(&[("issue_refund".into(), Some(422))]),
+            "no 2xx answer from issue_refund",
+        );
+        assert_fail(&run(&[("issue_refund".into(), None)]), "no 2xx");
+        assert_fail(&run(&[]), "no 2xx");
     }
 
     fn assert_pass(verdict: &VerifierVerdict) {
@@ -851,6 +1040,8 @@ mod tests {
             output_schema: None,
             task: &task,
             instructions: "",
+            retrieved: &[],
+            tool_results: &[],
         };
         run_policy(policy, &input, &router).await
     }

@@ -250,10 +250,25 @@ impl Worker {
                 return;
             }
         };
-        let messages = prompt::build(
+        // The ticket and the conversation after it, up to this turn.
+        let task = &claimed.task;
+        let history = match self
+            .inner
+            .store
+            .conversation_until(task.account_id, task.id, task.turn)
+            .await
+        {
+            Ok(history) => history,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the conversation; the task will be retried when its lease expires");
+                return;
+            }
+        };
+        let messages = prompt::build_conversation(
             &agent.instructions,
             agent.schema.as_ref().map(|(v, _)| v),
-            &claimed.task.input,
+            &task.input,
+            &history,
         );
         // The model (or the cache), then the verifiers, all under the
         // renewed lease.
@@ -264,6 +279,7 @@ impl Worker {
                     let mut transcript = messages.clone();
                     transcript.push(Message::new(Role::Assistant, answer.text.clone()));
                     AttemptEnd::Completed(TaskOutput {
+                        handoff: None,
                         text: answer.text,
                         errors: answer.errors,
                         model: answer.model,
@@ -364,7 +380,13 @@ impl Worker {
         messages: &[Message],
     ) -> (Result<Answer, ProviderError>, Vec<NewModelCall>, Option<CacheUse>) {
         let mut calls: Vec<NewModelCall> = Vec::new();
-        let (served, cache) = self.answer_from_cache(agent, claimed, &mut calls).await;
+        // The cache keys on the ticket alone: a conversation's later
+        // messages are not in it, so a conversation never reads it.
+        let conversation = messages.iter().filter(|m| m.role == Role::User).count() > 1;
+        let (served, cache) = match conversation {
+            true => (None, None),
+            false => self.answer_from_cache(agent, claimed, &mut calls).await,
+        };
         if let Some(answer) = served {
             return (Ok(answer), calls, cache);
         }
@@ -592,6 +614,8 @@ impl Worker {
             output_schema: compiled,
             task: &claimed.task.input,
             instructions: &agent.instructions,
+            retrieved: &[],
+            tool_results: &[],
         };
         let run = verify::run_policy(&agent.policy, &input, &self.inner.router).await;
         tracing::info!(model = %model, decision = %run.decision, verdicts = run.verdicts.len(), "output verified");

@@ -74,6 +74,8 @@ fn input<'a>(task: &'a TaskInput, output: &'a str) -> VerifyInput<'a> {
         output_schema: None,
         task,
         instructions: "Answer billing questions.",
+        retrieved: &[],
+        tool_results: &[],
     }
 }
 

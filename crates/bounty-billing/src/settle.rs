@@ -19,6 +19,7 @@
 //! lapse sweep use [`apply_signal`], [`goodwill_reversal`] and
 //! [`lapse_outcomes`], which make their own.
 
+use bounty_core::conversation::reopen_resumes;
 use bounty_core::ledger::{
     BaseKind, ChargeBalances, LedgerAccount, TransferKind, TransferUnit, alerts_crossed, plan_charge,
     plan_reversal,
@@ -34,14 +35,15 @@ use bounty_core::{
     VerificationPolicy, VerifierVerdict,
 };
 use bounty_store::answer_cache::{forget_answer, remember_answer};
+use bounty_store::conversation::queue_next_turn;
 use bounty_store::ledger::{
     Billing, balance, insert_cap_alert, insert_transfer, lock_billing, net_since, period_start, read_billing,
     release_reservation, unreversed_transfers,
 };
 use bounty_store::outbox::{enqueue, ensure_test_customer};
 use bounty_store::outcomes::{
-    NewOutcomeEvent, insert_outcome, insert_outcome_event, outcome_in, outcome_source, rated_usage,
-    set_outcome_rating, set_outcome_status,
+    NewOutcomeEvent, OutcomeSource, insert_outcome, insert_outcome_event, outcome_in, outcome_of_task_in,
+    outcome_source, rated_usage, set_outcome_rating, set_outcome_status, set_outcome_turn,
 };
 use bounty_store::usage::{UsageKey, move_usage};
 use bounty_store::{EventEvidence, Outcome, Store, StoreError, Tx};
@@ -54,6 +56,9 @@ pub struct Applied {
     pub from: OutcomeStatus,
     pub effect: ChargeEffect,
     pub reason: String,
+    /// A reopen resumed the conversation: its task is queued for a new
+    /// turn, worked for free (the caller may wake a worker).
+    pub resumed: bool,
 }
 
 /// Why an outcome event was not applied.
@@ -109,7 +114,8 @@ async fn charge(
         outcome_type: outcome.outcome_type.clone(),
         resolved: true,
         usage,
-        tool_ms: 0,
+        // Every attempt's tool time, like every attempt's tokens.
+        tool_ms: bounty_store::tool_calls::task_tool_ms(tx, account, outcome.task_id).await?,
         included_used: ComputeUnits::from_milli(included_used),
         byok,
     };
@@ -290,11 +296,18 @@ async fn apply(
         (OutcomeStatus::Resolved, to) if to != OutcomeStatus::Resolved => forget_answer(tx, &outcome).await?,
         _ => {}
     }
+    // A reopen resumes the conversation: its task is queued for another
+    // turn, worked for free (the outcome stays final).
+    let resumed = reopen_resumes(event, &t)
+        && queue_next_turn(tx, outcome.account_id, outcome.task_id, now)
+            .await?
+            .is_some();
     Ok(Applied {
         outcome,
         from: t.from,
         effect: t.effect,
         reason: t.reason,
+        resumed,
     })
 }
 
@@ -327,20 +340,9 @@ async fn open_outcome(
     let source = outcome_source(tx, key.account, key.task, key.agent_id, key.agent_version).await?;
     let policy: VerificationPolicy = serde_json::from_str(&source.policy_json)
         .map_err(|e| corrupt("agent_versions.verifier_policy", e))?;
-    let window_ends_at = now + chrono::Duration::hours(i64::from(policy.window_hours));
-    let goodwill_ends_at = window_ends_at + chrono::Duration::days(i64::from(policy.goodwill_days));
+    let (window_ends_at, goodwill_ends_at) = window_from(&policy, now);
     let plan_currency = billing.plan.price_per_cu.currency;
-    let inference_cost = match source.costs.as_slice() {
-        [] => Money::zero(plan_currency),
-        [one] => *one,
-        many => {
-            tracing::warn!(task.id = %key.task, "model calls in several currencies; margin uses the plan's");
-            many.iter()
-                .find(|c| c.currency == plan_currency)
-                .copied()
-                .unwrap_or(many[0])
-        }
-    };
+    let inference_cost = inference_cost_of(&source, plan_currency, key.task);
     let outcome = Outcome {
         id: OutcomeId::new(),
         account_id: key.account,
@@ -366,42 +368,129 @@ async fn open_outcome(
     Ok(outcome)
 }
 
-/// The agent finished: opens the outcome and applies the verifiers'
-/// decision (charging when it passes), inside the finish's transaction.
+/// The verification window (and the goodwill days after it) of an answer
+/// given `now` under `policy`.
+fn window_from(policy: &VerificationPolicy, now: Timestamp) -> (Timestamp, Timestamp) {
+    let window_ends_at = now + chrono::Duration::hours(i64::from(policy.window_hours));
+    (
+        window_ends_at,
+        window_ends_at + chrono::Duration::days(i64::from(policy.goodwill_days)),
+    )
+}
+
+/// What a task's model calls cost us, in the plan's currency when they
+/// used several.
+fn inference_cost_of(source: &OutcomeSource, plan_currency: bounty_core::Currency, task: TaskId) -> Money {
+    match source.costs.as_slice() {
+        [] => Money::zero(plan_currency),
+        [one] => *one,
+        many => {
+            tracing::warn!(task.id = %task, "model calls in several currencies; margin uses the plan's");
+            many.iter()
+                .find(|c| c.currency == plan_currency)
+                .copied()
+                .unwrap_or(many[0])
+        }
+    }
+}
+
+/// A later turn of a conversation ended on its open outcome: the outcome
+/// takes every turn's inference cost (moving its usage when it is decided
+/// already), and, when it is still to be decided, a fresh window from
+/// `now` for the new answer.
+async fn refresh_for_turn(
+    tx: &mut Tx,
+    billing: &Billing,
+    key: &TaskKey,
+    mut outcome: Outcome,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    let source = outcome_source(tx, key.account, key.task, key.agent_id, key.agent_version).await?;
+    let usage_before = UsageKey::of(&outcome);
+    outcome.inference_cost = inference_cost_of(&source, billing.plan.price_per_cu.currency, key.task);
+    if !outcome.status.decided() {
+        (outcome.window_ends_at, outcome.goodwill_ends_at) = window_from(&outcome.policy, now);
+    }
+    outcome.updated_at = now;
+    set_outcome_turn(tx, &outcome).await?;
+    move_usage(tx, key.account, usage_before, UsageKey::of(&outcome)).await?;
+    Ok(outcome)
+}
+
+/// Applies the end of a turn (the worker's event) to `outcome`, which a
+/// new outcome never refuses; a refusal is a broken invariant.
+async fn apply_turn(
+    tx: &mut Tx,
+    billing: &Billing,
+    outcome: Outcome,
+    event: &OutcomeEvent,
+    evidence: &EventEvidence,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    match apply(tx, billing, outcome, event, evidence, now).await {
+        Ok(applied) => Ok(applied.outcome),
+        Err(OutcomeError::Store(e)) => Err(e),
+        Err(e) => Err(corrupt("an outcome refused the end of its turn", e)),
+    }
+}
+
+/// A turn of the task's conversation completed: the verifiers' decision
+/// (charging when it passes) or, when the agent handed the ticket to a
+/// person (`handoff`, its reason), `escalated`, never charged, inside the
+/// finish's transaction.
+///
+/// The first turn to settle opens the outcome. A later turn settles the
+/// outcome its conversation continued (`verifying` again). A turn of a
+/// resumed conversation (a reopen made the outcome final) leaves the
+/// outcome as it is: it is worked for free and never charged again; only
+/// a hand-off there is recorded on the receipt.
 pub async fn settle_completed(
     tx: &mut Tx,
     key: &TaskKey,
     decision: Decision,
     verdicts: &[VerifierVerdict],
+    handoff: Option<&str>,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
     // Only a charge reads and changes balances: lock the account for it
     // alone, so an account's uncharged outcomes never queue on its lock.
-    let billing = read_billing(tx, key.account, now, decision == Decision::Pass).await?;
-    let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Verifying, now).await?;
+    let charges = decision == Decision::Pass && handoff.is_none();
+    let billing = read_billing(tx, key.account, now, charges).await?;
+    let event = match handoff {
+        Some(reason) => OutcomeEvent::HandedOff {
+            reason: reason.to_owned(),
+        },
+        None => OutcomeEvent::Verified(decision),
+    };
     let evidence = EventEvidence {
         verdicts: Some(verdicts.to_vec()),
-        signal: None,
+        signal: handoff.map(|reason| serde_json::json!({"kind": "handoff", "reason": reason})),
         actor: Actor::Worker,
     };
-    match apply(
-        tx,
-        &billing,
-        outcome,
-        &OutcomeEvent::Verified(decision),
-        &evidence,
-        now,
-    )
-    .await
-    {
-        Ok(applied) => Ok(applied.outcome),
-        Err(OutcomeError::Store(e)) => Err(e),
-        Err(e) => Err(corrupt("a new outcome refused its verdict", e)),
-    }
+    let outcome = match outcome_of_task_in(tx, key.account, key.task).await? {
+        None => open_outcome(tx, &billing, key, OutcomeStatus::Verifying, now).await?,
+        Some(o) if o.status == OutcomeStatus::Verifying => {
+            refresh_for_turn(tx, &billing, key, o, now).await?
+        }
+        Some(o) if o.status.is_final() => {
+            let o = refresh_for_turn(tx, &billing, key, o, now).await?;
+            if handoff.is_none() {
+                return Ok(o);
+            }
+            o
+        }
+        Some(o) => {
+            tracing::warn!(task.id = %key.task, status = %o.status, "a turn ended on an outcome that was not waiting for it; left as it is");
+            return Ok(o);
+        }
+    };
+    apply_turn(tx, &billing, outcome, &event, &evidence, now).await
 }
 
-/// The task failed: its outcome is failed, never charged, and its budget
-/// reservation is released, inside the finish's transaction.
+/// The task (or a turn of its conversation) failed: its outcome is failed,
+/// never charged, and its budget reservation is released, inside the
+/// finish's transaction. A later turn fails the outcome its conversation
+/// continued; a resumed conversation's final outcome only records it.
 pub async fn settle_failed(
     tx: &mut Tx,
     key: &TaskKey,
@@ -409,6 +498,19 @@ pub async fn settle_failed(
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
     let billing = read_billing(tx, key.account, now, false).await?;
+    if let Some(outcome) = outcome_of_task_in(tx, key.account, key.task).await? {
+        if !(outcome.status == OutcomeStatus::Verifying || outcome.status.is_final()) {
+            tracing::warn!(task.id = %key.task, status = %outcome.status, "a turn failed on an outcome that was not waiting for it; left as it is");
+            return Ok(outcome);
+        }
+        let outcome = refresh_for_turn(tx, &billing, key, outcome, now).await?;
+        let evidence = EventEvidence {
+            verdicts: None,
+            signal: Some(serde_json::json!({"kind": "turn_failed", "reason": reason})),
+            actor: Actor::Worker,
+        };
+        return apply_turn(tx, &billing, outcome, &OutcomeEvent::TurnFailed, &evidence, now).await;
+    }
     let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Failed, now).await?;
     move_usage(tx, key.account, None, UsageKey::of(&outcome)).await?;
     let record = NewOutcomeEvent {

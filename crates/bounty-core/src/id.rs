@@ -173,6 +173,12 @@ typed_id!(
 );
 
 typed_id!(
+    /// One call an agent made to one of its tools.
+    ToolCallId,
+    "tcall"
+);
+
+typed_id!(
     /// What a task came to: verifying, provisional, resolved, failed or reversed.
     OutcomeId,
     "out"

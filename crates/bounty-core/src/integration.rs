@@ -185,23 +185,28 @@ pub enum DeliveryResult {
     /// A resolution signal the outcome's policy does not take (no
     /// `external` verifier, or its window is over); kept on the receipt.
     SignalNotApplicable,
-    /// Kept, nothing else done (a reply, or a signal with no outcome to
-    /// apply to); the reason says why when there is one.
+    /// Kept, nothing else done (a reply to a closed conversation, or a
+    /// signal with no outcome to apply to); the reason says why when there
+    /// is one.
     Recorded,
+    /// A customer's reply joined the ticket's conversation: a new turn
+    /// answers it (the reason says whether it continued a waiting answer).
+    MessageAdded,
 }
 
 impl DeliveryResult {
     /// Every result, in a stable order.
-    pub const ALL: [DeliveryResult; 5] = [
+    pub const ALL: [DeliveryResult; 6] = [
         DeliveryResult::TaskCreated,
         DeliveryResult::TaskExists,
         DeliveryResult::SignalApplied,
         DeliveryResult::SignalNotApplicable,
         DeliveryResult::Recorded,
+        DeliveryResult::MessageAdded,
     ];
 
     /// The stable name: `task_created`, `task_exists`, `signal_applied`,
-    /// `signal_not_applicable` or `recorded`.
+    /// `signal_not_applicable`, `recorded` or `message_added`.
     pub const fn as_str(self) -> &'static str {
         match self {
             DeliveryResult::TaskCreated => "task_created",
@@ -209,6 +214,7 @@ impl DeliveryResult {
             DeliveryResult::SignalApplied => "signal_applied",
             DeliveryResult::SignalNotApplicable => "signal_not_applicable",
             DeliveryResult::Recorded => "recorded",
+            DeliveryResult::MessageAdded => "message_added",
         }
     }
 }

@@ -17,12 +17,16 @@
 //! - [`page`]: cursor pagination parameters.
 //! - [`agent`]: validated parts of an agent definition.
 //! - [`task`]: task input, status and the retry schedule.
+//! - [`conversation`]: what a customer's message does to its task's
+//!   conversation (append, continue, closed).
 //! - [`verdict`]: verifier decisions and how policies combine them.
 //! - [`verification`]: an agent's verification policy.
 //! - [`outcome`]: the outcome state machine: when an outcome is charged or reversed.
 //! - [`plan`]: plans, and rating an outcome into CU and money with a receipt.
 //! - [`knowledge`]: documents parsed into sections and cut into chunks with
 //!   stable ids and source links; the limits of a knowledge source.
+//! - [`tool`]: an agent's HTTP tools, their URL templates and the sealing
+//!   associated data of their header values.
 //! - [`text`]: where a NUL character (which Postgres refuses) hides in input.
 //! - [`vector`]: cosine, stored vector bytes, top-k and rank fusion for retrieval.
 
@@ -32,6 +36,7 @@ pub mod agent;
 pub mod api_key;
 pub mod clock;
 pub mod compute;
+pub mod conversation;
 pub mod decimal;
 pub mod dispute;
 pub mod id;
@@ -49,6 +54,7 @@ pub mod routing;
 pub mod stored_enum;
 pub mod task;
 pub mod text;
+pub mod tool;
 pub mod vector;
 pub mod verdict;
 pub mod verification;
@@ -62,7 +68,7 @@ pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
     InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId, OutboxId,
-    OutcomeId, RequestId, TaskId, TransferId, UserId,
+    OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,
@@ -77,5 +83,6 @@ pub use page::{PageLimit, PageLimitError};
 pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
 pub use routing::{CachePolicy, Cascade, PassRate, RoutingPolicy, ShadowPolicy, cache_key};
 pub use task::{InputPolicy, TaskInput, TaskStatus, random_unit, retry_delay};
+pub use tool::{ToolHeader, ToolMethod, ToolSpec};
 pub use verdict::{Decision, PolicyMode, VerifierVerdict};
 pub use verification::{VerificationPolicy, VerifierSpec};

@@ -15,26 +15,45 @@
 //! | `verifying`          | `Verified(pass)`                                   |                          | `resolved`        | charge  |
 //! | `verifying`          | `Verified(fail)`                                   |                          | `failed`          | none    |
 //! | `verifying`          | `Verified(pending)`                                |                          | `provisional`     | none    |
-//! | `verifying`          | a signal, `WindowLapsed`, `GoodwillReversal`       |                          | error             |         |
+//! | `verifying`          | `HandedOff`                                        |                          | `escalated`       | none    |
+//! | `verifying`          | `TurnFailed`                                       |                          | `failed`          | none    |
+//! | `verifying`          | a signal, `WindowLapsed`, `GoodwillReversal`, `Continued` |                   | error             |         |
 //! | `provisional`        | `solved`, `customer_confirmed`, `csat` ≥ threshold | in window                | `resolved`        | charge  |
 //! | `provisional`        | `reopened`, `csat` < threshold                     | in window                | `failed`          | none    |
 //! | `provisional`        | `escalated`                                        | in window                | `escalated`       | none    |
 //! | `provisional`        | `WindowLapsed`                                     | lapse decision `pass`    | `resolved`        | charge  |
 //! | `provisional`        | `WindowLapsed`                                     | any other lapse decision | `failed`          | none    |
-//! | `provisional`        | `Verified`, `GoodwillReversal`                     |                          | error             |         |
+//! | `provisional`        | `Continued`                                        | in window                | `verifying`       | none    |
+//! | `provisional`        | `Continued`                                        | window over              | error             |         |
+//! | `provisional`        | `Verified`, `GoodwillReversal`, `HandedOff`, `TurnFailed` |                   | error             |         |
 //! | `resolved`           | `reopened`                                         | in window                | `failed`          | reverse |
 //! | `resolved`           | `escalated`                                        | in window                | `escalated`       | reverse |
 //! | `resolved`           | `reopened`                                         | window over              | `resolved`        | none    |
 //! | `resolved`           | any other signal, `WindowLapsed`                   |                          | `resolved`        | none    |
 //! | `resolved`           | `GoodwillReversal`                                 | in window or in goodwill | `reversed`        | reverse |
 //! | `resolved`           | `GoodwillReversal`                                 | neither                  | error             |         |
-//! | `resolved`           | `Verified`                                         |                          | error             |         |
-//! | final (`failed`, `reversed`, `escalated`) | any signal, `WindowLapsed`    |                          | unchanged         | none    |
-//! | final                | `Verified`, `GoodwillReversal`, `DisputeAccepted`  |                          | error             |         |
+//! | `resolved`           | `Verified`, `Continued`, `HandedOff`, `TurnFailed` |                          | error             |         |
+//! | final (`failed`, `reversed`, `escalated`) | any signal, `WindowLapsed`, `HandedOff`, `TurnFailed` | | unchanged     | none    |
+//! | final                | `Verified`, `GoodwillReversal`, `DisputeAccepted`, `Continued` |              | error             |         |
 //!
 //! `escalated` is the hand-off: the ticket went to a person, so the agent
 //! did not resolve it. It is never charged (escalation is free) and is
-//! counted apart from `failed` in usage.
+//! counted apart from `failed` in usage. It comes from the ticket source
+//! (the `escalated` signal) or from the agent itself (`HandedOff`: its
+//! `handoff` tool, or a verifier failure after the last cascade step).
+//!
+//! The outcome is per conversation, not per answer. A task is a
+//! conversation of turns: when the customer replies to an answer that
+//! waits (`provisional`), `Continued` takes the outcome back to
+//! `verifying`, and the next turn's verdict decides it again. Only a
+//! `provisional` outcome can continue, and a provisional outcome was never
+//! charged, so the conversation is charged at most once, when it is
+//! resolved. A turn that fails for good ends it (`TurnFailed`). A reopen
+//! inside the window reverses a resolved outcome's charge (to `failed`)
+//! and resumes the conversation, but the outcome stays final: the turns of
+//! a resumed conversation are worked for free and never move it again
+//! (`Verified` on a final outcome is refused; the caller does not send it,
+//! and a hand-off or failure there is only recorded).
 //!
 //! A signal from the ticket source applies only to an outcome whose
 //! policy has an `external` verifier, and only inside its window: any
@@ -188,7 +207,7 @@ impl fmt::Display for Signal {
 }
 
 /// Something that happened to an outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OutcomeEvent {
     /// The verifiers' combined decision.
     Verified(Decision),
@@ -201,6 +220,15 @@ pub enum OutcomeEvent {
     /// The customer's dispute of the charge was accepted (by the operator
     /// or the plan's dispute policy).
     DisputeAccepted,
+    /// The customer replied to an answer that waits for a signal: the
+    /// conversation goes on, and its next turn decides the outcome.
+    Continued,
+    /// The agent handed the ticket to a person (its `handoff` tool, or a
+    /// verifier failure after the last cascade step), saying why.
+    HandedOff { reason: String },
+    /// A later turn of the conversation failed for good (no attempts
+    /// left, or a permanent error).
+    TurnFailed,
 }
 
 impl fmt::Display for OutcomeEvent {
@@ -212,6 +240,9 @@ impl fmt::Display for OutcomeEvent {
             OutcomeEvent::WindowLapsed => f.write_str("window lapse"),
             OutcomeEvent::GoodwillReversal => f.write_str("goodwill reversal"),
             OutcomeEvent::DisputeAccepted => f.write_str("dispute accepted"),
+            OutcomeEvent::Continued => f.write_str("continued"),
+            OutcomeEvent::HandedOff { .. } => f.write_str("handed off"),
+            OutcomeEvent::TurnFailed => f.write_str("turn failed"),
         }
     }
 }
@@ -281,6 +312,10 @@ crate::stored_enum! {
         DisputeAccepted = "dispute_accepted",
         /// The dispute was rejected: the charge stands.
         DisputeRejected = "dispute_rejected",
+        /// The customer replied to a waiting answer: the conversation goes on.
+        Continued = "continued",
+        /// The agent handed the ticket to a person: escalated, never charged.
+        HandedOff = "handed_off",
     }
 }
 
@@ -293,6 +328,9 @@ impl ReceiptEvent {
             OutcomeEvent::WindowLapsed => ReceiptEvent::WindowLapsed,
             OutcomeEvent::GoodwillReversal => ReceiptEvent::GoodwillReversal,
             OutcomeEvent::DisputeAccepted => ReceiptEvent::DisputeAccepted,
+            OutcomeEvent::Continued => ReceiptEvent::Continued,
+            OutcomeEvent::HandedOff { .. } => ReceiptEvent::HandedOff,
+            OutcomeEvent::TurnFailed => ReceiptEvent::TaskFailed,
         }
     }
 }
@@ -364,6 +402,11 @@ pub enum TransitionError {
         signal: String,
         why: &'static str,
     },
+    /// The customer replied after the window of the answer they reply to:
+    /// the window's lapse decides that outcome, and the conversation is
+    /// over.
+    #[error("the conversation cannot continue: the outcome's verification window is over")]
+    WindowClosed,
 }
 
 /// Applies `event` to an outcome in `status`. See the module docs for the
@@ -391,14 +434,46 @@ pub fn transition(
             status,
         })
     };
-    match (status, *event) {
-        (S::Verifying, OutcomeEvent::Verified(decision)) => {
+    match (status, event) {
+        (S::Verifying, &OutcomeEvent::Verified(decision)) => {
             let (to, effect, reason) = verified(decision);
             step(to, effect, reason.into())
         }
         (_, OutcomeEvent::Verified(_)) => not_allowed(),
 
-        (S::Provisional, OutcomeEvent::Signal(signal)) => {
+        (S::Verifying, OutcomeEvent::HandedOff { reason }) => step(
+            S::Escalated,
+            E::None,
+            format!(
+                "handed to a person by the agent ({}): escalation is never charged",
+                reason.trim()
+            ),
+        ),
+        (S::Verifying, OutcomeEvent::TurnFailed) => step(
+            S::Failed,
+            E::None,
+            "a turn of the conversation failed: never charged".into(),
+        ),
+        (S::Provisional, OutcomeEvent::Continued) if ctx.in_window => step(
+            S::Verifying,
+            E::None,
+            "the customer replied: the conversation goes on, and its next turn decides".into(),
+        ),
+        (S::Provisional, OutcomeEvent::Continued) => Err(TransitionError::WindowClosed),
+        (
+            S::Failed | S::Reversed | S::Escalated,
+            OutcomeEvent::HandedOff { .. } | OutcomeEvent::TurnFailed,
+        ) => step(
+            status,
+            E::None,
+            format!("{event} in a resumed conversation, recorded; the outcome is {status}, which is final"),
+        ),
+        (S::Verifying | S::Resolved | S::Failed | S::Reversed | S::Escalated, OutcomeEvent::Continued)
+        | (S::Provisional | S::Resolved, OutcomeEvent::HandedOff { .. } | OutcomeEvent::TurnFailed) => {
+            not_allowed()
+        }
+
+        (S::Provisional, &OutcomeEvent::Signal(signal)) => {
             let (to, effect, reason) = judge_signal(signal, ctx);
             step(to, effect, reason)
         }
@@ -417,7 +492,7 @@ pub fn transition(
             E::Reverse,
             "handed to a person inside the window: escalation is never charged (charge reversed)".into(),
         ),
-        (S::Resolved, OutcomeEvent::Signal(signal)) => step(
+        (S::Resolved, &OutcomeEvent::Signal(signal)) => step(
             S::Resolved,
             E::None,
             format!("signal {signal} recorded as evidence; already resolved"),
@@ -437,7 +512,7 @@ pub fn transition(
             "the customer's dispute was accepted: charge reversed".into(),
         ),
 
-        (S::Failed | S::Reversed | S::Escalated, OutcomeEvent::Signal(signal)) => step(
+        (S::Failed | S::Reversed | S::Escalated, &OutcomeEvent::Signal(signal)) => step(
             status,
             E::None,
             format!("signal {signal} recorded as evidence; the outcome is {status}, which is final"),
@@ -718,18 +793,18 @@ mod tests {
     fn a_hand_off_is_escalated_and_never_charged() {
         let handed = OutcomeEvent::Signal(Signal::Escalated);
         assert_eq!(
-            go(S::Provisional, handed, ctx(true)),
+            go(S::Provisional, handed.clone(), ctx(true)),
             (S::Escalated, ChargeEffect::None)
         );
         // Charged, then handed to a person inside the window: the charge
         // is reversed, as for a reopen.
         assert_eq!(
-            go(S::Resolved, handed, ctx(true)),
+            go(S::Resolved, handed.clone(), ctx(true)),
             (S::Escalated, ChargeEffect::Reverse)
         );
         for status in [S::Provisional, S::Resolved] {
             assert!(matches!(
-                refused(status, handed, ctx(false)),
+                refused(status, handed.clone(), ctx(false)),
                 TransitionError::SignalNotApplicable { .. }
             ));
         }
@@ -741,6 +816,79 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Signal::Escalated).unwrap(),
             serde_json::json!({"kind": "escalated"})
+        );
+    }
+
+    #[test]
+    fn a_reply_to_a_waiting_answer_continues_the_conversation_inside_the_window() {
+        assert_eq!(
+            go(S::Provisional, OutcomeEvent::Continued, ctx(true)),
+            (S::Verifying, ChargeEffect::None)
+        );
+        assert_eq!(
+            refused(S::Provisional, OutcomeEvent::Continued, ctx(false)),
+            TransitionError::WindowClosed
+        );
+        // Only a waiting answer continues: a resolved or final outcome's
+        // conversation is closed, and a verifying one has its turn queued.
+        for status in [S::Verifying, S::Resolved, S::Failed, S::Reversed, S::Escalated] {
+            assert!(matches!(
+                refused(status, OutcomeEvent::Continued, ctx(true)),
+                TransitionError::NotAllowed { .. }
+            ));
+        }
+        // The next turn decides, and a pass is the conversation's one charge.
+        assert_eq!(
+            go(S::Verifying, OutcomeEvent::Verified(Decision::Pass), ctx(true)),
+            (S::Resolved, ChargeEffect::Charge)
+        );
+        assert_eq!(
+            ReceiptEvent::of(&OutcomeEvent::Continued),
+            ReceiptEvent::Continued
+        );
+        assert_eq!(ReceiptEvent::Continued.to_string(), "continued");
+    }
+
+    #[test]
+    fn the_agents_hand_off_is_escalated_and_never_charged() {
+        let handed = || OutcomeEvent::HandedOff {
+            reason: "the customer asked for a person".into(),
+        };
+        let t = transition(S::Verifying, &handed(), &ctx(true)).unwrap();
+        assert_eq!((t.to, t.effect), (S::Escalated, ChargeEffect::None));
+        assert!(
+            t.reason.contains("the customer asked for a person"),
+            "{}",
+            t.reason
+        );
+        assert_eq!(ReceiptEvent::of(&handed()), ReceiptEvent::HandedOff);
+        assert_eq!(ReceiptEvent::HandedOff.to_string(), "handed_off");
+        for status in [S::Provisional, S::Resolved] {
+            assert!(matches!(
+                refused(status, handed(), ctx(true)),
+                TransitionError::NotAllowed { .. }
+            ));
+        }
+        // A resumed conversation's turn ends on a final outcome: recorded,
+        // never charged again.
+        for status in [S::Failed, S::Reversed, S::Escalated] {
+            assert_eq!(go(status, handed(), ctx(true)), (status, ChargeEffect::None));
+            assert_eq!(
+                go(status, OutcomeEvent::TurnFailed, ctx(false)),
+                (status, ChargeEffect::None)
+            );
+            assert!(matches!(
+                refused(status, OutcomeEvent::Verified(Decision::Pass), ctx(true)),
+                TransitionError::NotAllowed { .. }
+            ));
+        }
+        assert_eq!(
+            go(S::Verifying, OutcomeEvent::TurnFailed, ctx(true)),
+            (S::Failed, ChargeEffect::None)
+        );
+        assert_eq!(
+            ReceiptEvent::of(&OutcomeEvent::TurnFailed),
+            ReceiptEvent::TaskFailed
         );
     }
 
@@ -797,7 +945,7 @@ mod tests {
     fn resolved_reopen_reverses_only_inside_the_window() {
         let reopen = OutcomeEvent::Signal(Signal::Reopened);
         assert_eq!(
-            go(S::Resolved, reopen, ctx(true)),
+            go(S::Resolved, reopen.clone(), ctx(true)),
             (S::Failed, ChargeEffect::Reverse)
         );
         assert!(matches!(
@@ -903,6 +1051,11 @@ mod tests {
             Just(OutcomeEvent::WindowLapsed),
             Just(OutcomeEvent::GoodwillReversal),
             Just(OutcomeEvent::DisputeAccepted),
+            Just(OutcomeEvent::Continued),
+            Just(OutcomeEvent::HandedOff {
+                reason: "out of scope".into()
+            }),
+            Just(OutcomeEvent::TurnFailed),
         ]
     }
 

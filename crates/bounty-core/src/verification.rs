@@ -107,6 +107,13 @@ pub enum VerifierSpec {
     /// A resolution signal from the ticket source (`solved`, `reopened`,
     /// `customer_confirmed`, `csat`), awaited within the window.
     External(ExternalSpec),
+    /// The answer is grounded in the agent's knowledge: it cites at least
+    /// one chunk retrieved for this turn (`[kc_…]`), and every chunk id it
+    /// cites was retrieved.
+    Grounded(GroundedSpec),
+    /// Named tools were called in this turn and answered 2xx (for
+    /// example, the refund was issued).
+    ToolSucceeded(ToolSucceededSpec),
 }
 
 impl VerifierSpec {
@@ -115,8 +122,24 @@ impl VerifierSpec {
             VerifierSpec::Rules(_) => "rules",
             VerifierSpec::Judge(_) => "judge",
             VerifierSpec::External(_) => "external",
+            VerifierSpec::Grounded(_) => "grounded",
+            VerifierSpec::ToolSucceeded(_) => "tool_succeeded",
         }
     }
+}
+
+/// `grounded`: no settings of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroundedSpec {}
+
+/// `tool_succeeded`: the tools that must have answered 2xx.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSucceededSpec {
+    /// Tool names (the agent's own tools), each of which must have been
+    /// called with a 2xx answer.
+    pub tools: Vec<String>,
 }
 
 /// Rules; every set rule must hold.
@@ -239,7 +262,25 @@ impl VerificationPolicy {
                         field(format!("verifiers[{i}].rubric"), "must not be empty");
                     }
                 }
-                VerifierSpec::External(_) => {}
+                VerifierSpec::External(_) | VerifierSpec::Grounded(_) => {}
+                VerifierSpec::ToolSucceeded(t) => {
+                    if t.tools.is_empty() {
+                        field(format!("verifiers[{i}].tools"), "must name at least one tool");
+                    }
+                    for (j, name) in t.tools.iter().enumerate() {
+                        if name.is_empty()
+                            || name.len() > 64
+                            || !name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                        {
+                            field(
+                                format!("verifiers[{i}].tools[{j}]"),
+                                "must be a tool name (1 to 64 letters, digits, `_` or `-`)",
+                            );
+                        }
+                    }
+                }
             }
         }
         problems

@@ -11,8 +11,12 @@
 //!   current version), or answers the task it already has: one ticket is
 //!   one task;
 //! - solved, reopened and satisfaction events are resolution signals for
-//!   the outcome of the ticket's latest task;
-//! - a customer's reply is recorded and nothing more.
+//!   the outcome of the ticket's latest task (a reopen that reverses a
+//!   charge also resumes the conversation: settlement queues its task);
+//! - a customer's reply joins the conversation of the ticket's task
+//!   through [`bounty_agents::conversation::take_message`]: appended for
+//!   the turn that will read it, or continuing an answer that waits as a
+//!   new turn; a closed conversation keeps it as evidence only.
 //!
 //! Intake is exactly-once by construction. The delivery's dedupe key (the
 //! vendor's event id, else its delivery id, else the body's SHA-256) is
@@ -23,8 +27,10 @@
 //! answered; a crash before commit leaves neither. A budget refusal drops
 //! the transaction, so the helpdesk's retry can make the task later.
 
+use bounty_agents::conversation::{CustomerMessage, MessageError, Taken, take_message};
 use bounty_agents::submit::{self, AgentRef, Source, SubmitError, Submitted, TaskRequest};
 use bounty_billing::settle::{OutcomeError, settle_event};
+use bounty_core::conversation::{MAX_MESSAGE_CHARS, MessageSource};
 use bounty_core::outcome::{OutcomeEvent, Signal};
 use bounty_core::task::Customer as TaskCustomer;
 use bounty_core::{
@@ -32,8 +38,8 @@ use bounty_core::{
     TicketEventName, Timestamp,
 };
 use bounty_store::{
-    DeliveryRecord, EventEvidence, Integration, NewDelivery, Store, StoreError, Tx, delivery_by_dedupe_key,
-    insert_delivery, latest_outcome_of_ticket, save_delivery_result,
+    DeliveryRecord, EventEvidence, IntakeTicket, Integration, NewDelivery, Store, StoreError, Tx,
+    delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket, save_delivery_result, task_of_ticket,
 };
 use sha2::{Digest, Sha256};
 
@@ -68,8 +74,8 @@ pub enum Effect {
     CreateTask(Box<TaskRequest>),
     /// A resolution signal for the outcome of the ticket's latest task.
     Signal(Signal),
-    /// Nothing but the record.
-    Record,
+    /// A customer's reply for the conversation of the ticket's task.
+    Message(String),
 }
 
 /// The delivery a result is about.
@@ -97,6 +103,15 @@ pub enum IntakeResult {
     /// The outcome's policy does not take the signal (no `external`
     /// verifier, or its window is over); the refusal is on its receipt.
     SignalNotApplicable { receipt: DeliveryReceipt, why: String },
+    /// The customer's reply joined the conversation of the ticket's task:
+    /// `continued` when it continued a waiting answer (a new turn is
+    /// queued), else it waits for the turn that is queued or running.
+    MessageAdded {
+        receipt: DeliveryReceipt,
+        task: TaskId,
+        turn: i32,
+        continued: bool,
+    },
     /// Recorded, nothing else done; `why` when something was meant to
     /// happen and could not (the ticket has no finished task yet, …).
     Recorded {
@@ -160,6 +175,20 @@ impl IntakeResult {
             IntakeResult::Recorded { receipt, why } => {
                 answer(receipt, DeliveryResult::Recorded, None, why.clone())
             }
+            IntakeResult::MessageAdded {
+                receipt,
+                task,
+                turn,
+                continued,
+            } => answer(
+                receipt,
+                DeliveryResult::MessageAdded,
+                Some(*task),
+                Some(match continued {
+                    true => format!("the conversation continued: turn {turn} is queued"),
+                    false => format!("the message waits for turn {turn}"),
+                }),
+            ),
             IntakeResult::Duplicate { first } => Answer {
                 delivery_id: first.id,
                 event: first.event,
@@ -215,7 +244,7 @@ pub async fn take(
                 .map_err(|e| IntakeError::of(e, integration.id))?,
         )),
         Effect::Signal(signal) => Planned::Signal(signal),
-        Effect::Record => Planned::Record,
+        Effect::Message(body) => Planned::Message(body),
     };
     let now = store.now();
     let event = delivery.event.kind.name();
@@ -239,7 +268,7 @@ pub async fn take(
     let result = match admitted {
         Planned::Task(admitted) => create_task(&mut tx, integration, &admitted, receipt, now).await?,
         Planned::Signal(signal) => apply_signal(&mut tx, integration, ticket, signal, receipt, now).await?,
-        Planned::Record => IntakeResult::Recorded { receipt, why: None },
+        Planned::Message(body) => add_message(&mut tx, integration, ticket, &body, receipt, now).await?,
     };
     // Only a budget refusal has no answer: dropping the transaction
     // forgets the delivery too, so the helpdesk's retry can create the
@@ -264,7 +293,7 @@ pub async fn take(
 enum Planned {
     Task(Box<submit::Admitted>),
     Signal(Signal),
-    Record,
+    Message(String),
 }
 
 /// Inserts the ticket's admitted task in `tx`: made now, the ticket's
@@ -345,6 +374,66 @@ async fn apply_signal(
     )
 }
 
+/// Adds the customer's reply to the conversation of `ticket`'s task, in
+/// `tx`. A ticket's text is never refused: the reply is cut to
+/// [`MAX_MESSAGE_CHARS`] and a NUL becomes U+FFFD, as a ticket's input
+/// is clipped; a reply with no text is only recorded.
+async fn add_message(
+    tx: &mut Tx,
+    integration: &Integration,
+    ticket: &str,
+    body: &str,
+    receipt: DeliveryReceipt,
+    now: Timestamp,
+) -> Result<IntakeResult, StoreError> {
+    let account = integration.account_id;
+    let intake = IntakeTicket {
+        integration: integration.id,
+        ticket,
+    };
+    let Some(task) = task_of_ticket(tx, account, intake).await? else {
+        return Ok(IntakeResult::Recorded {
+            receipt,
+            why: Some("the ticket has no task yet".to_owned()),
+        });
+    };
+    let body: String = body
+        .replace('\0', "\u{FFFD}")
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    let message = CustomerMessage {
+        body: &body,
+        source: MessageSource::Helpdesk,
+        actor: Actor::Integration(integration.id),
+        idempotency: None,
+    };
+    let recorded = |why: String| IntakeResult::Recorded {
+        receipt: receipt.clone(),
+        why: Some(why),
+    };
+    Ok(match take_message(tx, account, task, &message, now).await {
+        Ok(Taken::Appended { task, .. }) => IntakeResult::MessageAdded {
+            receipt,
+            task: task.id,
+            turn: task.turn + i32::from(task.status == bounty_core::TaskStatus::Running),
+            continued: false,
+        },
+        Ok(Taken::Continued { task, .. }) => IntakeResult::MessageAdded {
+            receipt,
+            task: task.id,
+            turn: task.turn,
+            continued: true,
+        },
+        Ok(Taken::Closed { why, .. }) => recorded(why),
+        Ok(Taken::Replayed { .. }) => recorded("the reply was added before".to_owned()),
+        Err(MessageError::Invalid(why)) => recorded(format!("the reply was not added: its text {why}")),
+        Err(MessageError::NotFound) => recorded("the ticket's task is gone".to_owned()),
+        Err(e @ (MessageError::Closed(_) | MessageError::IdempotencyMismatch)) => recorded(e.to_string()),
+        Err(MessageError::Store(e)) => return Err(e),
+    })
+}
+
 /// What `event` does for `integration`: pure, no I/O.
 pub fn effect(integration: &Integration, event: &TicketEvent, max_attempts: u32) -> Effect {
     match &event.kind {
@@ -367,7 +456,7 @@ pub fn effect(integration: &Integration, event: &TicketEvent, max_attempts: u32)
         TicketEventKind::SatisfactionRated { score, .. } => Effect::Signal(Signal::Csat {
             score: five_point(score.percent()),
         }),
-        TicketEventKind::CustomerReplied { .. } => Effect::Record,
+        TicketEventKind::CustomerReplied { body } => Effect::Message(body.clone()),
     }
 }
 
@@ -485,7 +574,7 @@ mod tests {
             Effect::Signal(Signal::Reopened)
         );
         let reply = TicketEventKind::CustomerReplied { body: "hi".into() };
-        assert_eq!(effect(&i, &event(reply), 1), Effect::Record);
+        assert_eq!(effect(&i, &event(reply), 1), Effect::Message("hi".into()));
         let rated = TicketEventKind::SatisfactionRated {
             score: SatisfactionScore::new(75, "4").unwrap(),
             comment: None,

@@ -81,6 +81,15 @@ pub enum ProviderError {
     /// DNS changes.
     #[error("the account's own endpoint may not be reached: {0}")]
     AddressRefused(String),
+    /// One of the agent's tools is down (5xx, 429, no answer, too slow or
+    /// too large): the task is retried later, never resolved on it.
+    #[error("a tool is unavailable: {0}")]
+    ToolUnavailable(String),
+    /// One of the agent's tools cannot be called as it is defined: its
+    /// address is one tools may not reach, or a header does not open.
+    /// Permanent until the agent changes.
+    #[error("a tool cannot be called: {0}")]
+    ToolRefused(String),
 }
 
 impl ProviderError {
@@ -99,6 +108,8 @@ impl ProviderError {
             ProviderError::ByokKeyMissing(_) => "byok_key_missing",
             ProviderError::ByokKeyRejected { .. } => "byok_key_rejected",
             ProviderError::AddressRefused(_) => "outbound_address_refused",
+            ProviderError::ToolUnavailable(_) => "tool_unavailable",
+            ProviderError::ToolRefused(_) => "tool_refused",
         }
     }
 
@@ -111,6 +122,7 @@ impl ProviderError {
                 | ProviderError::Server { .. }
                 | ProviderError::Malformed(_)
                 | ProviderError::Unreachable(_)
+                | ProviderError::ToolUnavailable(_)
         )
     }
 }

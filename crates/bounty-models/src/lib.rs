@@ -25,6 +25,7 @@ pub mod types;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tiny_gguf;
+pub mod tool_grammar;
 
 pub use config::{LocalModelConfig, ModelConfig, RemoteModelConfig};
 pub use embedder::{EmbedError, Embedder};
@@ -33,5 +34,6 @@ pub use error::{ConfigError, ProviderError};
 pub use registry::{Model, ModelRegistry};
 pub use router::{CallRecord, RouteResult, Router};
 pub use types::{
-    ByokKey, FinishReason, GenerateRequest, Generation, Message, ProviderKind, Role, Timings, Usage,
+    ByokKey, FinishReason, GenerateRequest, Generation, Message, ProviderKind, Role, Timings, ToolCall,
+    ToolDefinition, Usage,
 };

@@ -59,7 +59,8 @@ use tokio::sync::oneshot;
 use crate::config::LocalModelConfig;
 use crate::embedding_config::{LocalEmbeddingConfig, Pooling};
 use crate::error::ProviderError;
-use crate::types::{FinishReason, GenerateRequest, Generation, Message, Timings, Usage};
+use crate::tool_grammar;
+use crate::types::{FinishReason, GenerateRequest, Generation, Message, Role, Timings, Usage};
 
 /// Context size used when the configuration says 0 ("the model's"): the
 /// training context, capped here because a KV cache for a 128K training
@@ -296,9 +297,16 @@ impl LocalModel {
     #[tracing::instrument(skip_all, fields(model = %self.shared.name))]
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
         let started = Instant::now();
+        // Tools become a grammar over one step (see `tool_grammar`).
+        let tooled =
+            (!request.tools.is_empty()).then(|| (request.messages.clone(), request.json_schema.is_some()));
+        let request = tool_grammar::prepare(request);
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Generate { request, reply })?;
         let mut generation = answer.await.map_err(|_| stopped())??;
+        if let Some((history, has_answer_schema)) = tooled {
+            tool_grammar::finish(&mut generation, &history, has_answer_schema)?;
+        }
         generation.latency = started.elapsed();
         tracing::debug!(
             prompt_tokens = generation.usage.prompt_tokens,
@@ -429,7 +437,12 @@ impl Shared {
     fn prompt(&self, messages: &[Message]) -> Result<String, ProviderError> {
         let chat = messages
             .iter()
-            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+            .map(|m| {
+                // Templates know no `tool` role; `tool_grammar::prepare`
+                // has already rewritten tool turns, this is the fallback.
+                let role = if m.role == Role::Tool { Role::User } else { m.role };
+                LlamaChatMessage::new(role.as_str().to_owned(), m.content.clone())
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ProviderError::Local("a message contains a NUL character".into()))?;
         self.model
@@ -588,6 +601,7 @@ impl<'m> Generator<'m> {
         if max_tokens == 0 {
             return Ok(Generation {
                 text: String::new(),
+                tool_calls: Vec::new(),
                 usage,
                 latency: Duration::ZERO,
                 finish_reason: FinishReason::Length,
@@ -650,6 +664,7 @@ impl<'m> Generator<'m> {
         let generation_time = decoding.elapsed();
 
         Ok(Generation {
+            tool_calls: Vec::new(),
             text: String::from_utf8(text)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             usage,

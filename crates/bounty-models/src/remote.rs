@@ -82,9 +82,13 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::{OpenAIError, WrappedError};
 use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionResponse,
-    FinishReason as WireFinishReason, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage,
+    ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage, ChatCompletionTool,
+    ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequest,
+    CreateChatCompletionResponse, FinishReason as WireFinishReason, FunctionCall, FunctionObject,
+    ResponseFormat, ResponseFormatJsonSchema, ToolChoiceOptions,
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
 use reqwest::StatusCode;
@@ -93,7 +97,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::RemoteModelConfig;
 use crate::error::{ConfigError, ProviderError};
-use crate::types::{FinishReason, GenerateRequest, Generation, Message, Role, Usage};
+use crate::types::{FinishReason, GenerateRequest, Generation, Message, Role, ToolCall, Usage};
 
 /// Longest provider message we keep in an error.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -306,9 +310,26 @@ impl RemoteModel {
 
     fn chat_request(&self, request: GenerateRequest) -> CreateChatCompletionRequest {
         let messages = request.messages.into_iter().map(wire_message).collect();
+        let tools: Vec<ChatCompletionTools> = request
+            .tools
+            .into_iter()
+            .map(|t| {
+                ChatCompletionTools::Function(ChatCompletionTool {
+                    function: FunctionObject {
+                        name: t.name,
+                        description: Some(t.description),
+                        parameters: Some(t.parameters),
+                        strict: None,
+                    },
+                })
+            })
+            .collect();
         let mut wire = CreateChatCompletionRequest {
             model: self.model.clone(),
             messages,
+            tool_choice: (!tools.is_empty())
+                .then_some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
+            tools: (!tools.is_empty()).then_some(tools),
             temperature: Some(request.temperature),
             response_format: request.json_schema.map(|schema| ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
@@ -508,7 +529,34 @@ fn wire_message(message: Message) -> ChatCompletionRequestMessage {
     match message.role {
         Role::System => ChatCompletionRequestSystemMessage::from(message.content).into(),
         Role::User => ChatCompletionRequestUserMessage::from(message.content).into(),
-        Role::Assistant => ChatCompletionRequestAssistantMessage::from(message.content).into(),
+        Role::Assistant if message.tool_calls.is_empty() => {
+            ChatCompletionRequestAssistantMessage::from(message.content).into()
+        }
+        Role::Assistant => ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+            content: (!message.content.is_empty()).then_some(
+                ChatCompletionRequestAssistantMessageContent::Text(message.content),
+            ),
+            tool_calls: Some(
+                message
+                    .tool_calls
+                    .into_iter()
+                    .map(|c| {
+                        ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                            id: c.id,
+                            function: FunctionCall {
+                                name: c.name,
+                                arguments: c.arguments,
+                            },
+                        })
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        Role::Tool => ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
+            content: ChatCompletionRequestToolMessageContent::Text(message.content),
+            tool_call_id: message.tool_call_id.unwrap_or_default(),
+        }),
     }
 }
 
@@ -526,8 +574,24 @@ fn generation_from(response: CreateChatCompletionResponse) -> Result<Generation,
     }
     let position = choices.iter().position(|c| c.index == 0).unwrap_or(0);
     let choice = choices.swap_remove(position);
+    // Function calls only: a custom tool was never offered.
+    let tool_calls: Vec<ToolCall> = choice
+        .message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| match c {
+            ChatCompletionMessageToolCalls::Function(f) => Some(ToolCall {
+                id: f.id,
+                name: f.function.name,
+                arguments: f.function.arguments,
+            }),
+            ChatCompletionMessageToolCalls::Custom(_) => None,
+        })
+        .collect();
     let finish_reason = match choice.finish_reason {
         Some(WireFinishReason::Length) => FinishReason::Length,
+        _ if !tool_calls.is_empty() => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
     };
     // A refusal (strict JSON schema) is the model's answer too: the
@@ -539,6 +603,7 @@ fn generation_from(response: CreateChatCompletionResponse) -> Result<Generation,
         .unwrap_or_default();
     Ok(Generation {
         text,
+        tool_calls,
         usage,
         latency: Duration::ZERO,
         finish_reason,

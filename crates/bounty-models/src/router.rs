@@ -14,7 +14,7 @@ use bounty_core::Money;
 use crate::error::ProviderError;
 use crate::price;
 use crate::registry::ModelRegistry;
-use crate::types::{ByokKey, GenerateRequest, Generation, Message, ProviderKind, Usage};
+use crate::types::{ByokKey, GenerateRequest, Generation, Message, ProviderKind, ToolDefinition, Usage};
 
 /// Per-request overrides of a model's generation defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -92,6 +92,21 @@ impl Router {
         json_schema: Option<&serde_json::Value>,
         byok: Option<&ByokKey>,
     ) -> RouteResult {
+        self.generate_tools(route, messages, overrides, json_schema, &[], byok)
+            .await
+    }
+
+    /// [`Router::generate_with`] offering `tools`: the answer may be
+    /// [`crate::Generation::tool_calls`] instead of text.
+    pub async fn generate_tools(
+        &self,
+        route: &[String],
+        messages: &[Message],
+        overrides: Overrides,
+        json_schema: Option<&serde_json::Value>,
+        tools: &[ToolDefinition],
+        byok: Option<&ByokKey>,
+    ) -> RouteResult {
         let mut calls = Vec::with_capacity(route.len().min(4));
         let mut last_error = ProviderError::NotConfigured("the model route is empty".to_owned());
         for name in route {
@@ -118,6 +133,7 @@ impl Router {
                 temperature: overrides.temperature.unwrap_or(defaults.temperature),
                 seed: overrides.seed.unwrap_or(defaults.seed),
                 json_schema: json_schema.cloned(),
+                tools: tools.to_vec(),
             };
             let started = Instant::now();
             let outcome = model.generate_with(request, byok).await;

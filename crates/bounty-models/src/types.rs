@@ -11,6 +11,9 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, answering an assistant message's
+    /// `tool_calls` by `tool_call_id`.
+    Tool,
 }
 
 impl Role {
@@ -19,15 +22,23 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
-/// One chat message.
+/// One chat message. An assistant message may call tools instead of (or
+/// besides) answering; a `tool` message carries one call's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The tools an assistant message calls, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Which call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
@@ -35,8 +46,47 @@ impl Message {
         Message {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
+
+    /// An assistant message that calls `calls`.
+    pub fn calling(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Message {
+            tool_calls: calls,
+            ..Message::new(Role::Assistant, content)
+        }
+    }
+
+    /// The result of the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message {
+            tool_call_id: Some(call_id.into()),
+            ..Message::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A tool the model may call: OpenAI's function tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// `^[a-zA-Z0-9_-]{1,64}$`.
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments (an object).
+    pub parameters: serde_json::Value,
+}
+
+/// One call of a tool, as the model asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id, which its result names.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments, as the JSON text the model wrote (not yet checked).
+    pub arguments: String,
 }
 
 /// One generation request.
@@ -53,6 +103,11 @@ pub struct GenerateRequest {
     /// When set, output is constrained to (local) or requested as (remote)
     /// JSON matching this schema.
     pub json_schema: Option<serde_json::Value>,
+    /// Tools the model may call instead of answering. Remote models get
+    /// them as OpenAI `tools`; local ones a grammar that allows one call of
+    /// a declared tool with valid arguments, or the answer
+    /// ([`crate::tool_grammar`]).
+    pub tools: Vec<ToolDefinition>,
 }
 
 /// Why generation stopped.
@@ -63,6 +118,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` (or the context) ran out first.
     Length,
+    /// The model called tools ([`Generation::tool_calls`]).
+    ToolCalls,
 }
 
 /// Token counts of one call.
@@ -76,6 +133,8 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
     pub text: String,
+    /// The tools the model called, in order; empty when it answered.
+    pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
     /// Wall-clock time of the call, as the caller saw it (retries included).
     pub latency: Duration,

@@ -49,6 +49,7 @@ fn ask(content: &str, max_tokens: u32) -> GenerateRequest {
         temperature: 0.0,
         seed: 42,
         json_schema: None,
+        tools: Vec::new(),
     }
 }
 
@@ -136,6 +137,7 @@ async fn json_schema_constrains_the_output() {
     for (temperature, seed) in [(0.0, 0), (1.0, 1), (1.0, 2)] {
         let request = GenerateRequest {
             json_schema: Some(schema.clone()),
+            tools: Vec::new(),
             temperature,
             seed,
             ..ask("yes or no?", 200)
@@ -164,6 +166,7 @@ async fn an_unusable_json_schema_is_an_error() {
     ] {
         let request = GenerateRequest {
             json_schema: Some(schema.clone()),
+            tools: Vec::new(),
             ..ask("hi", 8)
         };
         let err = model.generate(request).await.unwrap_err();
@@ -361,6 +364,7 @@ async fn stories260k_tells_its_story() {
         temperature: 0.0,
         seed: 0,
         json_schema: None,
+        tools: Vec::new(),
     };
     let first = model.generate(request.clone()).await.unwrap();
     let second = model.generate(request).await.unwrap();
@@ -523,4 +527,70 @@ async fn stories260k_embeds() {
     for (i, text) in TEXTS.iter().enumerate() {
         assert_close(&embedder.embed(&strings(&[*text])).await.unwrap()[0], &vectors[i]);
     }
+}
+
+/// Two short tools: the grammar must let the model call only these, with
+/// arguments their schemas accept, or answer.
+fn tool_request(seed: u32) -> GenerateRequest {
+    use bounty_models::ToolDefinition;
+    let order = serde_json::json!({
+        "type": "object",
+        "properties": {"id": {"enum": ["A12", "B34"]}},
+        "required": ["id"],
+        "additionalProperties": false,
+    });
+    GenerateRequest {
+        messages: vec![
+            Message::new(Role::System, "Help."),
+            Message::new(Role::User, "A12?"),
+        ],
+        max_tokens: 48,
+        temperature: 1.0,
+        seed,
+        // A short answer, so most samples finish inside max_tokens.
+        json_schema: Some(serde_json::json!({"type": "string", "maxLength": 4})),
+        tools: vec![
+            ToolDefinition {
+                name: "find".into(),
+                description: "Find.".into(),
+                parameters: order.clone(),
+            },
+            ToolDefinition {
+                name: "refund".into(),
+                description: "Refund.".into(),
+                parameters: order,
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn the_tool_grammar_lets_a_local_model_call_only_declared_tools() {
+    let (_dir, path) = tiny();
+    let model = load(&config(&path));
+    let (mut calls, mut answers) = (0, 0);
+    for seed in 0..24 {
+        let g = model.generate(tool_request(seed)).await.unwrap();
+        match g.finish_reason {
+            FinishReason::ToolCalls => {
+                calls += 1;
+                assert_eq!(g.tool_calls.len(), 1, "one call per step");
+                let call = &g.tool_calls[0];
+                assert!(["find", "refund"].contains(&call.name.as_str()), "{call:?}");
+                let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
+                assert!(["A12", "B34"].contains(&args["id"].as_str().unwrap()), "{args}");
+                assert_eq!(args.as_object().unwrap().len(), 1, "{args}");
+                assert_eq!(call.id, "call_1");
+            }
+            FinishReason::Stop => {
+                answers += 1;
+                assert!(g.tool_calls.is_empty());
+                // The answer is the answer schema's value (a JSON string).
+                let answer: serde_json::Value = serde_json::from_str(&g.text).unwrap();
+                assert!(answer.is_string(), "{answer}");
+            }
+            FinishReason::Length => {}
+        }
+    }
+    assert!(calls > 0, "no sample called a tool ({answers} answered)");
 }

@@ -71,6 +71,7 @@ fn request(user: &str) -> GenerateRequest {
         temperature: 0.0,
         seed: 7,
         json_schema: None,
+        tools: Vec::new(),
     }
 }
 
@@ -801,5 +802,66 @@ fn embedding_configuration_errors_name_the_table_and_key() {
     assert!(
         missing.starts_with("embeddings.docs.path: cannot open"),
         "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn tools_go_out_as_openai_tools_and_tool_calls_come_back() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behavior::ToolCalls(vec![(
+        "lookup_order".to_owned(),
+        r#"{"order_id":"A1"}"#.to_owned(),
+    )]));
+    fake.push(Behavior::reply("It shipped.", 20, 3));
+    let model = model(&fake.base_url(), json!({}));
+    let parameters =
+        json!({"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]});
+    let mut req = request("Where is A1?");
+    req.tools = vec![bounty_models::ToolDefinition {
+        name: "lookup_order".into(),
+        description: "Finds an order.".into(),
+        parameters: parameters.clone(),
+    }];
+    let first = model.generate(req.clone()).await.unwrap();
+    assert_eq!(first.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(first.tool_calls.len(), 1);
+    let call = first.tool_calls[0].clone();
+    assert_eq!(
+        (call.name.as_str(), call.arguments.as_str()),
+        ("lookup_order", r#"{"order_id":"A1"}"#)
+    );
+    let sent = &fake.requests()[0].body;
+    assert_eq!(
+        sent["tools"],
+        json!([{"type": "function", "function": {"name": "lookup_order", "description": "Finds an order.", "parameters": parameters}}])
+    );
+    assert_eq!(sent["tool_choice"], "auto");
+
+    // The call and its result go back in OpenAI's shapes.
+    req.messages.push(Message::calling("", vec![call.clone()]));
+    req.messages
+        .push(Message::tool_result(call.id.clone(), r#"{"status":"shipped"}"#));
+    let second = model.generate(req.clone()).await.unwrap();
+    assert_eq!(
+        (second.text.as_str(), second.finish_reason),
+        ("It shipped.", FinishReason::Stop)
+    );
+    let sent = &fake.requests()[1].body["messages"];
+    assert_eq!(sent[2]["role"], "assistant");
+    assert_eq!(sent[2]["tool_calls"][0]["id"], json!(call.id));
+    assert_eq!(sent[2]["tool_calls"][0]["type"], "function");
+    assert_eq!(sent[2]["tool_calls"][0]["function"]["name"], "lookup_order");
+    assert_eq!(
+        sent[3],
+        json!({"role": "tool", "tool_call_id": call.id, "content": r#"{"status":"shipped"}"#})
+    );
+
+    // A result that answers no call is refused, as OpenAI refuses it.
+    let mut orphan = request("x");
+    orphan.messages.push(Message::tool_result("call_nope", "{}"));
+    let err = model.generate(orphan).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Rejected { status: 400, .. }),
+        "{err:?}"
     );
 }

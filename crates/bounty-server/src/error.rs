@@ -72,8 +72,8 @@ pub enum ApiError {
     /// resolves to, an address Bounty may not call (loopback, private,
     /// link-local, cloud metadata, …).
     OutboundRefused {
-        /// The field at fault (`base_url`).
-        param: &'static str,
+        /// The field at fault (`base_url`, `tools[0].url`).
+        param: String,
         /// The refusal: the host, the address and its class.
         refusal: String,
     },
@@ -113,6 +113,9 @@ pub enum ApiError {
     /// 409 `outcome_transition_refused`: the event does not apply to the
     /// outcome in its current state.
     TransitionRefused(String),
+    /// 409 `conversation_closed`: a message to a task whose conversation
+    /// is over (its outcome is resolved, failed, reversed or escalated).
+    ConversationClosed(String),
     /// 409 `signal_not_applicable`: a ticket-source signal for an outcome
     /// whose policy has no `external` verifier, or whose window is over.
     /// The refusal is recorded on the receipt; nothing changes.
@@ -210,6 +213,7 @@ impl ApiError {
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AgentNameTaken { .. }
             | ApiError::TransitionRefused(_)
+            | ApiError::ConversationClosed(_)
             | ApiError::SignalNotApplicable(_)
             | ApiError::DisputeRefused { .. } => StatusCode::CONFLICT,
             ApiError::OperatorOnly { .. } => StatusCode::FORBIDDEN,
@@ -256,6 +260,7 @@ impl ApiError {
             ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::SignalNotApplicable(_) => "signal_not_applicable",
+            ApiError::ConversationClosed(_) => "conversation_closed",
             ApiError::DisputeRefused { code, .. } => code,
             ApiError::OperatorOnly { .. } => "operator_only",
             ApiError::DatabaseUnavailable => "database_unavailable",
@@ -294,7 +299,7 @@ impl ApiError {
             ),
             ApiError::OutboundRefused { param, refusal } => (
                 format!("`{param}` must be a public address: {refusal}"),
-                Some((*param).to_owned()),
+                Some(param.clone()),
             ),
             ApiError::UnknownAgent { agent } => (
                 format!("`agent` names no agent `{agent}` of this account"),
@@ -317,6 +322,7 @@ impl ApiError {
             ),
             ApiError::TransitionRefused(m) => (m.clone(), None),
             ApiError::SignalNotApplicable(m) => (m.clone(), None),
+            ApiError::ConversationClosed(m) => (m.clone(), None),
             ApiError::DisputeRefused { message, .. } => (message.clone(), None),
             ApiError::OperatorOnly { action } => (
                 format!(

@@ -106,6 +106,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::agents::get_agent, routes::agents::update_agent))
         .routes(routes!(routes::tasks::create_task, routes::tasks::list_tasks))
         .routes(routes!(routes::tasks::get_task))
+        .routes(routes!(routes::tasks::post_task_message))
         .routes(routes!(routes::models::list_models))
         .routes(routes!(routes::outcomes::list_outcomes))
         .routes(routes!(routes::outcomes::get_outcome))

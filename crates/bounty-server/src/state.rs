@@ -59,6 +59,9 @@ pub struct AppState {
     /// The rule for URLs customers give (a BYOK `base_url`): public
     /// addresses only, unless `tools.allow_private`.
     pub outbound: bounty_outbound::OutboundPolicy,
+    /// The embedding model knowledge is indexed and searched with
+    /// (`[knowledge] embedding_model`); `None`: keyword retrieval only.
+    pub knowledge_embedder: Option<Arc<bounty_models::Embedder>>,
 }
 
 impl AppState {
@@ -76,7 +79,14 @@ impl AppState {
             keyring: None,
             stripe_webhook_secrets: Arc::new(Vec::new()),
             outbound: bounty_outbound::OutboundPolicy::default(),
+            knowledge_embedder: None,
         }
+    }
+
+    /// The same state, embedding knowledge with `embedder`.
+    pub fn with_knowledge_embedder(mut self, embedder: Option<Arc<bounty_models::Embedder>>) -> Self {
+        self.knowledge_embedder = embedder;
+        self
     }
 
     /// The same state, checking customers' URLs under `outbound`.

@@ -1,8 +1,8 @@
 //! Agents, versioned: an update never changes a version, it adds one.
 
 use bounty_core::{
-    AccountId, AgentId, AgentName, GenerationParams, ModelRoute, OutcomeType, PageLimit, RoutingPolicy,
-    Timestamp, VerificationPolicy,
+    AccountId, AgentId, AgentName, GenerationParams, KnowledgeSourceId, ModelRoute, OutcomeType, PageLimit,
+    RoutingPolicy, Timestamp, ToolSpec, VerificationPolicy,
 };
 
 use crate::column::{Json, Text};
@@ -22,7 +22,20 @@ pub struct AgentSpec {
     pub params: GenerationParams,
     /// Cascade, cache and shadow settings.
     pub routing: RoutingPolicy,
+    /// HTTP tools, their header values sealed ([`bounty_core::ToolHeader::Sealed`]).
+    pub tools: Vec<ToolSpec>,
+    /// The account's knowledge sources the agent may search.
+    pub knowledge: Vec<KnowledgeSourceId>,
+    /// Tool calls per turn before the agent must answer.
+    pub max_steps: u32,
+    /// Offer the built-in `handoff` tool; escalate instead of failing when
+    /// the last cascade step is not verified.
+    pub handoff: bool,
 }
+
+/// The values of the agent fields added with tools (migration 0023) for a
+/// definition that names none.
+pub const DEFAULT_MAX_STEPS: u32 = 4;
 
 /// A partial update: unset fields keep the current version's value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,6 +49,11 @@ pub struct AgentPatch {
     pub verifier_policy: Option<VerificationPolicy>,
     pub params: Option<GenerationParams>,
     pub routing: Option<RoutingPolicy>,
+    /// Replaces the whole list (header values sealed).
+    pub tools: Option<Vec<ToolSpec>>,
+    pub knowledge: Option<Vec<KnowledgeSourceId>>,
+    pub max_steps: Option<u32>,
+    pub handoff: Option<bool>,
 }
 
 /// One version of an agent.
@@ -55,6 +73,15 @@ pub struct Agent {
     pub verifier_policy: VerificationPolicy,
     pub params: GenerationParams,
     pub routing: RoutingPolicy,
+    /// HTTP tools; header values sealed, opened only for a call.
+    pub tools: Vec<ToolSpec>,
+    /// Knowledge sources it may search; a deleted one stops matching.
+    pub knowledge: Vec<KnowledgeSourceId>,
+    /// Tool calls per turn before it must answer.
+    pub max_steps: u32,
+    /// Whether the built-in `handoff` tool is offered, and a last cascade
+    /// step that is not verified escalates rather than fails.
+    pub handoff: bool,
     /// When the agent was created.
     pub created_at: Timestamp,
     /// When this version was created.
@@ -64,8 +91,8 @@ pub struct Agent {
 macro_rules! agent_columns {
     () => {
         "a.id, a.account_id, v.version, a.current_version, v.name, v.instructions, v.model_route,
-         v.output_schema, v.outcome_type, v.verifier_policy, v.params, v.routing, a.created_at,
-         v.created_at as version_created_at"
+         v.output_schema, v.outcome_type, v.verifier_policy, v.params, v.routing, v.tools, v.knowledge,
+         v.max_steps, v.handoff, a.created_at, v.created_at as version_created_at"
     };
 }
 
@@ -83,12 +110,19 @@ struct AgentRow {
     verifier_policy: Json<VerificationPolicy>,
     params: Json<GenerationParams>,
     routing: Json<RoutingPolicy>,
+    tools: Json<Vec<ToolSpec>>,
+    knowledge: Json<Vec<KnowledgeSourceId>>,
+    max_steps: i32,
+    handoff: bool,
     created_at: Timestamp,
     version_created_at: Timestamp,
 }
 
 impl From<AgentRow> for Agent {
     fn from(r: AgentRow) -> Self {
+        // Written only through `spec::max_steps` (1 to 16); a value out of
+        // u32 cannot have been stored, and reads as the default.
+        let max_steps = u32::try_from(r.max_steps).unwrap_or(DEFAULT_MAX_STEPS);
         Agent {
             id: r.id.0,
             account_id: r.account_id.0,
@@ -102,6 +136,10 @@ impl From<AgentRow> for Agent {
             verifier_policy: r.verifier_policy.0,
             params: r.params.0,
             routing: r.routing.0,
+            tools: r.tools.0,
+            knowledge: r.knowledge.0,
+            max_steps,
+            handoff: r.handoff,
             created_at: r.created_at,
             version_created_at: r.version_created_at,
         }
@@ -126,13 +164,16 @@ where
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
     sqlx::query::<DB>(
         "insert into agent_versions (agent_id, version, account_id, name, instructions, model_route,
-             output_schema, outcome_type, verifier_policy, params, routing, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             output_schema, outcome_type, verifier_policy, params, routing, created_at,
+             tools, knowledge, max_steps, handoff)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(id.to_string())
     .bind(version)
@@ -146,6 +187,10 @@ where
     .bind(to_json(&spec.params))
     .bind(to_json(&spec.routing))
     .bind(now)
+    .bind(to_json(&spec.tools))
+    .bind(to_json(&spec.knowledge))
+    .bind(i64::from(spec.max_steps))
+    .bind(spec.handoff)
     .execute(conn)
     .await?;
     Ok(())
@@ -155,8 +200,19 @@ impl Store {
     /// Creates an agent at version 1. A name already used by the account
     /// fails with constraint `agents_account_id_name_key`.
     pub async fn create_agent(&self, account: AccountId, spec: &AgentSpec) -> Result<Agent, StoreError> {
+        self.create_agent_with_id(account, AgentId::new(), spec).await
+    }
+
+    /// [`Store::create_agent`] under an id chosen beforehand: the id its
+    /// tools' header values were sealed for
+    /// ([`bounty_core::tool::tool_header_aad`]).
+    pub async fn create_agent_with_id(
+        &self,
+        account: AccountId,
+        id: AgentId,
+        spec: &AgentSpec,
+    ) -> Result<Agent, StoreError> {
         let now = self.now();
-        let id = AgentId::new();
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
@@ -185,6 +241,10 @@ impl Store {
             verifier_policy: spec.verifier_policy.clone(),
             params: spec.params,
             routing: spec.routing.clone(),
+            tools: spec.tools.clone(),
+            knowledge: spec.knowledge.clone(),
+            max_steps: spec.max_steps,
+            handoff: spec.handoff,
             created_at: now,
             version_created_at: now,
         })
@@ -368,5 +428,9 @@ fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
         verifier_policy: patch.verifier_policy.clone().unwrap_or(previous.verifier_policy),
         params: patch.params.unwrap_or(previous.params),
         routing: patch.routing.clone().unwrap_or(previous.routing),
+        tools: patch.tools.clone().unwrap_or(previous.tools),
+        knowledge: patch.knowledge.clone().unwrap_or(previous.knowledge),
+        max_steps: patch.max_steps.unwrap_or(previous.max_steps),
+        handoff: patch.handoff.unwrap_or(previous.handoff),
     })
 }

@@ -153,7 +153,8 @@ pub async fn record_cache_use(
 /// The outcome was just resolved: when its agent version caches, its
 /// task's answer becomes servable for the cache's TTL. An unexpired entry
 /// for the same request is kept (a hit that was verified again does not
-/// renew itself).
+/// renew itself). A conversation's answer is never kept: it answers more
+/// than the ticket the cache keys on.
 pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> Result<(), StoreError> {
     debug_assert_eq!(outcome.status, OutcomeStatus::Resolved);
     let account = outcome.account_id.to_string();
@@ -162,7 +163,8 @@ pub async fn remember_answer(tx: &mut Tx, outcome: &Outcome, now: Timestamp) -> 
         .fetch_optional(
             "select v.routing, t.input, t.output, t.output_model from tasks t
              join agent_versions v on v.agent_id = t.agent_id and v.version = t.agent_version
-             where t.account_id = $1 and t.id = $2",
+             where t.account_id = $1 and t.id = $2
+               and not exists (select 1 from task_messages m where m.task_id = t.id and m.role = 'customer')",
             args![account.clone(), task.clone()],
         )
         .await?;

@@ -304,13 +304,32 @@ impl Store {
     }
 }
 
-/// Writes the reply for a finished ticket task inside the transaction that
-/// finishes it: the agent's output when the outcome is not failed, a
-/// hand-off note otherwise. Tasks not from a helpdesk get none.
+/// What a finished turn posts back to its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketReply<'a> {
+    /// The turn's answer (the task's output), posted for the customer; a
+    /// blank answer is handed off instead.
+    Answer,
+    /// The agent handed the ticket to a person, saying why (its `handoff`
+    /// tool, or a verifier failure after the last cascade step).
+    HandedOff { reason: &'a str },
+    /// The agent could not resolve the ticket (its answer failed
+    /// verification, or the task failed: `why` says which).
+    NotResolved { why: &'a str },
+}
+
+/// Writes the reply of a finished turn of a ticket task inside the
+/// transaction that finishes it: the answer, or a hand-off note (an
+/// internal note the customer never sees). Tasks not from a helpdesk get
+/// none. Each turn has its own reply, exactly once: the outbox key is
+/// `helpdesk_reply:{task}` for the first turn (as before conversations)
+/// and `helpdesk_reply:{task}:{turn}` after, `turn` being the task's
+/// current turn.
 pub async fn enqueue_reply(
     tx: &mut Tx,
     account: AccountId,
     task: TaskId,
+    reply: TicketReply<'_>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     type R = (
@@ -318,43 +337,61 @@ pub async fn enqueue_reply(
         Option<String>,
         Option<String>,
         Option<String>,
-        Option<String>,
+        i32,
     );
     let row: Option<R> = tx
         .fetch_optional(
-            "select t.integration_id, t.external_ref, t.output, o.status, t.last_error_message
+            "select t.integration_id, t.external_ref, t.output, o.status, t.turn
              from tasks t left join outcomes o on o.task_id = t.id
              where t.account_id = $1 and t.id = $2",
             args![account.to_string(), task.to_string()],
         )
         .await?;
-    let Some((Some(integration), Some(ticket), output, status, error)) = row else {
+    let Some((Some(integration), Some(ticket), output, status, turn)) = row else {
         return Ok(());
     };
-    let resolved =
-        status.as_deref() != Some("failed") && output.as_deref().is_some_and(|o| !o.trim().is_empty());
-    let payload = if resolved {
-        serde_json::json!({
+    let answer = output.filter(|o| !o.trim().is_empty());
+    let payload = match (reply, answer) {
+        (TicketReply::Answer, Some(body)) => serde_json::json!({
             "integration_id": integration,
             "ticket": ticket,
             "task_id": task.to_string(),
             "action": "resolve",
-            "body": output,
+            "body": body,
             "outcome_status": status,
-        })
+            "turn": turn,
+        }),
+        (reply, _) => {
+            let note = match reply {
+                TicketReply::HandedOff { reason } => format!(
+                    "Bounty's agent handed this ticket to a person: {}. Nothing is charged for it.",
+                    reason.trim()
+                ),
+                TicketReply::NotResolved { why } => format!(
+                    "Bounty's agent could not resolve this ticket ({why}). It is handed to a person; \
+                     nothing is charged for it."
+                ),
+                TicketReply::Answer => {
+                    "Bounty's agent could not resolve this ticket (its answer was empty). \
+                     It is handed to a person; nothing is charged for it."
+                        .to_owned()
+                }
+            };
+            serde_json::json!({
+                "integration_id": integration,
+                "ticket": ticket,
+                "task_id": task.to_string(),
+                "action": "handoff",
+                "note": note,
+                "outcome_status": status,
+                "turn": turn,
+            })
+        }
+    };
+    let key = if turn <= 1 {
+        format!("helpdesk_reply:{task}")
     } else {
-        let why = error.unwrap_or_else(|| "its answer did not pass verification".to_owned());
-        serde_json::json!({
-            "integration_id": integration,
-            "ticket": ticket,
-            "task_id": task.to_string(),
-            "action": "handoff",
-            "note": format!(
-                "Bounty's agent could not resolve this ticket ({why}). It is handed to a person; \
-                 nothing is charged for it."
-            ),
-            "outcome_status": status,
-        })
+        format!("helpdesk_reply:{task}:{turn}")
     };
     tx.execute(
         "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
@@ -365,7 +402,7 @@ pub async fn enqueue_reply(
             OutboxId::new().to_string(),
             account.to_string(),
             payload.to_string(),
-            format!("helpdesk_reply:{task}"),
+            key,
             now
         ],
     )

@@ -27,6 +27,7 @@ pub mod answer_cache;
 mod api_keys;
 mod byok;
 mod column;
+pub mod conversation;
 mod db;
 mod deliveries;
 pub mod disputes;
@@ -35,6 +36,7 @@ mod error;
 pub mod health;
 pub mod integrations;
 pub mod knowledge;
+mod knowledge_retrieval;
 pub mod ledger;
 mod margin;
 mod operators;
@@ -50,15 +52,17 @@ pub mod tasks;
 mod team;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tool_calls;
 mod tx;
 pub mod usage;
 mod users;
 
 pub use accounts::Account;
-pub use agents::{Agent, AgentPatch, AgentSpec};
+pub use agents::{Agent, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS};
 pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use byok::{ByokRecord, byok_sealing_aad};
+pub use conversation::ConversationMessage;
 pub use db::{Backend, DatabaseOptions, Store};
 pub use deliveries::{
     DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket,
@@ -72,6 +76,7 @@ pub use knowledge::{
     ChunkHit, DocumentChange, EmbeddedChunk, KnowledgeDocument, KnowledgeSource, NewKnowledgeSource,
     StoredDocument,
 };
+pub use knowledge_retrieval::{ChunkDetail, ChunkToEmbed, KnowledgeUrl, RetrievalSource};
 pub use ledger::period_start;
 pub use margin::MarginFigures;
 pub use operators::{Operator, OperatorKey, OperatorLogin, OperatorSession};
@@ -88,6 +93,7 @@ pub use tasks::{
     task_of_ticket,
 };
 pub use team::{Invite, InviteAccepted, InviteCreated, NewInvite, TeamChange};
+pub use tool_calls::{NewToolCall, ToolCallOutcome, ToolCallRecord};
 pub use tx::Tx;
 pub use usage::UsageBucket;
 pub use users::{

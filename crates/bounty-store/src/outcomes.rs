@@ -314,6 +314,49 @@ pub async fn outcome_in(
     Ok(row.map(Outcome::from))
 }
 
+/// The outcome of one of the account's tasks, once it has one, read
+/// inside the caller's transaction: a later turn of a conversation
+/// settles the outcome its first turn opened.
+pub async fn outcome_of_task_in(
+    tx: &mut Tx,
+    account: AccountId,
+    task: TaskId,
+) -> Result<Option<Outcome>, StoreError> {
+    let row: Option<OutcomeRow> = tx
+        .fetch_optional(
+            concat!(
+                "select ",
+                outcome_columns!(),
+                " from outcomes where account_id = $1 and task_id = $2"
+            ),
+            args![account, task],
+        )
+        .await?;
+    Ok(row.map(Outcome::from))
+}
+
+/// Writes what a later turn of its conversation changes on an outcome:
+/// its inference cost (every turn's calls) and its window (a new answer
+/// waits a whole window again).
+pub async fn set_outcome_turn(tx: &mut Tx, outcome: &Outcome) -> Result<(), StoreError> {
+    tx.execute(
+        "update outcomes set inference_cost_micros = $3, inference_currency = $4, window_ends_at = $5,
+             goodwill_ends_at = $6, updated_at = $7
+         where account_id = $1 and id = $2",
+        args![
+            outcome.account_id,
+            outcome.id,
+            outcome.inference_cost.micros,
+            outcome.inference_cost.currency.to_string(),
+            outcome.window_ends_at,
+            outcome.goodwill_ends_at,
+            outcome.updated_at
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// What opening a finished task's outcome needs from the store: its
 /// agent version's outcome type and policy (as stored, for its hash), and
 /// its inference cost per currency (our calls only). The task's mode comes

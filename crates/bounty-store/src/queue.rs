@@ -79,6 +79,11 @@ pub struct TaskOutput {
     pub verdicts: Vec<VerifierVerdict>,
     /// The agent's cache was looked up: hit or miss.
     pub cache: Option<CacheUse>,
+    /// The agent handed the ticket to a person, saying why (its `handoff`
+    /// tool, or a verifier failure after the last cascade step): the turn
+    /// settles as `escalated`, never charged, whatever the verdict, and the
+    /// helpdesk gets an internal note naming the reason.
+    pub handoff: Option<String>,
 }
 
 /// How an attempt ended.

@@ -68,6 +68,10 @@ pub struct Task {
     pub finished_at: Option<Timestamp>,
     /// Live or test.
     pub mode: ApiKeyMode,
+    /// The conversation's turn the task is on: 1 for a new task, one more
+    /// for each customer message that continued it (see
+    /// `bounty_core::conversation`).
+    pub turn: i32,
 }
 
 /// Why an attempt (or the task) failed.
@@ -169,7 +173,7 @@ macro_rules! task_columns {
     () => {
         "id, account_id, agent_id, agent_version, status, input, external_ref, attempts, max_attempts,
          run_at, lease_expires_at, output, output_errors, output_model, transcript, last_error_code,
-         last_error_message, created_at, updated_at, started_at, finished_at, livemode"
+         last_error_message, created_at, updated_at, started_at, finished_at, livemode, turn"
     };
 }
 pub(crate) use task_columns;
@@ -198,6 +202,7 @@ pub(crate) struct TaskRow {
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
     livemode: bool,
+    turn: i32,
 }
 
 impl TaskRow {
@@ -249,6 +254,7 @@ impl TryFrom<TaskRow> for Task {
             started_at: r.started_at,
             finished_at: r.finished_at,
             mode: ApiKeyMode::from_livemode(r.livemode),
+            turn: r.turn,
         })
     }
 }

@@ -153,6 +153,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
             "/knowledge",
             get(pages::knowledge::page).post(pages::knowledge::create),
         )
+        .route("/knowledge/urls", post(pages::knowledge::create_urls))
         .route("/knowledge/{id}/delete", post(pages::knowledge::delete))
         .route("/integrations/new", get(pages::integrations::new))
         .route("/integrations/{id}", get(pages::integrations::show))

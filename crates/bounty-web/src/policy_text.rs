@@ -77,6 +77,13 @@ pub(crate) fn lines(p: &VerificationPolicy) -> Vec<String> {
                 "Verifier {n}: external — the helpdesk's signal (solved, reopened, satisfaction rating), \
                  within the window"
             )),
+            VerifierSpec::Grounded(_) => out.push(format!(
+                "Verifier {n}: grounded — the reply cites knowledge retrieved for it, and only that"
+            )),
+            VerifierSpec::ToolSucceeded(t) => out.push(format!(
+                "Verifier {n}: tool succeeded — {} answered 2xx",
+                t.tools.join(", ")
+            )),
         }
     }
     out.push(format!("Window: {}", hours(p.window_hours)));

@@ -71,6 +71,12 @@ pub struct WebState {
     /// (the default): test deliveries are unavailable, and inbound URLs are
     /// shown relative to the server.
     pub self_url: Option<String>,
+    /// The embedding model knowledge is indexed and searched with (the
+    /// server's `[knowledge] embedding_model`); `None`: keyword only.
+    pub knowledge_embedder: Option<Arc<bounty_models::Embedder>>,
+    /// The rule for URLs customers give: the pages of a `urls` knowledge
+    /// source are fetched under it.
+    pub outbound: bounty_outbound::OutboundPolicy,
 }
 
 impl WebState {
@@ -88,6 +94,8 @@ impl WebState {
             models: Vec::new(),
             keyring: None,
             self_url: None,
+            knowledge_embedder: None,
+            outbound: bounty_outbound::OutboundPolicy::default(),
         }
     }
 

@@ -203,6 +203,7 @@ async fn ticket(
         shadow: false,
     };
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: if pass {
             "Thanks for writing. I have taken care of it: you will see the change within a day.".into()
         } else {

@@ -160,6 +160,10 @@ pub async fn seed(store: &Store, keyring: &Keyring) -> anyhow::Result<DemoLogin>
             verifier_policy: serde_json::from_value::<VerificationPolicy>(policy)?,
             params: Default::default(),
             routing: Default::default(),
+            tools: Vec::new(),
+            knowledge: Vec::new(),
+            max_steps: bounty_store::DEFAULT_MAX_STEPS,
+            handoff: false,
         })
     };
     // No policy of its own: the default, charged only once the helpdesk
@@ -237,6 +241,10 @@ async fn second_customer(store: &Store, today: bounty_core::Timestamp) -> anyhow
                 verifier_policy: VerificationPolicy::default(),
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await?;

@@ -46,6 +46,10 @@ pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (A
                 verifier_policy: policy,
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await

@@ -2,6 +2,8 @@
 //! database of either backend, with one helper method per endpoint.
 
 pub mod billing;
+pub mod knowledge_fakes;
+pub mod logged;
 pub mod proxy;
 pub mod stripe;
 
@@ -67,6 +69,10 @@ pub struct TestOptions {
     /// `tools.allow_private`: let BYOK endpoints (and later tools) reach
     /// loopback, where the test fakes listen.
     pub allow_private: bool,
+    /// `[embeddings.NAME]` tables, as JSON.
+    pub embeddings: Vec<(String, Value)>,
+    /// `[knowledge] embedding_model`: one of `embeddings`.
+    pub knowledge_embedding_model: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -82,6 +88,8 @@ impl Default for TestOptions {
             stripe_base_url: None,
             master_key: true,
             allow_private: false,
+            embeddings: Vec::new(),
+            knowledge_embedding_model: None,
         }
     }
 }
@@ -253,7 +261,25 @@ impl TestApp {
             allow_private: opts.allow_private,
             ..bounty_outbound::OutboundPolicy::default()
         };
-        let registry = Arc::new(ModelRegistry::from_config_with(&models, outbound).expect("valid models"));
+        let embeddings: std::collections::BTreeMap<String, bounty_models::EmbeddingConfig> = opts
+            .embeddings
+            .iter()
+            .map(|(name, v)| {
+                (
+                    name.clone(),
+                    serde_json::from_value(v.clone()).expect("a valid embeddings table"),
+                )
+            })
+            .collect();
+        let registry = Arc::new(
+            ModelRegistry::from_config_with(&models, outbound)
+                .and_then(|r| r.with_embeddings(&embeddings))
+                .expect("valid models"),
+        );
+        let knowledge_embedder = opts
+            .knowledge_embedding_model
+            .as_deref()
+            .map(|name| Arc::clone(registry.embedder(name).expect("a configured embedding model")));
         let wake = Arc::new(tokio::sync::Notify::new());
         let keyring = opts.master_key.then(|| {
             bounty_integrations::Keyring::new(
@@ -285,6 +311,7 @@ impl TestApp {
             .with_keyring(keyring.clone())
             .with_models(registry)
             .with_outbound(outbound)
+            .with_knowledge_embedder(knowledge_embedder)
             .with_task_max_attempts(opts.max_attempts)
             .with_task_wake(wake)
             .with_stripe_webhook_secrets(

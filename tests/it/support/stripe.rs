@@ -45,6 +45,7 @@ pub fn config_of(base_url: String) -> StripeConfig {
 pub async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::AgentId, n: usize) {
     let claimed = queue_and_claim(store, account, agent, format!("ticket {n}")).await;
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: "done".into(),
         errors: None,
         model: "m".into(),

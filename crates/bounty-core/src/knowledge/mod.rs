@@ -24,7 +24,7 @@ pub use chunk::{Chunk, MAX_CHUNK_CHARS, chunk};
 pub use prepare::{
     DocumentInput, KnowledgeError, MAX_CHUNKS_PER_SOURCE, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_NAME_CHARS,
     MAX_DOCUMENTS_PER_REQUEST, MAX_DOCUMENTS_PER_SOURCE, PreparedDocument, Problem, check_source_totals,
-    content_sha256, prepare, prepare_one,
+    content_sha256, prepare, prepare_fetched, prepare_one,
 };
 pub use query::{MAX_QUERY_CHARS, MAX_QUERY_TERMS, SearchQuery};
 
@@ -34,9 +34,32 @@ crate::stored_enum! {
         /// Documents sent in the request (the API's `documents`, the
         /// dashboard's form).
         Upload = "upload",
-        /// Pages fetched from a list of URLs, through the guarded HTTP
-        /// client (not served yet: see the API's `unsupported_kind`).
+        /// Pages fetched from a list of URLs, in the background, through
+        /// the guarded HTTP client (`bounty_outbound`).
         Urls = "urls",
+    }
+}
+
+crate::stored_enum! {
+    /// Whether a source's documents are all indexed.
+    pub enum KnowledgeStatus("knowledge source status") {
+        /// A `urls` source whose pages are being fetched.
+        Indexing = "indexing",
+        /// Every document indexed (every URL tried).
+        Ready = "ready",
+    }
+}
+
+crate::stored_enum! {
+    /// Where one URL of a `urls` source stands.
+    pub enum UrlStatus("knowledge URL status") {
+        /// Not fetched yet.
+        Pending = "pending",
+        /// Fetched and indexed.
+        Fetched = "fetched",
+        /// The last fetch failed; the error says why (the document from
+        /// an earlier fetch, if any, is kept).
+        Failed = "failed",
     }
 }
 
@@ -184,6 +207,12 @@ impl FromStr for ChunkId {
 impl fmt::Display for ChunkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for ChunkId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -72,6 +72,15 @@ pub enum Problem {
     NoSearchTerms,
     #[error("must be at most {0} characters")]
     QueryTooLong(usize),
+    #[error("must hold at least one URL")]
+    NoUrls,
+    #[error("must hold at most {0} URLs")]
+    TooManyUrls(usize),
+    /// Why a URL is refused ("must be an absolute http or https URL").
+    #[error("{0}")]
+    BadUrl(&'static str),
+    #[error("repeats an earlier URL of this request")]
+    DuplicateUrl,
 }
 
 /// A refused field and why.
@@ -84,7 +93,7 @@ pub struct KnowledgeError {
 }
 
 impl KnowledgeError {
-    pub(crate) fn new(field: impl Into<String>, problem: Problem) -> Self {
+    pub fn new(field: impl Into<String>, problem: Problem) -> Self {
         KnowledgeError {
             field: field.into(),
             problem,
@@ -122,26 +131,50 @@ pub fn prepare_one(
         return Err(KnowledgeError::new(name_field(), Problem::BadNameCharacter));
     }
     let content_field = || format!("{field}.content");
-    if doc.content.len() > MAX_DOCUMENT_BYTES {
+    checked_content(source, name, &content_field(), doc.format, doc.content)
+}
+
+/// Checks and chunks a page fetched from `url` (an absolute URL the caller
+/// has parsed): its chunks link to `url#anchor`. Refusals name `field`
+/// (`urls[3]`), as [`prepare_one`]'s name the content.
+pub fn prepare_fetched(
+    source: KnowledgeSourceId,
+    field: &str,
+    url: &str,
+    format: DocumentFormat,
+    content: &str,
+) -> Result<PreparedDocument, KnowledgeError> {
+    checked_content(source, url, field, format, content)
+}
+
+/// The size, NUL and text checks of a document's content, then its chunks.
+fn checked_content(
+    source: KnowledgeSourceId,
+    locator: &str,
+    content_field: &str,
+    format: DocumentFormat,
+    content: &str,
+) -> Result<PreparedDocument, KnowledgeError> {
+    if content.len() > MAX_DOCUMENT_BYTES {
         return Err(KnowledgeError::new(
-            content_field(),
+            content_field,
             Problem::DocumentTooLarge(MAX_DOCUMENT_BYTES),
         ));
     }
-    if doc.content.contains('\0') {
-        return Err(KnowledgeError::new(content_field(), Problem::Nul));
+    if content.contains('\0') {
+        return Err(KnowledgeError::new(content_field, Problem::Nul));
     }
-    let parsed = parse(doc.format, doc.content);
+    let parsed = parse(format, content);
     if parsed.is_empty() {
-        return Err(KnowledgeError::new(content_field(), Problem::NoText));
+        return Err(KnowledgeError::new(content_field, Problem::NoText));
     }
-    let chunks = chunk(source, name, &parsed);
+    let chunks = chunk(source, locator, &parsed);
     Ok(PreparedDocument {
-        locator: name.to_owned(),
-        title: parsed.title.unwrap_or_else(|| name.to_owned()),
-        format: doc.format,
-        content: doc.content.to_owned(),
-        content_sha256: content_sha256(doc.content),
+        locator: locator.to_owned(),
+        title: parsed.title.unwrap_or_else(|| locator.to_owned()),
+        format,
+        content: content.to_owned(),
+        content_sha256: content_sha256(content),
         chunks,
     })
 }

@@ -87,6 +87,11 @@ pub enum Behavior {
     /// here is at least N replies `The answer is WORD.`, any other model
     /// `I am not sure.` Token counts as for [`Behavior::Echo`].
     Skilled(std::collections::BTreeMap<String, u8>),
+    /// 200 with an assistant message that calls these tools (name,
+    /// arguments as JSON text), `content: null` and
+    /// `finish_reason: "tool_calls"`; ids are `call_fakeN_I`. Token counts as
+    /// for [`Behavior::Echo`].
+    ToolCalls(Vec<(String, String)>),
 }
 
 impl Behavior {
@@ -330,6 +335,10 @@ impl Shared {
         self.count.fetch_add(1, Ordering::SeqCst);
         let body: Option<Value> = serde_json::from_slice(raw).ok();
         let asked = body.as_ref().map(|body| Asked::read(endpoint, body));
+        let refusal = match (&body, endpoint) {
+            (Some(body), Endpoint::Chat) => tool_message_refusal(body),
+            _ => None,
+        };
         let _in_flight = match (&asked, endpoint) {
             (Some(asked), Endpoint::Chat) => Some(self.enter(asked.echo.clone())),
             _ => None,
@@ -352,6 +361,9 @@ impl Shared {
                 &error_body(400, "the body is not valid JSON"),
             );
         };
+        if let Some(refusal) = refusal {
+            return refusal;
+        }
         let behavior = {
             let mut script = lock(&self.script);
             script.queue.pop_front().unwrap_or_else(|| script.default.clone())
@@ -380,6 +392,27 @@ impl Shared {
                     endpoint,
                     &asked,
                     Some((text, asked.prompt_words.max(1), completion, "stop")),
+                )
+            }
+            Behavior::ToolCalls(calls) => {
+                let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                let tool_calls: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, arguments))| {
+                        json!({
+                            "id": format!("call_fake{id}_{i}"),
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments},
+                        })
+                    })
+                    .collect();
+                let completion = calls.iter().map(|(_, a)| word_count(a)).sum::<u64>().max(1);
+                let prompt = asked.prompt_words.max(1);
+                let message = json!({"role": "assistant", "content": null, "tool_calls": tool_calls});
+                json_response(
+                    StatusCode::OK,
+                    &chat_completion(id, &asked.model, message, "tool_calls", prompt, completion),
                 )
             }
             Behavior::Reply {
@@ -455,22 +488,8 @@ impl Shared {
                         "stop",
                     )
                 });
-                json!({
-                    "id": format!("chatcmpl-fake{id}"),
-                    "object": "chat.completion",
-                    "created": unix_seconds(),
-                    "model": asked.model,
-                    "choices": [{
-                        "index": 0,
-                        "message": { "role": "assistant", "content": text },
-                        "finish_reason": finish,
-                    }],
-                    "usage": {
-                        "prompt_tokens": prompt,
-                        "completion_tokens": completion,
-                        "total_tokens": prompt + completion,
-                    },
-                })
+                let message = json!({ "role": "assistant", "content": text });
+                chat_completion(id, &asked.model, message, finish, prompt, completion)
             }
             Endpoint::Embeddings => {
                 if let Some(refusal) = asked.embeddings_refusal() {
@@ -497,6 +516,82 @@ impl Shared {
         };
         json_response(StatusCode::OK, &body)
     }
+}
+
+/// A `chat.completion` object with one choice.
+fn chat_completion(
+    id: u64,
+    model: &str,
+    message: Value,
+    finish: &str,
+    prompt: u64,
+    completion: u64,
+) -> Value {
+    json!({
+        "id": format!("chatcmpl-fake{id}"),
+        "object": "chat.completion",
+        "created": unix_seconds(),
+        "model": model,
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    })
+}
+
+/// OpenAI's 400 for a `tool` message that answers no call of an earlier
+/// assistant message, or an assistant call left unanswered before the
+/// next non-tool message.
+fn tool_message_refusal(body: &Value) -> Option<Response> {
+    let messages = body.get("messages")?.as_array()?;
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+        if role == "tool" {
+            let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
+            let Some(at) = open.iter().position(|o| o == id) else {
+                return Some(invalid_message(
+                    i,
+                    "messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+                ));
+            };
+            open.remove(at);
+            continue;
+        }
+        if !open.is_empty() {
+            return Some(invalid_message(
+                i,
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'.",
+            ));
+        }
+        if role == "assistant" {
+            open = m
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .map(|calls| {
+                    calls
+                        .iter()
+                        .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+    }
+    None
+}
+
+fn invalid_message(index: usize, message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": format!("messages.[{index}].role"),
+            "code": null,
+        }}),
+    )
 }
 
 impl Asked {

@@ -85,9 +85,13 @@ const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// call. A name that does not resolve now, or not within
 /// [`RESOLVE_TIMEOUT`], is accepted: it reaches nothing today, and the
 /// BYOK client checks whatever it resolves to at each call.
-async fn public_endpoint(outbound: &OutboundPolicy, url: &str) -> Result<(), ApiError> {
-    let parsed =
-        Url::parse(url).map_err(|e| ApiError::validation("base_url", format!("is not a URL: {e}")))?;
+/// `param` is the field the URL came in (`base_url`, `tools[0].url`).
+pub(crate) async fn public_endpoint(
+    outbound: &OutboundPolicy,
+    url: &str,
+    param: &str,
+) -> Result<(), ApiError> {
+    let parsed = Url::parse(url).map_err(|e| ApiError::validation(param, format!("is not a URL: {e}")))?;
     let policy = OutboundPolicy {
         timeout: RESOLVE_TIMEOUT,
         ..*outbound
@@ -95,13 +99,10 @@ async fn public_endpoint(outbound: &OutboundPolicy, url: &str) -> Result<(), Api
     match policy.check_url(&parsed).await {
         Ok(()) | Err(OutboundError::Unresolved { .. } | OutboundError::Timeout { .. }) => Ok(()),
         Err(refused @ OutboundError::Refused { .. }) => Err(ApiError::OutboundRefused {
-            param: "base_url",
+            param: param.to_owned(),
             refusal: refused.to_string(),
         }),
-        Err(other) => Err(ApiError::validation(
-            "base_url",
-            format!("is not acceptable: {other}"),
-        )),
+        Err(other) => Err(ApiError::validation(param, format!("is not acceptable: {other}"))),
     }
 }
 
@@ -144,7 +145,7 @@ pub async fn put_byok(
 ) -> ApiResult<Json<ByokOut>> {
     let url = base_url(&body.base_url)?;
     let key = api_key(&body.api_key)?;
-    public_endpoint(&state.outbound, &url).await?;
+    public_endpoint(&state.outbound, &url, "base_url").await?;
     let keys = keyring(&state)?;
     let sealed = keys
         .seal(key.as_bytes(), byok_sealing_aad(auth.account_id).as_bytes())
@@ -247,12 +248,8 @@ mod tests {
             "https://10.1.2.3/v1",
             "http://[::ffff:192.168.0.1]",
         ] {
-            match public_endpoint(&strict, bad).await {
-                Err(
-                    e @ ApiError::OutboundRefused {
-                        param: "base_url", ..
-                    },
-                ) => {
+            match public_endpoint(&strict, bad, "base_url").await {
+                Err(e) if matches!(&e, ApiError::OutboundRefused { param, .. } if param == "base_url") => {
                     assert_eq!(e.code(), "outbound_address_refused");
                     assert_eq!(e.status(), 422);
                 }
@@ -261,7 +258,7 @@ mod tests {
         }
         // Public, or not resolvable today (checked again at each call).
         for ok in ["https://1.1.1.1/v1", "https://llm.acme.invalid/v1"] {
-            assert!(public_endpoint(&strict, ok).await.is_ok(), "{ok}");
+            assert!(public_endpoint(&strict, ok, "base_url").await.is_ok(), "{ok}");
         }
         let open = OutboundPolicy {
             allow_private: true,
@@ -272,7 +269,7 @@ mod tests {
             "http://localhost:9/v1",
             "http://[::1]",
         ] {
-            assert!(public_endpoint(&open, ok).await.is_ok(), "{ok}");
+            assert!(public_endpoint(&open, ok, "base_url").await.is_ok(), "{ok}");
         }
     }
 

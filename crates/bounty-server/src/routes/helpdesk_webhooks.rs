@@ -114,7 +114,14 @@ pub async fn helpdesk_webhook(
             );
         }
     }
-    if matches!(result, IntakeResult::TaskCreated { .. }) {
+    // A new task, a conversation's new turn, or a reopen that resumed one:
+    // a worker may have work now.
+    if matches!(
+        result,
+        IntakeResult::TaskCreated { .. }
+            | IntakeResult::MessageAdded { .. }
+            | IntakeResult::SignalApplied { .. }
+    ) {
         state.task_wake.notify_one();
     }
     let (status, body) = answer(&result)?;

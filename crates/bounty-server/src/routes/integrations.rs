@@ -130,7 +130,7 @@ pub struct DeliveryOut {
     pub event: String,
     pub ticket: String,
     /// `task_created`, `task_exists`, `signal_applied`,
-    /// `signal_not_applicable` or `recorded`.
+    /// `signal_not_applicable`, `recorded` or `message_added`.
     pub result: String,
     pub reason: Option<String>,
     pub task_id: Option<bounty_core::TaskId>,

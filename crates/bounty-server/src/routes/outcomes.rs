@@ -67,6 +67,9 @@ pub struct Receipt {
     pub transfers: Vec<TransferOut>,
     /// "No charge — not resolved" when nothing is charged.
     pub charge_summary: String,
+    /// The agent's tool calls for this task, in order, redacted: what it
+    /// did to resolve it (a refund issued, an order looked up).
+    pub steps: Vec<crate::routes::tasks::ToolCallOut>,
 }
 
 /// One event of the receipt.
@@ -260,6 +263,7 @@ pub(crate) async fn receipt_of(state: &AppState, auth: &Auth, outcome: Outcome) 
         .store
         .transfers(auth.account_id, Some(outcome.id), None)
         .await?;
+    let steps = state.store.tool_calls(auth.account_id, outcome.task_id).await?;
     let rating = outcome.rating.clone();
     let policy_hash = outcome.policy_hash.clone();
     let mut out = OutcomeOut::summary(outcome);
@@ -281,6 +285,7 @@ pub(crate) async fn receipt_of(state: &AppState, auth: &Auth, outcome: Outcome) 
         rating,
         transfers: transfers.into_iter().map(Into::into).collect(),
         charge_summary,
+        steps: steps.into_iter().map(Into::into).collect(),
     });
     Ok(out)
 }

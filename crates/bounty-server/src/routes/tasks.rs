@@ -9,6 +9,13 @@
 //! body) gets the task the first one created; the key reused with a
 //! different body is refused with `422 idempotency_mismatch`. A unique key
 //! in the database decides between concurrent identical requests.
+//!
+//! `POST /v1/tasks/{id}/messages` is the customer's next message in the
+//! task's conversation ([`bounty_agents::conversation::post_message`]):
+//! appended for the turn that will read it, or continuing an answer that
+//! waits as a new turn; a closed conversation answers
+//! `409 conversation_closed`. It honours `Idempotency-Key` the same way
+//! (one message per key and task).
 
 use std::collections::BTreeMap;
 
@@ -16,11 +23,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bounty_agents::conversation::{CustomerMessage, MessageError, Taken, post_message};
 use bounty_agents::submit::{
     AgentRef, Source, SubmitError, Submitted, TaskRequest, resolve_agent, submit_task,
 };
-use bounty_core::{AgentId, Decision, TaskId, TaskInput, TaskStatus};
-use bounty_store::{Idempotency, ModelCall, Task, TaskAttempt, TaskFilter};
+use bounty_core::conversation::MessageSource;
+use bounty_core::{Actor, AgentId, Decision, TaskId, TaskInput, TaskStatus};
+use bounty_store::{ConversationMessage, Idempotency, ModelCall, Task, TaskAttempt, TaskFilter};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -91,7 +100,10 @@ pub struct TaskOut {
     pub status: TaskStatus,
     pub input: TaskInput,
     pub external_ref: Option<String>,
-    /// Attempts started so far.
+    /// The conversation's turn the task is on: 1, and one more each time
+    /// a customer's message continued it.
+    pub turn: i32,
+    /// Attempts started so far, over every turn.
     pub attempts: i32,
     pub max_attempts: i32,
     /// When a queued task becomes due (after a retry backoff).
@@ -114,17 +126,104 @@ pub struct TaskOut {
 /// The parts of a task only its own page shows.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskDetail {
-    /// The chat: system prompt, the ticket, and the answer.
+    /// The chat of the last turn: system prompt, the ticket, the
+    /// conversation, and the answer.
     #[schema(value_type = Option<Vec<Object>>)]
     pub transcript: Option<serde_json::Value>,
+    /// The conversation after the ticket (its `input`, the first customer
+    /// message), oldest first: later customer messages and each turn's
+    /// answer.
+    pub messages: Vec<MessageOut>,
     /// Every attempt, in order.
     pub attempt_history: Vec<AttemptOut>,
     /// Every model call, in order, failed ones included.
     pub model_calls: Vec<ModelCallOut>,
+    /// Every tool call the agent made, in order: the steps of its turns.
+    pub tool_calls: Vec<ToolCallOut>,
     /// Totals of the model calls.
     pub usage: UsageOut,
     /// What the task came to, once it finished: see `GET /v1/outcomes/{id}`.
     pub outcome: Option<TaskOutcomeOut>,
+}
+
+/// One tool call of the agent: what it sent, what came back (redacted:
+/// no secret of the tool is ever shown) and how long it took.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ToolCallOut {
+    pub attempt: i32,
+    /// The conversation's turn.
+    pub turn: i32,
+    /// Order within the attempt.
+    pub seq: i32,
+    pub tool: String,
+    /// The arguments as the model wrote them (JSON text).
+    pub arguments: String,
+    /// The HTTP status; `null` when no answer came.
+    pub status: Option<u16>,
+    /// `ok`, `client_error`, `down`, `refused` or `handoff`.
+    pub outcome: String,
+    pub latency_ms: f64,
+    /// The response, redacted and truncated.
+    #[schema(value_type = Object)]
+    pub response: serde_json::Value,
+    /// The `Idempotency-Key` sent with a side-effecting call.
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<bounty_store::ToolCallRecord> for ToolCallOut {
+    fn from(r: bounty_store::ToolCallRecord) -> Self {
+        ToolCallOut {
+            attempt: r.attempt,
+            turn: r.call.turn,
+            seq: r.seq,
+            tool: r.call.tool,
+            arguments: r.call.arguments,
+            status: r.call.status,
+            outcome: r.call.outcome.as_str().to_owned(),
+            latency_ms: r.call.latency_us as f64 / 1000.0,
+            response: r.call.response,
+            idempotency_key: r.call.idempotency_key,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// One message of a task's conversation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageOut {
+    /// Its number within the task, in the order messages were written.
+    pub seq: i32,
+    /// The turn that answers it (a customer's) or that wrote it (the
+    /// agent's).
+    pub turn: i32,
+    /// `customer` or `agent`.
+    pub role: String,
+    pub body: String,
+    /// `api`, `helpdesk` or `agent`.
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ConversationMessage> for MessageOut {
+    fn from(m: ConversationMessage) -> Self {
+        MessageOut {
+            seq: m.seq,
+            turn: m.turn,
+            role: m.role.as_str().to_owned(),
+            body: m.body,
+            source: m.source.as_str().to_owned(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A customer's next message in a task's conversation.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    /// The message, 1 to 32,000 characters (not only whitespace, no NUL).
+    pub body: String,
 }
 
 /// A task's outcome, in brief.
@@ -189,6 +288,9 @@ pub struct UsageOut {
     pub model_calls: usize,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Milliseconds spent in the agent's tools, every attempt (an effort
+    /// plan's tool time).
+    pub tool_ms: u64,
     /// What calls on the account's own key (BYOK) cost the account, in
     /// micros per currency; absent when there were none.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -246,6 +348,7 @@ impl TaskOut {
             status: t.status,
             input: t.input,
             external_ref: t.external_ref,
+            turn: t.turn,
             attempts: t.attempts,
             max_attempts: t.max_attempts,
             next_attempt_at: (t.status == TaskStatus::Queued).then_some(t.run_at),
@@ -262,8 +365,10 @@ impl TaskOut {
 
     fn detailed(
         t: Task,
+        messages: Vec<ConversationMessage>,
         attempts: Vec<TaskAttempt>,
         calls: Vec<ModelCall>,
+        tools: Vec<bounty_store::ToolCallRecord>,
         outcome: Option<bounty_store::Outcome>,
     ) -> Self {
         let transcript = t.transcript.clone();
@@ -282,9 +387,16 @@ impl TaskOut {
                 *sum = sum.saturating_add(c.call.cost.micros);
             }
         }
+        usage.tool_ms = tools
+            .iter()
+            .map(|c| u64::try_from(c.call.latency_us).unwrap_or(0))
+            .sum::<u64>()
+            .div_ceil(1000);
         let mut out = TaskOut::summary(t);
         out.detail = Some(TaskDetail {
             transcript,
+            tool_calls: tools.into_iter().map(Into::into).collect(),
+            messages: messages.into_iter().map(MessageOut::from).collect(),
             attempt_history: attempts
                 .into_iter()
                 .map(|a| AttemptOut {
@@ -351,6 +463,29 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The request's `Idempotency-Key`, with the SHA-256 of the request it
+/// came with.
+fn idempotency(headers: &HeaderMap, body: &impl Serialize) -> Result<Option<Idempotency>, ApiError> {
+    Ok(idempotency_key(headers)?.map(|key| Idempotency {
+        key,
+        request_hash: hex::encode(Sha256::digest(
+            serde_json::to_vec(body).expect("a parsed request serializes"),
+        )),
+    }))
+}
+
+/// `202` with the task; `Idempotent-Replayed: true` when an earlier
+/// request with the same key made it.
+fn accepted(task: Task, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
 /// Queues a task for an agent. The task is committed before the `202`.
 #[utoipa::path(
     post,
@@ -373,13 +508,7 @@ pub async fn create_task(
     headers: HeaderMap,
     ApiJson(body): ApiJson<TaskIn>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
-    let idempotency = key.map(|key| Idempotency {
-        key,
-        request_hash: hex::encode(Sha256::digest(
-            serde_json::to_vec(&body).expect("a parsed request serializes"),
-        )),
-    });
+    let idempotency = idempotency(&headers, &body)?;
     let request = TaskRequest {
         agent: AgentRef::Given(body.agent),
         input: body.input,
@@ -392,15 +521,9 @@ pub async fn create_task(
         Ok(Submitted::Queued(task)) => {
             tracing::info!(task.id = %task.id, agent.id = %task.agent_id, "task queued");
             state.task_wake.notify_one();
-            Ok((StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response())
+            Ok(accepted(task, false))
         }
-        Ok(Submitted::Replayed(task)) => {
-            let mut response = (StatusCode::ACCEPTED, Json(TaskOut::summary(task))).into_response();
-            response
-                .headers_mut()
-                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-            Ok(response)
-        }
+        Ok(Submitted::Replayed(task)) => Ok(accepted(task, true)),
         Ok(Submitted::TicketHasTask(task)) => Err(ApiError::Internal(format!(
             "an API task answered the ticket task {task}"
         ))),
@@ -505,8 +628,80 @@ pub async fn get_task(
         // Another mode's object is not there for this key (as in Stripe).
         .filter(|t| t.mode == auth.mode)
         .ok_or(ApiError::NotFound { kind: "task", id })?;
+    let messages = state.store.conversation(auth.account_id, task_id).await?;
     let attempts = state.store.task_attempts(auth.account_id, task_id).await?;
     let calls = state.store.model_calls(auth.account_id, task_id).await?;
     let outcome = state.store.outcome_of_task(auth.account_id, task_id).await?;
-    Ok(Json(TaskOut::detailed(task, attempts, calls, outcome)))
+    let tools = state.store.tool_calls(auth.account_id, task_id).await?;
+    Ok(Json(TaskOut::detailed(task, messages, attempts, calls, tools, outcome)))
+}
+
+/// Adds the customer's next message to a task's conversation. While a
+/// turn is queued or running, the message waits for the turn that will
+/// read it; when the agent's answer waits for the customer (outcome
+/// `provisional`), the conversation continues: the outcome goes back to
+/// `verifying` and a new turn is queued. The conversation is charged once,
+/// when it is resolved. Committed before the `202`.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/messages",
+    tag = "tasks",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "The task's id, `task_…`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body add one message"),
+    ),
+    request_body = MessageIn,
+    responses(
+        (status = 202, body = TaskOut, description = "Added (or, with `Idempotent-Replayed: true`, added by an earlier identical request): the task as it now stands"),
+        (status = 400, description = "Malformed JSON, an unknown or missing field, or a bad `Idempotency-Key`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such task in this account", body = ErrorBody),
+        (status = 409, description = "`conversation_closed`: the task's outcome is resolved, failed, reversed or escalated", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming `body`, or `idempotency_mismatch`", body = ErrorBody),
+    )
+)]
+pub async fn post_task_message(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MessageIn>,
+) -> ApiResult<Response> {
+    let task_id: TaskId = path_id("task", &id)?;
+    let idempotency = idempotency(&headers, &body)?;
+    let not_found = || ApiError::NotFound {
+        kind: "task",
+        id: id.clone(),
+    };
+    // Another mode's task is not there for this key (as in Stripe).
+    match state.store.get_task(auth.account_id, task_id).await? {
+        Some(t) if t.mode == auth.mode => {}
+        _ => return Err(not_found()),
+    }
+    let message = CustomerMessage {
+        body: &body.body,
+        source: MessageSource::Api,
+        actor: Actor::ApiKey(auth.key_id),
+        idempotency,
+    };
+    let taken = post_message(&state.store, auth.account_id, task_id, &message)
+        .await
+        .map_err(|e| match e {
+            MessageError::NotFound => not_found(),
+            MessageError::Invalid(message) => ApiError::validation("body", message),
+            MessageError::Closed(m) => ApiError::ConversationClosed(m),
+            MessageError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
+            MessageError::Store(e) => e.into(),
+        })?;
+    let replayed = matches!(taken, Taken::Replayed { .. });
+    if let Taken::Continued { task, .. } = &taken {
+        tracing::info!(task.id = %task.id, turn = task.turn, "conversation continued");
+        state.task_wake.notify_one();
+    }
+    let task = match taken {
+        Taken::Appended { task, .. } | Taken::Continued { task, .. } | Taken::Replayed { task, .. } => task,
+        Taken::Closed { why, .. } => return Err(ApiError::ConversationClosed(why)),
+    };
+    Ok(accepted(task, replayed))
 }

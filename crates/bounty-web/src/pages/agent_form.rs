@@ -144,6 +144,10 @@ impl AgentForm {
                 verifier_policy,
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             }),
             _ => Err(errors),
         }
@@ -163,6 +167,10 @@ impl AgentForm {
             verifier_policy: Some(spec.verifier_policy),
             params: None,
             routing: None,
+            tools: None,
+            knowledge: None,
+            max_steps: None,
+            handoff: None,
         })
     }
 
@@ -308,6 +316,10 @@ mod tests {
             verifier_policy: policy.clone(),
             params: Default::default(),
             routing: Default::default(),
+            tools: Vec::new(),
+            knowledge: Vec::new(),
+            max_steps: bounty_store::DEFAULT_MAX_STEPS,
+            handoff: false,
             created_at: chrono::Utc::now(),
             version_created_at: chrono::Utc::now(),
         };

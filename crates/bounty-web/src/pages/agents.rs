@@ -2,6 +2,13 @@
 //! its current version (its verifier policy in plain words, linked to the
 //! policy's history, [`policy`](super::policy)) and an edit form.
 //!
+//! The agent page also lists, read-only, what the agent may do: its HTTP
+//! tools (name, method, host, side effects and the *names* of their
+//! headers; a header's value is a sealed secret and never reaches a page),
+//! the knowledge sources it searches, its steps per turn and whether it
+//! hands off. They are set through the API (`PATCH /v1/agents/{id}`), and
+//! the edit form keeps them as they are.
+//!
 //! An edit never changes a version: like the API's `PATCH`, it adds a
 //! version made of the form's fields and makes it current, so tasks keep
 //! the version they ran. The form is checked as the API checks its JSON
@@ -90,6 +97,59 @@ struct Current {
     /// The verifier policy, one plain-language line per setting.
     policy: Vec<String>,
     window: String,
+    tools: Vec<ToolLine>,
+    knowledge: Vec<KnowledgeLine>,
+    max_steps: u32,
+    handoff: bool,
+}
+
+/// One tool, as the page shows it: never a header's value.
+struct ToolLine {
+    name: String,
+    method: &'static str,
+    host: String,
+    side_effects: bool,
+    /// Header names, comma-separated; empty when none.
+    headers: String,
+    timeout: String,
+}
+
+impl ToolLine {
+    fn of(t: &bounty_core::ToolSpec) -> Self {
+        ToolLine {
+            name: t.name.clone(),
+            method: t.method.as_str(),
+            host: t.host().to_owned(),
+            side_effects: t.side_effects,
+            headers: t.headers.keys().cloned().collect::<Vec<_>>().join(", "),
+            timeout: format!("{} s", f64::from(t.timeout_ms) / 1000.0),
+        }
+    }
+}
+
+/// One knowledge source the agent names; `name` is `None` once the source
+/// is deleted (it then matches nothing).
+struct KnowledgeLine {
+    id: String,
+    name: Option<String>,
+}
+
+/// The knowledge sources `agent` names, with their names where they still
+/// exist.
+async fn knowledge_lines(
+    state: &WebState,
+    user: &CurrentUser,
+    agent: &Agent,
+) -> Result<Vec<KnowledgeLine>, WebError> {
+    let mut lines = Vec::with_capacity(agent.knowledge.len());
+    for id in &agent.knowledge {
+        let source = state.store.get_knowledge_source(user.account(), *id).await?;
+        lines.push(KnowledgeLine {
+            id: id.to_string(),
+            name: source.map(|s| s.name),
+        });
+    }
+    Ok(lines)
 }
 
 #[derive(Template)]
@@ -244,7 +304,7 @@ pub(crate) async fn find(state: &WebState, user: &CurrentUser, id: &str) -> Resu
         .ok_or(WebError::NotFound)
 }
 
-fn agent_page(
+async fn agent_page(
     state: &WebState,
     user: &CurrentUser,
     agent: &Agent,
@@ -252,6 +312,7 @@ fn agent_page(
     errors: FieldErrors,
     saved: bool,
 ) -> Result<Response, WebError> {
+    let knowledge = knowledge_lines(state, user, agent).await?;
     let current = Current {
         id: agent.id.to_string(),
         name: agent.name.clone(),
@@ -267,6 +328,10 @@ fn agent_page(
             .unwrap_or_default(),
         policy: policy_text::lines(&agent.verifier_policy),
         window: hours(agent.verifier_policy.window_hours),
+        tools: agent.tools.iter().map(ToolLine::of).collect(),
+        knowledge,
+        max_steps: agent.max_steps,
+        handoff: agent.handoff,
     };
     render(&AgentPage {
         chrome: Chrome::for_user(user, format!("Agent {}", agent.name), "agents"),
@@ -301,6 +366,7 @@ pub(crate) async fn show(
         FieldErrors::default(),
         q.saved.is_some(),
     )
+    .await
 }
 
 /// `POST /agents/{id}`: adds a version made of the form and makes it
@@ -316,7 +382,7 @@ pub(crate) async fn update(
         Ok(p) => p,
         Err(errors) => {
             return Ok(refused(
-                agent_page(&state, &user, &agent, form, errors, false)?,
+                agent_page(&state, &user, &agent, form, errors, false).await?,
                 StatusCode::UNPROCESSABLE_ENTITY,
             ));
         }
@@ -334,7 +400,7 @@ pub(crate) async fn update(
             let mut errors = FieldErrors::default();
             errors.add("name", "is already the name of another agent in this account");
             Ok(refused(
-                agent_page(&state, &user, &agent, form, errors, false)?,
+                agent_page(&state, &user, &agent, form, errors, false).await?,
                 StatusCode::CONFLICT,
             ))
         }

@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 
 use bounty_agents::spec::{self, AgentSpecError};
-use bounty_core::verification::{ExternalSpec, JudgeSpec, RulesSpec};
+use bounty_core::verification::{ExternalSpec, GroundedSpec, JudgeSpec, RulesSpec, ToolSucceededSpec};
 use bounty_core::{Decision, PolicyMode, VerificationPolicy, VerifierSpec};
 use serde::Deserialize;
 
@@ -86,6 +86,8 @@ pub(crate) struct VerifierRow {
     pub(crate) model: String,
     pub(crate) rubric: String,
     pub(crate) threshold: String,
+    /// `tool_succeeded`'s tool names, one per line.
+    pub(crate) tools: String,
     /// Stored values a textarea cannot give back exactly, as JSON, by
     /// field (`must_match`, `rubric`).
     pub(crate) kept: BTreeMap<String, String>,
@@ -159,6 +161,7 @@ impl From<RawPolicyForm> for PolicyForm {
                 "model" => row.model = value,
                 "rubric" => row.rubric = value,
                 "threshold" => row.threshold = value,
+                "tools" => row.tools = value,
                 _ => {}
             }
         }
@@ -414,8 +417,20 @@ impl PolicyForm {
                 })
             }
             "external" => VerifierSpec::External(ExternalSpec {}),
+            "grounded" => VerifierSpec::Grounded(GroundedSpec {}),
+            "tool_succeeded" => VerifierSpec::ToolSucceeded(ToolSucceededSpec {
+                tools: normalized(&row.tools)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            }),
             _ => {
-                problems.push((at("kind"), "must be rules, judge, external or none".into()));
+                problems.push((
+                    at("kind"),
+                    "must be rules, judge, external, grounded, tool_succeeded or none".into(),
+                ));
                 return None;
             }
         };
@@ -448,6 +463,7 @@ impl PolicyForm {
             field("model", "judge model");
             field("rubric", "rubric");
             field("threshold", "threshold");
+            field("tools", "tools that must succeed");
         }
         for (id, label) in [
             ("window_hours", "Window"),
@@ -501,7 +517,8 @@ fn row_of(i: usize, v: &VerifierSpec) -> VerifierRow {
                 );
             }
         }
-        VerifierSpec::External(_) => {}
+        VerifierSpec::ToolSucceeded(t) => row.tools = t.tools.join("\n"),
+        VerifierSpec::External(_) | VerifierSpec::Grounded(_) => {}
     }
     row
 }

@@ -105,6 +105,7 @@ pub(crate) struct RowView {
     pub(crate) models: Vec<Choice>,
     pub(crate) rubric: Input,
     pub(crate) threshold: Input,
+    pub(crate) tools: Input,
     pub(crate) kept: Vec<Hidden>,
 }
 
@@ -132,6 +133,8 @@ impl RowView {
                 "external",
                 "External: the helpdesk confirms (solved, reopened, rating)",
             ),
+            ("grounded", "Grounded: the reply cites the knowledge it retrieved"),
+            ("tool_succeeded", "Tool succeeded: named tools answered 2xx"),
             ("", none),
         ];
         let model = row.model.trim();
@@ -164,6 +167,7 @@ impl RowView {
             models: if configured.is_empty() { Vec::new() } else { models },
             rubric: input("rubric", &row.rubric),
             threshold: input("threshold", &row.threshold),
+            tools: input("tools", &row.tools),
             kept: row
                 .kept
                 .iter()

@@ -1,7 +1,9 @@
 //! `GET /tasks/{id}`: everything about one task, so every charge can be
-//! traced to its verdict: the input, the transcript, each model call with
-//! its cost, each verifier's decision and reason, and the charge with its
-//! rating receipt, or "No charge — not resolved".
+//! traced to its verdict: the input, the conversation after it (each
+//! customer message and each turn's answer, with its turn), the
+//! transcript, each model call with its cost, each verifier's decision and
+//! reason, and the charge with its rating receipt, or "No charge — not
+//! resolved".
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -24,6 +26,41 @@ pub(crate) const ESCALATED: &str = "No charge — handed to a person (escalation
 struct Message {
     role: String,
     content: String,
+}
+
+/// One message of the conversation after the ticket.
+struct ConversationRow {
+    /// `Customer` or `Agent`.
+    who: &'static str,
+    /// `customer` or `agent`, for the row's class.
+    role: &'static str,
+    turn: i32,
+    /// Where it came in: the API, the helpdesk, or the agent's answer.
+    source: &'static str,
+    at: String,
+    body: String,
+}
+
+fn conversation(messages: Vec<bounty_store::ConversationMessage>) -> Vec<ConversationRow> {
+    use bounty_core::conversation::{MessageRole, MessageSource};
+    messages
+        .into_iter()
+        .map(|m| ConversationRow {
+            who: match m.role {
+                MessageRole::Customer => "Customer",
+                MessageRole::Agent => "Agent",
+            },
+            role: m.role.as_str(),
+            turn: m.turn,
+            source: match m.source {
+                MessageSource::Api => "API",
+                MessageSource::Helpdesk => "helpdesk",
+                MessageSource::Agent => "answer",
+            },
+            at: time(m.created_at),
+            body: m.body,
+        })
+        .collect()
 }
 
 struct CallRow {
@@ -101,6 +138,10 @@ struct TaskPage {
     external_ref: String,
     output: String,
     last_error: String,
+    /// The conversation's turn the task is on.
+    turn: i32,
+    /// The conversation after the ticket, in order.
+    conversation: Vec<ConversationRow>,
     transcript: Vec<Message>,
     calls: Vec<CallRow>,
     /// Calls on the account's own key, paid by the customer; empty without.
@@ -296,6 +337,7 @@ pub(crate) async fn page(
         .ok_or(WebError::NotFound)?;
     let calls = state.store.model_calls(account, id).await?;
     let attempts = state.store.task_attempts(account, id).await?;
+    let messages = state.store.conversation(account, id).await?;
     let agent = state
         .store
         .get_agent(account, task.agent_id, Some(task.agent_version))
@@ -384,6 +426,8 @@ pub(crate) async fn page(
             .as_ref()
             .map(|e| format!("{}: {}", e.code, e.message))
             .unwrap_or_default(),
+        turn: task.turn,
+        conversation: conversation(messages),
         transcript: transcript(&task.transcript),
         calls: calls
             .iter()

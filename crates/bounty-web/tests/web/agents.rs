@@ -223,7 +223,94 @@ async fn members_see_agents_but_cannot_change_them(backend: Backend) {
     ann.post("/agents", &f).await.assert_status(StatusCode::FORBIDDEN);
 }
 
+/// A sealed header value, as the store holds it: the page must show
+/// neither it nor anything of it.
+const SEALED: &str = "v1.k1.SEALED-sk-web-0123456789";
+
+async fn tools_and_knowledge_are_listed_without_header_values(backend: Backend) {
+    use bounty_core::knowledge::KnowledgeKind;
+    use bounty_core::{KnowledgeName, KnowledgeSourceId, ToolHeader, ToolMethod, ToolSpec};
+
+    let (app, t, mut b) = app(backend).await;
+    let source = KnowledgeSourceId::new();
+    app.store
+        .create_knowledge_source(
+            t.account,
+            &bounty_store::NewKnowledgeSource {
+                id: source,
+                mode: bounty_core::ApiKeyMode::Live,
+                name: &KnowledgeName::parse("Help center").unwrap(),
+                kind: KnowledgeKind::Upload,
+                urls: &[],
+            },
+        )
+        .await
+        .unwrap();
+    let deleted = KnowledgeSourceId::new();
+    let tool = ToolSpec {
+        name: "issue_refund".into(),
+        description: "Refunds an order.".into(),
+        parameters: serde_json::json!({"type": "object"}),
+        method: ToolMethod::Post,
+        url: "https://shop.example/orders/{order_id}/refunds".into(),
+        headers: [("Authorization".to_owned(), ToolHeader::Sealed(SEALED.into()))].into(),
+        timeout_ms: 2500,
+        side_effects: true,
+    };
+    let patch = bounty_store::AgentPatch {
+        tools: Some(vec![tool]),
+        knowledge: Some(vec![source, deleted]),
+        max_steps: Some(7),
+        handoff: Some(true),
+        ..Default::default()
+    };
+    app.store
+        .update_agent(t.account, t.agent, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/agents/{}", t.agent);
+    let page = b.get(&path).await;
+    page.assert_status(StatusCode::OK)
+        .assert_contains("<code>issue_refund</code>: POST <code class=\"url\">shop.example</code>")
+        .assert_contains("has side effects")
+        .assert_contains("headers Authorization (values sealed)")
+        .assert_contains("timeout 2.5 s")
+        .assert_contains("at most 7")
+        .assert_contains("offered: the agent may hand the conversation to a person")
+        .assert_contains(&format!("Help center <code>{source}</code>"))
+        .assert_contains(&format!("<code>{deleted}</code> (deleted: matches nothing)"))
+        .assert_lacks("SEALED")
+        .assert_lacks("sk-web");
+    b.get(&format!("{path}/policy"))
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_lacks("SEALED")
+        .assert_lacks("sk-web");
+    // Saving the form keeps what only the API sets.
+    let csrf = page.csrf();
+    b.post(&path, &fields(&csrf, "support", "small"))
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let current = app
+        .store
+        .get_agent(t.account, t.agent, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version, 3);
+    assert_eq!(
+        current.tools[0].headers["Authorization"],
+        ToolHeader::Sealed(SEALED.into())
+    );
+    assert_eq!(
+        (current.max_steps, current.handoff, current.knowledge.len()),
+        (7, true, 2)
+    );
+}
+
 on_both_backends!(
+    tools_and_knowledge_are_listed_without_header_values,
     agents_are_listed_created_and_shown,
     a_wrong_field_is_named_beside_it,
     an_edit_adds_a_version,

@@ -91,9 +91,10 @@ async fn an_owner_adds_searches_and_deletes_a_source(backend: Backend) {
     ann.get("/knowledge?q=return+label")
         .await
         .assert_status(StatusCode::OK)
-        .assert_contains("<code>refunds.md#by-mail</code>")
+        .assert_contains("<code class=\"url\">refunds.md#by-mail</code>")
         .assert_contains("Refunds › By mail")
-        .assert_contains("<p>Print the return label.</p>");
+        .assert_contains("<p>Print the return label.</p>")
+        .assert_contains("found by keyword");
     ann.get("/knowledge?q=%22NEAR*")
         .await
         .assert_status(StatusCode::OK)
@@ -150,7 +151,7 @@ async fn a_viewer_sees_sources_and_changes_nothing(backend: Backend) {
     let page = vic.get("/knowledge?q=refunds").await;
     page.assert_status(StatusCode::OK)
         .assert_contains("Help center")
-        .assert_contains("<code>refunds.md#refunds</code>")
+        .assert_contains("<code class=\"url\">refunds.md#refunds</code>")
         .assert_contains("Only an owner of this account can add or delete sources.");
     assert_eq!(page.body.matches("method=\"post\"").count(), 2, "{}", page.body);
     let csrf = vic.csrf().await;
@@ -166,7 +167,59 @@ async fn a_viewer_sees_sources_and_changes_nothing(backend: Backend) {
     );
 }
 
+/// Pages by URL: a bad line is named (422), a good list is answered at
+/// once and fetched in the background, and a page that cannot be fetched
+/// (here: a loopback address, refused by default) is listed with why.
+async fn an_owner_adds_pages_by_url(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    let mut ann = app.logged_in("ann@acme.test", PASSWORD).await;
+    ann.get("/knowledge")
+        .await
+        .assert_contains("<label for=\"urls\">Page URLs</label>");
+    let csrf = ann.csrf().await;
+    ann.post(
+        "/knowledge/urls",
+        &[
+            ("csrf", &csrf),
+            ("url_name", "Site"),
+            ("urls", "https://example.com/a\nftp://example.com/b\n"),
+        ],
+    )
+    .await
+    .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+    .assert_contains(
+        "id=\"urls-error\">Page URLs: `ftp://example.com/b` must be an absolute http or https URL",
+    )
+    .assert_contains("ftp://example.com/b\n</textarea>");
+    let created = ann
+        .post(
+            "/knowledge/urls",
+            &[
+                ("csrf", &csrf),
+                ("url_name", "Site"),
+                ("urls", "http://127.0.0.1:9/help\n\n"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = ann.get("/knowledge").await;
+        if page.body.contains("1 page not indexed") {
+            page.assert_contains("<td data-label=\"Status\">Ready</td>")
+                .assert_contains("1 page URLs")
+                .assert_contains("may not be reached");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 on_both_backends!(
     an_owner_adds_searches_and_deletes_a_source,
     a_viewer_sees_sources_and_changes_nothing,
+    an_owner_adds_pages_by_url,
 );

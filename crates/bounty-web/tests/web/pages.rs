@@ -179,6 +179,36 @@ async fn a_resolved_task_shows_its_receipt(backend: Backend) {
         .assert_contains("decision-pass");
 }
 
+async fn a_task_shows_its_conversation(backend: Backend) {
+    let mut s = seeded(backend).await;
+    // A queued task the customer wrote to again before it ran.
+    let queued = seed::queued_task(&s.app.store, &s.tenant, "Late parcel").await;
+    let message = bounty_agents::conversation::CustomerMessage {
+        body: "It was due <Monday>.",
+        source: bounty_core::conversation::MessageSource::Api,
+        actor: bounty_core::Actor::Worker,
+        idempotency: None,
+    };
+    bounty_agents::conversation::post_message(&s.app.store, s.tenant.account, queued, &message)
+        .await
+        .unwrap();
+    s.browser
+        .get(&format!("/tasks/{queued}"))
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("Conversation")
+        .assert_contains("Turn 1.")
+        .assert_contains("turn 1 · API")
+        .assert_contains("It was due &#60;Monday&#62;.");
+    // A finished task's answer is the agent's message of its turn.
+    s.browser
+        .get(&format!("/tasks/{}", s.resolved))
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("class=\"msg role-agent\"")
+        .assert_contains("turn 1 · answer");
+}
+
 /// askama's HTML escaping of the characters a formula may hold.
 fn html_escape(s: &str) -> String {
     s.replace('&', "&#38;")
@@ -480,6 +510,7 @@ on_both_backends!(
     every_page_renders_for_a_seeded_account,
     a_failed_task_shows_no_charge,
     a_resolved_task_shows_its_receipt,
+    a_task_shows_its_conversation,
     task_list_filters_and_pages,
     api_keys_are_created_once_and_revoked,
     members_see_keys_but_cannot_manage_them,

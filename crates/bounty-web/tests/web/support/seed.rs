@@ -58,6 +58,10 @@ pub async fn tenant(store: &Store, name: &str) -> Tenant {
                 },
                 params: Default::default(),
                 routing: Default::default(),
+                tools: Vec::new(),
+                knowledge: Vec::new(),
+                max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                handoff: false,
             },
         )
         .await
@@ -154,6 +158,7 @@ async fn finish(store: &Store, t: &Tenant, subject: &str, end: AttemptEnd, calls
 /// A task the verifier passed: resolved and charged, with one model call.
 pub async fn resolved_task(store: &Store, t: &Tenant, subject: &str) -> TaskId {
     let end = AttemptEnd::Completed(TaskOutput {
+        handoff: None,
         text: "Your refund is on its way.".into(),
         errors: None,
         model: "small-model-q4".into(),

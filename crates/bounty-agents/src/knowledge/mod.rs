@@ -1,7 +1,9 @@
 //! Knowledge use cases: creating an upload source, adding documents to
-//! it, and re-indexing what is stored. The API, the dashboard and the CLI
-//! call these, so a document is checked, cut and written the same way
-//! whichever way it came in.
+//! it, re-indexing what is stored, `urls` sources fetched in the
+//! background ([`fetch`]), embeddings written on index ([`embed`]), and the
+//! hybrid retrieval an agent is given ([`retrieve`]). The API, the
+//! dashboard and the CLI call these, so a document is checked, cut and
+//! written the same way whichever way it came in.
 //!
 //! Every request's documents are checked and chunked in full before the
 //! first write (`bounty_core::knowledge::prepare`), and the source's limits
@@ -11,6 +13,10 @@
 //! content and chunks are unchanged: indexing the same text twice, or
 //! re-indexing a source nothing changed in, writes nothing.
 
+pub mod embed;
+pub mod fetch;
+pub mod retrieve;
+
 use std::collections::HashMap;
 
 use bounty_core::knowledge::{
@@ -18,6 +24,13 @@ use bounty_core::knowledge::{
 };
 use bounty_core::{AccountId, ApiKeyMode, KnowledgeName, KnowledgeSourceId};
 use bounty_store::{DocumentChange, KnowledgeSource, NewKnowledgeSource, Store, StoreError};
+
+pub use embed::{EMBED_BATCH, EmbedReport, chunks_to_embed_count, embed_missing};
+pub use fetch::{
+    FetchReport, MAX_URLS, create_url_source, fetch_url_source, format_of_content_type, parse_urls,
+    spawn_fetch,
+};
+pub use retrieve::{MAX_K, Retrieval, RetrievedChunk, retrieve};
 
 /// Why a knowledge request was refused.
 #[derive(Debug, thiserror::Error)]
