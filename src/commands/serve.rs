@@ -115,6 +115,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Some(tokio::spawn(helpdesk.run(shutdown.clone())))
     });
     let wake = Arc::new(Notify::new());
+    let knowledge_embedder = config.knowledge_embedder(&registry)?;
     let worker = (config.worker.in_serve && !args.no_worker).then(|| {
         let worker = Worker::new(
             store.clone(),
@@ -122,7 +123,9 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             config.worker.worker_config(),
         )
         .with_wake(Arc::clone(&wake))
-        .with_secrets(super::secret_opener(keyring.as_ref()));
+        .with_secrets(super::secret_opener(keyring.as_ref()))
+        .with_outbound(config.tools.outbound_policy())
+        .with_knowledge_embedder(knowledge_embedder.clone());
         tokio::spawn(worker.run(shutdown.clone()))
     });
     let senders = config
@@ -148,7 +151,6 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     }
     .map(|r| tokio::spawn(r.run(shutdown.clone())));
-    let knowledge_embedder = config.knowledge_embedder(&registry)?;
     let state = AppState::new(store.clone(), limits)
         .with_stripe(stripe)
         .with_keyring(keyring.clone())

@@ -25,8 +25,11 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
         settings.concurrency = n;
     }
     let keyring = config.secrets.keyring()?;
+    let knowledge_embedder = config.knowledge_embedder(&registry)?;
     let worker = Worker::new(store.clone(), Router::new(registry), settings)
-        .with_secrets(super::secret_opener(keyring.as_ref()));
+        .with_secrets(super::secret_opener(keyring.as_ref()))
+        .with_outbound(config.tools.outbound_policy())
+        .with_knowledge_embedder(knowledge_embedder);
     // A plain line on stdout for people and scripts.
     println!(
         "bounty worker {} started (concurrency {}, {:?})",

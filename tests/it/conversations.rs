@@ -14,10 +14,11 @@ use bounty_core::ledger::TransferKind;
 use bounty_core::outbox::OutboxKind;
 use bounty_core::{Decision, TaskId};
 use bounty_models::testing::openai::{Behavior, FakeOpenAi};
-use bounty_store::{AttemptEnd, TaskOutput};
+use bounty_store::AttemptEnd;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::support::billing::answered;
 use crate::support::{Backend, TestApp, TestOptions, assert_error, json_of, test_worker, verified_at_once};
 
 backend_tests!(
@@ -28,6 +29,7 @@ backend_tests!(
     a_message_racing_a_running_turn_is_answered_by_the_next_turn,
     a_redelivered_customer_reply_adds_nothing,
     messages_are_validated_idempotent_and_tenant_scoped,
+    a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_uncharged,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -359,26 +361,13 @@ async fn a_hand_off_is_escalated_never_charged_and_noted_to_the_helpdesk(backend
     let ticket = json!({"ticket_id": "T-7", "subject": "Legal", "body": "I want to talk to a lawyer."});
     let first = deliver(&app, &created, &secret, "ticket.created", ticket, "d-1").await;
     let task: TaskId = first["task_id"].as_str().unwrap().parse().unwrap();
-    let claimed = app
-        .store
-        .claim_tasks("w-1", 1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .pop()
-        .expect("the ticket's task is due");
-    assert_eq!(claimed.task.id, task);
     // The verifiers would pass; the hand-off wins.
-    let end = AttemptEnd::Completed(TaskOutput {
-        handoff: Some("the customer asked for a person".into()),
-        text: "I am handing you to a colleague.".into(),
-        errors: None,
-        model: "fake".into(),
-        transcript: json!([]),
-        decision: Decision::Pass,
-        verdicts: Vec::new(),
-        cache: None,
-    });
-    assert!(finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+    let mut end = answered("I am handing you to a colleague.", Decision::Pass);
+    if let AttemptEnd::Completed(out) = &mut end {
+        out.handoff = Some("the customer asked for a person".into());
+    }
+    let claimed = run_turn(&app, end).await;
+    assert_eq!(claimed.task.id, task);
     let done = app.get_task(&key, &task.to_string()).await;
     assert_eq!(done["outcome"]["status"], "escalated", "{done}");
     assert_eq!(done["outcome"]["cu"], "0.000");
@@ -585,4 +574,71 @@ async fn messages_are_validated_idempotent_and_tenant_scoped(backend: Backend) {
             .len(),
         1
     );
+}
+
+/// Claims the one due task and finishes its attempt with `end`.
+async fn run_turn(app: &TestApp, end: AttemptEnd) -> bounty_store::ClaimedTask {
+    let claimed = app
+        .store
+        .claim_tasks("w-1", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .pop()
+        .expect("a task is due");
+    assert!(finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+    claimed
+}
+
+async fn a_later_turn_gets_fresh_attempts_and_its_failure_ends_the_conversation_uncharged(backend: Backend) {
+    let app = app(backend, None).await;
+    let (account, key) = app.create_account("Acme").await;
+    agent(&app, &key, awaiting()).await;
+    let task = app.task(&key, "support", "Cancel my plan.").await;
+    let task = task["id"].as_str().unwrap().to_owned();
+    let failure = |code: &str| bounty_store::TaskError {
+        code: code.into(),
+        message: "the model was unreachable".into(),
+    };
+    // Turn 1 uses two of its three attempts.
+    let first = run_turn(
+        &app,
+        AttemptEnd::Retry {
+            error: failure("provider_unreachable"),
+            run_at: chrono::Utc::now(),
+        },
+    )
+    .await;
+    assert_eq!((first.attempt, first.task.max_attempts), (1, 3));
+    run_turn(&app, answered("Which plan?", Decision::Pending)).await;
+    let t1 = app.get_task(&key, &task).await;
+    assert_eq!(t1["outcome"]["status"], "provisional", "{t1}");
+
+    // The customer answers: turn 2 gets three attempts of its own, and
+    // attempt numbers go on counting.
+    json_of(
+        message(&app, &key, &task, json!({"body": "The team plan."}), None).await,
+        202,
+    )
+    .await;
+    let second = run_turn(&app, AttemptEnd::Failed(failure("provider_error"))).await;
+    assert_eq!(second.task.turn, 2);
+    assert_eq!((second.attempt, second.task.max_attempts), (3, 5), "{second:?}");
+
+    // Turn 2 failed for good: the conversation ends, never charged.
+    let done = app.get_task(&key, &task).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["outcome"]["status"], "failed");
+    let receipt = app
+        .get_outcome(&key, done["outcome"]["id"].as_str().unwrap())
+        .await;
+    let events: Vec<&str> = receipt["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["verified", "continued", "task_failed"], "{receipt}");
+    assert_eq!(transfers(&app, account, TransferKind::Charge).await, 0);
+    let closed = message(&app, &key, &task, json!({"body": "Hello?"}), None).await;
+    assert_error(closed, 409, "conversation_closed").await;
 }

@@ -9,6 +9,7 @@
 mod support;
 
 mod account;
+mod agent_loop;
 mod agent_tools;
 mod agents;
 mod api_keys;

@@ -331,8 +331,24 @@ async fn the_cache_never_holds_an_unverified_or_reversed_answer(backend: Backend
         "failed",
         "reopened inside the window"
     );
+    // The reopen resumes the first task's conversation: its second turn
+    // asks the model (a conversation never reads the cache).
+    let first_id = first["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let t = app.get_task(&key, first_id).await;
+        if t["turn"] == 2 && t["status"] == "completed" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resumed turn did not finish: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(fake.request_count(), 5, "the resumed turn asked the model");
     run(&app, &key, "signals", "Wifi", "My wifi is down").await;
-    assert_eq!(fake.request_count(), 5, "a reversed answer is no longer served");
+    assert_eq!(fake.request_count(), 6, "a reversed answer is no longer served");
 }
 
 /// Waits until the task has a shadow call; returns the task.

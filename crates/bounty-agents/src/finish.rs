@@ -14,9 +14,8 @@
 //! attempt's worker died.
 
 use bounty_billing::settle::{TaskKey, settle_completed, settle_failed};
-use bounty_core::Timestamp;
 use bounty_core::conversation::{MessageRole, MessageSource};
-use bounty_core::{AccountId, Decision, TaskId};
+use bounty_core::{AccountId, Decision, TaskId, Timestamp};
 use bounty_store::answer_cache::{record_cache_use, record_verdicts};
 use bounty_store::conversation::{NewMessage, append_message, has_unanswered_message, queue_next_turn};
 use bounty_store::integrations::{TicketReply, enqueue_reply};

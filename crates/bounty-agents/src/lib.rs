@@ -14,6 +14,9 @@
 //! - [`tools`]: the tool executor: one HTTP call of an agent's tool, its
 //!   arguments checked, its secrets opened and redacted, through the
 //!   outbound policy; what the model is shown and what the record keeps.
+//! - [`turn`]: one turn of an agent: the model, the tool calls it makes
+//!   (at most `max_steps`, each recorded, side effects keyed for
+//!   idempotency), the built-in `handoff`, and its answer.
 //! - [`worker`]: claims tasks from the durable queue, runs each through the
 //!   model router under a renewed lease, records every model call, and
 //!   finishes the attempt (completed, retried with backoff, or failed).
@@ -37,6 +40,7 @@ pub mod schema;
 pub mod spec;
 pub mod submit;
 pub mod tools;
+pub mod turn;
 pub mod verify;
 pub mod worker;
 

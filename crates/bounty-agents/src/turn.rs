@@ -106,7 +106,9 @@ pub struct TurnRun {
 /// for provider errors) from `prompt`.
 pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message]) -> TurnRun {
     let mut run = TurnRun {
-        result: Err(ProviderError::NotConfigured("the model route is empty".to_owned())),
+        result: Err(ProviderError::NotConfigured(
+            "the model route is empty".to_owned(),
+        )),
         calls: Vec::new(),
         tool_calls: Vec::new(),
         messages: Vec::new(),
@@ -114,7 +116,11 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
     };
     let mut conversation: Vec<Message> = prompt.to_vec();
     for step in 0..=ctx.max_steps {
-        let offered: &[ToolDefinition] = if step < ctx.max_steps { ctx.definitions } else { &[] };
+        let offered: &[ToolDefinition] = if step < ctx.max_steps {
+            ctx.definitions
+        } else {
+            &[]
+        };
         let routed = ctx
             .router
             .generate_tools(route, &conversation, ctx.overrides, ctx.schema, offered, ctx.byok)
@@ -129,8 +135,10 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
         };
         let generation = routed.generation;
         if generation.tool_calls.is_empty() || offered.is_empty() {
-            run.messages
-                .push(Message::new(bounty_models::Role::Assistant, generation.text.clone()));
+            run.messages.push(Message::new(
+                bounty_models::Role::Assistant,
+                generation.text.clone(),
+            ));
             run.result = Ok(TurnEnd::Answer {
                 text: generation.text,
                 model: routed.model,
@@ -219,7 +227,11 @@ async fn call_one(ctx: &TurnContext<'_>, call: &ToolCall) -> (String, NewToolCal
     }
     let started = Instant::now();
     let result = call_tool(outbound, tool, &args, &key).await;
-    let latency = if result.latency.is_zero() { started.elapsed() } else { result.latency };
+    let latency = if result.latency.is_zero() {
+        started.elapsed()
+    } else {
+        result.latency
+    };
     record.latency_us = i64::try_from(latency.as_micros()).unwrap_or(i64::MAX);
     record.status = result.status;
     record.response = result.redacted.clone();
@@ -266,7 +278,12 @@ fn handoff_reason(arguments: &str) -> String {
 /// cannot repeat the effect.
 pub fn idempotency_key(task: TaskId, turn: i32, tool: &str, args: &Value) -> String {
     let mut h = Sha256::new();
-    for part in [task.to_string(), turn.to_string(), tool.to_owned(), canonical(args)] {
+    for part in [
+        task.to_string(),
+        turn.to_string(),
+        tool.to_owned(),
+        canonical(args),
+    ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -310,7 +327,10 @@ mod tests {
 
     #[test]
     fn a_handoff_reason_is_read_or_defaulted() {
-        assert_eq!(handoff_reason(r#"{"reason": " Legal question "}"#), "Legal question");
+        assert_eq!(
+            handoff_reason(r#"{"reason": " Legal question "}"#),
+            "Legal question"
+        );
         assert_eq!(handoff_reason("{}"), "the agent asked for a person");
         assert_eq!(handoff_reason("not json"), "the agent asked for a person");
     }

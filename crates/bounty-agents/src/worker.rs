@@ -14,21 +14,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bounty_core::{
-    AccountId, AgentId, Decision, Money, RoutingPolicy, VerificationPolicy, cache_key, retry_delay,
+    AccountId, AgentId, Decision, KnowledgeSourceId, Money, RoutingPolicy, VerificationPolicy, cache_key,
+    retry_delay,
 };
 use bounty_models::router::{Overrides, Router};
-use bounty_models::{ByokKey, Message, ProviderError, Role};
+use bounty_models::{ByokKey, Embedder, Message, ProviderError, Role, ToolDefinition};
+use bounty_outbound::{Outbound, OutboundPolicy};
 use bounty_store::{
-    AttemptEnd, CacheUse, ClaimedTask, NewModelCall, Store, StoreError, Task, TaskError, TaskOutput,
-    byok_sealing_aad,
+    AttemptEnd, CacheUse, ClaimedTask, NewModelCall, NewToolCall, Store, StoreError, Task, TaskError,
+    TaskOutput, ToolCallOutcome, byok_sealing_aad,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::knowledge::{Retrieval, retrieve};
 use crate::prompt;
 use crate::schema::OutputSchema;
+use crate::tools::PreparedTool;
+use crate::turn::{self, TurnContext, TurnEnd};
 use crate::verify::{self, PolicyRun, VerifyInput};
 
 /// How a worker runs.
@@ -75,6 +80,23 @@ struct PreparedAgent {
     overrides: Overrides,
     policy: VerificationPolicy,
     routing: RoutingPolicy,
+    /// Its tools, opened and compiled.
+    tools: Vec<PreparedTool>,
+    /// What the model is offered: the tools, then `handoff` when allowed.
+    definitions: Vec<ToolDefinition>,
+    /// The knowledge sources it may search.
+    knowledge: Vec<KnowledgeSourceId>,
+    max_steps: u32,
+    /// Whether it may hand a conversation to a person.
+    handoff: bool,
+}
+
+impl PreparedAgent {
+    /// Whether its answers depend on live systems, so are neither cached
+    /// nor replayed by a shadow (which would call its tools again).
+    fn acts(&self) -> bool {
+        !self.tools.is_empty()
+    }
 }
 
 /// An output and what the verifiers made of it.
@@ -84,7 +106,15 @@ struct Answer {
     errors: Option<Vec<String>>,
     model: String,
     run: PolicyRun,
+    /// Why the conversation goes to a person, when it does.
+    handoff: Option<String>,
+    /// The messages the turn added after the prompt (tool calls and
+    /// their results, then the answer).
+    added: Vec<Message>,
 }
+
+/// Chunks put in the prompt per turn.
+const KNOWLEDGE_TOP_K: usize = 5;
 
 const AGENT_CACHE_MAX: usize = 1024;
 
@@ -107,8 +137,15 @@ pub type OpenSecret = Arc<dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync>;
 pub struct Worker {
     inner: Arc<Inner>,
     wake: Arc<Notify>,
-    /// Opens accounts' own (BYOK) keys; without it BYOK models fail.
+    /// Opens accounts' own (BYOK) keys and tools' sealed headers; without
+    /// it BYOK models fail and sealed headers do not open.
     open_secret: Option<OpenSecret>,
+    /// Agents' tools call out through it; without it every tool call is
+    /// refused.
+    outbound: Option<Arc<Outbound>>,
+    /// The embedding model knowledge is searched with (`[knowledge]
+    /// embedding_model`); without it retrieval is keyword only.
+    embedder: Option<Arc<Embedder>>,
 }
 
 enum Prepared {
@@ -129,7 +166,30 @@ impl Worker {
             }),
             wake: Arc::new(Notify::new()),
             open_secret: None,
+            outbound: Outbound::new(OutboundPolicy::default()).ok().map(Arc::new),
+            embedder: None,
         }
+    }
+
+    /// Agents' tools call out under `policy` (`[tools] allow_private`,
+    /// caps). Without this call the default policy applies: private
+    /// addresses refused.
+    pub fn with_outbound(mut self, policy: OutboundPolicy) -> Self {
+        self.outbound = match Outbound::new(policy) {
+            Ok(outbound) => Some(Arc::new(outbound)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the outbound HTTP client: agents' tool calls will be refused");
+                None
+            }
+        };
+        self
+    }
+
+    /// Searches agents' knowledge with `embedder` (the model knowledge is
+    /// indexed with) as well as by keyword.
+    pub fn with_knowledge_embedder(mut self, embedder: Option<Arc<Embedder>>) -> Self {
+        self.embedder = embedder;
+        self
     }
 
     /// Opens accounts' own keys with `open`, so agents may route to BYOK
@@ -264,26 +324,38 @@ impl Worker {
                 return;
             }
         };
-        let messages = prompt::build_conversation(
+        let mut messages = prompt::build_conversation(
             &agent.instructions,
             agent.schema.as_ref().map(|(v, _)| v),
             &task.input,
             &history,
         );
+        // The knowledge for this turn goes in right after the system prompt.
+        let retrieval = self.retrieve(&agent, task.account_id, &messages).await;
+        let knowledge_at = retrieval.as_ref().map(|r| {
+            let at = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+            messages.insert(at, Message::new(Role::System, knowledge_prompt(r)));
+            at
+        });
+        let retrieved: Vec<String> = retrieval
+            .iter()
+            .flat_map(|r| r.chunks.iter().map(|c| c.id.to_string()))
+            .collect();
         // The model (or the cache), then the verifiers, all under the
         // renewed lease.
         let work = async {
-            let (answer, calls, cache) = self.answer(&agent, &claimed, &messages).await;
+            let (answer, calls, tool_calls, cache) =
+                self.answer(&agent, &claimed, &messages, &retrieved).await;
             let end = match answer {
                 Ok(answer) => {
-                    let mut transcript = messages.clone();
-                    transcript.push(Message::new(Role::Assistant, answer.text.clone()));
+                    let transcript =
+                        transcript(&messages, &answer.added, retrieval.as_ref().zip(knowledge_at));
                     AttemptEnd::Completed(TaskOutput {
-                        handoff: None,
+                        handoff: answer.handoff,
                         text: answer.text,
                         errors: answer.errors,
                         model: answer.model,
-                        transcript: serde_json::to_value(&transcript).expect("messages serialize"),
+                        transcript,
                         decision: answer.run.decision,
                         verdicts: answer.run.verdicts,
                         cache,
@@ -291,9 +363,9 @@ impl Worker {
                 }
                 Err(error) => self.failure(&claimed, &error),
             };
-            (end, calls)
+            (end, calls, tool_calls)
         };
-        let (end, calls) = tokio::select! {
+        let (end, calls, tool_calls) = tokio::select! {
             done = work => done,
             () = self.hold_lease(&claimed) => {
                 tracing::warn!("lease lost while the task was running; abandoning this attempt");
@@ -301,9 +373,56 @@ impl Worker {
             }
         };
         let completed = matches!(end, AttemptEnd::Completed(_));
-        let finished = self.finish(&claimed, end, &calls).await;
-        if finished && completed {
-            self.maybe_shadow(&agent, &claimed, messages);
+        let finished = self.finish_with_tools(&claimed, end, &calls, &tool_calls).await;
+        if finished && completed && !agent.acts() {
+            self.maybe_shadow(&agent, &claimed, messages, retrieved);
+        }
+    }
+
+    /// The agent's knowledge for the turn's last customer message, or
+    /// `None` when it has no sources or nothing matched. A store error is
+    /// logged and the turn goes on without knowledge.
+    async fn retrieve(
+        &self,
+        agent: &PreparedAgent,
+        account: AccountId,
+        messages: &[Message],
+    ) -> Option<Retrieval> {
+        if agent.knowledge.is_empty() {
+            return None;
+        }
+        let query = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)?
+            .content
+            .as_str();
+        let store = &self.inner.store;
+        match retrieve(
+            store,
+            self.embedder.as_deref(),
+            account,
+            &agent.knowledge,
+            query,
+            KNOWLEDGE_TOP_K,
+        )
+        .await
+        {
+            Ok(r) if r.chunks.is_empty() => None,
+            Ok(r) => {
+                tracing::info!(
+                    chunks = r.chunks.len(),
+                    keyword_hits = r.keyword_hits,
+                    vector_hits = r.vector_hits,
+                    latency_ms = r.latency.as_millis() as u64,
+                    "knowledge retrieved"
+                );
+                Some(r)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not search the agent's knowledge; answering without it");
+                None
+            }
         }
     }
 
@@ -313,7 +432,13 @@ impl Worker {
     /// the task's output, outcome or charge, which are already committed.
     /// At most `concurrency` shadows run at once; beyond that a pick is
     /// skipped rather than queued.
-    fn maybe_shadow(&self, agent: &Arc<PreparedAgent>, claimed: &ClaimedTask, messages: Vec<Message>) {
+    fn maybe_shadow(
+        &self,
+        agent: &Arc<PreparedAgent>,
+        claimed: &ClaimedTask,
+        messages: Vec<Message>,
+        retrieved: Vec<String>,
+    ) {
         let Some(shadow) = &agent.routing.shadow else {
             return;
         };
@@ -329,13 +454,19 @@ impl Worker {
         tokio::spawn(
             async move {
                 let _permit = permit;
-                worker.shadow(&agent, &claimed, &messages).await;
+                worker.shadow(&agent, &claimed, &messages, &retrieved).await;
             }
             .instrument(span),
         );
     }
 
-    async fn shadow(&self, agent: &PreparedAgent, claimed: &ClaimedTask, messages: &[Message]) {
+    async fn shadow(
+        &self,
+        agent: &PreparedAgent,
+        claimed: &ClaimedTask,
+        messages: &[Message],
+        retrieved: &[String],
+    ) {
         let Some(shadow) = &agent.routing.shadow else {
             return;
         };
@@ -353,7 +484,14 @@ impl Worker {
         let mut calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
         if let Ok(routed) = routed.result {
             let answer = self
-                .verify(agent, claimed, routed.generation.text, routed.model)
+                .verify(
+                    agent,
+                    claimed,
+                    routed.generation.text,
+                    routed.model,
+                    retrieved,
+                    &[],
+                )
                 .await;
             if let Some(answered) = calls.last_mut() {
                 answered.verdict = Some(answer.run.decision);
@@ -378,20 +516,33 @@ impl Worker {
         agent: &PreparedAgent,
         claimed: &ClaimedTask,
         messages: &[Message],
-    ) -> (Result<Answer, ProviderError>, Vec<NewModelCall>, Option<CacheUse>) {
+        retrieved: &[String],
+    ) -> (
+        Result<Answer, ProviderError>,
+        Vec<NewModelCall>,
+        Vec<NewToolCall>,
+        Option<CacheUse>,
+    ) {
         let mut calls: Vec<NewModelCall> = Vec::new();
+        let mut tool_calls: Vec<NewToolCall> = Vec::new();
         // The cache keys on the ticket alone: a conversation's later
         // messages are not in it, so a conversation never reads it.
+        // An agent with tools answers from live systems: never cached.
         let conversation = messages.iter().filter(|m| m.role == Role::User).count() > 1;
-        let (served, cache) = match conversation {
+        let (served, cache) = match conversation || agent.acts() {
             true => (None, None),
-            false => self.answer_from_cache(agent, claimed, &mut calls).await,
+            false => {
+                self.answer_from_cache(agent, claimed, retrieved, &mut calls)
+                    .await
+            }
         };
         if let Some(answer) = served {
-            return (Ok(answer), calls, cache);
+            return (Ok(answer), calls, tool_calls, cache);
         }
-        let result = self.answer_from_route(agent, claimed, messages, &mut calls).await;
-        (result, calls, cache)
+        let result = self
+            .answer_from_route(agent, claimed, messages, retrieved, &mut calls, &mut tool_calls)
+            .await;
+        (result, calls, tool_calls, cache)
     }
 
     /// A verified answer from the cache, when the agent caches and a hit
@@ -402,6 +553,7 @@ impl Worker {
         &self,
         agent: &PreparedAgent,
         claimed: &ClaimedTask,
+        retrieved: &[String],
         calls: &mut Vec<NewModelCall>,
     ) -> (Option<Answer>, Option<CacheUse>) {
         if agent.routing.cache.is_none() {
@@ -423,7 +575,14 @@ impl Worker {
             }
         };
         let answer = self
-            .verify(agent, claimed, hit.output.clone(), hit.model.clone())
+            .verify(
+                agent,
+                claimed,
+                hit.output.clone(),
+                hit.model.clone(),
+                retrieved,
+                &[],
+            )
             .await;
         let served = match &agent.routing.cascade {
             Some(c) => !c.escalates(answer.run.decision, &answer.run.verdicts),
@@ -487,7 +646,9 @@ impl Worker {
         agent: &PreparedAgent,
         claimed: &ClaimedTask,
         messages: &[Message],
+        retrieved: &[String],
         calls: &mut Vec<NewModelCall>,
+        tool_calls: &mut Vec<NewToolCall>,
     ) -> Result<Answer, ProviderError> {
         let task = &claimed.task;
         // The database being away is a transient failure, retried.
@@ -496,33 +657,68 @@ impl Worker {
             .await
             .map_err(|e| ProviderError::Unreachable(format!("could not read the account's own key: {e}")))?;
         let steps = self.route_steps(agent, task).await;
-        let schema = agent.schema.as_ref().map(|(v, _)| v);
+        let ctx = TurnContext {
+            router: &self.inner.router,
+            outbound: self.outbound.as_deref(),
+            tools: &agent.tools,
+            definitions: &agent.definitions,
+            max_steps: agent.max_steps,
+            overrides: agent.overrides,
+            schema: agent.schema.as_ref().map(|(v, _)| v),
+            byok: byok.as_ref(),
+            task: task.id,
+            turn: task.turn,
+        };
         let mut last: Option<Answer> = None;
         let mut error = None;
         for (i, step) in steps.iter().enumerate() {
-            let routed = self
-                .inner
-                .router
-                .generate_with(step, messages, agent.overrides, schema, byok.as_ref())
-                .await;
-            let mut step_calls: Vec<NewModelCall> = routed.calls.iter().map(to_new_call).collect();
-            let routed = match routed.result {
-                Ok(routed) => routed,
+            let run = turn::run_turn(&ctx, step, messages).await;
+            let mut step_calls: Vec<NewModelCall> = run.calls.iter().map(to_new_call).collect();
+            let results: Vec<(String, Option<u16>)> = run
+                .tool_calls
+                .iter()
+                .filter(|c| c.outcome != ToolCallOutcome::Handoff)
+                .map(|c| (c.tool.clone(), c.status))
+                .collect();
+            tool_calls.extend(run.tool_calls);
+            let end = match run.result {
+                Ok(end) => end,
+                Err(e @ (ProviderError::ToolUnavailable(_) | ProviderError::ToolRefused(_))) => {
+                    // A broken tool is not the model's fault: no other
+                    // model is tried, and the task is never resolved on it.
+                    calls.extend(step_calls);
+                    return Err(e);
+                }
                 Err(e) => {
                     calls.extend(step_calls);
                     error = Some(e);
                     continue;
                 }
             };
-            tracing::info!(
-                model = %routed.model,
-                prompt_tokens = routed.generation.usage.prompt_tokens,
-                completion_tokens = routed.generation.usage.completion_tokens,
-                "agent produced its output"
-            );
-            let answer = self
-                .verify(agent, claimed, routed.generation.text, routed.model)
+            let (text, model) = match end {
+                TurnEnd::Answer { text, model } => (text, model),
+                TurnEnd::Handoff { reason, model } => {
+                    calls.extend(step_calls);
+                    tracing::info!(model = %model, reason = %reason, "the agent handed the conversation to a person");
+                    return Ok(Answer {
+                        text: format!("Handed to a person: {reason}"),
+                        errors: None,
+                        model,
+                        run: PolicyRun {
+                            decision: Decision::Fail,
+                            verdicts: Vec::new(),
+                            judge_calls: Vec::new(),
+                        },
+                        handoff: Some(reason),
+                        added: run.messages,
+                    });
+                }
+            };
+            tracing::info!(model = %model, steps = results.len(), "agent produced its output");
+            let mut answer = self
+                .verify(agent, claimed, text, model, retrieved, &results)
                 .await;
+            answer.added = run.messages;
             if let Some(answered) = step_calls.last_mut() {
                 answered.verdict = Some(answer.run.decision);
             }
@@ -539,13 +735,13 @@ impl Worker {
                 last = Some(answer);
                 continue;
             }
-            return Ok(answer);
+            return Ok(hand_off_if_rejected(agent, answer));
         }
         // Every step was tried. A transient error on the last one is worth
         // another attempt; otherwise the last output stands, rejected.
         match (last, error) {
-            (Some(answer), None) => Ok(answer),
-            (Some(answer), Some(e)) if !e.is_transient() => Ok(answer),
+            (Some(answer), None) => Ok(hand_off_if_rejected(agent, answer)),
+            (Some(answer), Some(e)) if !e.is_transient() => Ok(hand_off_if_rejected(agent, answer)),
             (_, Some(e)) => Err(e),
             (None, None) => Err(ProviderError::NotConfigured(
                 "the model route is empty".to_owned(),
@@ -591,13 +787,16 @@ impl Worker {
         }
     }
 
-    /// Runs the agent's verification policy on one output.
+    /// Runs the agent's verification policy on one output, with the
+    /// chunks retrieved for the turn and its tools' results.
     async fn verify(
         &self,
         agent: &PreparedAgent,
         claimed: &ClaimedTask,
         text: String,
         model: String,
+        retrieved: &[String],
+        tool_results: &[(String, Option<u16>)],
     ) -> Answer {
         let compiled = agent.schema.as_ref().map(|(_, s)| s);
         let errors = compiled.map(|s| s.violations(&text));
@@ -614,16 +813,19 @@ impl Worker {
             output_schema: compiled,
             task: &claimed.task.input,
             instructions: &agent.instructions,
-            retrieved: &[],
-            tool_results: &[],
+            retrieved,
+            tool_results,
         };
         let run = verify::run_policy(&agent.policy, &input, &self.inner.router).await;
         tracing::info!(model = %model, decision = %run.decision, verdicts = run.verdicts.len(), "output verified");
+        let added = vec![Message::new(Role::Assistant, text.clone())];
         Answer {
             text,
             errors,
             model,
             run,
+            handoff: None,
+            added,
         }
     }
 
@@ -658,7 +860,20 @@ impl Worker {
     /// attempted again.
     /// Returns whether this attempt's end was written.
     async fn finish(&self, claimed: &ClaimedTask, end: AttemptEnd, calls: &[NewModelCall]) -> bool {
-        match retrying(|| crate::finish::finish_attempt(&self.inner.store, claimed, &end, calls)).await {
+        self.finish_with_tools(claimed, end, calls, &[]).await
+    }
+
+    /// [`Worker::finish`] with the attempt's tool calls.
+    async fn finish_with_tools(
+        &self,
+        claimed: &ClaimedTask,
+        end: AttemptEnd,
+        calls: &[NewModelCall],
+        tools: &[NewToolCall],
+    ) -> bool {
+        let store = &self.inner.store;
+        match retrying(|| crate::finish::finish_attempt_with_tools(store, claimed, &end, calls, tools)).await
+        {
             Ok(true) => {
                 tracing::info!(outcome = outcome_name(&end), "attempt finished");
                 true
@@ -723,7 +938,37 @@ impl Worker {
                 }
             },
         };
+        let (account, agent_id) = (claimed.task.account_id, claimed.task.agent_id);
+        let open = |sealed: &str, aad: &[u8]| self.open_secret.as_ref().and_then(|open| open(sealed, aad));
+        let mut tools = Vec::with_capacity(agent.tools.len());
+        for spec in agent.tools {
+            match PreparedTool::prepare(spec, account, agent_id, open) {
+                Ok(tool) => tools.push(tool),
+                Err(e) => {
+                    return Ok(Prepared::Invalid(TaskError {
+                        code: "invalid_tool".to_owned(),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+        let mut definitions: Vec<ToolDefinition> = tools
+            .iter()
+            .map(|t| ToolDefinition {
+                name: t.name().to_owned(),
+                description: t.description().to_owned(),
+                parameters: t.parameters().clone(),
+            })
+            .collect();
+        if agent.handoff {
+            definitions.push(turn::handoff_definition());
+        }
         let prepared = Arc::new(PreparedAgent {
+            tools,
+            definitions,
+            knowledge: agent.knowledge,
+            max_steps: agent.max_steps,
+            handoff: agent.handoff,
             instructions: agent.instructions,
             route: agent.model_route,
             schema,
@@ -742,6 +987,83 @@ impl Worker {
         cache.insert(key, Arc::clone(&prepared));
         Ok(Prepared::Ready(prepared))
     }
+}
+
+/// The answer, or, when it was rejected and the agent may hand off, the
+/// hand-off: a conversation the agent could not resolve goes to a person
+/// (escalated, never charged) instead of failing.
+fn hand_off_if_rejected(agent: &PreparedAgent, mut answer: Answer) -> Answer {
+    if agent.handoff && answer.handoff.is_none() && answer.run.decision == Decision::Fail {
+        let why: Vec<&str> = answer
+            .run
+            .verdicts
+            .iter()
+            .filter(|v| v.decision == Decision::Fail)
+            .map(|v| v.reason.as_str())
+            .collect();
+        let reason = format!("the answer did not pass verification ({})", why.join("; "));
+        tracing::info!(%reason, "handing the conversation to a person");
+        answer.handoff = Some(reason);
+    }
+    answer
+}
+
+/// The system message that gives the model the turn's knowledge, each
+/// chunk under its id for citation.
+fn knowledge_prompt(retrieval: &Retrieval) -> String {
+    let mut out = String::from(
+        "Knowledge from the help center. Use it when it answers the question, and cite the id of every \
+         passage you use in square brackets, like [kc_…]:",
+    );
+    for c in &retrieval.chunks {
+        out.push_str("\n\n[");
+        out.push_str(c.id.as_str());
+        out.push_str("] ");
+        out.push_str(&c.link);
+        if let Some(h) = c.heading.as_deref().filter(|h| !h.is_empty()) {
+            out.push_str(" — ");
+            out.push_str(h);
+        }
+        out.push('\n');
+        out.push_str(c.text.trim());
+    }
+    out
+}
+
+/// The turn's transcript: the prompt, then what the turn added. The
+/// knowledge message carries the retrieval that made it (query, chunk
+/// ids and scores, latency) under `retrieval`.
+fn transcript(
+    prompt: &[Message],
+    added: &[Message],
+    knowledge: Option<(&Retrieval, usize)>,
+) -> serde_json::Value {
+    let mut items: Vec<serde_json::Value> = prompt
+        .iter()
+        .chain(added)
+        .map(|m| serde_json::to_value(m).expect("messages serialize"))
+        .collect();
+    if let Some((retrieval, at)) = knowledge
+        && let Some(serde_json::Value::Object(message)) = items.get_mut(at)
+    {
+        let chunks: Vec<serde_json::Value> = retrieval
+            .chunks
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id.as_str(), "score": c.score, "source_id": c.source_id.to_string(), "link": c.link}))
+            .collect();
+        message.insert(
+            "retrieval".to_owned(),
+            serde_json::json!({
+                "query": retrieval.query,
+                "chunks": chunks,
+                "latency_ms": retrieval.latency.as_secs_f64() * 1000.0,
+                "keyword_hits": retrieval.keyword_hits,
+                "vector_hits": retrieval.vector_hits,
+                "embedding_model": retrieval.embedding_model,
+            }),
+        );
+    }
+    serde_json::Value::Array(items)
 }
 
 fn outcome_name(end: &AttemptEnd) -> &'static str {

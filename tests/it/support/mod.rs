@@ -295,7 +295,9 @@ impl TestApp {
             });
             let worker = Worker::new(store.clone(), Router::new(Arc::clone(&registry)), config)
                 .with_wake(Arc::clone(&wake))
-                .with_secrets(opener);
+                .with_secrets(opener)
+                .with_outbound(outbound)
+                .with_knowledge_embedder(knowledge_embedder.clone());
             tokio::spawn(worker.run(shutdown.clone()))
         });
         let stripe = opts.stripe_base_url.as_ref().map(|url| {

@@ -11,10 +11,10 @@ use bounty_billing::stripe::{StripeClient, StripeConfig};
 use bounty_billing::testing::FakeStripe;
 use bounty_core::plan::Plan;
 use bounty_core::{AccountId, Decision, OutcomeId, PageLimit};
-use bounty_store::{AttemptEnd, Store, TaskOutput};
+use bounty_store::Store;
 
 use crate::support::TestApp;
-use crate::support::billing::{account_with_agent, queue_and_claim};
+use crate::support::billing::{account_with_agent, answered, queue_and_claim};
 
 pub fn sender(store: &Store, fake: &FakeStripe) -> Sender {
     let config = SenderConfig {
@@ -44,16 +44,7 @@ pub fn config_of(base_url: String) -> StripeConfig {
 /// finish path.
 pub async fn charge_one(store: &Store, account: AccountId, agent: bounty_core::AgentId, n: usize) {
     let claimed = queue_and_claim(store, account, agent, format!("ticket {n}")).await;
-    let end = AttemptEnd::Completed(TaskOutput {
-        handoff: None,
-        text: "done".into(),
-        errors: None,
-        model: "m".into(),
-        transcript: serde_json::json!([]),
-        decision: Decision::Pass,
-        verdicts: Vec::new(),
-        cache: None,
-    });
+    let end = answered("done", Decision::Pass);
     assert!(
         bounty_agents::finish::finish_attempt(store, &claimed, &end, &[])
             .await

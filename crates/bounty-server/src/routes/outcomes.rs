@@ -336,7 +336,8 @@ pub struct SignalIn {
 /// Records a resolution signal and applies it: a provisional outcome is
 /// resolved (and charged), failed or escalated; a resolved one reopened
 /// or escalated inside its window is not resolved any more, and its charge
-/// is reversed. A signal applies only to an
+/// is reversed (a reopen also resumes the conversation: its task is queued
+/// for a new turn, worked for free). A signal applies only to an
 /// outcome whose policy has an `external` verifier, inside its window;
 /// otherwise it is refused (409 `signal_not_applicable`) and the refusal
 /// is recorded on the receipt.
@@ -414,5 +415,9 @@ pub async fn post_signal(
         OutcomeError::Store(e) => e.into(),
     })?;
     tracing::info!(outcome.id = %oid, from = %applied.from, to = %applied.outcome.status, "outcome signal applied");
+    if applied.resumed {
+        // A reopen resumed the conversation: its next turn is due now.
+        state.task_wake.notify_one();
+    }
     Ok(Json(receipt_of(&state, &auth, applied.outcome).await?))
 }

@@ -633,7 +633,9 @@ pub async fn get_task(
     let calls = state.store.model_calls(auth.account_id, task_id).await?;
     let outcome = state.store.outcome_of_task(auth.account_id, task_id).await?;
     let tools = state.store.tool_calls(auth.account_id, task_id).await?;
-    Ok(Json(TaskOut::detailed(task, messages, attempts, calls, tools, outcome)))
+    Ok(Json(TaskOut::detailed(
+        task, messages, attempts, calls, tools, outcome,
+    )))
 }
 
 /// Adds the customer's next message to a task's conversation. While a
