@@ -28,7 +28,7 @@ pub fn write_config(dir: &Path, s: &Settings<'_>) {
     let master = format!("{:064x}", 0x5eed_u128);
     let local = s.gguf.map_or(String::new(), |path| {
         format!(
-            "\n[models.tiny]\nprovider = \"llama\"\npath = \"{}\"\ncontext_size = 2048\nthreads = 1\n\
+            "\n[models.tiny]\nprovider = \"llama\"\npath = \"{}\"\ncontext_size = 8192\nthreads = 1\n\
              defaults = {{ max_tokens = 96, temperature = 0.0, seed = 0 }}\n\
              price = {{ per_cpu_second = \"0.00002\" }}\n",
             path.display()

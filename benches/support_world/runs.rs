@@ -550,11 +550,11 @@ async fn local_run(
         sum.tool_calls += names.len();
         sum.undeclared
             .extend(names.into_iter().filter(|n| !declared.contains(&n.as_str())));
-        let end = task["outcome"]["status"]
-            .as_str()
-            .or(task["status"].as_str())
-            .unwrap_or("?")
-            .to_owned();
+        let end = match (task["outcome"]["status"].as_str(), task["error"]["code"].as_str()) {
+            (Some(outcome), _) => outcome.to_owned(),
+            (None, Some(code)) => format!("failed: {code}"),
+            (None, None) => task["status"].as_str().unwrap_or("?").to_owned(),
+        };
         *sum.outcomes.entry(end).or_insert(0) += 1;
     }
     tokio::task::block_in_place(|| worker.terminate());
