@@ -80,6 +80,10 @@ pub struct BackendResult {
     pub errors: BTreeMap<String, usize>,
     pub kills: KillSummary,
     pub local: Option<LocalSummary>,
+    /// Good draws whose answer found no chunk to cite, by class.
+    pub misses: [usize; 5],
+    /// Whether retrieval was hybrid (an embedding model) or keyword only.
+    pub hybrid: bool,
     pub seconds: f64,
 }
 
@@ -315,6 +319,7 @@ async fn backend_in(
     tokio::task::block_in_place(|| worker.terminate());
     overheads.sort_unstable();
     let usage = usage(db, &account, &agent).await?;
+    let misses = models.take_misses();
     timeline.set_recording(false);
     let refunds = match setup::agent(
         &api,
@@ -353,6 +358,8 @@ async fn backend_in(
         errors,
         kills,
         local,
+        misses,
+        hybrid: settings.embeddings,
         seconds: 0.0,
     })
 }
@@ -624,6 +631,21 @@ pub fn print_table(args: &Args, results: &[BackendResult]) {
             r.label,
             pass.join(" "),
             classes.join(", ")
+        );
+        let misses: Vec<String> = Class::ALL
+            .iter()
+            .filter(|c| r.misses[c.index()] > 0)
+            .map(|c| format!("{} {}", c.name(), r.misses[c.index()]))
+            .collect();
+        println!(
+            "{}: retrieval ({}): answers of good draws that found no chunk to cite: {}",
+            r.label,
+            if r.hybrid { "hybrid" } else { "keyword only" },
+            if misses.is_empty() {
+                "none".to_owned()
+            } else {
+                misses.join(", ")
+            }
         );
         println!(
             "{}: kill runs {}: {} SIGKILLs, {} refunds expected, {} issued, {} missing, {} orders refunded twice, \

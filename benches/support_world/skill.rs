@@ -59,6 +59,9 @@ struct Shared {
     trial: AtomicU32,
     timeline: Arc<Timeline>,
     ids: AtomicU64,
+    /// Final answers of good draws that found no chunk to cite, by class:
+    /// retrieval did not put the article in the prompt.
+    misses: std::sync::Mutex<[usize; 5]>,
 }
 
 /// The running server.
@@ -75,6 +78,7 @@ impl SkillModels {
             trial: AtomicU32::new(0),
             timeline,
             ids: AtomicU64::new(0),
+            misses: std::sync::Mutex::new([0; 5]),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -93,6 +97,11 @@ impl SkillModels {
     /// `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Takes the retrieval misses counted so far, by class.
+    pub fn take_misses(&self) -> [usize; 5] {
+        std::mem::take(&mut *self.shared.misses.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The replay the next requests belong to.
@@ -360,8 +369,48 @@ fn refund_step(c: &Conversation, order: &str, looked: &Value) -> Act {
     }
 }
 
-/// `POST /v1/embeddings` for hybrid retrieval: the workspace fake's
-/// hashed bag of words (`embedding_of`), as OpenAI shapes the answer.
+/// Width of the simulated embeddings.
+pub const EMBEDDING_DIM: usize = 256;
+
+/// Words too common to say what a text is about.
+const STOPWORDS: &[&str] = &[
+    "about", "after", "also", "been", "cannot", "could", "does", "each", "every", "from", "have", "hello",
+    "into", "just", "like", "more", "once", "only", "please", "should", "some", "than", "that", "their",
+    "them", "then", "there", "these", "they", "this", "what", "when", "where", "which", "while", "will",
+    "with", "within", "would", "your",
+];
+
+/// A simulated sentence embedding: the text's content words (four letters
+/// or more, not a stopword, lower case), hashed into [`EMBEDDING_DIM`]
+/// signed buckets with a sublinear count, L2-normalized. Texts sharing
+/// their rarer words end up close, which is what a real embedding model
+/// gives retrieval here; the workspace fake's 16 buckets are too few for
+/// 220 articles.
+pub fn embed(text: &str) -> Vec<f32> {
+    let mut counts: std::collections::HashMap<String, f32> = std::collections::HashMap::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let w = word.to_lowercase();
+        if w.chars().count() >= 4 && !STOPWORDS.contains(&w.as_str()) {
+            *counts.entry(w).or_insert(0.0) += 1.0;
+        }
+    }
+    let mut v = vec![0f32; EMBEDDING_DIM];
+    for (word, n) in counts {
+        let h = hash_str(&word);
+        let sign = if (h >> 40) & 1 == 0 { 1.0 } else { -1.0 };
+        v[(h % EMBEDDING_DIM as u64) as usize] += sign * (1.0 + n.ln());
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        v[0] = 1.0;
+    } else {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// `POST /v1/embeddings` for hybrid retrieval: [`embed`] of each input,
+/// as OpenAI shapes the answer.
 async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
@@ -376,10 +425,7 @@ async fn embeddings(Json(body): Json<Value>) -> Json<Value> {
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(index, text)| {
-            json!({"object": "embedding", "index": index,
-                "embedding": bounty_models::testing::openai::embedding_of(text)})
-        })
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embed(text)}))
         .collect();
     Json(json!({"object": "list", "data": data, "model": body.get("model"),
         "usage": {"prompt_tokens": words, "total_tokens": words}}))
@@ -400,7 +446,14 @@ async fn chat(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Json<Val
         .or_else(|| s.world.ticket_in(&c.system));
     let trial = s.trial.load(Ordering::SeqCst);
     let act = match ticket {
-        Some(t) => decide(&s.world, t, s.skills.succeeds(s.world.seed, &model, t, trial), &c),
+        Some(t) => {
+            let good = s.skills.succeeds(s.world.seed, &model, t, trial);
+            let act = decide(&s.world, t, good, &c);
+            if good && t.article.is_some() && matches!(&act, Act::Answer(a) if !a.contains("[kc_")) {
+                s.misses.lock().unwrap_or_else(|p| p.into_inner())[t.class.index()] += 1;
+            }
+            act
+        }
         None => Act::Answer("I am not sure which ticket this is.".to_owned()),
     };
     let n = s.ids.fetch_add(1, Ordering::Relaxed);
