@@ -19,7 +19,7 @@ use super::helpdesk::{self, Conversation};
 use super::report::{self, Played, Summary, pct, percentile};
 use super::rng::Rng;
 use super::setup;
-use super::shop::{RefundAudit, Shop};
+use super::shop::{Moment, RefundAudit, Shop};
 use super::skill::{MODEL, SKILLS, SkillModels};
 use super::timeline::{Timeline, step_overheads};
 use super::world::{Class, World};
@@ -403,9 +403,19 @@ async fn kill_runs(
             .map(|t| world.orders[t.order.unwrap_or_default()].id.as_str())
             .collect();
         let mut worker = tokio::task::block_in_place(|| bounty::worker(dir, db))?;
-        let at_refund = run % 2 == 0 && !expected.is_empty();
-        let fired =
-            at_refund.then(|| shop.arm_kill(1 + rng.below(expected.len()), Duration::from_millis(400)));
+        // Even runs: right after a seeded refund is committed (its response
+        // held). Odd runs: when the shop has answered a seeded number of
+        // requests (a good draw makes two: the lookup and the refund): anywhere in a turn.
+        let fired = if run % 2 == 0 && !expected.is_empty() {
+            let nth = 1 + rng.below(expected.len());
+            shop.arm_kill(Moment::RefundCommitted, nth, Duration::from_millis(400))
+        } else {
+            shop.arm_kill(
+                Moment::Request,
+                1 + rng.below(2 * expected.len().max(1)),
+                Duration::ZERO,
+            )
+        };
         let playing = {
             let (api, agent, world, shop, timeline, ids) = (
                 api.clone(),
@@ -419,22 +429,15 @@ async fn kill_runs(
                 async move { play(&api, &agent, &world, &shop, &timeline, &ids, trial, PER_RUN).await },
             )
         };
-        let killed = match fired {
-            // The refund may never come (the draws, or a broken loop): stop
-            // waiting when the conversations are over.
-            Some(mut fired) => loop {
-                match fired.try_recv() {
-                    Ok(()) => break true,
-                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break false,
-                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) if playing.is_finished() => {
-                        break false;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
-                }
-            },
-            None => {
-                tokio::time::sleep(Duration::from_millis(20 + rng.below(600) as u64)).await;
-                !playing.is_finished()
+        // The moment may never come (the draws, or a broken loop): stop
+        // waiting when the conversations are over.
+        let mut fired = fired;
+        let killed = loop {
+            match fired.try_recv() {
+                Ok(()) => break true,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break false,
+                Err(_) if playing.is_finished() => break false,
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
             }
         };
         if killed {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::report::{self, pass_hat, percentile};
 use super::runs;
-use super::shop::Shop;
+use super::shop::{Moment, Shop};
 use super::skill::{Act, Conversation, SKILLS};
 use super::timeline::{Event, Kind, Timeline, step_overheads};
 use super::world::{Class, World};
@@ -267,7 +267,7 @@ async fn shop_rules(shop: &Shop, world: &World) -> Result<(), String> {
     )?;
     shop.reset().await;
     ensure(shop.audit().await.refunds == 0, "reset forgets refunds")?;
-    let fired = shop.arm_kill(1, Duration::from_millis(50));
+    let fired = shop.arm_kill(Moment::RefundCommitted, 1, Duration::from_millis(50));
     ensure(
         status(refund(&eligible.id, Some("k5")).await) == 201,
         "refund after reset",

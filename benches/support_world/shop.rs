@@ -42,9 +42,19 @@ use tokio::sync::oneshot;
 use super::timeline::{Kind, Timeline};
 use super::world::{REFUND_WINDOW_DAYS, World, today};
 
-/// Fires once the `after`-th new refund is committed, then holds that
-/// response for `hold`: the moment a worker is most dangerous to kill.
+/// When a kill hook fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// A new refund was committed; its response is held for the hook's
+    /// `hold`: the moment a worker is most dangerous to kill.
+    RefundCommitted,
+    /// A request of any kind was answered: a kill somewhere in a turn.
+    Request,
+}
+
+/// Fires at the `after`-th [`Moment`] from when it was armed.
 struct KillHook {
+    moment: Moment,
     after: usize,
     hold: Duration,
     fire: oneshot::Sender<()>,
@@ -58,6 +68,7 @@ struct Shared {
     /// Order id to the ticket it belongs to.
     tickets: HashMap<String, u32>,
     refunds_committed: AtomicUsize,
+    requests_answered: AtomicUsize,
     kill: Mutex<Option<KillHook>>,
 }
 
@@ -119,6 +130,7 @@ impl Shop {
             timeline,
             tickets,
             refunds_committed: AtomicUsize::new(0),
+            requests_answered: AtomicUsize::new(0),
             kill: Mutex::new(None),
         });
         let shop = Shop {
@@ -176,14 +188,21 @@ impl Shop {
         }
         tx.commit().await.expect("commit the seed");
         self.shared.refunds_committed.store(0, Ordering::SeqCst);
+        self.shared.requests_answered.store(0, Ordering::SeqCst);
     }
 
-    /// Arms the kill hook: `fire` is sent once the `after`-th refund from
-    /// now is committed, and that response is held for `hold`.
-    pub fn arm_kill(&self, after: usize, hold: Duration) -> oneshot::Receiver<()> {
+    /// Arms the kill hook: `fire` is sent at the `after`-th `moment` from
+    /// now, and that response is then held for `hold`.
+    pub fn arm_kill(&self, moment: Moment, after: usize, hold: Duration) -> oneshot::Receiver<()> {
         let (fire, fired) = oneshot::channel();
-        let after = self.shared.refunds_committed.load(Ordering::SeqCst) + after;
-        *self.shared.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(KillHook { after, hold, fire });
+        let after = self.shared.counter(moment).load(Ordering::SeqCst) + after;
+        let hook = KillHook {
+            moment,
+            after,
+            hold,
+            fire,
+        };
+        *self.shared.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
         fired
     }
 
@@ -245,6 +264,31 @@ impl Shared {
     fn record(&self, order: &str, start: Instant) {
         if let Some(&ticket) = self.tickets.get(order) {
             self.timeline.record(ticket, Kind::Tool, start);
+        }
+        self.count(Moment::Request);
+    }
+
+    fn counter(&self, moment: Moment) -> &AtomicUsize {
+        match moment {
+            Moment::RefundCommitted => &self.refunds_committed,
+            Moment::Request => &self.requests_answered,
+        }
+    }
+
+    /// Counts a moment; fires the hook when it is the one: how long to
+    /// hold the response then.
+    fn count(&self, moment: Moment) -> Option<Duration> {
+        let n = self.counter(moment).fetch_add(1, Ordering::SeqCst) + 1;
+        let mut kill = self.kill.lock().unwrap_or_else(|p| p.into_inner());
+        match kill.take() {
+            Some(hook) if hook.moment == moment && hook.after == n => {
+                let _ = hook.fire.send(());
+                Some(hook.hold)
+            }
+            other => {
+                *kill = other;
+                None
+            }
         }
     }
 
@@ -489,18 +533,7 @@ async fn refund_inner(
             )
         }
         RefundDecision::Refunded(body) => {
-            let n = s.refunds_committed.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut kill = s.kill.lock().unwrap_or_else(|p| p.into_inner());
-            let hold = match kill.take() {
-                Some(hook) if hook.after == n => {
-                    let _ = hook.fire.send(());
-                    Some(hook.hold)
-                }
-                other => {
-                    *kill = other;
-                    None
-                }
-            };
+            let hold = s.count(Moment::RefundCommitted);
             ((StatusCode::CREATED, Json(body)).into_response(), hold)
         }
     }
