@@ -22,10 +22,11 @@
 //! hand-off and `grounded` + `external` verifiers; every ticket played
 //! `--replays` times (k = 4) by a simulated customer who marks it solved,
 //! replies with the missing detail, or rates a wrong answer 1 star. Then
-//! `--kill-runs` runs of refund tickets whose worker is SIGKILLed at seeded
-//! moments (right after the shop committed a refund, or at a random time)
-//! and restarted, after which the shop's refunds are counted; and a few
-//! tickets on the tiny local llama (stories260K where present), through
+//! `--kill-runs` runs of refund tickets (on an agent verified by
+//! `tool_succeeded`) whose worker is SIGKILLed at seeded moments (right
+//! after the shop committed a refund, or once it has answered a seeded
+//! number of requests) and restarted, after which the shop's refunds are
+//! counted; and a few tickets on the tiny local llama (stories260K where present), through
 //! the grammar-constrained tool path.
 //!
 //! Before Bounty, a reference loop (`support_world/driver.rs`) plays the
