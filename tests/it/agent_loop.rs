@@ -147,23 +147,6 @@ fn tools(shop: &str) -> Value {
     ])
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-) -> reqwest::Response {
-    let request = app.request(method, path, Some(key));
-    match body {
-        Some(b) => request.json(b),
-        None => request,
-    }
-    .send()
-    .await
-    .unwrap()
-}
-
 /// An upload source with the returns article; its id and the article's
 /// chunk id.
 async fn help_center(app: &TestApp, key: &str) -> (String, String) {
@@ -176,14 +159,13 @@ async fn help_center(app: &TestApp, key: &str) -> (String, String) {
         ]
     });
     let source = json_of(
-        call(app, Method::POST, "/v1/knowledge", key, Some(&body)).await,
+        app.call(Method::POST, "/v1/knowledge", key, Some(&body)).await,
         201,
     )
     .await;
     let id = source["id"].as_str().unwrap().to_owned();
     let hits = json_of(
-        call(
-            app,
+        app.call(
             Method::GET,
             &format!("/v1/knowledge/{id}/search?q=returns%20free"),
             key,

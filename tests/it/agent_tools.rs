@@ -267,7 +267,7 @@ async fn bad_tool_definitions_name_their_field(backend: Backend) {
         .await;
     assert_error(resp, 400, "invalid_request").await;
     // Nothing was stored.
-    let list = json_of(call(&app, Method::GET, "/v1/agents", &key, None).await, 200).await;
+    let list = json_of(app.call(Method::GET, "/v1/agents", &key, None).await, 200).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
 }
 
@@ -293,24 +293,6 @@ async fn a_tool_on_a_private_address_is_refused(backend: Backend) {
     }
 }
 
-/// `method path` with `key`, and `body` as JSON when there is one.
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-) -> reqwest::Response {
-    let request = app.request(method, path, Some(key));
-    match body {
-        Some(b) => request.json(b),
-        None => request,
-    }
-    .send()
-    .await
-    .unwrap()
-}
-
 /// Creates an upload knowledge source; returns its id.
 async fn knowledge_source(app: &TestApp, key: &str, name: &str) -> String {
     let body = json!({
@@ -319,7 +301,7 @@ async fn knowledge_source(app: &TestApp, key: &str, name: &str) -> String {
         "documents": [{"name": "faq.md", "format": "markdown", "content": "# Shipping\nThree days."}]
     });
     json_of(
-        call(app, Method::POST, "/v1/knowledge", key, Some(&body)).await,
+        app.call(Method::POST, "/v1/knowledge", key, Some(&body)).await,
         201,
     )
     .await["id"]
@@ -367,7 +349,8 @@ async fn a_valid_agent_round_trips(backend: Backend) {
 
     let id = created["id"].as_str().unwrap();
     let shown = json_of(
-        call(&app, Method::GET, &format!("/v1/agents/{id}"), &key, None).await,
+        app.call(Method::GET, &format!("/v1/agents/{id}"), &key, None)
+            .await,
         200,
     )
     .await;
@@ -414,8 +397,7 @@ async fn a_valid_agent_round_trips(backend: Backend) {
 
     // An update of another field keeps them all, in a new version.
     let patched = json_of(
-        call(
-            &app,
+        app.call(
             Method::PATCH,
             &format!("/v1/agents/{id}"),
             &key,
@@ -438,14 +420,8 @@ async fn a_valid_agent_round_trips(backend: Backend) {
         .unwrap();
     assert_eq!(v2.tools, stored.tools, "a new version copies the sealed values");
     let v1 = json_of(
-        call(
-            &app,
-            Method::GET,
-            &format!("/v1/agents/{id}?version=1"),
-            &key,
-            None,
-        )
-        .await,
+        app.call(Method::GET, &format!("/v1/agents/{id}?version=1"), &key, None)
+            .await,
         200,
     )
     .await;
@@ -459,8 +435,7 @@ async fn a_valid_agent_round_trips(backend: Backend) {
     assert_eq!(plain["handoff"], false);
     // Clearing the lists.
     let cleared = json_of(
-        call(
-            &app,
+        app.call(
             Method::PATCH,
             &format!("/v1/agents/{id}"),
             &key,
@@ -492,24 +467,24 @@ async fn knowledge_of_another_account_is_refused(backend: Backend) {
     )
     .await;
     let id = ok["id"].as_str().unwrap();
-    let resp = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/agents/{id}"),
-        &key_a,
-        Some(&json!({"knowledge": [theirs]})),
-    )
-    .await;
+    let resp = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            &key_a,
+            Some(&json!({"knowledge": [theirs]})),
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_failed").await;
     assert_eq!(body["error"]["param"], "knowledge[0]");
-    let resp = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/agents/{id}"),
-        &key_a,
-        Some(&json!({"knowledge": [mine, mine]})),
-    )
-    .await;
+    let resp = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            &key_a,
+            Some(&json!({"knowledge": [mine, mine]})),
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_failed").await;
     assert_eq!(body["error"]["param"], "knowledge[1]");
 }
@@ -532,20 +507,20 @@ async fn another_account_cannot_read_the_agent_or_its_tools(backend: Backend) {
         (Method::GET, format!("/v1/agents/{id}")),
         (Method::GET, format!("/v1/agents/{id}?version=1")),
     ] {
-        let resp = call(&app, method, &path, &key_b, None).await;
+        let resp = app.call(method, &path, &key_b, None).await;
         assert_error(resp, 404, "not_found").await;
     }
     // B cannot keep A's sealed values by sending `[sealed]` at A's agent.
-    let resp = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/agents/{id}"),
-        &key_b,
-        Some(&json!({"tools": [tool_with("headers", json!({"Authorization": "[sealed]"}))]})),
-    )
-    .await;
+    let resp = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            &key_b,
+            Some(&json!({"tools": [tool_with("headers", json!({"Authorization": "[sealed]"}))]})),
+        )
+        .await;
     assert_error(resp, 404, "not_found").await;
-    let list = json_of(call(&app, Method::GET, "/v1/agents", &key_b, None).await, 200).await;
+    let list = json_of(app.call(Method::GET, "/v1/agents", &key_b, None).await, 200).await;
     assert_eq!(list["data"], json!([]));
     // B's own agent with a tool of the same name gets its own sealed value.
     let mine = json_of(
@@ -688,7 +663,8 @@ async fn secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them(b
     // GET → PATCH round trip: every value sent back as "[sealed]", the
     // tool's description changed.
     let shown = json_of(
-        call(&app, Method::GET, &format!("/v1/agents/{id}"), &key, None).await,
+        app.call(Method::GET, &format!("/v1/agents/{id}"), &key, None)
+            .await,
         200,
     )
     .await;
@@ -700,8 +676,7 @@ async fn secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them(b
     );
     back["description"] = json!("Looks an order up (v2).");
     let patched = json_of(
-        call(
-            &app,
+        app.call(
             Method::PATCH,
             &format!("/v1/agents/{id}"),
             &key,
@@ -717,14 +692,14 @@ async fn secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them(b
     // "[sealed]" never follows a tool to another origin.
     let mut moved = shown["tools"][0].clone();
     moved["url"] = json!("https://1.1.1.1/orders/{order_id}");
-    let resp = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/agents/{id}"),
-        &key,
-        Some(&json!({"tools": [moved]})),
-    )
-    .await;
+    let resp = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
+            &key,
+            Some(&json!({"tools": [moved]})),
+        )
+        .await;
     let body = assert_error(resp, 422, "validation_failed").await;
     assert!(
         body["error"]["param"]
@@ -737,27 +712,22 @@ async fn secrets_are_never_returned_or_logged_and_sealed_round_trips_keep_them(b
     // A refused update that names the value: the error never repeats it.
     let mut bad = t.clone();
     bad["headers"] = json!({"Authorization": format!("Bearer {secret}\u{7}")});
-    let refused = call(
-        &app,
-        Method::PATCH,
-        &format!("/v1/agents/{id}"),
-        &key,
-        Some(&json!({"tools": [bad]})),
-    )
-    .await;
-    responses.push(assert_error(refused, 422, "validation_failed").await.to_string());
-    for v in [1, 2] {
-        let version = call(
-            &app,
-            Method::GET,
-            &format!("/v1/agents/{id}?version={v}"),
+    let refused = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{id}"),
             &key,
-            None,
+            Some(&json!({"tools": [bad]})),
         )
         .await;
+    responses.push(assert_error(refused, 422, "validation_failed").await.to_string());
+    for v in [1, 2] {
+        let version = app
+            .call(Method::GET, &format!("/v1/agents/{id}?version={v}"), &key, None)
+            .await;
         responses.push(json_of(version, 200).await.to_string());
     }
-    let list = call(&app, Method::GET, "/v1/agents", &key, None).await;
+    let list = app.call(Method::GET, "/v1/agents", &key, None).await;
     responses.push(json_of(list, 200).await.to_string());
     for r in &responses {
         assert!(

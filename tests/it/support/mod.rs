@@ -553,6 +553,18 @@ impl TestApp {
         }
     }
 
+    /// `method path` with `key`, and `body` as JSON when given.
+    pub async fn call(&self, method: Method, path: &str, key: &str, body: Option<&Value>) -> Response {
+        let request = self.request(method, path, Some(key));
+        match body {
+            Some(b) => request.json(b),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// `GET {path}` without a key.
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path, None).send().await.unwrap()
