@@ -281,6 +281,11 @@ async fn an_article_and_an_order_lookup_answer_with_a_citation_charged_once(back
     assert_eq!(steps[0]["outcome"], "ok");
     assert_eq!(steps[0]["idempotency_key"], Value::Null, "a read has no key");
     assert_eq!(task["tool_calls"].as_array().unwrap().len(), 1);
+    let own = task["tool_calls"][0]["step_overhead_ms"].as_f64();
+    assert!(
+        own.is_some_and(|ms| ms >= 0.0),
+        "the step's own time is recorded: {task}"
+    );
     // The tool's secret header is never shown.
     let everything = format!("{task}{outcome}");
     assert!(!everything.contains("shop-secret-123"), "a tool secret leaked");

@@ -115,6 +115,9 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
         tool_time: Duration::ZERO,
     };
     let mut conversation: Vec<Message> = prompt.to_vec();
+    // After a step that called tools: when its model answered, and how
+    // long its tools took; the step's overhead is read at the next answer.
+    let mut pending: Option<(Instant, Duration)> = None;
     for step in 0..=ctx.max_steps {
         let offered: &[ToolDefinition] = if step < ctx.max_steps {
             ctx.definitions
@@ -125,6 +128,16 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
             .router
             .generate_tools(route, &conversation, ctx.overrides, ctx.schema, offered, ctx.byok)
             .await;
+        let answered = Instant::now();
+        if let Some((previous, tools)) = pending.take()
+            && let Some(last) = run.tool_calls.last_mut()
+        {
+            // Bounty's own time in the step: everything since the last
+            // answer but the tools and the model calls.
+            let models: Duration = routed.calls.iter().map(|c| c.latency).sum();
+            let own = answered.duration_since(previous).saturating_sub(models + tools);
+            last.step_overhead_us = Some(i64::try_from(own.as_micros()).unwrap_or(i64::MAX));
+        }
         run.calls.extend(routed.calls);
         let routed = match routed.result {
             Ok(routed) => routed,
@@ -145,6 +158,7 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
             });
             return run;
         }
+        let step_tools_before = run.tool_time;
         let calling = Message::calling(generation.text, generation.tool_calls.clone());
         conversation.push(calling.clone());
         run.messages.push(calling);
@@ -161,6 +175,7 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
                     latency_us: 0,
                     response: json!({"handed_off": true, "reason": reason}),
                     idempotency_key: None,
+                    step_overhead_us: None,
                 });
                 let result = Message::tool_result(call.id.clone(), "Handed to a person.");
                 run.messages.push(result);
@@ -181,6 +196,7 @@ pub async fn run_turn(ctx: &TurnContext<'_>, route: &[String], prompt: &[Message
                 return run;
             }
         }
+        pending = Some((answered, run.tool_time - step_tools_before));
     }
     // The last step offers no tools, so it always answers: not reached.
     run
@@ -199,6 +215,7 @@ async fn call_one(ctx: &TurnContext<'_>, call: &ToolCall) -> (String, NewToolCal
         latency_us: 0,
         response: Value::Null,
         idempotency_key: None,
+        step_overhead_us: None,
     };
     let refuse = |record: &mut NewToolCall, message: String| {
         record.response = json!({"error": message});

@@ -67,6 +67,9 @@ pub struct NewToolCall {
     pub response: serde_json::Value,
     /// The `Idempotency-Key` sent, for side-effecting tools.
     pub idempotency_key: Option<String>,
+    /// On the last call of a step: Bounty's own time in that step, from
+    /// the model's answer to the next model request, less the tools' time.
+    pub step_overhead_us: Option<i64>,
 }
 
 /// A recorded tool call.
@@ -92,8 +95,8 @@ pub async fn insert_tool_calls(
     for (i, call) in calls.iter().enumerate() {
         tx.execute(
             "insert into tool_calls (id, account_id, task_id, attempt, turn, seq, tool, call_id, arguments, status,
-                 outcome, latency_us, response, idempotency_key, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 outcome, latency_us, response, idempotency_key, created_at, step_overhead_us)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              on conflict (task_id, attempt, seq) do nothing",
             args![
                 ToolCallId::new().to_string(),
@@ -110,7 +113,8 @@ pub async fn insert_tool_calls(
                 call.latency_us,
                 call.response.to_string(),
                 call.idempotency_key.clone(),
-                now
+                now,
+                call.step_overhead_us
             ],
         )
         .await?;
@@ -131,6 +135,21 @@ pub async fn task_tool_ms(tx: &mut Tx, account: AccountId, task: TaskId) -> Resu
 }
 
 impl Store {
+    /// Every recorded step overhead of the account's tool calls, in
+    /// microseconds: what benchmarks read Bounty's own time per step from.
+    pub async fn tool_step_overheads(&self, account: AccountId) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select step_overhead_us from tool_calls
+                 where account_id = $1 and step_overhead_us is not null",
+            )
+            .bind(account.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(us,)| us).collect())
+    }
+
     /// The task's tool calls, in order (attempt, then step).
     pub async fn tool_calls(
         &self,
@@ -152,11 +171,12 @@ impl Store {
             response: String,
             idempotency_key: Option<String>,
             created_at: Timestamp,
+            step_overhead_us: Option<i64>,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select id, attempt, turn, seq, tool, call_id, arguments, status, outcome, latency_us, response,
-                     idempotency_key, created_at
+                     idempotency_key, created_at, step_overhead_us
                  from tool_calls where account_id = $1 and task_id = $2 order by attempt, seq",
             )
             .bind(account.to_string())
@@ -184,6 +204,7 @@ impl Store {
                         latency_us: r.latency_us,
                         response,
                         idempotency_key: r.idempotency_key,
+                        step_overhead_us: r.step_overhead_us,
                     },
                     created_at: r.created_at,
                 })

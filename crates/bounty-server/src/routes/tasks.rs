@@ -168,6 +168,9 @@ pub struct ToolCallOut {
     pub response: serde_json::Value,
     /// The `Idempotency-Key` sent with a side-effecting call.
     pub idempotency_key: Option<String>,
+    /// On the last call of a step: Bounty's own time in that step (from
+    /// the model's answer to the next model request, less the tools').
+    pub step_overhead_ms: Option<f64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -184,6 +187,7 @@ impl From<bounty_store::ToolCallRecord> for ToolCallOut {
             latency_ms: r.call.latency_us as f64 / 1000.0,
             response: r.call.response,
             idempotency_key: r.call.idempotency_key,
+            step_overhead_ms: r.call.step_overhead_us.map(|us| us as f64 / 1000.0),
             created_at: r.created_at,
         }
     }

@@ -237,6 +237,7 @@ async fn a_task_shows_its_tool_calls(backend: Backend) {
         latency_us: 42_000,
         response: serde_json::json!({"body": "{\"refund\":\"re_1\"}", "error": null}),
         idempotency_key: Some("bounty_0123456789abcdef0123456789abcdef".into()),
+        step_overhead_us: Some(310),
     };
     assert!(
         bounty_agents::finish::finish_attempt_with_tools(store, &claimed, &end, &[], &[refund])
