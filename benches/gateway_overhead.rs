@@ -99,6 +99,8 @@ struct Plan {
     /// Unrecorded closed-loop run per target before measuring.
     warmup: Duration,
     concurrencies: Vec<usize>,
+    /// Interleaved slices each open-loop run is cut into.
+    rounds: usize,
     chat_rates: Vec<f64>,
     stream_rates: Vec<f64>,
 }
@@ -112,6 +114,7 @@ impl Plan {
                 saturation: Duration::from_secs_f64(secs),
                 warmup: Duration::from_millis(300),
                 concurrencies: vec![8],
+                rounds: 1,
                 chat_rates: vec![20.0, 500.0],
                 stream_rates: vec![20.0],
             };
@@ -122,6 +125,7 @@ impl Plan {
             saturation: Duration::from_secs_f64(secs / 2.0),
             warmup: Duration::from_secs(1),
             concurrencies: if args.quick { vec![32] } else { vec![8, 32, 128] },
+            rounds: if args.quick { 2 } else { 4 },
             chat_rates: vec![20.0, 500.0, 2_000.0],
             stream_rates: vec![20.0, 500.0],
         }
@@ -309,20 +313,18 @@ fn main() -> ExitCode {
     for (mode, rates) in [(Mode::Chat, &plan.chat_rates), (Mode::Stream, &plan.stream_rates)] {
         println!();
         println!(
-            "open loop, {}, {:?} per run",
+            "open loop, {}, {:?} per target and rate in {} interleaved rounds",
             if mode == Mode::Chat {
                 "non-streaming"
             } else {
                 "streaming"
             },
-            plan.duration
+            plan.duration,
+            plan.rounds
         );
-        for (r, &rate) in rates.iter().enumerate() {
-            // Rotate the order per rate, so drift does not always hit the same target.
-            let mut order: Vec<&Arc<Target>> = targets.iter().collect();
-            let turn = r % order.len();
-            order.rotate_left(turn);
-            for target in order {
+        for &rate in rates.iter() {
+            let mut runs: Vec<(&Arc<Target>, Run)> = Vec::new();
+            for target in &targets {
                 let max = max_of(target.name);
                 if max < rate * 1.05 {
                     println!(
@@ -330,12 +332,25 @@ fn main() -> ExitCode {
                         target.name
                     );
                     cells.push(Cell::skipped(target.name, mode, rate, max));
-                    continue;
+                } else {
+                    runs.push((target, Run::default()));
                 }
-                let what = format!("{} {mode:?} at {rate}/s", target.name);
-                let run = counted(&upstream.calls, &mut failures, &what, || {
-                    load::open_loop(&rt, target, mode, rate, plan.duration)
-                });
+            }
+            // Interleaved rounds, each starting with another target, so
+            // drift in the machine hits all targets alike.
+            let slice = plan.duration.div_f64(plan.rounds as f64);
+            for round in 0..plan.rounds {
+                let n = runs.len();
+                for k in 0..n {
+                    let (target, total) = &mut runs[(k + round) % n];
+                    let what = format!("{} {mode:?} at {rate}/s", target.name);
+                    let run = counted(&upstream.calls, &mut failures, &what, || {
+                        load::open_loop(&rt, target, mode, rate, slice)
+                    });
+                    total.absorb(run);
+                }
+            }
+            for (target, run) in runs {
                 println!(
                     "  {:<8} {rate:>6.0}/s: {} sent, {} errors, {} shed",
                     target.name, run.sent, run.errors, run.shed

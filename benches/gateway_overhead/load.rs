@@ -332,6 +332,19 @@ impl Run {
         self.latency.len() as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
+    /// Adds another slice of the same run.
+    pub fn absorb(&mut self, other: Run) {
+        self.latency.extend(other.latency);
+        self.ttft.extend(other.ttft);
+        self.sent += other.sent;
+        self.errors += other.errors;
+        self.shed += other.shed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.wall += other.wall;
+    }
+
     fn record(&mut self, result: Result<(Duration, Option<Duration>), String>) {
         match result {
             Ok((latency, ttft)) => {

@@ -90,7 +90,14 @@ fn table(cells: &[Cell], mode: Mode) {
         "{:>7} {:<8} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}{what}",
         "rate/s", "target", "ok", "err", "shed", "p50 ms", "p99 ms", "p999 ms", "+p50 ms", "+p99 ms"
     );
-    for cell in cells.iter().filter(|c| c.mode == mode) {
+    let rank = |t: &str| ["direct", "bounty", "litellm"].iter().position(|n| *n == t);
+    let mut rows: Vec<&Cell> = cells.iter().filter(|c| c.mode == mode).collect();
+    rows.sort_by(|a, b| {
+        a.rate
+            .total_cmp(&b.rate)
+            .then(rank(a.target).cmp(&rank(b.target)))
+    });
+    for cell in rows {
         let Some(run) = &cell.run else {
             println!(
                 "{:>7.0} {:<8} not run: its maximum is {:.0} req/s",
