@@ -223,6 +223,8 @@ fn call() -> NewModelCall {
         provider: Some("local".into()),
         prompt_tokens: 420,
         completion_tokens: 96,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
         latency_us: 310_000,
         cost: bounty_core::Money::from_micros(2_500, bounty_core::Currency::USD),
         cache_hit: false,

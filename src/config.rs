@@ -52,6 +52,9 @@ pub struct Config {
     pub tools: ToolsSettings,
     /// Knowledge: which embedding model indexes and searches it.
     pub knowledge: KnowledgeSettings,
+    /// The OpenAI-compatible gateway: gateway model names and their
+    /// routes (`[gateway.models.NAME] route = [...]`).
+    pub gateway: bounty_server::gateway::GatewaySettings,
 }
 
 /// `[knowledge]`: how knowledge sources are indexed.

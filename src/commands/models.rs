@@ -99,7 +99,21 @@ pub async fn run(cmd: ModelsCommand, config: &Config) -> anyhow::Result<()> {
 
 fn price(p: &Price) -> String {
     match p {
-        Price::MillionTokens { input, output } => format!("{input} in / {output} out per 1M tokens"),
+        Price::MillionTokens {
+            input,
+            output,
+            cached_input,
+            reasoning,
+        } => {
+            let mut line = format!("{input} in / {output} out per 1M tokens");
+            if cached_input != input {
+                line.push_str(&format!(", {cached_input} cached in"));
+            }
+            if reasoning != output {
+                line.push_str(&format!(", {reasoning} reasoning"));
+            }
+            line
+        }
         Price::CpuSecond { rate, threads } => format!("{rate} per CPU-second ({threads} threads)"),
         Price::GpuSecond { rate } => format!("{rate} per GPU-second"),
     }

@@ -169,7 +169,10 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_outbound(config.tools.outbound_policy())
         .with_knowledge_embedder(knowledge_embedder)
         .with_task_max_attempts(config.worker.max_attempts)
-        .with_task_wake(wake);
+        .with_task_wake(wake)
+        .with_gateway(&config.gateway)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let gateway = Arc::clone(&state.gateway);
     let app = bounty_server::app(state);
     bounty_server::serve(
         listener,
@@ -179,6 +182,8 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the HTTP server failed")?;
+    // Every gateway call answered is recorded before the store closes.
+    gateway.flush().await;
     for task in senders.into_iter().chain(replies).chain(helpdesk) {
         let _ = task.await;
     }

@@ -91,7 +91,7 @@ async fn create_show_and_list_agents(backend: Backend) {
     assert!(page2["next_cursor"].is_null());
 
     let models = json_of(
-        app.request(Method::GET, "/v1/models", Some(&key))
+        app.request(Method::GET, "/v1/catalog/models", Some(&key))
             .send()
             .await
             .unwrap(),

@@ -21,6 +21,7 @@ mod disputes;
 mod distill;
 mod errors;
 mod exports;
+mod gateway;
 mod health;
 mod helpdesk;
 mod helpdesk_replies;

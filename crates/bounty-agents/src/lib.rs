@@ -34,6 +34,7 @@
 
 pub mod conversation;
 pub mod finish;
+pub mod gateway_task;
 pub mod knowledge;
 pub mod prompt;
 pub mod schema;

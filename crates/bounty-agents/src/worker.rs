@@ -113,6 +113,9 @@ struct Answer {
     added: Vec<Message>,
 }
 
+/// The `model` a gateway task's reported output is recorded under.
+pub const GATEWAY_MODEL: &str = "gateway";
+
 /// Chunks put in the prompt per turn.
 const KNOWLEDGE_TOP_K: usize = 5;
 
@@ -310,6 +313,10 @@ impl Worker {
                 return;
             }
         };
+        if claimed.task.gateway_ref.is_some() {
+            self.verify_reported(&claimed, &agent).await;
+            return;
+        }
         // The ticket and the conversation after it, up to this turn.
         let task = &claimed.task;
         let history = match self
@@ -379,6 +386,35 @@ impl Worker {
         if finished && completed && !agent.acts() {
             self.maybe_shadow(&agent, &claimed, messages, retrieved);
         }
+    }
+
+    /// A gateway task: the customer's own agent did the work through the
+    /// gateway and reported its answer. The agent's verification policy
+    /// decides it exactly as it decides an answer Bounty produced; only
+    /// the judges' calls are this attempt's (the gateway calls are the
+    /// task's already).
+    async fn verify_reported(&self, claimed: &ClaimedTask, agent: &PreparedAgent) {
+        let text = claimed.task.output.clone().unwrap_or_default();
+        let work = self.verify(agent, claimed, text, GATEWAY_MODEL.to_owned(), &[], &[]);
+        let answer = tokio::select! {
+            answer = work => answer,
+            () = self.hold_lease(claimed) => {
+                tracing::warn!("lease lost while verifying a reported outcome; abandoning this attempt");
+                return;
+            }
+        };
+        let calls: Vec<NewModelCall> = answer.run.judge_calls.iter().map(to_new_call).collect();
+        let end = AttemptEnd::Completed(TaskOutput {
+            handoff: None,
+            transcript: serde_json::json!([{"role": "assistant", "content": answer.text}]),
+            text: answer.text,
+            errors: answer.errors,
+            model: answer.model,
+            decision: answer.run.decision,
+            verdicts: answer.run.verdicts,
+            cache: None,
+        });
+        self.finish(claimed, end, &calls).await;
     }
 
     /// The agent's knowledge for the turn's last customer message, or
@@ -595,6 +631,8 @@ impl Worker {
             provider: None,
             prompt_tokens: 0,
             completion_tokens: 0,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
             latency_us: 0,
             cost: Money::zero(hit.cost.currency),
             cache_hit: true,
@@ -1104,6 +1142,8 @@ fn to_new_call(call: &bounty_models::CallRecord) -> NewModelCall {
         provider: call.provider.map(|p| p.as_str().to_owned()),
         prompt_tokens: i64::try_from(call.usage.prompt_tokens).unwrap_or(i64::MAX),
         completion_tokens: i64::try_from(call.usage.completion_tokens).unwrap_or(i64::MAX),
+        cached_tokens: i64::try_from(call.usage.cached_tokens).unwrap_or(i64::MAX),
+        reasoning_tokens: i64::try_from(call.usage.reasoning_tokens).unwrap_or(i64::MAX),
         latency_us: i64::try_from(call.latency.as_micros()).unwrap_or(i64::MAX),
         cost: call.cost,
         cache_hit: call.cache_hit,

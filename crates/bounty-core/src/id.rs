@@ -179,6 +179,12 @@ typed_id!(
 );
 
 typed_id!(
+    /// One call made through the OpenAI-compatible gateway.
+    GatewayCallId,
+    "gwc"
+);
+
+typed_id!(
     /// What a task came to: verifying, provisional, resolved, failed or reversed.
     OutcomeId,
     "out"

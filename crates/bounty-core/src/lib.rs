@@ -66,9 +66,9 @@ pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
-    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, IdParseError, IntegrationId,
-    InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId, OutboxId,
-    OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId,
+    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, GatewayCallId, IdParseError,
+    IntegrationId, InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId,
+    OutboxId, OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,
@@ -80,7 +80,9 @@ pub use outcome::{
     transition,
 };
 pub use page::{PageLimit, PageLimitError};
-pub use plan::{ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, rate};
+pub use plan::{
+    GatewayTerms, ModelUsage, Plan, PlanKind, RatingError, RatingInput, RatingReceipt, Unattributed, rate,
+};
 pub use routing::{CachePolicy, Cascade, PassRate, RoutingPolicy, ShadowPolicy, cache_key};
 pub use task::{InputPolicy, TaskInput, TaskStatus, random_unit, retry_delay};
 pub use tool::{ToolHeader, ToolMethod, ToolSpec};

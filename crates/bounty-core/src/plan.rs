@@ -76,6 +76,57 @@ pub struct Plan {
     /// Without it, every dispute waits for the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disputes: Option<crate::dispute::DisputePolicy>,
+    /// How calls through the OpenAI-compatible gateway that name no task
+    /// (`Bounty-Task`) are paid for. Without it they are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayTerms>,
+}
+
+/// The gateway's terms: what happens to a call that names no task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTerms {
+    pub unattributed: Unattributed,
+    /// `cost_plus`: the markup on the call's inference cost, in basis
+    /// points (`2000` is +20%).
+    #[serde(default)]
+    pub markup_bp: u32,
+}
+
+/// The rule for a gateway call that names no task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unattributed {
+    /// 400 `task_required`: every call must belong to a task.
+    #[default]
+    Refuse,
+    /// Billed at cost plus `markup_bp`.
+    CostPlus,
+    /// Served and recorded in the operator's cost view only.
+    Free,
+}
+
+impl Unattributed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unattributed::Refuse => "refuse",
+            Unattributed::CostPlus => "cost_plus",
+            Unattributed::Free => "free",
+        }
+    }
+}
+
+impl GatewayTerms {
+    /// Most markup a plan may set: +1000%.
+    pub const MAX_MARKUP_BP: u32 = 100_000;
+
+    /// What a customer pays for a cost-plus call that cost `cost`:
+    /// `ceil(cost × (10000 + markup_bp) / 10000)`, saturating.
+    pub fn cost_plus(&self, cost: Money) -> Money {
+        let total = i128::from(cost.micros.max(0)) * (10_000 + i128::from(self.markup_bp));
+        let micros = total / 10_000 + i128::from(total % 10_000 != 0);
+        Money::from_micros(i64::try_from(micros).unwrap_or(i64::MAX), cost.currency)
+    }
 }
 
 /// The platform fee of an outcome worked on the customer's own key.
@@ -227,6 +278,7 @@ impl Plan {
             included_cu: ComputeUnits::ZERO,
             byok_fee: None,
             disputes: None,
+            gateway: None,
         }
     }
 
@@ -280,6 +332,12 @@ impl Plan {
         }
         if self.byok_fee.is_some_and(|f| negative(f.cu)) {
             return field("byok_fee.cu".into(), "must not be negative");
+        }
+        if self
+            .gateway
+            .is_some_and(|g| g.markup_bp > GatewayTerms::MAX_MARKUP_BP)
+        {
+            return field("gateway.markup_bp".into(), "must be at most 100000 (+1000%)");
         }
         match &self.kind {
             PlanKind::Value {
@@ -497,6 +555,7 @@ mod tests {
             included_cu: ComputeUnits::ZERO,
             byok_fee: None,
             disputes: None,
+            gateway: None,
         }
     }
 
@@ -738,6 +797,7 @@ mod tests {
             included_cu,
             byok_fee: None,
             disputes: None,
+            gateway: None,
         })
     }
 

@@ -168,6 +168,16 @@ impl fmt::Debug for RemoteModelConfig {
 pub struct RemotePrice {
     pub input_per_million: String,
     pub output_per_million: String,
+    /// Prompt tokens the provider read from its prompt cache
+    /// (`usage.prompt_tokens_details.cached_tokens`); default: the input
+    /// price.
+    #[serde(default)]
+    pub cached_input_per_million: Option<String>,
+    /// Hidden reasoning tokens
+    /// (`usage.completion_tokens_details.reasoning_tokens`); default: the
+    /// output price.
+    #[serde(default)]
+    pub reasoning_per_million: Option<String>,
     #[serde(default = "usd")]
     pub currency: String,
 }
@@ -193,8 +203,15 @@ fn usd() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "per", rename_all = "snake_case")]
 pub enum Price {
-    /// Remote: per million prompt and completion tokens.
-    MillionTokens { input: Money, output: Money },
+    /// Remote: per million tokens, with the provider's cached-prompt and
+    /// reasoning rates (equal to `input` and `output` when the price book
+    /// sets none).
+    MillionTokens {
+        input: Money,
+        output: Money,
+        cached_input: Money,
+        reasoning: Money,
+    },
     /// Local on CPU: per CPU-second.
     CpuSecond { rate: Money, threads: u32 },
     /// Local on GPU: per GPU-second.
@@ -301,19 +318,20 @@ impl RemoteModelConfig {
             return Err(ConfigError::new(name, "connect_timeout_ms", "must be at least 1"));
         }
         check_defaults(name, &self.defaults)?;
+        let money = |key: &'static str, amount: &str| parse_money(name, key, amount, &self.price.currency);
+        let input = money("price.input_per_million", &self.price.input_per_million)?;
+        let output = money("price.output_per_million", &self.price.output_per_million)?;
         Ok(Price::MillionTokens {
-            input: parse_money(
-                name,
-                "price.input_per_million",
-                &self.price.input_per_million,
-                &self.price.currency,
-            )?,
-            output: parse_money(
-                name,
-                "price.output_per_million",
-                &self.price.output_per_million,
-                &self.price.currency,
-            )?,
+            input,
+            output,
+            cached_input: match &self.price.cached_input_per_million {
+                Some(amount) => money("price.cached_input_per_million", amount)?,
+                None => input,
+            },
+            reasoning: match &self.price.reasoning_per_million {
+                Some(amount) => money("price.reasoning_per_million", amount)?,
+                None => output,
+            },
         })
     }
 }

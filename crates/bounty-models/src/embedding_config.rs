@@ -234,6 +234,8 @@ impl RemoteEmbeddingConfig {
             price: RemotePrice {
                 input_per_million: "0".into(),
                 output_per_million: "0".into(),
+                cached_input_per_million: None,
+                reasoning_per_million: None,
                 currency: "USD".into(),
             },
         }

@@ -16,6 +16,8 @@ pub mod embedder;
 pub mod embedding_config;
 pub mod error;
 pub mod local;
+pub mod openai_wire;
+pub mod passthrough;
 pub mod price;
 pub mod registry;
 pub mod remote;

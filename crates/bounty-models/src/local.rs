@@ -593,10 +593,7 @@ impl<'m> Generator<'m> {
             });
         }
         let mut sampler = sampler(model, request)?;
-        let mut usage = Usage {
-            prompt_tokens: n_prompt as u64,
-            completion_tokens: 0,
-        };
+        let mut usage = Usage::tokens(n_prompt as u64, 0);
         let max_tokens = u64::from(request.max_tokens);
         if max_tokens == 0 {
             return Ok(Generation {

@@ -16,6 +16,7 @@ use crate::embedder::Embedder;
 use crate::embedding_config::EmbeddingConfig;
 use crate::error::{ConfigError, ProviderError};
 use crate::local::LocalModel;
+use crate::passthrough::JsonReply;
 use crate::remote::RemoteModel;
 use crate::types::{ByokKey, GenerateRequest, Generation, ProviderKind};
 
@@ -140,49 +141,101 @@ impl Model {
             Backend::Local { .. } => self.local().await?.generate(request).await,
             Backend::Remote(remote) => remote.generate(request).await,
             Backend::Byok { config, outbound } => {
-                let Some(key) = byok else {
-                    return Err(ProviderError::ByokKeyMissing(self.name.clone()));
-                };
-                // An IP-literal host never reaches the guarded resolver.
-                if let Ok(url) = reqwest::Url::parse(key.base_url.trim()) {
-                    bounty_outbound::check_literal(&url, outbound.allow_private).map_err(|e| match e {
-                        OutboundError::Refused { .. } => ProviderError::AddressRefused(e.to_string()),
-                        other => ProviderError::Rejected {
-                            status: 400,
-                            message: format!("the account's endpoint: {other}"),
-                        },
-                    })?;
-                }
-                let own = RemoteModelConfig {
-                    base_url: key.base_url.clone(),
-                    api_key: Some(key.api_key.clone()),
-                    byok: false,
-                    ..config.clone()
-                };
-                let remote = RemoteModel::guarded(&self.name, &own, outbound).map_err(|e| {
-                    ProviderError::Rejected {
-                        status: 400,
-                        message: format!("the account's endpoint: {e}"),
-                    }
-                })?;
-                remote.generate(request).await.map_err(|e| match e {
-                    ProviderError::Rejected {
-                        status: status @ (401 | 403),
-                        message,
-                    } => ProviderError::ByokKeyRejected { status, message },
-                    other => other,
-                })
+                let remote = self.byok_remote(config, outbound, byok)?;
+                remote.generate(request).await.map_err(byok_error)
             }
         }
     }
 
-    /// Embeds each text.
+    /// The account's own endpoint for a BYOK model, through the guarded
+    /// client.
+    fn byok_remote(
+        &self,
+        config: &RemoteModelConfig,
+        outbound: &OutboundPolicy,
+        byok: Option<&ByokKey>,
+    ) -> Result<RemoteModel, ProviderError> {
+        let Some(key) = byok else {
+            return Err(ProviderError::ByokKeyMissing(self.name.clone()));
+        };
+        // An IP-literal host never reaches the guarded resolver.
+        if let Ok(url) = reqwest::Url::parse(key.base_url.trim()) {
+            bounty_outbound::check_literal(&url, outbound.allow_private).map_err(|e| match e {
+                OutboundError::Refused { .. } => ProviderError::AddressRefused(e.to_string()),
+                other => ProviderError::Rejected {
+                    status: 400,
+                    message: format!("the account's endpoint: {other}"),
+                },
+            })?;
+        }
+        let own = RemoteModelConfig {
+            base_url: key.base_url.clone(),
+            api_key: Some(key.api_key.clone()),
+            byok: false,
+            ..config.clone()
+        };
+        RemoteModel::guarded(&self.name, &own, outbound).map_err(|e| ProviderError::Rejected {
+            status: 400,
+            message: format!("the account's endpoint: {e}"),
+        })
+    }
+
+    /// The gateway's non-streaming pass-through of an OpenAI request body
+    /// to `path` (`chat/completions`, `embeddings`) of a remote model, or
+    /// of the account's own endpoint for a BYOK model. `None` for a local
+    /// model, which the gateway runs through [`Model::generate`].
+    pub async fn passthrough_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        byok: Option<&ByokKey>,
+    ) -> Option<Result<JsonReply, ProviderError>> {
+        Some(match &self.backend {
+            Backend::Local { .. } => return None,
+            Backend::Remote(remote) => remote.passthrough_json(path, body).await,
+            Backend::Byok { config, outbound } => match self.byok_remote(config, outbound, byok) {
+                Ok(remote) => remote.passthrough_json(path, body).await.map_err(byok_error),
+                Err(e) => Err(e),
+            },
+        })
+    }
+
+    /// [`Model::passthrough_json`] for a streaming request: the 2xx
+    /// response whose body is the endpoint's server-sent events.
+    pub async fn passthrough_stream(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        byok: Option<&ByokKey>,
+    ) -> Option<Result<reqwest::Response, ProviderError>> {
+        Some(match &self.backend {
+            Backend::Local { .. } => return None,
+            Backend::Remote(remote) => remote.passthrough_stream(path, body).await,
+            Backend::Byok { config, outbound } => match self.byok_remote(config, outbound, byok) {
+                Ok(remote) => remote.passthrough_stream(path, body).await.map_err(byok_error),
+                Err(e) => Err(e),
+            },
+        })
+    }
+
+    /// Embeds `texts` with this model (a BYOK model cannot: no account).
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
         match &self.backend {
             Backend::Local { .. } => self.local().await?.embed(texts).await,
             Backend::Remote(remote) => remote.embed(texts).await,
             Backend::Byok { .. } => Err(ProviderError::ByokKeyMissing(self.name.clone())),
         }
+    }
+}
+
+/// A 401 or 403 from the account's own endpoint is its key's fault.
+fn byok_error(e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::Rejected {
+            status: status @ (401 | 403),
+            message,
+        } => ProviderError::ByokKeyRejected { status, message },
+        other => other,
     }
 }
 

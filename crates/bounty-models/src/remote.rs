@@ -108,6 +108,9 @@ pub struct RemoteModel {
     base_url: String,
     model: String,
     client: Client<OpenAIConfig>,
+    /// The same HTTP client, for the gateway's pass-through
+    /// ([`crate::passthrough`]).
+    pub(crate) http: reqwest::Client,
     /// Only for redacting the key from provider messages; never shown.
     api_key: Option<SecretString>,
     connect_timeout: Duration,
@@ -218,7 +221,7 @@ impl RemoteModel {
         };
         // `build` installs async-openai's retrying executor; `with_http_service`
         // replaces it with ours, so the only retries are `generate`'s.
-        let client = Client::build(http, openai).with_http_service(transport);
+        let client = Client::build(http.clone(), openai).with_http_service(transport);
 
         let token_limit = if url.host_str() == Some("api.openai.com") {
             TokenLimitField::MaxCompletionTokens
@@ -230,6 +233,7 @@ impl RemoteModel {
             base_url,
             model: config.model.clone(),
             client,
+            http,
             api_key,
             connect_timeout,
             request_timeout,
@@ -248,6 +252,21 @@ impl RemoteModel {
 
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// A POST of `body` to `{base_url}/{path}`, with the key (marked
+    /// sensitive) when one is configured.
+    pub(crate) fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        let request = self.http.post(format!("{}/{path}", self.base_url)).json(body);
+        match &self.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                    .unwrap_or_else(|_| HeaderValue::from_static(""));
+                value.set_sensitive(true);
+                request.header(AUTHORIZATION, value)
+            }
+            None => request,
+        }
     }
 
     /// One chat completion, retried as the module docs describe.
@@ -356,7 +375,11 @@ impl RemoteModel {
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries run
     /// out.
-    async fn with_retries<T, F, Fut>(&self, op: &'static str, mut attempt: F) -> Result<T, ProviderError>
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        op: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OpenAIError>>,
@@ -566,6 +589,14 @@ fn generation_from(response: CreateChatCompletionResponse) -> Result<Generation,
         .map(|u| Usage {
             prompt_tokens: u64::from(u.prompt_tokens),
             completion_tokens: u64::from(u.completion_tokens),
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .map_or(0, u64::from),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .map_or(0, u64::from),
         })
         .unwrap_or_default();
     let mut choices = response.choices;
@@ -700,7 +731,7 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// A non-2xx answer, read by [`Transport`] before async-openai drops its
 /// headers.
 #[derive(Debug)]
-struct HttpFailure {
+pub(crate) struct HttpFailure {
     status: StatusCode,
     retry_after: Option<Duration>,
     /// A 429 of type `insufficient_quota`: waiting will not help.
@@ -718,7 +749,7 @@ impl fmt::Display for HttpFailure {
 impl std::error::Error for HttpFailure {}
 
 impl HttpFailure {
-    async fn read(response: reqwest::Response) -> Result<HttpFailure, reqwest::Error> {
+    pub(crate) async fn read(response: reqwest::Response) -> Result<HttpFailure, reqwest::Error> {
         let status = response.status();
         let retry_after = response
             .headers()

@@ -122,11 +122,34 @@ pub enum FinishReason {
     ToolCalls,
 }
 
-/// Token counts of one call.
+/// Token counts of one call, as OpenAI counts them: `cached_tokens` are
+/// part of `prompt_tokens` (the share the provider served from its prompt
+/// cache, at its cached rate), and `reasoning_tokens` are part of
+/// `completion_tokens` (hidden reasoning, billed as output unless the
+/// price book gives them a rate of their own). Each token is therefore
+/// priced once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, those read from the provider's prompt cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Of `completion_tokens`, the model's hidden reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// Prompt and completion counts only.
+    pub const fn tokens(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+        }
+    }
 }
 
 /// What a provider answered.

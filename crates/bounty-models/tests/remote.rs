@@ -98,13 +98,7 @@ async fn a_reply_carries_text_usage_and_the_wire_request() {
 
     let generation = model.generate(request("Where is my refund?")).await.unwrap();
     assert_eq!(generation.text, "Refund issued.");
-    assert_eq!(
-        generation.usage,
-        Usage {
-            prompt_tokens: 1_000,
-            completion_tokens: 500
-        }
-    );
+    assert_eq!(generation.usage, Usage::tokens(1_000, 500));
     assert_eq!(generation.finish_reason, FinishReason::Stop);
     assert!(generation.timings.is_none());
     assert!(generation.latency > Duration::ZERO);
@@ -133,13 +127,7 @@ async fn a_reply_carries_text_usage_and_the_wire_request() {
     // The default behaviour echoes the last user message.
     let echoed = model.generate(request("ticket 42")).await.unwrap();
     assert_eq!(echoed.text, "ticket 42");
-    assert_eq!(
-        echoed.usage,
-        Usage {
-            prompt_tokens: 5,
-            completion_tokens: 2
-        }
-    );
+    assert_eq!(echoed.usage, Usage::tokens(5, 2));
 }
 
 #[tokio::test]
@@ -161,13 +149,7 @@ async fn the_router_prices_a_successful_call() {
     assert_eq!(routed.calls.len(), 1);
     let call = &routed.calls[0];
     assert_eq!(call.provider, Some(ProviderKind::Openai));
-    assert_eq!(
-        call.usage,
-        Usage {
-            prompt_tokens: 1_000,
-            completion_tokens: 500
-        }
-    );
+    assert_eq!(call.usage, Usage::tokens(1_000, 500));
     // 1000 × 0.15 + 500 × 0.60 per million = 450 µ$.
     assert_eq!(call.cost.micros, 450);
     assert!(call.error.is_none());
@@ -526,13 +508,7 @@ async fn the_router_falls_back_to_the_next_model_and_records_both_calls() {
     assert_eq!(first.cost.micros, 0);
     assert_eq!(second.model, "second");
     assert!(second.error.is_none());
-    assert_eq!(
-        second.usage,
-        Usage {
-            prompt_tokens: 2_000,
-            completion_tokens: 1_000
-        }
-    );
+    assert_eq!(second.usage, Usage::tokens(2_000, 1_000));
     // 2000 × 0.15 + 1000 × 0.60 per million = 900 µ$.
     assert_eq!(second.cost.micros, 900);
 }

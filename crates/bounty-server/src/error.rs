@@ -120,6 +120,9 @@ pub enum ApiError {
     /// whose policy has no `external` verifier, or whose window is over.
     /// The refusal is recorded on the receipt; nothing changes.
     SignalNotApplicable(String),
+    /// 409 `outcome_already_reported`: a gateway task's outcome was
+    /// reported before with another answer.
+    OutcomeAlreadyReported(String),
     /// 409: a dispute that cannot be opened or decided, by its code:
     /// `outcome_not_disputable` (not a charged outcome), `dispute_exists`
     /// (the outcome has one), `dispute_decided` (decided already).
@@ -215,6 +218,7 @@ impl ApiError {
             | ApiError::TransitionRefused(_)
             | ApiError::ConversationClosed(_)
             | ApiError::SignalNotApplicable(_)
+            | ApiError::OutcomeAlreadyReported(_)
             | ApiError::DisputeRefused { .. } => StatusCode::CONFLICT,
             ApiError::OperatorOnly { .. } => StatusCode::FORBIDDEN,
             ApiError::BudgetExhausted { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -260,6 +264,7 @@ impl ApiError {
             ApiError::AccountSuspended => "account_suspended",
             ApiError::TransitionRefused(_) => "outcome_transition_refused",
             ApiError::SignalNotApplicable(_) => "signal_not_applicable",
+            ApiError::OutcomeAlreadyReported(_) => "outcome_already_reported",
             ApiError::ConversationClosed(_) => "conversation_closed",
             ApiError::DisputeRefused { code, .. } => code,
             ApiError::OperatorOnly { .. } => "operator_only",
@@ -322,6 +327,7 @@ impl ApiError {
             ),
             ApiError::TransitionRefused(m) => (m.clone(), None),
             ApiError::SignalNotApplicable(m) => (m.clone(), None),
+            ApiError::OutcomeAlreadyReported(m) => (m.clone(), None),
             ApiError::ConversationClosed(m) => (m.clone(), None),
             ApiError::DisputeRefused { message, .. } => (message.clone(), None),
             ApiError::OperatorOnly { action } => (

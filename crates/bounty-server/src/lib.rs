@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
@@ -107,7 +108,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::tasks::create_task, routes::tasks::list_tasks))
         .routes(routes!(routes::tasks::get_task))
         .routes(routes!(routes::tasks::post_task_message))
+        .routes(routes!(routes::tasks::report_outcome))
         .routes(routes!(routes::models::list_models))
+        .routes(routes!(routes::openai::chat_completions))
+        .routes(routes!(routes::openai::embeddings))
+        .routes(routes!(routes::openai::list_models))
+        .routes(routes!(routes::openai::get_model))
         .routes(routes!(routes::outcomes::list_outcomes))
         .routes(routes!(routes::outcomes::get_outcome))
         .routes(routes!(routes::outcomes::post_signal))

@@ -62,12 +62,15 @@ pub struct AppState {
     /// The embedding model knowledge is indexed and searched with
     /// (`[knowledge] embedding_model`); `None`: keyword retrieval only.
     pub knowledge_embedder: Option<Arc<bounty_models::Embedder>>,
+    /// The OpenAI-compatible gateway: its model routes and call recorder.
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl AppState {
     /// State over `store` with the given limits and fresh metrics.
     pub fn new(store: Store, limits: Limits) -> Self {
         AppState {
+            gateway: crate::gateway::empty(store.clone()),
             web: bounty_web::WebState::new(store.clone(), false),
             store,
             metrics: Arc::new(Metrics::default()),
@@ -81,6 +84,18 @@ impl AppState {
             outbound: bounty_outbound::OutboundPolicy::default(),
             knowledge_embedder: None,
         }
+    }
+
+    /// The same state, serving the gateway models of `settings` (on top
+    /// of every configured model under its own name). Call after
+    /// [`AppState::with_models`].
+    pub fn with_gateway(mut self, settings: &crate::gateway::GatewaySettings) -> Result<Self, String> {
+        self.gateway = Arc::new(crate::gateway::Gateway::new(
+            self.store.clone(),
+            &self.models,
+            settings,
+        )?);
+        Ok(self)
     }
 
     /// The same state, embedding knowledge with `embedder`.
@@ -122,6 +137,14 @@ impl AppState {
 
     /// The same state over these models.
     pub fn with_models(mut self, models: Arc<ModelRegistry>) -> Self {
+        self.gateway = Arc::new(
+            crate::gateway::Gateway::new(
+                self.store.clone(),
+                &models,
+                &crate::gateway::GatewaySettings::default(),
+            )
+            .unwrap_or_else(|e| unreachable!("every configured model is a valid gateway model: {e}")),
+        );
         self.models = models;
         self
     }

@@ -33,6 +33,7 @@ mod deliveries;
 pub mod disputes;
 mod distill;
 mod error;
+pub mod gateway;
 pub mod health;
 pub mod integrations;
 pub mod knowledge;

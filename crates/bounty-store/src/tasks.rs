@@ -72,6 +72,10 @@ pub struct Task {
     /// for each customer message that continued it (see
     /// `bounty_core::conversation`).
     pub turn: i32,
+    /// A gateway task: the customer's id for it (`Bounty-Task`). Its
+    /// calls were made through the gateway, and its output was reported
+    /// by the customer: a worker verifies it instead of generating.
+    pub gateway_ref: Option<String>,
 }
 
 /// Why an attempt (or the task) failed.
@@ -143,6 +147,10 @@ pub struct NewModelCall {
     pub provider: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of `prompt_tokens`, those the provider read from its prompt cache.
+    pub cached_tokens: i64,
+    /// Of `completion_tokens`, hidden reasoning.
+    pub reasoning_tokens: i64,
     pub latency_us: i64,
     /// What the call cost us (zero for a cache hit); a BYOK call's cost is
     /// the account's own, on its own key.
@@ -173,7 +181,7 @@ macro_rules! task_columns {
     () => {
         "id, account_id, agent_id, agent_version, status, input, external_ref, attempts, max_attempts,
          run_at, lease_expires_at, output, output_errors, output_model, transcript, last_error_code,
-         last_error_message, created_at, updated_at, started_at, finished_at, livemode, turn"
+         last_error_message, created_at, updated_at, started_at, finished_at, livemode, turn, gateway_ref"
     };
 }
 pub(crate) use task_columns;
@@ -203,6 +211,7 @@ pub(crate) struct TaskRow {
     finished_at: Option<Timestamp>,
     livemode: bool,
     turn: i32,
+    gateway_ref: Option<String>,
 }
 
 impl TaskRow {
@@ -255,6 +264,7 @@ impl TryFrom<TaskRow> for Task {
             finished_at: r.finished_at,
             mode: ApiKeyMode::from_livemode(r.livemode),
             turn: r.turn,
+            gateway_ref: r.gateway_ref,
         })
     }
 }
@@ -274,8 +284,9 @@ pub async fn insert_model_calls(
         tx.execute(
             "insert into model_calls (id, account_id, task_id, attempt, seq, model, provider, prompt_tokens,
                  completion_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code,
-                 error_message, created_at, verdict, shadow)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 error_message, created_at, verdict, shadow, cached_tokens, reasoning_tokens)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                 $20, $21)",
             args![
                 ModelCallId::new().to_string(),
                 account.to_string(),
@@ -295,7 +306,9 @@ pub async fn insert_model_calls(
                 call.error.as_ref().map(|e| e.message.clone()),
                 now,
                 call.verdict.map(|d| d.as_str().to_owned()),
-                call.shadow
+                call.shadow,
+                call.cached_tokens,
+                call.reasoning_tokens
             ],
         )
         .await?;
@@ -576,12 +589,14 @@ impl Store {
             created_at: Timestamp,
             verdict: Option<Text<Decision>>,
             shadow: bool,
+            cached_tokens: i64,
+            reasoning_tokens: i64,
         }
         let rows: Vec<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "select id, task_id, attempt, model, provider, prompt_tokens, completion_tokens, latency_us,
                      cost_micros, currency, cache_hit, byok, error_code, error_message, created_at, verdict,
-                     shadow
+                     shadow, cached_tokens, reasoning_tokens
                  from model_calls where account_id = $1 and task_id = $2 order by attempt, seq",
             )
             .bind(account.to_string())
@@ -600,6 +615,8 @@ impl Store {
                     provider: r.provider,
                     prompt_tokens: r.prompt_tokens,
                     completion_tokens: r.completion_tokens,
+                    cached_tokens: r.cached_tokens,
+                    reasoning_tokens: r.reasoning_tokens,
                     latency_us: r.latency_us,
                     cost: Money::from_micros(r.cost_micros, r.currency.0),
                     cache_hit: r.cache_hit,

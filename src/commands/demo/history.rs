@@ -194,6 +194,8 @@ async fn ticket(
         provider: Some("llama".into()),
         prompt_tokens: 180,
         completion_tokens: 48,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
         latency_us: 900_000,
         cost: bounty_core::Money::from_micros(180, bounty_core::Currency::USD),
         cache_hit: false,

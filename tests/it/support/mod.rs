@@ -73,6 +73,8 @@ pub struct TestOptions {
     pub embeddings: Vec<(String, Value)>,
     /// `[knowledge] embedding_model`: one of `embeddings`.
     pub knowledge_embedding_model: Option<String>,
+    /// `[gateway]`: gateway models beyond the configured ones.
+    pub gateway: bounty_server::gateway::GatewaySettings,
 }
 
 impl Default for TestOptions {
@@ -90,6 +92,7 @@ impl Default for TestOptions {
             allow_private: false,
             embeddings: Vec::new(),
             knowledge_embedding_model: None,
+            gateway: bounty_server::gateway::GatewaySettings::default(),
         }
     }
 }
@@ -207,6 +210,8 @@ pub struct TestApp {
     pub proxy: Option<proxy::Proxy>,
     /// The master keys the server seals secrets with, when it has them.
     pub keyring: Option<bounty_integrations::Keyring>,
+    /// The server's gateway (to flush its call recorder).
+    pub gateway: Arc<bounty_server::gateway::Gateway>,
     shutdown: CancellationToken,
     _worker: Option<tokio::task::JoinHandle<()>>,
     _server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -321,7 +326,10 @@ impl TestApp {
                     .iter()
                     .map(|s| s.clone().into())
                     .collect(),
-            );
+            )
+            .with_gateway(&opts.gateway)
+            .expect("valid gateway settings");
+        let gateway = Arc::clone(&state.gateway);
         let app = bounty_server::app(state);
         let server = tokio::spawn(bounty_server::serve(
             listener,
@@ -335,6 +343,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             proxy,
             keyring,
+            gateway,
             shutdown,
             _worker: worker,
             _server: server,

@@ -87,6 +87,19 @@ pub enum Behavior {
     /// here is at least N replies `The answer is WORD.`, any other model
     /// `I am not sure.` Token counts as for [`Behavior::Echo`].
     Skilled(std::collections::BTreeMap<String, u8>),
+    /// 200 with this text and a usage that has OpenAI's details: the
+    /// cached share of the prompt and the reasoning share of the
+    /// completion.
+    Detailed {
+        text: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cached_tokens: u64,
+        reasoning_tokens: u64,
+    },
+    /// 200 with this text and no `usage` at all (streaming: no usage
+    /// chunk even when asked for), as some compatible servers answer.
+    NoUsage(String),
     /// 200 with an assistant message that calls these tools (name,
     /// arguments as JSON text), `content: null` and
     /// `finish_reason: "tool_calls"`; ids are `call_fakeN_I`. Token counts as
@@ -328,6 +341,10 @@ struct Asked {
     inputs: Vec<String>,
     /// `dimensions` of an embeddings request.
     dimensions: Option<u64>,
+    /// `stream: true`: the answer goes out as server-sent events.
+    stream: bool,
+    /// `stream_options.include_usage`.
+    include_usage: bool,
 }
 
 impl Shared {
@@ -410,10 +427,14 @@ impl Shared {
                 let completion = calls.iter().map(|(_, a)| word_count(a)).sum::<u64>().max(1);
                 let prompt = asked.prompt_words.max(1);
                 let message = json!({"role": "assistant", "content": null, "tool_calls": tool_calls});
-                json_response(
-                    StatusCode::OK,
-                    &chat_completion(id, &asked.model, message, "tool_calls", prompt, completion),
-                )
+                asked.respond(chat_completion(
+                    id,
+                    &asked.model,
+                    message,
+                    "tool_calls",
+                    prompt,
+                    completion,
+                ))
             }
             Behavior::Reply {
                 text,
@@ -424,6 +445,38 @@ impl Shared {
                 &asked,
                 Some((text, prompt_tokens, completion_tokens, "stop")),
             ),
+            Behavior::Detailed {
+                text,
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                reasoning_tokens,
+            } => {
+                let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                let message = json!({ "role": "assistant", "content": text });
+                let mut body = chat_completion(
+                    id,
+                    &asked.model,
+                    message,
+                    "stop",
+                    prompt_tokens,
+                    completion_tokens,
+                );
+                body["usage"]["prompt_tokens_details"] =
+                    json!({"cached_tokens": cached_tokens, "audio_tokens": 0});
+                body["usage"]["completion_tokens_details"] =
+                    json!({"reasoning_tokens": reasoning_tokens, "audio_tokens": 0});
+                asked.respond(body)
+            }
+            Behavior::NoUsage(text) => {
+                let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                let message = json!({ "role": "assistant", "content": text });
+                let mut body = chat_completion(id, &asked.model, message, "stop", 0, 0);
+                if let Some(object) = body.as_object_mut() {
+                    object.remove("usage");
+                }
+                asked.respond(body)
+            }
             Behavior::Truncated {
                 text,
                 prompt_tokens,
@@ -489,7 +542,14 @@ impl Shared {
                     )
                 });
                 let message = json!({ "role": "assistant", "content": text });
-                chat_completion(id, &asked.model, message, finish, prompt, completion)
+                return asked.respond(chat_completion(
+                    id,
+                    &asked.model,
+                    message,
+                    finish,
+                    prompt,
+                    completion,
+                ));
             }
             Endpoint::Embeddings => {
                 if let Some(refusal) = asked.embeddings_refusal() {
@@ -621,6 +681,11 @@ impl Asked {
                     prompt_words,
                     inputs: Vec::new(),
                     dimensions: None,
+                    stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+                    include_usage: body
+                        .pointer("/stream_options/include_usage")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 }
             }
             Endpoint::Embeddings => {
@@ -640,9 +705,81 @@ impl Asked {
                     prompt_words,
                     inputs,
                     dimensions: body.get("dimensions").and_then(Value::as_u64),
+                    stream: false,
+                    include_usage: false,
                 }
             }
         }
+    }
+
+    /// A chat completion as JSON, or, for `stream: true`, as OpenAI's
+    /// server-sent events: a role chunk, one chunk per word of the
+    /// content (or per tool call), a finish chunk, then (with
+    /// `stream_options.include_usage`) a chunk with no choices and the
+    /// usage, and `data: [DONE]`. With `include_usage`, every other chunk
+    /// carries `"usage": null`.
+    fn respond(&self, completion: Value) -> Response {
+        if !self.stream {
+            return json_response(StatusCode::OK, &completion);
+        }
+        let choice = &completion["choices"][0];
+        let chunk = |choices: Value| {
+            let mut c = json!({
+                "id": completion["id"],
+                "object": "chat.completion.chunk",
+                "created": completion["created"],
+                "model": completion["model"],
+                "system_fingerprint": null,
+                "choices": choices,
+            });
+            if self.include_usage {
+                c["usage"] = Value::Null;
+            }
+            c
+        };
+        let delta = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        let mut events = vec![chunk(delta(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ))];
+        if let Some(text) = choice["message"]["content"].as_str() {
+            let mut rest = text;
+            while !rest.is_empty() {
+                let cut = rest
+                    .char_indices()
+                    .skip(1)
+                    .find(|(_, c)| *c == ' ')
+                    .map_or(rest.len(), |(i, _)| i);
+                events.push(chunk(delta(json!({"content": &rest[..cut]}), Value::Null)));
+                rest = &rest[cut..];
+            }
+        }
+        if let Some(calls) = choice["message"]["tool_calls"].as_array() {
+            for (i, call) in calls.iter().enumerate() {
+                let mut call = call.clone();
+                call["index"] = json!(i);
+                events.push(chunk(delta(json!({"tool_calls": [call]}), Value::Null)));
+            }
+        }
+        events.push(chunk(delta(json!({}), choice["finish_reason"].clone())));
+        if self.include_usage && completion.get("usage").is_some() {
+            let mut last = chunk(json!([]));
+            last["usage"] = completion["usage"].clone();
+            events.push(last);
+        }
+        let mut body = String::new();
+        for event in events {
+            body.push_str("data: ");
+            body.push_str(&event.to_string());
+            body.push_str("\n\n");
+        }
+        body.push_str("data: [DONE]\n\n");
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            body,
+        )
+            .into_response()
     }
 
     /// The 400 OpenAI answers to embeddings input it refuses.

@@ -18,6 +18,7 @@ pub mod integrations;
 pub mod invoices;
 pub mod knowledge;
 pub mod models;
+pub mod openai;
 pub mod ops;
 pub mod outcomes;
 pub mod pagination;

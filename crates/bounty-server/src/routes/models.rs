@@ -1,5 +1,8 @@
-//! `/v1/models`: the models configured on this deployment, which agents'
-//! routes may name.
+//! `/v1/catalog/models`: the models configured on this deployment, which
+//! agents' routes may name, with their providers and prices.
+//!
+//! This listing was at `/v1/models` until the OpenAI-compatible gateway
+//! took that path for OpenAI's own shape (`routes::openai`).
 
 use axum::Json;
 use axum::extract::State;
@@ -38,7 +41,7 @@ pub struct ModelList {
 /// Lists the configured models, by name.
 #[utoipa::path(
     get,
-    path = "/v1/models",
+    path = "/v1/catalog/models",
     tag = "models",
     security(("api_key" = [])),
     responses(

@@ -539,6 +539,81 @@ pub async fn create_task(
     }
 }
 
+/// A gateway task's outcome, as the customer reports it.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReportIn {
+    /// The final answer the customer's agent gave: what the agent's
+    /// verification policy judges.
+    pub output: String,
+    /// What the task answered (the ticket or request), which verifiers
+    /// such as a judge read beside the answer.
+    pub input: TaskInput,
+    /// The agent (id or name) whose task it is; default: the agent the
+    /// calls named with `Bounty-Agent`, else the agent named `gateway`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// Reports the outcome of a task whose calls went through the
+/// OpenAI-compatible gateway with `Bounty-Task: {id}`. The task is made,
+/// with every call recorded for it so far (each with its cost), and
+/// queued: the agent's verification policy decides the answer exactly as
+/// for an agent Bounty runs, and a resolved outcome is charged once. The
+/// same report again answers the same task (`200`); another answer for a
+/// reported task is refused.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/outcome",
+    tag = "tasks",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "Your id of the task: the `Bounty-Task` its gateway calls carried")),
+    request_body = OutcomeReportIn,
+    responses(
+        (status = 201, body = TaskOut, description = "The task, queued for verification"),
+        (status = 200, body = TaskOut, description = "The same report was made before: its task"),
+        (status = 400, description = "Malformed JSON or an unknown or missing field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 402, description = "`budget_exhausted` or `account_suspended`", body = ErrorBody),
+        (status = 409, description = "`outcome_already_reported`: reported before with another answer", body = ErrorBody),
+        (status = 422, description = "`unknown_agent` (none named, and no agent called `gateway`), or `validation_failed` naming the field", body = ErrorBody),
+    )
+)]
+pub async fn report_outcome(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OutcomeReportIn>,
+) -> ApiResult<Response> {
+    use bounty_agents::gateway_task::{Report, ReportError, Reported, report_outcome};
+    // Every call the client saw answered is recorded before the task is
+    // made from them.
+    state.gateway.flush().await;
+    let report = Report {
+        reference: id,
+        agent: body.agent,
+        input: body.input,
+        output: body.output,
+        mode: auth.mode,
+        max_attempts: state.task_max_attempts,
+    };
+    match report_outcome(&state.store, auth.account_id, report).await {
+        Ok(Reported::New { task, calls }) => {
+            tracing::info!(task.id = %task.id, calls, "gateway task reported");
+            state.task_wake.notify_one();
+            Ok((StatusCode::CREATED, Json(TaskOut::summary(task))).into_response())
+        }
+        Ok(Reported::Repeated(task)) => Ok((StatusCode::OK, Json(TaskOut::summary(task))).into_response()),
+        Err(ReportError::AlreadyReported { reference, task }) => {
+            Err(ApiError::OutcomeAlreadyReported(format!(
+                "the outcome of {reference:?} was reported before with another answer (task {})",
+                task.id
+            )))
+        }
+        Err(ReportError::Submit(e)) => Err(e.into()),
+    }
+}
+
 /// Lists the account's tasks, newest first, filtered by status, agent and
 /// creation time.
 #[utoipa::path(

@@ -129,6 +129,8 @@ fn call(cost_micros: i64) -> NewModelCall {
         provider: Some("local".into()),
         prompt_tokens: 120,
         completion_tokens: 48,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
         latency_us: 250_000,
         cost: Money::from_micros(cost_micros, Currency::USD),
         cache_hit: false,

@@ -1,0 +1,157 @@
+//! The OpenAI-compatible gateway: what it serves, and what it keeps
+//! between requests.
+//!
+//! - [`GatewaySettings`]: the gateway model names clients send, each a
+//!   route of configured models (`[gateway.models.NAME] route = [...]`).
+//!   Every configured model is also a gateway model of its own name.
+//! - [`Recorder`]: writes every call behind the response, in batches
+//!   (one transaction per batch), so that recording costs a request no
+//!   database round trip. A graceful shutdown flushes it. What a crash can
+//!   lose is bounded by one batch in flight: those calls' cost is not
+//!   recorded, and so never charged (never the other way round).
+//! - A short-lived cache of the agents named by `Bounty-Agent`.
+//! - [`error`]: OpenAI's error shape.
+
+pub mod error;
+pub mod recorder;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bounty_core::{AccountId, AgentId};
+use bounty_models::ModelRegistry;
+use bounty_store::Store;
+use serde::Deserialize;
+
+pub use recorder::Recorder;
+
+/// `[gateway]`: the model names the gateway serves.
+///
+/// ```toml
+/// [gateway.models.fast]
+/// route = ["gpt-4o-mini", "local-tiny"]   # tried in order on errors
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Gateway model names and their routes. A configured model not named
+    /// here is served under its own name, alone.
+    pub models: BTreeMap<String, GatewayModelSettings>,
+}
+
+/// `[gateway.models.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayModelSettings {
+    /// Configured models (`[models.NAME]`), tried in order: the next one
+    /// answers when one fails with a provider error that another model may
+    /// not have (5xx, 429, timeouts, an unreachable endpoint).
+    pub route: Vec<String>,
+}
+
+/// A resolved `Bounty-Agent` (or none such), and when it was resolved.
+type CachedAgent = (Option<AgentId>, Instant);
+
+/// How long a `Bounty-Agent` name stays resolved in this process.
+const AGENT_TTL: Duration = Duration::from_secs(30);
+
+/// The gateway's state: routes, the call recorder, the agent cache.
+pub struct Gateway {
+    routes: BTreeMap<String, Vec<String>>,
+    store: Store,
+    recorder: OnceLock<Recorder>,
+    agents: Mutex<HashMap<(AccountId, String), CachedAgent>>,
+    started: i64,
+}
+
+impl Gateway {
+    /// The gateway over `registry`: each configured model under its own
+    /// name, then `settings`' routes. A route naming an unknown model is
+    /// refused with the table and the name.
+    pub fn new(
+        store: Store,
+        registry: &ModelRegistry,
+        settings: &GatewaySettings,
+    ) -> Result<Gateway, String> {
+        let mut routes: BTreeMap<String, Vec<String>> = registry
+            .iter()
+            .map(|m| (m.name().to_owned(), vec![m.name().to_owned()]))
+            .collect();
+        for (name, model) in &settings.models {
+            bounty_models::config::check_name(name)
+                .map_err(|e| format!("gateway.models.{name}: {}", e.message))?;
+            if model.route.is_empty() {
+                return Err(format!(
+                    "gateway.models.{name}.route: must name at least one model"
+                ));
+            }
+            if let Some(unknown) = model.route.iter().find(|m| registry.get(m).is_none()) {
+                return Err(format!(
+                    "gateway.models.{name}.route: {unknown:?} is not a configured model ([models.{unknown}])"
+                ));
+            }
+            routes.insert(name.clone(), model.route.clone());
+        }
+        Ok(Gateway {
+            routes,
+            store,
+            recorder: OnceLock::new(),
+            agents: Mutex::new(HashMap::new()),
+            started: chrono::Utc::now().timestamp(),
+        })
+    }
+
+    /// The route of gateway model `name`.
+    pub fn route(&self, name: &str) -> Option<&[String]> {
+        self.routes.get(name).map(Vec::as_slice)
+    }
+
+    /// Every gateway model and its route, by name.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.routes.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// When this process started serving, as OpenAI's `created`.
+    pub fn started(&self) -> i64 {
+        self.started
+    }
+
+    /// The recorder, started on first use (inside the runtime).
+    pub fn recorder(&self) -> &Recorder {
+        self.recorder.get_or_init(|| Recorder::start(self.store.clone()))
+    }
+
+    /// Waits until every call recorded so far is written.
+    pub async fn flush(&self) {
+        if let Some(recorder) = self.recorder.get() {
+            recorder.flush().await;
+        }
+    }
+
+    /// The cached resolution of `given` (an agent id or name) in
+    /// `account`, when fresh.
+    pub(crate) fn cached_agent(&self, account: AccountId, given: &str) -> Option<Option<AgentId>> {
+        let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents
+            .get(&(account, given.to_owned()))
+            .filter(|(_, at)| at.elapsed() < AGENT_TTL)
+            .map(|(id, _)| *id)
+    }
+
+    pub(crate) fn cache_agent(&self, account: AccountId, given: &str, id: Option<AgentId>) {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if agents.len() > 10_000 {
+            agents.retain(|_, (_, at)| at.elapsed() < AGENT_TTL);
+        }
+        agents.insert((account, given.to_owned()), (id, Instant::now()));
+    }
+}
+
+/// A gateway over no models: what a state starts with.
+pub(crate) fn empty(store: Store) -> Arc<Gateway> {
+    Arc::new(
+        Gateway::new(store, &ModelRegistry::default(), &GatewaySettings::default())
+            .unwrap_or_else(|e| unreachable!("an empty gateway is valid: {e}")),
+    )
+}

@@ -1,0 +1,1034 @@
+//! The OpenAI-compatible gateway: `POST /v1/chat/completions` (streaming
+//! and not), `POST /v1/embeddings`, `GET /v1/models` and
+//! `GET /v1/models/{model}`, in OpenAI's wire format, errors included.
+//!
+//! A Bounty API key is the client's key. A request names a gateway model
+//! (`model`), whose route of configured models is tried in order
+//! ([`crate::gateway`]). Remote models get the request as the client
+//! wrote it (`bounty_models::passthrough`); local ones run it through
+//! llama.cpp (`bounty_models::openai_wire`).
+//!
+//! **Attribution.** `Bounty-Task: <id>` (or `metadata.bounty_task`) makes
+//! the call part of the customer's task `<id>`, for the agent named by
+//! `Bounty-Agent` (or `metadata.bounty_agent`; by default the account's
+//! agent named `gateway`). Both keys are taken out of `metadata` before the
+//! request goes upstream. A call that names no task follows the plan's
+//! `gateway.unattributed` rule: `refuse` (400 `task_required`, the
+//! default), `cost_plus` or `free`.
+//!
+//! **Cost.** Each call is priced from the usage the provider reported
+//! (cached and reasoning tokens at their own rates,
+//! `bounty_models::price`); a stream is asked for its usage
+//! (`stream_options.include_usage`, its last chunk dropped when the client
+//! did not ask for it). When a provider reports none, Bounty counts: about
+//! four bytes a token for the prompt, one token per streamed delta or four
+//! bytes a token of the answer, and the call is flagged `usage_counted`.
+//! The provider's own `usage.cost`, when present, is never read.
+//!
+//! Every call, failures included, is recorded behind the response
+//! ([`crate::gateway::Recorder`]) and answered with its id in
+//! `Bounty-Call-Id`.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bounty_agents::gateway_task::{DEFAULT_GATEWAY_AGENT, check_reference};
+use bounty_core::{AgentId, GatewayCallId, GatewayTerms, Money, Unattributed};
+use bounty_models::{ByokKey, Model, ProviderError, Usage, openai_wire, price};
+use bounty_store::gateway::{GatewayBilling, NewGatewayCall};
+use bounty_store::{NewModelCall, TaskError, byok_sealing_aad};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::gateway::error::OpenAiError;
+use crate::state::AppState;
+
+type GatewayResult<T> = Result<T, OpenAiError>;
+
+/// A request that passed every check before the model is called.
+struct Prepared {
+    auth: Auth,
+    body: Value,
+    model: String,
+    route: Vec<String>,
+    task_ref: Option<String>,
+    agent: Option<AgentId>,
+    billing: GatewayBilling,
+    terms: Option<GatewayTerms>,
+    byok: Option<ByokKey>,
+}
+
+impl Prepared {
+    fn object(&self) -> &Map<String, Value> {
+        self.body
+            .as_object()
+            .unwrap_or_else(|| unreachable!("checked in prepare"))
+    }
+}
+
+/// Creates a chat completion, OpenAI's `POST /v1/chat/completions`.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "gateway",
+    security(("api_key" = [])),
+    request_body(content = Object, description = "OpenAI's chat completion request; `model` names a gateway model"),
+    params(
+        ("Bounty-Task" = Option<String>, Header, description = "The customer's id of the task this call belongs to"),
+        ("Bounty-Agent" = Option<String>, Header, description = "The agent (id or name) whose task it is; default: the agent named `gateway`"),
+    ),
+    responses(
+        (status = 200, description = "OpenAI's `chat.completion`, or `text/event-stream` of `chat.completion.chunk` with `stream: true`", body = Object),
+        (status = 400, description = "OpenAI error: a bad field (`param`), `task_required`, `agent_not_found`, `agent_required`", body = Object),
+        (status = 401, description = "OpenAI error `invalid_api_key`", body = Object),
+        (status = 404, description = "OpenAI error `model_not_found`", body = Object),
+        (status = 429, description = "OpenAI error, with `Retry-After`", body = Object),
+        (status = 502, description = "OpenAI error `upstream_error`", body = Object),
+        (status = 504, description = "OpenAI error `upstream_timeout`", body = Object),
+    )
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match chat(state, auth, headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn chat(
+    state: AppState,
+    auth: Result<Auth, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> GatewayResult<Response> {
+    let prepared = prepare(&state, auth, &headers, &body).await?;
+    let object = prepared.object();
+    if object.get("messages").and_then(Value::as_array).is_none() {
+        return Err(OpenAiError::invalid(
+            "messages",
+            "`messages` is required: an array of messages.",
+        ));
+    }
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(OpenAiError::invalid("stream", "`stream` must be a boolean.")),
+    };
+    if stream {
+        stream_chat(state, prepared).await
+    } else {
+        complete_chat(state, prepared).await
+    }
+}
+
+/// Reads and checks what every gateway request shares: the key, the JSON
+/// body, the model, attribution, the plan's rule and the BYOK key.
+async fn prepare(
+    state: &AppState,
+    auth: Result<Auth, ApiError>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> GatewayResult<Prepared> {
+    let auth = auth.map_err(OpenAiError::from)?;
+    let mut body: Value = serde_json::from_slice(body).map_err(|e| {
+        OpenAiError::invalid(
+            "body",
+            format!("We could not parse the JSON body of your request: {e}. The body must be a JSON object."),
+        )
+    })?;
+    let Some(object) = body.as_object_mut() else {
+        return Err(OpenAiError::invalid("body", "The body must be a JSON object."));
+    };
+    let model = match object.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(OpenAiError::invalid(
+                "model",
+                "You must provide a model parameter.",
+            ));
+        }
+    };
+    let route = state
+        .gateway
+        .route(&model)
+        .ok_or_else(|| OpenAiError::model_not_found(&model))?
+        .to_vec();
+    let (task_ref, agent_given) = attribution(headers, object)?;
+    let (billing, terms) = match &task_ref {
+        Some(_) => (GatewayBilling::Task, None),
+        None => {
+            let plan = state.store.plan(auth.account_id).await.map_err(internal)?;
+            let terms = plan.gateway;
+            match terms.map(|t| t.unattributed).unwrap_or_default() {
+                Unattributed::Refuse => {
+                    return Err(OpenAiError::bounty(
+                        "task_required",
+                        Some("Bounty-Task"),
+                        "This account's plan bills gateway calls by task: send `Bounty-Task: <your task id>` \
+                         (or `metadata.bounty_task`) with every call.",
+                    ));
+                }
+                Unattributed::CostPlus => (GatewayBilling::CostPlus, terms),
+                Unattributed::Free => (GatewayBilling::Free, terms),
+            }
+        }
+    };
+    let agent = match (&task_ref, agent_given) {
+        (None, _) => None,
+        (Some(_), Some(given)) => Some(resolve_agent(state, &auth, &given).await?.ok_or_else(|| {
+            OpenAiError::bounty(
+                "agent_not_found",
+                Some("Bounty-Agent"),
+                format!("This account has no agent {given:?} (Bounty-Agent takes an agent's id or name)."),
+            )
+        })?),
+        (Some(_), None) => Some(resolve_agent(state, &auth, DEFAULT_GATEWAY_AGENT).await?.ok_or_else(|| {
+            OpenAiError::bounty(
+                "agent_required",
+                Some("Bounty-Agent"),
+                format!(
+                    "A call with Bounty-Task belongs to an agent's task: send `Bounty-Agent: <agent id or name>`, \
+                     or create an agent named {DEFAULT_GATEWAY_AGENT:?} (its verification policy decides the outcome)."
+                ),
+            )
+        })?),
+    };
+    let byok = byok_key(state, &auth, &route).await?;
+    Ok(Prepared {
+        auth,
+        body,
+        model,
+        route,
+        task_ref,
+        agent,
+        billing,
+        terms,
+        byok,
+    })
+}
+
+/// `Bounty-Task` and `Bounty-Agent`, from the headers or the body's
+/// `metadata` (taken out of it: providers refuse keys they do not know).
+fn attribution(
+    headers: &HeaderMap,
+    object: &mut Map<String, Value>,
+) -> GatewayResult<(Option<String>, Option<String>)> {
+    let header = |name: &'static str| -> GatewayResult<Option<String>> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|_| OpenAiError::invalid(name, format!("`{name}` must be visible ASCII text.")))
+            })
+            .transpose()
+    };
+    let mut task = header("bounty-task")?;
+    let mut agent = header("bounty-agent")?;
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        let mut take = |key: &str| -> GatewayResult<Option<String>> {
+            match metadata.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(OpenAiError::invalid(
+                    format!("metadata.{key}"),
+                    format!("`metadata.{key}` must be a string."),
+                )),
+            }
+        };
+        let (meta_task, meta_agent) = (take("bounty_task")?, take("bounty_agent")?);
+        if metadata.is_empty() {
+            object.remove("metadata");
+        }
+        task = task.or(meta_task);
+        agent = agent.or(meta_agent);
+    }
+    if let Some(task) = &task {
+        check_reference(task)
+            .map_err(|m| OpenAiError::invalid("Bounty-Task", format!("`Bounty-Task` {m}.")))?;
+    }
+    Ok((task, agent))
+}
+
+async fn resolve_agent(state: &AppState, auth: &Auth, given: &str) -> GatewayResult<Option<AgentId>> {
+    if let Some(known) = state.gateway.cached_agent(auth.account_id, given) {
+        return Ok(known);
+    }
+    let agent = bounty_agents::submit::resolve_agent(&state.store, auth.account_id, given)
+        .await
+        .map_err(internal)?
+        .map(|a| a.id);
+    state.gateway.cache_agent(auth.account_id, given, agent);
+    Ok(agent)
+}
+
+/// The account's own key, when the route has a BYOK model and the account
+/// set one (without one, those models fail `byok_key_missing` and the
+/// route goes on).
+async fn byok_key(state: &AppState, auth: &Auth, route: &[String]) -> GatewayResult<Option<ByokKey>> {
+    if !route
+        .iter()
+        .any(|m| state.models.get(m).is_some_and(|m| m.is_byok()))
+    {
+        return Ok(None);
+    }
+    let Some(record) = state.store.byok(auth.account_id).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    let Some(keys) = state.keyring.as_deref() else {
+        tracing::warn!(
+            "a gateway route has a BYOK model, but no master keys are configured to open keys with"
+        );
+        return Ok(None);
+    };
+    Ok(keys
+        .open_text(&record.sealed_key, byok_sealing_aad(auth.account_id).as_bytes())
+        .map(|key| ByokKey {
+            base_url: record.base_url,
+            api_key: key.into(),
+        }))
+}
+
+fn internal(e: impl std::fmt::Display) -> OpenAiError {
+    tracing::error!(error = %e, "gateway request failed");
+    OpenAiError::internal()
+}
+
+/// Whether the next model of the route may succeed where this one failed:
+/// not when the provider refused the request itself (a 4xx).
+fn falls_back(error: &ProviderError) -> bool {
+    !matches!(error, ProviderError::Rejected { .. })
+}
+
+/// One finished call, to record.
+struct Done {
+    served: String,
+    model: Option<std::sync::Arc<Model>>,
+    usage: Usage,
+    usage_counted: bool,
+    latency: Duration,
+    error: Option<ProviderError>,
+    streamed: bool,
+}
+
+fn record(state: &AppState, prepared: &Prepared, endpoint: &'static str, done: Done) -> GatewayCallId {
+    record_as(state, prepared, endpoint, done, GatewayCallId::new())
+}
+
+/// [`record`] under an id chosen before (a stream's, sent in its headers).
+fn record_as(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    done: Done,
+    id: GatewayCallId,
+) -> GatewayCallId {
+    let usd = bounty_core::Currency::USD;
+    let cost = match &done.model {
+        Some(m) => price::cost(
+            m.price(),
+            done.usage,
+            cost_time(m, done.latency, done.error.is_some()),
+        ),
+        None => Money::zero(usd),
+    };
+    let byok = done.model.as_ref().is_some_and(|m| m.is_byok());
+    let charge = match (prepared.billing, prepared.terms) {
+        // The customer's own key: the cost is theirs already.
+        (GatewayBilling::CostPlus, Some(terms)) if !byok => terms.cost_plus(cost),
+        _ => Money::zero(cost.currency),
+    };
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    state.gateway.recorder().record(NewGatewayCall {
+        id,
+        account: prepared.auth.account_id,
+        mode: prepared.auth.mode,
+        api_key: prepared.auth.key_id.to_string(),
+        task_ref: prepared.task_ref.clone(),
+        agent: prepared.agent,
+        endpoint,
+        model: prepared.model.clone(),
+        call: NewModelCall {
+            model: done.served,
+            provider: done.model.as_ref().map(|m| m.provider().as_str().to_owned()),
+            prompt_tokens: clamp(done.usage.prompt_tokens),
+            completion_tokens: clamp(done.usage.completion_tokens),
+            cached_tokens: clamp(done.usage.cached_tokens),
+            reasoning_tokens: clamp(done.usage.reasoning_tokens),
+            latency_us: i64::try_from(done.latency.as_micros()).unwrap_or(i64::MAX),
+            cost,
+            cache_hit: false,
+            byok,
+            error: done.error.as_ref().map(|e| TaskError {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            }),
+            verdict: None,
+            shadow: false,
+        },
+        usage_counted: done.usage_counted,
+        streamed: done.streamed,
+        billing: prepared.billing,
+        charge,
+        at: state.store.now(),
+    });
+    id
+}
+
+/// The wall time a call is priced by: a local model's whole time, failed
+/// or not (the hardware was busy); a failed remote call's none (no tokens).
+fn cost_time(model: &Model, latency: Duration, failed: bool) -> Duration {
+    match model.provider() {
+        bounty_models::ProviderKind::Llama => latency,
+        bounty_models::ProviderKind::Openai if failed => Duration::ZERO,
+        bounty_models::ProviderKind::Openai => latency,
+    }
+}
+
+/// Tokens Bounty counts when a provider reports none: about four bytes a
+/// token, rounded up.
+fn counted_tokens(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
+}
+
+fn with_call_id(mut response: Response, id: GatewayCallId) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("bounty-call-id", value);
+    }
+    response
+}
+
+fn completion_id() -> String {
+    let id = GatewayCallId::new().to_string();
+    format!("chatcmpl-{}", id.trim_start_matches("gwc_").to_lowercase())
+}
+
+/// A JSON answer of one model: the body, its usage, and whether Bounty
+/// counted that usage itself.
+type JsonAnswer = (Value, Usage, bool);
+
+/// Walks the route of a non-streaming request: each model in turn until
+/// one answers (`call`), recording every call; a failure the next model
+/// cannot fix (the provider refused the request) ends the walk.
+async fn through_route<F, Fut>(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    mut call: F,
+) -> GatewayResult<Response>
+where
+    F: FnMut(std::sync::Arc<Model>) -> Fut,
+    Fut: std::future::Future<Output = GatewayResult<Result<JsonAnswer, ProviderError>>>,
+{
+    let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
+    for name in &prepared.route {
+        let Some(model) = state.models.get(name).cloned() else {
+            last = ProviderError::NotConfigured(format!("model {name:?} is not configured"));
+            continue;
+        };
+        let started = Instant::now();
+        let result = call(std::sync::Arc::clone(&model)).await?;
+        let latency = started.elapsed();
+        match result {
+            Ok((body, usage, usage_counted)) => {
+                let done = Done {
+                    served: name.clone(),
+                    model: Some(model),
+                    usage,
+                    usage_counted,
+                    latency,
+                    error: None,
+                    streamed: false,
+                };
+                let id = record(state, prepared, endpoint, done);
+                return Ok(with_call_id(Json(body).into_response(), id));
+            }
+            Err(error) => {
+                record_failure(state, prepared, endpoint, name, model, latency, &error, false);
+                if !falls_back(&error) {
+                    return Err(OpenAiError::from_provider(&error));
+                }
+                last = error;
+            }
+        }
+    }
+    Err(OpenAiError::from_provider(&last))
+}
+
+async fn complete_chat(state: AppState, prepared: Prepared) -> GatewayResult<Response> {
+    let prepared = &prepared;
+    through_route(&state, prepared, "chat", |model| async move {
+        Ok(
+            match model
+                .passthrough_json("chat/completions", &prepared.body, prepared.byok.as_ref())
+                .await
+            {
+                Some(result) => result.map(|reply| {
+                    let counted = reply.usage.is_none();
+                    let usage = reply
+                        .usage
+                        .unwrap_or_else(|| count_completion(&prepared.body, &reply.body));
+                    (reply.body, usage, counted)
+                }),
+                None => local_chat(&model, prepared).await.map(|(generation, id)| {
+                    let created = chrono::Utc::now().timestamp();
+                    let body = openai_wire::completion(&id, created, &prepared.model, &generation);
+                    (body, generation.usage, false)
+                }),
+            },
+        )
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_failure(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    name: &str,
+    model: std::sync::Arc<Model>,
+    latency: Duration,
+    error: &ProviderError,
+    streamed: bool,
+) {
+    tracing::warn!(model = %name, code = error.code(), %error, "gateway call failed");
+    record(
+        state,
+        prepared,
+        endpoint,
+        Done {
+            served: name.to_owned(),
+            model: Some(model),
+            usage: Usage::default(),
+            usage_counted: false,
+            latency,
+            error: Some(error.clone()),
+            streamed,
+        },
+    );
+}
+
+/// The usage of a response that reported none, counted.
+fn count_completion(request: &Value, response: &Value) -> Usage {
+    let prompt = request.get("messages").map_or(0, |m| m.to_string().len());
+    let answer = response
+        .pointer("/choices/0/message")
+        .map_or(0, |m| m.to_string().len());
+    Usage::tokens(counted_tokens(prompt), counted_tokens(answer))
+}
+
+/// A local model's answer to an OpenAI request, and its completion id.
+async fn local_chat(
+    model: &Model,
+    prepared: &Prepared,
+) -> Result<(bounty_models::Generation, String), ProviderError> {
+    let request = openai_wire::generate_request(prepared.object(), model.defaults()).map_err(|e| {
+        ProviderError::Rejected {
+            status: 400,
+            message: format!("{}: {}", e.param, e.message),
+        }
+    })?;
+    let generation = model.generate(request).await?;
+    Ok((generation, completion_id()))
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn stream_chat(state: AppState, prepared: Prepared) -> GatewayResult<Response> {
+    let wants_usage = prepared
+        .object()
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // The usage is asked for whatever the client asked: it is the price.
+    let mut upstream = prepared.body.clone();
+    if let Some(object) = upstream.as_object_mut() {
+        let options = object
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if options.is_null() {
+            *options = Value::Object(Map::new());
+        }
+        if let Some(options) = options.as_object_mut() {
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+        } else {
+            return Err(OpenAiError::invalid(
+                "stream_options",
+                "`stream_options` must be an object.",
+            ));
+        }
+    }
+    let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
+    for name in prepared.route.clone() {
+        let name = &name;
+        let Some(model) = state.models.get(name).cloned() else {
+            last = ProviderError::NotConfigured(format!("model {name:?} is not configured"));
+            continue;
+        };
+        let started = Instant::now();
+        match model
+            .passthrough_stream("chat/completions", &upstream, prepared.byok.as_ref())
+            .await
+        {
+            Some(Ok(response)) => {
+                let id = GatewayCallId::new();
+                let (sender, receiver) = mpsc::channel::<Bytes>(64);
+                let forward = Forward {
+                    state: state.clone(),
+                    prepared,
+                    served: name.clone(),
+                    model,
+                    started,
+                    wants_usage,
+                    id,
+                };
+                tokio::spawn(forward.run(response, sender));
+                let body = futures_util::stream::unfold(receiver, |mut r| async move {
+                    r.recv().await.map(|bytes| (Ok::<_, Infallible>(bytes), r))
+                });
+                return Ok(with_call_id(sse_response(Body::from_stream(body)), id));
+            }
+            Some(Err(error)) => {
+                let latency = started.elapsed();
+                record_failure(&state, &prepared, "chat", name, model, latency, &error, true);
+                if !falls_back(&error) {
+                    return Err(OpenAiError::from_provider(&error));
+                }
+                last = error;
+            }
+            None => match local_chat(&model, &prepared).await {
+                Ok((generation, completion)) => {
+                    let latency = started.elapsed();
+                    let created = chrono::Utc::now().timestamp();
+                    let mut text = String::new();
+                    for chunk in
+                        openai_wire::chunks(&completion, created, &prepared.model, &generation, wants_usage)
+                    {
+                        text.push_str("data: ");
+                        text.push_str(&chunk.to_string());
+                        text.push_str("\n\n");
+                    }
+                    text.push_str("data: [DONE]\n\n");
+                    let id = record(
+                        &state,
+                        &prepared,
+                        "chat",
+                        Done {
+                            served: name.clone(),
+                            model: Some(model),
+                            usage: generation.usage,
+                            usage_counted: false,
+                            latency,
+                            error: None,
+                            streamed: true,
+                        },
+                    );
+                    return Ok(with_call_id(sse_response(Body::from(text)), id));
+                }
+                Err(error) => {
+                    let latency = started.elapsed();
+                    record_failure(&state, &prepared, "chat", name, model, latency, &error, true);
+                    if !falls_back(&error) {
+                        return Err(OpenAiError::from_provider(&error));
+                    }
+                    last = error;
+                }
+            },
+        }
+    }
+    Err(OpenAiError::from_provider(&last))
+}
+
+/// Forwards a provider's event stream to the client as it comes, reading
+/// the usage off it, and records the call when it ends (the client
+/// leaving included: the provider billed what it generated).
+struct Forward {
+    state: AppState,
+    prepared: Prepared,
+    served: String,
+    model: std::sync::Arc<Model>,
+    started: Instant,
+    wants_usage: bool,
+    id: GatewayCallId,
+}
+
+impl Forward {
+    async fn run(self, mut response: reqwest::Response, sender: mpsc::Sender<Bytes>) {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut usage: Option<Usage> = None;
+        let mut deltas: u64 = 0;
+        let mut error: Option<ProviderError> = None;
+        let mut client_left = false;
+        'read: loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => {
+                    pending.extend(bytes.iter().filter(|b| **b != b'\r'));
+                    let mut out: Vec<u8> = Vec::with_capacity(pending.len());
+                    while let Some(end) = find_event_end(&pending) {
+                        let event: Vec<u8> = pending.drain(..end + 2).collect();
+                        if self.keep(&event, &mut usage, &mut deltas) {
+                            out.extend_from_slice(&event);
+                        }
+                    }
+                    if !out.is_empty() && sender.send(Bytes::from(out)).await.is_err() {
+                        client_left = true;
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(if e.is_timeout() {
+                        ProviderError::Timeout(self.started.elapsed())
+                    } else {
+                        ProviderError::Unreachable(format!("the stream broke: {}", e.without_url()))
+                    });
+                    break;
+                }
+            }
+        }
+        if !pending.is_empty() && !client_left {
+            let _ = sender.send(Bytes::from(pending)).await;
+        }
+        let latency = self.started.elapsed();
+        let (usage, usage_counted) = match usage {
+            Some(u) => (u, false),
+            None => {
+                let prompt = self
+                    .prepared
+                    .object()
+                    .get("messages")
+                    .map_or(0, |m| m.to_string().len());
+                (Usage::tokens(counted_tokens(prompt), deltas), true)
+            }
+        };
+        if client_left {
+            tracing::info!(call = %self.id, "the client left a gateway stream; recording what was generated");
+        }
+        let done = Done {
+            served: self.served.clone(),
+            model: Some(std::sync::Arc::clone(&self.model)),
+            usage,
+            usage_counted,
+            latency,
+            error,
+            streamed: true,
+        };
+        // Recorded before the stream ends for the client: a client that
+        // read to the end and then reports its task finds the call.
+        record_as(&self.state, &self.prepared, "chat", done, self.id);
+        drop(sender);
+    }
+
+    /// Reads one event; whether it goes to the client. The usage-only
+    /// last chunk is dropped when the client did not ask for usage.
+    fn keep(&self, event: &[u8], usage: &mut Option<Usage>, deltas: &mut u64) -> bool {
+        let Ok(text) = std::str::from_utf8(event) else {
+            return true;
+        };
+        let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim) else {
+            return true;
+        };
+        if data == "[DONE]" {
+            return true;
+        }
+        if data.contains("\"usage\"")
+            && let Ok(chunk) = serde_json::from_str::<Value>(data)
+            && let Some(found) = chunk.get("usage").and_then(bounty_models::passthrough::usage_of)
+        {
+            *usage = Some(found);
+            let no_choices = chunk
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+            return self.wants_usage || !no_choices;
+        }
+        let content = data.contains("\"content\":\"") && !data.contains("\"content\":\"\"");
+        if content || data.contains("\"arguments\":\"") {
+            *deltas += 1;
+        }
+        true
+    }
+}
+
+fn find_event_end(buffer: &[u8]) -> Option<usize> {
+    buffer.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Creates embeddings, OpenAI's `POST /v1/embeddings`.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "gateway",
+    security(("api_key" = [])),
+    request_body(content = Object, description = "OpenAI's embeddings request; `model` names a gateway model"),
+    responses(
+        (status = 200, description = "OpenAI's embedding list", body = Object),
+        (status = 400, description = "OpenAI error", body = Object),
+        (status = 401, description = "OpenAI error `invalid_api_key`", body = Object),
+        (status = 404, description = "OpenAI error `model_not_found`", body = Object),
+    )
+)]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match embed(state, auth, headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn embedding_inputs(object: &Map<String, Value>) -> GatewayResult<Vec<String>> {
+    let bad = || {
+        OpenAiError::invalid(
+            "input",
+            "`input` must be a string or an array of strings (token arrays are not supported by local models).",
+        )
+    };
+    match object.get("input") {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+async fn embed(
+    state: AppState,
+    auth: Result<Auth, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> GatewayResult<Response> {
+    let prepared = prepare(&state, auth, &headers, &body).await?;
+    let object = prepared.object();
+    if object.get("input").is_none() {
+        return Err(OpenAiError::invalid("input", "`input` is required."));
+    }
+    let base64 = match object.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
+        Some(_) => {
+            return Err(OpenAiError::invalid(
+                "encoding_format",
+                "`encoding_format` must be `float` or `base64`.",
+            ));
+        }
+    };
+    let prepared = &prepared;
+    through_route(&state, prepared, "embeddings", |model| async move {
+        Ok(match model
+            .passthrough_json("embeddings", &prepared.body, prepared.byok.as_ref())
+            .await
+        {
+            Some(result) => result.map(|reply| {
+                let counted = reply.usage.is_none();
+                let usage = reply.usage.unwrap_or_else(|| {
+                    let input = prepared.object().get("input").map_or(0, |i| i.to_string().len());
+                    Usage::tokens(counted_tokens(input), 0)
+                });
+                (reply.body, usage, counted)
+            }),
+            None => {
+                let inputs = embedding_inputs(prepared.object())?;
+                let tokens = counted_tokens(inputs.iter().map(String::len).sum());
+                model.embed(inputs).await.map(|vectors| {
+                    let data: Vec<Value> = vectors
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": vector_json(&v, base64)}))
+                        .collect();
+                    let body = json!({
+                        "object": "list",
+                        "data": data,
+                        "model": prepared.model,
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                    });
+                    (body, Usage::tokens(tokens, 0), true)
+                })
+            }
+        })
+    })
+    .await
+}
+
+/// A vector as OpenAI sends it: numbers, or (`encoding_format: base64`)
+/// the little-endian `f32` bytes in base64.
+fn vector_json(v: &[f32], base64: bool) -> Value {
+    if base64 {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        json!(v)
+    }
+}
+
+/// Lists the models this key may use, OpenAI's `GET /v1/models`.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "gateway",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "OpenAI's model list: `{object: \"list\", data: [{id, object: \"model\", created, owned_by}]}`", body = Object),
+        (status = 401, description = "OpenAI error `invalid_api_key`", body = Object),
+    )
+)]
+pub async fn list_models(State(state): State<AppState>, auth: Result<Auth, ApiError>) -> Response {
+    match models_of(&state, auth).await {
+        Ok(data) => Json(json!({"object": "list", "data": data})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One model, OpenAI's `GET /v1/models/{model}`.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    tag = "gateway",
+    security(("api_key" = [])),
+    params(("model" = String, Path, description = "A gateway model name")),
+    responses(
+        (status = 200, description = "OpenAI's model object", body = Object),
+        (status = 401, description = "OpenAI error `invalid_api_key`", body = Object),
+        (status = 404, description = "OpenAI error `model_not_found`", body = Object),
+    )
+)]
+pub async fn get_model(
+    State(state): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    Path(model): Path<String>,
+) -> Response {
+    match models_of(&state, auth).await {
+        Ok(data) => match data.into_iter().find(|m| m["id"] == model.as_str()) {
+            Some(found) => Json(found).into_response(),
+            None => OpenAiError::model_not_found(&model).into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The gateway models the key's account can call: every one, except
+/// those whose route is all BYOK models when the account has no key.
+async fn models_of(state: &AppState, auth: Result<Auth, ApiError>) -> GatewayResult<Vec<Value>> {
+    let auth = auth.map_err(OpenAiError::from)?;
+    let has_byok = state
+        .store
+        .byok(auth.account_id)
+        .await
+        .map_err(internal)?
+        .is_some();
+    let created = state.gateway.started();
+    Ok(state
+        .gateway
+        .models()
+        .filter(|(_, route)| {
+            has_byok
+                || route
+                    .iter()
+                    .any(|m| state.models.get(m).is_some_and(|m| !m.is_byok()))
+        })
+        .map(|(name, _)| json!({"id": name, "object": "model", "created": created, "owned_by": "bounty"}))
+        .collect())
+}
+
+/// `StatusCode` of an error, for tests of this module.
+#[cfg(test)]
+fn status(e: &OpenAiError) -> axum::http::StatusCode {
+    e.status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribution_comes_from_headers_or_metadata_and_leaves_metadata_clean() {
+        let mut headers = HeaderMap::new();
+        let mut body =
+            json!({"model": "m", "metadata": {"bounty_task": "T-1", "bounty_agent": "support", "user": "u"}});
+        let object = body.as_object_mut().unwrap();
+        let (task, agent) = attribution(&headers, object).unwrap();
+        assert_eq!(
+            (task.as_deref(), agent.as_deref()),
+            (Some("T-1"), Some("support"))
+        );
+        assert_eq!(object["metadata"], json!({"user": "u"}));
+
+        let mut only = json!({"model": "m", "metadata": {"bounty_task": "T-2"}});
+        let object = only.as_object_mut().unwrap();
+        headers.insert("bounty-task", HeaderValue::from_static("T-9"));
+        let (task, _) = attribution(&headers, object).unwrap();
+        assert_eq!(task.as_deref(), Some("T-9"), "the header wins");
+        assert!(object.get("metadata").is_none(), "an emptied metadata is removed");
+
+        let mut bad = json!({"metadata": {"bounty_task": 7}});
+        let e = attribution(&HeaderMap::new(), bad.as_object_mut().unwrap()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("metadata.bounty_task"));
+        assert_eq!(status(&e), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn provider_failures_map_to_openai_statuses() {
+        let e = OpenAiError::from_provider(&ProviderError::RateLimited {
+            retry_after: Some(Duration::from_millis(1500)),
+            message: "slow down".into(),
+        });
+        assert_eq!(e.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        let response = e.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let e = OpenAiError::from_provider(&ProviderError::Server {
+            status: 500,
+            message: "boom".into(),
+        });
+        assert_eq!(
+            (e.status, e.code),
+            (axum::http::StatusCode::BAD_GATEWAY, Some("upstream_error"))
+        );
+        let e = OpenAiError::from_provider(&ProviderError::Timeout(Duration::from_secs(1)));
+        assert_eq!(e.status, axum::http::StatusCode::GATEWAY_TIMEOUT);
+        let e = OpenAiError::from_provider(&ProviderError::Rejected {
+            status: 404,
+            message: "no such model".into(),
+        });
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+        assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn base64_vectors_are_little_endian_f32() {
+        let v = vector_json(&[1.0, -2.5], true);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        assert_eq!(bytes.len(), 8);
+        assert_eq!(f32::from_le_bytes(bytes[4..8].try_into().unwrap()), -2.5);
+    }
+}

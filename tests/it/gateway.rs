@@ -1,0 +1,881 @@
+//! The OpenAI-compatible gateway, end to end on both backends: OpenAI's
+//! wire format (golden pairs, streaming included, errors in OpenAI's
+//! shape), the exact cost of each call (cached and reasoning tokens at
+//! their own rates, a stream priced from its final usage chunk or counted
+//! when there is none), calls grouped into a task whose reported outcome
+//! is verified and charged once (and a failed one never), the plan's rule
+//! for calls that name no task, upstream failures mapped to OpenAI's
+//! statuses, and BYOK through the gateway.
+
+use std::time::Duration;
+
+use bounty_core::{GatewayTerms, Plan, Unattributed};
+use bounty_models::testing::openai::{Behavior, FakeOpenAi};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, TestOptions, json_of, test_worker, transfer_kinds};
+
+backend_tests!(
+    chat_completions_pass_the_wire_format_through_and_price_each_token_class,
+    streams_forward_events_and_are_priced_from_the_final_usage,
+    models_list_in_openai_shape_and_the_catalog_moved,
+    errors_are_in_openai_shape,
+    upstream_failures_map_to_openai_statuses,
+    unattributed_calls_follow_the_plan,
+    calls_grouped_into_a_task_are_charged_once_when_verified,
+    a_reported_outcome_that_fails_verification_is_never_charged,
+    byok_models_use_the_accounts_own_key_through_the_gateway,
+    the_official_async_openai_client_works_unchanged,
+);
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `gpt` is a remote model priced with separate cached and reasoning
+/// rates; `fast` is a gateway route that falls back from a dead model to
+/// `gpt`.
+async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
+    let mut gpt = crate::support::remote_model(&upstream.base_url());
+    gpt["price"] = json!({
+        "input_per_million": "2.50",
+        "cached_input_per_million": "1.25",
+        "output_per_million": "10.00",
+        "reasoning_per_million": "12.00"
+    });
+    let mut dead = crate::support::remote_model(crate::support::NOWHERE);
+    dead["max_retries"] = json!(0);
+    dead["connect_timeout_ms"] = json!(200);
+    let opts = TestOptions {
+        worker: Some(test_worker()),
+        allow_private: true,
+        models: vec![
+            ("gpt".to_owned(), gpt),
+            ("dead".to_owned(), dead),
+            (
+                "own".to_owned(),
+                json!({
+                    "provider": "openai",
+                    "byok": true,
+                    "model": "customer-gpt",
+                    "request_timeout_ms": 2000,
+                    "max_retries": 0,
+                    "price": {"input_per_million": "1.00", "output_per_million": "1.00"}
+                }),
+            ),
+        ],
+        gateway: serde_json::from_value(json!({"models": {"fast": {"route": ["dead", "gpt"]}}})).unwrap(),
+        ..TestOptions::default()
+    };
+    TestApp::spawn_with(backend, opts).await
+}
+
+/// An account whose plan serves calls that name no task (`free`).
+async fn free_account(app: &TestApp, name: &str) -> (bounty_core::AccountId, String) {
+    let (account, key) = app.create_account(name).await;
+    set_unattributed(app, account, Unattributed::Free, 0).await;
+    (account, key)
+}
+
+async fn set_unattributed(
+    app: &TestApp,
+    account: bounty_core::AccountId,
+    rule: Unattributed,
+    markup_bp: u32,
+) {
+    let plan = Plan {
+        gateway: Some(GatewayTerms {
+            unattributed: rule,
+            markup_bp,
+        }),
+        ..Plan::default_value_plan()
+    };
+    app.store.set_plan(account, &plan).await.unwrap();
+}
+
+fn chat_body(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]})
+}
+
+async fn post(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = app.request(Method::POST, path, Some(key)).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The gateway calls recorded for the account and not part of a task.
+async fn open_calls(
+    app: &TestApp,
+    account: bounty_core::AccountId,
+) -> Vec<bounty_store::gateway::GatewayCallRow> {
+    app.gateway.flush().await;
+    app.store
+        .open_gateway_calls(account, bounty_core::ApiKeyMode::Live, 100)
+        .await
+        .unwrap()
+}
+
+async fn chat_completions_pass_the_wire_format_through_and_price_each_token_class(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    upstream.push(Behavior::Detailed {
+        text: "Your refund was issued.".into(),
+        prompt_tokens: 1000,
+        completion_tokens: 500,
+        cached_tokens: 400,
+        reasoning_tokens: 200,
+    });
+    let mut body = chat_body("gpt", "Where is my refund?");
+    body["temperature"] = json!(0.3);
+    body["top_p"] = json!(0.9);
+    body["logit_bias"] = json!({"50256": -100});
+    body["metadata"] = json!({"user_ref": "u1"});
+    let response = post(&app, "/v1/chat/completions", &key, &body, &[]).await;
+    let call_id = response.headers()["bounty-call-id"].to_str().unwrap().to_owned();
+    assert!(call_id.starts_with("gwc_"), "{call_id}");
+    let answer = json_of(response, 200).await;
+    // The provider's answer, as it sent it.
+    assert_eq!(answer["object"], "chat.completion");
+    assert!(answer["id"].as_str().unwrap().starts_with("chatcmpl-fake"));
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Your refund was issued."
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["prompt_tokens_details"]["cached_tokens"], 400);
+    // The request went on as the client wrote it, under the endpoint's
+    // own model name, parameters Bounty does not know included.
+    let sent = upstream.requests().last().unwrap().body.clone();
+    assert_eq!(sent["model"], "fake-gpt");
+    assert_eq!(sent["top_p"], json!(0.9));
+    assert_eq!(sent["logit_bias"], json!({"50256": -100}));
+    assert_eq!(sent["metadata"], json!({"user_ref": "u1"}));
+    assert_eq!(sent["messages"], body["messages"]);
+    // 600 × 2.50 + 400 × 1.25 + 300 × 10 + 200 × 12 = 7,400 µ$ per 10⁶:
+    // 1500 + 500 + 3000 + 2400 micros / 1 = 7.4e9 / 1e6 = 7,400 µ$.
+    let calls = open_calls(&app, account).await;
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.id, call_id);
+    assert_eq!(
+        (
+            call.prompt_tokens,
+            call.cached_tokens,
+            call.completion_tokens,
+            call.reasoning_tokens
+        ),
+        (1000, 400, 500, 200)
+    );
+    assert_eq!(call.cost_micros, 7_400);
+    assert_eq!((call.billing.as_str(), call.charge_micros), ("free", 0));
+    assert!(!call.usage_counted && !call.streamed);
+
+    // A route falls back from a dead model to the next.
+    let fast = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("fast", "hello there"),
+            &[],
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(fast["choices"][0]["message"]["content"], "hello there");
+    let calls = open_calls(&app, account).await;
+    let served: Vec<_> = calls
+        .iter()
+        .map(|c| (c.served_model.clone(), c.error_code.clone()))
+        .collect();
+    assert!(
+        served.contains(&(Some("dead".into()), Some("provider_unreachable".into()))),
+        "{served:?}"
+    );
+    assert!(served.contains(&(Some("gpt".into()), None)), "{served:?}");
+
+    // Tools and tool calls pass through both ways.
+    upstream.push(Behavior::ToolCalls(vec![(
+        "lookup".into(),
+        "{\"order\":\"A1\"}".into(),
+    )]));
+    let mut tools = chat_body("gpt", "order A1?");
+    tools["tools"] =
+        json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    let called = json_of(post(&app, "/v1/chat/completions", &key, &tools, &[]).await, 200).await;
+    assert_eq!(called["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        called["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "lookup"
+    );
+    assert_eq!(upstream.requests().last().unwrap().body["tools"], tools["tools"]);
+
+    // Embeddings, priced at the input rate.
+    let embedded = json_of(
+        post(
+            &app,
+            "/v1/embeddings",
+            &key,
+            &json!({"model": "gpt", "input": ["one two", "three"]}),
+            &[],
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(embedded["object"], "list");
+    assert_eq!(embedded["data"].as_array().unwrap().len(), 2);
+    let calls = open_calls(&app, account).await;
+    let embedding = calls.iter().find(|c| c.endpoint == "embeddings").unwrap();
+    assert_eq!(embedding.prompt_tokens, 3);
+    assert_eq!(
+        embedding.cost_micros, 8,
+        "3 tokens × 2.50 $/M = 7.5 µ$, rounded up"
+    );
+}
+
+/// The `data:` payloads of an event stream.
+fn events(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| {
+            e.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+async fn streams_forward_events_and_are_priced_from_the_final_usage(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+
+    // Asked for usage: the client gets the usage chunk.
+    upstream.push(Behavior::Detailed {
+        text: "one two three".into(),
+        prompt_tokens: 10,
+        completion_tokens: 3,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+    });
+    let mut body = chat_body("gpt", "count");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = post(&app, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    let data = events(&text);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "one two three");
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 3);
+
+    // Not asked: Bounty still asks (it is the price) but drops the chunk.
+    upstream.push(Behavior::Detailed {
+        text: "four five".into(),
+        prompt_tokens: 20,
+        completion_tokens: 2,
+        cached_tokens: 10,
+        reasoning_tokens: 0,
+    });
+    body["stream_options"] = Value::Null;
+    let response = post(&app, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let data = events(&text);
+    assert!(data.iter().all(|d| !d.contains("\"prompt_tokens\"")), "{text}");
+    assert_eq!(
+        upstream.requests().last().unwrap().body["stream_options"]["include_usage"],
+        true
+    );
+
+    // No usage at all: counted, and flagged.
+    upstream.push(Behavior::NoUsage("six seven eight nine".into()));
+    let response = post(&app, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+
+    let mut calls = open_calls(&app, account).await;
+    calls.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls.iter().all(|c| c.streamed));
+    // 10 × 2.50 + 3 × 10 = 55 µ$.
+    assert_eq!(calls[0].cost_micros, 55);
+    assert_eq!(
+        (
+            calls[0].prompt_tokens,
+            calls[0].completion_tokens,
+            calls[0].usage_counted
+        ),
+        (10, 3, false)
+    );
+    assert_eq!((calls[1].prompt_tokens, calls[1].cached_tokens), (20, 10));
+    assert!(calls[2].usage_counted);
+    assert_eq!(calls[2].completion_tokens, 4, "one token per streamed delta");
+    assert!(calls[2].prompt_tokens > 0);
+}
+
+async fn models_list_in_openai_shape_and_the_catalog_moved(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (_, key) = app.create_account("Acme").await;
+    let list = json_of(app.call(Method::GET, "/v1/models", &key, None).await, 200).await;
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    // The BYOK-only model is not usable without the account's key.
+    assert_eq!(ids, ["dead", "fast", "gpt"]);
+    for m in list["data"].as_array().unwrap() {
+        assert_eq!(m["object"], "model");
+        assert!(m["created"].as_i64().unwrap() > 0);
+        assert_eq!(m["owned_by"], "bounty");
+    }
+    let one = json_of(app.call(Method::GET, "/v1/models/fast", &key, None).await, 200).await;
+    assert_eq!(one["id"], "fast");
+    let missing = json_of(app.call(Method::GET, "/v1/models/nope", &key, None).await, 404).await;
+    assert_eq!(missing["error"]["code"], "model_not_found");
+    // Bounty's own listing, with providers and prices, moved.
+    let catalog = json_of(app.call(Method::GET, "/v1/catalog/models", &key, None).await, 200).await;
+    let gpt = catalog["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "gpt")
+        .unwrap();
+    assert_eq!(gpt["price"]["cached_input"]["micros"], 1_250_000);
+}
+
+async fn errors_are_in_openai_shape(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (_, key) = free_account(&app, "Acme").await;
+    let error = |v: &Value| {
+        let e = &v["error"];
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        assert!(e["type"].is_string(), "{v}");
+        assert!(
+            e.as_object().unwrap().contains_key("param") && e.as_object().unwrap().contains_key("code"),
+            "{v}"
+        );
+        (e["param"].clone(), e["code"].clone())
+    };
+    let no_key = app
+        .request(Method::POST, "/v1/chat/completions", None)
+        .json(&chat_body("gpt", "x"))
+        .send()
+        .await
+        .unwrap();
+    let (_, code) = error(&json_of(no_key, 401).await);
+    assert_eq!(code, "missing_api_key");
+    let bad_key = post(
+        &app,
+        "/v1/chat/completions",
+        "bk_live_nope",
+        &chat_body("gpt", "x"),
+        &[],
+    )
+    .await;
+    assert_eq!(error(&json_of(bad_key, 401).await).1, "invalid_api_key");
+    let unknown = post(&app, "/v1/chat/completions", &key, &chat_body("gpt-9", "x"), &[]).await;
+    assert_eq!(
+        error(&json_of(unknown, 404).await),
+        (json!("model"), json!("model_not_found"))
+    );
+    let no_model = post(&app, "/v1/chat/completions", &key, &json!({"messages": []}), &[]).await;
+    assert_eq!(error(&json_of(no_model, 400).await).0, "model");
+    let no_messages = post(&app, "/v1/chat/completions", &key, &json!({"model": "gpt"}), &[]).await;
+    assert_eq!(error(&json_of(no_messages, 400).await).0, "messages");
+    let not_json = app
+        .request(Method::POST, "/v1/chat/completions", Some(&key))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error(&json_of(not_json, 400).await).0, "body");
+    let bad_stream = post(
+        &app,
+        "/v1/chat/completions",
+        &key,
+        &json!({"model": "gpt", "messages": [], "stream": "yes"}),
+        &[],
+    )
+    .await;
+    assert_eq!(error(&json_of(bad_stream, 400).await).0, "stream");
+    let bad_task = post(
+        &app,
+        "/v1/chat/completions",
+        &key,
+        &chat_body("gpt", "x"),
+        &[("Bounty-Task", "")],
+    )
+    .await;
+    assert_eq!(error(&json_of(bad_task, 400).await).0, "Bounty-Task");
+}
+
+async fn upstream_failures_map_to_openai_statuses(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    // 500 on every try (one retry): 502 upstream_error.
+    upstream.push(Behavior::status(500));
+    upstream.push(Behavior::status(500));
+    let failed = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        502,
+    )
+    .await;
+    assert_eq!(failed["error"]["code"], "upstream_error");
+    assert_eq!(failed["error"]["type"], "api_error");
+    // 429 on every try: 429 with Retry-After, OpenAI's shape.
+    upstream.push(Behavior::rate_limited("0"));
+    upstream.push(Behavior::rate_limited("3"));
+    let limited = post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await;
+    assert_eq!(limited.status(), 429);
+    let after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(after >= 1, "{after}");
+    let limited = json_of(limited, 429).await;
+    assert_eq!(limited["error"]["code"], "upstream_rate_limited");
+    // A request the provider refuses (4xx) keeps its status, no fallback.
+    upstream.push(Behavior::error(400, "max_tokens is too large"));
+    let refused = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        400,
+    )
+    .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens is too large")
+    );
+    // A timeout: 504.
+    upstream.push(Behavior::Hang);
+    upstream.push(Behavior::Hang);
+    let slow = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        504,
+    )
+    .await;
+    assert_eq!(slow["error"]["code"], "upstream_timeout");
+    // Every failure is recorded, at no cost (no tokens).
+    let calls = open_calls(&app, account).await;
+    assert_eq!(calls.len(), 4);
+    assert!(
+        calls.iter().all(|c| c.error_code.is_some() && c.cost_micros == 0),
+        "{calls:?}"
+    );
+}
+
+async fn unattributed_calls_follow_the_plan(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = app.create_account("Acme").await;
+    // The default: refused, before any upstream call.
+    let before = upstream.request_count();
+    let refused = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        400,
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "task_required");
+    assert_eq!(refused["error"]["param"], "Bounty-Task");
+    assert_eq!(upstream.request_count(), before);
+    // cost_plus: the charge is the cost plus the markup, rounded up.
+    set_unattributed(&app, account, Unattributed::CostPlus, 2_000).await;
+    upstream.push(Behavior::reply("ok", 1_000_000, 0));
+    json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        200,
+    )
+    .await;
+    let calls = open_calls(&app, account).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].cost_micros, 2_500_000);
+    assert_eq!(
+        (calls[0].billing.as_str(), calls[0].charge_micros),
+        ("cost_plus", 3_000_000)
+    );
+    // A task's calls are billed through the task, whatever the rule.
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": crate::support::verified_at_once(),
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "y"),
+            &[("Bounty-Task", "T-1")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let calls = open_calls(&app, account).await;
+    let task_call = calls
+        .iter()
+        .find(|c| c.task_ref.as_deref() == Some("T-1"))
+        .unwrap();
+    assert_eq!((task_call.billing.as_str(), task_call.charge_micros), ("task", 0));
+    // Another tenant's plan is its own.
+    let (_, other) = app.create_account("Globex").await;
+    assert_eq!(
+        json_of(
+            post(&app, "/v1/chat/completions", &other, &chat_body("gpt", "x"), &[]).await,
+            400
+        )
+        .await["error"]["code"],
+        "task_required"
+    );
+}
+
+async fn calls_grouped_into_a_task_are_charged_once_when_verified(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = app.create_account("Acme").await;
+    // Without a default agent or Bounty-Agent, a task's call is refused.
+    let no_agent = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "x"),
+            &[("Bounty-Task", "T-1")],
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(no_agent["error"]["code"], "agent_required");
+    let unknown = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "x"),
+            &[("Bounty-Task", "T-1"), ("Bounty-Agent", "nope")],
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(unknown["error"]["code"], "agent_not_found");
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "support", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": {"verifiers": [{"kind": "rules", "must_match": ["refund"]}]},
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    upstream.push(Behavior::reply("Let me check.", 100, 10));
+    upstream.push(Behavior::reply("Your refund was issued.", 200, 20));
+    let agent = [("Bounty-Task", "T-1"), ("Bounty-Agent", "support")];
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "refund?"),
+            &agent,
+        )
+        .await,
+        200,
+    )
+    .await;
+    // metadata names the task as well as the header does.
+    let mut second = chat_body("gpt", "and?");
+    second["metadata"] = json!({"bounty_task": "T-1", "bounty_agent": "support"});
+    json_of(post(&app, "/v1/chat/completions", &key, &second, &[]).await, 200).await;
+    assert!(
+        upstream.requests().last().unwrap().body.get("metadata").is_none(),
+        "bounty_* keys are ours"
+    );
+    // A call of another task, to see the grouping.
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "other"),
+            &[("Bounty-Task", "T-2"), ("Bounty-Agent", "support")],
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    let report = json!({"output": "Your refund was issued.", "input": {"subject": "Refund", "body": "Where is my refund?"}});
+    let created = json_of(
+        app.call(Method::POST, "/v1/tasks/T-1/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app
+        .wait_for_task(&key, created["id"].as_str().unwrap(), WAIT)
+        .await;
+    assert_eq!(task["status"], "completed");
+    let outcome = app
+        .get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(outcome["status"], "resolved");
+    let charged = transfer_kinds(&outcome);
+    assert_eq!(charged, ["charge", "charge_money"]);
+    // The task's calls are the two of T-1, each with its exact cost:
+    // 100 × 2.50 + 10 × 10 = 350 µ$ and 200 × 2.50 + 20 × 10 = 700 µ$.
+    let costs = app.call_costs(&key, &task).await;
+    assert_eq!(costs, [350, 700]);
+    let receipt = app.get_task(&key, task["id"].as_str().unwrap()).await;
+    assert_eq!(receipt["usage"]["prompt_tokens"], 300, "{receipt}");
+    // Not in the open calls any more; T-2's still is.
+    let open = open_calls(&app, account).await;
+    assert!(
+        open.iter().all(|c| c.task_ref.as_deref() == Some("T-2")),
+        "{open:?}"
+    );
+    // The same report again: the same task, nothing new.
+    let again = json_of(
+        app.call(Method::POST, "/v1/tasks/T-1/outcome", &key, Some(&report))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(again["id"], created["id"]);
+    // Another answer for it: refused.
+    let mut other = report.clone();
+    other["output"] = json!("Something else.");
+    let conflict = json_of(
+        app.call(Method::POST, "/v1/tasks/T-1/outcome", &key, Some(&other))
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(conflict["error"]["code"], "outcome_already_reported");
+    // A call made after the report joins the task's record, not a new task.
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "late"),
+            &agent,
+        )
+        .await,
+        200,
+    )
+    .await;
+    app.gateway.flush().await;
+    assert_eq!(app.call_costs(&key, &task).await.len(), 3);
+    let outcome = app
+        .get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(transfer_kinds(&outcome), charged, "charged once");
+    // Another tenant cannot report (or see) this task.
+    let (_, globex) = app.create_account("Globex").await;
+    let theirs = app
+        .call(Method::POST, "/v1/tasks/T-1/outcome", &globex, Some(&report))
+        .await;
+    assert_eq!(theirs.status(), 422, "Globex has no agent: its own, separate T-1");
+}
+
+async fn a_reported_outcome_that_fails_verification_is_never_charged(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (_, key) = app.create_account("Acme").await;
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": {"verifiers": [{"kind": "rules", "must_match": ["refund"]}]},
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "hi"),
+            &[("Bounty-Task", "T-9")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let report =
+        json!({"output": "I cannot help.", "input": {"subject": "Refund", "body": "Where is my refund?"}});
+    let created = json_of(
+        app.call(Method::POST, "/v1/tasks/T-9/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app
+        .wait_for_task(&key, created["id"].as_str().unwrap(), WAIT)
+        .await;
+    let outcome = app
+        .get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(outcome["status"], "failed");
+    assert!(transfer_kinds(&outcome).is_empty(), "{outcome}");
+    assert_eq!(
+        app.call_costs(&key, &task).await.len(),
+        1,
+        "the call is still on the task's record"
+    );
+}
+
+async fn byok_models_use_the_accounts_own_key_through_the_gateway(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let own = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    // Without the account's key the model is not listed, and fails clearly.
+    let missing = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("own", "x"), &[]).await,
+        400,
+    )
+    .await;
+    assert_eq!(missing["error"]["code"], "byok_key_missing");
+    let secret = "sk-customer-own-0123456789";
+    json_of(
+        app.call(
+            Method::PUT,
+            "/v1/byok",
+            &key,
+            Some(&json!({"base_url": own.base_url(), "api_key": secret})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let list = json_of(app.call(Method::GET, "/v1/models", &key, None).await, 200).await;
+    assert!(list["data"].as_array().unwrap().iter().any(|m| m["id"] == "own"));
+    let answer = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("own", "mine"), &[]).await,
+        200,
+    )
+    .await;
+    assert_eq!(answer["choices"][0]["message"]["content"], "mine");
+    let sent = own.requests().last().unwrap().clone();
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    assert_eq!(sent.body["model"], "customer-gpt");
+    let calls = open_calls(&app, account).await;
+    assert!(calls[0].byok);
+    assert!(!format!("{calls:?}").contains(secret));
+    // Its own key, refused by its endpoint: OpenAI's 400 naming it.
+    own.push(Behavior::error(401, "bad key"));
+    let rejected = json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("own", "x"), &[]).await,
+        400,
+    )
+    .await;
+    assert_eq!(rejected["error"]["code"], "byok_key_rejected");
+    assert!(!rejected.to_string().contains(secret));
+}
+
+async fn the_official_async_openai_client_works_unchanged(backend: Backend) {
+    use async_openai::Client;
+    use async_openai::config::OpenAIConfig;
+    use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
+    use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
+
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (_, key) = free_account(&app, "Acme").await;
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("{}/v1", app.base))
+            .with_api_key(key.clone()),
+    );
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hello from the sdk")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    let response = client.chat().create(request).await.unwrap();
+    assert_eq!(
+        response.choices[0].message.content.as_deref(),
+        Some("hello from the sdk")
+    );
+    assert!(response.usage.is_some());
+    let embeddings = client
+        .embeddings()
+        .create(
+            CreateEmbeddingRequestArgs::default()
+                .model("gpt")
+                .input(vec!["a b", "c"])
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(embeddings.data.len(), 2);
+    // Its error type sees OpenAI's error shape.
+    let missing = CreateChatCompletionRequestArgs::default()
+        .model("gpt-9")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("x")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    match client.chat().create(missing).await {
+        Err(async_openai::error::OpenAIError::ApiError(api)) => {
+            assert_eq!(api.api_error.code.as_deref(), Some("model_not_found"));
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
