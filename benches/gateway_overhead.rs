@@ -35,7 +35,10 @@
 //! second or so of everything and checks the answers: the wire format,
 //! usage present, streams ending in `[DONE]` with a usage chunk, embeddings
 //! and model lists, and exactly one upstream call per request. It exits
-//! non-zero when a check fails.
+//! non-zero when a check fails. `--bounty-nodelay` (a diagnostic) serves
+//! Bounty's app behind a listener that sets `TCP_NODELAY`, which
+//! `bounty_server::serve` does not: without it a streamed event written
+//! after the response headers waits for the client's delayed ACK (~40 ms).
 
 #[path = "gateway_overhead/bounty.rs"]
 mod bounty;
@@ -61,6 +64,7 @@ struct Args {
     duration: Option<f64>,
     no_litellm: bool,
     self_test: bool,
+    bounty_nodelay: bool,
 }
 
 fn parse_args() -> Args {
@@ -69,6 +73,7 @@ fn parse_args() -> Args {
         duration: None,
         no_litellm: false,
         self_test: false,
+        bounty_nodelay: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -76,6 +81,7 @@ fn parse_args() -> Args {
             "--quick" => args.quick = true,
             "--no-litellm" => args.no_litellm = true,
             "--self-test" => args.self_test = true,
+            "--bounty-nodelay" => args.bounty_nodelay = true,
             "--duration" => {
                 let v = it.next().and_then(|v| v.parse::<f64>().ok());
                 match v {
@@ -208,7 +214,12 @@ fn main() -> ExitCode {
     let rt = client_rt.handle().clone();
 
     let upstream = upstream::start();
-    let bounty = bounty::start(&upstream.base_url);
+    let bounty = bounty::start(&upstream.base_url, args.bounty_nodelay);
+    if args.bounty_nodelay {
+        println!(
+            "bounty: --bounty-nodelay: served by axum::serve with TCP_NODELAY, not by bounty_server::serve (a diagnostic)"
+        );
+    }
     let proxy = if args.no_litellm {
         println!("litellm: skipped (--no-litellm)");
         None

@@ -1,6 +1,7 @@
 //! Bounty as the gateway under test: the real server, in process.
 //!
-//! A fresh SQLite file, one account with a live key, and one remote model
+//! A fresh SQLite file, one account with a live key and an agent named
+//! `gateway` (which the calls' tasks belong to), and one remote model
 //! named `upstream` whose `base_url` is the fake upstream. By default every
 //! configured model is also a gateway model with a one-model route, so the
 //! OpenAI-compatible endpoints answer `model: "upstream"` through the
@@ -15,10 +16,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bounty_core::{AccountName, ApiKeyMode, ApiKeySecret, KeyName, SystemClock};
+use axum::serve::ListenerExt;
+use bounty_core::verification::RulesSpec;
+use bounty_core::{
+    AccountName, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType, SystemClock,
+    VerificationPolicy, VerifierSpec,
+};
 use bounty_models::{ModelConfig, ModelRegistry};
 use bounty_server::{AppState, Limits};
-use bounty_store::{DatabaseOptions, Store};
+use bounty_store::{AgentSpec, DatabaseOptions, Store};
 use tokio_util::sync::CancellationToken;
 
 /// The running server.
@@ -40,8 +46,10 @@ impl Drop for Bounty {
     }
 }
 
-/// Starts Bounty with `upstream` (`http://…/v1`) as the model `upstream`.
-pub fn start(upstream: &str) -> Bounty {
+/// Starts Bounty with `upstream` (`http://…/v1`) as the model `upstream`,
+/// served as `bounty serve` serves it (`bounty_server::serve`), or with
+/// `nodelay` behind a listener that sets TCP_NODELAY on each connection.
+pub fn start(upstream: &str, nodelay: bool) -> Bounty {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -71,7 +79,7 @@ pub fn start(upstream: &str) -> Bounty {
                 .expect("connect");
                 store.migrate().await.expect("migrate");
                 let key = ApiKeySecret::generate(ApiKeyMode::Live);
-                store
+                let (account, _) = store
                     .create_account(
                         &AccountName::parse("Gateway bench").unwrap(),
                         &KeyName::parse("bench").unwrap(),
@@ -79,6 +87,34 @@ pub fn start(upstream: &str) -> Bounty {
                     )
                     .await
                     .expect("account");
+                // Calls that name a task (`Bounty-Task`) belong to the
+                // account's agent named `gateway` when they name no other.
+                store
+                    .create_agent(
+                        account.id,
+                        &AgentSpec {
+                            name: AgentName::parse("gateway").unwrap(),
+                            instructions: "Gateway calls of the customer's own agent.".to_owned(),
+                            model_route: ModelRoute::parse(vec!["upstream".to_owned()]).unwrap(),
+                            output_schema: None,
+                            outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+                            verifier_policy: VerificationPolicy {
+                                verifiers: vec![VerifierSpec::Rules(RulesSpec {
+                                    non_empty: true,
+                                    ..RulesSpec::default()
+                                })],
+                                ..VerificationPolicy::default()
+                            },
+                            params: Default::default(),
+                            routing: Default::default(),
+                            tools: Vec::new(),
+                            knowledge: Vec::new(),
+                            max_steps: bounty_store::DEFAULT_MAX_STEPS,
+                            handoff: false,
+                        },
+                    )
+                    .await
+                    .expect("gateway agent");
                 let config = serde_json::json!({
                     "provider": "openai",
                     "base_url": upstream,
@@ -86,7 +122,12 @@ pub fn start(upstream: &str) -> Bounty {
                     "api_key": "sk-fake",
                     "max_retries": 0,
                     "request_timeout_ms": 15_000,
-                    "price": { "input_per_million": "0.15", "output_per_million": "0.60" },
+                    "price": {
+                        "input_per_million": "0.15",
+                        "cached_input_per_million": "0.075",
+                        "output_per_million": "0.60",
+                        "reasoning_per_million": "0.60",
+                    },
                 });
                 let models: BTreeMap<String, ModelConfig> = BTreeMap::from([(
                     "upstream".to_owned(),
@@ -99,9 +140,27 @@ pub fn start(upstream: &str) -> Bounty {
                 ready_tx
                     .send((base, key.secret.expose().to_owned()))
                     .expect("report readiness");
-                let _ =
-                    bounty_server::serve(listener, bounty_server::app(state), stop, Duration::from_secs(5))
+                if nodelay {
+                    // Diagnostic only: Bounty's app behind a listener that
+                    // sets TCP_NODELAY, which `bounty_server::serve` does
+                    // not (yet) do.
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    let app = bounty_server::app(state)
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
                         .await;
+                } else {
+                    let _ = bounty_server::serve(
+                        listener,
+                        bounty_server::app(state),
+                        stop,
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                }
                 drop(dir);
             });
         })
