@@ -27,6 +27,8 @@ backend_tests!(
     a_reported_outcome_that_fails_verification_is_never_charged,
     byok_models_use_the_accounts_own_key_through_the_gateway,
     the_official_async_openai_client_works_unchanged,
+    budgets_hold_under_200_concurrent_requests,
+    a_dead_holders_reservation_expires,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -878,4 +880,160 @@ async fn the_official_async_openai_client_works_unchanged(backend: Backend) {
         }
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Fires `n` identical chat requests at once; returns each status and
+/// `Retry-After`.
+async fn burst(app: &TestApp, key: &str, body: &Value, n: usize) -> Vec<(u16, Option<String>, Value)> {
+    let requests = (0..n).map(|_| {
+        let request = app
+            .request(Method::POST, "/v1/chat/completions", Some(key))
+            .json(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, after, response.json::<Value>().await.unwrap())
+        }
+    });
+    futures_util::future::join_all(requests).await
+}
+
+async fn budgets_hold_under_200_concurrent_requests(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    upstream.set_recording(false);
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    let key_id = json_of(app.call(Method::GET, "/v1/api-keys", &key, None).await, 200).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Stay inside one minute window: the burst takes well under 10 s.
+    while chrono::Utc::now().timestamp() % 60 > 45 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let limits = json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"api_key": key_id, "requests_per_minute": 50})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(limits["data"][0]["scope"], key_id.as_str());
+    let before = upstream.request_count();
+    let mut body = chat_body("gpt", "hi");
+    body["max_tokens"] = json!(10);
+    let results = burst(&app, &key, &body, 200).await;
+    let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
+    assert_eq!(ok, 50, "exactly the limit passes");
+    for (status, after, body) in results.iter().filter(|(s, _, _)| *s != 200) {
+        assert_eq!(*status, 429, "{body}");
+        assert!(
+            after.as_deref().is_some_and(|a| a.parse::<u64>().unwrap() >= 1),
+            "{after:?}"
+        );
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+    }
+    assert_eq!(
+        upstream.request_count() - before,
+        50,
+        "a refused call never reaches the provider"
+    );
+
+    // A money cap on the account: never passed, though 200 race for it.
+    json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"api_key": key_id})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"monthly_spend": {"micros": 2_000, "currency": "USD"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let results = burst(&app, &key, &body, 200).await;
+    let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
+    assert!(ok > 0, "some calls fit under the cap");
+    let refused: Vec<_> = results.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(ok + refused.len(), 200);
+    assert!(
+        refused
+            .iter()
+            .all(|(_, _, b)| b["error"]["code"] == "budget_exceeded"),
+        "{refused:?}"
+    );
+    // Let the commits land, then compare what was spent with the cap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = open_calls(&app, account).await;
+    let spent: i64 = calls.iter().skip(50).map(|c| c.cost_micros).sum();
+    assert_eq!(calls.len(), 50 + ok);
+    assert!(spent <= 2_000, "spent {spent} µ$ of a 2,000 µ$ cap");
+}
+
+async fn a_dead_holders_reservation_expires(backend: Backend) {
+    use bounty_store::gateway_budget::{ACCOUNT_SCOPE, GatewayLimit};
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, _) = app.create_account("Acme").await;
+    let clock = std::sync::Arc::new(bounty_core::ManualClock::new(chrono::Utc::now()));
+    let store = app.store_with_clock(clock.clone()).await;
+    let cap = GatewayLimit {
+        scope: ACCOUNT_SCOPE.to_owned(),
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        monthly_spend: Some(bounty_core::Money::from_micros(100, bounty_core::Currency::USD)),
+    };
+    store.set_gateway_limit(account, &cap).await.unwrap();
+    let hold = Duration::from_secs(60);
+    // A holder reserves 80 µ$ and dies without committing.
+    let held = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    assert!(held.is_ok());
+    // While it lives, the next 80 µ$ do not fit.
+    let refused = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    assert_eq!(refused.unwrap_err().limit, "monthly_spend");
+    // Once it expires, the budget is whole again: no false 429s.
+    clock.advance(chrono::Duration::seconds(61));
+    let fits = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    let reservation = fits.expect("the dead holder's reservation expired");
+    // Committed, the real cost counts and the hold goes.
+    store.commit_gateway(&reservation, 10, 30).await.unwrap();
+    let next = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(70), hold)
+        .await
+        .unwrap();
+    assert!(next.is_ok(), "30 committed + 70 reserved fits 100");
+    let over = store
+        .reserve_gateway(account, &[cap], 10, Some(1), hold)
+        .await
+        .unwrap();
+    assert!(over.is_err());
 }

@@ -42,6 +42,7 @@ use bounty_agents::gateway_task::{DEFAULT_GATEWAY_AGENT, check_reference};
 use bounty_core::{AgentId, GatewayCallId, GatewayTerms, Money, Unattributed};
 use bounty_models::{ByokKey, Model, ProviderError, Usage, openai_wire, price};
 use bounty_store::gateway::{GatewayBilling, NewGatewayCall};
+use bounty_store::gateway_budget::{ACCOUNT_SCOPE, GatewayLimit, Reservation};
 use bounty_store::{NewModelCall, TaskError, byok_sealing_aad};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -64,6 +65,28 @@ struct Prepared {
     billing: GatewayBilling,
     terms: Option<GatewayTerms>,
     byok: Option<ByokKey>,
+    /// The call's hold on the budgets that limit it, if any do.
+    reservation: Option<Reservation>,
+    /// Tokens used, and what the operator's models cost, so far.
+    spent: std::sync::Mutex<(i64, i64)>,
+    store: bounty_store::Store,
+}
+
+impl Drop for Prepared {
+    /// The request is over (for a stream, its last event): its real use
+    /// replaces its reservation, off the response path.
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let (tokens, spend) = *self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.commit_gateway(&reservation, tokens, spend).await {
+                tracing::warn!(error = %e, "could not commit a gateway call's budget use; its reservation will expire");
+            }
+        });
+    }
 }
 
 impl Prepared {
@@ -113,7 +136,7 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> GatewayResult<Response> {
-    let prepared = prepare(&state, auth, &headers, &body).await?;
+    let mut prepared = prepare(&state, auth, &headers, &body).await?;
     let object = prepared.object();
     if object.get("messages").and_then(Value::as_array).is_none() {
         return Err(OpenAiError::invalid(
@@ -126,6 +149,7 @@ async fn chat(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(OpenAiError::invalid("stream", "`stream` must be a boolean.")),
     };
+    reserve(&state, &mut prepared, None).await?;
     if stream {
         stream_chat(state, prepared).await
     } else {
@@ -216,7 +240,102 @@ async fn prepare(
         billing,
         terms,
         byok,
+        reservation: None,
+        spent: std::sync::Mutex::new((0, 0)),
+        store: state.store.clone(),
     })
+}
+
+/// How long a reservation outlives a holder that never commits it.
+const RESERVATION_HOLD: Duration = Duration::from_secs(600);
+
+/// Reserves the call against the budgets that limit its account and key
+/// (`bounty_store::gateway_budget`), after every other check: a request
+/// refused for another reason uses no budget. A limit reached is OpenAI's
+/// 429 with `Retry-After`.
+async fn reserve(
+    state: &AppState,
+    prepared: &mut Prepared,
+    completion_tokens: Option<u64>,
+) -> GatewayResult<()> {
+    let limits = state
+        .gateway
+        .limits(prepared.auth.account_id)
+        .await
+        .map_err(internal)?;
+    let key_scope = prepared.auth.key_id.to_string();
+    let applicable: Vec<GatewayLimit> = limits
+        .iter()
+        .filter(|l| l.scope == ACCOUNT_SCOPE || l.scope == key_scope)
+        .cloned()
+        .collect();
+    if applicable.is_empty() {
+        return Ok(());
+    }
+    let object = prepared.object();
+    let prompt = object
+        .get("messages")
+        .or_else(|| object.get("input"))
+        .map_or(0, |m| m.to_string().len());
+    let first = prepared.route.iter().find_map(|m| state.models.get(m));
+    let completion = completion_tokens.unwrap_or_else(|| {
+        let asked = object
+            .get("max_completion_tokens")
+            .or_else(|| object.get("max_tokens"))
+            .and_then(Value::as_u64);
+        asked.unwrap_or_else(|| first.map_or(256, |m| u64::from(m.defaults().max_tokens)))
+    });
+    let estimate = Usage::tokens(counted_tokens(prompt), completion);
+    let tokens = i64::try_from(estimate.prompt_tokens + estimate.completion_tokens).unwrap_or(i64::MAX);
+    // The operator's spend: the first model of ours on the route.
+    let spend = prepared
+        .route
+        .iter()
+        .filter_map(|m| state.models.get(m))
+        .find(|m| !m.is_byok())
+        .map(|m| price::cost(m.price(), estimate, Duration::ZERO).micros);
+    match state
+        .store
+        .reserve_gateway(
+            prepared.auth.account_id,
+            &applicable,
+            tokens,
+            spend,
+            RESERVATION_HOLD,
+        )
+        .await
+        .map_err(internal)?
+    {
+        Ok(reservation) => {
+            prepared.reservation = Some(reservation);
+            Ok(())
+        }
+        Err(refused) => {
+            let whose = if refused.scope == ACCOUNT_SCOPE {
+                "this account's".to_owned()
+            } else {
+                format!("this API key's ({})", refused.scope)
+            };
+            let message = format!(
+                "Rate limit reached: {whose} {} limit. Retry after {} s.",
+                refused.limit.replace('_', " "),
+                refused.retry_after.as_secs().max(1)
+            );
+            let mut error = OpenAiError::rate_limited(
+                if refused.limit == "monthly_spend" {
+                    "budget_exceeded"
+                } else {
+                    "rate_limit_exceeded"
+                },
+                message,
+                refused.retry_after,
+            );
+            if refused.limit == "monthly_spend" {
+                error.kind = "insufficient_quota";
+            }
+            Err(error)
+        }
+    }
 }
 
 /// `Bounty-Task` and `Bounty-Agent`, from the headers or the body's
@@ -351,6 +470,17 @@ fn record_as(
         _ => Money::zero(cost.currency),
     };
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    {
+        let mut spent = prepared.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.0 = spent.0.saturating_add(clamp(
+            done.usage
+                .prompt_tokens
+                .saturating_add(done.usage.completion_tokens),
+        ));
+        if !byok {
+            spent.1 = spent.1.saturating_add(cost.micros);
+        }
+    }
     state.gateway.recorder().record(NewGatewayCall {
         id,
         account: prepared.auth.account_id,
