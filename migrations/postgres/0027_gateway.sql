@@ -108,3 +108,21 @@ create table gateway_reservations (
 );
 
 create index gateway_reservations_scope_idx on gateway_reservations (account_id, scope, month_key, expires_at);
+
+-- The gateway's exact-match response cache (opt-in per gateway model).
+-- Each non-streaming answer of a cached model, to a call that named a
+-- task, is kept here; it is served only while that task's outcome is
+-- resolved (a join at lookup, so a reversal withdraws it). The key is the
+-- SHA-256 of the account, the mode, the gateway model and every request
+-- parameter that can change the answer; the account is also a column of
+-- the lookup, so no entry crosses tenants.
+create table gateway_cache (
+    account_id   text collate "C" not null,
+    livemode     boolean not null,
+    key_hash     text not null,
+    task_ref     text not null,
+    call_id      text not null,
+    response     text not null,
+    created_at   timestamptz not null,
+    constraint gateway_cache_pkey primary key (account_id, livemode, key_hash, task_ref)
+);

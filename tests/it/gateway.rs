@@ -29,6 +29,7 @@ backend_tests!(
     the_official_async_openai_client_works_unchanged,
     budgets_hold_under_200_concurrent_requests,
     a_dead_holders_reservation_expires,
+    the_cache_serves_only_verified_answers_and_never_across_tenants,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -65,7 +66,11 @@ async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
                 }),
             ),
         ],
-        gateway: serde_json::from_value(json!({"models": {"fast": {"route": ["dead", "gpt"]}}})).unwrap(),
+        gateway: serde_json::from_value(json!({"models": {
+            "fast": {"route": ["dead", "gpt"]},
+            "cached": {"route": ["gpt"], "cache": true},
+        }}))
+        .unwrap(),
         ..TestOptions::default()
     };
     TestApp::spawn_with(backend, opts).await
@@ -347,7 +352,7 @@ async fn models_list_in_openai_shape_and_the_catalog_moved(backend: Backend) {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     // The BYOK-only model is not usable without the account's key.
-    assert_eq!(ids, ["dead", "fast", "gpt"]);
+    assert_eq!(ids, ["cached", "dead", "fast", "gpt"]);
     for m in list["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
         assert!(m["created"].as_i64().unwrap() > 0);
@@ -1036,4 +1041,161 @@ async fn a_dead_holders_reservation_expires(backend: Backend) {
         .await
         .unwrap();
     assert!(over.is_err());
+}
+
+async fn the_cache_serves_only_verified_answers_and_never_across_tenants(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": {"verifiers": [{"kind": "rules", "must_match": ["refund"]}]},
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut ask = chat_body("cached", "Where is my refund?");
+    ask["temperature"] = json!(0);
+    ask["seed"] = json!(7);
+    let calls_upstream = || upstream.request_count();
+
+    // Answered by the model for task T-1; nothing is served from the
+    // cache before T-1 is verified.
+    upstream.push(Behavior::reply("Your refund was issued.", 10, 5));
+    let first = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &ask,
+            &[("Bounty-Task", "T-1")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &ask, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "an unverified answer is not served");
+    let report = json!({"output": "Your refund was issued.", "input": {"subject": "Refund", "body": "Where is my refund?"}});
+    let task = json_of(
+        app.call(Method::POST, "/v1/tasks/T-1/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app.wait_for_task(&key, task["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(
+        app.get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+            .await["status"],
+        "resolved"
+    );
+
+    // Resolved: the same request is served from the cache, at no cost;
+    // streamed as well.
+    let n = calls_upstream();
+    let hit = post(&app, "/v1/chat/completions", &key, &ask, &[]).await;
+    let hit = json_of(hit, 200).await;
+    assert_eq!(hit["choices"], first["choices"]);
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let text = post(&app, "/v1/chat/completions", &key, &streamed, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Your refund was issued.") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    assert_eq!(calls_upstream(), n, "both served from the cache");
+    let hits: Vec<_> = open_calls(&app, account)
+        .await
+        .into_iter()
+        .filter(|c| c.served_model.is_none())
+        .collect();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|c| c.cost_micros == 0));
+
+    // Any parameter that changes the answer misses.
+    for (field, value) in [
+        ("temperature", json!(0.5)),
+        ("seed", json!(8)),
+        ("max_tokens", json!(3)),
+    ] {
+        let mut other = ask.clone();
+        other[field] = value;
+        let n = calls_upstream();
+        json_of(post(&app, "/v1/chat/completions", &key, &other, &[]).await, 200).await;
+        assert_eq!(calls_upstream(), n + 1, "{field} is in the key");
+    }
+    let mut tools = ask.clone();
+    tools["tools"] =
+        json!([{"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}]);
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &tools, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "tools are in the key");
+    // Key order does not matter.
+    let reordered: Value = serde_json::from_str(&format!(
+        r#"{{"seed": 7, "temperature": 0, "messages": {}, "model": "cached"}}"#,
+        ask["messages"]
+    ))
+    .unwrap();
+    let n = calls_upstream();
+    json_of(
+        post(&app, "/v1/chat/completions", &key, &reordered, &[]).await,
+        200,
+    )
+    .await;
+    assert_eq!(calls_upstream(), n, "the same request in another key order hits");
+    // A model that does not cache never hits.
+    let mut plain = ask.clone();
+    plain["model"] = json!("gpt");
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &plain, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1);
+
+    // Another tenant, the same request: its own miss.
+    let (_, globex) = free_account(&app, "Globex").await;
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &globex, &ask, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "no entry crosses tenants");
+
+    // A failed task's answer is never served.
+    let mut failing = chat_body("cached", "Something else entirely");
+    failing["seed"] = json!(1);
+    upstream.push(Behavior::reply("I cannot help.", 10, 5));
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &failing,
+            &[("Bounty-Task", "T-2")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let report = json!({"output": "I cannot help.", "input": {"subject": "x", "body": "x"}});
+    let task = json_of(
+        app.call(Method::POST, "/v1/tasks/T-2/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app.wait_for_task(&key, task["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(
+        app.get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+            .await["status"],
+        "failed"
+    );
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &failing, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "a failed task's answer is not served");
 }

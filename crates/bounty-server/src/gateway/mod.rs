@@ -49,6 +49,11 @@ pub struct GatewayModelSettings {
     /// answers when one fails with a provider error that another model may
     /// not have (5xx, 429, timeouts, an unreachable endpoint).
     pub route: Vec<String>,
+    /// Serve repeats of a request from the exact-match cache. Only
+    /// answers to calls whose task was verified resolved are served, and
+    /// never across accounts.
+    #[serde(default)]
+    pub cache: bool,
 }
 
 /// A resolved `Bounty-Agent` (or none such), and when it was resolved.
@@ -68,6 +73,8 @@ pub const LIMITS_TTL: Duration = Duration::from_secs(5);
 /// The gateway's state: routes, the call recorder, the agent cache.
 pub struct Gateway {
     routes: BTreeMap<String, Vec<String>>,
+    /// Gateway models served from the exact-match cache.
+    cached: std::collections::BTreeSet<String>,
     store: Store,
     recorder: OnceLock<Recorder>,
     agents: Mutex<HashMap<(AccountId, String), CachedAgent>>,
@@ -103,8 +110,15 @@ impl Gateway {
             }
             routes.insert(name.clone(), model.route.clone());
         }
+        let cached = settings
+            .models
+            .iter()
+            .filter(|(_, m)| m.cache)
+            .map(|(name, _)| name.clone())
+            .collect();
         Ok(Gateway {
             routes,
+            cached,
             store,
             recorder: OnceLock::new(),
             agents: Mutex::new(HashMap::new()),
@@ -116,6 +130,11 @@ impl Gateway {
     /// The route of gateway model `name`.
     pub fn route(&self, name: &str) -> Option<&[String]> {
         self.routes.get(name).map(Vec::as_slice)
+    }
+
+    /// Whether gateway model `name` is served from the cache.
+    pub fn caches(&self, name: &str) -> bool {
+        self.cached.contains(name)
     }
 
     /// Every gateway model and its route, by name.
