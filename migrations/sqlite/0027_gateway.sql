@@ -64,3 +64,65 @@ alter table tasks add column gateway_ref text;
 alter table tasks add column reported_output text;
 create unique index tasks_account_id_livemode_gateway_ref_key on tasks (account_id, livemode, gateway_ref)
     where gateway_ref is not null;
+
+-- Gateway budgets: limits per account (`scope = 'account'`) or per API
+-- key (`scope` = the key's id), each optional.
+create table gateway_limits (
+    account_id            text not null
+                          constraint gateway_limits_account_id_fkey references accounts (id),
+    scope                 text not null,
+    requests_per_minute   integer,
+    tokens_per_minute     integer,
+    -- Inference spend on the operator's models (never BYOK), per calendar
+    -- month (UTC).
+    monthly_spend_micros  integer,
+    currency              text not null,
+    updated_at            text not null,
+    constraint gateway_limits_pkey primary key (account_id, scope)
+);
+
+-- What each limited scope used: per minute (`window` = 'YYYY-MM-DDTHH:MM',
+-- requests and tokens) and per month ('YYYY-MM', committed spend).
+-- Incremented in the transaction that reserves a call, so concurrent calls
+-- serialise on the row and none passes a limit.
+create table gateway_windows (
+    account_id    text not null,
+    scope         text not null,
+    window_key    text not null,
+    requests      integer not null,
+    tokens        integer not null,
+    spend_micros  integer not null,
+    constraint gateway_windows_pkey primary key (account_id, scope, window_key)
+);
+
+-- A call's estimated spend, held until its real cost is committed. A
+-- holder that dies leaves its reservation to expire (`expires_at`), so a
+-- crash never keeps a budget full.
+create table gateway_reservations (
+    id            text primary key,
+    account_id    text not null,
+    scope         text not null,
+    month_key     text not null,
+    spend_micros  integer not null,
+    expires_at    text not null
+);
+
+create index gateway_reservations_scope_idx on gateway_reservations (account_id, scope, month_key, expires_at);
+
+-- The gateway's exact-match response cache (opt-in per gateway model).
+-- Each non-streaming answer of a cached model, to a call that named a
+-- task, is kept here; it is served only while that task's outcome is
+-- resolved (a join at lookup, so a reversal withdraws it). The key is the
+-- SHA-256 of the account, the mode, the gateway model and every request
+-- parameter that can change the answer; the account is also a column of
+-- the lookup, so no entry crosses tenants.
+create table gateway_cache (
+    account_id   text not null,
+    livemode     boolean not null,
+    key_hash     text not null,
+    task_ref     text not null,
+    call_id      text not null,
+    response     text not null,
+    created_at   text not null,
+    constraint gateway_cache_pkey primary key (account_id, livemode, key_hash, task_ref)
+);

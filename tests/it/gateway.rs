@@ -27,6 +27,9 @@ backend_tests!(
     a_reported_outcome_that_fails_verification_is_never_charged,
     byok_models_use_the_accounts_own_key_through_the_gateway,
     the_official_async_openai_client_works_unchanged,
+    budgets_hold_under_200_concurrent_requests,
+    a_dead_holders_reservation_expires,
+    the_cache_serves_only_verified_answers_and_never_across_tenants,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -63,7 +66,11 @@ async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
                 }),
             ),
         ],
-        gateway: serde_json::from_value(json!({"models": {"fast": {"route": ["dead", "gpt"]}}})).unwrap(),
+        gateway: serde_json::from_value(json!({"models": {
+            "fast": {"route": ["dead", "gpt"]},
+            "cached": {"route": ["gpt"], "cache": true},
+        }}))
+        .unwrap(),
         ..TestOptions::default()
     };
     TestApp::spawn_with(backend, opts).await
@@ -345,7 +352,7 @@ async fn models_list_in_openai_shape_and_the_catalog_moved(backend: Backend) {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     // The BYOK-only model is not usable without the account's key.
-    assert_eq!(ids, ["dead", "fast", "gpt"]);
+    assert_eq!(ids, ["cached", "dead", "fast", "gpt"]);
     for m in list["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
         assert!(m["created"].as_i64().unwrap() > 0);
@@ -878,4 +885,317 @@ async fn the_official_async_openai_client_works_unchanged(backend: Backend) {
         }
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Fires `n` identical chat requests at once; returns each status and
+/// `Retry-After`.
+async fn burst(app: &TestApp, key: &str, body: &Value, n: usize) -> Vec<(u16, Option<String>, Value)> {
+    let requests = (0..n).map(|_| {
+        let request = app
+            .request(Method::POST, "/v1/chat/completions", Some(key))
+            .json(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, after, response.json::<Value>().await.unwrap())
+        }
+    });
+    futures_util::future::join_all(requests).await
+}
+
+async fn budgets_hold_under_200_concurrent_requests(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    upstream.set_recording(false);
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    let key_id = json_of(app.call(Method::GET, "/v1/api-keys", &key, None).await, 200).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Stay inside one minute window: the burst takes well under 10 s.
+    while chrono::Utc::now().timestamp() % 60 > 45 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let limits = json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"api_key": key_id, "requests_per_minute": 50})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(limits["data"][0]["scope"], key_id.as_str());
+    let before = upstream.request_count();
+    let mut body = chat_body("gpt", "hi");
+    body["max_tokens"] = json!(10);
+    let results = burst(&app, &key, &body, 200).await;
+    let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
+    assert_eq!(ok, 50, "exactly the limit passes");
+    for (status, after, body) in results.iter().filter(|(s, _, _)| *s != 200) {
+        assert_eq!(*status, 429, "{body}");
+        assert!(
+            after.as_deref().is_some_and(|a| a.parse::<u64>().unwrap() >= 1),
+            "{after:?}"
+        );
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+    }
+    assert_eq!(
+        upstream.request_count() - before,
+        50,
+        "a refused call never reaches the provider"
+    );
+
+    // A money cap on the account: never passed, though 200 race for it.
+    json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"api_key": key_id})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        app.call(
+            Method::PUT,
+            "/v1/gateway/limits",
+            &key,
+            Some(&json!({"monthly_spend": {"micros": 2_000, "currency": "USD"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let results = burst(&app, &key, &body, 200).await;
+    let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
+    assert!(ok > 0, "some calls fit under the cap");
+    let refused: Vec<_> = results.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(ok + refused.len(), 200);
+    assert!(
+        refused
+            .iter()
+            .all(|(_, _, b)| b["error"]["code"] == "budget_exceeded"),
+        "{refused:?}"
+    );
+    // Let the commits land, then compare what was spent with the cap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = open_calls(&app, account).await;
+    let spent: i64 = calls.iter().skip(50).map(|c| c.cost_micros).sum();
+    assert_eq!(calls.len(), 50 + ok);
+    assert!(spent <= 2_000, "spent {spent} µ$ of a 2,000 µ$ cap");
+}
+
+async fn a_dead_holders_reservation_expires(backend: Backend) {
+    use bounty_store::gateway_budget::{ACCOUNT_SCOPE, GatewayLimit};
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, _) = app.create_account("Acme").await;
+    let clock = std::sync::Arc::new(bounty_core::ManualClock::new(chrono::Utc::now()));
+    let store = app.store_with_clock(clock.clone()).await;
+    let cap = GatewayLimit {
+        scope: ACCOUNT_SCOPE.to_owned(),
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        monthly_spend: Some(bounty_core::Money::from_micros(100, bounty_core::Currency::USD)),
+    };
+    store.set_gateway_limit(account, &cap).await.unwrap();
+    let hold = Duration::from_secs(60);
+    // A holder reserves 80 µ$ and dies without committing.
+    let held = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    assert!(held.is_ok());
+    // While it lives, the next 80 µ$ do not fit.
+    let refused = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    assert_eq!(refused.unwrap_err().limit, "monthly_spend");
+    // Once it expires, the budget is whole again: no false 429s.
+    clock.advance(chrono::Duration::seconds(61));
+    let fits = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(80), hold)
+        .await
+        .unwrap();
+    let reservation = fits.expect("the dead holder's reservation expired");
+    // Committed, the real cost counts and the hold goes.
+    store.commit_gateway(&reservation, 10, 30).await.unwrap();
+    let next = store
+        .reserve_gateway(account, std::slice::from_ref(&cap), 10, Some(70), hold)
+        .await
+        .unwrap();
+    assert!(next.is_ok(), "30 committed + 70 reserved fits 100");
+    let over = store
+        .reserve_gateway(account, &[cap], 10, Some(1), hold)
+        .await
+        .unwrap();
+    assert!(over.is_err());
+}
+
+async fn the_cache_serves_only_verified_answers_and_never_across_tenants(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = free_account(&app, "Acme").await;
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": {"verifiers": [{"kind": "rules", "must_match": ["refund"]}]},
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut ask = chat_body("cached", "Where is my refund?");
+    ask["temperature"] = json!(0);
+    ask["seed"] = json!(7);
+    let calls_upstream = || upstream.request_count();
+
+    // Answered by the model for task T-1; nothing is served from the
+    // cache before T-1 is verified.
+    upstream.push(Behavior::reply("Your refund was issued.", 10, 5));
+    let first = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &ask,
+            &[("Bounty-Task", "T-1")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &ask, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "an unverified answer is not served");
+    let report = json!({"output": "Your refund was issued.", "input": {"subject": "Refund", "body": "Where is my refund?"}});
+    let task = json_of(
+        app.call(Method::POST, "/v1/tasks/T-1/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app.wait_for_task(&key, task["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(
+        app.get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+            .await["status"],
+        "resolved"
+    );
+
+    // Resolved: the same request is served from the cache, at no cost;
+    // streamed as well.
+    let n = calls_upstream();
+    let hit = post(&app, "/v1/chat/completions", &key, &ask, &[]).await;
+    let hit = json_of(hit, 200).await;
+    assert_eq!(hit["choices"], first["choices"]);
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let text = post(&app, "/v1/chat/completions", &key, &streamed, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Your refund was issued.") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    assert_eq!(calls_upstream(), n, "both served from the cache");
+    let hits: Vec<_> = open_calls(&app, account)
+        .await
+        .into_iter()
+        .filter(|c| c.served_model.is_none())
+        .collect();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|c| c.cost_micros == 0));
+
+    // Any parameter that changes the answer misses.
+    for (field, value) in [
+        ("temperature", json!(0.5)),
+        ("seed", json!(8)),
+        ("max_tokens", json!(3)),
+    ] {
+        let mut other = ask.clone();
+        other[field] = value;
+        let n = calls_upstream();
+        json_of(post(&app, "/v1/chat/completions", &key, &other, &[]).await, 200).await;
+        assert_eq!(calls_upstream(), n + 1, "{field} is in the key");
+    }
+    let mut tools = ask.clone();
+    tools["tools"] =
+        json!([{"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}]);
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &tools, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "tools are in the key");
+    // Key order does not matter.
+    let reordered: Value = serde_json::from_str(&format!(
+        r#"{{"seed": 7, "temperature": 0, "messages": {}, "model": "cached"}}"#,
+        ask["messages"]
+    ))
+    .unwrap();
+    let n = calls_upstream();
+    json_of(
+        post(&app, "/v1/chat/completions", &key, &reordered, &[]).await,
+        200,
+    )
+    .await;
+    assert_eq!(calls_upstream(), n, "the same request in another key order hits");
+    // A model that does not cache never hits.
+    let mut plain = ask.clone();
+    plain["model"] = json!("gpt");
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &plain, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1);
+
+    // Another tenant, the same request: its own miss.
+    let (_, globex) = free_account(&app, "Globex").await;
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &globex, &ask, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "no entry crosses tenants");
+
+    // A failed task's answer is never served.
+    let mut failing = chat_body("cached", "Something else entirely");
+    failing["seed"] = json!(1);
+    upstream.push(Behavior::reply("I cannot help.", 10, 5));
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &failing,
+            &[("Bounty-Task", "T-2")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let report = json!({"output": "I cannot help.", "input": {"subject": "x", "body": "x"}});
+    let task = json_of(
+        app.call(Method::POST, "/v1/tasks/T-2/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let task = app.wait_for_task(&key, task["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(
+        app.get_outcome(&key, task["outcome"]["id"].as_str().unwrap())
+            .await["status"],
+        "failed"
+    );
+    let n = calls_upstream();
+    json_of(post(&app, "/v1/chat/completions", &key, &failing, &[]).await, 200).await;
+    assert_eq!(calls_upstream(), n + 1, "a failed task's answer is not served");
 }

@@ -30,6 +30,8 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/embeddings"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{model}"),
+    ("put", "/v1/gateway/limits"),
+    ("get", "/v1/gateway/limits"),
     ("get", "/v1/outcomes"),
     ("get", "/v1/outcomes/{id}"),
     ("post", "/v1/outcomes/{id}/signals"),

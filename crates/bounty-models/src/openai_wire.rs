@@ -249,6 +249,49 @@ fn tool_calls_json(calls: &[ToolCall]) -> Value {
     )
 }
 
+/// The first choice of a `chat.completion` as a [`Generation`] (to
+/// stream a stored answer); `None` when it has none.
+pub fn generation_of(completion: &Value) -> Option<Generation> {
+    let choice = completion.get("choices")?.as_array()?.first()?;
+    let message = choice.get("message")?;
+    let tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| {
+                    Some(ToolCall {
+                        id: c.get("id")?.as_str()?.to_owned(),
+                        name: c.pointer("/function/name")?.as_str()?.to_owned(),
+                        arguments: c.pointer("/function/arguments")?.as_str()?.to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let finish_reason = match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("length") => FinishReason::Length,
+        Some("tool_calls") => FinishReason::ToolCalls,
+        _ => FinishReason::Stop,
+    };
+    Some(Generation {
+        text: message
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        tool_calls,
+        usage: completion
+            .get("usage")
+            .and_then(crate::passthrough::usage_of)
+            .unwrap_or_default(),
+        latency: std::time::Duration::ZERO,
+        finish_reason,
+        timings: None,
+    })
+}
+
 /// A `chat.completion` of one choice.
 pub fn completion(id: &str, created: i64, model: &str, generation: &Generation) -> Value {
     let mut message = json!({

@@ -114,6 +114,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::openai::embeddings))
         .routes(routes!(routes::openai::list_models))
         .routes(routes!(routes::openai::get_model))
+        .routes(routes!(
+            routes::gateway_limits::put_limits,
+            routes::gateway_limits::get_limits
+        ))
         .routes(routes!(routes::outcomes::list_outcomes))
         .routes(routes!(routes::outcomes::get_outcome))
         .routes(routes!(routes::outcomes::post_signal))

@@ -73,6 +73,9 @@ pub struct NewGatewayCall {
     /// `CostPlus`: what the customer is charged; zero otherwise.
     pub charge: Money,
     pub at: Timestamp,
+    /// A cached model's answer to a task's call: the cache key and the
+    /// response, kept as a candidate served once the task is resolved.
+    pub cache: Option<(String, String)>,
 }
 
 impl Store {
@@ -101,6 +104,23 @@ impl Store {
                 None => None,
             };
             insert_call(&mut tx, c, task).await?;
+            if let (Some((key, response)), Some(reference)) = (&c.cache, &c.task_ref) {
+                tx.execute(
+                    "insert into gateway_cache (account_id, livemode, key_hash, task_ref, call_id, response, created_at)
+                     values ($1, $2, $3, $4, $5, $6, $7)
+                     on conflict do nothing",
+                    args![
+                        c.account,
+                        c.mode.livemode(),
+                        key.clone(),
+                        reference.clone(),
+                        c.id.to_string(),
+                        response.clone(),
+                        c.at
+                    ],
+                )
+                .await?;
+            }
             if let Some(task) = task {
                 let seq = next_seq(&mut tx, c.account, task).await?;
                 insert_model_calls(
@@ -116,6 +136,30 @@ impl Store {
             }
         }
         tx.commit().await
+    }
+
+    /// A cached answer for `key`: one whose task's outcome is resolved
+    /// now. Only the account's own entries are read.
+    pub async fn gateway_cached(
+        &self,
+        account: AccountId,
+        mode: ApiKeyMode,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String,)> = tx
+            .fetch_optional(
+                "select c.response from gateway_cache c
+                 join tasks t on t.account_id = c.account_id and t.livemode = c.livemode
+                     and t.gateway_ref = c.task_ref
+                 join outcomes o on o.account_id = t.account_id and o.task_id = t.id
+                 where c.account_id = $1 and c.livemode = $2 and c.key_hash = $3 and o.status = 'resolved'
+                 order by c.created_at desc limit 1",
+                args![account, mode.livemode(), key],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|(r,)| r))
     }
 
     /// The gateway calls not yet part of a task, of one account and mode,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use bounty_core::{AccountId, AgentId};
 use bounty_models::ModelRegistry;
-use bounty_store::Store;
+use bounty_store::gateway_budget::GatewayLimit;
+use bounty_store::{Store, StoreError};
 use serde::Deserialize;
 
 pub use recorder::Recorder;
@@ -48,20 +49,36 @@ pub struct GatewayModelSettings {
     /// answers when one fails with a provider error that another model may
     /// not have (5xx, 429, timeouts, an unreachable endpoint).
     pub route: Vec<String>,
+    /// Serve repeats of a request from the exact-match cache. Only
+    /// answers to calls whose task was verified resolved are served, and
+    /// never across accounts.
+    #[serde(default)]
+    pub cache: bool,
 }
 
 /// A resolved `Bounty-Agent` (or none such), and when it was resolved.
 type CachedAgent = (Option<AgentId>, Instant);
 
+/// An account's limits, and when they were read.
+type CachedLimits = (Arc<Vec<GatewayLimit>>, Instant);
+
 /// How long a `Bounty-Agent` name stays resolved in this process.
 const AGENT_TTL: Duration = Duration::from_secs(30);
+
+/// How long an account's budget limits are read from this process's
+/// cache: the bound on how stale a limit changed by another process is
+/// (a change through this process applies at once).
+pub const LIMITS_TTL: Duration = Duration::from_secs(5);
 
 /// The gateway's state: routes, the call recorder, the agent cache.
 pub struct Gateway {
     routes: BTreeMap<String, Vec<String>>,
+    /// Gateway models served from the exact-match cache.
+    cached: std::collections::BTreeSet<String>,
     store: Store,
     recorder: OnceLock<Recorder>,
     agents: Mutex<HashMap<(AccountId, String), CachedAgent>>,
+    limits: Mutex<HashMap<AccountId, CachedLimits>>,
     started: i64,
 }
 
@@ -93,11 +110,19 @@ impl Gateway {
             }
             routes.insert(name.clone(), model.route.clone());
         }
+        let cached = settings
+            .models
+            .iter()
+            .filter(|(_, m)| m.cache)
+            .map(|(name, _)| name.clone())
+            .collect();
         Ok(Gateway {
             routes,
+            cached,
             store,
             recorder: OnceLock::new(),
             agents: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
             started: chrono::Utc::now().timestamp(),
         })
     }
@@ -105,6 +130,11 @@ impl Gateway {
     /// The route of gateway model `name`.
     pub fn route(&self, name: &str) -> Option<&[String]> {
         self.routes.get(name).map(Vec::as_slice)
+    }
+
+    /// Whether gateway model `name` is served from the cache.
+    pub fn caches(&self, name: &str) -> bool {
+        self.cached.contains(name)
     }
 
     /// Every gateway model and its route, by name.
@@ -137,6 +167,32 @@ impl Gateway {
             .get(&(account, given.to_owned()))
             .filter(|(_, at)| at.elapsed() < AGENT_TTL)
             .map(|(id, _)| *id)
+    }
+
+    /// The account's budget limits (its own and its keys'), from the
+    /// cache when fresh.
+    pub(crate) async fn limits(&self, account: AccountId) -> Result<Arc<Vec<GatewayLimit>>, StoreError> {
+        {
+            let cache = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((limits, at)) = cache.get(&account)
+                && at.elapsed() < LIMITS_TTL
+            {
+                return Ok(Arc::clone(limits));
+            }
+        }
+        let limits = Arc::new(self.store.gateway_limits(account).await?);
+        let mut cache = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < LIMITS_TTL);
+        }
+        cache.insert(account, (Arc::clone(&limits), Instant::now()));
+        Ok(limits)
+    }
+
+    /// Forgets the account's cached limits (they were just changed).
+    pub(crate) fn forget_limits(&self, account: AccountId) {
+        let mut cache = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(&account);
     }
 
     pub(crate) fn cache_agent(&self, account: AccountId, given: &str, id: Option<AgentId>) {

@@ -42,8 +42,10 @@ use bounty_agents::gateway_task::{DEFAULT_GATEWAY_AGENT, check_reference};
 use bounty_core::{AgentId, GatewayCallId, GatewayTerms, Money, Unattributed};
 use bounty_models::{ByokKey, Model, ProviderError, Usage, openai_wire, price};
 use bounty_store::gateway::{GatewayBilling, NewGatewayCall};
+use bounty_store::gateway_budget::{ACCOUNT_SCOPE, GatewayLimit, Reservation};
 use bounty_store::{NewModelCall, TaskError, byok_sealing_aad};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::auth::Auth;
@@ -64,6 +66,30 @@ struct Prepared {
     billing: GatewayBilling,
     terms: Option<GatewayTerms>,
     byok: Option<ByokKey>,
+    /// The exact-match cache key, when the gateway model caches.
+    cache_key: Option<String>,
+    /// The call's hold on the budgets that limit it, if any do.
+    reservation: Option<Reservation>,
+    /// Tokens used, and what the operator's models cost, so far.
+    spent: std::sync::Mutex<(i64, i64)>,
+    store: bounty_store::Store,
+}
+
+impl Drop for Prepared {
+    /// The request is over (for a stream, its last event): its real use
+    /// replaces its reservation, off the response path.
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        let (tokens, spend) = *self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.commit_gateway(&reservation, tokens, spend).await {
+                tracing::warn!(error = %e, "could not commit a gateway call's budget use; its reservation will expire");
+            }
+        });
+    }
 }
 
 impl Prepared {
@@ -113,7 +139,7 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> GatewayResult<Response> {
-    let prepared = prepare(&state, auth, &headers, &body).await?;
+    let mut prepared = prepare(&state, auth, &headers, &body, "chat").await?;
     let object = prepared.object();
     if object.get("messages").and_then(Value::as_array).is_none() {
         return Err(OpenAiError::invalid(
@@ -126,6 +152,7 @@ async fn chat(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(OpenAiError::invalid("stream", "`stream` must be a boolean.")),
     };
+    reserve(&state, &mut prepared, None).await?;
     if stream {
         stream_chat(state, prepared).await
     } else {
@@ -140,6 +167,7 @@ async fn prepare(
     auth: Result<Auth, ApiError>,
     headers: &HeaderMap,
     body: &[u8],
+    endpoint: &'static str,
 ) -> GatewayResult<Prepared> {
     let auth = auth.map_err(OpenAiError::from)?;
     let mut body: Value = serde_json::from_slice(body).map_err(|e| {
@@ -216,7 +244,188 @@ async fn prepare(
         billing,
         terms,
         byok,
+        cache_key: None,
+        reservation: None,
+        spent: std::sync::Mutex::new((0, 0)),
+        store: state.store.clone(),
     })
+    .map(|mut prepared: Prepared| {
+        if state.gateway.caches(&prepared.model) {
+            prepared.cache_key = Some(cache_key(&prepared, endpoint));
+        }
+        prepared
+    })
+}
+
+/// The request's exact-match cache key, for a gateway model that caches:
+/// the SHA-256 of the account, the mode, the endpoint, the model and the
+/// request with every key sorted, less what cannot change the answer
+/// (`stream`, `stream_options`, `metadata`, `user`). Everything else is in
+/// it: messages, tools, `response_format`, temperature, seed, `n`, …
+fn cache_key(prepared: &Prepared, endpoint: &str) -> String {
+    let mut request = prepared.object().clone();
+    for key in ["stream", "stream_options", "metadata", "user"] {
+        request.remove(key);
+    }
+    let mut hasher = Sha256::new();
+    for part in [
+        prepared.auth.account_id.to_string().as_str(),
+        prepared.auth.mode.as_str(),
+        endpoint,
+        prepared.model.as_str(),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(canonical(&Value::Object(request)).as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// JSON with every object's keys sorted, whatever order they came in.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// A cached answer to this request, when its model caches and one of the
+/// account's tasks that made it was resolved.
+async fn cached(state: &AppState, prepared: &Prepared) -> GatewayResult<Option<Value>> {
+    let Some(key) = &prepared.cache_key else {
+        return Ok(None);
+    };
+    let found = state
+        .store
+        .gateway_cached(prepared.auth.account_id, prepared.auth.mode, key)
+        .await
+        .map_err(internal)?;
+    Ok(found.and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+fn record_cache_hit(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    streamed: bool,
+) -> GatewayCallId {
+    record(
+        state,
+        prepared,
+        endpoint,
+        Done {
+            served: String::new(),
+            model: None,
+            usage: Usage::default(),
+            usage_counted: false,
+            latency: Duration::ZERO,
+            error: None,
+            streamed,
+            cache_hit: true,
+            cache: None,
+        },
+    )
+}
+
+/// How long a reservation outlives a holder that never commits it.
+const RESERVATION_HOLD: Duration = Duration::from_secs(600);
+
+/// Reserves the call against the budgets that limit its account and key
+/// (`bounty_store::gateway_budget`), after every other check: a request
+/// refused for another reason uses no budget. A limit reached is OpenAI's
+/// 429 with `Retry-After`.
+async fn reserve(
+    state: &AppState,
+    prepared: &mut Prepared,
+    completion_tokens: Option<u64>,
+) -> GatewayResult<()> {
+    let limits = state
+        .gateway
+        .limits(prepared.auth.account_id)
+        .await
+        .map_err(internal)?;
+    let key_scope = prepared.auth.key_id.to_string();
+    let applicable: Vec<GatewayLimit> = limits
+        .iter()
+        .filter(|l| l.scope == ACCOUNT_SCOPE || l.scope == key_scope)
+        .cloned()
+        .collect();
+    if applicable.is_empty() {
+        return Ok(());
+    }
+    let object = prepared.object();
+    let prompt = object
+        .get("messages")
+        .or_else(|| object.get("input"))
+        .map_or(0, |m| m.to_string().len());
+    let first = prepared.route.iter().find_map(|m| state.models.get(m));
+    let completion = completion_tokens.unwrap_or_else(|| {
+        let asked = object
+            .get("max_completion_tokens")
+            .or_else(|| object.get("max_tokens"))
+            .and_then(Value::as_u64);
+        asked.unwrap_or_else(|| first.map_or(256, |m| u64::from(m.defaults().max_tokens)))
+    });
+    let estimate = Usage::tokens(counted_tokens(prompt), completion);
+    let tokens = i64::try_from(estimate.prompt_tokens + estimate.completion_tokens).unwrap_or(i64::MAX);
+    // The operator's spend: the first model of ours on the route.
+    let spend = prepared
+        .route
+        .iter()
+        .filter_map(|m| state.models.get(m))
+        .find(|m| !m.is_byok())
+        .map(|m| price::cost(m.price(), estimate, Duration::ZERO).micros);
+    match state
+        .store
+        .reserve_gateway(
+            prepared.auth.account_id,
+            &applicable,
+            tokens,
+            spend,
+            RESERVATION_HOLD,
+        )
+        .await
+        .map_err(internal)?
+    {
+        Ok(reservation) => {
+            prepared.reservation = Some(reservation);
+            Ok(())
+        }
+        Err(refused) => {
+            let whose = if refused.scope == ACCOUNT_SCOPE {
+                "this account's".to_owned()
+            } else {
+                format!("this API key's ({})", refused.scope)
+            };
+            let message = format!(
+                "Rate limit reached: {whose} {} limit. Retry after {} s.",
+                refused.limit.replace('_', " "),
+                refused.retry_after.as_secs().max(1)
+            );
+            let mut error = OpenAiError::rate_limited(
+                if refused.limit == "monthly_spend" {
+                    "budget_exceeded"
+                } else {
+                    "rate_limit_exceeded"
+                },
+                message,
+                refused.retry_after,
+            );
+            if refused.limit == "monthly_spend" {
+                error.kind = "insufficient_quota";
+            }
+            Err(error)
+        }
+    }
 }
 
 /// `Bounty-Task` and `Bounty-Agent`, from the headers or the body's
@@ -321,6 +530,11 @@ struct Done {
     latency: Duration,
     error: Option<ProviderError>,
     streamed: bool,
+    /// Served from the exact-match cache: no provider was called.
+    cache_hit: bool,
+    /// The answer to keep as a cache candidate (a cached model's answer
+    /// to a task's call).
+    cache: Option<String>,
 }
 
 fn record(state: &AppState, prepared: &Prepared, endpoint: &'static str, done: Done) -> GatewayCallId {
@@ -351,6 +565,17 @@ fn record_as(
         _ => Money::zero(cost.currency),
     };
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    {
+        let mut spent = prepared.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.0 = spent.0.saturating_add(clamp(
+            done.usage
+                .prompt_tokens
+                .saturating_add(done.usage.completion_tokens),
+        ));
+        if !byok {
+            spent.1 = spent.1.saturating_add(cost.micros);
+        }
+    }
     state.gateway.recorder().record(NewGatewayCall {
         id,
         account: prepared.auth.account_id,
@@ -369,7 +594,7 @@ fn record_as(
             reasoning_tokens: clamp(done.usage.reasoning_tokens),
             latency_us: i64::try_from(done.latency.as_micros()).unwrap_or(i64::MAX),
             cost,
-            cache_hit: false,
+            cache_hit: done.cache_hit,
             byok,
             error: done.error.as_ref().map(|e| TaskError {
                 code: e.code().to_owned(),
@@ -383,6 +608,10 @@ fn record_as(
         billing: prepared.billing,
         charge,
         at: state.store.now(),
+        cache: match (&prepared.cache_key, &prepared.task_ref, done.cache) {
+            (Some(key), Some(_), Some(response)) if done.error.is_none() => Some((key.clone(), response)),
+            _ => None,
+        },
     });
     id
 }
@@ -432,6 +661,10 @@ where
     F: FnMut(std::sync::Arc<Model>) -> Fut,
     Fut: std::future::Future<Output = GatewayResult<Result<JsonAnswer, ProviderError>>>,
 {
+    if let Some(body) = cached(state, prepared).await? {
+        let id = record_cache_hit(state, prepared, endpoint, false);
+        return Ok(with_call_id(Json(body).into_response(), id));
+    }
     let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
     for name in &prepared.route {
         let Some(model) = state.models.get(name).cloned() else {
@@ -451,6 +684,8 @@ where
                     latency,
                     error: None,
                     streamed: false,
+                    cache_hit: false,
+                    cache: prepared.cache_key.as_ref().map(|_| body.to_string()),
                 };
                 let id = record(state, prepared, endpoint, done);
                 return Ok(with_call_id(Json(body).into_response(), id));
@@ -517,6 +752,8 @@ fn record_failure(
             latency,
             error: Some(error.clone()),
             streamed,
+            cache_hit: false,
+            cache: None,
         },
     );
 }
@@ -543,6 +780,18 @@ async fn local_chat(
     })?;
     let generation = model.generate(request).await?;
     Ok((generation, completion_id()))
+}
+
+/// `events` as server-sent events, then `data: [DONE]`.
+fn sse_text(events: Vec<Value>) -> String {
+    let mut text = String::new();
+    for event in events {
+        text.push_str("data: ");
+        text.push_str(&event.to_string());
+        text.push_str("\n\n");
+    }
+    text.push_str("data: [DONE]\n\n");
+    text
 }
 
 fn sse_response(body: Body) -> Response {
@@ -580,6 +829,17 @@ async fn stream_chat(state: AppState, prepared: Prepared) -> GatewayResult<Respo
                 "`stream_options` must be an object.",
             ));
         }
+    }
+    if let Some(body) = cached(&state, &prepared).await?
+        && let Some(generation) = openai_wire::generation_of(&body)
+    {
+        let id = record_cache_hit(&state, &prepared, "chat", true);
+        let completion = body["id"].as_str().map_or_else(completion_id, str::to_owned);
+        let created = body["created"]
+            .as_i64()
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let events = openai_wire::chunks(&completion, created, &prepared.model, &generation, wants_usage);
+        return Ok(with_call_id(sse_response(Body::from(sse_text(events))), id));
     }
     let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
     for name in prepared.route.clone() {
@@ -644,6 +904,8 @@ async fn stream_chat(state: AppState, prepared: Prepared) -> GatewayResult<Respo
                             latency,
                             error: None,
                             streamed: true,
+                            cache_hit: false,
+                            cache: None,
                         },
                     );
                     return Ok(with_call_id(sse_response(Body::from(text)), id));
@@ -735,6 +997,8 @@ impl Forward {
             latency,
             error,
             streamed: true,
+            cache_hit: false,
+            cache: None,
         };
         // Recorded before the stream ends for the client: a client that
         // read to the end and then reports its task finds the call.
@@ -826,7 +1090,7 @@ async fn embed(
     headers: HeaderMap,
     body: Bytes,
 ) -> GatewayResult<Response> {
-    let prepared = prepare(&state, auth, &headers, &body).await?;
+    let mut prepared = prepare(&state, auth, &headers, &body, "embeddings").await?;
     let object = prepared.object();
     if object.get("input").is_none() {
         return Err(OpenAiError::invalid("input", "`input` is required."));
@@ -842,6 +1106,7 @@ async fn embed(
             ));
         }
     };
+    reserve(&state, &mut prepared, Some(0)).await?;
     let prepared = &prepared;
     through_route(&state, prepared, "embeddings", |model| async move {
         Ok(match model
