@@ -528,6 +528,38 @@ async fn unattributed_calls_follow_the_plan(backend: Backend) {
         (calls[0].billing.as_str(), calls[0].charge_micros),
         ("cost_plus", 3_000_000)
     );
+    // free: the operator's cost only, beside cost_plus in its view.
+    set_unattributed(&app, account, Unattributed::Free, 0).await;
+    upstream.push(Behavior::reply("ok", 400_000, 0));
+    json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        200,
+    )
+    .await;
+    app.gateway.flush().await;
+    let day = chrono::Duration::days(1);
+    let figures = app
+        .store
+        .gateway_open_figures(account, chrono::Utc::now() - day, chrono::Utc::now() + day)
+        .await
+        .unwrap();
+    let row = |billing: &str| figures.iter().find(|f| f.billing == billing).cloned().unwrap();
+    assert_eq!(
+        (
+            row("cost_plus").calls,
+            row("cost_plus").cost_micros,
+            row("cost_plus").charge_micros
+        ),
+        (1, 2_500_000, 3_000_000)
+    );
+    assert_eq!(
+        (
+            row("free").calls,
+            row("free").cost_micros,
+            row("free").charge_micros
+        ),
+        (1, 1_000_000, 0)
+    );
     // A task's calls are billed through the task, whatever the rule.
     json_of(
         app.create_agent(
@@ -554,6 +586,7 @@ async fn unattributed_calls_follow_the_plan(backend: Backend) {
     )
     .await;
     let calls = open_calls(&app, account).await;
+    assert_eq!(calls.len(), 3);
     let task_call = calls
         .iter()
         .find(|c| c.task_ref.as_deref() == Some("T-1"))

@@ -162,6 +162,31 @@ impl Store {
         Ok(row.map(|(r,)| r))
     }
 
+    /// The operator's view of the account's live gateway calls in
+    /// `[from, to)` that are not part of a task (unattributed, or of a
+    /// task not reported yet): per billing rule and currency, the calls,
+    /// their cost, and the cost-plus charge.
+    pub async fn gateway_open_figures(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<GatewayFigures>, StoreError> {
+        let mut tx = self.begin().await?;
+        let rows: Vec<GatewayFigures> = tx
+            .fetch_all(
+                "select billing, currency, count(*) as calls, cast(coalesce(sum(cost_micros), 0) as bigint) as cost_micros,
+                     cast(coalesce(sum(charge_micros), 0) as bigint) as charge_micros
+                 from gateway_calls
+                 where account_id = $1 and livemode = $2 and task_id is null and created_at >= $3 and created_at < $4
+                 group by billing, currency order by billing, currency",
+                args![account, true, from, to],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// The gateway calls not yet part of a task, of one account and mode,
     /// newest first: the operator's view of unattributed and pending cost.
     pub async fn open_gateway_calls(
@@ -195,6 +220,19 @@ macro_rules! gateway_call_columns {
     };
 }
 use gateway_call_columns;
+
+/// Gateway calls of one billing rule and currency, summed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct GatewayFigures {
+    /// `task` (of a task not reported yet), `cost_plus` or `free`.
+    pub billing: String,
+    pub currency: String,
+    pub calls: i64,
+    /// What the calls cost (BYOK calls included: the customer's cost).
+    pub cost_micros: i64,
+    /// `cost_plus`: what the customer is charged for them.
+    pub charge_micros: i64,
+}
 
 /// A recorded gateway call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
