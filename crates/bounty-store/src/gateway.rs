@@ -14,6 +14,7 @@
 
 use bounty_core::{AccountId, AgentId, ApiKeyMode, GatewayCallId, Money, TaskId, Timestamp};
 
+use crate::db::on_pool;
 use crate::tasks::{NewModelCall, TaskError, insert_model_calls};
 use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
@@ -139,26 +140,29 @@ impl Store {
     }
 
     /// A cached answer for `key`: one whose task's outcome is resolved
-    /// now. Only the account's own entries are read.
+    /// now. Only the account's own entries are read. A plain read (no
+    /// write lock on SQLite): it runs on the request path.
     pub async fn gateway_cached(
         &self,
         account: AccountId,
         mode: ApiKeyMode,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let row: Option<(String,)> = tx
-            .fetch_optional(
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
                 "select c.response from gateway_cache c
                  join tasks t on t.account_id = c.account_id and t.livemode = c.livemode
                      and t.gateway_ref = c.task_ref
                  join outcomes o on o.account_id = t.account_id and o.task_id = t.id
                  where c.account_id = $1 and c.livemode = $2 and c.key_hash = $3 and o.status = 'resolved'
                  order by c.created_at desc limit 1",
-                args![account, mode.livemode(), key],
             )
-            .await?;
-        tx.commit().await?;
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(row.map(|(r,)| r))
     }
 
@@ -172,18 +176,22 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<GatewayFigures>, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<GatewayFigures> = tx
-            .fetch_all(
-                "select billing, currency, count(*) as calls, cast(coalesce(sum(cost_micros), 0) as bigint) as cost_micros,
+        let rows: Vec<GatewayFigures> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select billing, currency, count(*) as calls,
+                     cast(coalesce(sum(cost_micros), 0) as bigint) as cost_micros,
                      cast(coalesce(sum(charge_micros), 0) as bigint) as charge_micros
                  from gateway_calls
                  where account_id = $1 and livemode = $2 and task_id is null and created_at >= $3 and created_at < $4
                  group by billing, currency order by billing, currency",
-                args![account, true, from, to],
             )
-            .await?;
-        tx.commit().await?;
+            .bind(account.to_string())
+            .bind(true)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows)
     }
 
@@ -195,19 +203,19 @@ impl Store {
         mode: ApiKeyMode,
         limit: i64,
     ) -> Result<Vec<GatewayCallRow>, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<GatewayCallRow> = tx
-            .fetch_all(
-                concat!(
-                    "select ",
-                    gateway_call_columns!(),
-                    " from gateway_calls where account_id = $1 and livemode = $2 and task_id is null
-                     order by created_at desc, id desc limit $3"
-                ),
-                args![account, mode.livemode(), limit],
-            )
-            .await?;
-        tx.commit().await?;
+        let rows: Vec<GatewayCallRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ",
+                gateway_call_columns!(),
+                " from gateway_calls where account_id = $1 and livemode = $2 and task_id is null
+                 order by created_at desc, id desc limit $3"
+            ))
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows)
     }
 }
@@ -470,14 +478,13 @@ impl Store {
         account: AccountId,
         task: TaskId,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let row: Option<(Option<String>,)> = tx
-            .fetch_optional(
-                "select reported_output from tasks where account_id = $1 and id = $2",
-                args![account, task],
-            )
-            .await?;
-        tx.commit().await?;
+        let row: Option<(Option<String>,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select reported_output from tasks where account_id = $1 and id = $2")
+                .bind(account.to_string())
+                .bind(task.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.and_then(|(o,)| o))
     }
 }
