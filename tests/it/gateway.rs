@@ -528,6 +528,38 @@ async fn unattributed_calls_follow_the_plan(backend: Backend) {
         (calls[0].billing.as_str(), calls[0].charge_micros),
         ("cost_plus", 3_000_000)
     );
+    // free: the operator's cost only, beside cost_plus in its view.
+    set_unattributed(&app, account, Unattributed::Free, 0).await;
+    upstream.push(Behavior::reply("ok", 400_000, 0));
+    json_of(
+        post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+        200,
+    )
+    .await;
+    app.gateway.flush().await;
+    let day = chrono::Duration::days(1);
+    let figures = app
+        .store
+        .gateway_open_figures(account, chrono::Utc::now() - day, chrono::Utc::now() + day)
+        .await
+        .unwrap();
+    let row = |billing: &str| figures.iter().find(|f| f.billing == billing).cloned().unwrap();
+    assert_eq!(
+        (
+            row("cost_plus").calls,
+            row("cost_plus").cost_micros,
+            row("cost_plus").charge_micros
+        ),
+        (1, 2_500_000, 3_000_000)
+    );
+    assert_eq!(
+        (
+            row("free").calls,
+            row("free").cost_micros,
+            row("free").charge_micros
+        ),
+        (1, 1_000_000, 0)
+    );
     // A task's calls are billed through the task, whatever the rule.
     json_of(
         app.create_agent(
@@ -554,6 +586,7 @@ async fn unattributed_calls_follow_the_plan(backend: Backend) {
     )
     .await;
     let calls = open_calls(&app, account).await;
+    assert_eq!(calls.len(), 3);
     let task_call = calls
         .iter()
         .find(|c| c.task_ref.as_deref() == Some("T-1"))
@@ -1198,4 +1231,80 @@ async fn the_cache_serves_only_verified_answers_and_never_across_tenants(backend
     let n = calls_upstream();
     json_of(post(&app, "/v1/chat/completions", &key, &failing, &[]).await, 200).await;
     assert_eq!(calls_upstream(), n + 1, "a failed task's answer is not served");
+}
+
+/// The `PYTHONPATH` under which `python3` imports the official `openai`
+/// client: as installed, else installed once under the test target
+/// directory from PyPI. `None` (the test says why) without python3 or
+/// without a way to install it.
+fn python_with_openai() -> Option<Option<std::path::PathBuf>> {
+    let imports = |path: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", "import openai"]);
+        if let Some(path) = path {
+            cmd.env("PYTHONPATH", path);
+        }
+        cmd.output().is_ok_and(|o| o.status.success())
+    };
+    if imports(None) {
+        return Some(None);
+    }
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
+    if imports(Some(&target)) {
+        return Some(Some(target));
+    }
+    let installed = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&target)
+        .arg("openai")
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed && imports(Some(&target)) {
+        Some(Some(target))
+    } else {
+        eprintln!("SKIPPED: python3 with the `openai` package is not available and could not be installed");
+        None
+    }
+}
+
+#[tokio::test]
+async fn the_official_openai_python_client_works_unchanged() {
+    let Some(pythonpath) = python_with_openai() else {
+        return;
+    };
+    let upstream = FakeOpenAi::start().await;
+    let app = app(Backend::Sqlite, &upstream).await;
+    let (_, key) = app.create_account("Acme").await;
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": crate::support::verified_at_once(),
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_client.py");
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(&script).arg(format!("{}/v1", app.base)).arg(&key);
+    if let Some(path) = pythonpath {
+        cmd.env("PYTHONPATH", path);
+    }
+    let out = cmd.output().await.expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim() == "ok",
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
 }

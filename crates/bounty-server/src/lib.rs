@@ -233,7 +233,15 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
     let signalled = shutdown.clone();
+    // Nagle's algorithm held back small writes (a streamed completion's
+    // events) until the client's delayed ACK: +40 ms to the first token.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     // The peer address reaches handlers (the dashboard's login rate limit).
     let server = axum::serve(
         listener,

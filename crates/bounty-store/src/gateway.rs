@@ -14,6 +14,7 @@
 
 use bounty_core::{AccountId, AgentId, ApiKeyMode, GatewayCallId, Money, TaskId, Timestamp};
 
+use crate::db::on_pool;
 use crate::tasks::{NewModelCall, TaskError, insert_model_calls};
 use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
@@ -139,27 +140,59 @@ impl Store {
     }
 
     /// A cached answer for `key`: one whose task's outcome is resolved
-    /// now. Only the account's own entries are read.
+    /// now. Only the account's own entries are read. A plain read (no
+    /// write lock on SQLite): it runs on the request path.
     pub async fn gateway_cached(
         &self,
         account: AccountId,
         mode: ApiKeyMode,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let row: Option<(String,)> = tx
-            .fetch_optional(
+        let row: Option<(String,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
                 "select c.response from gateway_cache c
                  join tasks t on t.account_id = c.account_id and t.livemode = c.livemode
                      and t.gateway_ref = c.task_ref
                  join outcomes o on o.account_id = t.account_id and o.task_id = t.id
                  where c.account_id = $1 and c.livemode = $2 and c.key_hash = $3 and o.status = 'resolved'
                  order by c.created_at desc limit 1",
-                args![account, mode.livemode(), key],
             )
-            .await?;
-        tx.commit().await?;
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(row.map(|(r,)| r))
+    }
+
+    /// The operator's view of the account's live gateway calls in
+    /// `[from, to)` that are not part of a task (unattributed, or of a
+    /// task not reported yet): per billing rule and currency, the calls,
+    /// their cost, and the cost-plus charge.
+    pub async fn gateway_open_figures(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<GatewayFigures>, StoreError> {
+        let rows: Vec<GatewayFigures> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "select billing, currency, count(*) as calls,
+                     cast(coalesce(sum(cost_micros), 0) as bigint) as cost_micros,
+                     cast(coalesce(sum(charge_micros), 0) as bigint) as charge_micros
+                 from gateway_calls
+                 where account_id = $1 and livemode = $2 and task_id is null and created_at >= $3 and created_at < $4
+                 group by billing, currency order by billing, currency",
+            )
+            .bind(account.to_string())
+            .bind(true)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
     }
 
     /// The gateway calls not yet part of a task, of one account and mode,
@@ -170,19 +203,19 @@ impl Store {
         mode: ApiKeyMode,
         limit: i64,
     ) -> Result<Vec<GatewayCallRow>, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<GatewayCallRow> = tx
-            .fetch_all(
-                concat!(
-                    "select ",
-                    gateway_call_columns!(),
-                    " from gateway_calls where account_id = $1 and livemode = $2 and task_id is null
-                     order by created_at desc, id desc limit $3"
-                ),
-                args![account, mode.livemode(), limit],
-            )
-            .await?;
-        tx.commit().await?;
+        let rows: Vec<GatewayCallRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(concat!(
+                "select ",
+                gateway_call_columns!(),
+                " from gateway_calls where account_id = $1 and livemode = $2 and task_id is null
+                 order by created_at desc, id desc limit $3"
+            ))
+            .bind(account.to_string())
+            .bind(mode.livemode())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows)
     }
 }
@@ -195,6 +228,19 @@ macro_rules! gateway_call_columns {
     };
 }
 use gateway_call_columns;
+
+/// Gateway calls of one billing rule and currency, summed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct GatewayFigures {
+    /// `task` (of a task not reported yet), `cost_plus` or `free`.
+    pub billing: String,
+    pub currency: String,
+    pub calls: i64,
+    /// What the calls cost (BYOK calls included: the customer's cost).
+    pub cost_micros: i64,
+    /// `cost_plus`: what the customer is charged for them.
+    pub charge_micros: i64,
+}
 
 /// A recorded gateway call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -432,14 +478,13 @@ impl Store {
         account: AccountId,
         task: TaskId,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let row: Option<(Option<String>,)> = tx
-            .fetch_optional(
-                "select reported_output from tasks where account_id = $1 and id = $2",
-                args![account, task],
-            )
-            .await?;
-        tx.commit().await?;
+        let row: Option<(Option<String>,)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("select reported_output from tasks where account_id = $1 and id = $2")
+                .bind(account.to_string())
+                .bind(task.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.and_then(|(o,)| o))
     }
 }

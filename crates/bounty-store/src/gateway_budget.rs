@@ -26,6 +26,7 @@ use std::time::Duration;
 use bounty_core::{AccountId, Currency, Money, Timestamp};
 use chrono::{Datelike, TimeZone, Timelike, Utc};
 
+use crate::db::on_pool;
 use crate::tx::{Tx, args};
 use crate::{Store, StoreError};
 
@@ -132,17 +133,18 @@ impl Store {
         tx.commit().await
     }
 
-    /// The account's limits: its own and its keys'.
+    /// The account's limits: its own and its keys'. A plain read (no
+    /// write lock on SQLite): it runs on the request path.
     pub async fn gateway_limits(&self, account: AccountId) -> Result<Vec<GatewayLimit>, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<LimitRow> = tx
-            .fetch_all(
+        let rows: Vec<LimitRow> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
                 "select scope, requests_per_minute, tokens_per_minute, monthly_spend_micros, currency
                  from gateway_limits where account_id = $1 order by scope",
-                args![account],
             )
-            .await?;
-        tx.commit().await?;
+            .bind(account.to_string())
+            .fetch_all(pool)
+            .await?
+        });
         rows.into_iter()
             .map(|(scope, rpm, tpm, spend, currency)| {
                 let currency: Currency = currency

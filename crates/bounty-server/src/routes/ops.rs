@@ -95,6 +95,12 @@ pub struct OpsAccountOut {
     pub to: DateTime<Utc>,
     /// The period's live work.
     pub figures: OperatorFigures,
+    /// The period's live gateway calls that are not part of a task, by
+    /// billing rule (`task`: of a task not reported yet; `cost_plus`;
+    /// `free`: the operator's cost only) and currency, with their cost and
+    /// cost-plus charge. Calls of a task count in `figures` with it.
+    #[schema(value_type = Vec<Object>)]
+    pub gateway_open_calls: Vec<bounty_store::gateway::GatewayFigures>,
 }
 
 /// One page of accounts, newest first.
@@ -149,6 +155,7 @@ async fn account_out(
         from,
         to,
         figures: OperatorFigures::new(report.total, costs.remove("total").unwrap_or_default()),
+        gateway_open_calls: state.store.gateway_open_figures(account.id, from, to).await?,
     })
 }
 
