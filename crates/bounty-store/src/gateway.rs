@@ -16,7 +16,7 @@ use bounty_core::{AccountId, AgentId, ApiKeyMode, GatewayCallId, Money, TaskId, 
 
 use crate::db::on_pool;
 use crate::tasks::{NewModelCall, TaskError, insert_model_calls};
-use crate::tx::{Tx, args};
+use crate::tx::{Arg, Tx, args};
 use crate::{Store, StoreError};
 
 /// The attempt number a gateway task's own calls are recorded under: the
@@ -89,8 +89,9 @@ impl Store {
         let mut tx = self.begin().await?;
         // Tasks looked up in this batch, by (account, mode, reference).
         let mut known: Vec<(TaskKey<'_>, Option<TaskId>)> = Vec::new();
+        let mut tasks: Vec<Option<TaskId>> = Vec::with_capacity(calls.len());
         for c in calls {
-            let task = match &c.task_ref {
+            tasks.push(match &c.task_ref {
                 Some(reference) => {
                     let key = (c.account, c.mode.livemode(), reference.as_str());
                     match known.iter().find(|(k, _)| *k == key) {
@@ -103,8 +104,17 @@ impl Store {
                     }
                 }
                 None => None,
-            };
-            insert_call(&mut tx, c, task).await?;
+            });
+        }
+        // Many rows a statement: one round trip per chunk, not per call.
+        for (chunk, chunk_tasks) in calls.chunks(INSERT_CHUNK).zip(tasks.chunks(INSERT_CHUNK)) {
+            let mut values: Vec<Arg> = Vec::with_capacity(chunk.len() * CALL_COLUMNS);
+            for (c, task) in chunk.iter().zip(chunk_tasks) {
+                push_call(&mut values, c, *task);
+            }
+            tx.execute(insert_sql(chunk.len()), &values).await?;
+        }
+        for (c, task) in calls.iter().zip(&tasks) {
             if let (Some((key, response)), Some(reference)) = (&c.cache, &c.task_ref) {
                 tx.execute(
                     "insert into gateway_cache (account_id, livemode, key_hash, task_ref, call_id, response, created_at)
@@ -122,7 +132,7 @@ impl Store {
                 )
                 .await?;
             }
-            if let Some(task) = task {
+            if let Some(task) = *task {
                 let seq = next_seq(&mut tx, c.account, task).await?;
                 insert_model_calls(
                     &mut tx,
@@ -267,49 +277,76 @@ pub struct GatewayCallRow {
     pub created_at: Timestamp,
 }
 
-async fn insert_call(tx: &mut Tx, c: &NewGatewayCall, task: Option<TaskId>) -> Result<(), StoreError> {
+/// Rows of `gateway_calls` per insert statement.
+const INSERT_CHUNK: usize = 32;
+
+/// Columns of one `gateway_calls` row, in [`push_call`]'s order.
+const CALL_COLUMNS: usize = 27;
+
+/// `insert into gateway_calls … values (…), (…)` for `rows` rows, made
+/// once per size and kept for the process (the store's statements are
+/// `'static`).
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=INSERT_CHUNK)
+            .map(|n| {
+                let values: Vec<String> = (0..n)
+                    .map(|row| {
+                        let params: Vec<String> =
+                            (1..=CALL_COLUMNS).map(|c| format!("${}", row * CALL_COLUMNS + c)).collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "insert into gateway_calls (id, account_id, livemode, api_key_id, task_ref, agent_id, task_id,
+                         endpoint, model, served_model, provider, prompt_tokens, cached_tokens, completion_tokens,
+                         reasoning_tokens, usage_counted, latency_us, cost_micros, currency, byok, cache_hit, streamed,
+                         billing, charge_micros, error_code, error_message, created_at)
+                     values {}
+                     on conflict do nothing",
+                    values.join(", ")
+                );
+                &*Box::leak(sql.into_boxed_str())
+            })
+            .collect()
+    });
+    all[rows.clamp(1, INSERT_CHUNK) - 1]
+}
+
+/// The [`CALL_COLUMNS`] values of one `gateway_calls` row.
+fn push_call(values: &mut Vec<Arg>, c: &NewGatewayCall, task: Option<TaskId>) {
     let call = &c.call;
     let error: Option<&TaskError> = call.error.as_ref();
-    tx.execute(
-        "insert into gateway_calls (id, account_id, livemode, api_key_id, task_ref, agent_id, task_id, endpoint,
-             model, served_model, provider, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
-             usage_counted, latency_us, cost_micros, currency, byok, cache_hit, streamed, billing, charge_micros,
-             error_code, error_message, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-             $22, $23, $24, $25, $26, $27)
-         on conflict do nothing",
-        args![
-            c.id.to_string(),
-            c.account,
-            c.mode.livemode(),
-            c.api_key.clone(),
-            c.task_ref.clone(),
-            c.agent.map(|a| a.to_string()),
-            task.map(|t| t.to_string()),
-            c.endpoint,
-            c.model.clone(),
-            (!call.model.is_empty()).then(|| call.model.clone()),
-            call.provider.clone(),
-            call.prompt_tokens,
-            call.cached_tokens,
-            call.completion_tokens,
-            call.reasoning_tokens,
-            c.usage_counted,
-            call.latency_us,
-            call.cost.micros,
-            call.cost.currency,
-            call.byok,
-            call.cache_hit,
-            c.streamed,
-            c.billing.as_str(),
-            c.charge.micros,
-            error.map(|e| e.code.clone()),
-            error.map(|e| e.message.clone()),
-            c.at
-        ],
-    )
-    .await?;
-    Ok(())
+    values.extend([
+        Arg::from(c.id.to_string()),
+        Arg::from(c.account),
+        Arg::from(c.mode.livemode()),
+        Arg::from(c.api_key.clone()),
+        Arg::from(c.task_ref.clone()),
+        Arg::from(c.agent.map(|a| a.to_string())),
+        Arg::from(task.map(|t| t.to_string())),
+        Arg::from(c.endpoint),
+        Arg::from(c.model.clone()),
+        Arg::from((!call.model.is_empty()).then(|| call.model.clone())),
+        Arg::from(call.provider.clone()),
+        Arg::from(call.prompt_tokens),
+        Arg::from(call.cached_tokens),
+        Arg::from(call.completion_tokens),
+        Arg::from(call.reasoning_tokens),
+        Arg::from(c.usage_counted),
+        Arg::from(call.latency_us),
+        Arg::from(call.cost.micros),
+        Arg::from(call.cost.currency),
+        Arg::from(call.byok),
+        Arg::from(call.cache_hit),
+        Arg::from(c.streamed),
+        Arg::from(c.billing.as_str()),
+        Arg::from(c.charge.micros),
+        Arg::from(error.map(|e| e.code.clone())),
+        Arg::from(error.map(|e| e.message.clone())),
+        Arg::from(c.at),
+    ]);
 }
 
 /// The task made for the customer's `reference`, if its outcome was
