@@ -30,6 +30,7 @@ backend_tests!(
     budgets_hold_under_200_concurrent_requests,
     a_dead_holders_reservation_expires,
     the_cache_serves_only_verified_answers_and_never_across_tenants,
+    a_slow_model_is_not_cut_off_by_the_servers_request_limit,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -1307,4 +1308,37 @@ async fn the_official_openai_python_client_works_unchanged() {
         out.status.success() && stdout.trim() == "ok",
         "stdout: {stdout}\nstderr: {stderr}"
     );
+}
+
+async fn a_slow_model_is_not_cut_off_by_the_servers_request_limit(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let opts = TestOptions {
+        limits: bounty_server::Limits {
+            request_timeout: Duration::from_millis(200),
+            ..bounty_server::Limits::default()
+        },
+        models: vec![(
+            "gpt".to_owned(),
+            crate::support::remote_model(&upstream.base_url()),
+        )],
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (_, key) = free_account(&app, "Acme").await;
+    upstream.push(Behavior::Delay(Duration::from_millis(600)));
+    let answer = json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &key,
+            &chat_body("gpt", "slow one"),
+            &[],
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(answer["choices"][0]["message"]["content"], "slow one");
+    // The rest of the API keeps the server's limit.
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }

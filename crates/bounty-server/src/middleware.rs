@@ -66,6 +66,12 @@ pub async fn record_route(matched: MatchedPath, req: Request, next: Next) -> Res
 
 /// Inside the router: answers 503 `request_timeout` past the limit.
 pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The gateway's model calls are bounded by each model's own
+    // `request_timeout_ms` and retries: a long completion is not cut off
+    // (and would not be answered in OpenAI's shape) by the server's limit.
+    if matches!(req.uri().path(), "/v1/chat/completions" | "/v1/embeddings") {
+        return next.run(req).await;
+    }
     let limit = state.limits.request_timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
