@@ -708,6 +708,14 @@ async fn calls_grouped_into_a_task_are_charged_once_when_verified(backend: Backe
     assert_eq!(costs, [350, 700]);
     let receipt = app.get_task(&key, task["id"].as_str().unwrap()).await;
     assert_eq!(receipt["usage"]["prompt_tokens"], 300, "{receipt}");
+    let listed = receipt["model_calls"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().all(|c| c["gateway"] == true && c["attempt"] == 0),
+        "{receipt}"
+    );
+    // Our inference cost stays off the customer's receipt (BYOK excepted).
+    assert!(listed.iter().all(|c| c.get("byok_cost").is_none()), "{receipt}");
     // Not in the open calls any more; T-2's still is.
     let open = open_calls(&app, account).await;
     assert!(

@@ -262,6 +262,13 @@ pub struct ModelCallOut {
     pub provider: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of `prompt_tokens`, those the provider read from its prompt cache.
+    pub cached_tokens: i64,
+    /// Of `completion_tokens`, the model's hidden reasoning.
+    pub reasoning_tokens: i64,
+    /// A call the customer's own agent made through the gateway (attempt
+    /// 0 of a gateway task), before Bounty verified the reported answer.
+    pub gateway: bool,
     pub latency_ms: f64,
     /// What a call on the account's own key (BYOK) cost the account, which
     /// pays its provider; absent for every other call, whose cost is ours.
@@ -421,6 +428,9 @@ impl TaskOut {
                     provider: c.call.provider,
                     prompt_tokens: c.call.prompt_tokens,
                     completion_tokens: c.call.completion_tokens,
+                    cached_tokens: c.call.cached_tokens,
+                    reasoning_tokens: c.call.reasoning_tokens,
+                    gateway: c.attempt == bounty_store::gateway::GATEWAY_ATTEMPT,
                     latency_ms: c.call.latency_us as f64 / 1000.0,
                     byok_cost: c.call.byok.then(|| CostOut {
                         micros: c.call.cost.micros,
