@@ -42,6 +42,8 @@
 
 #[path = "gateway_overhead/bounty.rs"]
 mod bounty;
+#[allow(dead_code)] // the shared setup's Postgres helpers are not used here
+mod common;
 #[path = "gateway_overhead/litellm.rs"]
 mod litellm;
 #[path = "gateway_overhead/load.rs"]

@@ -67,6 +67,31 @@ impl BenchDb {
     }
 }
 
+/// An agent `name` routed to `model`, verified at once (`rules
+/// {non_empty}`, no external signal to wait for).
+pub fn verified_agent(name: &str, model: &str) -> AgentSpec {
+    AgentSpec {
+        name: AgentName::parse(name).unwrap(),
+        instructions: "Answer.".to_owned(),
+        model_route: ModelRoute::parse(vec![model.to_owned()]).unwrap(),
+        output_schema: None,
+        outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
+        verifier_policy: VerificationPolicy {
+            verifiers: vec![VerifierSpec::Rules(RulesSpec {
+                non_empty: true,
+                ..RulesSpec::default()
+            })],
+            ..VerificationPolicy::default()
+        },
+        params: Default::default(),
+        routing: Default::default(),
+        tools: Vec::new(),
+        knowledge: Vec::new(),
+        max_steps: bounty_store::DEFAULT_MAX_STEPS,
+        handoff: false,
+    }
+}
+
 /// An account named `name` with one agent `bench` routed to `model`,
 /// verified at once (`rules {non_empty}`, no external signal to wait for),
 /// so a finished task is resolved and charged as soon as it ends.
@@ -80,29 +105,7 @@ pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, Agent
         .await
         .unwrap();
     let agent = store
-        .create_agent(
-            account.id,
-            &AgentSpec {
-                name: AgentName::parse("bench").unwrap(),
-                instructions: "Answer.".to_owned(),
-                model_route: ModelRoute::parse(vec![model.to_owned()]).unwrap(),
-                output_schema: None,
-                outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                verifier_policy: VerificationPolicy {
-                    verifiers: vec![VerifierSpec::Rules(RulesSpec {
-                        non_empty: true,
-                        ..RulesSpec::default()
-                    })],
-                    ..VerificationPolicy::default()
-                },
-                params: Default::default(),
-                routing: Default::default(),
-                tools: Vec::new(),
-                knowledge: Vec::new(),
-                max_steps: bounty_store::DEFAULT_MAX_STEPS,
-                handoff: false,
-            },
-        )
+        .create_agent(account.id, &verified_agent("bench", model))
         .await
         .unwrap();
     (account.id, agent.id)

@@ -17,14 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use bounty_core::verification::RulesSpec;
-use bounty_core::{
-    AccountName, AgentName, ApiKeyMode, ApiKeySecret, KeyName, ModelRoute, OutcomeType, SystemClock,
-    VerificationPolicy, VerifierSpec,
-};
+use bounty_core::{AccountName, ApiKeyMode, ApiKeySecret, KeyName, SystemClock};
 use bounty_models::{ModelConfig, ModelRegistry};
 use bounty_server::{AppState, Limits};
-use bounty_store::{AgentSpec, DatabaseOptions, Store};
+use bounty_store::{DatabaseOptions, Store};
 use tokio_util::sync::CancellationToken;
 
 /// The running server.
@@ -90,29 +86,7 @@ pub fn start(upstream: &str, nodelay: bool) -> Bounty {
                 // Calls that name a task (`Bounty-Task`) belong to the
                 // account's agent named `gateway` when they name no other.
                 store
-                    .create_agent(
-                        account.id,
-                        &AgentSpec {
-                            name: AgentName::parse("gateway").unwrap(),
-                            instructions: "Gateway calls of the customer's own agent.".to_owned(),
-                            model_route: ModelRoute::parse(vec!["upstream".to_owned()]).unwrap(),
-                            output_schema: None,
-                            outcome_type: OutcomeType::parse("ticket.resolved").unwrap(),
-                            verifier_policy: VerificationPolicy {
-                                verifiers: vec![VerifierSpec::Rules(RulesSpec {
-                                    non_empty: true,
-                                    ..RulesSpec::default()
-                                })],
-                                ..VerificationPolicy::default()
-                            },
-                            params: Default::default(),
-                            routing: Default::default(),
-                            tools: Vec::new(),
-                            knowledge: Vec::new(),
-                            max_steps: bounty_store::DEFAULT_MAX_STEPS,
-                            handoff: false,
-                        },
-                    )
+                    .create_agent(account.id, &crate::common::verified_agent("gateway", "upstream"))
                     .await
                     .expect("gateway agent");
                 let config = serde_json::json!({
