@@ -287,6 +287,7 @@ async fn play(
         retry_base: Duration::from_millis(10),
         retry_max: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
+        gateway_bill_interval: Duration::from_millis(200),
     };
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(Worker::new(store.clone(), router.clone(), config).run(cancel.clone()));

@@ -295,6 +295,9 @@ pub struct WorkerSettings {
     /// On shutdown, how long running tasks may take to finish before they
     /// are left to their leases.
     pub shutdown_grace_ms: u64,
+    /// How often gateway calls made at cost plus markup are billed: one
+    /// ledger line (and Stripe meter event) per account and sweep.
+    pub gateway_bill_interval_ms: u64,
 }
 
 impl Default for WorkerSettings {
@@ -308,6 +311,7 @@ impl Default for WorkerSettings {
             retry_base_ms: 2_000,
             retry_max_ms: 300_000,
             shutdown_grace_ms: 30_000,
+            gateway_bill_interval_ms: 60_000,
         }
     }
 }
@@ -323,6 +327,7 @@ impl WorkerSettings {
             retry_base: Duration::from_millis(self.retry_base_ms),
             retry_max: Duration::from_millis(self.retry_max_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            gateway_bill_interval: Duration::from_millis(self.gateway_bill_interval_ms),
         }
     }
 }
@@ -522,6 +527,7 @@ impl Config {
             ("worker.max_attempts", u64::from(w.max_attempts)),
             ("worker.retry_base_ms", w.retry_base_ms),
             ("worker.retry_max_ms", w.retry_max_ms),
+            ("worker.gateway_bill_interval_ms", w.gateway_bill_interval_ms),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");

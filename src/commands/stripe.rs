@@ -41,7 +41,12 @@ pub async fn run(cmd: StripeCommand, config: &Config, store: &Store) -> anyhow::
                     "product": step(&report.product),
                     "price": step(&report.price),
                     "lookup_key": report.lookup_key,
+                    "gateway_meter": step(&report.gateway_meter),
+                    "gateway_product": step(&report.gateway_product),
+                    "gateway_price": step(&report.gateway_price),
+                    "gateway_lookup_key": report.gateway_lookup_key,
                     "subscriptions_queued": report.subscriptions_queued,
+                    "items_queued": report.items_queued,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {

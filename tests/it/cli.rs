@@ -416,9 +416,11 @@ async fn credits_billing_and_usage_commands() {
     assert_eq!(report["total"]["outcomes_resolved"], 0);
     let (ok, _, stderr) = run(&["usage", "--account", "acct_01JD3K8Q9V7Y2X4W6T5R3P1N0M"]);
     assert!(!ok && stderr.contains("no account"), "{stderr}");
-    // The account's Stripe customer and subscription wait in the outbox.
+    // The account's Stripe customer, subscription and the gateway price
+    // on it wait in the outbox.
     let (ok, stdout, _) = run(&["outbox", "list"]);
-    assert!(ok && stdout.starts_with("2 pending, 0 failed"), "{stdout}");
+    assert!(ok && stdout.starts_with("3 pending, 0 failed"), "{stdout}");
+    assert!(stdout.contains("stripe_subscription_item"), "{stdout}");
     assert!(stdout.contains("stripe_customer"), "{stdout}");
     assert!(stdout.contains("stripe_subscription"), "{stdout}");
     let (ok, stdout, _) = run(&["outbox", "list", "--json", "--status", "pending"]);
@@ -427,7 +429,7 @@ async fn credits_billing_and_usage_commands() {
     let id = list["data"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         list["data"][0]["idempotency_key"],
-        format!("stripe_subscription:{account}")
+        format!("stripe_subscription_item:{account}")
     );
     let (ok, _, stderr) = run(&["outbox", "retry", &id]);
     assert!(!ok && stderr.contains("no failed outbox row"), "{stderr}");

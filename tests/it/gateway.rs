@@ -31,6 +31,8 @@ backend_tests!(
     a_dead_holders_reservation_expires,
     the_cache_serves_only_verified_answers_and_never_across_tenants,
     a_slow_model_is_not_cut_off_by_the_servers_request_limit,
+    cost_plus_calls_are_billed_once_as_a_ledger_line_and_a_stripe_meter_event,
+    concurrent_billing_sweeps_bill_each_call_once,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -1349,4 +1351,236 @@ async fn a_slow_model_is_not_cut_off_by_the_servers_request_limit(backend: Backe
     assert_eq!(answer["choices"][0]["message"]["content"], "slow one");
     // The rest of the API keeps the server's limit.
     assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+/// Waits until the account's cost-plus lines (in `key`'s book) bill
+/// `calls` calls and nothing is left unbilled; returns the list.
+async fn billed_lines(app: &TestApp, key: &str, calls: i64) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        app.gateway.flush().await;
+        let list = json_of(app.call(Method::GET, "/v1/gateway/charges", key, None).await, 200).await;
+        let billed: i64 = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["calls"].as_i64().unwrap())
+            .sum();
+        if billed == calls && list["unbilled"].as_array().unwrap().is_empty() {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cost-plus calls not billed: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn cost_plus_calls_are_billed_once_as_a_ledger_line_and_a_stripe_meter_event(backend: Backend) {
+    use crate::support::stripe::{client, drain, sender};
+    let upstream = FakeOpenAi::start().await;
+    let stripe = bounty_billing::testing::FakeStripe::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = app.create_account("Acme").await;
+    let report = bounty_billing::catalog::setup(
+        &client(&stripe),
+        &app.store,
+        &Plan::default_value_plan().price_per_cu,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.gateway_lookup_key, "bounty_gateway_usd");
+    set_unattributed(&app, account, Unattributed::CostPlus, 2_000).await;
+    // Three calls of 1M input tokens at 2.50 USD per million, +20%: 3 USD
+    // each.
+    for _ in 0..3 {
+        upstream.push(Behavior::reply("ok", 1_000_000, 0));
+        json_of(
+            post(&app, "/v1/chat/completions", &key, &chat_body("gpt", "x"), &[]).await,
+            200,
+        )
+        .await;
+    }
+    // A test key's call is billed in the test book only.
+    let test_key = json_of(
+        app.create_key(&key, &json!({"name": "test", "mode": "test"}))
+            .await,
+        201,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    upstream.push(Behavior::reply("ok", 1_000_000, 0));
+    json_of(
+        post(
+            &app,
+            "/v1/chat/completions",
+            &test_key,
+            &chat_body("gpt", "x"),
+            &[],
+        )
+        .await,
+        200,
+    )
+    .await;
+
+    // The worker's sweep bills them: lines of the charges' sum, and the
+    // customer sees money and calls, never the cost or the markup.
+    let live = billed_lines(&app, &key, 3).await;
+    let total: i64 = live["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"]["micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 9_000_000, "{live}");
+    assert_eq!(live["data"][0]["amount"]["currency"], "USD");
+    let text = live.to_string();
+    assert!(!text.contains("cost") && !text.contains("markup"), "{text}");
+    let test = billed_lines(&app, &test_key, 1).await;
+    assert_eq!(test["data"][0]["amount"]["micros"], 3_000_000);
+    let live_ids: Vec<&str> = live["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(!live_ids.contains(&test["data"][0]["id"].as_str().unwrap()));
+    // A second sweep finds nothing left to bill.
+    assert!(
+        bounty_billing::gateway::bill_cost_plus(&app.store)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Each line is a meter event on the gateway's meter, sent once.
+    let rows = app.store.outbox_of(account).await.unwrap();
+    let meter_rows: Vec<_> = rows
+        .iter()
+        .filter(|o| o.kind == bounty_core::outbox::OutboxKind::MeterEvent)
+        .collect();
+    assert_eq!(meter_rows.len(), live_ids.len() + 1, "{meter_rows:?}");
+    assert!(
+        meter_rows
+            .iter()
+            .all(|o| o.payload["event_name"] == "bounty_gateway_cost_plus")
+    );
+    let sender = sender(&app.store, &stripe);
+    drain(&sender, &app.store).await;
+    // The subscription carries the gateway's price, one micro per unit.
+    let ids = app.store.stripe_ids(account).await.unwrap();
+    let subs = stripe.subscriptions();
+    let sub = subs
+        .iter()
+        .find(|s| s["id"].as_str() == ids.subscription.as_deref())
+        .unwrap();
+    let gateway_item = sub["items"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["price"]["lookup_key"] == "bounty_gateway_usd")
+        .unwrap_or_else(|| panic!("no gateway price on {sub}"));
+    assert_eq!(gateway_item["price"]["unit_amount_decimal"], "0.0001");
+    let events: Vec<_> = stripe
+        .meter_events()
+        .into_iter()
+        .filter(|e| {
+            e.event_name == "bounty_gateway_cost_plus" && Some(&e.stripe_customer_id) == ids.customer.as_ref()
+        })
+        .collect();
+    assert_eq!(events.iter().map(|e| e.value).sum::<i64>(), 9_000_000);
+    let mut identifiers: Vec<&str> = events.iter().map(|e| e.identifier.as_str()).collect();
+    identifiers.sort_unstable();
+    let mut expected = live_ids.clone();
+    expected.sort_unstable();
+    assert_eq!(identifiers, expected);
+    // Setup again queues nothing more.
+    let again = bounty_billing::catalog::setup(
+        &client(&stripe),
+        &app.store,
+        &Plan::default_value_plan().price_per_cu,
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.subscriptions_queued, again.items_queued), (0, 0));
+    // The money is spend, as a spending cap counts it: the live book's
+    // only.
+    let now = app.store.now();
+    let mut tx = app.store.begin().await.unwrap();
+    let spent = bounty_store::ledger::money_spent_since(
+        &mut tx,
+        account,
+        bounty_core::ApiKeyMode::Live,
+        bounty_store::ledger::period_start(now),
+    )
+    .await
+    .unwrap();
+    assert_eq!(spent, 9_000_000);
+}
+
+/// Sweeps that run at once (several workers) bill each call once: the
+/// account's billing lock orders them, and the second finds the calls
+/// marked.
+async fn concurrent_billing_sweeps_bill_each_call_once(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let opts = TestOptions {
+        allow_private: true,
+        models: vec![(
+            "gpt".to_owned(),
+            crate::support::remote_model(&upstream.base_url()),
+        )],
+        ..TestOptions::default()
+    };
+    // No worker: the sweeps below are the only billers.
+    let app = TestApp::spawn_with(backend, opts).await;
+    let (account, key) = app.create_account("Acme").await;
+    set_unattributed(&app, account, Unattributed::CostPlus, 1_000).await;
+    let n = 40;
+    for i in 0..n {
+        upstream.push(Behavior::reply("ok", 10_000 + i, 0));
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let request = app
+            .request(Method::POST, "/v1/chat/completions", Some(&key))
+            .json(&chat_body("gpt", "x"));
+        calls.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    while let Some(status) = calls.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    app.gateway.flush().await;
+    let charged: i64 = open_calls(&app, account)
+        .await
+        .iter()
+        .map(|c| c.charge_micros)
+        .sum();
+    assert!(charged > 0);
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let store = app.store.clone();
+            tokio::spawn(async move { bounty_billing::gateway::bill_cost_plus(&store).await.unwrap() })
+        })
+        .collect();
+    let mut billed = Vec::new();
+    for s in sweeps {
+        billed.extend(s.await.unwrap());
+    }
+    assert_eq!(
+        billed.iter().map(|b| b.calls).sum::<i64>(),
+        n as i64,
+        "{billed:?}"
+    );
+    assert_eq!(billed.iter().map(|b| b.amount.micros).sum::<i64>(), charged);
+    let list = billed_lines(&app, &key, n as i64).await;
+    let listed: i64 = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"]["micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(listed, charged);
 }

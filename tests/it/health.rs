@@ -59,9 +59,9 @@ async fn metrics_count_requests_by_route(backend: Backend) {
         text.contains(r#"bounty_http_request_duration_seconds_count{method="GET",route="/v1/account"} 4"#),
         "{text}"
     );
-    // The account's Stripe customer and subscription wait in the outbox
-    // (ledger-only).
-    assert!(text.contains("bounty_outbox_pending 2\n"), "{text}");
+    // The account's Stripe customer, subscription and the gateway price
+    // on it wait in the outbox (ledger-only).
+    assert!(text.contains("bounty_outbox_pending 3\n"), "{text}");
     assert!(
         text.contains("bounty_outbox_oldest_pending_age_seconds "),
         "{text}"

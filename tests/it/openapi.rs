@@ -32,6 +32,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/models/{model}"),
     ("put", "/v1/gateway/limits"),
     ("get", "/v1/gateway/limits"),
+    ("get", "/v1/gateway/charges"),
     ("get", "/v1/outcomes"),
     ("get", "/v1/outcomes/{id}"),
     ("post", "/v1/outcomes/{id}/signals"),

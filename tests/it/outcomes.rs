@@ -173,9 +173,14 @@ async fn a_verified_task_is_resolved_with_a_receipt_and_one_charge(backend: Back
     let kinds: Vec<&str> = outbox.iter().map(|o| o.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        vec!["stripe_customer", "stripe_subscription", "meter_event"]
+        vec![
+            "stripe_customer",
+            "stripe_subscription",
+            "stripe_subscription_item",
+            "meter_event"
+        ]
     );
-    let meter = &outbox[2];
+    let meter = &outbox[3];
     assert_eq!(meter.status, bounty_core::outbox::OutboxStatus::Pending);
     assert_eq!(meter.payload["identifier"], charge["id"]);
     assert_eq!(meter.payload["value"], 1000);

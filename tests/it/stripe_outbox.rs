@@ -256,9 +256,26 @@ async fn setup_is_idempotent_and_refuses_a_meter_that_does_not_fit(backend: Back
     assert_eq!(second.product, Step::Found(first.product.id().to_owned()));
     assert_eq!(second.price, Step::Found(first.price.id().to_owned()));
     assert_eq!(
-        (fake.meters().len(), fake.products().len(), fake.prices().len()),
-        (1, 1, 1)
+        second.gateway_meter,
+        Step::Found(first.gateway_meter.id().to_owned())
     );
+    assert_eq!(
+        second.gateway_price,
+        Step::Found(first.gateway_price.id().to_owned())
+    );
+    // Two of each: outcomes' compute units, and gateway calls at cost plus.
+    assert_eq!(
+        (fake.meters().len(), fake.products().len(), fake.prices().len()),
+        (2, 2, 2)
+    );
+    let gateway_meter = &fake.meters()[1];
+    assert_eq!(gateway_meter["event_name"], "bounty_gateway_cost_plus");
+    assert_eq!(gateway_meter["default_aggregation"]["formula"], "sum");
+    // Its values are micros: one micro-dollar is 0.0001 cent.
+    let gateway_price = &fake.prices()[1];
+    assert_eq!(gateway_price["recurring"]["meter"], gateway_meter["id"]);
+    assert_eq!(gateway_price["unit_amount_decimal"], "0.0001");
+    assert_eq!(gateway_price["lookup_key"], "bounty_gateway_usd");
     let meter = &fake.meters()[0];
     assert_eq!(meter["event_name"], "bounty_compute_units");
     assert_eq!(meter["default_aggregation"]["formula"], "sum");
@@ -274,7 +291,7 @@ async fn setup_is_idempotent_and_refuses_a_meter_that_does_not_fit(backend: Back
     assert_eq!(stripe_price["currency"], "usd");
     // The catalogue is kept for every process.
     let catalog = app.store.catalog().await.unwrap();
-    assert_eq!(catalog.len(), 3, "{catalog:?}");
+    assert_eq!(catalog.len(), 6, "{catalog:?}");
     // Every write carried an idempotency key.
     assert!(
         fake.requests()
@@ -337,7 +354,7 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
     )
     .await
     .unwrap();
-    assert_eq!(report.subscriptions_queued, 0);
+    assert_eq!((report.subscriptions_queued, report.items_queued), (0, 0));
     drain(&sender, &app.store).await;
     let subs = fake.subscriptions();
     assert_eq!(subs.len(), 2);
@@ -353,6 +370,11 @@ async fn subscriptions_wait_for_setup_and_use_the_plan_price(backend: Backend) {
         assert_eq!(sub["customer"].as_str(), ids.customer.as_deref());
         assert_eq!(sub["metadata"]["account_id"], acct.to_string());
         assert_eq!(sub["items"]["data"][0]["price"]["lookup_key"], lookup);
+        // And the gateway's cost-plus price, added to it.
+        assert_eq!(
+            sub["items"]["data"][1]["price"]["lookup_key"],
+            "bounty_gateway_usd"
+        );
     }
     // 2.50 USD per CU: 0.25 cent per milli-CU, made when first needed.
     let pricy = fake

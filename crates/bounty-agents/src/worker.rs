@@ -55,6 +55,10 @@ pub struct WorkerConfig {
     /// On shutdown, how long running tasks may take to finish. Tasks still
     /// running then are left to their leases.
     pub shutdown_grace: Duration,
+    /// How often the worker bills gateway calls made at cost plus markup
+    /// (`bounty_billing::gateway`): each sweep writes one ledger line per
+    /// account and batch of calls.
+    pub gateway_bill_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -221,6 +225,7 @@ impl Worker {
         tracing::info!(worker = %config.id, concurrency, lease_ms = config.lease.as_millis() as u64, "worker started");
         let mut running: JoinSet<()> = JoinSet::new();
         let mut next_sweep = tokio::time::Instant::now();
+        let mut next_bill = tokio::time::Instant::now() + config.gateway_bill_interval;
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -242,6 +247,12 @@ impl Worker {
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "could not lapse outcome windows"),
+                }
+            }
+            if tokio::time::Instant::now() >= next_bill {
+                next_bill = tokio::time::Instant::now() + config.gateway_bill_interval;
+                if let Err(e) = bounty_billing::gateway::bill_cost_plus(&self.inner.store).await {
+                    tracing::warn!(error = %e, "could not bill gateway calls at cost plus");
                 }
             }
             let free = concurrency.saturating_sub(running.len() as u32);

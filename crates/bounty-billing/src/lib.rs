@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod disputes;
 pub mod exports;
+pub mod gateway;
 pub mod invoices;
 pub mod outbox;
 pub mod reconcile;

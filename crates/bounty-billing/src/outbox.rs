@@ -14,6 +14,7 @@
 //! | `stripe_customer` | a customer with `metadata[account_id]`; its id is stored on the account |
 //! | `meter_event` | a meter event for the account's customer (waits until the customer exists) |
 //! | `stripe_subscription` | a subscription on the metered price of the account's plan (waits for the customer and for `bounty stripe setup`); its id is stored on the account |
+//! | `stripe_subscription_item` | the gateway's cost-plus price (in the plan's currency) added to the account's subscription (waits for the subscription and for `bounty stripe setup`) |
 //! | `meter_event_reversal` | inside Stripe's 24 h window: a `cancel` meter event adjustment of the original; after it: a credit to the customer's balance of the money charged |
 //!
 //! Why a balance credit after 24 h, and not a credit note: Stripe only
@@ -35,7 +36,7 @@ use bounty_core::{ApiKeyMode, Money, retry_delay};
 use bounty_store::{Delivered, OutboxClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{CatalogError, ensure_price};
+use crate::catalog::{CatalogError, ensure_gateway_price, ensure_price};
 use crate::stripe::{BalanceCredit, IdempotencyKey, MeterEvent, StripeClient, StripeError};
 
 /// Stripe accepts meter event cancellations for this long.
@@ -199,6 +200,7 @@ impl Sender {
         match item.kind {
             OutboxKind::StripeCustomer => self.send_customer(claim, &key).await,
             OutboxKind::StripeSubscription => self.send_subscription(claim, &key).await,
+            OutboxKind::StripeSubscriptionItem => self.send_subscription_item(claim, &key).await,
             OutboxKind::MeterEvent => self.send_meter_event(claim, &key).await,
             OutboxKind::MeterEventReversal => self.send_reversal(claim, &key).await,
             OutboxKind::HelpdeskReply => Sent::Park("a helpdesk reply reached the Stripe sender".to_owned()),
@@ -238,17 +240,7 @@ impl Sender {
         };
         let price = match ensure_price(&self.client, &self.store, &plan.price_per_cu).await {
             Ok(price) => price,
-            Err(CatalogError::NotSetUp(what)) => {
-                return Sent::Later {
-                    error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
-                    after: self.config.setup_wait,
-                };
-            }
-            Err(CatalogError::Stripe(e)) if e.is_transient() => {
-                return self.later(item.attempts, e.to_string());
-            }
-            Err(CatalogError::Store(e)) => return self.later(item.attempts, e.to_string()),
-            Err(e) => return Sent::Park(e.to_string()),
+            Err(e) => return self.catalog_failed(item.attempts, e),
         };
         let result = self
             .client
@@ -259,6 +251,50 @@ impl Sender {
                 sent_as: None,
             });
         self.classify(item.attempts, result)
+    }
+
+    async fn send_subscription_item(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {
+        let item = &claim.item;
+        let subscription = match self.store.stripe_ids(item.account_id).await {
+            Ok(ids) => ids.subscription,
+            Err(e) => return self.later(item.attempts, e.to_string()),
+        };
+        let Some(subscription) = subscription else {
+            return Sent::Later {
+                error: "waiting for the account's Stripe subscription".to_owned(),
+                after: self.config.customer_wait,
+            };
+        };
+        let currency = match self.store.billing_info(item.account_id, ApiKeyMode::Live).await {
+            Ok(info) => info.plan.price_per_cu.currency,
+            Err(e) => return self.later(item.attempts, e.to_string()),
+        };
+        let price = match ensure_gateway_price(&self.client, &self.store, currency).await {
+            Ok(price) => price,
+            Err(e) => return self.catalog_failed(item.attempts, e),
+        };
+        let result = self
+            .client
+            .add_subscription_item(key, &subscription, &price, &item.account_id.to_string())
+            .await
+            .map(|id| Delivered {
+                object_id: Some(id),
+                sent_as: None,
+            });
+        self.classify(item.attempts, result)
+    }
+
+    /// What a row that needed the catalogue does when it could not be had.
+    fn catalog_failed(&self, attempts: i32, e: CatalogError) -> Sent {
+        match e {
+            CatalogError::NotSetUp(what) => Sent::Later {
+                error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
+                after: self.config.setup_wait,
+            },
+            CatalogError::Stripe(e) if e.is_transient() => self.later(attempts, e.to_string()),
+            CatalogError::Store(e) => self.later(attempts, e.to_string()),
+            e => Sent::Park(e.to_string()),
+        }
     }
 
     async fn send_meter_event(&self, claim: &OutboxClaim, key: &IdempotencyKey) -> Sent {

@@ -37,8 +37,8 @@ use bounty_core::{
 use bounty_store::answer_cache::{forget_answer, remember_answer};
 use bounty_store::conversation::queue_next_turn;
 use bounty_store::ledger::{
-    Billing, balance, insert_cap_alert, insert_transfer, lock_billing, net_since, period_start, read_billing,
-    release_reservation, unreversed_transfers,
+    Billing, balance, insert_cap_alert, insert_transfer, lock_billing, money_spent_since, net_since,
+    period_start, read_billing, release_reservation, unreversed_transfers,
 };
 use bounty_store::outbox::{enqueue, ensure_test_customer};
 use bounty_store::outcomes::{
@@ -130,7 +130,7 @@ async fn charge(
     // not reservations.
     let cap = billing.monthly_cap_micros.filter(|_| mode.livemode());
     let spend_before = match cap {
-        Some(_) => net_since(tx, account, mode, BaseKind::ChargeMoney, month).await?,
+        Some(_) => money_spent_since(tx, account, mode, month).await?,
         None => 0,
     };
     let oid = outcome.id.to_string();
@@ -150,15 +150,29 @@ async fn charge(
     }
     release_reservation(tx, account, outcome.task_id).await?;
     if let Some(cap) = cap {
-        let spend_after = net_since(tx, account, mode, BaseKind::ChargeMoney, month).await?;
-        for pct in alerts_crossed(cap, &billing.alert_percents, spend_before, spend_after) {
-            let detail = format!("spend reached {pct}% of the monthly cap ({spend_after} of {cap} micros)");
-            tracing::warn!(account.id = %account, percent = pct, "spending cap alert");
-            insert_cap_alert(tx, account, pct, &detail, now).await?;
-        }
+        cap_alerts(tx, billing, account, cap, spend_before, now).await?;
     }
     set_outcome_rating(tx, account, outcome.id, &receipt).await?;
     Ok(receipt)
+}
+
+/// Records the cap alerts that live spend crossed since it was
+/// `spend_before` (read under the same billing lock), each once a month.
+pub(crate) async fn cap_alerts(
+    tx: &mut Tx,
+    billing: &Billing,
+    account: AccountId,
+    cap: i64,
+    spend_before: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let spend_after = money_spent_since(tx, account, ApiKeyMode::Live, period_start(now)).await?;
+    for pct in alerts_crossed(cap, &billing.alert_percents, spend_before, spend_after) {
+        let detail = format!("spend reached {pct}% of the monthly cap ({spend_after} of {cap} micros)");
+        tracing::warn!(account.id = %account, percent = pct, "spending cap alert");
+        insert_cap_alert(tx, account, pct, &detail, now).await?;
+    }
+    Ok(())
 }
 
 /// Reverses every transfer of the outcome not yet reversed, as

@@ -12,6 +12,11 @@
 //! | `charge` | `metered` → `usage` | billable CU left: what is metered to Stripe |
 //! | `charge_money` | `receivable` → `revenue` | `charge` CU × price, in money |
 //!
+//! One more money transfer bills no outcome: `cost_plus` (`receivable` →
+//! `revenue`), the sum of a batch of gateway calls made without a task on a
+//! plan whose gateway terms bill them at cost plus a markup. It names no
+//! outcome; the calls it bills name it (`gateway_calls.billed_transfer_id`).
+//!
 //! A reversal adds, for each transfer, one the other way (`<kind>_reversal`,
 //! referencing the original). Credit grants move `grants` → `credits`.
 //! Zero amounts are never written: every transfer moves a positive amount
@@ -62,6 +67,8 @@ pub enum TransferKind {
     ChargeMoney,
     /// Prepaid CU granted.
     CreditGrant,
+    /// Gateway calls billed at cost plus the plan's markup, in money.
+    CostPlus,
     /// The reversal of a transfer of the inner kind.
     Reversal(BaseKind),
 }
@@ -74,15 +81,17 @@ pub enum BaseKind {
     Charge,
     ChargeMoney,
     CreditGrant,
+    CostPlus,
 }
 
 impl BaseKind {
-    const ALL: [BaseKind; 5] = [
+    const ALL: [BaseKind; 6] = [
         BaseKind::Included,
         BaseKind::CreditDraw,
         BaseKind::Charge,
         BaseKind::ChargeMoney,
         BaseKind::CreditGrant,
+        BaseKind::CostPlus,
     ];
 
     /// The stored name of a transfer of this kind.
@@ -93,6 +102,7 @@ impl BaseKind {
             BaseKind::Charge => "charge",
             BaseKind::ChargeMoney => "charge_money",
             BaseKind::CreditGrant => "credit_grant",
+            BaseKind::CostPlus => "cost_plus",
         }
     }
 
@@ -104,6 +114,7 @@ impl BaseKind {
             BaseKind::Charge => "charge_reversal",
             BaseKind::ChargeMoney => "charge_money_reversal",
             BaseKind::CreditGrant => "credit_grant_reversal",
+            BaseKind::CostPlus => "cost_plus_reversal",
         }
     }
 }
@@ -128,6 +139,7 @@ impl TransferKind {
             TransferKind::Charge => Some(BaseKind::Charge),
             TransferKind::ChargeMoney => Some(BaseKind::ChargeMoney),
             TransferKind::CreditGrant => Some(BaseKind::CreditGrant),
+            TransferKind::CostPlus => Some(BaseKind::CostPlus),
             TransferKind::Reversal(_) => None,
         }
     }
@@ -160,6 +172,7 @@ impl FromStr for TransferKind {
                     BaseKind::Charge => TransferKind::Charge,
                     BaseKind::ChargeMoney => TransferKind::ChargeMoney,
                     BaseKind::CreditGrant => TransferKind::CreditGrant,
+                    BaseKind::CostPlus => TransferKind::CostPlus,
                 });
             }
             if s == base.reversal_str() {
@@ -282,6 +295,19 @@ pub fn plan_charge(
         },
     ];
     Ok(all.into_iter().filter(|t| t.amount > 0).collect())
+}
+
+/// The transfer that bills gateway calls at cost plus markup: their
+/// charges' sum, receivable → revenue. `None` when there is nothing to
+/// bill (zero is never written).
+pub fn plan_cost_plus(total: Money) -> Option<TransferSpec> {
+    (total.micros > 0).then(|| TransferSpec {
+        debit: LedgerAccount::Receivable,
+        credit: LedgerAccount::Revenue,
+        amount: total.micros,
+        unit: TransferUnit::Currency(total.currency.to_string()),
+        kind: TransferKind::CostPlus,
+    })
 }
 
 /// The transfers that reverse `originals` (an outcome's transfers not yet

@@ -7,7 +7,9 @@
 //! | `meter_event` | a `charge` transfer is written | [`MeterEventPayload`]: the transfer id and its milli-CU |
 //! | `meter_event_reversal` | that charge is reversed | [`MeterEventReversalPayload`]: the original transfer, and the reversal |
 //! | `stripe_customer` | an account is created (or its first test charge) | `{account_id, name}` |
+//! | `meter_event` (gateway) | a `cost_plus` transfer is written | [`MeterEventPayload`] on [`GATEWAY_METER_EVENT_NAME`]: the transfer id and its micros |
 //! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
+//! | `stripe_subscription_item` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}`: the gateway's cost-plus price added to its subscription |
 //! | `helpdesk_reply` | a helpdesk ticket's task finishes | the reply or hand-off |
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,10 @@ use crate::id::TransferId;
 
 /// The Stripe billing meter's event name.
 pub const METER_EVENT_NAME: &str = "bounty_compute_units";
+
+/// The Stripe billing meter of gateway calls billed at cost plus markup:
+/// its events' values are micros of the subscription's currency.
+pub const GATEWAY_METER_EVENT_NAME: &str = "bounty_gateway_cost_plus";
 
 crate::stored_enum! {
     /// An external effect waiting in the outbox.
@@ -29,6 +35,9 @@ crate::stored_enum! {
         StripeCustomer = "stripe_customer",
         /// The account's Stripe subscription to create.
         StripeSubscription = "stripe_subscription",
+        /// The gateway's cost-plus price to add to the account's
+        /// subscription.
+        StripeSubscriptionItem = "stripe_subscription_item",
         /// An answer or hand-off to post to a helpdesk ticket.
         HelpdeskReply = "helpdesk_reply",
     }
@@ -65,6 +74,16 @@ impl MeterEventPayload {
             event_name: METER_EVENT_NAME.to_owned(),
             identifier: transfer.to_string(),
             value,
+            timestamp: at.timestamp(),
+        }
+    }
+
+    /// The meter event of the `cost_plus` transfer `transfer` of `micros`.
+    pub fn of_cost_plus(transfer: TransferId, micros: i64, at: Timestamp) -> Self {
+        MeterEventPayload {
+            event_name: GATEWAY_METER_EVENT_NAME.to_owned(),
+            identifier: transfer.to_string(),
+            value: micros,
             timestamp: at.timestamp(),
         }
     }

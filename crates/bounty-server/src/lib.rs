@@ -118,6 +118,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::gateway_limits::put_limits,
             routes::gateway_limits::get_limits
         ))
+        .routes(routes!(routes::gateway_charges::list_charges))
         .routes(routes!(routes::outcomes::list_outcomes))
         .routes(routes!(routes::outcomes::get_outcome))
         .routes(routes!(routes::outcomes::post_signal))

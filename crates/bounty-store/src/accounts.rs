@@ -77,8 +77,9 @@ impl Store {
                 )));
             }
             // Its Stripe customer, then its subscription on the metered
-            // price, are created by the outbox sender.
-            for kind in ["stripe_customer", "stripe_subscription"] {
+            // price, then the gateway's cost-plus price on that
+            // subscription, are created by the outbox sender.
+            for kind in ["stripe_customer", "stripe_subscription", "stripe_subscription_item"] {
                 let mut payload = serde_json::json!({"account_id": account.id.to_string()});
                 if kind == "stripe_customer" {
                     payload["name"] = serde_json::json!(account.name);

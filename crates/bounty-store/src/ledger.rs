@@ -145,17 +145,24 @@ pub async fn net_since(
     Ok(v)
 }
 
+/// Money charged since `from` in one mode's book, net of reversals:
+/// outcomes' charges and gateway calls billed at cost plus markup. What
+/// a spending cap and its alerts count.
+pub async fn money_spent_since(
+    tx: &mut Tx,
+    account: AccountId,
+    mode: ApiKeyMode,
+    from: Timestamp,
+) -> Result<i64, StoreError> {
+    let outcomes = net_since(tx, account, mode, BaseKind::ChargeMoney, from).await?;
+    let gateway = net_since(tx, account, mode, BaseKind::CostPlus, from).await?;
+    Ok(outcomes.saturating_add(gateway))
+}
+
 /// Live money charged this month plus money reserved for running tasks:
 /// what the cap (live money only) is checked against.
 pub async fn committed_spend(tx: &mut Tx, account: AccountId, now: Timestamp) -> Result<i64, StoreError> {
-    let spent = net_since(
-        tx,
-        account,
-        ApiKeyMode::Live,
-        BaseKind::ChargeMoney,
-        period_start(now),
-    )
-    .await?;
+    let spent = money_spent_since(tx, account, ApiKeyMode::Live, period_start(now)).await?;
     let (reserved,): (i64,) = tx
         .fetch_one(
             "select cast(coalesce(sum(amount_micros), 0) as bigint) from budget_reservations where account_id = $1",
@@ -177,7 +184,34 @@ pub async fn insert_transfer(
     mode: ApiKeyMode,
     now: Timestamp,
 ) -> Result<TransferId, StoreError> {
-    let id = TransferId::new();
+    insert_transfer_as(
+        tx,
+        TransferId::new(),
+        account,
+        t,
+        outcome,
+        reverses,
+        memo,
+        mode,
+        now,
+    )
+    .await
+}
+
+/// [`insert_transfer`] under an id chosen by the caller (one that rows
+/// written before it in the transaction already name).
+#[allow(clippy::too_many_arguments)] // one argument per column of the row
+pub async fn insert_transfer_as(
+    tx: &mut Tx,
+    id: TransferId,
+    account: AccountId,
+    t: &TransferSpec,
+    outcome: Option<&str>,
+    reverses: Option<&str>,
+    memo: Option<String>,
+    mode: ApiKeyMode,
+    now: Timestamp,
+) -> Result<TransferId, StoreError> {
     tx.execute(
         "insert into ledger_transfers (id, account_id, debit, credit, amount, unit, kind, outcome_id, reverses_id,
              memo, created_at, livemode)

@@ -34,6 +34,7 @@ pub mod disputes;
 mod distill;
 mod error;
 pub mod gateway;
+pub mod gateway_billing;
 pub mod gateway_budget;
 pub mod health;
 pub mod integrations;

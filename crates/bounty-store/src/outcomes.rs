@@ -5,7 +5,7 @@
 //! Which of these happen, and when, is decided there and in
 //! `bounty_core::outcome`, never here.
 
-use bounty_core::ledger::{BaseKind, LedgerAccount, TransferKind, TransferUnit, plan_grant};
+use bounty_core::ledger::{LedgerAccount, TransferKind, TransferUnit, plan_grant};
 use bounty_core::outcome::{ChargeEffect, OutcomeStatus, ReceiptEvent};
 use bounty_core::plan::{ModelUsage, Plan, RatingReceipt};
 use bounty_core::{
@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::column::{Json, Text};
 use crate::db::{in_list, on_pool};
-use crate::ledger::{balance, committed_spend, insert_transfer, lock_billing, net_since, period_start};
+use crate::ledger::{
+    balance, committed_spend, insert_transfer, lock_billing, money_spent_since, period_start,
+};
 use crate::tx::{Tx, args};
 use crate::{Page, Store, StoreError};
 
@@ -805,7 +807,7 @@ impl Store {
                 .await?;
             (spend, reserved)
         } else {
-            let spend = net_since(&mut tx, account, mode, BaseKind::ChargeMoney, period_start(now)).await?;
+            let spend = money_spent_since(&mut tx, account, mode, period_start(now)).await?;
             (spend, 0)
         };
         tx.commit().await?;

@@ -100,30 +100,56 @@ impl Store {
     /// subscriptions existed). Returns how many were queued; running it
     /// again queues none.
     pub async fn enqueue_missing_subscriptions(&self) -> Result<u64, StoreError> {
+        self.enqueue_for_accounts(
+            "select a.id from accounts a
+             where a.stripe_subscription_id is null
+               and not exists (select 1 from outbox o where o.account_id = a.id and o.kind = 'stripe_subscription')
+             order by a.id",
+            "stripe_subscription",
+        )
+        .await
+    }
+
+    /// Queues the gateway's cost-plus price for the subscription of every
+    /// account that has no such row in the outbox (accounts created before
+    /// the gateway billed at cost plus). Returns how many were queued;
+    /// running it again queues none.
+    pub async fn enqueue_missing_subscription_items(&self) -> Result<u64, StoreError> {
+        self.enqueue_for_accounts(
+            "select a.id from accounts a
+             where not exists (select 1 from outbox o
+                               where o.account_id = a.id and o.kind = 'stripe_subscription_item')
+             order by a.id",
+            "stripe_subscription_item",
+        )
+        .await
+    }
+
+    /// Queues a live `kind` row (`{account_id}`) for each account `select`
+    /// returns, keyed `{kind}:{account}`, once.
+    async fn enqueue_for_accounts(
+        &self,
+        select: &'static str,
+        kind: &'static str,
+    ) -> Result<u64, StoreError> {
         let now = self.now();
         let accounts: Vec<(String,)> = on_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "select a.id from accounts a
-                 where a.stripe_subscription_id is null
-                   and not exists (select 1 from outbox o where o.account_id = a.id and o.kind = 'stripe_subscription')
-                 order by a.id",
-            )
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(select).fetch_all(pool).await?
         });
         let mut queued = 0;
         for (account,) in accounts {
             let payload = serde_json::json!({ "account_id": account }).to_string();
-            let key = format!("stripe_subscription:{account}");
+            let key = format!("{kind}:{account}");
             let inserted = on_pool!(&self.db, pool => {
                 sqlx::query(
                     "insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status,
                          attempts, next_attempt_at, created_at)
-                     values ($1, $2, 'stripe_subscription', null, $3, $4, 'pending', 0, $5, $5)
+                     values ($1, $2, $3, null, $4, $5, 'pending', 0, $6, $6)
                      on conflict (idempotency_key) do nothing",
                 )
                 .bind(OutboxId::new().to_string())
                 .bind(account.clone())
+                .bind(kind)
                 .bind(payload)
                 .bind(key)
                 .bind(now)

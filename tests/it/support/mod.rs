@@ -168,6 +168,7 @@ pub fn test_worker() -> WorkerConfig {
         retry_base: Duration::from_millis(50),
         retry_max: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(5),
+        gateway_bill_interval: Duration::from_millis(200),
     }
 }
 

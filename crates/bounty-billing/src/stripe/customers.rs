@@ -1,5 +1,5 @@
-//! Calls on a customer beyond creating it: its subscription on the metered price, credits to its
-//! balance, and its invoices.
+//! Calls on a customer beyond creating it: its subscription on the metered price (and the
+//! gateway's cost-plus price added to it), credits to its balance, and its invoices.
 
 use serde_json::{Value, json};
 use stripe_client_core::StripeMethod;
@@ -54,6 +54,32 @@ impl StripeClient {
             id: field(&object, "id")?.to_owned(),
             status: object["status"].as_str().unwrap_or_default().to_owned(),
         })
+    }
+
+    /// Adds a metered price to a subscription (`POST /v1/subscription_items`) and returns the
+    /// item's id (`si_…`). Usage on the price's meter is then billed with the subscription.
+    #[tracing::instrument(skip_all, fields(account.id = account_id))]
+    pub async fn add_subscription_item(
+        &self,
+        idempotency_key: &IdempotencyKey,
+        subscription: &str,
+        price: &str,
+        account_id: &str,
+    ) -> Result<String, StripeError> {
+        let params = json!({
+            "subscription": subscription,
+            "price": price,
+            "metadata": { "account_id": account_id },
+        });
+        let object = self
+            .call(
+                StripeMethod::Post,
+                "/subscription_items",
+                &params,
+                Some(idempotency_key),
+            )
+            .await?;
+        Ok(field(&object, "id")?.to_owned())
     }
 
     /// Credits the customer's balance (`POST /v1/customers/{id}/balance_transactions` with a

@@ -456,6 +456,7 @@ impl FakeState {
             }
             (&Method::POST, ["v1", "prices"]) => self.create_price(params),
             (&Method::POST, ["v1", "subscriptions"]) => self.create_subscription(params),
+            (&Method::POST, ["v1", "subscription_items"]) => self.create_subscription_item(params),
             (&Method::GET, ["v1", "invoices"]) => {
                 let customer = str_param(params, &["customer"]);
                 let mut invoices: Vec<Value> = self
@@ -691,6 +692,57 @@ impl FakeState {
             "url": format!("/v1/subscription_items?subscription={id}"),
         });
         self.subscriptions.push(object.clone());
+        Reply::ok(object)
+    }
+
+    /// Adds a price to a subscription. Stripe refuses a second item of the same price, and a price
+    /// in another currency than the subscription's.
+    fn create_subscription_item(&mut self, params: &Value) -> Reply {
+        let Some(subscription) = str_param(params, &["subscription"]) else {
+            return Reply::missing_param("subscription");
+        };
+        let Some(price_id) = str_param(params, &["price"]) else {
+            return Reply::missing_param("price");
+        };
+        let Some(price) = self.prices.iter().find(|p| p["id"] == json!(price_id)).cloned() else {
+            return no_such("price", price_id, "price");
+        };
+        let item_id = format!("si_fake{:010}", self.next_id());
+        let Some(sub) = self
+            .subscriptions
+            .iter_mut()
+            .find(|s| s["id"] == json!(subscription))
+        else {
+            return no_such("subscription", subscription, "subscription");
+        };
+        let items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(|i| i["price"]["id"] == json!(price_id)) {
+            return Reply::invalid(
+                format!("Cannot add multiple subscription items with the same price: {price_id}"),
+                "parameter_invalid",
+                "price",
+            );
+        }
+        if let Some(other) = items.iter().find(|i| i["price"]["currency"] != price["currency"]) {
+            return Reply::invalid(
+                format!(
+                    "The price specified is {} but this subscription uses {}.",
+                    price["currency"], other["price"]["currency"]
+                ),
+                "currency_mismatch",
+                "price",
+            );
+        }
+        let mut object = fixture("subscription_item");
+        object["id"] = json!(item_id);
+        object["price"] = price;
+        object["subscription"] = json!(subscription);
+        object["created"] = json!(now_unix());
+        object["metadata"] = params.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        object["quantity"] = Value::Null;
+        if let Some(data) = sub["items"]["data"].as_array_mut() {
+            data.push(object.clone());
+        }
         Reply::ok(object)
     }
 
@@ -955,6 +1007,7 @@ mod tests {
             "price",
             "product",
             "subscription",
+            "subscription_item",
         ] {
             assert_eq!(fixture(object)["object"], json!(object));
         }

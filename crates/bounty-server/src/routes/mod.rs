@@ -12,6 +12,7 @@ pub mod billing;
 pub mod byok;
 pub mod disputes;
 pub mod exports;
+pub mod gateway_charges;
 pub mod gateway_limits;
 pub mod health;
 pub mod helpdesk_webhooks;

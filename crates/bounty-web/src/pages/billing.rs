@@ -41,6 +41,20 @@ struct BillingPage {
     csrf: String,
     cap_input: String,
     alerts_input: String,
+    /// The plan bills gateway calls with no task at cost plus markup.
+    gateway_billed: bool,
+    gateway_rule: String,
+    gateway_unbilled: String,
+    /// The latest cost-plus lines of this book.
+    gateway_lines: Vec<GatewayLine>,
+}
+
+/// A cost-plus line as the page shows it: money and calls, never cost.
+struct GatewayLine {
+    id: String,
+    created: String,
+    calls: i64,
+    amount: String,
 }
 
 pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Result<Response, WebError> {
@@ -93,7 +107,52 @@ pub(crate) async fn page(State(state): State<WebState>, user: CurrentUser) -> Re
             }
         ),
     };
+    let gateway_billed = matches!(
+        info.plan.gateway.map(|g| g.unattributed),
+        Some(bounty_core::Unattributed::CostPlus)
+    );
+    let gateway_rule = match info.plan.gateway.map(|g| g.unattributed).unwrap_or_default() {
+        bounty_core::Unattributed::CostPlus => "Your plan bills calls that name no task (no Bounty-Task) at \
+                                                their model cost plus the plan's markup, once a minute."
+            .to_owned(),
+        bounty_core::Unattributed::Free => {
+            "Your plan serves calls that name no task at no charge.".to_owned()
+        }
+        bounty_core::Unattributed::Refuse => "Your plan refuses calls that name no task.".to_owned(),
+    };
+    let unbilled = state.store.unbilled_cost_plus_of(account, user.mode()).await?;
+    let gateway_unbilled = if unbilled.is_empty() {
+        "nothing".to_owned()
+    } else {
+        unbilled
+            .iter()
+            .map(|(cur, calls, amount)| format!("{} for {calls} call(s)", money(*amount, cur)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let gateway_lines = state
+        .store
+        .cost_plus_lines(
+            account,
+            user.mode(),
+            bounty_core::PageLimit::new(10).unwrap_or_default(),
+            None,
+        )
+        .await?
+        .items
+        .into_iter()
+        .map(|l| GatewayLine {
+            created: l.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            calls: l.calls,
+            amount: money(l.amount_micros, &l.currency),
+            id: l.transfer,
+        })
+        .collect();
     let page = BillingPage {
+        gateway_billed,
+        gateway_rule,
+        gateway_unbilled,
+        gateway_lines,
         chrome: Chrome::for_user(&user, "Billing", "billing"),
         byok,
         byok_fee,

@@ -199,5 +199,83 @@ async fn an_owner_sets_the_cap(backend: Backend) {
 on_both_backends!(
     usage_by_day_and_agent_with_csv,
     charges_export_from_usage_and_invoices,
-    an_owner_sets_the_cap
+    an_owner_sets_the_cap,
+    billing_shows_gateway_calls_billed_at_cost_plus
 );
+
+/// Gateway calls with no task on a cost-plus plan: the billing page shows
+/// what is not billed yet, then the lines billed, in money and calls,
+/// never the calls' cost.
+async fn billing_shows_gateway_calls_billed_at_cost_plus(backend: Backend) {
+    use bounty_core::{GatewayTerms, Money, Plan, Unattributed};
+    use bounty_store::gateway::{GatewayBilling, NewGatewayCall};
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    let plan = Plan {
+        gateway: Some(GatewayTerms {
+            unattributed: Unattributed::CostPlus,
+            markup_bp: 2_000,
+        }),
+        ..Plan::default_value_plan()
+    };
+    app.store.set_plan(t.account, &plan).await.unwrap();
+    let usd = bounty_core::Currency::USD;
+    let call = |cost: i64| NewGatewayCall {
+        id: bounty_core::GatewayCallId::new(),
+        account: t.account,
+        mode: bounty_core::ApiKeyMode::Live,
+        api_key: t.key.to_string(),
+        task_ref: None,
+        agent: None,
+        endpoint: "chat",
+        model: "gpt".to_owned(),
+        call: bounty_store::NewModelCall {
+            model: "gpt".to_owned(),
+            provider: Some("openai".to_owned()),
+            prompt_tokens: 1_000,
+            completion_tokens: 10,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            latency_us: 1_000,
+            cost: Money::from_micros(cost, usd),
+            cache_hit: false,
+            byok: false,
+            error: None,
+            verdict: None,
+            shadow: false,
+        },
+        usage_counted: false,
+        streamed: false,
+        billing: GatewayBilling::CostPlus,
+        charge: GatewayTerms {
+            unattributed: Unattributed::CostPlus,
+            markup_bp: 2_000,
+        }
+        .cost_plus(Money::from_micros(cost, usd)),
+        at: app.store.now(),
+        cache: None,
+    };
+    app.store
+        .record_gateway_calls(&[call(1_000_000), call(1_500_000)])
+        .await
+        .unwrap();
+    let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
+    b.get("/billing")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("Gateway calls without a task")
+        .assert_contains("3.00 USD for 2 call(s)")
+        .assert_contains("No lines billed yet.");
+    let billed = bounty_billing::gateway::bill_cost_plus(&app.store).await.unwrap();
+    assert_eq!(billed.len(), 1);
+    b.get("/billing")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains(&billed[0].transfer.to_string())
+        .assert_contains("<td class=\"num\">3.00 USD</td>")
+        .assert_contains("<dd>nothing</dd>")
+        // The cost (2.50 USD) and the markup are the operator's.
+        .assert_lacks("2.50 USD")
+        .assert_lacks("arkup_bp");
+}
