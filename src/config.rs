@@ -55,6 +55,45 @@ pub struct Config {
     /// The OpenAI-compatible gateway: gateway model names and their
     /// routes (`[gateway.models.NAME] route = [...]`).
     pub gateway: bounty_server::gateway::GatewaySettings,
+    /// How the outbox senders (Stripe and helpdesk replies) claim, lease
+    /// and retry rows.
+    pub outbox: OutboxSettings,
+}
+
+/// `[outbox]`: the senders' batches, leases and the reply retry schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Rows a Stripe sender claims at once.
+    pub stripe_batch: u32,
+    /// How long a Stripe sender's claim lasts, in ms: a killed sender's
+    /// rows are sent again after it (a stopping one gives them back at
+    /// once).
+    pub stripe_lease_ms: u64,
+    /// Rows a reply sender claims at once.
+    pub reply_batch: u32,
+    /// How long a reply sender's claim lasts, in ms.
+    pub reply_lease_ms: u64,
+    /// The wait before each try of a helpdesk reply, in ms: the first is
+    /// the first try, entry `n` the wait after try `n` failed; its length
+    /// is the most tries. Default: the Standard Webhooks schedule (ten
+    /// tries over about three days).
+    pub reply_retry_schedule_ms: Vec<u64>,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            stripe_batch: 32,
+            stripe_lease_ms: 60_000,
+            reply_batch: 16,
+            reply_lease_ms: 120_000,
+            reply_retry_schedule_ms: bounty_integrations::retry::SCHEDULE
+                .iter()
+                .map(|d| d.as_millis() as u64)
+                .collect(),
+        }
+    }
 }
 
 /// `[knowledge]`: how knowledge sources are indexed.
@@ -119,6 +158,7 @@ impl SecretsSettings {
     pub fn reply_sender(
         &self,
         store: &bounty_store::Store,
+        outbox: &OutboxSettings,
         poll_interval: Duration,
     ) -> Result<Option<bounty_integrations::sender::ReplySender>, ConfigError> {
         let Some(keyring) = self.keyring()? else {
@@ -132,7 +172,13 @@ impl SecretsSettings {
             .map_err(|e| ConfigError(format!("cannot build the helpdesk HTTP client: {e}")))?;
         let config = bounty_integrations::sender::ReplySenderConfig {
             poll_interval,
-            ..Default::default()
+            batch: outbox.reply_batch,
+            lease: Duration::from_millis(outbox.reply_lease_ms),
+            schedule: outbox
+                .reply_retry_schedule_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         };
         Ok(Some(bounty_integrations::sender::ReplySender::new(
             store.clone(),
@@ -247,12 +293,15 @@ impl StripeSettings {
     pub fn senders(
         &self,
         store: &bounty_store::Store,
+        outbox: &OutboxSettings,
     ) -> Result<Vec<bounty_billing::outbox::Sender>, ConfigError> {
         if !self.sender {
             return Ok(Vec::new());
         }
         let config = bounty_billing::outbox::SenderConfig {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
+            batch: outbox.stripe_batch,
+            lease: Duration::from_millis(outbox.stripe_lease_ms),
             ..Default::default()
         };
         let mut senders = Vec::new();
@@ -518,6 +567,23 @@ impl Config {
         }
         if self.server.body_limit_bytes == 0 {
             return bad("server.body_limit_bytes", "must be at least 1");
+        }
+        let o = &self.outbox;
+        for (key, value) in [
+            ("outbox.stripe_batch", u64::from(o.stripe_batch)),
+            ("outbox.stripe_lease_ms", o.stripe_lease_ms),
+            ("outbox.reply_batch", u64::from(o.reply_batch)),
+            ("outbox.reply_lease_ms", o.reply_lease_ms),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if o.reply_retry_schedule_ms.is_empty() {
+            return bad(
+                "outbox.reply_retry_schedule_ms",
+                "must name at least one try (the first, usually 0)",
+            );
         }
         let w = &self.worker;
         for (key, value) in [

@@ -130,7 +130,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     });
     let senders = config
         .stripe
-        .senders(&store)
+        .senders(&store, &config.outbox)
         .context("invalid Stripe configuration")?;
     let stripe = config.stripe.client().context("invalid Stripe configuration")?;
     if stripe.is_none() {
@@ -144,9 +144,11 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .map(|s| tokio::spawn(s.run(shutdown.clone())))
         .collect();
     let replies = if in_serve {
-        config
-            .secrets
-            .reply_sender(&store, Duration::from_millis(config.worker.poll_interval_ms))?
+        config.secrets.reply_sender(
+            &store,
+            &config.outbox,
+            Duration::from_millis(config.worker.poll_interval_ms),
+        )?
     } else {
         None
     }

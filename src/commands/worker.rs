@@ -41,7 +41,7 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let senders = config
         .stripe
-        .senders(&store)
+        .senders(&store, &config.outbox)
         .context("invalid Stripe configuration")?;
     if config.stripe.secret_key.is_none() {
         tracing::warn!(
@@ -56,6 +56,7 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
         .secrets
         .reply_sender(
             &store,
+            &config.outbox,
             std::time::Duration::from_millis(config.worker.poll_interval_ms),
         )?
         .map(|r| tokio::spawn(r.run(shutdown.clone())));

@@ -52,6 +52,7 @@ fn sender_over(app: &TestApp, store: Store) -> ReplySender {
             batch: 8,
             lease: Duration::from_millis(200),
             poll_interval: Duration::from_millis(10),
+            ..ReplySenderConfig::default()
         },
     )
 }

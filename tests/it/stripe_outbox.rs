@@ -32,6 +32,7 @@ backend_tests!(
     subscriptions_wait_for_setup_and_use_the_plan_price,
     a_reversal_after_24_hours_credits_the_customer_balance,
     test_mode_charges_reach_only_the_test_mode_sender,
+    attempts_count_real_failures_only_and_a_stopping_sender_gives_its_claims_back,
 );
 
 async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
@@ -563,4 +564,88 @@ async fn test_mode_charges_reach_only_the_test_mode_sender(backend: Backend) {
         test_events[0].stripe_customer_id, live_events[0].stripe_customer_id,
         "a customer of Stripe's test mode, not the live one"
     );
+}
+
+/// `attempts` counts sends that failed: not a claim (lost to a crash, or
+/// given back by a stopping sender) and not a deferral (waiting for
+/// `bounty stripe setup`). So a crash or a long wait never shortens the
+/// backoff of the next real failure, and a stopping sender's rows are due
+/// again at once instead of after the lease.
+async fn attempts_count_real_failures_only_and_a_stopping_sender_gives_its_claims_back(backend: Backend) {
+    use bounty_core::ApiKeyMode;
+    use bounty_core::outbox::OutboxKind;
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    let (account, _) = app.create_account("Acme").await;
+    let lease = Duration::from_millis(150);
+    // Claimed, then lost to a crash: due again after the lease, no try
+    // counted.
+    let claimed = app.store.claim_outbox(ApiKeyMode::Live, 10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        app.store
+            .claim_outbox(ApiKeyMode::Live, 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(lease + Duration::from_millis(50)).await;
+    let again = app.store.claim_outbox(ApiKeyMode::Live, 10, lease).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|c| c.item.attempts == 0), "{again:?}");
+    // Given back (a stopping sender): due again at once.
+    let ids: Vec<_> = again.iter().map(|c| c.item.id).collect();
+    app.store.outbox_release(&ids).await.unwrap();
+    assert_eq!(
+        app.store
+            .claim_outbox(ApiKeyMode::Live, 10, lease)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    app.store.outbox_release(&ids).await.unwrap();
+    // A sender told to stop before it starts sends nothing and leaves
+    // nothing claimed.
+    let sender = sender(&app.store, &fake);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), sender.clone().run(cancel))
+        .await
+        .expect("a cancelled sender returns");
+    assert!(fake.requests().is_empty());
+    assert_eq!(
+        app.store
+            .claim_outbox(ApiKeyMode::Live, 10, lease)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    app.store.outbox_release(&ids).await.unwrap();
+    // One real failure (Stripe 500 on the customer), then deferrals
+    // (no setup yet) many times over.
+    fake.push_fault(Fault::Status(500, None));
+    for _ in 0..6 {
+        sender.drain_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows = app.store.outbox_of(account).await.unwrap();
+    let row = |kind: OutboxKind| rows.iter().find(|o| o.kind == kind).unwrap();
+    let customer = row(OutboxKind::StripeCustomer);
+    assert_eq!(customer.status, bounty_core::outbox::OutboxStatus::Sent);
+    assert_eq!(customer.attempts, 1, "{customer:?}");
+    for kind in [OutboxKind::StripeSubscription, OutboxKind::StripeSubscriptionItem] {
+        let waiting = row(kind);
+        assert_eq!(waiting.status, bounty_core::outbox::OutboxStatus::Pending);
+        assert!(
+            waiting
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("waiting for"),
+            "{waiting:?}"
+        );
+        assert_eq!(waiting.attempts, 0, "a deferral is not a try: {waiting:?}");
+    }
 }

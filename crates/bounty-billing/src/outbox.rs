@@ -91,8 +91,14 @@ impl Default for SenderConfig {
 pub enum Sent {
     /// Delivered (or already delivered: a replay), with what it produced.
     Done(Delivered),
-    /// Try again at the given delay.
-    Later { error: String, after: Duration },
+    /// Try again at the given delay. `failure`: the send was tried and
+    /// failed (it counts as an attempt); otherwise a deferral (waiting for
+    /// the customer, for setup, for another row), which does not.
+    Later {
+        error: String,
+        after: Duration,
+        failure: bool,
+    },
     /// A permanent error: park it.
     Park(String),
 }
@@ -154,8 +160,8 @@ impl Sender {
     /// Claims and sends due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
         tracing::info!(base_url = self.client.base_url(), mode = %self.mode, "outbox sender started");
-        loop {
-            let sent = match self.drain_once().await {
+        while !cancel.is_cancelled() {
+            let sent = match self.drain(&cancel).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox sender could not reach the database");
@@ -175,12 +181,26 @@ impl Sender {
 
     /// Claims one batch and sends it; returns how many rows were claimed.
     pub async fn drain_once(&self) -> Result<usize, StoreError> {
+        self.drain(&CancellationToken::new()).await
+    }
+
+    /// [`Sender::drain_once`], stopping between rows once `cancel` fires:
+    /// the rows not sent yet are given back at once (no attempt counted),
+    /// not left to their lease.
+    async fn drain(&self, cancel: &CancellationToken) -> Result<usize, StoreError> {
         let claims = self
             .store
             .claim_outbox(self.mode, self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
-        for claim in claims {
+        for (i, claim) in claims.iter().enumerate() {
+            if cancel.is_cancelled() {
+                let rest: Vec<_> = claims[i..].iter().map(|c| c.item.id).collect();
+                tracing::info!(rows = rest.len(), "outbox sender stopping: claims released");
+                self.store.outbox_release(&rest).await?;
+                break;
+            }
+            let claim = claim.clone();
             self.crash_point("before_send");
             let result = self.send(&claim).await;
             self.crash_point("after_send");
@@ -212,6 +232,7 @@ impl Sender {
         Sent::Later {
             error: "waiting for the account's Stripe customer".to_owned(),
             after: self.config.customer_wait,
+            failure: false,
         }
     }
 
@@ -263,6 +284,7 @@ impl Sender {
             return Sent::Later {
                 error: "waiting for the account's Stripe subscription".to_owned(),
                 after: self.config.customer_wait,
+                failure: false,
             };
         };
         let currency = match self.store.billing_info(item.account_id, ApiKeyMode::Live).await {
@@ -290,6 +312,7 @@ impl Sender {
             CatalogError::NotSetUp(what) => Sent::Later {
                 error: format!("no Stripe {what} yet: waiting for `bounty stripe setup`"),
                 after: self.config.setup_wait,
+                failure: false,
             },
             CatalogError::Stripe(e) if e.is_transient() => self.later(attempts, e.to_string()),
             CatalogError::Store(e) => self.later(attempts, e.to_string()),
@@ -346,6 +369,7 @@ impl Sender {
                 return Sent::Later {
                     error: format!("waiting for the meter event {identifier} ({status}) to be sent"),
                     after: self.config.customer_wait,
+                    failure: false,
                 };
             }
             Err(e) => return self.later(item.attempts, e.to_string()),
@@ -429,11 +453,15 @@ impl Sender {
         }
     }
 
+    /// A transient failure of a row that had failed `attempts` times
+    /// before: backed off by its failures, this one included (never by its
+    /// deferrals).
     fn later(&self, attempts: i32, error: String) -> Sent {
         Sent::Later {
             error,
+            failure: true,
             after: retry_delay(
-                u32::try_from(attempts.max(1)).unwrap_or(1),
+                u32::try_from(attempts.saturating_add(1).max(1)).unwrap_or(1),
                 self.config.retry_base,
                 self.config.retry_max,
                 bounty_core::random_unit(),
@@ -449,11 +477,15 @@ impl Sender {
                 tracing::info!(outbox.id = %item.id, kind = %item.kind, sent_as = delivered.sent_as, "outbox row sent");
                 self.store.outbox_sent(item.id, &delivered).await
             }
-            Sent::Later { error, after } => {
+            Sent::Later {
+                error,
+                after,
+                failure,
+            } => {
                 tracing::warn!(outbox.id = %item.id, kind = %item.kind, %error, retry_in_ms = after.as_millis() as u64, "outbox row will be retried");
                 let at =
                     self.store.now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-                self.store.outbox_retry_at(item.id, &error, at).await
+                self.store.outbox_retry_at(item.id, &error, at, failure).await
             }
             Sent::Park(error) => {
                 tracing::error!(outbox.id = %item.id, kind = %item.kind, %error, "outbox row parked as failed");

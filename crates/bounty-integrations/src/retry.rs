@@ -42,8 +42,9 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * HOUR);
 /// How far a step may be moved either way, in thousandths of it.
 const JITTER_PERMILLE: u32 = 100;
 
-/// The wait before the next try, after try `attempt_just_failed` (1-based)
-/// failed with `error`; `None` when there is to be no next try: the schedule
+/// The wait before the next try on `schedule` (an operator's, or
+/// [`SCHEDULE`]), after try `attempt_just_failed` (1-based) failed with
+/// `error`; `None` when there is to be no next try: the schedule
 /// is spent, or the error is permanent ([`ReplyError::Gone`],
 /// [`ReplyError::Rejected`], [`ReplyError::Config`]).
 ///
@@ -52,11 +53,16 @@ const JITTER_PERMILLE: u32 = 100;
 /// clamped, NaN reads as 0.5). For [`ReplyError::RateLimited`] the wait is
 /// the larger of the jittered step and the `Retry-After` (capped at
 /// [`MAX_RETRY_AFTER`]).
-pub fn next_delay(attempt_just_failed: u32, error: &ReplyError, jitter: f64) -> Option<Duration> {
+pub fn next_delay(
+    schedule: &[Duration],
+    attempt_just_failed: u32,
+    error: &ReplyError,
+    jitter: f64,
+) -> Option<Duration> {
     if !error.is_transient() {
         return None;
     }
-    let step = *SCHEDULE.get(usize::try_from(attempt_just_failed).ok()?)?;
+    let step = *schedule.get(usize::try_from(attempt_just_failed).ok()?)?;
     let jitter = if jitter.is_nan() {
         0.5
     } else {
@@ -86,6 +92,16 @@ mod tests {
     }
 
     #[test]
+    fn an_operators_schedule_replaces_the_default() {
+        let schedule = [Duration::ZERO, secs(1), secs(2)];
+        assert_eq!(next_delay(&schedule, 1, &transient(), 0.5), Some(secs(1)));
+        assert_eq!(next_delay(&schedule, 2, &transient(), 0.5), Some(secs(2)));
+        // Three tries in all: none after the third.
+        assert_eq!(next_delay(&schedule, 3, &transient(), 0.5), None);
+        assert_eq!(next_delay(&[], 1, &transient(), 0.5), None);
+    }
+
+    #[test]
     fn the_schedule_is_standard_webhooks() {
         assert_eq!(
             SCHEDULE.map(|d| d.as_secs()),
@@ -98,7 +114,7 @@ mod tests {
         let expected = [5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400];
         for (failed, want) in (1u32..).zip(expected) {
             assert_eq!(
-                next_delay(failed, &transient(), 0.5),
+                next_delay(&SCHEDULE, failed, &transient(), 0.5),
                 Some(secs(want)),
                 "after try {failed}"
             );
@@ -108,41 +124,44 @@ mod tests {
     #[test]
     fn steps_are_jittered_by_ten_percent_either_way() {
         // After try 2 the step is 5 minutes.
-        assert_eq!(next_delay(2, &transient(), 0.0), Some(secs(270)));
-        assert_eq!(next_delay(2, &transient(), 1.0), Some(secs(330)));
-        assert_eq!(next_delay(2, &transient(), 0.25), Some(secs(285)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), 0.0), Some(secs(270)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), 1.0), Some(secs(330)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), 0.25), Some(secs(285)));
         // After try 1 the step is 5 s.
         assert_eq!(
-            next_delay(1, &transient(), 0.0),
+            next_delay(&SCHEDULE, 1, &transient(), 0.0),
             Some(Duration::from_millis(4500))
         );
         assert_eq!(
-            next_delay(1, &transient(), 1.0),
+            next_delay(&SCHEDULE, 1, &transient(), 1.0),
             Some(Duration::from_millis(5500))
         );
         // Out of range and NaN are tamed.
-        assert_eq!(next_delay(2, &transient(), -3.0), Some(secs(270)));
-        assert_eq!(next_delay(2, &transient(), 7.0), Some(secs(330)));
-        assert_eq!(next_delay(2, &transient(), f64::NAN), Some(secs(300)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), -3.0), Some(secs(270)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), 7.0), Some(secs(330)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &transient(), f64::NAN), Some(secs(300)));
     }
 
     #[test]
     fn the_first_immediate_try_is_never_jittered() {
         // "After try 0" is the first try itself: immediate, whatever the draw.
         for jitter in [0.0, 0.5, 1.0] {
-            assert_eq!(next_delay(0, &transient(), jitter), Some(Duration::ZERO));
+            assert_eq!(
+                next_delay(&SCHEDULE, 0, &transient(), jitter),
+                Some(Duration::ZERO)
+            );
         }
     }
 
     #[test]
     fn the_schedule_runs_out_after_ten_tries() {
-        assert!(next_delay(9, &transient(), 0.5).is_some());
+        assert!(next_delay(&SCHEDULE, 9, &transient(), 0.5).is_some());
         for failed in [10, 11, 100, u32::MAX] {
-            assert_eq!(next_delay(failed, &transient(), 0.5), None, "{failed}");
+            assert_eq!(next_delay(&SCHEDULE, failed, &transient(), 0.5), None, "{failed}");
             let limited = ReplyError::RateLimited {
                 retry_after: Some(secs(1)),
             };
-            assert_eq!(next_delay(failed, &limited, 0.5), None, "{failed}");
+            assert_eq!(next_delay(&SCHEDULE, failed, &limited, 0.5), None, "{failed}");
         }
     }
 
@@ -158,7 +177,7 @@ mod tests {
         ];
         for error in permanent {
             for failed in [1, 5] {
-                assert_eq!(next_delay(failed, &error, 0.5), None, "{error:?}");
+                assert_eq!(next_delay(&SCHEDULE, failed, &error, 0.5), None, "{error:?}");
             }
         }
     }
@@ -167,17 +186,29 @@ mod tests {
     fn retry_after_wins_when_longer_than_the_step() {
         let limited = |after| ReplyError::RateLimited { retry_after: after };
         // Longer than the 5 s step: the vendor's word.
-        assert_eq!(next_delay(1, &limited(Some(secs(90))), 0.5), Some(secs(90)));
+        assert_eq!(
+            next_delay(&SCHEDULE, 1, &limited(Some(secs(90))), 0.5),
+            Some(secs(90))
+        );
         // Shorter than the 30 min step: the step.
-        assert_eq!(next_delay(3, &limited(Some(secs(90))), 0.5), Some(secs(1800)));
+        assert_eq!(
+            next_delay(&SCHEDULE, 3, &limited(Some(secs(90))), 0.5),
+            Some(secs(1800))
+        );
         // The step's jitter applies, the Retry-After is exact.
-        assert_eq!(next_delay(3, &limited(Some(secs(90))), 0.0), Some(secs(1620)));
-        assert_eq!(next_delay(1, &limited(Some(secs(90))), 1.0), Some(secs(90)));
+        assert_eq!(
+            next_delay(&SCHEDULE, 3, &limited(Some(secs(90))), 0.0),
+            Some(secs(1620))
+        );
+        assert_eq!(
+            next_delay(&SCHEDULE, 1, &limited(Some(secs(90))), 1.0),
+            Some(secs(90))
+        );
         // No Retry-After: the schedule.
-        assert_eq!(next_delay(2, &limited(None), 0.5), Some(secs(300)));
+        assert_eq!(next_delay(&SCHEDULE, 2, &limited(None), 0.5), Some(secs(300)));
         // A year is capped at a day.
         assert_eq!(
-            next_delay(1, &limited(Some(secs(365 * 86_400))), 0.5),
+            next_delay(&SCHEDULE, 1, &limited(Some(secs(365 * 86_400))), 0.5),
             Some(MAX_RETRY_AFTER)
         );
     }

@@ -37,6 +37,9 @@ pub struct ReplySenderConfig {
     pub lease: Duration,
     /// How often an idle sender looks for due rows.
     pub poll_interval: Duration,
+    /// The wait before each try ([`crate::retry::SCHEDULE`] by default):
+    /// `schedule[n]` after try `n` failed; its length is the most tries.
+    pub schedule: Vec<Duration>,
 }
 
 impl Default for ReplySenderConfig {
@@ -45,6 +48,7 @@ impl Default for ReplySenderConfig {
             batch: 16,
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
+            schedule: crate::retry::SCHEDULE.to_vec(),
         }
     }
 }
@@ -90,8 +94,8 @@ impl ReplySender {
     /// Claims and sends due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
         tracing::info!("helpdesk reply sender started");
-        loop {
-            let sent = match self.drain_once().await {
+        while !cancel.is_cancelled() {
+            let sent = match self.drain(&cancel).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "reply sender could not reach the database");
@@ -111,12 +115,26 @@ impl ReplySender {
 
     /// Claims one batch and sends it; returns how many rows were claimed.
     pub async fn drain_once(&self) -> Result<usize, StoreError> {
+        self.drain(&CancellationToken::new()).await
+    }
+
+    /// [`ReplySender::drain_once`], stopping between rows once `cancel`
+    /// fires: the rows not sent yet are given back at once (no attempt
+    /// counted), not left to their lease.
+    async fn drain(&self, cancel: &CancellationToken) -> Result<usize, StoreError> {
         let claims = self
             .store
             .claim_replies(self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
-        for claim in claims {
+        for (i, claim) in claims.iter().enumerate() {
+            if cancel.is_cancelled() {
+                let rest: Vec<_> = claims[i..].iter().map(|c| c.item.id).collect();
+                tracing::info!(rows = rest.len(), "reply sender stopping: claims released");
+                self.store.outbox_release(&rest).await?;
+                break;
+            }
+            let claim = claim.clone();
             let outcome = self.send(&claim).await;
             self.record(&claim, outcome).await?;
         }
@@ -172,7 +190,8 @@ impl ReplySender {
             action: &action,
             reply_id: &reply_id,
             data: &data,
-            attempt: u32::try_from(item.attempts.max(1)).unwrap_or(1),
+            // This try: the failed ones before it, plus one.
+            attempt: u32::try_from(item.attempts.saturating_add(1).max(1)).unwrap_or(1),
         };
         match send_reply(&self.http, &target, &reply, self.store.now()).await {
             Ok(ReplySent::Posted) => SendResult::Done("posted"),
@@ -186,9 +205,11 @@ impl ReplySender {
         }
     }
 
+    /// A transient failure of a row that had failed `attempts` times
+    /// before: the schedule's next step after this try.
     fn later(&self, attempts: i32, error: &ReplyError) -> SendResult {
-        let attempt = u32::try_from(attempts.max(1)).unwrap_or(1);
-        match next_delay(attempt, error, bounty_core::random_unit()) {
+        let attempt = u32::try_from(attempts.saturating_add(1).max(1)).unwrap_or(1);
+        match next_delay(&self.config.schedule, attempt, error, bounty_core::random_unit()) {
             Some(after) => SendResult::Later {
                 error: error.to_string(),
                 after,
@@ -216,7 +237,7 @@ impl ReplySender {
                 tracing::warn!(outbox.id = %item.id, %error, retry_in_ms = after.as_millis() as u64, "helpdesk reply will be retried");
                 let at =
                     self.store.now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-                self.store.outbox_retry_at(item.id, &error, at).await
+                self.store.outbox_retry_at(item.id, &error, at, true).await
             }
             SendResult::Park { error, disable } => {
                 tracing::error!(outbox.id = %item.id, %error, "helpdesk reply parked as failed");

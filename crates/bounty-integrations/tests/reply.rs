@@ -738,7 +738,10 @@ async fn a_429_with_retry_after_is_rate_limited_for_that_long() {
         assert!(error.is_transient());
         assert!(h.fake.posts().is_empty(), "{kind}");
         // The sender waits the longer of Retry-After and the 5 s step.
-        assert_eq!(next_delay(1, &error, 0.5), Some(Duration::from_secs(37)));
+        assert_eq!(
+            next_delay(&bounty_integrations::retry::SCHEDULE, 1, &error, 0.5),
+            Some(Duration::from_secs(37))
+        );
         // A 429 without Retry-After falls back to the schedule.
         h.fake.push_fault(Fault::Status(429, None));
         let bare = h.send(kind, &resolve(), REPLY_ID, 1).await.unwrap_err();
@@ -753,7 +756,10 @@ async fn a_410_is_gone() {
         h.fake.push_fault(Fault::Gone);
         let error = h.send(kind, &handoff(), REPLY_ID, 1).await.unwrap_err();
         assert_eq!(error, ReplyError::Gone, "{kind}");
-        assert_eq!(next_delay(1, &error, 0.5), None);
+        assert_eq!(
+            next_delay(&bounty_integrations::retry::SCHEDULE, 1, &error, 0.5),
+            None
+        );
         assert!(h.fake.posts().is_empty());
     }
 }
@@ -769,7 +775,10 @@ async fn server_errors_are_transient() {
                 matches!(&error, ReplyError::Transient(m) if m.contains(&status.to_string())),
                 "{kind} {status}: {error:?}"
             );
-            assert_eq!(next_delay(1, &error, 0.5), Some(Duration::from_secs(5)));
+            assert_eq!(
+                next_delay(&bounty_integrations::retry::SCHEDULE, 1, &error, 0.5),
+                Some(Duration::from_secs(5))
+            );
             assert!(h.fake.posts().is_empty());
         }
     }
@@ -827,7 +836,10 @@ async fn wrong_credentials_are_rejected_with_the_vendors_own_401() {
             },
             "{kind}"
         );
-        assert_eq!(next_delay(1, &error, 0.5), None);
+        assert_eq!(
+            next_delay(&bounty_integrations::retry::SCHEDULE, 1, &error, 0.5),
+            None
+        );
         for shown in [error.to_string(), format!("{error:?}")] {
             assert!(
                 !shown.contains(wrong) && !shown.contains(standard_secret),

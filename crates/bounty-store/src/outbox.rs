@@ -32,6 +32,9 @@ pub struct OutboxItem {
     pub payload: serde_json::Value,
     pub idempotency_key: String,
     pub status: OutboxStatus,
+    /// Sends tried that failed (a park is the last). Neither a claim nor
+    /// a deferral counts, so a crash or a wait never brings the backoff
+    /// forward.
     pub attempts: i32,
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
@@ -281,7 +284,7 @@ pub struct OutboxClaim {
 }
 
 const CLAIM_SQLITE: &str = concat!(
-    "update outbox set lease_until = $2, attempts = attempts + 1
+    "update outbox set lease_until = $2
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
@@ -293,7 +296,7 @@ const CLAIM_SQLITE: &str = concat!(
 );
 
 const CLAIM_POSTGRES: &str = concat!(
-    "update outbox set lease_until = $2, attempts = attempts + 1
+    "update outbox set lease_until = $2
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
@@ -403,18 +406,44 @@ impl Store {
     }
 
     /// Leaves a row pending, due again at `at`, with the error recorded.
-    pub async fn outbox_retry_at(&self, id: OutboxId, error: &str, at: Timestamp) -> Result<(), StoreError> {
+    /// `failed`: the send was tried and failed, so it counts as an
+    /// attempt; a deferral (waiting for a customer, for setup, for another
+    /// row) does not. A claim never counts: a claim lost to a crash costs
+    /// the row no try.
+    pub async fn outbox_retry_at(
+        &self,
+        id: OutboxId,
+        error: &str,
+        at: Timestamp,
+        failed: bool,
+    ) -> Result<(), StoreError> {
         on_pool!(&self.db, pool => {
             sqlx::query(
-                "update outbox set next_attempt_at = $2, last_error = $3, lease_until = null
+                "update outbox set next_attempt_at = $2, last_error = $3, lease_until = null,
+                     attempts = attempts + (case when $4 then 1 else 0 end)
                  where id = $1 and status = 'pending'",
             )
             .bind(id.to_string())
             .bind(at)
             .bind(error.to_owned())
+            .bind(failed)
             .execute(pool)
             .await?;
         });
+        Ok(())
+    }
+
+    /// Gives claimed rows back unsent (a sender stopping): due again at
+    /// once for any sender, with no attempt counted.
+    pub async fn outbox_release(&self, ids: &[OutboxId]) -> Result<(), StoreError> {
+        for id in ids {
+            on_pool!(&self.db, pool => {
+                sqlx::query("update outbox set lease_until = null where id = $1 and status = 'pending'")
+                    .bind(id.to_string())
+                    .execute(pool)
+                    .await?;
+            });
+        }
         Ok(())
     }
 
@@ -423,7 +452,7 @@ impl Store {
     pub async fn outbox_park(&self, id: OutboxId, error: &str) -> Result<(), StoreError> {
         on_pool!(&self.db, pool => {
             sqlx::query(
-                "update outbox set status = 'failed', last_error = $2, lease_until = null
+                "update outbox set status = 'failed', last_error = $2, lease_until = null, attempts = attempts + 1
                  where id = $1 and status = 'pending'",
             )
             .bind(id.to_string())
