@@ -58,6 +58,30 @@ pub struct Config {
     /// How the outbox senders (Stripe and helpdesk replies) claim, lease
     /// and retry rows.
     pub outbox: OutboxSettings,
+    /// Customers' webhook endpoints.
+    pub webhooks: WebhooksSettings,
+}
+
+/// `[webhooks]`: where customers' events may be delivered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSettings {
+    /// Let webhook endpoints be (or resolve to) loopback, private,
+    /// link-local or metadata addresses. Off by default: such a URL is
+    /// refused with 422 when it is set, and again by the sender's client
+    /// after DNS resolution. Turn it on only where every customer is
+    /// trusted (tests, one machine).
+    pub allow_private: bool,
+}
+
+impl WebhooksSettings {
+    /// The rule endpoint URLs are checked against.
+    pub fn outbound_policy(&self) -> bounty_outbound::OutboundPolicy {
+        bounty_outbound::OutboundPolicy {
+            allow_private: self.allow_private,
+            ..bounty_outbound::OutboundPolicy::default()
+        }
+    }
 }
 
 /// `[outbox]`: the senders' batches, leases and the reply retry schedule.
@@ -186,6 +210,35 @@ impl SecretsSettings {
             http,
             config,
         )))
+    }
+
+    /// The webhook sender over `store`, when master keys are configured
+    /// (without them no endpoint can exist).
+    pub fn webhook_sender(
+        &self,
+        store: &bounty_store::Store,
+        outbox: &OutboxSettings,
+        webhooks: &WebhooksSettings,
+        poll_interval: Duration,
+    ) -> Result<Option<bounty_integrations::webhooks::WebhookSender>, ConfigError> {
+        let Some(keyring) = self.keyring()? else {
+            return Ok(None);
+        };
+        let config = bounty_integrations::webhooks::WebhookSenderConfig {
+            poll_interval,
+            batch: outbox.reply_batch,
+            lease: Duration::from_millis(outbox.reply_lease_ms),
+            schedule: outbox
+                .reply_retry_schedule_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+            allow_private: webhooks.allow_private,
+            ..Default::default()
+        };
+        bounty_integrations::webhooks::WebhookSender::new(store.clone(), std::sync::Arc::new(keyring), config)
+            .map(Some)
+            .map_err(ConfigError)
     }
 
     /// The keyring, when master keys are configured.

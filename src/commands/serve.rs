@@ -153,7 +153,19 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     }
     .map(|r| tokio::spawn(r.run(shutdown.clone())));
+    let webhooks = if in_serve {
+        config.secrets.webhook_sender(
+            &store,
+            &config.outbox,
+            &config.webhooks,
+            Duration::from_millis(config.worker.poll_interval_ms),
+        )?
+    } else {
+        None
+    }
+    .map(|w| tokio::spawn(w.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
+        .with_webhooks_outbound(config.webhooks.outbound_policy())
         .with_stripe(stripe)
         .with_keyring(keyring.clone())
         .with_web(bounty_web::WebState {
@@ -186,7 +198,7 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     .context("the HTTP server failed")?;
     // Every gateway call answered is recorded before the store closes.
     gateway.flush().await;
-    for task in senders.into_iter().chain(replies).chain(helpdesk) {
+    for task in senders.into_iter().chain(replies).chain(webhooks).chain(helpdesk) {
         let _ = task.await;
     }
     if let Some(worker) = worker {

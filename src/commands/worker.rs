@@ -60,8 +60,17 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
             std::time::Duration::from_millis(config.worker.poll_interval_ms),
         )?
         .map(|r| tokio::spawn(r.run(shutdown.clone())));
+    let webhooks = config
+        .secrets
+        .webhook_sender(
+            &store,
+            &config.outbox,
+            &config.webhooks,
+            std::time::Duration::from_millis(config.worker.poll_interval_ms),
+        )?
+        .map(|w| tokio::spawn(w.run(shutdown.clone())));
     worker.run(shutdown).await;
-    for sender in senders.into_iter().chain(replies) {
+    for sender in senders.into_iter().chain(replies).chain(webhooks) {
         let _ = sender.await;
     }
     store.close().await;

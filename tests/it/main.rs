@@ -39,5 +39,6 @@ mod stripe_billing;
 mod stripe_outbox;
 mod stripe_webhooks;
 mod tasks;
+mod webhooks;
 mod workers;
 mod write_load;

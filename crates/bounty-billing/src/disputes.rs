@@ -254,6 +254,17 @@ pub async fn open_dispute(
         );
         let why = format!("disputed by {}: {}", request.actor.describe(), request.reason);
         note_on_receipt(&mut tx, &outcome, ReceiptEvent::DisputeOpened, &opened, &why, now).await?;
+        crate::events::dispute_event(
+            &mut tx,
+            bounty_core::event::EventType::DisputeOpened,
+            account,
+            outcome.mode,
+            id,
+            outcome_id,
+            Some(request.reason.as_str()),
+            now,
+        )
+        .await?;
         let month_start = period_start(now);
         let month = DisputeMonth {
             accepted: accepted_disputes_since(&mut tx, account, outcome.mode, month_start).await?,
@@ -290,12 +301,23 @@ async fn accept(
         return Err(DisputeError::AlreadyDecided(DisputeStatus::Accepted));
     }
     let extra = json!({"decision": "accepted", "reason": reason});
-    settle_event(
+    let applied = settle_event(
         tx,
         account,
         outcome,
         OutcomeEvent::DisputeAccepted,
         dispute_evidence(dispute, by.clone(), extra),
+        now,
+    )
+    .await?;
+    crate::events::dispute_event(
+        tx,
+        bounty_core::event::EventType::DisputeAccepted,
+        account,
+        applied.outcome.mode,
+        dispute,
+        outcome,
+        reason,
         now,
     )
     .await?;
@@ -367,6 +389,17 @@ pub async fn decide_dispute(
                 ReceiptEvent::DisputeRejected,
                 &evidence,
                 &why,
+                now,
+            )
+            .await?;
+            crate::events::dispute_event(
+                &mut tx,
+                bounty_core::event::EventType::DisputeRejected,
+                account,
+                outcome.mode,
+                id,
+                dispute.outcome_id,
+                reason,
                 now,
             )
             .await?;

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod disputes;
+pub mod events;
 pub mod exports;
 pub mod gateway;
 pub mod invoices;

@@ -223,7 +223,9 @@ impl Sender {
             OutboxKind::StripeSubscriptionItem => self.send_subscription_item(claim, &key).await,
             OutboxKind::MeterEvent => self.send_meter_event(claim, &key).await,
             OutboxKind::MeterEventReversal => self.send_reversal(claim, &key).await,
-            OutboxKind::HelpdeskReply => Sent::Park("a helpdesk reply reached the Stripe sender".to_owned()),
+            OutboxKind::HelpdeskReply | OutboxKind::WebhookEvent => {
+                Sent::Park(format!("a {} row reached the Stripe sender", item.kind))
+            }
         }
     }
 

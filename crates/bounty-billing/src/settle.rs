@@ -149,6 +149,17 @@ async fn charge(
         }
     }
     release_reservation(tx, account, outcome.task_id).await?;
+    let drawn: i64 = transfers
+        .iter()
+        .filter(|t| t.kind == TransferKind::CreditDraw)
+        .map(|t| t.amount)
+        .sum();
+    if drawn > 0 {
+        let last_grant = bounty_store::ledger::last_credit_grant(tx, account, mode).await?;
+        if crate::events::crossed_low(credits, credits - drawn, last_grant) {
+            crate::events::credits_low(tx, account, mode, credits - drawn, last_grant, now).await?;
+        }
+    }
     if let Some(cap) = cap {
         cap_alerts(tx, billing, account, cap, spend_before, now).await?;
     }
@@ -170,7 +181,18 @@ pub(crate) async fn cap_alerts(
     for pct in alerts_crossed(cap, &billing.alert_percents, spend_before, spend_after) {
         let detail = format!("spend reached {pct}% of the monthly cap ({spend_after} of {cap} micros)");
         tracing::warn!(account.id = %account, percent = pct, "spending cap alert");
-        insert_cap_alert(tx, account, pct, &detail, now).await?;
+        if insert_cap_alert(tx, account, pct, &detail, now).await? {
+            let currency = billing.plan.currency();
+            crate::events::threshold_reached(
+                tx,
+                account,
+                pct,
+                &Money::from_micros(spend_after, currency),
+                &Money::from_micros(cap, currency),
+                now,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -285,9 +307,29 @@ async fn apply(
             let receipt = charge(tx, billing, &outcome, now).await?;
             outcome.cu = receipt.cu;
             outcome.amount = receipt.amount;
+            crate::events::charge_event(
+                tx,
+                bounty_core::event::EventType::ChargeCreated,
+                &outcome,
+                receipt.cu.milli(),
+                &receipt.amount,
+                now,
+            )
+            .await?;
             outcome.rating = Some(receipt);
         }
-        ChargeEffect::Reverse => reverse(tx, &outcome, &t.reason, now).await?,
+        ChargeEffect::Reverse => {
+            reverse(tx, &outcome, &t.reason, now).await?;
+            crate::events::charge_event(
+                tx,
+                bounty_core::event::EventType::ChargeReversed,
+                &outcome,
+                outcome.cu.milli(),
+                &outcome.amount,
+                now,
+            )
+            .await?;
+        }
         ChargeEffect::None => {}
     }
     if t.to.is_final() {
@@ -303,6 +345,7 @@ async fn apply(
         outcome.decided_at = Some(now);
     }
     move_usage(tx, outcome.account_id, usage_before, UsageKey::of(&outcome)).await?;
+    crate::events::outcome_moved(tx, Some(t.from), &outcome, now).await?;
     match (t.from, t.to) {
         (from, OutcomeStatus::Resolved) if from != OutcomeStatus::Resolved => {
             remember_answer(tx, &outcome, now).await?;
@@ -498,7 +541,9 @@ pub async fn settle_completed(
             return Ok(o);
         }
     };
-    apply_turn(tx, &billing, outcome, &event, &evidence, now).await
+    let outcome = apply_turn(tx, &billing, outcome, &event, &evidence, now).await?;
+    crate::events::task_completed(tx, &outcome, now).await?;
+    Ok(outcome)
 }
 
 /// The task (or a turn of its conversation) failed: its outcome is failed,
@@ -523,7 +568,9 @@ pub async fn settle_failed(
             signal: Some(serde_json::json!({"kind": "turn_failed", "reason": reason})),
             actor: Actor::Worker,
         };
-        return apply_turn(tx, &billing, outcome, &OutcomeEvent::TurnFailed, &evidence, now).await;
+        let outcome = apply_turn(tx, &billing, outcome, &OutcomeEvent::TurnFailed, &evidence, now).await?;
+        crate::events::task_completed(tx, &outcome, now).await?;
+        return Ok(outcome);
     }
     let outcome = open_outcome(tx, &billing, key, OutcomeStatus::Failed, now).await?;
     move_usage(tx, key.account, None, UsageKey::of(&outcome)).await?;
@@ -537,6 +584,8 @@ pub async fn settle_failed(
     };
     insert_outcome_event(tx, &outcome, record, now).await?;
     release_reservation(tx, key.account, key.task).await?;
+    crate::events::outcome_moved(tx, None, &outcome, now).await?;
+    crate::events::task_completed(tx, &outcome, now).await?;
     Ok(outcome)
 }
 

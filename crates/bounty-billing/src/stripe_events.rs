@@ -176,7 +176,17 @@ pub async fn receive(store: &Store, event: &StripeEvent) -> Result<EventReceipt,
         }
         StripeEffect::Invoice { invoice, status } => {
             match account {
-                Some(account) => upsert_invoice(&mut tx, account, invoice, now).await?,
+                Some(account) => {
+                    upsert_invoice(&mut tx, account, invoice, now).await?;
+                    let kind = match event.kind.as_str() {
+                        "invoice.finalized" => Some(bounty_core::event::EventType::InvoiceFinalized),
+                        "invoice.paid" => Some(bounty_core::event::EventType::InvoicePaid),
+                        _ => None,
+                    };
+                    if let Some(kind) = kind {
+                        crate::events::invoice_event(&mut tx, kind, account, invoice, now).await?;
+                    }
+                }
                 None => tracing::warn!(event.id = %event.id, "invoice event for an unknown Stripe customer"),
             }
             *status

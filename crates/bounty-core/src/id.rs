@@ -185,6 +185,25 @@ typed_id!(
 );
 
 typed_id!(
+    /// An event of an account (`outcome.resolved`, `charge.created`, …),
+    /// delivered to its webhook endpoints and listed by `GET /v1/events`.
+    EventId,
+    "evt"
+);
+
+typed_id!(
+    /// A customer's webhook endpoint: where its events are delivered.
+    WebhookEndpointId,
+    "we"
+);
+
+typed_id!(
+    /// One try at delivering an event to a webhook endpoint.
+    WebhookAttemptId,
+    "wha"
+);
+
+typed_id!(
     /// What a task came to: verifying, provisional, resolved, failed or reversed.
     OutcomeId,
     "out"

@@ -39,6 +39,7 @@ pub mod compute;
 pub mod conversation;
 pub mod decimal;
 pub mod dispute;
+pub mod event;
 pub mod id;
 pub mod integration;
 pub mod invoice;
@@ -66,9 +67,10 @@ pub use api_key::{ApiKeyHash, ApiKeyMode, ApiKeySecret, NewApiKey};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
-    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, GatewayCallId, IdParseError,
-    IntegrationId, InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId, OperatorKeyId,
-    OutboxId, OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId,
+    AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, EventId, GatewayCallId,
+    IdParseError, IntegrationId, InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId,
+    OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId, WebhookAttemptId,
+    WebhookEndpointId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

@@ -11,6 +11,7 @@
 //! | `stripe_subscription` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}` |
 //! | `stripe_subscription_item` | an account is created, or `bounty stripe setup` finds it without one | `{account_id}`: the gateway's cost-plus price added to its subscription |
 //! | `helpdesk_reply` | a helpdesk ticket's task finishes | the reply or hand-off |
+//! | `webhook_event` | an event is written, per enabled endpoint subscribed to its type | `{endpoint_id, event_id}` |
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,8 @@ crate::stored_enum! {
         StripeSubscriptionItem = "stripe_subscription_item",
         /// An answer or hand-off to post to a helpdesk ticket.
         HelpdeskReply = "helpdesk_reply",
+        /// An event to deliver to one of the account's webhook endpoints.
+        WebhookEvent = "webhook_event",
     }
 }
 

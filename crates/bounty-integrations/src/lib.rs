@@ -55,6 +55,7 @@ pub mod signature;
 pub mod status;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod webhooks;
 
 pub use entropy::EntropyError;
 pub use event::{NewTicket, SatisfactionScore, TicketCustomer, TicketEvent, TicketEventKind, TicketRef};

@@ -35,7 +35,7 @@
 mod chatwoot;
 mod endpoint;
 mod intercom;
-mod response;
+pub(crate) mod response;
 mod standard;
 mod zendesk;
 

@@ -119,6 +119,20 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::gateway_limits::get_limits
         ))
         .routes(routes!(routes::gateway_charges::list_charges))
+        .routes(routes!(
+            routes::webhooks::create_endpoint,
+            routes::webhooks::list_endpoints
+        ))
+        .routes(routes!(
+            routes::webhooks::get_endpoint,
+            routes::webhooks::update_endpoint,
+            routes::webhooks::delete_endpoint
+        ))
+        .routes(routes!(routes::webhooks::rotate_secret))
+        .routes(routes!(routes::webhooks::list_attempts))
+        .routes(routes!(routes::webhooks::resend))
+        .routes(routes!(routes::webhooks::list_events))
+        .routes(routes!(routes::webhooks::get_event))
         .routes(routes!(routes::outcomes::list_outcomes))
         .routes(routes!(routes::outcomes::get_outcome))
         .routes(routes!(routes::outcomes::post_signal))

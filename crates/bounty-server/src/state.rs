@@ -64,6 +64,9 @@ pub struct AppState {
     pub knowledge_embedder: Option<Arc<bounty_models::Embedder>>,
     /// The OpenAI-compatible gateway: its model routes and call recorder.
     pub gateway: Arc<crate::gateway::Gateway>,
+    /// The rule for webhook endpoint URLs: public addresses only, unless
+    /// `webhooks.allow_private`.
+    pub webhooks_outbound: bounty_outbound::OutboundPolicy,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
     pub fn new(store: Store, limits: Limits) -> Self {
         AppState {
             gateway: crate::gateway::empty(store.clone()),
+            webhooks_outbound: bounty_outbound::OutboundPolicy::default(),
             web: bounty_web::WebState::new(store.clone(), false),
             store,
             metrics: Arc::new(Metrics::default()),
@@ -107,6 +111,12 @@ impl AppState {
     /// The same state, checking customers' URLs under `outbound`.
     pub fn with_outbound(mut self, outbound: bounty_outbound::OutboundPolicy) -> Self {
         self.outbound = outbound;
+        self
+    }
+
+    /// The same state, checking webhook endpoint URLs against `policy`.
+    pub fn with_webhooks_outbound(mut self, policy: bounty_outbound::OutboundPolicy) -> Self {
+        self.webhooks_outbound = policy;
         self
     }
 

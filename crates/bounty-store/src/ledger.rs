@@ -235,30 +235,46 @@ pub async fn insert_transfer_as(
     Ok(id)
 }
 
+/// The CU of the account's latest credit grant in one mode's book (0
+/// when none): what `credits.low` is measured against.
+pub async fn last_credit_grant(tx: &mut Tx, account: AccountId, mode: ApiKeyMode) -> Result<i64, StoreError> {
+    let row: Option<(i64,)> = tx
+        .fetch_optional(
+            "select amount from ledger_transfers
+             where account_id = $1 and livemode = $2 and kind = 'credit_grant'
+             order by created_at desc, id desc limit 1",
+            args![account.to_string(), mode.livemode()],
+        )
+        .await?;
+    Ok(row.map_or(0, |(a,)| a))
+}
+
 /// Records a cap alert (`pct`% of the month's cap) once per month: a
-/// second one for the same threshold and period changes nothing.
+/// second one for the same threshold and period changes nothing. Whether
+/// it was new.
 pub async fn insert_cap_alert(
     tx: &mut Tx,
     account: AccountId,
     pct: u32,
     detail: &str,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "insert into billing_events (id, account_id, kind, period, threshold, detail, created_at)
+) -> Result<bool, StoreError> {
+    let inserted = tx
+        .execute(
+            "insert into billing_events (id, account_id, kind, period, threshold, detail, created_at)
          values ($1, $2, 'cap_alert', $3, $4, $5, $6)
          on conflict (account_id, kind, period, threshold) do nothing",
-        args![
-            bounty_core::BillingEventId::new().to_string(),
-            account.to_string(),
-            period_name(now),
-            i32::try_from(pct).unwrap_or(i32::MAX),
-            detail,
-            now
-        ],
-    )
-    .await?;
-    Ok(())
+            args![
+                bounty_core::BillingEventId::new().to_string(),
+                account.to_string(),
+                period_name(now),
+                i32::try_from(pct).unwrap_or(i32::MAX),
+                detail,
+                now
+            ],
+        )
+        .await?;
+    Ok(inserted > 0)
 }
 
 /// Releases what a task held against the cap (it was charged, or will

@@ -59,6 +59,7 @@ pub mod tool_calls;
 mod tx;
 pub mod usage;
 mod users;
+pub mod webhooks;
 
 pub use accounts::Account;
 pub use agents::{Agent, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS};

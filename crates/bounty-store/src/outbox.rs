@@ -283,12 +283,24 @@ pub struct OutboxClaim {
     pub stripe_customer_id: Option<String>,
 }
 
+/// Which sender a row is for: each claims only its own.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    /// Every Stripe kind, of one mode.
+    Stripe = 0,
+    /// `helpdesk_reply`.
+    Replies = 1,
+    /// `webhook_event`.
+    Webhooks = 2,
+}
+
 const CLAIM_SQLITE: &str = concat!(
     "update outbox set lease_until = $2
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
-           and (kind = 'helpdesk_reply') = $4 and ($4 or livemode = $5)
+           and (case when kind = 'helpdesk_reply' then 1 when kind = 'webhook_event' then 2 else 0 end) = $4
+           and ($4 <> 0 or livemode = $5)
          order by next_attempt_at, id
          limit $3)
      returning ",
@@ -300,7 +312,8 @@ const CLAIM_POSTGRES: &str = concat!(
      where id in (
          select id from outbox
          where status = 'pending' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
-           and (kind = 'helpdesk_reply') = $4 and ($4 or livemode = $5)
+           and (case when kind = 'helpdesk_reply' then 1 when kind = 'webhook_event' then 2 else 0 end) = $4
+           and ($4 <> 0 or livemode = $5)
          order by next_attempt_at, id
          limit $3
          for update skip locked)
@@ -320,7 +333,7 @@ impl Store {
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
-        self.claim_outbox_rows(false, mode, limit, lease).await
+        self.claim_outbox_rows(Lane::Stripe, mode, limit, lease).await
     }
 
     /// Claims up to `limit` due `helpdesk_reply` rows for `lease`, like
@@ -330,12 +343,25 @@ impl Store {
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<OutboxClaim>, StoreError> {
-        self.claim_outbox_rows(true, ApiKeyMode::Live, limit, lease).await
+        self.claim_outbox_rows(Lane::Replies, ApiKeyMode::Live, limit, lease)
+            .await
+    }
+
+    /// Claims up to `limit` due `webhook_event` rows (both modes: a test
+    /// endpoint gets test events) for `lease`: webhooks have their own
+    /// sender.
+    pub async fn claim_webhooks(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxClaim>, StoreError> {
+        self.claim_outbox_rows(Lane::Webhooks, ApiKeyMode::Live, limit, lease)
+            .await
     }
 
     async fn claim_outbox_rows(
         &self,
-        replies: bool,
+        lane: Lane,
         mode: ApiKeyMode,
         limit: u32,
         lease: std::time::Duration,
@@ -348,7 +374,10 @@ impl Store {
         };
         let mut tx = self.begin().await?;
         let rows: Vec<Row> = tx
-            .fetch_all(sql, args![now, until, i64::from(limit), replies, mode.livemode()])
+            .fetch_all(
+                sql,
+                args![now, until, i64::from(limit), lane as i32, mode.livemode()],
+            )
             .await?;
         let mut claims = Vec::with_capacity(rows.len());
         for row in rows {

@@ -34,9 +34,14 @@ pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (A
         )
         .await
         .unwrap();
+    (account.id, add_agent(store, account.id, policy).await)
+}
+
+/// Gives `account` an agent named `support` on model `m` under `policy`.
+pub async fn add_agent(store: &Store, account: AccountId, policy: VerificationPolicy) -> AgentId {
     let agent = store
         .create_agent(
-            account.id,
+            account,
             &AgentSpec {
                 name: AgentName::parse("support").unwrap(),
                 instructions: "x".into(),
@@ -54,7 +59,7 @@ pub async fn account_with_agent(store: &Store, policy: VerificationPolicy) -> (A
         )
         .await
         .unwrap();
-    (account.id, agent.id)
+    agent.id
 }
 
 /// Queues a one-attempt task for `agent` and claims it.

@@ -75,6 +75,9 @@ pub struct TestOptions {
     pub knowledge_embedding_model: Option<String>,
     /// `[gateway]`: gateway models beyond the configured ones.
     pub gateway: bounty_server::gateway::GatewaySettings,
+    /// `webhooks.allow_private`: let webhook endpoints be loopback URLs
+    /// (a test receiver).
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for TestOptions {
@@ -93,6 +96,7 @@ impl Default for TestOptions {
             embeddings: Vec::new(),
             knowledge_embedding_model: None,
             gateway: bounty_server::gateway::GatewaySettings::default(),
+            webhooks_allow_private: false,
         }
     }
 }
@@ -319,6 +323,10 @@ impl TestApp {
             .with_keyring(keyring.clone())
             .with_models(registry)
             .with_outbound(outbound)
+            .with_webhooks_outbound(bounty_outbound::OutboundPolicy {
+                allow_private: opts.webhooks_allow_private,
+                ..bounty_outbound::OutboundPolicy::default()
+            })
             .with_knowledge_embedder(knowledge_embedder)
             .with_task_max_attempts(opts.max_attempts)
             .with_task_wake(wake)

@@ -206,7 +206,7 @@ fn shorten(message: &str) -> String {
 /// How long the vendor asked us to wait: `Retry-After` as seconds or an
 /// HTTP date (relative to `now`, never negative), or for Intercom the unix
 /// time in `X-RateLimit-Reset`.
-fn retry_after(kind: IntegrationKind, headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+pub(crate) fn retry_after(kind: IntegrationKind, headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let until = |at: Timestamp| (at - now).to_std().unwrap_or(Duration::ZERO);
     if let Some(value) = header(RETRY_AFTER.as_str()) {

@@ -26,6 +26,7 @@ pub mod outcomes;
 pub mod pagination;
 pub mod stripe_webhooks;
 pub mod tasks;
+pub mod webhooks;
 
 /// An id from a path: one that does not parse names nothing of this
 /// account, so it answers 404 like a missing one.
