@@ -60,6 +60,56 @@ pub struct Config {
     pub outbox: OutboxSettings,
     /// Customers' webhook endpoints.
     pub webhooks: WebhooksSettings,
+    /// Email for notices (cap thresholds, low credits, disabled
+    /// endpoints, disputes decided, parked outbox rows).
+    pub mail: MailSettings,
+}
+
+/// `[mail]`: the SMTP server notices are emailed through. Unset: notices
+/// show in the dashboard (the bell) and the log only.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`, or
+    /// `smtp://host:25` for a local relay. Secret: never logged.
+    pub smtp_url: Option<SecretString>,
+    /// The sender: `Bounty <billing@example.com>`.
+    pub from: Option<String>,
+    /// Where the operator's notices (parked outbox rows) go.
+    pub operator_email: Option<String>,
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("operator_email", &self.operator_email)
+            .finish()
+    }
+}
+
+impl MailSettings {
+    /// The mailer over `store`, when `smtp_url` is set.
+    pub fn mailer(
+        &self,
+        store: &bounty_store::Store,
+        poll_interval: Duration,
+    ) -> Result<Option<bounty_integrations::mail::Mailer>, ConfigError> {
+        let Some(url) = &self.smtp_url else {
+            return Ok(None);
+        };
+        let from = self
+            .from
+            .clone()
+            .ok_or_else(|| ConfigError("`mail.from` is required with `mail.smtp_url`".to_owned()))?;
+        let mut config =
+            bounty_integrations::mail::MailerConfig::new(url.clone(), from, self.operator_email.clone());
+        config.poll_interval = poll_interval;
+        bounty_integrations::mail::Mailer::new(store.clone(), config)
+            .map(Some)
+            .map_err(ConfigError)
+    }
 }
 
 /// `[webhooks]`: where customers' events may be delivered.

@@ -164,6 +164,14 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     }
     .map(|w| tokio::spawn(w.run(shutdown.clone())));
+    let mailer = if in_serve {
+        config
+            .mail
+            .mailer(&store, Duration::from_millis(config.worker.poll_interval_ms))?
+    } else {
+        None
+    }
+    .map(|m| tokio::spawn(m.run(shutdown.clone())));
     let state = AppState::new(store.clone(), limits)
         .with_webhooks_outbound(config.webhooks.outbound_policy())
         .with_stripe(stripe)
@@ -198,7 +206,13 @@ pub async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     .context("the HTTP server failed")?;
     // Every gateway call answered is recorded before the store closes.
     gateway.flush().await;
-    for task in senders.into_iter().chain(replies).chain(webhooks).chain(helpdesk) {
+    for task in senders
+        .into_iter()
+        .chain(replies)
+        .chain(webhooks)
+        .chain(mailer)
+        .chain(helpdesk)
+    {
         let _ = task.await;
     }
     if let Some(worker) = worker {

@@ -69,8 +69,15 @@ pub async fn worker(config: Config, args: WorkerArgs) -> anyhow::Result<()> {
             std::time::Duration::from_millis(config.worker.poll_interval_ms),
         )?
         .map(|w| tokio::spawn(w.run(shutdown.clone())));
+    let mailer = config
+        .mail
+        .mailer(
+            &store,
+            std::time::Duration::from_millis(config.worker.poll_interval_ms),
+        )?
+        .map(|m| tokio::spawn(m.run(shutdown.clone())));
     worker.run(shutdown).await;
-    for sender in senders.into_iter().chain(replies).chain(webhooks) {
+    for sender in senders.into_iter().chain(replies).chain(webhooks).chain(mailer) {
         let _ = sender.await;
     }
     store.close().await;

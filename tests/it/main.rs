@@ -30,6 +30,7 @@ mod knowledge;
 mod knowledge_hybrid;
 mod ledger_props;
 mod margin;
+mod notifications;
 mod openapi;
 mod ops;
 mod outcomes;

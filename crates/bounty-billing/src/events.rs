@@ -7,9 +7,25 @@
 use bounty_core::event::EventType;
 use bounty_core::outcome::OutcomeStatus;
 use bounty_core::{AccountId, ApiKeyMode, Money, Timestamp};
+use bounty_store::notifications::{Audience, Notice, notify};
 use bounty_store::webhooks::emit_event;
 use bounty_store::{Outcome, StoreError, Tx};
 use serde_json::{Value, json};
+
+/// `12.50 USD`: money for a person to read.
+fn major(m: &Money) -> String {
+    let abs = m.micros.unsigned_abs();
+    let sign = if m.micros < 0 { "-" } else { "" };
+    let (whole, frac) = (abs / 1_000_000, abs % 1_000_000);
+    let frac = format!("{frac:06}");
+    format!("{sign}{whole}.{} {}", &frac[..2], m.currency)
+}
+
+/// `2.5`: milli-CU as CU.
+fn cu(milli: i64) -> String {
+    let s = format!("{}.{:03}", milli / 1000, (milli % 1000).abs());
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
 
 fn money(m: &Money) -> Value {
     json!({ "micros": m.micros, "currency": m.currency.as_str() })
@@ -137,6 +153,18 @@ pub async fn threshold_reached(
         now,
     )
     .await?;
+    let notice = Notice {
+        audience: Audience::Account(account),
+        kind: "budget.threshold_reached",
+        title: format!("Spend reached {percent}% of your monthly cap"),
+        body: format!(
+            "This month's spend is {} of your {} cap. New tasks are refused once the cap is reached; \
+             change it on the Billing page.",
+            major(spend),
+            major(cap)
+        ),
+    };
+    notify(tx, &notice, now).await?;
     Ok(())
 }
 
@@ -155,6 +183,20 @@ pub async fn credits_low(
         "last_grant_cu_milli": last_grant_milli,
     });
     emit_event(tx, account, mode, EventType::CreditsLow, object, now).await?;
+    if mode.livemode() {
+        let notice = Notice {
+            audience: Audience::Account(account),
+            kind: "credits.low",
+            title: "Your prepaid credits are running low".to_owned(),
+            body: format!(
+                "{} CU of prepaid credits are left, under a fifth of your last grant ({} CU). \
+                 Outcomes past them are billed at your plan's price.",
+                cu(balance_milli),
+                cu(last_grant_milli)
+            ),
+        };
+        notify(tx, &notice, now).await?;
+    }
     Ok(())
 }
 
@@ -183,6 +225,19 @@ pub async fn dispute_event(
         "reason": reason,
     });
     emit_event(tx, account, mode, kind, object, now).await?;
+    if kind != EventType::DisputeOpened {
+        let notice = Notice {
+            audience: Audience::Account(account),
+            kind: "dispute.decided",
+            title: format!("Your dispute {dispute} was {status}"),
+            body: match (kind, reason) {
+                (EventType::DisputeAccepted, _) => format!("The charge for outcome {outcome} is reversed."),
+                (_, Some(why)) => format!("The charge for outcome {outcome} stands: {why}"),
+                (_, None) => format!("The charge for outcome {outcome} stands."),
+            },
+        };
+        notify(tx, &notice, now).await?;
+    }
     Ok(())
 }
 

@@ -198,6 +198,12 @@ typed_id!(
 );
 
 typed_id!(
+    /// A notice to an account's owners or to the operator.
+    NotificationId,
+    "ntf"
+);
+
+typed_id!(
     /// One try at delivering an event to a webhook endpoint.
     WebhookAttemptId,
     "wha"

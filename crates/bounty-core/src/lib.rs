@@ -68,9 +68,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use compute::ComputeUnits;
 pub use id::{
     AccountId, AgentId, ApiKeyId, BillingEventId, DeliveryId, DisputeId, EventId, GatewayCallId,
-    IdParseError, IntegrationId, InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId, OperatorId,
-    OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, ToolCallId, TransferId, UserId, WebhookAttemptId,
-    WebhookEndpointId,
+    IdParseError, IntegrationId, InviteId, KnowledgeDocumentId, KnowledgeSourceId, ModelCallId,
+    NotificationId, OperatorId, OperatorKeyId, OutboxId, OutcomeId, RequestId, TaskId, ToolCallId,
+    TransferId, UserId, WebhookAttemptId, WebhookEndpointId,
 };
 pub use integration::{
     DeliveryResult, IntegrationKind, IntegrationState, SealPurpose, TicketEventName, sealing_aad,

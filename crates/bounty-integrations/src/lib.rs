@@ -45,6 +45,7 @@ pub mod event;
 mod fixtures;
 pub mod intake;
 pub mod kind;
+pub mod mail;
 pub mod parse;
 pub mod reply;
 pub mod retry;

@@ -287,20 +287,33 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(&self.db, pool => {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        let changed = tx
+            .execute(
                 "update integrations set status = $5, disabled_reason = $3, updated_at = $4
-                 where account_id = $1 and id = $2",
+                 where account_id = $1 and id = $2 and status <> $5",
+                args![
+                    account,
+                    id.to_string(),
+                    reason,
+                    now,
+                    IntegrationState::Disabled.as_str()
+                ],
             )
-            .bind(account.to_string())
-            .bind(id.to_string())
-            .bind(reason.to_owned())
-            .bind(now)
-            .bind(IntegrationState::Disabled.as_str())
-            .execute(pool)
             .await?;
-        });
-        Ok(())
+        if changed > 0 {
+            let notice = crate::notifications::Notice {
+                audience: crate::notifications::Audience::Account(account),
+                kind: "integration.disabled",
+                title: format!("Replies of integration {id} were turned off"),
+                body: format!(
+                    "{reason}. Answers wait parked until it is re-enabled (POST /v1/integrations/{id}/enable \
+                     or its dashboard page), then they are sent, oldest first."
+                ),
+            };
+            crate::notifications::notify(&mut tx, &notice, now).await?;
+        }
+        tx.commit().await
     }
 }
 

@@ -42,6 +42,7 @@ pub mod knowledge;
 mod knowledge_retrieval;
 pub mod ledger;
 mod margin;
+pub mod notifications;
 mod operators;
 pub mod outbox;
 pub mod outcomes;

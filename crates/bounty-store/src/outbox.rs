@@ -477,18 +477,29 @@ impl Store {
     }
 
     /// Parks a row as failed after a permanent error; an operator can
-    /// inspect and retry it (`bounty outbox retry`).
+    /// inspect and retry it (`bounty outbox retry`), and is told.
     pub async fn outbox_park(&self, id: OutboxId, error: &str) -> Result<(), StoreError> {
-        on_pool!(&self.db, pool => {
-            sqlx::query(
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let parked: Option<(String, String)> = tx
+            .fetch_optional(
                 "update outbox set status = 'failed', last_error = $2, lease_until = null, attempts = attempts + 1
-                 where id = $1 and status = 'pending'",
+                 where id = $1 and status = 'pending' returning kind, account_id",
+                args![id.to_string(), error],
             )
-            .bind(id.to_string())
-            .bind(error.to_owned())
-            .execute(pool)
             .await?;
-        });
-        Ok(())
+        if let Some((kind, account)) = parked {
+            let notice = crate::notifications::Notice {
+                audience: crate::notifications::Audience::Operator,
+                kind: "outbox.parked",
+                title: format!("A {kind} outbox row was parked"),
+                body: format!(
+                    "Row {id} of account {account} failed permanently: {error}. \
+                     See `bounty outbox list --status failed`; `bounty outbox retry {id}` sends it again."
+                ),
+            };
+            crate::notifications::notify(&mut tx, &notice, now).await?;
+        }
+        tx.commit().await
     }
 }

@@ -496,13 +496,27 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        tx.execute(
-            "update webhook_endpoints set enabled = false, disabled_reason = $3, updated_at = $4
-             where account_id = $1 and id = $2",
-            args![account, id.to_string(), reason, now],
-        )
-        .await?;
+        let changed = tx
+            .execute(
+                "update webhook_endpoints set enabled = false, disabled_reason = $3, updated_at = $4
+                 where account_id = $1 and id = $2 and enabled",
+                args![account, id.to_string(), reason, now],
+            )
+            .await?;
         park_pending(&mut tx, account, id, reason).await?;
+        if changed == 0 {
+            return tx.commit().await;
+        }
+        let notice = crate::notifications::Notice {
+            audience: crate::notifications::Audience::Account(account),
+            kind: "webhook_endpoint.disabled",
+            title: format!("Webhook endpoint {id} was disabled"),
+            body: format!(
+                "{reason}. Its events are kept (GET /v1/events); re-enable it on its page or with \
+                 PATCH /v1/webhook-endpoints/{id} {{\"enabled\": true}}."
+            ),
+        };
+        crate::notifications::notify(&mut tx, &notice, now).await?;
         tx.commit().await
     }
 

@@ -78,6 +78,8 @@ pub(crate) struct CurrentUser {
     /// Live or test data, as the dashboard's switch chose: every figure
     /// and list of the request is of this mode, as with API keys.
     pub(crate) mode: bounty_core::ApiKeyMode,
+    /// The account's unread notices: the bell's number.
+    pub(crate) unread: i64,
 }
 
 impl CurrentUser {
@@ -130,7 +132,12 @@ impl FromRequestParts<WebState> for CurrentUser {
             Some("test") => bounty_core::ApiKeyMode::Test,
             _ => bounty_core::ApiKeyMode::Live,
         };
-        Ok(CurrentUser { session, mode })
+        let unread = state.store.unread_notifications(Some(session.account_id)).await?;
+        Ok(CurrentUser {
+            session,
+            mode,
+            unread,
+        })
     }
 }
 
@@ -139,6 +146,8 @@ impl FromRequestParts<WebState> for CurrentUser {
 #[derive(Debug, Clone)]
 pub(crate) struct CurrentOperator {
     pub(crate) session: bounty_store::OperatorSession,
+    /// The operator's unread notices: the console's bell.
+    pub(crate) unread: i64,
 }
 
 impl FromRequestParts<WebState> for CurrentOperator {
@@ -153,7 +162,8 @@ impl FromRequestParts<WebState> for CurrentOperator {
             .operator_session_by_token_hash(&hash)
             .await?
             .ok_or(WebError::OpsLoginRequired)?;
-        Ok(CurrentOperator { session })
+        let unread = state.store.unread_notifications(None).await?;
+        Ok(CurrentOperator { session, unread })
     }
 }
 

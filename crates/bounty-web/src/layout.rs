@@ -20,6 +20,8 @@ pub(crate) struct ChromeUser {
     pub(crate) email: String,
     pub(crate) role: &'static str,
     pub(crate) csrf: String,
+    /// Unread notices: the bell's number.
+    pub(crate) unread: i64,
 }
 
 /// The frame of a page (`base.html`).
@@ -44,6 +46,7 @@ impl Chrome {
                 email: user.session.email.as_str().to_owned(),
                 role: user.session.role.as_str(),
                 csrf: user.session.csrf_secret.clone(),
+                unread: user.unread,
             },
         )
     }
@@ -63,6 +66,7 @@ impl Chrome {
                 email: op.session.email.as_str().to_owned(),
                 role: "operator",
                 csrf: op.session.csrf_secret.clone(),
+                unread: op.unread,
             },
         )
     }

@@ -122,6 +122,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/ops/margins", get(pages::ops::margins::page))
         .route("/ops/disputes", get(pages::ops::disputes::queue))
         .route("/ops/health", get(pages::ops::health::page))
+        .route("/ops/notifications", get(pages::notifications::ops_page))
+        .route(
+            "/ops/notifications/read",
+            post(pages::notifications::ops_mark_read),
+        )
         .route("/ops/disputes/{id}/accept", post(pages::ops::disputes::accept))
         .route("/ops/disputes/{id}/reject", post(pages::ops::disputes::reject))
         .route(
@@ -173,6 +178,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/charges.json", get(pages::charges::json))
         .route("/invoices", get(pages::invoices::list))
         .route("/billing", get(pages::billing::page))
+        .route("/notifications", get(pages::notifications::page))
+        .route("/notifications/read", post(pages::notifications::mark_read))
         .route("/billing/cap", post(pages::billing::set_cap))
         .route("/static/{file}", get(assets::serve))
         .method_not_allowed_fallback(error::method_not_allowed)

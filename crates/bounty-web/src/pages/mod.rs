@@ -21,6 +21,7 @@ pub(crate) mod knowledge;
 pub(crate) mod login;
 pub(crate) mod mode;
 pub(crate) mod new_password;
+pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod overview;
 pub(crate) mod password_reset;

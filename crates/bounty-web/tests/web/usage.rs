@@ -200,7 +200,8 @@ on_both_backends!(
     usage_by_day_and_agent_with_csv,
     charges_export_from_usage_and_invoices,
     an_owner_sets_the_cap,
-    billing_shows_gateway_calls_billed_at_cost_plus
+    billing_shows_gateway_calls_billed_at_cost_plus,
+    the_bell_shows_unread_notices_until_read
 );
 
 /// Gateway calls with no task on a cost-plus plan: the billing page shows
@@ -278,4 +279,46 @@ async fn billing_shows_gateway_calls_billed_at_cost_plus(backend: Backend) {
         // The cost (2.50 USD) and the markup are the operator's.
         .assert_lacks("2.50 USD")
         .assert_lacks("arkup_bp");
+}
+
+/// The bell: a notice to the account (a webhook endpoint disabled) shows
+/// as an unread count on every page and on `/notifications`, until an
+/// owner marks it read; the operator's notices are the console's alone.
+async fn the_bell_shows_unread_notices_until_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    let endpoint = app
+        .store
+        .create_webhook_endpoint(
+            t.account,
+            &bounty_store::webhooks::NewWebhookEndpoint {
+                id: bounty_core::WebhookEndpointId::new(),
+                mode: bounty_core::ApiKeyMode::Live,
+                url: "https://erp.acme.test/hook".to_owned(),
+                description: None,
+                event_types: Vec::new(),
+                secret_sealed: "sealed".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    app.store
+        .disable_webhook_endpoint(t.account, endpoint.id, "the endpoint answered 410 Gone")
+        .await
+        .unwrap();
+    let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
+    b.get("/billing")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("aria-label=\"1 unread\"");
+    let page = b.get("/notifications").await;
+    page.assert_status(StatusCode::OK)
+        .assert_contains(&format!("Webhook endpoint {} was disabled", endpoint.id))
+        .assert_contains("the endpoint answered 410 Gone")
+        .assert_contains("Mark all 1 read");
+    let csrf = b.csrf().await;
+    b.post("/notifications/read", &[("csrf", &csrf)]).await;
+    b.get("/billing").await.assert_lacks("unread\"");
+    b.get("/notifications").await.assert_lacks("Mark all");
 }
