@@ -35,16 +35,18 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
     let bench_db = BenchDb::create(admin, "bounty_obench").await;
     let store = bench_db.store(16).await;
     let (account, agent) = tenant(&store, "Bench", "m").await;
-    // The account's customer and subscription rows go first, so every
-    // meter event has its customer; the drain measured is meter events only.
+    // The account's customer, subscription and gateway-price rows go
+    // first, so every meter event has its customer; the drain measured is
+    // meter events only.
     for claim in store
-        .claim_outbox(bounty_core::ApiKeyMode::Live, 2, Duration::from_secs(60))
+        .claim_outbox(bounty_core::ApiKeyMode::Live, 3, Duration::from_secs(60))
         .await
         .unwrap()
     {
         let object = match claim.item.kind.as_str() {
             "stripe_customer" => "cus_bench",
-            _ => "sub_bench",
+            "stripe_subscription" => "sub_bench",
+            _ => "si_bench",
         };
         let delivered = bounty_store::Delivered {
             object_id: Some(object.to_owned()),

@@ -93,6 +93,11 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(OutboxCommand),
 
+    /// Helpdesk integrations (operator commands): turn a disabled one's
+    /// replies back on.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+
     /// Stripe: create the billing meter, product and price Bounty bills on.
     #[command(subcommand)]
     Stripe(StripeCommand),
@@ -501,6 +506,23 @@ pub enum OutboxCommand {
     Retry {
         /// The row's id (`obx_…`).
         id: bounty_core::OutboxId,
+    },
+}
+
+/// `integrations` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// Turn a disabled integration's replies back on (after its helpdesk
+    /// answered 410 Gone, say) and send the replies parked meanwhile,
+    /// oldest first.
+    ///
+    /// Example: bounty integrations enable --account acct_… int_…
+    Enable {
+        /// The account that owns it (`acct_…`).
+        #[arg(long)]
+        account: bounty_core::AccountId,
+        /// The integration (`int_…`).
+        id: bounty_core::IntegrationId,
     },
 }
 

@@ -82,3 +82,16 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `bounty integrations …`: the replies side of the outbox.
+pub async fn integrations(cmd: crate::cli::IntegrationsCommand, store: &Store) -> anyhow::Result<()> {
+    match cmd {
+        crate::cli::IntegrationsCommand::Enable { account, id } => {
+            let Some(queued) = store.enable_integration(account, id).await? else {
+                bail!("account {account} has no integration {id}");
+            };
+            println!("{id} replies are on; {queued} parked repl(ies) queued again, oldest first");
+            Ok(())
+        }
+    }
+}

@@ -399,4 +399,45 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         parked[0].last_error.as_deref().unwrap().contains("410"),
         "{parked:?}"
     );
+    // Re-enabled: the reply parked meanwhile is queued again and posted.
+    let id = integration["id"].as_str().unwrap();
+    let enabled = json_of(
+        app.request(Method::POST, &format!("/v1/integrations/{id}/enable"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(enabled["replies_queued"], 1, "{enabled}");
+    assert_eq!(enabled["integration"]["status"], "active", "{enabled}");
+    assert!(!helpdesk.posts().iter().any(|p| p.ticket == "43"));
+    for _ in 0..3 {
+        sender.drain_once().await.unwrap();
+    }
+    assert!(
+        helpdesk.posts().iter().any(|p| p.ticket == "43"),
+        "the parked reply was not posted"
+    );
+    // Enabling again changes nothing; another tenant cannot.
+    let again = json_of(
+        app.request(Method::POST, &format!("/v1/integrations/{id}/enable"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(again["replies_queued"], 0);
+    let (_, other) = app.create_account("Globex").await;
+    let refused = app
+        .request(
+            Method::POST,
+            &format!("/v1/integrations/{id}/enable"),
+            Some(&other),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
 }

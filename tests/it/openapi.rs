@@ -43,6 +43,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/v1/webhook-endpoints/{id}/resend"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{id}"),
+    ("post", "/v1/integrations/{id}/enable"),
     ("get", "/v1/outcomes"),
     ("get", "/v1/outcomes/{id}"),
     ("post", "/v1/outcomes/{id}/signals"),

@@ -159,24 +159,11 @@ impl Sender {
 
     /// Claims and sends due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!(base_url = self.client.base_url(), mode = %self.mode, "outbox sender started");
-        while !cancel.is_cancelled() {
-            let sent = match self.drain(&cancel).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox sender could not reach the database");
-                    0
-                }
-            };
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
-        tracing::info!("outbox sender stopped");
+        tracing::info!(base_url = self.client.base_url(), mode = %self.mode, "Stripe outbox sender");
+        bounty_store::outbox::drain_until_cancelled("stripe", self.config.poll_interval, &cancel, || {
+            self.drain(&cancel)
+        })
+        .await;
     }
 
     /// Claims one batch and sends it; returns how many rows were claimed.

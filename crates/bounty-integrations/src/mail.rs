@@ -108,24 +108,11 @@ impl Mailer {
 
     /// Sends pending notices until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!(from = %self.from, "mailer started");
-        while !cancel.is_cancelled() {
-            let sent = match self.drain_once().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "mailer could not reach the database");
-                    0
-                }
-            };
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
-        tracing::info!("mailer stopped");
+        tracing::info!(from = %self.from, "mailer");
+        bounty_store::outbox::drain_until_cancelled("mailer", self.config.poll_interval, &cancel, || {
+            self.drain_once()
+        })
+        .await;
     }
 
     /// Claims one batch of pending notices and emails them; how many.

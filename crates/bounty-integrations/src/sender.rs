@@ -93,24 +93,13 @@ impl ReplySender {
 
     /// Claims and sends due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!("helpdesk reply sender started");
-        while !cancel.is_cancelled() {
-            let sent = match self.drain(&cancel).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reply sender could not reach the database");
-                    0
-                }
-            };
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
-        tracing::info!("helpdesk reply sender stopped");
+        bounty_store::outbox::drain_until_cancelled(
+            "helpdesk replies",
+            self.config.poll_interval,
+            &cancel,
+            || self.drain(&cancel),
+        )
+        .await;
     }
 
     /// Claims one batch and sends it; returns how many rows were claimed.

@@ -120,24 +120,10 @@ impl WebhookSender {
 
     /// Claims and delivers due rows until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!("webhook sender started");
-        while !cancel.is_cancelled() {
-            let sent = match self.drain(&cancel).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook sender could not reach the database");
-                    0
-                }
-            };
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
-        tracing::info!("webhook sender stopped");
+        bounty_store::outbox::drain_until_cancelled("webhooks", self.config.poll_interval, &cancel, || {
+            self.drain(&cancel)
+        })
+        .await;
     }
 
     /// Claims one batch and delivers it; returns how many rows were claimed.

@@ -156,6 +156,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::integrations::delete_integration
         ))
         .routes(routes!(routes::integrations::rotate_secret))
+        .routes(routes!(routes::integrations::enable_integration))
         .routes(routes!(routes::integrations::list_deliveries))
         .routes(routes!(routes::helpdesk_webhooks::helpdesk_webhook))
         .routes(routes!(routes::ops::list_accounts))

@@ -279,6 +279,66 @@ impl Store {
         Ok(())
     }
 
+    /// Turns a disabled integration's replies back on and queues again,
+    /// oldest first, every reply of it that was parked: due at once with
+    /// no attempt counted. `None` when the account has no such integration;
+    /// else how many replies were queued (0 for one that was not disabled).
+    pub async fn enable_integration(
+        &self,
+        account: AccountId,
+        id: IntegrationId,
+    ) -> Result<Option<u64>, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let found: Option<(String,)> = tx
+            .fetch_optional(
+                "select status from integrations where account_id = $1 and id = $2 and deleted_at is null",
+                args![account, id.to_string()],
+            )
+            .await?;
+        let Some((status,)) = found else {
+            return Ok(None);
+        };
+        if status != IntegrationState::Disabled.as_str() {
+            return Ok(Some(0));
+        }
+        tx.execute(
+            "update integrations set status = $3, disabled_reason = null, updated_at = $4
+             where account_id = $1 and id = $2",
+            args![account, id.to_string(), IntegrationState::Active.as_str(), now],
+        )
+        .await?;
+        let parked: Vec<(String, String)> = tx
+            .fetch_all(
+                "select id, payload from outbox
+                 where account_id = $1 and kind = 'helpdesk_reply' and status = 'failed' order by id",
+                args![account],
+            )
+            .await?;
+        let mut queued = 0;
+        let wanted = id.to_string();
+        for (row, payload) in parked {
+            let payload: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("outbox.payload: {e}")))?;
+            if payload["integration_id"].as_str() != Some(wanted.as_str()) {
+                continue;
+            }
+            // Due at once, in id (creation) order: the claim takes them
+            // oldest first.
+            queued += tx
+                .execute(
+                    "update outbox set status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = null,
+                         last_error = 'queued again: the integration was re-enabled'
+                     where id = $1 and status = 'failed'",
+                    args![row, now],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(account.id = %account, integration.id = %id, replies = queued, "integration re-enabled");
+        Ok(Some(queued))
+    }
+
     /// Disables an integration's reply-back (its endpoint answered 410).
     pub async fn disable_integration(
         &self,

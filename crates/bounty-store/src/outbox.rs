@@ -66,6 +66,40 @@ pub struct OutboxStats {
     pub oldest_pending: Option<Timestamp>,
 }
 
+/// A sender's loop: runs `drain` (one claimed batch, returning how many
+/// rows it claimed) until `cancel`, again at once while it finds work and
+/// after `poll` when it finds none. A database error is logged and waited
+/// out like an empty batch. Every sender (Stripe, replies, webhooks, the
+/// mailer) runs on it.
+pub async fn drain_until_cancelled<F, Fut>(
+    name: &'static str,
+    poll: std::time::Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    mut drain: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, StoreError>>,
+{
+    tracing::info!(sender = name, "sender started");
+    while !cancel.is_cancelled() {
+        let claimed = match drain().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(sender = name, error = %e, "sender could not reach the database");
+                0
+            }
+        };
+        if claimed > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    tracing::info!(sender = name, "sender stopped");
+}
+
 /// Adds a row to the outbox inside the caller's transaction. A test-mode
 /// row's idempotency key says so (`…:test:…`), so it can never collide
 /// with a live one in Stripe.

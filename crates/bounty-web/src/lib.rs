@@ -167,6 +167,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
             post(pages::integrations::rotate),
         )
         .route("/integrations/{id}/delete", post(pages::integrations::delete))
+        .route("/integrations/{id}/enable", post(pages::integrations::enable))
         .route(
             "/integrations/{id}/test-delivery",
             post(pages::integrations::test_delivery),

@@ -427,6 +427,50 @@ pub async fn rotate_secret(
     Ok(Json(shown))
 }
 
+/// What re-enabling did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnabledOut {
+    pub integration: IntegrationOut,
+    /// Replies that were parked while it was off, queued again oldest first.
+    pub replies_queued: u64,
+}
+
+/// Turns a disabled integration's replies back on (after a 410 from the
+/// helpdesk, say) and sends the replies parked meanwhile, oldest first.
+/// Enabling one that is on changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/integrations/{id}/enable",
+    tag = "integrations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The integration's id, `int_…`")),
+    responses(
+        (status = 200, body = EnabledOut),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such integration in this account", body = ErrorBody),
+    )
+)]
+pub async fn enable_integration(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EnabledOut>> {
+    let integration = find(&state, &auth, &id).await?;
+    let queued = state
+        .store
+        .enable_integration(auth.account_id, integration.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "integration",
+            id: id.clone(),
+        })?;
+    let integration = find(&state, &auth, &id).await?;
+    Ok(Json(EnabledOut {
+        integration: out(integration, &state),
+        replies_queued: queued,
+    }))
+}
+
 /// The integration's accepted deliveries, newest first, with what each did.
 /// Deliveries refused for their signature are only counted, on the
 /// integration.

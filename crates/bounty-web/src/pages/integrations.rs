@@ -459,6 +459,32 @@ pub(crate) async fn show(
     detail_page(&state, &user, &i, Extras::default()).await
 }
 
+/// `POST /integrations/{id}/enable`: an owner turns a disabled
+/// integration's replies back on; the replies parked meanwhile go out,
+/// oldest first.
+pub(crate) async fn enable(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    SignedForm {
+        user,
+        form: EnableForm {},
+    }: SignedForm<EnableForm>,
+) -> Result<Response, WebError> {
+    user.require_owner()?;
+    let i = find(&state, &user, &id).await?;
+    let queued = state
+        .store
+        .enable_integration(user.account(), i.id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    tracing::info!(account.id = %user.account(), integration.id = %i.id, replies = queued, "dashboard: integration re-enabled");
+    Ok(Redirect::to(&format!("/integrations/{}", i.id)).into_response())
+}
+
+/// The re-enable form: only its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct EnableForm {}
+
 /// `POST /integrations/{id}/rotate-secret`: a new inbound secret, shown
 /// once; the old one still works for the grace period.
 pub(crate) async fn rotate(
