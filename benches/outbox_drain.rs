@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use bounty_billing::outbox::{Sender, SenderConfig};
 use bounty_billing::stripe::{StripeClient, StripeConfig};
 use bounty_billing::testing::FakeStripe;
-use bounty_core::{Decision, TaskInput};
-use bounty_store::{AttemptEnd, NewTask, TaskOutput};
+use bounty_core::Decision;
+use bounty_store::{AttemptEnd, TaskOutput};
 
 mod common;
-use common::{BenchDb, tenant};
+use common::{BenchDb, new_task, tenant};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -55,19 +55,10 @@ async fn run_once(admin: &str, fake: &FakeStripe, events: usize, senders: usize)
         store.outbox_sent(claim.item.id, &delivered).await.unwrap();
     }
     for i in 0..events {
-        let new = NewTask {
-            agent_id: agent,
-            agent_version: 1,
-            input: TaskInput {
-                body: format!("t{i}"),
-                ..Default::default()
-            },
-            external_ref: None,
-            idempotency: None,
-            max_attempts: 1,
-            mode: bounty_core::ApiKeyMode::Live,
-        };
-        store.create_task(account, &new).await.unwrap();
+        store
+            .create_task(account, &new_task(agent, format!("t{i}"), 1))
+            .await
+            .unwrap();
         let claimed = store
             .claim_tasks("bench", 1, Duration::from_secs(60))
             .await

@@ -18,13 +18,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bounty_core::TaskInput;
 use bounty_models::testing::openai::FakeOpenAi;
-use bounty_store::NewTask;
 use sqlx::Connection;
 
 mod common;
-use common::{BenchDb, tenant};
+use common::{BenchDb, new_task, tenant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bounty");
 
@@ -77,19 +75,10 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
     }
     for i in 0..args.tasks {
         let (account, agent) = tenants[i % tenants.len()];
-        let new = NewTask {
-            agent_id: agent,
-            agent_version: 1,
-            input: TaskInput {
-                body: format!("ticket {i}"),
-                ..Default::default()
-            },
-            external_ref: None,
-            idempotency: None,
-            max_attempts: 3,
-            mode: bounty_core::ApiKeyMode::Live,
-        };
-        store.create_task(account, &new).await.unwrap();
+        store
+            .create_task(account, &new_task(agent, format!("ticket {i}"), 3))
+            .await
+            .unwrap();
     }
 
     let dir = tempfile::tempdir().unwrap();

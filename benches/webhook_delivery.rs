@@ -27,15 +27,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bounty_core::event::{EventType, webhook_secret_aad};
-use bounty_core::{AccountId, AgentId, ApiKeyMode, Decision, TaskInput, WebhookEndpointId};
+use bounty_core::{AccountId, AgentId, ApiKeyMode, Decision, WebhookEndpointId};
 use bounty_integrations::webhooks::{WebhookSender, WebhookSenderConfig};
 use bounty_integrations::{IntegrationKind, Keyring, SealKey, generate_secret};
 use bounty_store::webhooks::{NewWebhookEndpoint, emit_event};
-use bounty_store::{AttemptEnd, NewTask, Store, TaskOutput};
+use bounty_store::{AttemptEnd, Store, TaskOutput};
 use secrecy::ExposeSecret;
 
 mod common;
-use common::{BenchDb, tenant};
+use common::{BenchDb, new_task, tenant};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -150,19 +150,10 @@ async fn deliver_once(admin: &str, events: usize, senders: usize) -> f64 {
 async fn finish_tasks(store: &Store, account: AccountId, agent: AgentId, tasks: usize) -> f64 {
     let mut claimed_all = Vec::with_capacity(tasks);
     for i in 0..tasks {
-        let new = NewTask {
-            agent_id: agent,
-            agent_version: 1,
-            input: TaskInput {
-                body: format!("t{i}"),
-                ..Default::default()
-            },
-            external_ref: None,
-            idempotency: None,
-            max_attempts: 1,
-            mode: ApiKeyMode::Live,
-        };
-        store.create_task(account, &new).await.unwrap();
+        store
+            .create_task(account, &new_task(agent, format!("t{i}"), 1))
+            .await
+            .unwrap();
     }
     while claimed_all.len() < tasks {
         let batch = store

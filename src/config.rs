@@ -153,6 +153,20 @@ pub struct OutboxSettings {
     /// is the most tries. Default: the Standard Webhooks schedule (ten
     /// tries over about three days).
     pub reply_retry_schedule_ms: Vec<u64>,
+    /// Deliveries to one helpdesk integration or webhook endpoint at once;
+    /// every destination is served at once, so a slow one delays only its
+    /// own rows.
+    pub per_destination: usize,
+}
+
+impl OutboxSettings {
+    /// The reply (and webhook) retry schedule.
+    pub fn reply_schedule(&self) -> Vec<Duration> {
+        self.reply_retry_schedule_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect()
+    }
 }
 
 impl Default for OutboxSettings {
@@ -166,6 +180,7 @@ impl Default for OutboxSettings {
                 .iter()
                 .map(|d| d.as_millis() as u64)
                 .collect(),
+            per_destination: 4,
         }
     }
 }
@@ -248,11 +263,8 @@ impl SecretsSettings {
             poll_interval,
             batch: outbox.reply_batch,
             lease: Duration::from_millis(outbox.reply_lease_ms),
-            schedule: outbox
-                .reply_retry_schedule_ms
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
+            schedule: outbox.reply_schedule(),
+            per_integration: outbox.per_destination,
         };
         Ok(Some(bounty_integrations::sender::ReplySender::new(
             store.clone(),
@@ -278,11 +290,8 @@ impl SecretsSettings {
             poll_interval,
             batch: outbox.reply_batch,
             lease: Duration::from_millis(outbox.reply_lease_ms),
-            schedule: outbox
-                .reply_retry_schedule_ms
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
+            schedule: outbox.reply_schedule(),
+            per_endpoint: outbox.per_destination,
             allow_private: webhooks.allow_private,
             ..Default::default()
         };
@@ -677,6 +686,7 @@ impl Config {
             ("outbox.stripe_lease_ms", o.stripe_lease_ms),
             ("outbox.reply_batch", u64::from(o.reply_batch)),
             ("outbox.reply_lease_ms", o.reply_lease_ms),
+            ("outbox.per_destination", o.per_destination as u64),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");

@@ -110,3 +110,19 @@ pub async fn tenant(store: &Store, name: &str, model: &str) -> (AccountId, Agent
         .unwrap();
     (account.id, agent.id)
 }
+
+/// A live task for `agent` (version 1) with `body`, allowed `max_attempts`.
+pub fn new_task(agent: AgentId, body: String, max_attempts: u32) -> bounty_store::NewTask {
+    bounty_store::NewTask {
+        agent_id: agent,
+        agent_version: 1,
+        input: bounty_core::TaskInput {
+            body,
+            ..Default::default()
+        },
+        external_ref: None,
+        idempotency: None,
+        max_attempts,
+        mode: ApiKeyMode::Live,
+    }
+}

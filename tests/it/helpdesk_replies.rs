@@ -22,6 +22,7 @@ backend_tests!(
     answers_reach_every_vendor_once,
     a_failed_verification_hands_the_ticket_to_a_person,
     rate_limits_lost_answers_and_gone_endpoints,
+    a_slow_helpdesk_delays_only_its_own_replies,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -440,4 +441,33 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refused.status(), 404);
+}
+
+/// Head-of-line: one sender's batch holds replies to a slow helpdesk and
+/// to a fast one; the fast one's reply is posted while the slow one's is
+/// still waiting on its answer.
+async fn a_slow_helpdesk_delays_only_its_own_replies(backend: Backend) {
+    let model = FakeOpenAi::start().await;
+    let app = app(backend, &model).await;
+    let slow = FakeHelpdesk::start().await;
+    let fast = FakeHelpdesk::start().await;
+    let (_, key) = app.create_account("Acme").await;
+    agent(&app, &key, "support", verified_at_once()).await;
+    ticket_through(&app, &key, IntegrationKind::Standard, &slow, "support", "SLOW-1").await;
+    ticket_through(&app, &key, IntegrationKind::Standard, &fast, "support", "FAST-1").await;
+    slow.push_fault(Fault::Delay(Duration::from_secs(3)));
+    let sender = sender(&app);
+    let running = tokio::spawn(async move { sender.drain_once().await.unwrap() });
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while fast.posts().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fast.posts().len(),
+        1,
+        "the fast helpdesk waited behind the slow one"
+    );
+    assert!(slow.posts().is_empty(), "the slow helpdesk answered early");
+    assert_eq!(running.await.unwrap(), 2);
+    assert_eq!(slow.posts().len(), 1);
 }

@@ -40,6 +40,9 @@ pub struct ReplySenderConfig {
     /// The wait before each try ([`crate::retry::SCHEDULE`] by default):
     /// `schedule[n]` after try `n` failed; its length is the most tries.
     pub schedule: Vec<Duration>,
+    /// Replies posted to one integration at once; every integration's at
+    /// once, so a slow helpdesk holds up only its own replies.
+    pub per_integration: usize,
 }
 
 impl Default for ReplySenderConfig {
@@ -49,6 +52,7 @@ impl Default for ReplySenderConfig {
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
             schedule: crate::retry::SCHEDULE.to_vec(),
+            per_integration: 4,
         }
     }
 }
@@ -116,17 +120,19 @@ impl ReplySender {
             .claim_replies(self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
-        for (i, claim) in claims.iter().enumerate() {
-            if cancel.is_cancelled() {
-                let rest: Vec<_> = claims[i..].iter().map(|c| c.item.id).collect();
-                tracing::info!(rows = rest.len(), "reply sender stopping: claims released");
-                self.store.outbox_release(&rest).await?;
-                break;
-            }
-            let claim = claim.clone();
-            let outcome = self.send(&claim).await;
-            self.record(&claim, outcome).await?;
-        }
+        crate::webhooks::deliver_batch(
+            &self.store,
+            claims,
+            "integration_id",
+            self.config.per_integration,
+            cancel,
+            self.clone(),
+            |sender: ReplySender, claim: OutboxClaim| async move {
+                let outcome = sender.send(&claim).await;
+                sender.record(&claim, outcome).await
+            },
+        )
+        .await?;
         Ok(n)
     }
 

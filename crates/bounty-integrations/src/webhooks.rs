@@ -140,43 +140,20 @@ impl WebhookSender {
             .claim_webhooks(self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
-        let mut by_endpoint: BTreeMap<String, Vec<OutboxClaim>> = BTreeMap::new();
-        for claim in claims {
-            let endpoint = claim.item.payload["endpoint_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            by_endpoint.entry(endpoint).or_default().push(claim);
-        }
-        let mut running = tokio::task::JoinSet::new();
-        for (_, claims) in by_endpoint {
-            let limit = Arc::new(tokio::sync::Semaphore::new(self.config.per_endpoint.max(1)));
-            for claim in claims {
-                let (sender, limit, cancel) = (self.clone(), limit.clone(), cancel.clone());
-                running.spawn(async move {
-                    let Ok(_permit) = limit.acquire_owned().await else {
-                        return Ok(());
-                    };
-                    if cancel.is_cancelled() {
-                        return sender.store.outbox_release(&[claim.item.id]).await;
-                    }
-                    let result = sender.deliver(&claim).await;
-                    sender.record(&claim, result).await
-                });
-            }
-        }
-        let mut first_error = None;
-        while let Some(joined) = running.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => first_error = first_error.or(Some(e)),
-                Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
+        deliver_batch(
+            &self.store,
+            claims,
+            "endpoint_id",
+            self.config.per_endpoint,
+            cancel,
+            self.clone(),
+            |sender: WebhookSender, claim: OutboxClaim| async move {
+                let result = sender.deliver(&claim).await;
+                sender.record(&claim, result).await
+            },
+        )
+        .await?;
+        Ok(n)
     }
 
     /// Delivers one claimed row, recording the try; writes nothing else.
@@ -363,6 +340,63 @@ impl WebhookSender {
             }
         }
     }
+}
+
+/// Delivers a claimed batch: the rows of each destination (the payload's
+/// `key`: an endpoint, an integration) at most `per_key` at once, every
+/// destination at once, so a slow one holds up only its own rows. Once
+/// `cancel` fires, rows not started are given back. Returns the first
+/// store error after every row is done.
+pub(crate) async fn deliver_batch<S, F, Fut>(
+    store: &Store,
+    claims: Vec<OutboxClaim>,
+    key: &str,
+    per_key: usize,
+    cancel: &CancellationToken,
+    sender: S,
+    deliver: F,
+) -> Result<(), StoreError>
+where
+    S: Clone + Send + 'static,
+    F: Fn(S, OutboxClaim) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let mut by_key: BTreeMap<String, Vec<OutboxClaim>> = BTreeMap::new();
+    for claim in claims {
+        let k = claim.item.payload[key].as_str().unwrap_or_default().to_owned();
+        by_key.entry(k).or_default().push(claim);
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for (_, claims) in by_key {
+        let limit = Arc::new(tokio::sync::Semaphore::new(per_key.max(1)));
+        for claim in claims {
+            let (sender, deliver, limit, cancel, store) = (
+                sender.clone(),
+                deliver.clone(),
+                limit.clone(),
+                cancel.clone(),
+                store.clone(),
+            );
+            running.spawn(async move {
+                let Ok(_permit) = limit.acquire_owned().await else {
+                    return Ok(());
+                };
+                if cancel.is_cancelled() {
+                    return store.outbox_release(&[claim.item.id]).await;
+                }
+                deliver(sender, claim).await
+            });
+        }
+    }
+    let mut first_error = None;
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// The Standard Webhooks headers for `body` under every secret in `secrets`
