@@ -33,6 +33,7 @@ pub(crate) mod task_detail;
 pub(crate) mod tasks;
 pub(crate) mod team;
 pub(crate) mod usage;
+pub(crate) mod webhooks;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;

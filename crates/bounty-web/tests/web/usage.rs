@@ -201,7 +201,8 @@ on_both_backends!(
     charges_export_from_usage_and_invoices,
     an_owner_sets_the_cap,
     billing_shows_gateway_calls_billed_at_cost_plus,
-    the_bell_shows_unread_notices_until_read
+    the_bell_shows_unread_notices_until_read,
+    webhook_endpoints_are_listed_and_re_enabled
 );
 
 /// Gateway calls with no task on a cost-plus plan: the billing page shows
@@ -321,4 +322,65 @@ async fn the_bell_shows_unread_notices_until_read(backend: Backend) {
     b.post("/notifications/read", &[("csrf", &csrf)]).await;
     b.get("/billing").await.assert_lacks("unread\"");
     b.get("/notifications").await.assert_lacks("Mark all");
+}
+
+/// `/webhooks`: the account's endpoints, one's deliveries, re-enabling a
+/// disabled one, and a resend of an unknown event refused in words.
+async fn webhook_endpoints_are_listed_and_re_enabled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let t = seed::tenant(&app.store, "Acme").await;
+    seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
+    let endpoint = app
+        .store
+        .create_webhook_endpoint(
+            t.account,
+            &bounty_store::webhooks::NewWebhookEndpoint {
+                id: bounty_core::WebhookEndpointId::new(),
+                mode: bounty_core::ApiKeyMode::Live,
+                url: "https://erp.acme.test/hook".to_owned(),
+                description: None,
+                event_types: vec!["charge.created".to_owned()],
+                secret_sealed: "sealed".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    app.store
+        .disable_webhook_endpoint(t.account, endpoint.id, "the endpoint answered 410 Gone")
+        .await
+        .unwrap();
+    let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
+    b.get("/webhooks")
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("https://erp.acme.test/hook")
+        .assert_contains("charge.created")
+        .assert_lacks("sealed");
+    let path = format!("/webhooks/{}", endpoint.id);
+    b.get(&path)
+        .await
+        .assert_status(StatusCode::OK)
+        .assert_contains("the endpoint answered 410 Gone")
+        .assert_contains("Re-enable");
+    let csrf = b.csrf().await;
+    b.post(
+        &format!("{path}/enabled"),
+        &[("csrf", &csrf), ("enabled", "true")],
+    )
+    .await;
+    b.get(&path)
+        .await
+        .assert_contains(">enabled<")
+        .assert_contains("Disable");
+    b.post(
+        &format!("{path}/resend"),
+        &[("csrf", &csrf), ("event", "evt_nope")],
+    )
+    .await
+    .assert_contains("is not an event of this account");
+    // Another tenant's endpoint is not there.
+    let other = seed::tenant(&app.store, "Globex").await;
+    seed::user(&app.store, other.account, "gus@globex.test", UserRole::Owner).await;
+    let mut g = app.logged_in("gus@globex.test", PASSWORD).await;
+    g.get(&path).await.assert_status(StatusCode::NOT_FOUND);
 }
