@@ -161,6 +161,12 @@ impl Store {
 }
 
 impl Tx {
+    /// Whether this is a Postgres transaction (for the few statements
+    /// whose fastest form differs by backend).
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.0, Inner::Postgres(_))
+    }
+
     pub(crate) async fn execute(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, StoreError> {
         Ok(match &mut self.0 {
             Inner::Sqlite(tx) => bind_all!(sqlx::query(sql), args)

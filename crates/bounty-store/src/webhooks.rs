@@ -37,17 +37,37 @@ pub async fn emit_event(
     now: Timestamp,
 ) -> Result<EventId, StoreError> {
     let id = EventId::new();
-    tx.execute(
-        "insert into events (id, account_id, livemode, type, object, created_at) values ($1, $2, $3, $4, $5, $6)",
-        args![id.to_string(), account, mode.livemode(), kind.as_str(), object.to_string(), now],
-    )
-    .await?;
-    let endpoints: Vec<(String, String)> = tx
-        .fetch_all(
+    let row = args![
+        id.to_string(),
+        account,
+        mode.livemode(),
+        kind.as_str(),
+        object.to_string(),
+        now
+    ];
+    // The event's insert and the read of its endpoints: one round trip on
+    // Postgres (a data-modifying CTE runs whether or not it is read), two
+    // on SQLite, where a statement is a function call.
+    let endpoints: Vec<(String, String)> = if tx.is_postgres() {
+        tx.fetch_all(
+            "with written as (insert into events (id, account_id, livemode, type, object, created_at)
+                              values ($1, $2, $3, $4, $5, $6))
+             select id, event_types from webhook_endpoints where account_id = $2 and livemode = $3 and enabled",
+            row,
+        )
+        .await?
+    } else {
+        tx.execute(
+            "insert into events (id, account_id, livemode, type, object, created_at) values ($1, $2, $3, $4, $5, $6)",
+            row,
+        )
+        .await?;
+        tx.fetch_all(
             "select id, event_types from webhook_endpoints where account_id = $1 and livemode = $2 and enabled",
             args![account, mode.livemode()],
         )
-        .await?;
+        .await?
+    };
     for (endpoint, types) in endpoints {
         let types: Vec<String> =
             serde_json::from_str(&types).map_err(|e| corrupt("webhook_endpoints.event_types", e))?;
