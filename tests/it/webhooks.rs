@@ -27,6 +27,7 @@ backend_tests!(
     every_event_reaches_its_endpoint_once_signed_and_listed,
     failures_are_retried_on_the_schedule_429_waits_and_410_disables,
     an_event_exists_only_with_its_change,
+    the_standard_schedule_runs_on_the_stores_clock,
 );
 
 /// A receiver on loopback: records each delivery (headers, body) and
@@ -692,4 +693,52 @@ async fn an_event_exists_only_with_its_change(backend: Backend) {
             .count(),
         1
     );
+}
+
+/// The retry schedule with an injected clock: Standard Webhooks' own
+/// steps (immediately, 5 s, 5 min), never due early, due once the clock
+/// passes each step.
+async fn the_standard_schedule_runs_on_the_stores_clock(backend: Backend) {
+    let app = app(backend).await;
+    let (account, key) = app.create_account("Acme").await;
+    let (receiver, url) = Receiver::start().await;
+    json_of(
+        create(
+            &app,
+            &key,
+            &json!({"url": url, "event_types": ["task.completed"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    receiver.script(&[(500, None), (503, None)]);
+    finish_one(&app, account, 1).await;
+    let clock = Arc::new(bounty_core::ManualClock::new(chrono::Utc::now()));
+    let store = app.store_with_clock(clock.clone()).await;
+    let sender = WebhookSender::new(
+        store,
+        Arc::new(app.keyring.clone().unwrap()),
+        WebhookSenderConfig {
+            allow_private: true,
+            ..WebhookSenderConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(sender.drain_once().await.unwrap(), 1);
+    assert_eq!(receiver.raw().len(), 1);
+    // 5 s ± 10%: not due at 4 s, due at 6 s.
+    clock.advance(chrono::Duration::seconds(4));
+    assert_eq!(sender.drain_once().await.unwrap(), 0);
+    clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(sender.drain_once().await.unwrap(), 1);
+    assert_eq!(receiver.raw().len(), 2);
+    // 5 min ± 10%: not due at 4 min, due at 6 min.
+    clock.advance(chrono::Duration::minutes(4));
+    assert_eq!(sender.drain_once().await.unwrap(), 0);
+    clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(sender.drain_once().await.unwrap(), 1);
+    let got = receiver.raw();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|(h, _)| h["webhook-id"] == got[0].0["webhook-id"]));
 }
