@@ -289,25 +289,7 @@ async fn the_bell_shows_unread_notices_until_read(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let t = seed::tenant(&app.store, "Acme").await;
     seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
-    let endpoint = app
-        .store
-        .create_webhook_endpoint(
-            t.account,
-            &bounty_store::webhooks::NewWebhookEndpoint {
-                id: bounty_core::WebhookEndpointId::new(),
-                mode: bounty_core::ApiKeyMode::Live,
-                url: "https://erp.acme.test/hook".to_owned(),
-                description: None,
-                event_types: Vec::new(),
-                secret_sealed: "sealed".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    app.store
-        .disable_webhook_endpoint(t.account, endpoint.id, "the endpoint answered 410 Gone")
-        .await
-        .unwrap();
+    let endpoint = disabled_endpoint(&app, t.account, Vec::new()).await;
     let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
     b.get("/billing")
         .await
@@ -330,25 +312,7 @@ async fn webhook_endpoints_are_listed_and_re_enabled(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let t = seed::tenant(&app.store, "Acme").await;
     seed::user(&app.store, t.account, "ann@acme.test", UserRole::Owner).await;
-    let endpoint = app
-        .store
-        .create_webhook_endpoint(
-            t.account,
-            &bounty_store::webhooks::NewWebhookEndpoint {
-                id: bounty_core::WebhookEndpointId::new(),
-                mode: bounty_core::ApiKeyMode::Live,
-                url: "https://erp.acme.test/hook".to_owned(),
-                description: None,
-                event_types: vec!["charge.created".to_owned()],
-                secret_sealed: "sealed".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    app.store
-        .disable_webhook_endpoint(t.account, endpoint.id, "the endpoint answered 410 Gone")
-        .await
-        .unwrap();
+    let endpoint = disabled_endpoint(&app, t.account, vec!["charge.created".to_owned()]).await;
     let mut b = app.logged_in("ann@acme.test", PASSWORD).await;
     b.get("/webhooks")
         .await
@@ -383,4 +347,32 @@ async fn webhook_endpoints_are_listed_and_re_enabled(backend: Backend) {
     seed::user(&app.store, other.account, "gus@globex.test", UserRole::Owner).await;
     let mut g = app.logged_in("gus@globex.test", PASSWORD).await;
     g.get(&path).await.assert_status(StatusCode::NOT_FOUND);
+}
+
+/// A webhook endpoint of `account` taking `event_types`, disabled by a 410.
+async fn disabled_endpoint(
+    app: &TestApp,
+    account: bounty_core::AccountId,
+    event_types: Vec<String>,
+) -> bounty_store::webhooks::WebhookEndpoint {
+    let endpoint = app
+        .store
+        .create_webhook_endpoint(
+            account,
+            &bounty_store::webhooks::NewWebhookEndpoint {
+                id: bounty_core::WebhookEndpointId::new(),
+                mode: bounty_core::ApiKeyMode::Live,
+                url: "https://erp.acme.test/hook".to_owned(),
+                description: None,
+                event_types,
+                secret_sealed: "sealed".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    app.store
+        .disable_webhook_endpoint(account, endpoint.id, "the endpoint answered 410 Gone")
+        .await
+        .unwrap();
+    endpoint
 }
