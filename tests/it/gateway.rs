@@ -33,6 +33,7 @@ backend_tests!(
     a_slow_model_is_not_cut_off_by_the_servers_request_limit,
     cost_plus_calls_are_billed_once_as_a_ledger_line_and_a_stripe_meter_event,
     concurrent_billing_sweeps_bill_each_call_once,
+    a_cascade_escalates_answers_its_verifier_rejects,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -48,6 +49,8 @@ async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
         "output_per_million": "10.00",
         "reasoning_per_million": "12.00"
     });
+    let mut cheap = crate::support::remote_model(&upstream.base_url());
+    cheap["price"] = json!({"input_per_million": "0.10", "output_per_million": "0.40"});
     let mut dead = crate::support::remote_model(crate::support::NOWHERE);
     dead["max_retries"] = json!(0);
     dead["connect_timeout_ms"] = json!(200);
@@ -57,6 +60,7 @@ async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
         models: vec![
             ("gpt".to_owned(), gpt),
             ("dead".to_owned(), dead),
+            ("cheap".to_owned(), cheap),
             (
                 "own".to_owned(),
                 json!({
@@ -72,6 +76,12 @@ async fn app(backend: Backend, upstream: &FakeOpenAi) -> TestApp {
         gateway: serde_json::from_value(json!({"models": {
             "fast": {"route": ["dead", "gpt"]},
             "cached": {"route": ["gpt"], "cache": true},
+            // A cascade: `cheap` first, escalated to `gpt` when the rules or
+            // the judge (itself `gpt`) reject its answer.
+            "smart": {"route": ["cheap", "gpt"], "verifier": {"verifiers": [
+                {"kind": "rules", "non_empty": true, "forbidden_phrases": ["I cannot"]},
+                {"kind": "judge", "model": "gpt", "rubric": "The answer answers the question.", "threshold": 0.7},
+            ]}},
         }}))
         .unwrap(),
         ..TestOptions::default()
@@ -253,6 +263,23 @@ async fn chat_completions_pass_the_wire_format_through_and_price_each_token_clas
     );
 }
 
+/// A stream's chunks (it must end with `[DONE]`) and the content of
+/// their deltas.
+async fn streamed_chunks(response: reqwest::Response) -> (Vec<Value>, String) {
+    let text = response.text().await.unwrap();
+    let data = events(&text);
+    assert_eq!(data.last().unwrap(), "[DONE]", "{text}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, content)
+}
+
 /// The `data:` payloads of an event stream.
 fn events(text: &str) -> Vec<String> {
     text.split("\n\n")
@@ -283,17 +310,7 @@ async fn streams_forward_events_and_are_priced_from_the_final_usage(backend: Bac
     let response = post(&app, "/v1/chat/completions", &key, &body, &[]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let text = response.text().await.unwrap();
-    let data = events(&text);
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, content) = streamed_chunks(response).await;
     assert_eq!(content, "one two three");
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 3);
 
@@ -355,7 +372,7 @@ async fn models_list_in_openai_shape_and_the_catalog_moved(backend: Backend) {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     // The BYOK-only model is not usable without the account's key.
-    assert_eq!(ids, ["cached", "dead", "fast", "gpt"]);
+    assert_eq!(ids, ["cached", "cheap", "dead", "fast", "gpt", "smart"]);
     for m in list["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
         assert!(m["created"].as_i64().unwrap() > 0);
@@ -1583,4 +1600,156 @@ async fn concurrent_billing_sweeps_bill_each_call_once(backend: Backend) {
         .map(|l| l["amount"]["micros"].as_i64().unwrap())
         .sum();
     assert_eq!(listed, charged);
+}
+
+/// A judge's answer, as the fake upstream sends it.
+fn judge(resolved: bool, confidence: f64) -> Behavior {
+    let answer = json!({"resolved": resolved, "confidence": confidence, "reason": "checked"});
+    Behavior::reply(answer.to_string(), 50, 10)
+}
+
+async fn a_cascade_escalates_answers_its_verifier_rejects(backend: Backend) {
+    let upstream = FakeOpenAi::start().await;
+    let app = app(backend, &upstream).await;
+    let (account, key) = app.create_account("Acme").await;
+    json_of(
+        app.create_agent(
+            &key,
+            &json!({
+                "name": "gateway", "instructions": "-", "model_route": ["gpt"],
+                "verifier_policy": {"verifiers": [{"kind": "rules", "non_empty": true}]},
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let task = [("Bounty-Task", "C-1")];
+    let ask = |text: &str| chat_body("smart", text);
+
+    // 1. The rules reject the cheap answer (the judge is not asked): the
+    // next model answers, unchecked (the last step).
+    upstream.push(Behavior::reply("Sorry, I cannot help.", 10, 5));
+    upstream.push(Behavior::reply("Your order ships today.", 10, 5));
+    let response = post(&app, "/v1/chat/completions", &key, &ask("order?"), &task).await;
+    assert_eq!(response.headers()["bounty-cascade-step"], "2");
+    assert!(response.headers().get("bounty-verdict").is_none());
+    let body = json_of(response, 200).await;
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Your order ships today."
+    );
+    assert_eq!(upstream.request_count(), 2);
+
+    // 2. The rules hold and the judge passes it: the cheap answer is served.
+    upstream.push(Behavior::reply("It ships today.", 10, 5));
+    upstream.push(judge(true, 0.9));
+    let response = post(&app, "/v1/chat/completions", &key, &ask("order?"), &task).await;
+    assert_eq!(response.headers()["bounty-cascade-step"], "1");
+    assert_eq!(response.headers()["bounty-verdict"], "pass");
+    let body = json_of(response, 200).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "It ships today.");
+    let judged = upstream.requests().last().unwrap().body.clone();
+    let prompt = judged["messages"].to_string();
+    assert!(
+        prompt.contains("The answer answers the question.") && prompt.contains("It ships today."),
+        "{judged}"
+    );
+    assert!(prompt.contains("order?"), "the judge sees the question: {judged}");
+
+    // 3. The judge is sure, but not sure enough: escalated. Streamed: the
+    // stream is the accepted answer, with its usage.
+    upstream.push(Behavior::reply("Maybe tomorrow.", 10, 5));
+    upstream.push(judge(true, 0.5));
+    upstream.push(Behavior::reply("It ships today at 5 pm.", 12, 6));
+    let mut streamed = ask("when?");
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let response = post(&app, "/v1/chat/completions", &key, &streamed, &task).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["bounty-cascade-step"], "2");
+    let (chunks, content) = streamed_chunks(response).await;
+    assert_eq!(content, "It ships today at 5 pm.");
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 6);
+    assert!(
+        upstream
+            .requests()
+            .iter()
+            .rev()
+            .take(3)
+            .all(|r| r.body.get("stream").is_none()),
+        "a cascade's steps are asked whole, to be checked before they are sent"
+    );
+
+    // 4. Rejected, and the next model fails: the checked answer beats an error.
+    upstream.push(Behavior::reply("I cannot say.", 10, 5));
+    upstream.push(Behavior::status(503));
+    upstream.push(Behavior::status(503)); // its one retry
+    let response = post(&app, "/v1/chat/completions", &key, &ask("hm?"), &task).await;
+    assert_eq!(response.headers()["bounty-cascade-step"], "1");
+    assert_eq!(response.headers()["bounty-verdict"], "fail");
+    let body = json_of(response, 200).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "I cannot say.");
+
+    // Every call is recorded: answers with their verdicts, judges as such.
+    let mut calls = open_calls(&app, account).await;
+    calls.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    let seen: Vec<(String, String, Option<String>, bool)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.served_model.clone().unwrap_or_default(),
+                c.role.clone(),
+                c.verdict.clone(),
+                c.error_code.is_some(),
+            )
+        })
+        .collect();
+    let row = |m: &str, role: &str, verdict: Option<&str>, failed: bool| {
+        (m.to_owned(), role.to_owned(), verdict.map(str::to_owned), failed)
+    };
+    let mut expected = vec![
+        row("cheap", "answer", Some("fail"), false),
+        row("gpt", "answer", None, false),
+        row("gpt", "judge", None, false),
+        row("cheap", "answer", Some("pass"), false),
+        row("gpt", "judge", None, false),
+        row("cheap", "answer", Some("fail"), false),
+        row("gpt", "answer", None, false),
+        row("cheap", "answer", Some("fail"), false),
+        row("gpt", "answer", None, true),
+    ];
+    // A judge's call is recorded before the answer it checked.
+    let mut got = seen.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{seen:?}");
+    // Cheap answers cost cheap prices: 10 × 0.10 + 5 × 0.40 = 3 µ$.
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.served_model.as_deref() == Some("cheap"))
+            .all(|c| c.cost_micros == 3)
+    );
+
+    // The task's receipt lists every call, each step with its verdict.
+    let report = json!({"output": "It ships today.", "input": {"body": "order?"}});
+    let created = json_of(
+        app.call(Method::POST, "/v1/tasks/C-1/outcome", &key, Some(&report))
+            .await,
+        201,
+    )
+    .await;
+    let done = app
+        .wait_for_task(&key, created["id"].as_str().unwrap(), WAIT)
+        .await;
+    assert_eq!(done["status"], "completed");
+    let receipt = app.get_task(&key, done["id"].as_str().unwrap()).await;
+    let listed = receipt["model_calls"].as_array().unwrap();
+    let gateway: Vec<&Value> = listed.iter().filter(|c| c["gateway"] == true).collect();
+    assert_eq!(gateway.len(), 9, "{receipt}");
+    let verdicts = gateway.iter().filter(|c| c["verdict"].is_string()).count();
+    assert_eq!(verdicts, 4, "{receipt}");
+    assert!(open_calls(&app, account).await.is_empty());
 }

@@ -1147,7 +1147,8 @@ fn outcome_name(end: &AttemptEnd) -> &'static str {
     }
 }
 
-fn to_new_call(call: &bounty_models::CallRecord) -> NewModelCall {
+/// A router call as a task's model call records it.
+pub fn to_new_call(call: &bounty_models::CallRecord) -> NewModelCall {
     NewModelCall {
         model: call.model.clone(),
         provider: call.provider.map(|p| p.as_str().to_owned()),

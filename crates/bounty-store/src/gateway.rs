@@ -62,6 +62,9 @@ pub struct NewGatewayCall {
     pub agent: Option<AgentId>,
     /// `chat` or `embeddings`.
     pub endpoint: &'static str,
+    /// A judge verifier's call, checking a cascade step's answer (its
+    /// `call.verdict` is `None`); otherwise a call answering the client.
+    pub judge: bool,
     /// The gateway model the client named.
     pub model: String,
     /// The call itself, as a task's model call would record it (the
@@ -234,7 +237,7 @@ macro_rules! gateway_call_columns {
     () => {
         "id, task_ref, task_id, endpoint, model, served_model, prompt_tokens, cached_tokens, completion_tokens,
          reasoning_tokens, usage_counted, latency_us, cost_micros, currency, byok, streamed, billing,
-         charge_micros, error_code, created_at"
+         charge_micros, error_code, created_at, role, verdict"
     };
 }
 use gateway_call_columns;
@@ -275,13 +278,17 @@ pub struct GatewayCallRow {
     pub charge_micros: i64,
     pub error_code: Option<String>,
     pub created_at: Timestamp,
+    /// `answer`, or `judge` for a judge verifier's check of a cascade step.
+    pub role: String,
+    /// A cascade step's verdict (`pass`, `fail`), when a verifier ran.
+    pub verdict: Option<String>,
 }
 
 /// Rows of `gateway_calls` per insert statement.
 const INSERT_CHUNK: usize = 32;
 
 /// Columns of one `gateway_calls` row, in [`push_call`]'s order.
-const CALL_COLUMNS: usize = 27;
+const CALL_COLUMNS: usize = 29;
 
 /// `insert into gateway_calls … values (…), (…)` for `rows` rows, made
 /// once per size and kept for the process (the store's statements are
@@ -302,7 +309,7 @@ fn insert_sql(rows: usize) -> &'static str {
                     "insert into gateway_calls (id, account_id, livemode, api_key_id, task_ref, agent_id, task_id,
                          endpoint, model, served_model, provider, prompt_tokens, cached_tokens, completion_tokens,
                          reasoning_tokens, usage_counted, latency_us, cost_micros, currency, byok, cache_hit, streamed,
-                         billing, charge_micros, error_code, error_message, created_at)
+                         billing, charge_micros, error_code, error_message, created_at, role, verdict)
                      values {}
                      on conflict do nothing",
                     values.join(", ")
@@ -346,6 +353,8 @@ fn push_call(values: &mut Vec<Arg>, c: &NewGatewayCall, task: Option<TaskId>) {
         Arg::from(error.map(|e| e.code.clone())),
         Arg::from(error.map(|e| e.message.clone())),
         Arg::from(c.at),
+        Arg::from(if c.judge { "judge" } else { "answer" }),
+        Arg::from(call.verdict.map(|d| d.as_str().to_owned())),
     ]);
 }
 
@@ -437,12 +446,13 @@ pub async fn link_gateway_calls(
         error_code: Option<String>,
         error_message: Option<String>,
         created_at: Timestamp,
+        verdict: Option<String>,
     }
     let rows: Vec<Row> = tx
         .fetch_all(
             "select id, served_model, model, provider, prompt_tokens, cached_tokens, completion_tokens,
                  reasoning_tokens, latency_us, cost_micros, currency, cache_hit, byok, error_code, error_message,
-                 created_at
+                 created_at, verdict
              from gateway_calls
              where account_id = $1 and livemode = $2 and task_ref = $3 and task_id is null
              order by created_at, id",
@@ -469,7 +479,12 @@ pub async fn link_gateway_calls(
                 code,
                 message: r.error_message.clone().unwrap_or_default(),
             }),
-            verdict: None,
+            verdict: r
+                .verdict
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("gateway_calls.verdict: {e}")))?,
             shadow: false,
         };
         let seq = i32::try_from(seq).unwrap_or(i32::MAX);

@@ -39,8 +39,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bounty_agents::gateway_task::{DEFAULT_GATEWAY_AGENT, check_reference};
+use bounty_core::verdict::Decision;
 use bounty_core::{AgentId, GatewayCallId, GatewayTerms, Money, Unattributed};
-use bounty_models::{ByokKey, Model, ProviderError, Usage, openai_wire, price};
+use bounty_models::{ByokKey, CallRecord, Model, ProviderError, Usage, openai_wire, price};
 use bounty_store::gateway::{GatewayBilling, NewGatewayCall};
 use bounty_store::gateway_budget::{ACCOUNT_SCOPE, GatewayLimit, Reservation};
 use bounty_store::{NewModelCall, TaskError, byok_sealing_aad};
@@ -332,6 +333,7 @@ fn record_cache_hit(
             streamed,
             cache_hit: true,
             cache: None,
+            verdict: None,
         },
     )
 }
@@ -535,6 +537,8 @@ struct Done {
     /// The answer to keep as a cache candidate (a cached model's answer
     /// to a task's call).
     cache: Option<String>,
+    /// A cascade step's verdict, when the verifier checked the answer.
+    verdict: Option<Decision>,
 }
 
 fn record(state: &AppState, prepared: &Prepared, endpoint: &'static str, done: Done) -> GatewayCallId {
@@ -559,20 +563,84 @@ fn record_as(
         None => Money::zero(usd),
     };
     let byok = done.model.as_ref().is_some_and(|m| m.is_byok());
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let call = NewModelCall {
+        model: done.served,
+        provider: done.model.as_ref().map(|m| m.provider().as_str().to_owned()),
+        prompt_tokens: clamp(done.usage.prompt_tokens),
+        completion_tokens: clamp(done.usage.completion_tokens),
+        cached_tokens: clamp(done.usage.cached_tokens),
+        reasoning_tokens: clamp(done.usage.reasoning_tokens),
+        latency_us: i64::try_from(done.latency.as_micros()).unwrap_or(i64::MAX),
+        cost,
+        cache_hit: done.cache_hit,
+        byok,
+        error: done.error.as_ref().map(|e| TaskError {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }),
+        verdict: done.verdict,
+        shadow: false,
+    };
+    let cache = match (&prepared.cache_key, &prepared.task_ref, done.cache) {
+        (Some(key), Some(_), Some(response)) if done.error.is_none() => Some((key.clone(), response)),
+        _ => None,
+    };
+    let flags = CallFlags {
+        usage_counted: done.usage_counted,
+        streamed: done.streamed,
+        judge: false,
+    };
+    submit(state, prepared, endpoint, id, call, flags, cache);
+    id
+}
+
+/// How a recorded call was made.
+#[derive(Clone, Copy)]
+struct CallFlags {
+    usage_counted: bool,
+    streamed: bool,
+    /// A judge verifier's call, checking a cascade step's answer.
+    judge: bool,
+}
+
+/// Records the calls a cascade's judges made to check one answer: the
+/// operator's inference, spent on the client's request.
+fn record_judge_calls(state: &AppState, prepared: &Prepared, endpoint: &'static str, calls: &[CallRecord]) {
+    let flags = CallFlags {
+        usage_counted: false,
+        streamed: false,
+        judge: true,
+    };
+    for call in calls {
+        let call = bounty_agents::worker::to_new_call(call);
+        submit(state, prepared, endpoint, GatewayCallId::new(), call, flags, None);
+    }
+}
+
+/// Counts a priced call against the request's budgets and hands it to the
+/// recorder, with its cost-plus charge.
+fn submit(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    id: GatewayCallId,
+    call: NewModelCall,
+    flags: CallFlags,
+    cache: Option<(String, String)>,
+) {
+    let cost = call.cost;
     let charge = match (prepared.billing, prepared.terms) {
         // The customer's own key: the cost is theirs already.
-        (GatewayBilling::CostPlus, Some(terms)) if !byok => terms.cost_plus(cost),
+        (GatewayBilling::CostPlus, Some(terms)) if !call.byok => terms.cost_plus(cost),
         _ => Money::zero(cost.currency),
     };
-    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     {
         let mut spent = prepared.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.0 = spent.0.saturating_add(clamp(
-            done.usage
-                .prompt_tokens
-                .saturating_add(done.usage.completion_tokens),
-        ));
-        if !byok {
+        spent.0 = spent
+            .0
+            .saturating_add(call.prompt_tokens.saturating_add(call.completion_tokens));
+        if !call.byok {
             spent.1 = spent.1.saturating_add(cost.micros);
         }
     }
@@ -584,36 +652,16 @@ fn record_as(
         task_ref: prepared.task_ref.clone(),
         agent: prepared.agent,
         endpoint,
+        judge: flags.judge,
         model: prepared.model.clone(),
-        call: NewModelCall {
-            model: done.served,
-            provider: done.model.as_ref().map(|m| m.provider().as_str().to_owned()),
-            prompt_tokens: clamp(done.usage.prompt_tokens),
-            completion_tokens: clamp(done.usage.completion_tokens),
-            cached_tokens: clamp(done.usage.cached_tokens),
-            reasoning_tokens: clamp(done.usage.reasoning_tokens),
-            latency_us: i64::try_from(done.latency.as_micros()).unwrap_or(i64::MAX),
-            cost,
-            cache_hit: done.cache_hit,
-            byok,
-            error: done.error.as_ref().map(|e| TaskError {
-                code: e.code().to_owned(),
-                message: e.to_string(),
-            }),
-            verdict: None,
-            shadow: false,
-        },
-        usage_counted: done.usage_counted,
-        streamed: done.streamed,
+        call,
+        usage_counted: flags.usage_counted,
+        streamed: flags.streamed,
         billing: prepared.billing,
         charge,
         at: state.store.now(),
-        cache: match (&prepared.cache_key, &prepared.task_ref, done.cache) {
-            (Some(key), Some(_), Some(response)) if done.error.is_none() => Some((key.clone(), response)),
-            _ => None,
-        },
+        cache,
     });
-    id
 }
 
 /// The wall time a call is priced by: a local model's whole time, failed
@@ -648,14 +696,22 @@ fn completion_id() -> String {
 /// counted that usage itself.
 type JsonAnswer = (Value, Usage, bool);
 
-/// Walks the route of a non-streaming request: each model in turn until
-/// one answers (`call`), recording every call; a failure the next model
-/// cannot fix (the provider refused the request) ends the walk.
+/// What a walk of the route answered: the body, the call that made it,
+/// and for a cascade the step (from 1) and its verdict, when checked.
+struct Answered {
+    body: Value,
+    id: GatewayCallId,
+    step: usize,
+    verdict: Option<Decision>,
+}
+
+/// A non-streaming request: the cached answer, or the route's
+/// ([`walk_route`]), as JSON.
 async fn through_route<F, Fut>(
     state: &AppState,
     prepared: &Prepared,
     endpoint: &'static str,
-    mut call: F,
+    call: F,
 ) -> GatewayResult<Response>
 where
     F: FnMut(std::sync::Arc<Model>) -> Fut,
@@ -665,8 +721,43 @@ where
         let id = record_cache_hit(state, prepared, endpoint, false);
         return Ok(with_call_id(Json(body).into_response(), id));
     }
+    let answered = walk_route(state, prepared, endpoint, call).await?;
+    let response = with_call_id(Json(answered.body).into_response(), answered.id);
+    Ok(with_cascade(
+        state,
+        prepared,
+        response,
+        answered.step,
+        answered.verdict,
+    ))
+}
+
+/// Walks the route: each model in turn until one answers (`call`),
+/// recording every call; a failure the next model cannot fix (the
+/// provider refused the request) ends the walk.
+///
+/// **A cascade** (a chat model with a verifier): each answer but the last
+/// model's is checked, and one the verifier rejects is recorded with its
+/// verdict and escalated to the next model. When no later model answers,
+/// the last rejected answer is served: a checked answer beats an error.
+async fn walk_route<F, Fut>(
+    state: &AppState,
+    prepared: &Prepared,
+    endpoint: &'static str,
+    mut call: F,
+) -> GatewayResult<Answered>
+where
+    F: FnMut(std::sync::Arc<Model>) -> Fut,
+    Fut: std::future::Future<Output = GatewayResult<Result<JsonAnswer, ProviderError>>>,
+{
+    let verifier = match endpoint {
+        "chat" => state.gateway.verifier(&prepared.model).cloned(),
+        _ => None,
+    };
+    let mut rejected: Option<Answered> = None;
     let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
-    for name in &prepared.route {
+    let steps = prepared.route.len();
+    for (i, name) in prepared.route.iter().enumerate() {
         let Some(model) = state.models.get(name).cloned() else {
             last = ProviderError::NotConfigured(format!("model {name:?} is not configured"));
             continue;
@@ -676,6 +767,20 @@ where
         let latency = started.elapsed();
         match result {
             Ok((body, usage, usage_counted)) => {
+                let verdict = match &verifier {
+                    Some(policy) if i + 1 < steps => {
+                        let router = bounty_models::Router::new(std::sync::Arc::clone(&state.models));
+                        let run =
+                            crate::gateway::cascade::check(policy, prepared.object(), &body, &router).await;
+                        record_judge_calls(state, prepared, endpoint, &run.judge_calls);
+                        Some(match run.decision {
+                            Decision::Pass => Decision::Pass,
+                            Decision::Fail | Decision::Pending => Decision::Fail,
+                        })
+                    }
+                    _ => None,
+                };
+                let accepted = verdict != Some(Decision::Fail);
                 let done = Done {
                     served: name.clone(),
                     model: Some(model),
@@ -685,47 +790,122 @@ where
                     error: None,
                     streamed: false,
                     cache_hit: false,
-                    cache: prepared.cache_key.as_ref().map(|_| body.to_string()),
+                    cache: match &prepared.cache_key {
+                        Some(_) if accepted => Some(body.to_string()),
+                        _ => None,
+                    },
+                    verdict,
                 };
                 let id = record(state, prepared, endpoint, done);
-                return Ok(with_call_id(Json(body).into_response(), id));
+                let answered = Answered {
+                    body,
+                    id,
+                    step: i + 1,
+                    verdict,
+                };
+                if accepted {
+                    return Ok(answered);
+                }
+                tracing::debug!(model = %name, step = i + 1, "the cascade's verifier rejected the answer; escalating");
+                rejected = Some(answered);
             }
             Err(error) => {
                 record_failure(state, prepared, endpoint, name, model, latency, &error, false);
                 if !falls_back(&error) {
-                    return Err(OpenAiError::from_provider(&error));
+                    return rejected.ok_or_else(|| OpenAiError::from_provider(&error));
                 }
                 last = error;
             }
         }
     }
-    Err(OpenAiError::from_provider(&last))
+    rejected.ok_or_else(|| OpenAiError::from_provider(&last))
+}
+
+/// A cascade's answer says which step gave it (`Bounty-Cascade-Step`,
+/// from 1) and, when it was checked, the verdict (`Bounty-Verdict`).
+fn with_cascade(
+    state: &AppState,
+    prepared: &Prepared,
+    mut response: Response,
+    step: usize,
+    verdict: Option<Decision>,
+) -> Response {
+    if state.gateway.verifier(&prepared.model).is_none() {
+        return response;
+    }
+    let headers = response.headers_mut();
+    headers.insert("bounty-cascade-step", HeaderValue::from(step));
+    if let Some(verdict) = verdict {
+        headers.insert("bounty-verdict", HeaderValue::from_static(verdict.as_str()));
+    }
+    response
 }
 
 async fn complete_chat(state: AppState, prepared: Prepared) -> GatewayResult<Response> {
     let prepared = &prepared;
-    through_route(&state, prepared, "chat", |model| async move {
-        Ok(
-            match model
-                .passthrough_json("chat/completions", &prepared.body, prepared.byok.as_ref())
-                .await
-            {
-                Some(result) => result.map(|reply| {
-                    let counted = reply.usage.is_none();
-                    let usage = reply
-                        .usage
-                        .unwrap_or_else(|| count_completion(&prepared.body, &reply.body));
-                    (reply.body, usage, counted)
-                }),
-                None => local_chat(&model, prepared).await.map(|(generation, id)| {
-                    let created = chrono::Utc::now().timestamp();
-                    let body = openai_wire::completion(&id, created, &prepared.model, &generation);
-                    (body, generation.usage, false)
-                }),
-            },
-        )
+    through_route(&state, prepared, "chat", |model| {
+        chat_call(prepared, &prepared.body, model)
     })
     .await
+}
+
+/// One model's JSON answer to `body` (the request, or a cascade's
+/// non-streaming copy of it): upstream as written, or through llama.cpp.
+async fn chat_call(
+    prepared: &Prepared,
+    body: &Value,
+    model: std::sync::Arc<Model>,
+) -> GatewayResult<Result<JsonAnswer, ProviderError>> {
+    Ok(
+        match model
+            .passthrough_json("chat/completions", body, prepared.byok.as_ref())
+            .await
+        {
+            Some(result) => result.map(|reply| {
+                let counted = reply.usage.is_none();
+                let usage = reply.usage.unwrap_or_else(|| count_completion(body, &reply.body));
+                (reply.body, usage, counted)
+            }),
+            None => local_chat(&model, prepared).await.map(|(generation, id)| {
+                let created = chrono::Utc::now().timestamp();
+                let body = openai_wire::completion(&id, created, &prepared.model, &generation);
+                (body, generation.usage, false)
+            }),
+        },
+    )
+}
+
+/// A streamed request to a cascade: an answer cannot be taken back once
+/// streamed, so each step is asked without streaming, checked, and the
+/// accepted answer is sent as one stream of chunks (usage last when the
+/// client asked for it).
+async fn stream_verified(state: AppState, prepared: Prepared, wants_usage: bool) -> GatewayResult<Response> {
+    let mut body = prepared.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("stream");
+        object.remove("stream_options");
+    }
+    let prepared = &prepared;
+    let body = &body;
+    let answered = walk_route(&state, prepared, "chat", |model| chat_call(prepared, body, model)).await?;
+    let Some(generation) = openai_wire::generation_of(&answered.body) else {
+        return Err(internal("a cascade's answer has no message to stream"));
+    };
+    let completion = answered.body["id"]
+        .as_str()
+        .map_or_else(completion_id, str::to_owned);
+    let created = answered.body["created"]
+        .as_i64()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let events = openai_wire::chunks(&completion, created, &prepared.model, &generation, wants_usage);
+    let response = with_call_id(sse_response(Body::from(sse_text(events))), answered.id);
+    Ok(with_cascade(
+        &state,
+        prepared,
+        response,
+        answered.step,
+        answered.verdict,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -754,6 +934,7 @@ fn record_failure(
             streamed,
             cache_hit: false,
             cache: None,
+            verdict: None,
         },
     );
 }
@@ -841,6 +1022,9 @@ async fn stream_chat(state: AppState, prepared: Prepared) -> GatewayResult<Respo
         let events = openai_wire::chunks(&completion, created, &prepared.model, &generation, wants_usage);
         return Ok(with_call_id(sse_response(Body::from(sse_text(events))), id));
     }
+    if state.gateway.verifier(&prepared.model).is_some() {
+        return stream_verified(state, prepared, wants_usage).await;
+    }
     let mut last = ProviderError::NotConfigured("the gateway model's route is empty".to_owned());
     for name in prepared.route.clone() {
         let name = &name;
@@ -906,6 +1090,7 @@ async fn stream_chat(state: AppState, prepared: Prepared) -> GatewayResult<Respo
                             streamed: true,
                             cache_hit: false,
                             cache: None,
+                            verdict: None,
                         },
                     );
                     return Ok(with_call_id(sse_response(Body::from(text)), id));
@@ -999,6 +1184,7 @@ impl Forward {
             streamed: true,
             cache_hit: false,
             cache: None,
+            verdict: None,
         };
         // Recorded before the stream ends for the client: a client that
         // read to the end and then reports its task finds the call.

@@ -231,6 +231,7 @@ async fn billing_shows_gateway_calls_billed_at_cost_plus(backend: Backend) {
         task_ref: None,
         agent: None,
         endpoint: "chat",
+        judge: false,
         model: "gpt".to_owned(),
         call: bounty_store::NewModelCall {
             model: "gpt".to_owned(),
