@@ -28,6 +28,7 @@ backend_tests!(
     failures_are_retried_on_the_schedule_429_waits_and_410_disables,
     an_event_exists_only_with_its_change,
     the_standard_schedule_runs_on_the_stores_clock,
+    every_event_type_is_written_once_per_change_and_delivered_across_crashes,
 );
 
 /// A receiver on loopback: records each delivery (headers, body) and
@@ -36,6 +37,9 @@ backend_tests!(
 struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Scripted>>>,
+    /// Requests still to hold for 5 s before answering (a sender that
+    /// dies meanwhile never hears back).
+    stall: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A delivery as it arrived: its headers and body.
@@ -53,6 +57,15 @@ impl Receiver {
                 let r = r.clone();
                 async move {
                     r.got.lock().unwrap().push((headers, body.to_vec()));
+                    let stalled = r
+                        .stall
+                        .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                            n.checked_sub(1)
+                        })
+                        .is_ok();
+                    if stalled {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
                     let (status, retry_after) = r.script.lock().unwrap().pop_front().unwrap_or((200, None));
                     let mut response = axum::response::Response::new(axum::body::Body::from("thanks"));
                     *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -741,4 +754,208 @@ async fn the_standard_schedule_runs_on_the_stores_clock(backend: Backend) {
     let got = receiver.raw();
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|(h, _)| h["webhook-id"] == got[0].0["webhook-id"]));
+}
+
+/// Every event type, each written exactly once per change that makes it
+/// (a change replayed writes nothing more), then delivered across a
+/// sender dropped mid-send: each event reaches the endpoint, signed, and
+/// a redelivery carries the same `webhook-id`, so the receiver holds each
+/// event once.
+async fn every_event_type_is_written_once_per_change_and_delivered_across_crashes(backend: Backend) {
+    use bounty_billing::disputes::{DisputeRequest, decide_dispute, open_dispute};
+    use bounty_core::ApiKeyMode;
+    use bounty_core::event::EventType;
+
+    const STRIPE_SECRET: &str = "whsec_events_test";
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            webhooks_allow_private: true,
+            stripe_webhook_secrets: vec![STRIPE_SECRET.to_owned()],
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let (account, key) = app.create_account("Acme").await;
+    let (receiver, url) = Receiver::start().await;
+    let endpoint = json_of(create(&app, &key, &json!({"url": url})).await, 201).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    // The secret (and its key alone) is never logged, at any level.
+    let key_part = secret.trim_start_matches("whsec_").to_owned();
+    crate::support::logged::watch(&secret);
+    crate::support::logged::watch(&key_part);
+    // A cap of 1.50 USD alerting at 50%: the first 1 USD charge crosses it.
+    app.store.set_cap(account, Some(1_500_000), &[50]).await.unwrap();
+    let agent = add_agent(&app.store, account, store_test_policy()).await;
+    let finish = |n: usize, end: bounty_store::AttemptEnd| {
+        let app = &app;
+        async move {
+            let claimed = queue_and_claim(&app.store, account, agent, format!("ticket {n}")).await;
+            assert!(bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+            // The same finish again (a worker's retry after a lost answer).
+            assert!(!bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+        }
+    };
+    let escalated = bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
+        handoff: Some("a refund over the limit".into()),
+        ..match answered("Passing you to a person.", Decision::Fail) {
+            bounty_store::AttemptEnd::Completed(output) => output,
+            _ => unreachable!(),
+        }
+    });
+    finish(1, answered("done", Decision::Pass)).await;
+    finish(2, answered("no", Decision::Fail)).await;
+    finish(3, escalated).await;
+    finish(4, answered("done", Decision::Pass)).await;
+    let mut outcomes: Vec<bounty_core::OutcomeId> = crate::support::stripe::outcome_ids(&app.store, account).await;
+    outcomes.sort_by_key(|o| o.to_string());
+    let charged: Vec<bounty_core::OutcomeId> = {
+        let mut ids = Vec::new();
+        for id in &outcomes {
+            let o = app.store.get_outcome(account, *id).await.unwrap().unwrap();
+            if o.status == bounty_core::OutcomeStatus::Resolved {
+                ids.push(*id);
+            }
+        }
+        ids
+    };
+    assert_eq!(charged.len(), 2);
+    let request = DisputeRequest {
+        reason: bounty_core::dispute::DisputeReason::NotResolved,
+        comment: None,
+        actor: bounty_core::Actor::ApiKey(bounty_core::ApiKeyId::new()),
+    };
+    let operator = bounty_core::Actor::operator("alice").unwrap();
+    let accepted = open_dispute(&app.store, account, charged[0], &request).await.unwrap();
+    assert!(open_dispute(&app.store, account, charged[0], &request).await.is_err());
+    decide_dispute(&app.store, account, accepted.id, bounty_billing::disputes::Decision::Accept, &operator, None)
+        .await
+        .unwrap();
+    assert!(
+        decide_dispute(&app.store, account, accepted.id, bounty_billing::disputes::Decision::Accept, &operator, None)
+            .await
+            .is_err()
+    );
+    let rejected = open_dispute(&app.store, account, charged[1], &request).await.unwrap();
+    decide_dispute(
+        &app.store,
+        account,
+        rejected.id,
+        bounty_billing::disputes::Decision::Reject,
+        &operator,
+        Some("it was resolved"),
+    )
+    .await
+    .unwrap();
+    // Credits of 1.2 CU; one outcome draws 1 CU, leaving under a fifth.
+    app.store
+        .grant_credits(
+            account,
+            ApiKeyMode::Live,
+            bounty_core::ComputeUnits::parse_decimal("1.2").unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    finish(5, answered("done", Decision::Pass)).await;
+    // Stripe's invoice events, each delivered twice.
+    let customer = app.stripe_customer(account).await;
+    for (id, kind, status) in [("evt_fin", "invoice.finalized", "open"), ("evt_paid", "invoice.paid", "paid")] {
+        let event = json!({
+            "id": id, "object": "event", "type": kind, "livemode": true, "created": 1_795_000_000,
+            "data": {"object": {
+                "id": "in_1Events", "object": "invoice", "customer": customer, "status": status,
+                "currency": "usd", "amount_due": 100, "amount_paid": if status == "paid" { 100 } else { 0 },
+                "total": 100, "period_start": 1_793_000_000, "period_end": 1_795_000_000,
+                "hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/in_1Events"
+            }}
+        });
+        for _ in 0..2 {
+            let body = event.to_string();
+            let at = chrono::Utc::now().timestamp();
+            let response = app
+                .client
+                .post(format!("{}/webhooks/stripe", app.base))
+                .header(
+                    "stripe-signature",
+                    bounty_billing::signature::sign(body.as_bytes(), STRIPE_SECRET, at),
+                )
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    }
+
+    // Each type, exactly as many times as its changes.
+    let events = app
+        .store
+        .list_events(account, ApiKeyMode::Live, None, bounty_core::PageLimit::new(100).unwrap(), None)
+        .await
+        .unwrap()
+        .items;
+    let count = |kind: EventType| events.iter().filter(|e| e.kind == kind).count();
+    let expected = [
+        (EventType::TaskCompleted, 5),
+        (EventType::OutcomeResolved, 3),
+        (EventType::OutcomeFailed, 1),
+        (EventType::OutcomeEscalated, 1),
+        (EventType::OutcomeReversed, 1),
+        (EventType::ChargeCreated, 3),
+        (EventType::ChargeReversed, 1),
+        (EventType::DisputeOpened, 2),
+        (EventType::DisputeAccepted, 1),
+        (EventType::DisputeRejected, 1),
+        (EventType::BudgetThresholdReached, 1),
+        (EventType::CreditsLow, 1),
+        (EventType::InvoiceFinalized, 1),
+        (EventType::InvoicePaid, 1),
+    ];
+    assert_eq!(expected.len(), EventType::ALL.len(), "every type is covered");
+    let got: Vec<(EventType, usize)> = expected.iter().map(|(k, _)| (*k, count(*k))).collect();
+    assert_eq!(got, expected, "{:?}", events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>());
+    let total: usize = expected.iter().map(|(_, n)| n).sum();
+    assert_eq!(events.len(), total);
+
+    // Delivery: the first two requests stall, and the sender sending them
+    // is dropped mid-send (a crash); another sender takes over once their
+    // lease runs out.
+    receiver.stall.store(2, std::sync::atomic::Ordering::SeqCst);
+    let crashed = sender(&app);
+    let _ = tokio::time::timeout(Duration::from_millis(300), crashed.drain_once()).await;
+    drop(crashed);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let survivor = sender(&app);
+    deliver_all(&survivor, Duration::from_millis(400)).await;
+    let got = receiver.raw();
+    let mut ids: Vec<String> = Vec::new();
+    for (headers, body) in &got {
+        assert!(verifies(&secret, headers, body), "a bad signature: {headers:?}");
+        ids.push(headers["webhook-id"].to_str().unwrap().to_owned());
+    }
+    let delivered = got.len();
+    ids.sort();
+    ids.dedup();
+    let mut listed: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    listed.sort();
+    assert_eq!(ids, listed, "each event reaches the endpoint, under its own id");
+    assert!(
+        delivered > ids.len() && delivered <= ids.len() + 2,
+        "only the sends cut off by the crash are repeated ({delivered} for {} events)",
+        ids.len()
+    );
+    assert_eq!(survivor.drain_once().await.unwrap(), 0, "nothing left to send");
+    assert_eq!(crate::support::logged::hits(&secret), 0, "the endpoint's secret was logged");
+    assert_eq!(crate::support::logged::hits(&key_part), 0, "the endpoint's key was logged");
+    // Nor is it shown again.
+    let id = endpoint["id"].as_str().unwrap();
+    let shown = app
+        .call(Method::GET, &format!("/v1/webhook-endpoints/{id}"), &key, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!shown.contains(&key_part), "{shown}");
 }
