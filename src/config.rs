@@ -144,6 +144,9 @@ pub struct OutboxSettings {
     /// rows are sent again after it (a stopping one gives them back at
     /// once).
     pub stripe_lease_ms: u64,
+    /// How long every Stripe send may fail (no success between) before the
+    /// operator is told, in ms (default 15 minutes).
+    pub stripe_failing_notice_ms: u64,
     /// Rows a reply sender claims at once.
     pub reply_batch: u32,
     /// How long a reply sender's claim lasts, in ms.
@@ -174,6 +177,7 @@ impl Default for OutboxSettings {
         OutboxSettings {
             stripe_batch: 32,
             stripe_lease_ms: 60_000,
+            stripe_failing_notice_ms: 15 * 60_000,
             reply_batch: 16,
             reply_lease_ms: 120_000,
             reply_retry_schedule_ms: bounty_integrations::retry::SCHEDULE
@@ -414,6 +418,7 @@ impl StripeSettings {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             batch: outbox.stripe_batch,
             lease: Duration::from_millis(outbox.stripe_lease_ms),
+            failing_notice_after: Duration::from_millis(outbox.stripe_failing_notice_ms),
             ..Default::default()
         };
         let mut senders = Vec::new();
@@ -684,6 +689,7 @@ impl Config {
         for (key, value) in [
             ("outbox.stripe_batch", u64::from(o.stripe_batch)),
             ("outbox.stripe_lease_ms", o.stripe_lease_ms),
+            ("outbox.stripe_failing_notice_ms", o.stripe_failing_notice_ms),
             ("outbox.reply_batch", u64::from(o.reply_batch)),
             ("outbox.reply_lease_ms", o.reply_lease_ms),
             ("outbox.per_destination", o.per_destination as u64),

@@ -33,6 +33,7 @@ backend_tests!(
     a_reversal_after_24_hours_credits_the_customer_balance,
     test_mode_charges_reach_only_the_test_mode_sender,
     attempts_count_real_failures_only_and_a_stopping_sender_gives_its_claims_back,
+    the_operator_hears_once_when_stripe_has_failed_for_15_minutes,
 );
 
 async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
@@ -648,4 +649,53 @@ async fn attempts_count_real_failures_only_and_a_stopping_sender_gives_its_claim
         );
         assert_eq!(waiting.attempts, 0, "a deferral is not a try: {waiting:?}");
     }
+}
+
+async fn the_operator_hears_once_when_stripe_has_failed_for_15_minutes(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    app.create_account("Acme").await;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let store = app.store_with_clock(clock.clone()).await;
+    let told = || async {
+        store
+            .list_notifications(None, false, bounty_core::PageLimit::new(50).unwrap(), None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|n| n.kind == "stripe.failing")
+            .collect::<Vec<_>>()
+    };
+    let sender = sender(&store, &fake);
+    let step = |minutes: i64| {
+        clock.advance(chrono::Duration::minutes(minutes));
+        sender.drain_once()
+    };
+    // Stripe answers 500 to every send (the account's customer) for 17
+    // minutes; its subscription rows wait on the customer meanwhile.
+    for _ in 0..4 {
+        fake.push_fault(Fault::Status(500, None));
+    }
+    step(0).await.unwrap();
+    step(10).await.unwrap();
+    assert!(told().await.is_empty(), "10 minutes of failures: not yet");
+    step(6).await.unwrap();
+    let notices = told().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].title.contains("16 minutes"), "{:?}", notices[0]);
+    assert!(notices[0].body.contains("500"), "{:?}", notices[0]);
+    assert_eq!(notices[0].account_id, None, "the operator's");
+    // Still failing: not told again.
+    step(1).await.unwrap();
+    assert_eq!(told().await.len(), 1);
+    // Stripe is back: the streak ends; a new one 16 minutes long is told.
+    step(1).await.unwrap();
+    assert!(fake.requests().iter().any(|r| r.path == "/v1/customers"));
+    app.create_account("Globex").await;
+    fake.push_fault(Fault::Status(503, None));
+    fake.push_fault(Fault::Status(503, None));
+    step(1).await.unwrap();
+    step(16).await.unwrap();
+    assert_eq!(told().await.len(), 2);
 }

@@ -59,9 +59,11 @@ impl Receiver {
                     r.got.lock().unwrap().push((headers, body.to_vec()));
                     let stalled = r
                         .stall
-                        .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
-                            n.checked_sub(1)
-                        })
+                        .fetch_update(
+                            std::sync::atomic::Ordering::SeqCst,
+                            std::sync::atomic::Ordering::SeqCst,
+                            |n| n.checked_sub(1),
+                        )
                         .is_ok();
                     if stalled {
                         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -791,9 +793,17 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
         let app = &app;
         async move {
             let claimed = queue_and_claim(&app.store, account, agent, format!("ticket {n}")).await;
-            assert!(bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+            assert!(
+                bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[])
+                    .await
+                    .unwrap()
+            );
             // The same finish again (a worker's retry after a lost answer).
-            assert!(!bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[]).await.unwrap());
+            assert!(
+                !bounty_agents::finish::finish_attempt(&app.store, &claimed, &end, &[])
+                    .await
+                    .unwrap()
+            );
         }
     };
     let escalated = bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
@@ -807,7 +817,8 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
     finish(2, answered("no", Decision::Fail)).await;
     finish(3, escalated).await;
     finish(4, answered("done", Decision::Pass)).await;
-    let mut outcomes: Vec<bounty_core::OutcomeId> = crate::support::stripe::outcome_ids(&app.store, account).await;
+    let mut outcomes: Vec<bounty_core::OutcomeId> =
+        crate::support::stripe::outcome_ids(&app.store, account).await;
     outcomes.sort_by_key(|o| o.to_string());
     let charged: Vec<bounty_core::OutcomeId> = {
         let mut ids = Vec::new();
@@ -826,17 +837,29 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
         actor: bounty_core::Actor::ApiKey(bounty_core::ApiKeyId::new()),
     };
     let operator = bounty_core::Actor::operator("alice").unwrap();
-    let accepted = open_dispute(&app.store, account, charged[0], &request).await.unwrap();
-    assert!(open_dispute(&app.store, account, charged[0], &request).await.is_err());
-    decide_dispute(&app.store, account, accepted.id, bounty_billing::disputes::Decision::Accept, &operator, None)
+    let accepted = open_dispute(&app.store, account, charged[0], &request)
         .await
         .unwrap();
     assert!(
-        decide_dispute(&app.store, account, accepted.id, bounty_billing::disputes::Decision::Accept, &operator, None)
+        open_dispute(&app.store, account, charged[0], &request)
             .await
             .is_err()
     );
-    let rejected = open_dispute(&app.store, account, charged[1], &request).await.unwrap();
+    let accept = || {
+        decide_dispute(
+            &app.store,
+            account,
+            accepted.id,
+            bounty_billing::disputes::Decision::Accept,
+            &operator,
+            None,
+        )
+    };
+    accept().await.unwrap();
+    assert!(accept().await.is_err(), "decided once");
+    let rejected = open_dispute(&app.store, account, charged[1], &request)
+        .await
+        .unwrap();
     decide_dispute(
         &app.store,
         account,
@@ -860,7 +883,10 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
     finish(5, answered("done", Decision::Pass)).await;
     // Stripe's invoice events, each delivered twice.
     let customer = app.stripe_customer(account).await;
-    for (id, kind, status) in [("evt_fin", "invoice.finalized", "open"), ("evt_paid", "invoice.paid", "paid")] {
+    for (id, kind, status) in [
+        ("evt_fin", "invoice.finalized", "open"),
+        ("evt_paid", "invoice.paid", "paid"),
+    ] {
         let event = json!({
             "id": id, "object": "event", "type": kind, "livemode": true, "created": 1_795_000_000,
             "data": {"object": {
@@ -892,7 +918,13 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
     // Each type, exactly as many times as its changes.
     let events = app
         .store
-        .list_events(account, ApiKeyMode::Live, None, bounty_core::PageLimit::new(100).unwrap(), None)
+        .list_events(
+            account,
+            ApiKeyMode::Live,
+            None,
+            bounty_core::PageLimit::new(100).unwrap(),
+            None,
+        )
         .await
         .unwrap()
         .items;
@@ -915,7 +947,12 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
     ];
     assert_eq!(expected.len(), EventType::ALL.len(), "every type is covered");
     let got: Vec<(EventType, usize)> = expected.iter().map(|(k, _)| (*k, count(*k))).collect();
-    assert_eq!(got, expected, "{:?}", events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        expected,
+        "{:?}",
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
+    );
     let total: usize = expected.iter().map(|(_, n)| n).sum();
     assert_eq!(events.len(), total);
 
@@ -947,8 +984,16 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
         ids.len()
     );
     assert_eq!(survivor.drain_once().await.unwrap(), 0, "nothing left to send");
-    assert_eq!(crate::support::logged::hits(&secret), 0, "the endpoint's secret was logged");
-    assert_eq!(crate::support::logged::hits(&key_part), 0, "the endpoint's key was logged");
+    assert_eq!(
+        crate::support::logged::hits(&secret),
+        0,
+        "the endpoint's secret was logged"
+    );
+    assert_eq!(
+        crate::support::logged::hits(&key_part),
+        0,
+        "the endpoint's key was logged"
+    );
     // Nor is it shown again.
     let id = endpoint["id"].as_str().unwrap();
     let shown = app

@@ -29,6 +29,7 @@
 //! jitter exponential backoff; permanent 4xx park the row as `failed`
 //! (`bounty outbox list --status failed`, `bounty outbox retry`).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bounty_core::outbox::{MeterEventPayload, MeterEventReversalPayload, OutboxKind, OutboxStatus};
@@ -70,6 +71,9 @@ pub struct SenderConfig {
     pub customer_wait: Duration,
     /// How long a subscription waits for `bounty stripe setup`.
     pub setup_wait: Duration,
+    /// How long Stripe may fail every send (transient errors, with no
+    /// success between) before the operator is told, once per streak.
+    pub failing_notice_after: Duration,
 }
 
 impl Default for SenderConfig {
@@ -82,6 +86,7 @@ impl Default for SenderConfig {
             retry_max: Duration::from_secs(300),
             customer_wait: Duration::from_secs(5),
             setup_wait: Duration::from_secs(60),
+            failing_notice_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -103,6 +108,14 @@ pub enum Sent {
     Park(String),
 }
 
+/// A run of failed sends.
+#[derive(Debug, Clone, Copy)]
+struct Streak {
+    since: bounty_core::Timestamp,
+    /// The operator was told of it.
+    told: bool,
+}
+
 /// Sends outbox rows to Stripe.
 #[derive(Clone)]
 pub struct Sender {
@@ -112,6 +125,8 @@ pub struct Sender {
     /// Which rows it sends: live ones with the live key, or test-mode ones
     /// (`bk_test_` keys' charges) with `stripe.test_secret_key`.
     mode: ApiKeyMode,
+    /// Since when every send has failed, and whether the operator was told.
+    failing: Arc<Mutex<Option<Streak>>>,
     /// Prefix of this sender's armed crash points (tests only).
     #[cfg(feature = "failpoints")]
     failpoints: Option<String>,
@@ -124,6 +139,7 @@ impl Sender {
             client,
             config,
             mode: ApiKeyMode::Live,
+            failing: Arc::new(Mutex::new(None)),
             #[cfg(feature = "failpoints")]
             failpoints: None,
         }
@@ -458,9 +474,63 @@ impl Sender {
         }
     }
 
+    /// Follows the streak of failed sends: a success ends it; a transient
+    /// failure starts it or, once it has lasted
+    /// [`SenderConfig::failing_notice_after`], tells the operator (once per
+    /// streak, and once across processes: [`Store::notify_operator_once`]).
+    async fn follow_streak(&self, sent: &Sent) -> Result<(), StoreError> {
+        let now = self.store.now();
+        let since = {
+            let mut streak = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+            match sent {
+                Sent::Done(_) => {
+                    *streak = None;
+                    return Ok(());
+                }
+                Sent::Later { failure: true, .. } => {}
+                Sent::Later { .. } | Sent::Park(_) => return Ok(()),
+            }
+            let current = streak.get_or_insert(Streak {
+                since: now,
+                told: false,
+            });
+            let lasted = (now - current.since).to_std().unwrap_or_default();
+            if current.told || lasted < self.config.failing_notice_after {
+                return Ok(());
+            }
+            current.told = true;
+            current.since
+        };
+        let error = match sent {
+            Sent::Later { error, .. } => error.as_str(),
+            _ => "",
+        };
+        let minutes = (now - since).num_minutes();
+        let notice = bounty_store::notifications::Notice {
+            audience: bounty_store::notifications::Audience::Operator,
+            kind: "stripe.failing",
+            title: format!(
+                "Stripe has failed every send for {minutes} minutes ({} mode)",
+                self.mode
+            ),
+            body: format!(
+                "Every Stripe request of the {} sender has failed since {} (the last: {error}). \
+                 Charges wait in the outbox and are sent once Stripe answers; check Stripe's status \
+                 and the sender's key. `bounty outbox list` shows what waits.",
+                self.mode,
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        };
+        self.store.notify_operator_once(&notice, since).await?;
+        Ok(())
+    }
+
     /// Writes what sending a row came to.
     pub async fn record(&self, claim: &OutboxClaim, sent: Sent) -> Result<(), StoreError> {
         let item = &claim.item;
+        if let Err(e) = self.follow_streak(&sent).await {
+            tracing::warn!(error = %e, "could not write the Stripe-failing notice");
+        }
         match sent {
             Sent::Done(delivered) => {
                 tracing::info!(outbox.id = %item.id, kind = %item.kind, sent_as = delivered.sent_as, "outbox row sent");

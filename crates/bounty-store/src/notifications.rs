@@ -101,6 +101,30 @@ pub async fn notify(tx: &mut Tx, notice: &Notice, now: Timestamp) -> Result<Noti
     Ok(id)
 }
 
+impl Store {
+    /// Writes an operator notice of `notice.kind` unless one of that kind
+    /// was written at or after `since` (the same trouble, noticed by
+    /// another process or earlier in the same run). Returns whether it
+    /// wrote one.
+    pub async fn notify_operator_once(&self, notice: &Notice, since: Timestamp) -> Result<bool, StoreError> {
+        debug_assert_eq!(notice.audience, Audience::Operator);
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let seen: Option<(String,)> = tx
+            .fetch_optional(
+                "select id from notifications where audience = 'operator' and kind = $1 and created_at >= $2 limit 1",
+                args![notice.kind, since],
+            )
+            .await?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        notify(&mut tx, notice, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 /// A claimed notice's row.
 #[derive(sqlx::FromRow)]
 struct ClaimRow {

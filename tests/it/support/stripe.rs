@@ -25,6 +25,7 @@ pub fn sender(store: &Store, fake: &FakeStripe) -> Sender {
         retry_max: Duration::from_millis(5),
         customer_wait: Duration::from_millis(1),
         setup_wait: Duration::from_millis(1),
+        failing_notice_after: Duration::from_secs(15 * 60),
     };
     Sender::new(
         store.clone(),
