@@ -514,7 +514,10 @@ pub enum OutboxCommand {
 pub enum IntegrationsCommand {
     /// Turn a disabled integration's replies back on (after its helpdesk
     /// answered 410 Gone, say) and send the replies parked meanwhile,
-    /// oldest first.
+    /// oldest first. The helpdesk is pinged with the integration's reply
+    /// credentials first (it needs the master keys, `BOUNTY_SECRETS__MASTER_KEYS`);
+    /// if it does not answer 2xx, the integration stays off and the
+    /// command exits 1.
     ///
     /// Example: bounty integrations enable --account acct_… int_…
     Enable {
@@ -523,6 +526,9 @@ pub enum IntegrationsCommand {
         account: bounty_core::AccountId,
         /// The integration (`int_…`).
         id: bounty_core::IntegrationId,
+        /// Turn it on without the test ping.
+        #[arg(long)]
+        no_ping: bool,
     },
 }
 

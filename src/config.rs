@@ -257,11 +257,7 @@ impl SecretsSettings {
         let Some(keyring) = self.keyring()? else {
             return Ok(None);
         };
-        let http = reqwest::Client::builder()
-            // A redirect could carry a vendor's credential header elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
+        let http = bounty_integrations::reply::http_client()
             .map_err(|e| ConfigError(format!("cannot build the helpdesk HTTP client: {e}")))?;
         let config = bounty_integrations::sender::ReplySenderConfig {
             poll_interval,

@@ -49,7 +49,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Outbox(cmd) => outbox::run(cmd, &open_store(&config).await?).await,
-        Command::Integrations(cmd) => outbox::integrations(cmd, &open_store(&config).await?).await,
+        Command::Integrations(cmd) => {
+            let keyring = config.secrets.keyring()?;
+            outbox::integrations(cmd, &open_store(&config).await?, keyring.as_ref()).await
+        }
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("migrations applied ({} in this binary)", store.migration_count());

@@ -84,13 +84,31 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
 }
 
 /// `bounty integrations …`: the replies side of the outbox.
-pub async fn integrations(cmd: crate::cli::IntegrationsCommand, store: &Store) -> anyhow::Result<()> {
+pub async fn integrations(
+    cmd: crate::cli::IntegrationsCommand,
+    store: &Store,
+    keyring: Option<&bounty_integrations::Keyring>,
+) -> anyhow::Result<()> {
+    use bounty_integrations::reenable::{EnableError, enable_integration};
     match cmd {
-        crate::cli::IntegrationsCommand::Enable { account, id } => {
-            let Some(queued) = store.enable_integration(account, id).await? else {
-                bail!("account {account} has no integration {id}");
+        crate::cli::IntegrationsCommand::Enable { account, id, no_ping } => {
+            let http = bounty_integrations::reply::http_client()?;
+            let enabled = match enable_integration(store, keyring, &http, account, id, !no_ping).await {
+                Ok(enabled) => enabled,
+                Err(EnableError::NotFound) => bail!("account {account} has no integration {id}"),
+                Err(EnableError::PingFailed(why)) => bail!(
+                    "the helpdesk did not answer the test ping ({why}); {id} stays off. \
+                     Fix its reply settings, or run again with --no-ping to turn it on anyway"
+                ),
+                Err(e) => bail!("{id} stays off: {e}"),
             };
-            println!("{id} replies are on; {queued} parked repl(ies) queued again, oldest first");
+            if enabled.pinged {
+                println!("the helpdesk answered the test ping");
+            }
+            println!(
+                "{id} replies are on; {} parked repl(ies) queued again, oldest first",
+                enabled.replies_queued
+            );
             Ok(())
         }
     }

@@ -400,8 +400,28 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
         parked[0].last_error.as_deref().unwrap().contains("410"),
         "{parked:?}"
     );
-    // Re-enabled: the reply parked meanwhile is queued again and posted.
+    // The helpdesk still refuses the test ping: it stays off, nothing is
+    // queued, and the error names the ping.
     let id = integration["id"].as_str().unwrap();
+    helpdesk.push_fault(Fault::Status(401, None));
+    let refused = json_of(
+        app.request(Method::POST, &format!("/v1/integrations/{id}/enable"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "integration_ping_failed", "{refused}");
+    assert_eq!(refused["error"]["param"], "ping", "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("401"),
+        "{refused}"
+    );
+    let pinged = helpdesk.requests();
+    assert_eq!(pinged.last().unwrap().path, "/api/v2/users/me.json");
+    // Re-enabled once the ping is answered: the reply parked meanwhile is
+    // queued again and posted.
     let enabled = json_of(
         app.request(Method::POST, &format!("/v1/integrations/{id}/enable"), Some(&key))
             .send()
@@ -411,6 +431,7 @@ async fn rate_limits_lost_answers_and_gone_endpoints(backend: Backend) {
     )
     .await;
     assert_eq!(enabled["replies_queued"], 1, "{enabled}");
+    assert_eq!(enabled["pinged"], true, "{enabled}");
     assert_eq!(enabled["integration"]["status"], "active", "{enabled}");
     assert!(!helpdesk.posts().iter().any(|p| p.ticket == "43"));
     for _ in 0..3 {

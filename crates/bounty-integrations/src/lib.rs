@@ -47,6 +47,7 @@ pub mod intake;
 pub mod kind;
 pub mod mail;
 pub mod parse;
+pub mod reenable;
 pub mod reply;
 pub mod retry;
 pub mod seal;

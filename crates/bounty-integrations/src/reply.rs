@@ -308,6 +308,63 @@ pub async fn send_reply(
     sent
 }
 
+/// The test ping: proves `target` answers with its credentials, touching
+/// no ticket, before a disabled integration is turned back on.
+///
+/// - Zendesk: `GET /api/v2/users/me.json` (the user the token acts as);
+/// - Intercom: `GET /me` (the token's admin);
+/// - Chatwoot: `GET /api/v1/accounts/{account_id}/conversations/meta`
+///   (the token and the account both);
+/// - Standard Webhooks: a signed `POST` of `{"type": "ping", …}` to the
+///   callback URL, under a fresh `webhook-id`.
+///
+/// Any answer but a 2xx is the [`ReplyError`] a reply would get.
+pub async fn ping(http: &reqwest::Client, target: &ReplyTarget, now: Timestamp) -> Result<(), ReplyError> {
+    let base = endpoint::BaseUrl::parse(&target.base_url)?;
+    if target.credentials.kind() != target.kind {
+        return Err(ReplyError::Config(format!(
+            "{} credentials given for a {} target",
+            target.credentials.kind(),
+            target.kind
+        )));
+    }
+    let request = match &target.credentials {
+        ReplyCredentials::Zendesk { email, api_token } => {
+            zendesk::Auth::new(email, api_token)?.apply(http.get(base.join("/api/v2/users/me.json")?))
+        }
+        ReplyCredentials::Intercom {
+            access_token,
+            admin_id,
+        } => intercom::Auth::new(access_token, admin_id)?.apply(http.get(base.join("/me")?)),
+        ReplyCredentials::Chatwoot {
+            api_access_token,
+            account_id,
+        } => {
+            let auth = chatwoot::Auth::new(api_access_token, account_id)?;
+            auth.apply(http.get(base.join(&auth.ping_path())?))
+        }
+        ReplyCredentials::Standard { secret } => standard::Delivery::ping(secret, now)?.request(http, &base),
+    };
+    let answered = response::execute(target.kind, "ping", request, now).await?;
+    response::discard(answered).await;
+    tracing::debug!(integration.kind = %target.kind, "test ping answered");
+    Ok(())
+}
+
+/// The `type` of a Standard Webhooks test ping.
+pub fn standard_ping_type() -> &'static str {
+    standard::PING
+}
+
+/// The HTTP client replies and pings go out on: no redirects (one could
+/// carry a vendor's credential header elsewhere), a 10 s connect timeout.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1022,3 +1022,59 @@ async fn a_standard_receiver_with_its_own_secret_accepts_only_that_secret() {
     );
     assert_eq!(fake.posts().len(), 1);
 }
+
+/// The test ping, per vendor: the read that proves the credentials work
+/// (touching no ticket), and a refusal sorted like a reply's.
+#[tokio::test]
+async fn each_vendors_test_ping_reads_with_its_credentials_and_touches_no_ticket() {
+    let fake = FakeHelpdesk::start().await;
+    let http = bounty_integrations::reply::http_client().unwrap();
+    for (kind, method, path) in [
+        (ZENDESK, "GET", "/api/v2/users/me.json"),
+        (INTERCOM, "GET", "/me"),
+        (CHATWOOT, "GET", "/api/v1/accounts/3/conversations/meta"),
+        (STANDARD, "POST", FakeHelpdesk::STANDARD_PATH),
+    ] {
+        let before = fake.requests().len();
+        bounty_integrations::reply::ping(&http, &fake.target(kind), now())
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let requests = fake.requests();
+        assert_eq!(requests.len(), before + 1, "{kind}: one request");
+        let sent = requests.last().unwrap();
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str()),
+            (method, path),
+            "{kind}"
+        );
+        assert_common_headers(sent);
+        if kind == STANDARD {
+            assert_eq!(sent.body.as_ref().unwrap()["type"], "ping");
+            assert!(
+                sent.header("webhook-signature")
+                    .is_some_and(|s| s.starts_with("v1,"))
+            );
+        }
+        // A refusal is the error a reply would get; bad credentials too.
+        fake.push_fault(Fault::Status(401, None));
+        let refused = bounty_integrations::reply::ping(&http, &fake.target(kind), now()).await;
+        assert!(
+            matches!(refused, Err(ReplyError::Rejected { status: 401, .. })),
+            "{kind}: {refused:?}"
+        );
+        fake.push_fault(Fault::Gone);
+        let gone = bounty_integrations::reply::ping(&http, &fake.target(kind), now()).await;
+        assert!(matches!(gone, Err(ReplyError::Gone)), "{kind}: {gone:?}");
+    }
+    let mut wrong = fake.target(ZENDESK);
+    wrong.credentials = ReplyCredentials::Zendesk {
+        email: FakeHelpdesk::ZENDESK_EMAIL.to_owned(),
+        api_token: SecretString::from("wrong".to_owned()),
+    };
+    let refused = bounty_integrations::reply::ping(&http, &wrong, now()).await;
+    assert!(
+        matches!(refused, Err(ReplyError::Rejected { status: 401, .. })),
+        "{refused:?}"
+    );
+    assert!(fake.posts().is_empty(), "a ping touches no ticket");
+}

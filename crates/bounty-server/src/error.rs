@@ -77,6 +77,13 @@ pub enum ApiError {
         /// The refusal: the host, the address and its class.
         refusal: String,
     },
+    /// 422 `integration_ping_failed`: a disabled integration's helpdesk did
+    /// not answer the test ping, so it stays off (send `{"ping": false}`
+    /// to turn it on anyway).
+    PingFailed {
+        /// What the helpdesk answered.
+        message: String,
+    },
     /// 422 `unknown_agent`: a task names an agent the account does not have.
     UnknownAgent {
         /// The agent as given.
@@ -213,6 +220,7 @@ impl ApiError {
             | ApiError::UnknownAgent { .. }
             | ApiError::UnsupportedKind { .. }
             | ApiError::OutboundRefused { .. }
+            | ApiError::PingFailed { .. }
             | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AgentNameTaken { .. }
             | ApiError::TransitionRefused(_)
@@ -255,6 +263,7 @@ impl ApiError {
             ApiError::UnknownAgent { .. } => "unknown_agent",
             ApiError::UnsupportedKind { .. } => "unsupported_kind",
             ApiError::OutboundRefused { .. } => "outbound_address_refused",
+            ApiError::PingFailed { .. } => "integration_ping_failed",
             ApiError::IdempotencyMismatch => "idempotency_mismatch",
             ApiError::AgentNameTaken { .. } => "agent_name_taken",
             ApiError::BudgetExhausted { .. } => "budget_exhausted",
@@ -305,6 +314,13 @@ impl ApiError {
             ApiError::OutboundRefused { param, refusal } => (
                 format!("`{param}` must be a public address: {refusal}"),
                 Some(param.clone()),
+            ),
+            ApiError::PingFailed { message } => (
+                format!(
+                    "the helpdesk did not answer the test ping ({message}), so the integration stays off; fix its \
+                     reply settings, or send {{\"ping\": false}} to turn it on anyway"
+                ),
+                Some("ping".to_owned()),
             ),
             ApiError::UnknownAgent { agent } => (
                 format!("`agent` names no agent `{agent}` of this account"),

@@ -57,8 +57,14 @@ impl<'a> Auth<'a> {
         Ok(Auth { token, account_id })
     }
 
-    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(super) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.header(TOKEN_HEADER, self.token.clone())
+    }
+
+    /// The account's conversation counts: the test ping's path, which
+    /// checks the token and the account both.
+    pub(super) fn ping_path(&self) -> String {
+        format!("/api/v1/accounts/{}/conversations/meta", self.account_id)
     }
 
     fn conversation_path(&self, conversation: &str, rest: &str) -> String {

@@ -55,7 +55,7 @@ impl<'a> Auth<'a> {
         Ok(Auth { token, admin_id })
     }
 
-    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(super) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request
             .bearer_auth(self.token.expose_secret())
             .header(VERSION_HEADER, API_VERSION)

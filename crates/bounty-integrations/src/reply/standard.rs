@@ -28,6 +28,9 @@ const KIND: IntegrationKind = IntegrationKind::Standard;
 pub const REPLIED: &str = "ticket.replied";
 /// The event type of a handoff.
 pub const HANDOFF: &str = "ticket.handoff";
+/// The event type of the test ping sent when an integration is turned
+/// back on; a receiver answers it 2xx and does nothing.
+pub const PING: &str = "ping";
 
 /// A signed delivery, ready to send: built before any request so that a
 /// bad secret or bad data is a [`ReplyError::Config`] with nothing sent.
@@ -38,19 +41,43 @@ pub(super) struct Delivery {
 
 impl Delivery {
     pub(super) fn new(secret: &SecretString, reply: &Reply<'_>, now: Timestamp) -> Result<Self, ReplyError> {
-        let body = serde_json::to_vec(&payload(reply, now)?)
+        Delivery::signed(secret, reply.reply_id, &payload(reply, now)?, now)
+    }
+
+    /// The test ping: `{"type": "ping", "timestamp", "data": {}}` under a
+    /// fresh `webhook-id`, signed like a reply.
+    pub(super) fn ping(secret: &SecretString, now: Timestamp) -> Result<Self, ReplyError> {
+        let id = format!("ping_{}", now.timestamp_nanos_opt().unwrap_or_default());
+        let payload = json!({
+            "type": PING,
+            "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "data": {},
+        });
+        Delivery::signed(secret, &id, &payload, now)
+    }
+
+    fn signed(secret: &SecretString, id: &str, payload: &Value, now: Timestamp) -> Result<Self, ReplyError> {
+        let body = serde_json::to_vec(payload)
             .map_err(|_| ReplyError::Config("the Standard payload cannot be serialized".to_owned()))?;
         let headers = signature::sign(
             KIND,
             secret.expose_secret().as_bytes(),
             &body,
-            &SignedDelivery {
-                id: reply.reply_id,
-                timestamp: now,
-            },
+            &SignedDelivery { id, timestamp: now },
         )
         .map_err(|_| ReplyError::Config("the Standard Webhooks secret is not whsec_ + base64".to_owned()))?;
         Ok(Delivery { body, headers })
+    }
+
+    /// The signed `POST` to the callback URL.
+    pub(super) fn request(self, http: &reqwest::Client, base: &BaseUrl) -> reqwest::RequestBuilder {
+        let mut request = http
+            .post(base.url().clone())
+            .header(CONTENT_TYPE, "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request.body(self.body)
     }
 }
 
@@ -60,13 +87,7 @@ pub(super) async fn send(
     delivery: Delivery,
     now: Timestamp,
 ) -> Result<ReplySent, ReplyError> {
-    let mut request = http
-        .post(base.url().clone())
-        .header(CONTENT_TYPE, "application/json");
-    for (name, value) in &delivery.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    discard(execute(KIND, "deliver", request.body(delivery.body), now).await?).await;
+    discard(execute(KIND, "deliver", delivery.request(http, base), now).await?).await;
     Ok(ReplySent::Posted)
 }
 

@@ -57,7 +57,7 @@ impl<'a> Auth<'a> {
         })
     }
 
-    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(super) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.basic_auth(&self.user, Some(self.token.expose_secret()))
     }
 }

@@ -480,7 +480,7 @@ async fn handle(
 fn vendor_of(path: &str) -> Option<IntegrationKind> {
     if path.starts_with("/api/v2/") {
         Some(IntegrationKind::Zendesk)
-    } else if path.starts_with("/conversations/") {
+    } else if path.starts_with("/conversations/") || path == "/me" {
         Some(IntegrationKind::Intercom)
     } else if path.starts_with("/api/v1/accounts/") {
         Some(IntegrationKind::Chatwoot)

@@ -433,10 +433,32 @@ pub struct EnabledOut {
     pub integration: IntegrationOut,
     /// Replies that were parked while it was off, queued again oldest first.
     pub replies_queued: u64,
+    /// The helpdesk answered the test ping (`false` when it was on already,
+    /// has no reply-back, or the ping was skipped).
+    pub pinged: bool,
+}
+
+/// `POST /v1/integrations/{id}/enable`'s optional body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnableIn {
+    /// Ping the helpdesk first and stay off if it does not answer 2xx
+    /// (default `true`).
+    #[serde(default = "yes")]
+    pub ping: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Turns a disabled integration's replies back on (after a 410 from the
 /// helpdesk, say) and sends the replies parked meanwhile, oldest first.
+/// First it pings the helpdesk with the integration's reply credentials
+/// (Zendesk `GET /api/v2/users/me.json`, Intercom `GET /me`, Chatwoot
+/// `GET /api/v1/accounts/{id}/conversations/meta`, a signed `ping` to a
+/// Standard Webhooks callback); if that fails it stays off (422
+/// `integration_ping_failed`), unless the body is `{"ping": false}`.
 /// Enabling one that is on changes nothing.
 #[utoipa::path(
     post,
@@ -444,30 +466,61 @@ pub struct EnabledOut {
     tag = "integrations",
     security(("api_key" = [])),
     params(("id" = String, Path, description = "The integration's id, `int_…`")),
+    request_body(content = Option<EnableIn>, description = "Optional: `{\"ping\": false}` skips the test ping"),
     responses(
         (status = 200, body = EnabledOut),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such integration in this account", body = ErrorBody),
+        (status = 422, description = "`integration_ping_failed`: the helpdesk did not answer the test ping", body = ErrorBody),
     )
 )]
 pub async fn enable_integration(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<EnabledOut>> {
+    let options: EnableIn = if body.iter().all(u8::is_ascii_whitespace) {
+        EnableIn { ping: true }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidRequest {
+            message: format!("the body must be {{\"ping\": true|false}} or empty: {e}"),
+            param: Some("ping".to_owned()),
+        })?
+    };
     let integration = find(&state, &auth, &id).await?;
-    let queued = state
-        .store
-        .enable_integration(auth.account_id, integration.id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "integration",
-            id: id.clone(),
-        })?;
+    let http = bounty_integrations::reply::http_client()
+        .map_err(|e| ApiError::Internal(format!("cannot build the helpdesk HTTP client: {e}")))?;
+    let not_found = || ApiError::NotFound {
+        kind: "integration",
+        id: id.clone(),
+    };
+    use bounty_integrations::reenable::EnableError;
+    let enabled = bounty_integrations::reenable::enable_integration(
+        &state.store,
+        state.keyring.as_deref(),
+        &http,
+        auth.account_id,
+        integration.id,
+        options.ping,
+    )
+    .await
+    .map_err(|e| match e {
+        EnableError::NotFound => not_found(),
+        EnableError::PingFailed(why) => ApiError::PingFailed {
+            message: why.to_string(),
+        },
+        EnableError::NoKeys => ApiError::SecretsNotConfigured,
+        EnableError::Unreadable(_) => ApiError::SecretUnreadable {
+            integration: integration.id.to_string(),
+        },
+        EnableError::Store(e) => e.into(),
+    })?;
     let integration = find(&state, &auth, &id).await?;
     Ok(Json(EnabledOut {
         integration: out(integration, &state),
-        replies_queued: queued,
+        replies_queued: enabled.replies_queued,
+        pinged: enabled.pinged,
     }))
 }
 

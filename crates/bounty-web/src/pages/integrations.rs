@@ -180,6 +180,7 @@ struct DetailPage {
     test_unavailable: &'static str,
     test: Option<TestResult>,
     rotate_error: Option<String>,
+    enable_error: Option<String>,
     grace_hours: String,
 }
 
@@ -366,6 +367,7 @@ async fn find(state: &WebState, user: &CurrentUser, id: &str) -> Result<Integrat
 struct Extras {
     test: Option<TestResult>,
     rotate_error: Option<String>,
+    enable_error: Option<String>,
     grace_hours: String,
 }
 
@@ -440,6 +442,7 @@ async fn detail_page(
         test_unavailable,
         test: extras.test,
         rotate_error: extras.rotate_error,
+        enable_error: extras.enable_error,
         grace_hours: if extras.grace_hours.is_empty() {
             integration_form::DEFAULT_GRACE_HOURS.to_string()
         } else {
@@ -460,30 +463,56 @@ pub(crate) async fn show(
 }
 
 /// `POST /integrations/{id}/enable`: an owner turns a disabled
-/// integration's replies back on; the replies parked meanwhile go out,
-/// oldest first.
+/// integration's replies back on once its helpdesk answers a test ping
+/// (or without it, when asked after a failed one); the replies parked
+/// meanwhile go out, oldest first.
 pub(crate) async fn enable(
     State(state): State<WebState>,
     Path(id): Path<String>,
-    SignedForm {
-        user,
-        form: EnableForm {},
-    }: SignedForm<EnableForm>,
+    SignedForm { user, form }: SignedForm<EnableForm>,
 ) -> Result<Response, WebError> {
+    use bounty_integrations::reenable::{EnableError, enable_integration};
     user.require_owner()?;
     let i = find(&state, &user, &id).await?;
-    let queued = state
-        .store
-        .enable_integration(user.account(), i.id)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    tracing::info!(account.id = %user.account(), integration.id = %i.id, replies = queued, "dashboard: integration re-enabled");
-    Ok(Redirect::to(&format!("/integrations/{}", i.id)).into_response())
+    let http = bounty_integrations::reply::http_client().map_err(|e| WebError::Internal(e.to_string()))?;
+    let ping = form.skip_ping.is_none();
+    let refused = match enable_integration(
+        &state.store,
+        state.keyring.as_deref(),
+        &http,
+        user.account(),
+        i.id,
+        ping,
+    )
+    .await
+    {
+        Ok(enabled) => {
+            tracing::info!(account.id = %user.account(), integration.id = %i.id, replies = enabled.replies_queued, "dashboard: integration re-enabled");
+            return Ok(Redirect::to(&format!("/integrations/{}", i.id)).into_response());
+        }
+        Err(EnableError::NotFound) => return Err(WebError::NotFound),
+        Err(EnableError::Store(e)) => return Err(e.into()),
+        Err(EnableError::PingFailed(why)) => format!(
+            "The helpdesk did not answer the test ping ({why}), so replies stay off. Fix the reply \
+             settings, or turn replies on without the test."
+        ),
+        Err(e) => format!("Replies stay off: {e}."),
+    };
+    let extras = Extras {
+        enable_error: Some(refused),
+        ..Extras::default()
+    };
+    let mut response = detail_page(&state, &user, &i, extras).await?;
+    *response.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
 }
 
-/// The re-enable form: only its CSRF token.
+/// The re-enable form: its CSRF token, and whether to skip the test ping.
 #[derive(Debug, serde::Deserialize)]
-pub(crate) struct EnableForm {}
+pub(crate) struct EnableForm {
+    #[serde(default)]
+    skip_ping: Option<String>,
+}
 
 /// `POST /integrations/{id}/rotate-secret`: a new inbound secret, shown
 /// once; the old one still works for the grace period.

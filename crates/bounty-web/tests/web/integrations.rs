@@ -415,4 +415,72 @@ on_both_backends!(
     a_test_delivery_arrives_signed_for_every_kind,
     without_self_url_or_keys_the_pages_say_so,
     deliveries_are_listed_with_their_result,
+    re_enabling_pings_the_helpdesk_first,
 );
+
+/// A disabled integration is turned back on only once its helpdesk
+/// answers the test ping, or when the owner asks to skip it.
+async fn re_enabling_pings_the_helpdesk_first(backend: Backend) {
+    use std::sync::{Arc, Mutex};
+    let (app, t, mut b) = app_with(TestApp::spawn(backend).await).await;
+    // A callback receiver: 401 to the first request, 200 after.
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let seen = got.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let mut seen = seen.lock().unwrap();
+                seen.push(serde_json::from_slice(&body).unwrap_or_default());
+                if seen.len() == 1 {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let (id, _, _) = create(&mut b, &t, "standard", &[("standard_callback_url", &callback)]).await;
+    app.store
+        .disable_integration(t.account, id, "the helpdesk answered 410 Gone")
+        .await
+        .unwrap();
+    let detail = b.get(&format!("/integrations/{id}")).await;
+    detail.assert_contains("Test the helpdesk, then re-enable replies");
+    let csrf = detail.csrf();
+    let refused = b
+        .post(&format!("/integrations/{id}/enable"), &[("csrf", &csrf)])
+        .await;
+    refused
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("did not answer the test ping")
+        .assert_contains("401")
+        .assert_contains("name=\"skip_ping\"");
+    let still = app.store.get_integration(t.account, id).await.unwrap().unwrap();
+    assert_eq!(still.state, bounty_core::IntegrationState::Disabled);
+    let ok = b
+        .post(&format!("/integrations/{id}/enable"), &[("csrf", &csrf)])
+        .await;
+    ok.assert_status(StatusCode::SEE_OTHER);
+    let on = app.store.get_integration(t.account, id).await.unwrap().unwrap();
+    assert_eq!(on.state, bounty_core::IntegrationState::Active);
+    let pings = got.lock().unwrap().clone();
+    assert_eq!(pings.len(), 2);
+    assert!(pings.iter().all(|p| p["type"] == "ping"), "{pings:?}");
+    // Skipping the ping sends nothing.
+    app.store
+        .disable_integration(t.account, id, "again")
+        .await
+        .unwrap();
+    b.post(
+        &format!("/integrations/{id}/enable"),
+        &[("csrf", &csrf), ("skip_ping", "on")],
+    )
+    .await
+    .assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(got.lock().unwrap().len(), 2);
+}

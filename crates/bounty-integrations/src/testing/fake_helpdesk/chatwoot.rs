@@ -49,6 +49,15 @@ pub(super) fn handle(state: &mut FakeState, request: &Incoming<'_>) -> Answer {
     if request.header("api_access_token") != Some(FakeHelpdesk::CHATWOOT_API_ACCESS_TOKEN) {
         return error(StatusCode::UNAUTHORIZED, "Invalid Access Token");
     }
+    if let ["api", "v1", "accounts", account, "conversations", "meta"] = request.segments.as_slice() {
+        if *account != FakeHelpdesk::CHATWOOT_ACCOUNT_ID {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "You are not authorized to access this account",
+            );
+        }
+        return Answer::ok(json!({ "meta": { "mine_count": 0, "unassigned_count": 0, "all_count": 0 } }));
+    }
     let ["api", "v1", "accounts", account, "conversations", id, action] = request.segments.as_slice() else {
         return not_found();
     };

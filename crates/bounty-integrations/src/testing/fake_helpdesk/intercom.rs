@@ -56,6 +56,7 @@ pub(super) fn handle(state: &mut FakeState, request: &Incoming<'_>) -> Answer {
         );
     }
     let (id, action) = match request.segments.as_slice() {
+        ["me"] => return Answer::ok(json!({ "type": "admin", "id": "1", "email": "admin@example.test" })),
         ["conversations", id] => (*id, None),
         ["conversations", id, action] => (*id, Some(*action)),
         _ => return error(state, StatusCode::NOT_FOUND, "not_found", "Resource Not Found"),

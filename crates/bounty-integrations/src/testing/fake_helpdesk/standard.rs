@@ -6,7 +6,8 @@
 //! a stale `webhook-timestamp` is refused), then deduplicate on
 //! `webhook-id`: a message id seen before is acknowledged with a 2xx and
 //! not applied again. Deliveries must be `application/json` with a `type`
-//! and `data.ticket_id`.
+//! and `data.ticket_id`; a `ping` (the test ping) is acknowledged and
+//! recorded as a request only.
 
 use axum::http::{Method, StatusCode, header};
 use serde_json::json;
@@ -42,6 +43,10 @@ pub(super) fn handle(state: &mut FakeState, request: &Incoming<'_>) -> Answer {
     let Some(payload) = request.json else {
         return error(StatusCode::BAD_REQUEST, "invalid_json");
     };
+    if payload["type"].as_str() == Some(crate::reply::standard_ping_type()) {
+        state.standard_seen.insert(id);
+        return Answer::ok(json!({ "received": true, "ping": true }));
+    }
     let (Some(event_type), Some(ticket)) = (payload["type"].as_str(), payload["data"]["ticket_id"].as_str())
     else {
         return error(StatusCode::BAD_REQUEST, "invalid_payload");

@@ -50,6 +50,9 @@ pub(super) fn handle(state: &mut FakeState, request: &Incoming<'_>) -> Answer {
     if !authorized(request) {
         return error(StatusCode::UNAUTHORIZED, "Couldn't authenticate you", None);
     }
+    if request.segments.as_slice() == ["api", "v2", "users", "me.json"] {
+        return Answer::ok(json!({ "user": { "id": 1, "role": "agent", "email": "agent@example.test" } }));
+    }
     let route = match request.segments.as_slice() {
         ["api", "v2", "tickets", file] => file.strip_suffix(".json").map(|id| (id, None)),
         ["api", "v2", "tickets", id, "audits.json"] => Some((*id, Some("audits"))),
