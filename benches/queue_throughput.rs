@@ -12,8 +12,14 @@
 //! pipeline run: claim with lease, agent load, prompt build, an HTTP model
 //! call, model-call record, fenced completion.
 //!
+//! **What events cost** (`--events off,0,1,4`): one worker, run after
+//! run interleaved, with `webhooks.events = false` (no event written: the
+//! baseline), then events on with 0, 1 and 4 webhook endpoints per account
+//! (each endpoint adds a delivery row per event; no sender runs, so this
+//! is the cost of writing them). The ratio is tasks/s against `off`.
+//!
 //! Run: `BENCH_DATABASE_URL=postgres://… cargo bench --bench queue_throughput
-//! [-- --tasks 2000 --accounts 16 --concurrency 8 --runs 3 --workers 1,2,4]`.
+//! [-- --tasks 2000 --accounts 16 --concurrency 8 --runs 3 --workers 1,2,4 --events off,0,1,4]`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +38,8 @@ struct Args {
     concurrency: u32,
     runs: usize,
     workers: Vec<usize>,
+    /// Events settings to compare (`off`, or endpoints per account).
+    events: Vec<Option<usize>>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +49,7 @@ fn parse_args() -> Args {
         concurrency: 8,
         runs: 3,
         workers: vec![1, 2, 4],
+        events: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -51,6 +60,15 @@ fn parse_args() -> Args {
             "--accounts" => args.accounts = value("--accounts").parse().expect("--accounts N"),
             "--concurrency" => args.concurrency = value("--concurrency").parse().expect("--concurrency N"),
             "--runs" => args.runs = value("--runs").parse().expect("--runs N"),
+            "--events" => {
+                args.events = value("--events")
+                    .split(',')
+                    .map(|n| match n {
+                        "off" => None,
+                        n => Some(n.parse().expect("--events off,0,1,4")),
+                    })
+                    .collect()
+            }
             "--workers" => {
                 args.workers = value("--workers")
                     .split(',')
@@ -63,7 +81,9 @@ fn parse_args() -> Args {
     args
 }
 
-async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -> f64 {
+/// One run: `events` is `None` for `webhooks.events = false`, else the
+/// webhook endpoints each account has.
+async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args, events: Option<usize>) -> f64 {
     let bench_db = BenchDb::create(admin, "bounty_qbench").await;
     let url = bench_db.url.clone();
     let store = bench_db.store(8).await;
@@ -71,7 +91,25 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
     // serialise on its billing lock.
     let mut tenants = Vec::new();
     for a in 0..args.accounts.max(1) {
-        tenants.push(tenant(&store, &format!("Bench {a}"), "instant").await);
+        let (account, agent) = tenant(&store, &format!("Bench {a}"), "instant").await;
+        for e in 0..events.unwrap_or(0) {
+            // Never opened: no sender runs here.
+            store
+                .create_webhook_endpoint(
+                    account,
+                    &bounty_store::webhooks::NewWebhookEndpoint {
+                        id: bounty_core::WebhookEndpointId::new(),
+                        mode: bounty_core::ApiKeyMode::Live,
+                        url: format!("https://erp{e}.example.com/hook"),
+                        description: None,
+                        event_types: Vec::new(),
+                        secret_sealed: "unused".to_owned(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        tenants.push((account, agent));
     }
     for i in 0..args.tasks {
         let (account, agent) = tenants[i % tenants.len()];
@@ -85,9 +123,10 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
     std::fs::write(
         dir.path().join("bounty.toml"),
         format!(
-            "[log]\nlevel = \"warn\"\n\n[worker]\nin_serve = false\nconcurrency = {}\nlease_ms = 60000\n\
-             poll_interval_ms = 20\n\n[models.instant]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\n\
+            "[log]\nlevel = \"warn\"\n\n[webhooks]\nevents = {}\n\n[worker]\nin_serve = false\nconcurrency = {}\n\
+             lease_ms = 60000\npoll_interval_ms = 20\n\n[models.instant]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\n\
              max_retries = 0\nprice = {{ input_per_million = \"0.15\", output_per_million = \"0.60\" }}\n",
+            events.is_some(),
             args.concurrency,
             fake.base_url()
         ),
@@ -148,6 +187,15 @@ async fn run_once(admin: &str, fake: &FakeOpenAi, workers: usize, args: &Args) -
         charged as usize, args.tasks,
         "every task was verified, resolved and charged once"
     );
+    let (written,): (i64,) = sqlx::query_as("select count(*) from events where type = 'task.completed'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let expected = if events.is_some() { args.tasks } else { 0 };
+    assert_eq!(
+        written as usize, expected,
+        "one task.completed per task, or none when events are off"
+    );
     store.close().await;
     db.close().await.unwrap();
     bench_db.drop_database().await;
@@ -183,7 +231,7 @@ fn main() {
         for &workers in &args.workers {
             let mut rates = Vec::new();
             for _ in 0..args.runs {
-                rates.push(run_once(&admin, &fake, workers, &args).await);
+                rates.push(run_once(&admin, &fake, workers, &args, Some(0)).await);
             }
             rates.sort_by(f64::total_cmp);
             let median = rates[rates.len() / 2];
@@ -193,6 +241,31 @@ fn main() {
                 format!("{:.0}..{:.0}", rates[0], rates[rates.len() - 1]),
                 median / base
             );
+        }
+        if args.events.is_empty() {
+            return;
+        }
+        println!("\nwhat writing events costs: 1 worker, the settings interleaved run by run");
+        let mut by: Vec<Vec<f64>> = vec![Vec::new(); args.events.len()];
+        for _ in 0..args.runs {
+            for (i, events) in args.events.iter().enumerate() {
+                by[i].push(run_once(&admin, &fake, 1, &args, *events).await);
+            }
+        }
+        let median = |v: &Vec<f64>| {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        let base = median(&by[0]).0;
+        println!("{:>22} {:>14} {:>22} {:>10}", "events", "median tasks/s", "runs", "vs first");
+        for (i, events) in args.events.iter().enumerate() {
+            let (m, lo, hi) = median(&by[i]);
+            let name = match events {
+                None => "off".to_owned(),
+                Some(n) => format!("on, {n} endpoint(s)"),
+            };
+            println!("{name:>22} {m:>14.0} {:>22} {:>9.3}x", format!("{lo:.0}..{hi:.0}"), m / base);
         }
     });
 }

@@ -88,7 +88,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("cannot open the {backend:?} database (database.url)"))?;
     store.migrate().await.context("cannot migrate the database")?;
-    Ok(store)
+    Ok(store.with_events(config.webhooks.events))
 }
 
 /// Cancels `token` on the first SIGTERM or Ctrl-C.

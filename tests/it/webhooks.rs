@@ -29,6 +29,7 @@ backend_tests!(
     an_event_exists_only_with_its_change,
     the_standard_schedule_runs_on_the_stores_clock,
     every_event_type_is_written_once_per_change_and_delivered_across_crashes,
+    sixteen_endpoints_at_most_and_events_can_be_turned_off,
 );
 
 /// A receiver on loopback: records each delivery (headers, body) and
@@ -1003,4 +1004,66 @@ async fn every_event_type_is_written_once_per_change_and_delivered_across_crashe
         .await
         .unwrap();
     assert!(!shown.contains(&key_part), "{shown}");
+}
+
+/// An account has at most 16 endpoints per mode; each of them gets its
+/// delivery of one change's events, written together at commit. With
+/// events off, a change writes none.
+async fn sixteen_endpoints_at_most_and_events_can_be_turned_off(backend: Backend) {
+    let app = app(backend).await;
+    let (account, key) = app.create_account("Acme").await;
+    for i in 0..16 {
+        let url = format!("https://hooks{i}.example.com/bounty");
+        json_of(create(&app, &key, &json!({"url": url})).await, 201).await;
+    }
+    let refused = create(&app, &key, &json!({"url": "https://hooks16.example.com/bounty"})).await;
+    assert_error(refused, 409, "conflict").await;
+    finish_one(&app, account, 1).await;
+    let rows = app.store.outbox_of(account).await.unwrap();
+    let deliveries = rows
+        .iter()
+        .filter(|o| o.kind == bounty_core::outbox::OutboxKind::WebhookEvent)
+        .count();
+    let listed = || async {
+        app.store
+            .list_events(
+                account,
+                bounty_core::ApiKeyMode::Live,
+                None,
+                bounty_core::PageLimit::new(100).unwrap(),
+                None,
+            )
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    assert_eq!(
+        listed().await,
+        3,
+        "task.completed, outcome.resolved, charge.created"
+    );
+    assert_eq!(deliveries, 16 * 3, "each event to each of the 16 endpoints");
+    // Events off: the same change writes neither events nor deliveries.
+    let quiet = app.store.clone().with_events(false);
+    let agent = app
+        .store
+        .list_agents(account, bounty_core::PageLimit::new(1).unwrap(), None)
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let claimed = queue_and_claim(&quiet, account, agent, "ticket quiet".into()).await;
+    assert!(
+        bounty_agents::finish::finish_attempt(&quiet, &claimed, &answered("done", Decision::Pass), &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(listed().await, 3);
+    let rows = app.store.outbox_of(account).await.unwrap();
+    let after = rows
+        .iter()
+        .filter(|o| o.kind == bounty_core::outbox::OutboxKind::WebhookEvent)
+        .count();
+    assert_eq!(after, deliveries);
 }

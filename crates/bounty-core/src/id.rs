@@ -291,6 +291,21 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<Ulid, IdParseError> {
 /// sorts after it, even within one millisecond (the random part of the
 /// previous id plus one), so rows written in order list in order.
 pub fn new_ulid() -> Ulid {
+    let mut id = Ulid::nil();
+    mint(1, |u| id = u);
+    id
+}
+
+/// `n` new ULIDs, strictly increasing and after every one minted before in
+/// this process, for one random draw: a batch of rows minted together.
+pub fn new_ulids(n: usize) -> Vec<Ulid> {
+    let mut out = Vec::with_capacity(n);
+    mint(n, |u| out.push(u));
+    out
+}
+
+/// Mints `n` ULIDs in order, handing each to `each`.
+fn mint(n: usize, mut each: impl FnMut(Ulid)) {
     use std::sync::{Mutex, PoisonError};
     static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
     const RANDOM_MAX: u128 = (1 << 80) - 1;
@@ -305,23 +320,27 @@ pub fn new_ulid() -> Ulid {
     // The ULID random part is 80 bits.
     let random = u128::from_le_bytes(random) & RANDOM_MAX;
     let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    let (ms, random) = if ms > last.0 {
-        (ms, random)
-    } else if last.1 < RANDOM_MAX {
-        // Same millisecond (or the clock stepped back): continue from the last.
-        (last.0, last.1 + 1)
-    } else {
-        (last.0 + 1, random)
-    };
-    *last = (ms, random);
-    Ulid::from_parts(ms, random)
+    for _ in 0..n {
+        let (at, r) = if ms > last.0 {
+            (ms, random)
+        } else if last.1 < RANDOM_MAX {
+            // Same millisecond (or the clock stepped back): continue from the last.
+            (last.0, last.1 + 1)
+        } else {
+            (last.0 + 1, random)
+        };
+        *last = (at, r);
+        each(Ulid::from_parts(at, r));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn ids_minted_in_one_process_are_strictly_increasing() {
-        let ids: Vec<super::Ulid> = (0..10_000).map(|_| super::new_ulid()).collect();
+        let mut ids: Vec<super::Ulid> = (0..10_000).map(|_| super::new_ulid()).collect();
+        ids.extend(super::new_ulids(500));
+        ids.push(super::new_ulid());
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 

@@ -168,6 +168,8 @@ impl BeginWrite for PgPool {
 pub struct Store {
     pub(crate) db: Db,
     clock: Arc<dyn Clock>,
+    /// Whether changes write their events (`webhooks.events`; default on).
+    pub(crate) events_on: bool,
 }
 
 impl fmt::Debug for Store {
@@ -183,7 +185,16 @@ impl Store {
         Store {
             db: self.db.clone(),
             clock,
+            events_on: self.events_on,
         }
+    }
+
+    /// The same store, writing events with each change (`true`, the
+    /// default) or none at all: no event is listed and nothing is
+    /// delivered to webhook endpoints (`webhooks.events = false`).
+    pub fn with_events(mut self, on: bool) -> Store {
+        self.events_on = on;
+        self
     }
 
     /// Opens a pool and checks that one connection works. A SQLite file
@@ -227,7 +238,11 @@ impl Store {
                 Db::Postgres(pool)
             }
         };
-        Ok(Store { db, clock })
+        Ok(Store {
+            db,
+            clock,
+            events_on: true,
+        })
     }
 
     /// Applies every migration not yet applied. Safe to call from several

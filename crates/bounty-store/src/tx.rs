@@ -126,7 +126,14 @@ macro_rules! bind_all {
 pub(crate) use bind_all;
 
 /// A transaction; rolled back when dropped uncommitted.
-pub struct Tx(Inner);
+pub struct Tx {
+    inner: Inner,
+    /// Events emitted in it, written together just before it commits
+    /// ([`crate::webhooks::emit_event`]).
+    pub(crate) events: Vec<crate::webhooks::PendingEvent>,
+    /// Whether events are written at all (`webhooks.events`).
+    pub(crate) events_on: bool,
+}
 
 enum Inner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
@@ -135,7 +142,7 @@ enum Inner {
 
 impl std::fmt::Debug for Tx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
+        f.write_str(match self.inner {
             Inner::Sqlite(_) => "Tx(sqlite)",
             Inner::Postgres(_) => "Tx(postgres)",
         })
@@ -153,22 +160,21 @@ impl Store {
     /// Every transaction of the store goes through here, so none can make
     /// that mistake.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx(match &self.db {
+        let inner = match &self.db {
             Db::Sqlite(pool) => Inner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
-        }))
+        };
+        Ok(Tx {
+            inner,
+            events: Vec::new(),
+            events_on: self.events_on,
+        })
     }
 }
 
 impl Tx {
-    /// Whether this is a Postgres transaction (for the few statements
-    /// whose fastest form differs by backend).
-    pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self.0, Inner::Postgres(_))
-    }
-
     pub(crate) async fn execute(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, StoreError> {
-        Ok(match &mut self.0 {
+        Ok(match &mut self.inner {
             Inner::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
                 .await?
@@ -184,7 +190,7 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.0 {
+        Ok(match &mut self.inner {
             Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
             Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
         })
@@ -198,7 +204,7 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.0 {
+        Ok(match &mut self.inner {
             Inner::Sqlite(tx) => {
                 bind_all!(sqlx::query_as(sql), args)
                     .fetch_optional(&mut **tx)
@@ -216,15 +222,28 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.0 {
+        Ok(match &mut self.inner {
             Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
             Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
         })
     }
 
-    /// Commits every write made in it.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.0 {
+    /// The Postgres transaction, for the statements whose fastest form is
+    /// Postgres's own (array parameters).
+    pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::Transaction<'static, Postgres>> {
+        match &mut self.inner {
+            Inner::Postgres(tx) => Some(tx),
+            Inner::Sqlite(_) => None,
+        }
+    }
+
+    /// Commits every write made in it, the events emitted in it first.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            crate::webhooks::write_events(&mut self, events).await?;
+        }
+        match self.inner {
             Inner::Sqlite(tx) => tx.commit().await?,
             Inner::Postgres(tx) => tx.commit().await?,
         }

@@ -25,9 +25,14 @@ fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
 /// Events listed are at most this old.
 pub const EVENT_RETENTION_DAYS: i64 = 30;
 
-/// Writes an event of the account's `mode` book and queues its delivery to
-/// every enabled endpoint of that mode subscribed to its type, inside the
+/// An event of the account's `mode` book, with its delivery to every
+/// enabled endpoint of that mode subscribed to its type, written with the
 /// caller's transaction. Returns its id.
+///
+/// The rows are written when the transaction commits, all of its events
+/// together ([`write_events`]): a change that emits three events pays one
+/// statement for them and their deliveries, not one per event and
+/// endpoint. A transaction dropped uncommitted writes none.
 pub async fn emit_event(
     tx: &mut Tx,
     account: AccountId,
@@ -37,45 +42,129 @@ pub async fn emit_event(
     now: Timestamp,
 ) -> Result<EventId, StoreError> {
     let id = EventId::new();
-    let row = args![
-        id.to_string(),
-        account,
-        mode.livemode(),
-        kind.as_str(),
-        object.to_string(),
-        now
-    ];
-    // The event's insert and the read of its endpoints: one round trip on
-    // Postgres (a data-modifying CTE runs whether or not it is read), two
-    // on SQLite, where a statement is a function call.
-    let endpoints: Vec<(String, String)> = if tx.is_postgres() {
-        tx.fetch_all(
-            "with written as (insert into events (id, account_id, livemode, type, object, created_at)
-                              values ($1, $2, $3, $4, $5, $6))
-             select id, event_types from webhook_endpoints where account_id = $2 and livemode = $3 and enabled",
-            row,
-        )
-        .await?
-    } else {
-        tx.execute(
-            "insert into events (id, account_id, livemode, type, object, created_at) values ($1, $2, $3, $4, $5, $6)",
-            row,
-        )
-        .await?;
-        tx.fetch_all(
-            "select id, event_types from webhook_endpoints where account_id = $1 and livemode = $2 and enabled",
-            args![account, mode.livemode()],
-        )
-        .await?
-    };
-    for (endpoint, types) in endpoints {
-        let types: Vec<String> =
-            serde_json::from_str(&types).map_err(|e| corrupt("webhook_endpoints.event_types", e))?;
-        if subscribes(&types, kind) {
-            queue_delivery(tx, account, mode, &endpoint, &id.to_string(), None, now).await?;
-        }
+    if tx.events_on {
+        tx.events.push(PendingEvent {
+            id,
+            account,
+            livemode: mode.livemode(),
+            kind,
+            object: object.to_string(),
+            at: now,
+        });
     }
     Ok(id)
+}
+
+/// An event emitted in a transaction, not written yet.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEvent {
+    id: EventId,
+    account: AccountId,
+    livemode: bool,
+    kind: EventType,
+    object: String,
+    at: Timestamp,
+}
+
+/// An endpoint's id and the types it takes (none: every type).
+type Subscribed = (String, Vec<String>);
+
+/// Most webhook endpoints an account has in one mode (Stripe's own limit).
+pub const MAX_ENDPOINTS: i64 = 16;
+
+/// Outbox ids minted per event for its deliveries: one per endpoint it may
+/// go to, with room for endpoints created at once past the limit.
+const IDS_PER_EVENT: usize = 2 * MAX_ENDPOINTS as usize;
+
+/// Writes a transaction's events and their deliveries, just before it
+/// commits. On Postgres one statement: the events from arrays, and one
+/// `webhook_event` outbox row per event and subscribed endpoint, joined in
+/// SQL (the endpoints' `event_types` is a JSON array of type names, `[]`
+/// or `"*"` for all). On SQLite, where a statement is a function call, a
+/// statement per row.
+pub(crate) async fn write_events(tx: &mut Tx, events: Vec<PendingEvent>) -> Result<(), StoreError> {
+    if let Some(pg) = tx.postgres() {
+        let outbox: Vec<String> = bounty_core::id::new_ulids(events.len() * IDS_PER_EVENT)
+            .into_iter()
+            .map(|u| OutboxId::from_ulid(u).to_string())
+            .collect();
+        sqlx::query(
+            "with e as (
+                 select * from unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[])
+                     with ordinality as e(id, account_id, livemode, type, object, created_at, ord)
+             ),
+             written as (
+                 insert into events (id, account_id, livemode, type, object, created_at)
+                 select id, account_id, livemode, type, object, created_at from e
+             ),
+             d as (
+                 select e.id as event_id, e.account_id, e.livemode, e.created_at, w.id as endpoint_id,
+                        row_number() over (order by e.ord, w.id) as n
+                 from e join webhook_endpoints w
+                   on w.account_id = e.account_id and w.livemode = e.livemode and w.enabled
+                 where w.event_types = '[]' or strpos(w.event_types, '\"*\"') > 0
+                    or strpos(w.event_types, '\"' || e.type || '\"') > 0
+             )
+             insert into outbox (id, account_id, kind, transfer_id, payload, idempotency_key, status, attempts,
+                                 next_attempt_at, created_at, livemode)
+             select ($7::text[])[d.n], d.account_id, 'webhook_event', null,
+                    json_build_object('endpoint_id', d.endpoint_id, 'event_id', d.event_id)::text,
+                    'webhook_event:' || d.endpoint_id || ':' || d.event_id, 'pending', 0,
+                    d.created_at, d.created_at, d.livemode
+             from d",
+        )
+        .bind(events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.account.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.livemode).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.object.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(outbox)
+        .execute(&mut **pg)
+        .await?;
+        return Ok(());
+    }
+    // The endpoints of each (account, mode), read once.
+    let mut endpoints: Vec<((AccountId, bool), Vec<Subscribed>)> = Vec::new();
+    for e in events {
+        tx.execute(
+            "insert into events (id, account_id, livemode, type, object, created_at) values ($1, $2, $3, $4, $5, $6)",
+            args![e.id.to_string(), e.account, e.livemode, e.kind.as_str(), e.object, e.at],
+        )
+        .await?;
+        let key = (e.account, e.livemode);
+        let at = match endpoints.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let rows: Vec<(String, String)> = tx
+                    .fetch_all(
+                        "select id, event_types from webhook_endpoints
+                         where account_id = $1 and livemode = $2 and enabled order by id",
+                        args![e.account, e.livemode],
+                    )
+                    .await?;
+                let mut read = Vec::with_capacity(rows.len());
+                for (id, types) in rows {
+                    let types: Vec<String> = serde_json::from_str(&types)
+                        .map_err(|e| corrupt("webhook_endpoints.event_types", e))?;
+                    read.push((id, types));
+                }
+                endpoints.push((key, read));
+                endpoints.len() - 1
+            }
+        };
+        let mode = if e.livemode {
+            ApiKeyMode::Live
+        } else {
+            ApiKeyMode::Test
+        };
+        for (endpoint, types) in endpoints[at].1.clone() {
+            if subscribes(&types, e.kind) {
+                queue_delivery(tx, e.account, mode, &endpoint, &e.id.to_string(), None, e.at).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One `webhook_event` outbox row: `event` to `endpoint`. `resend` makes
@@ -268,6 +357,23 @@ type AttemptRow = (
 
 impl Store {
     /// Creates an endpoint of the account.
+    /// How many endpoints the account has in `mode`'s book (at most
+    /// [`MAX_ENDPOINTS`] are made).
+    pub async fn count_webhook_endpoints(
+        &self,
+        account: AccountId,
+        mode: ApiKeyMode,
+    ) -> Result<i64, StoreError> {
+        let (n,): (i64,) = on_pool!(&self.db, pool => {
+            sqlx::query_as("select count(*) from webhook_endpoints where account_id = $1 and livemode = $2")
+                .bind(account.to_string())
+                .bind(mode.livemode())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n)
+    }
+
     pub async fn create_webhook_endpoint(
         &self,
         account: AccountId,

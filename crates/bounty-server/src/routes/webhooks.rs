@@ -214,6 +214,7 @@ async fn find(state: &AppState, auth: &Auth, id: &str) -> Result<WebhookEndpoint
         (status = 201, body = EndpointOut, description = "Made; `secret` is shown this once"),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "`conflict`: the account has 16 endpoints in this mode already", body = ErrorBody),
         (status = 422, description = "`validation_failed` naming `url`, `event_types[i]` or `description`; `outbound_address_refused` naming `url`", body = ErrorBody),
         (status = 503, description = "`secrets_not_configured`: no master key to seal the secret", body = ErrorBody),
     )
@@ -227,6 +228,18 @@ pub async fn create_endpoint(
     let url = checked_url(&state, &body.url).await?;
     let event_types = checked_types(body.event_types)?;
     let description = checked_description(body.description)?;
+    let max = bounty_store::webhooks::MAX_ENDPOINTS;
+    if state
+        .store
+        .count_webhook_endpoints(auth.account_id, auth.mode)
+        .await?
+        >= max
+    {
+        return Err(ApiError::Conflict(format!(
+            "this account has {max} webhook endpoints in {} mode, the most it may have; delete one first",
+            auth.mode
+        )));
+    }
     let id = WebhookEndpointId::new();
     let (secret, sealed) = new_secret(&state, &auth, id)?;
     let endpoint = state
