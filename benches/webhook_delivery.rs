@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bounty_core::event::{EventType, webhook_secret_aad};
-use bounty_core::{AccountId, AgentId, ApiKeyMode, Decision, WebhookEndpointId};
+use bounty_core::{AccountId, AgentId, ApiKeyMode, WebhookEndpointId};
 use bounty_integrations::webhooks::{WebhookSender, WebhookSenderConfig};
 use bounty_integrations::{IntegrationKind, Keyring, SealKey, generate_secret};
+use bounty_store::Store;
 use bounty_store::webhooks::{NewWebhookEndpoint, emit_event};
-use bounty_store::{AttemptEnd, Store, TaskOutput};
 use secrecy::ExposeSecret;
 
 mod common;
@@ -164,16 +164,7 @@ async fn finish_tasks(store: &Store, account: AccountId, agent: AgentId, tasks: 
         assert!(!batch.is_empty());
         claimed_all.extend(batch);
     }
-    let end = AttemptEnd::Completed(TaskOutput {
-        handoff: None,
-        text: "ok".into(),
-        errors: None,
-        model: "m".into(),
-        transcript: serde_json::json!([]),
-        decision: Decision::Pass,
-        verdicts: Vec::new(),
-        cache: None,
-    });
+    let end = common::resolved();
     let started = Instant::now();
     for claimed in &claimed_all {
         assert!(

@@ -503,9 +503,16 @@ pub enum OutboxCommand {
         list: ListArgs,
     },
     /// Put a parked (`failed`) row back to `pending`, due now.
+    ///
+    /// Example: bounty outbox retry obx_…
     Retry {
         /// The row's id (`obx_…`).
         id: bounty_core::OutboxId,
+        /// Send it under a fresh idempotency key, its tries counted from
+        /// zero: for a row parked because Stripe replays a saved 500 for its
+        /// key. Check in Stripe first that the object was not made.
+        #[arg(long)]
+        new_key: bool,
     },
 }
 

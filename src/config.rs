@@ -160,6 +160,8 @@ pub struct OutboxSettings {
     /// How long every Stripe send may fail (no success between) before the
     /// operator is told, in ms (default 15 minutes).
     pub stripe_failing_notice_ms: u64,
+    /// Rows of its batch a Stripe sender sends at once.
+    pub stripe_concurrency: usize,
     /// Rows a reply sender claims at once.
     pub reply_batch: u32,
     /// How long a reply sender's claim lasts, in ms.
@@ -191,6 +193,7 @@ impl Default for OutboxSettings {
             stripe_batch: 32,
             stripe_lease_ms: 60_000,
             stripe_failing_notice_ms: 15 * 60_000,
+            stripe_concurrency: 32,
             reply_batch: 16,
             reply_lease_ms: 120_000,
             reply_retry_schedule_ms: bounty_integrations::retry::SCHEDULE
@@ -428,6 +431,7 @@ impl StripeSettings {
             batch: outbox.stripe_batch,
             lease: Duration::from_millis(outbox.stripe_lease_ms),
             failing_notice_after: Duration::from_millis(outbox.stripe_failing_notice_ms),
+            concurrency: outbox.stripe_concurrency,
             ..Default::default()
         };
         let mut senders = Vec::new();
@@ -699,6 +703,7 @@ impl Config {
             ("outbox.stripe_batch", u64::from(o.stripe_batch)),
             ("outbox.stripe_lease_ms", o.stripe_lease_ms),
             ("outbox.stripe_failing_notice_ms", o.stripe_failing_notice_ms),
+            ("outbox.stripe_concurrency", o.stripe_concurrency as u64),
             ("outbox.reply_batch", u64::from(o.reply_batch)),
             ("outbox.reply_lease_ms", o.reply_lease_ms),
             ("outbox.per_destination", o.per_destination as u64),

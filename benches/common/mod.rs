@@ -126,3 +126,19 @@ pub fn new_task(agent: AgentId, body: String, max_attempts: u32) -> bounty_store
         mode: ApiKeyMode::Live,
     }
 }
+
+/// A completed attempt that its verifiers passed: the finish resolves and
+/// charges it.
+#[allow(dead_code)] // not every bench finishes tasks
+pub fn resolved() -> bounty_store::AttemptEnd {
+    bounty_store::AttemptEnd::Completed(bounty_store::TaskOutput {
+        handoff: None,
+        text: "ok".into(),
+        errors: None,
+        model: "m".into(),
+        transcript: serde_json::json!([]),
+        decision: bounty_core::Decision::Pass,
+        verdicts: Vec::new(),
+        cache: None,
+    })
+}

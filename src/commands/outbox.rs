@@ -73,11 +73,20 @@ pub async fn run(cmd: OutboxCommand, store: &Store) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        OutboxCommand::Retry { id } => {
-            if !store.admin_retry_outbox(id).await? {
+        OutboxCommand::Retry { id, new_key } => {
+            let retried = if new_key {
+                store.admin_retry_outbox_new_key(id).await?
+            } else {
+                store.admin_retry_outbox(id).await?
+            };
+            if !retried {
                 bail!("no failed outbox row {id}");
             }
-            println!("{id} is pending again");
+            if new_key {
+                println!("{id} is pending again, under a fresh idempotency key");
+            } else {
+                println!("{id} is pending again");
+            }
             Ok(())
         }
     }

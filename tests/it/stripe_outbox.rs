@@ -34,6 +34,7 @@ backend_tests!(
     test_mode_charges_reach_only_the_test_mode_sender,
     attempts_count_real_failures_only_and_a_stopping_sender_gives_its_claims_back,
     the_operator_hears_once_when_stripe_has_failed_for_15_minutes,
+    no_row_is_stuck_behind_a_saved_500,
 );
 
 async fn charges_become_meter_events_and_reopens_cancel_them(backend: Backend) {
@@ -698,4 +699,72 @@ async fn the_operator_hears_once_when_stripe_has_failed_for_15_minutes(backend: 
     step(1).await.unwrap();
     step(16).await.unwrap();
     assert_eq!(told().await.len(), 2);
+}
+
+/// Stripe saves a 500 for an idempotency key and replays it for 24 hours.
+/// A meter event's retry goes under a fresh key (its identifier stops a
+/// second event), so it is never held; any other row is parked after
+/// `SAVED_500_TRIES` with a reason that names the operator's action, and
+/// `--new-key` sends it again under a fresh key.
+async fn no_row_is_stuck_behind_a_saved_500(backend: Backend) {
+    use bounty_core::outbox::{OutboxKind, OutboxStatus};
+    let fake = FakeStripe::start().await;
+    let app = TestApp::spawn(backend).await;
+    // The customer's first request fails with a saved 500 (not applied):
+    // every retry under its key gets the same 500 back.
+    let (account, agent) = setup(&app, &fake).await;
+    fake.push_fault(Fault::Saved500 { applied: false });
+    let sender = sender(&app.store, &fake);
+    let customer = || async {
+        app.store
+            .outbox_of(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == OutboxKind::StripeCustomer)
+            .unwrap()
+    };
+    for _ in 0..200 {
+        sender.drain_once().await.unwrap();
+        if customer().await.status == OutboxStatus::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let parked = customer().await;
+    assert_eq!(parked.status, OutboxStatus::Failed, "{parked:?}");
+    assert_eq!(parked.attempts, bounty_billing::outbox::SAVED_500_TRIES);
+    let reason = parked.last_error.clone().unwrap_or_default();
+    assert!(
+        reason.contains("saves a 500") && reason.contains("--new-key"),
+        "{reason}"
+    );
+    let customers = |fake: &FakeStripe| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1/customers")
+            .map(|r| r.idempotency_key.clone().unwrap_or_default())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(customers(&fake).len(), 1, "one key, replayed");
+    // The operator's action: a fresh key, tries from zero.
+    assert!(app.store.admin_retry_outbox_new_key(parked.id).await.unwrap());
+    drain(&sender, &app.store).await;
+    let sent = customer().await;
+    assert_eq!(sent.status, OutboxStatus::Sent, "{sent:?}");
+    assert_eq!(customers(&fake).len(), 2, "the retry went under a fresh key");
+
+    // Meter events: a saved 500, applied or not, never holds one, and
+    // Stripe ends with one event per charge.
+    for (n, applied) in [(0, false), (1, true)] {
+        fake.push_fault(Fault::Saved500 { applied });
+        charge_one(&app.store, account, agent, n).await;
+        drain(&sender, &app.store).await;
+    }
+    let events = fake.meter_events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let identifiers: std::collections::BTreeSet<_> = events.iter().map(|e| e.identifier.clone()).collect();
+    assert_eq!(identifiers.len(), 2);
+    let stats = app.store.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.failed), (0, 0));
 }

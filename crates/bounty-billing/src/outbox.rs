@@ -74,6 +74,9 @@ pub struct SenderConfig {
     /// How long Stripe may fail every send (transient errors, with no
     /// success between) before the operator is told, once per streak.
     pub failing_notice_after: Duration,
+    /// Rows of a claimed batch sent at once (Stripe allows meter events at
+    /// 1,000/s in live mode; a 429 backs the row off).
+    pub concurrency: usize,
 }
 
 impl Default for SenderConfig {
@@ -87,6 +90,7 @@ impl Default for SenderConfig {
             customer_wait: Duration::from_secs(5),
             setup_wait: Duration::from_secs(60),
             failing_notice_after: Duration::from_secs(15 * 60),
+            concurrency: 32,
         }
     }
 }
@@ -106,6 +110,21 @@ pub enum Sent {
     },
     /// A permanent error: park it.
     Park(String),
+}
+
+/// Failed tries, the last a 5xx, after which a row that is not a meter
+/// event is parked: at the backoff's 5-minute cap, about an hour of 5xx
+/// answers under one idempotency key.
+pub const SAVED_500_TRIES: i32 = 20;
+
+/// Why a row was parked after [`SAVED_500_TRIES`], and what to do.
+fn saved_500(status: u16, tries: i32) -> String {
+    format!(
+        "Stripe answered {status} to all of the last tries ({tries} in all) of this request under one idempotency key. \
+         Stripe saves a 500 answer for an idempotency key for 24 hours and replays it, so retrying as is may not \
+         succeed. Check in Stripe whether the object was made (its metadata names the Bounty account); if it was \
+         not, `bounty outbox retry --new-key <row id>` sends the request again under a fresh key"
+    )
 }
 
 /// A run of failed sends.
@@ -191,32 +210,66 @@ impl Sender {
     /// the rows not sent yet are given back at once (no attempt counted),
     /// not left to their lease.
     async fn drain(&self, cancel: &CancellationToken) -> Result<usize, StoreError> {
+        use futures_util::StreamExt as _;
         let claims = self
             .store
             .claim_outbox(self.mode, self.config.batch, self.config.lease)
             .await?;
         let n = claims.len();
-        for (i, claim) in claims.iter().enumerate() {
-            if cancel.is_cancelled() {
-                let rest: Vec<_> = claims[i..].iter().map(|c| c.item.id).collect();
-                tracing::info!(rows = rest.len(), "outbox sender stopping: claims released");
-                self.store.outbox_release(&rest).await?;
-                break;
-            }
-            let claim = claim.clone();
-            self.crash_point("before_send");
-            let result = self.send(&claim).await;
-            self.crash_point("after_send");
-            self.record(&claim, result).await?;
-            self.crash_point("after_record");
+        let first_error: Mutex<Option<StoreError>> = Mutex::new(None);
+        let released = std::sync::atomic::AtomicUsize::new(0);
+        // In this task (no spawn): a crash point's panic ends the drain, as a
+        // crash would.
+        futures_util::stream::iter(claims)
+            .for_each_concurrent(self.config.concurrency.max(1), |claim| {
+                let (first_error, released) = (&first_error, &released);
+                async move {
+                    let result = if cancel.is_cancelled() {
+                        released.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.store.outbox_release(&[claim.item.id]).await
+                    } else {
+                        self.crash_point("before_send");
+                        let sent = self.send(&claim).await;
+                        self.crash_point("after_send");
+                        let recorded = self.record(&claim, sent).await;
+                        self.crash_point("after_record");
+                        recorded
+                    };
+                    if let Err(e) = result {
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            })
+            .await;
+        let released = released.into_inner();
+        if released > 0 {
+            tracing::info!(rows = released, "outbox sender stopping: claims released");
         }
-        Ok(n)
+        match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     /// Sends one claimed row; writes nothing.
     pub async fn send(&self, claim: &OutboxClaim) -> Sent {
         let item = &claim.item;
-        let key = match IdempotencyKey::new(&item.idempotency_key) {
+        // A meter event's retry goes under a fresh key: Stripe saves a 500
+        // for a key for 24 hours and replays it, and the event's own
+        // `identifier` already stops a second event (Stripe refuses it, and
+        // that refusal counts as delivered).
+        // An operator's `bounty outbox retry --new-key` sets a suffix.
+        let mut key = item.idempotency_key.clone();
+        if let Some(suffix) = item.payload.get("key_suffix").and_then(|s| s.as_str()) {
+            key.push_str(suffix);
+        }
+        if item.kind == OutboxKind::MeterEvent && item.attempts > 0 {
+            key.push_str(&format!(":t{}", item.attempts));
+        }
+        let key = match IdempotencyKey::new(&key) {
             Ok(k) => k,
             Err(e) => return Sent::Park(format!("unusable idempotency key: {e}")),
         };
@@ -453,6 +506,9 @@ impl Sender {
     fn classify(&self, attempts: i32, result: Result<Delivered, StripeError>) -> Sent {
         match result {
             Ok(delivered) => Sent::Done(delivered),
+            Err(StripeError::Server { status }) if attempts.saturating_add(1) >= SAVED_500_TRIES => {
+                Sent::Park(saved_500(status, attempts.saturating_add(1)))
+            }
             Err(e) if e.is_transient() => self.later(attempts, e.to_string()),
             Err(e) => Sent::Park(e.to_string()),
         }

@@ -264,6 +264,41 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// [`Store::admin_retry_outbox`] under a fresh idempotency key, with
+    /// its tries counted from zero: for a request whose key Stripe answers
+    /// with a saved 500. The row keeps its own `idempotency_key` (what
+    /// stops a second row); the suffix the sender appends to it is set in
+    /// its payload (`key_suffix`, `:k` and the time).
+    pub async fn admin_retry_outbox_new_key(&self, id: OutboxId) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let found: Option<(String,)> = tx
+            .fetch_optional(
+                "select payload from outbox where id = $1 and status = 'failed'",
+                args![id.to_string()],
+            )
+            .await?;
+        let Some((payload,)) = found else {
+            return Ok(false);
+        };
+        let mut payload: serde_json::Value = serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox.payload: {e}")))?;
+        if let Some(object) = payload.as_object_mut() {
+            object.insert(
+                "key_suffix".to_owned(),
+                serde_json::Value::String(format!(":k{}", now.timestamp_millis())),
+            );
+        }
+        tx.execute(
+            "update outbox set status = 'pending', next_attempt_at = $2, attempts = 0, payload = $3
+             where id = $1 and status = 'failed'",
+            args![id.to_string(), now, payload.to_string()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The status of the account's outbox row of `kind` for a transfer
     /// (`pending`, `sent`, `failed`), if there is one.
     pub async fn outbox_status(

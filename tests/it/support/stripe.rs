@@ -26,6 +26,7 @@ pub fn sender(store: &Store, fake: &FakeStripe) -> Sender {
         customer_wait: Duration::from_millis(1),
         setup_wait: Duration::from_millis(1),
         failing_notice_after: Duration::from_secs(15 * 60),
+        concurrency: 8,
     };
     Sender::new(
         store.clone(),

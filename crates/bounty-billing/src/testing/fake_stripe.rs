@@ -47,6 +47,10 @@ pub enum Fault {
     /// Execute the request (its effect and saved idempotent response are kept) and then answer 500:
     /// "Stripe accepted it but we never heard".
     DropAfterCommit,
+    /// Stripe's saved 500: the request fails after execution began (its effect kept when
+    /// `applied`), and the 500 is saved as the idempotency key's answer, replayed (with
+    /// `Idempotent-Replayed: true`) to every later request under that key.
+    Saved500 { applied: bool },
 }
 
 /// A meter event as the fake recorded it.
@@ -310,7 +314,7 @@ async fn handle(
             return fault_reply(status).into_response(false, retry_after);
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::DropAfterCommit) | None => {}
+        Some(Fault::DropAfterCommit | Fault::Saved500 { .. }) | None => {}
     }
     if let Err(reply) = authorize(&headers) {
         return reply.into_response(false, None);
@@ -328,9 +332,23 @@ async fn handle(
     };
     let (reply, replayed) = {
         let mut state = lock();
-        match idempotency_key.filter(|_| request.method == Method::POST) {
-            Some(key) => state.apply_idempotent(key, request),
-            None => (state.apply(&request), false),
+        match (idempotency_key.filter(|_| request.method == Method::POST), &fault) {
+            (Some(key), Some(Fault::Saved500 { applied })) => {
+                if *applied {
+                    state.apply(&request);
+                }
+                let reply = fault_reply(500);
+                state.saved.insert(
+                    key,
+                    Saved {
+                        request,
+                        reply: reply.clone(),
+                    },
+                );
+                return reply.into_response(false, None);
+            }
+            (Some(key), _) => state.apply_idempotent(key, request),
+            (None, _) => (state.apply(&request), false),
         }
     };
     if fault == Some(Fault::DropAfterCommit) {
