@@ -162,6 +162,9 @@ pub struct OutboxSettings {
     pub stripe_failing_notice_ms: u64,
     /// Rows of its batch a Stripe sender sends at once.
     pub stripe_concurrency: usize,
+    /// Base of a Stripe row's backoff after a failed send, in ms: try n
+    /// waits a random time in [½, 1] × base × 2ⁿ⁻¹, capped at 5 minutes.
+    pub stripe_retry_base_ms: u64,
     /// Rows a reply sender claims at once.
     pub reply_batch: u32,
     /// How long a reply sender's claim lasts, in ms.
@@ -190,10 +193,11 @@ impl OutboxSettings {
 impl Default for OutboxSettings {
     fn default() -> Self {
         OutboxSettings {
-            stripe_batch: 32,
+            stripe_batch: 64,
             stripe_lease_ms: 60_000,
             stripe_failing_notice_ms: 15 * 60_000,
-            stripe_concurrency: 32,
+            stripe_concurrency: 64,
+            stripe_retry_base_ms: 500,
             reply_batch: 16,
             reply_lease_ms: 120_000,
             reply_retry_schedule_ms: bounty_integrations::retry::SCHEDULE
@@ -432,6 +436,7 @@ impl StripeSettings {
             lease: Duration::from_millis(outbox.stripe_lease_ms),
             failing_notice_after: Duration::from_millis(outbox.stripe_failing_notice_ms),
             concurrency: outbox.stripe_concurrency,
+            retry_base: Duration::from_millis(outbox.stripe_retry_base_ms),
             ..Default::default()
         };
         let mut senders = Vec::new();
@@ -704,6 +709,7 @@ impl Config {
             ("outbox.stripe_lease_ms", o.stripe_lease_ms),
             ("outbox.stripe_failing_notice_ms", o.stripe_failing_notice_ms),
             ("outbox.stripe_concurrency", o.stripe_concurrency as u64),
+            ("outbox.stripe_retry_base_ms", o.stripe_retry_base_ms),
             ("outbox.reply_batch", u64::from(o.reply_batch)),
             ("outbox.reply_lease_ms", o.reply_lease_ms),
             ("outbox.per_destination", o.per_destination as u64),

@@ -82,15 +82,15 @@ pub struct SenderConfig {
 impl Default for SenderConfig {
     fn default() -> Self {
         SenderConfig {
-            batch: 32,
+            batch: 64,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
-            retry_base: Duration::from_secs(1),
+            retry_base: Duration::from_millis(500),
             retry_max: Duration::from_secs(300),
             customer_wait: Duration::from_secs(5),
             setup_wait: Duration::from_secs(60),
             failing_notice_after: Duration::from_secs(15 * 60),
-            concurrency: 32,
+            concurrency: 64,
         }
     }
 }
