@@ -29,15 +29,7 @@ use bounty_billing::stripe::{StripeClient, StripeConfig};
 use bounty_billing::testing::{FakeStripe, Fault};
 
 mod common;
-use common::{BenchDb, new_task, tenant};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
+use common::{BenchDb, arg, new_task, tenant};
 
 /// Scripts `n` requests' answers: the fault mix, or else `latency`.
 fn script(fake: &FakeStripe, n: usize, latency: Duration, seed: &mut u64) {

@@ -36,15 +36,7 @@ use bounty_store::webhooks::{NewWebhookEndpoint, emit_event};
 use secrecy::ExposeSecret;
 
 mod common;
-use common::{BenchDb, new_task, tenant};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
+use common::{BenchDb, arg, new_task, tenant};
 
 fn keyring() -> Keyring {
     Keyring::new("k1".parse().unwrap(), SealKey::generate().unwrap())

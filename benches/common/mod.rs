@@ -41,19 +41,7 @@ impl BenchDb {
 
     /// A migrated store over the database.
     pub async fn store(&self, max_connections: u32) -> Store {
-        let store = Store::connect(
-            &DatabaseOptions {
-                url: self.url.clone(),
-                max_connections,
-                acquire_timeout: Duration::from_secs(30),
-                sqlite_busy_timeout: Duration::from_secs(5),
-            },
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("connect");
-        store.migrate().await.expect("migrate");
-        store
+        store_at(&self.url, max_connections).await
     }
 
     pub async fn drop_database(mut self) {
@@ -141,4 +129,31 @@ pub fn resolved() -> bounty_store::AttemptEnd {
         verdicts: Vec::new(),
         cache: None,
     })
+}
+
+/// A migrated store over the database at `url` (SQLite or Postgres).
+pub async fn store_at(url: &str, max_connections: u32) -> Store {
+    let store = Store::connect(
+        &DatabaseOptions {
+            url: url.to_owned(),
+            max_connections,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// The value after `name` on the command line, or `default`.
+#[allow(dead_code)] // queue_throughput parses its own
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
 }
