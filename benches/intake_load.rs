@@ -16,13 +16,14 @@
 //! - **Bounty.** Closed loops at `--concurrency` (default 16,64) for
 //!   `--seconds` (default 5), then open loops at `--rates` per second
 //!   (default 250,500; latency from the scheduled send, so queueing shows).
-//!   Each request: the HTTP request, the integration read, the signature,
-//!   the parse, the account and agent reads, one transaction (delivery
-//!   insert, task insert, delivery update) and its commit.
-//! - **Baseline: the same transaction, no HTTP.** `intake::take` called
-//!   directly by as many concurrent tasks, one transaction and one commit
-//!   a delivery: what the database gives one commit per request, on
-//!   Bounty's own tables and indexes.
+//!   Each request: the HTTP request, the integration (cached), the
+//!   signature, the parse, then its share of a grouped transaction (the
+//!   account and agent read, the delivery insert, the task insert, the
+//!   delivery update, under a savepoint), answered once it is committed.
+//! - **Baseline: the same transaction, no HTTP.** `intake::take` with group commit off
+//!   called directly by as many concurrent tasks, one transaction and one
+//!   commit a delivery: what the database gives one commit per request,
+//!   on Bounty's own tables and indexes.
 //! - **Bare two inserts.** Two rows into two tables with a primary key and
 //!   nothing else, one commit each: the database's floor per commit.
 //!
@@ -30,9 +31,18 @@
 //! each duplicate none, and the tasks count matches the new deliveries.
 //! It prints accepted/s, p50/p99/p999, and the ratio to the baseline.
 //!
+//! - **Requests per commit.** How many requests each grouped commit
+//!   carried, from the store's own count ([`Store::group_stats`]).
+//! - **Search indexing.** `--search-index off` drops the task search index
+//!   (Postgres's trigram index, SQLite's FTS5 insert trigger) before the
+//!   runs: what indexing in the intake transaction costs.
+//! - **Round trips.** 40 new deliveries and then their 40 resends, one at a
+//!   time, with sqlx's statement events counted: the statements a request
+//!   sends the database.
+//!
 //! Run: `cargo bench --bench intake_load [-- --seconds 5 --concurrency 16,64
-//! --rates 250,500 --duplicates 10]` (add `BENCH_DATABASE_URL=postgres://…`
-//! for Postgres).
+//! --rates 250,500 --duplicates 10 --group on|off --batchers 2
+//! --max-batch 64 --search-index on|off]` (add `BENCH_DATABASE_URL=postgres://…` for Postgres).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,7 +166,7 @@ impl Drop for Server {
     }
 }
 
-fn start(url: String) -> Server {
+fn start(url: String, group: bounty_store::GroupCommit) -> Server {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -169,7 +179,7 @@ fn start(url: String) -> Server {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let store = store_at(&url, 16).await;
+                let store = store_at(&url, 16).await.with_group_commit(group);
                 let (account, _) = tenant(&store, "Intake bench", "m").await;
                 let key = ApiKeySecret::generate(ApiKeyMode::Live);
                 store
@@ -360,8 +370,10 @@ async fn open_loop(shots: Arc<Vec<Shot>>, rate: f64, seconds: f64) -> Run {
     run
 }
 
-/// The baseline: `intake::take` (verified deliveries, parsed before the
-/// clock) by `concurrency` tasks, one transaction a delivery.
+/// The baseline: `intake::take` with group commit off (verified
+/// deliveries, parsed before the clock) by `concurrency` tasks, one
+/// transaction and one commit a delivery: intake's own statements,
+/// without HTTP or group commit.
 async fn baseline(
     store: &Store,
     account: AccountId,
@@ -403,7 +415,11 @@ async fn baseline(
         ));
     }
     let prepared = Arc::new(prepared);
-    let store = store.clone();
+    // One transaction and one commit a delivery.
+    let store = store.clone().with_group_commit(bounty_store::GroupCommit {
+        enabled: false,
+        ..Default::default()
+    });
     clients(concurrency, seconds, move |i| {
         let (prepared, store) = (prepared.clone(), store.clone());
         async move {
@@ -480,6 +496,24 @@ async fn bare(url: &str, concurrency: usize, seconds: f64) -> Run {
     }
 }
 
+/// Takes task search out of the intake transaction: Postgres's trigram
+/// index on the input, SQLite's FTS5 insert trigger.
+async fn drop_search_index(url: &str) {
+    use sqlx::Connection as _;
+    let sql = "drop index if exists tasks_input_trgm_idx";
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query(sql).execute(&mut conn).await.expect("drop the index");
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query("drop trigger if exists tasks_search_insert")
+            .execute(&mut conn)
+            .await
+            .expect("drop the trigger");
+    }
+    println!("search indexing is off: the task search index is dropped for these runs");
+}
+
 /// Tasks of `account`, counted in the database.
 async fn count_tasks(url: &str, account: AccountId) -> i64 {
     let store = store_at(url, 1).await;
@@ -505,20 +539,77 @@ async fn count_tasks(url: &str, account: AccountId) -> i64 {
     n
 }
 
-fn line(name: &str, run: &Run, base: Option<f64>) {
+fn line(name: &str, run: &Run, base: Option<f64>, per_commit: Option<f64>) {
     let ratio = base.map_or_else(String::new, |b| format!("{:.2}×", run.rate() / b));
+    let per_commit = per_commit.map_or_else(String::new, |n| format!("{n:.1}"));
     println!(
-        "{name:>34} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8}",
+        "{name:>34} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8} {:>9}",
         run.rate(),
         run.at(0.5),
         run.at(0.99),
         run.at(0.999),
         run.errors,
-        ratio
+        ratio,
+        per_commit
     );
     if let Some(e) = &run.first_error {
         println!("{:>34} first error: {e}", "");
     }
+}
+
+/// Requests per grouped commit while `run` ran.
+async fn grouped<F: std::future::Future<Output = Run>>(store: &Store, run: F) -> (Run, Option<f64>) {
+    let before = store.group_stats();
+    let run = run.await;
+    let after = store.group_stats();
+    let batches = after.batches - before.batches;
+    let per_commit = (batches > 0).then(|| (after.units - before.units) as f64 / batches as f64);
+    (run, per_commit)
+}
+
+/// Statements the database is sent, counted from sqlx's own statement
+/// events (`sqlx::query`) while [`COUNTING`] is on.
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+struct CountStatements;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
+    fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        match meta.target().starts_with("sqlx::query") {
+            // Asked at each event, so that counting costs nothing while off.
+            true => tracing::subscriber::Interest::sometimes(),
+            false => tracing::subscriber::Interest::never(),
+        }
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        meta.target().starts_with("sqlx::query") && COUNTING.load(Ordering::Relaxed)
+    }
+
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Statements a new delivery and a resend each cost, sent one at a time
+/// (nothing to group): the request's round trips to the database.
+async fn round_trips(inbound: &[Inbound], run: &str) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let set = shots(inbound, 40, 0, run);
+    let per = |n: usize| n as f64 / set.len() as f64;
+    STATEMENTS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for shot in &set {
+        assert_eq!(send(&client, shot).await, Ok(true), "a new delivery");
+    }
+    let new = per(STATEMENTS.swap(0, Ordering::Relaxed));
+    for shot in &set {
+        assert_eq!(send(&client, shot).await, Ok(false), "a resend");
+    }
+    let resend = per(STATEMENTS.swap(0, Ordering::Relaxed));
+    COUNTING.store(false, Ordering::Relaxed);
+    (new, resend)
 }
 
 /// Every new delivery has exactly one task; duplicates none.
@@ -531,7 +622,10 @@ async fn check(url: &str, account: AccountId, news: usize) {
 }
 
 async fn bench_backend(label: &str, url: &str, args: &Args) {
-    let server = start(url.to_owned());
+    let server = start(url.to_owned(), args.group);
+    if !args.search_index {
+        drop_search_index(url).await;
+    }
     let client = reqwest::Client::new();
     let mut inbound = Vec::new();
     for kind in [IntegrationKind::Standard, IntegrationKind::Zendesk] {
@@ -555,11 +649,11 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
         });
     }
     println!(
-        "\n{label}: accepted/s, latency ms (p50 / p99 / p999), errors, ratio to the baseline at the same concurrency"
+        "\n{label}: accepted/s, latency ms (p50 / p99 / p999), errors, ratio to the baseline at the same concurrency, requests per commit"
     );
     println!(
-        "{:>34} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "", "/s", "p50", "p99", "p999", "errors", "ratio"
+        "{:>34} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+        "", "/s", "p50", "p99", "p999", "errors", "ratio", "/commit"
     );
     let mut news = 0usize;
     let mut run_no = 0usize;
@@ -567,13 +661,23 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
         run_no += 1;
         let base = baseline(&server.store, server.account, &inbound, c, args.seconds).await;
         news += base.new;
-        line(&format!("baseline: intake::take, c={c}"), &base, None);
+        line(
+            &format!("baseline: one commit each, c={c}"),
+            &base,
+            None,
+            Some(1.0),
+        );
         let bare = bare(url, c, args.seconds).await;
-        line(&format!("bare two inserts, c={c}"), &bare, None);
+        line(&format!("bare two inserts, c={c}"), &bare, None, Some(1.0));
         let set = Arc::new(shots(&inbound, 200_000, args.duplicates, &format!("c{run_no}")));
-        let run = closed_loop(set, c, args.seconds).await;
+        let (run, per_commit) = grouped(&server.store, closed_loop(set, c, args.seconds)).await;
         news += run.new;
-        line(&format!("bounty, closed loop c={c}"), &run, Some(base.rate()));
+        line(
+            &format!("bounty, closed loop c={c}"),
+            &run,
+            Some(base.rate()),
+            per_commit,
+        );
     }
     for &rate in &args.rates {
         run_no += 1;
@@ -583,10 +687,16 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
             args.duplicates,
             &format!("r{run_no}"),
         ));
-        let run = open_loop(set, rate as f64, args.seconds).await;
+        let (run, per_commit) = grouped(&server.store, open_loop(set, rate as f64, args.seconds)).await;
         news += run.new;
-        line(&format!("bounty, open loop {rate}/s"), &run, None);
+        line(&format!("bounty, open loop {rate}/s"), &run, None, per_commit);
     }
+    let (new, resend) = round_trips(&inbound, "rt").await;
+    news += 40;
+    println!(
+        "{:>34} {new:.1} statements a new delivery, {resend:.1} a resend (one at a time: BEGIN and COMMIT included)",
+        "round trips:"
+    );
     check(url, server.account, news).await;
     println!(
         "{:>34} every accepted new ticket has exactly one task ({news}), every resend none",
@@ -595,6 +705,10 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
 }
 
 struct Args {
+    group: bounty_store::GroupCommit,
+    /// Keep the task search index in the intake transaction (`on`), or
+    /// drop it before the runs (`off`): what indexing costs intake.
+    search_index: bool,
     seconds: f64,
     concurrency: Vec<usize>,
     rates: Vec<usize>,
@@ -602,7 +716,21 @@ struct Args {
 }
 
 fn main() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CountStatements))
+        .expect("the statement counter");
+    let defaults = bounty_store::GroupCommit::default();
     let args = Args {
+        group: bounty_store::GroupCommit {
+            enabled: arg("--group", "on") != "off",
+            batchers: arg("--batchers", &defaults.batchers.to_string())
+                .parse()
+                .expect("--batchers N"),
+            max_batch: arg("--max-batch", &defaults.max_batch.to_string())
+                .parse()
+                .expect("--max-batch N"),
+        },
+        search_index: arg("--search-index", "on") != "off",
         seconds: arg("--seconds", "5").parse().expect("--seconds N"),
         concurrency: list("--concurrency", "16,64"),
         rates: list("--rates", "250,500"),
@@ -615,8 +743,8 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!(
-            "intake load: {} s a run, {}% resends, the server on its own runtime (1 worker), the load generator on another",
-            args.seconds, args.duplicates
+            "intake load: {} s a run, {}% resends, the server on its own runtime (1 worker), the load generator on another; {:?}",
+            args.seconds, args.duplicates, args.group
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("intake.db").display());

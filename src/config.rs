@@ -60,6 +60,8 @@ pub struct Config {
     pub outbox: OutboxSettings,
     /// Customers' webhook endpoints.
     pub webhooks: WebhooksSettings,
+    /// How new work (helpdesk deliveries, `POST /v1/tasks`) is committed.
+    pub intake: IntakeSettings,
     /// Email for notices (cap thresholds, low credits, disabled
     /// endpoints, disputes decided, parked outbox rows).
     pub mail: MailSettings,
@@ -109,6 +111,44 @@ impl MailSettings {
         bounty_integrations::mail::Mailer::new(store.clone(), config)
             .map(Some)
             .map_err(ConfigError)
+    }
+}
+
+/// `[intake]`: group commit of new work (helpdesk deliveries and
+/// `POST /v1/tasks`): the deliveries that arrive together share one
+/// transaction and one commit, each under a savepoint of its own, and each
+/// is answered once the commit is durable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// Group commits (default on). Off: one transaction per request.
+    pub group_commit: bool,
+    /// Batchers on Postgres, each with its own connection (SQLite always
+    /// has one writer).
+    pub batchers: usize,
+    /// The most requests in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        let group = bounty_store::GroupCommit::default();
+        IntakeSettings {
+            group_commit: group.enabled,
+            batchers: group.batchers,
+            max_batch: group.max_batch,
+        }
+    }
+}
+
+impl IntakeSettings {
+    /// The store's grouping.
+    pub fn group_commit(&self) -> bounty_store::GroupCommit {
+        bounty_store::GroupCommit {
+            enabled: self.group_commit,
+            batchers: self.batchers,
+            max_batch: self.max_batch,
+        }
     }
 }
 
@@ -713,6 +753,8 @@ impl Config {
             ("outbox.reply_batch", u64::from(o.reply_batch)),
             ("outbox.reply_lease_ms", o.reply_lease_ms),
             ("outbox.per_destination", o.per_destination as u64),
+            ("intake.batchers", self.intake.batchers as u64),
+            ("intake.max_batch", self.intake.max_batch as u64),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1");

@@ -88,7 +88,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("cannot open the {backend:?} database (database.url)"))?;
     store.migrate().await.context("cannot migrate the database")?;
-    Ok(store.with_events(config.webhooks.events))
+    Ok(store
+        .with_events(config.webhooks.events)
+        .with_group_commit(config.intake.group_commit()))
 }
 
 /// Cancels `token` on the first SIGTERM or Ctrl-C.

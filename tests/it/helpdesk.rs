@@ -19,6 +19,7 @@ backend_tests!(
     every_vendor_signed_delivery_becomes_one_task,
     refused_signatures_store_nothing_but_a_counter,
     a_rotated_secret_is_accepted_during_its_grace_period,
+    another_process_rotating_or_deleting_is_seen_through_the_integration_cache,
     a_duplicate_storm_creates_exactly_one_task_per_ticket,
     solved_reopened_and_csat_reach_the_outcome_and_replies_are_queued,
     an_integration_whose_secret_no_key_opens_is_broken_not_a_500,
@@ -519,9 +520,11 @@ async fn refused_signatures_store_nothing_but_a_counter(backend: Backend) {
     }
 }
 
-async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) {
+/// A server with an account, its agent `support`, and a Chatwoot
+/// integration for it: (app, account, key, the created integration).
+async fn chatwoot(backend: Backend) -> (TestApp, bounty_core::AccountId, String, Value) {
     let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
-    let (_, key) = app.create_account("Acme").await;
+    let (account, key) = app.create_account("Acme").await;
     agent(&app, &key, "support", verified_at_once()).await;
     let created = json_of(
         integration(
@@ -533,6 +536,11 @@ async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) 
         201,
     )
     .await;
+    (app, account, key, created)
+}
+
+async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) {
+    let (app, _, key, created) = chatwoot(backend).await;
     let old = created["secret"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap();
     let rotate = |grace: u32| {
@@ -568,6 +576,58 @@ async fn a_rotated_secret_is_accepted_during_its_grace_period(backend: Backend) 
         deliver(&app, &created, &newest, &body3, "r3", 0).await.status(),
         200
     );
+}
+
+/// The server caches the integration a webhook URL names. Another
+/// process (here a second store over the same database, with a cache of
+/// its own) rotates the secret with no grace: the new secret is accepted
+/// at once (a failed signature reads the integration again) and the old
+/// one refused; it deletes the integration: the URL answers 404 within
+/// the cache's bound.
+async fn another_process_rotating_or_deleting_is_seen_through_the_integration_cache(backend: Backend) {
+    let (app, account, _, created) = chatwoot(backend).await;
+    let old = created["secret"].as_str().unwrap().to_owned();
+    let id: bounty_core::IntegrationId = created["id"].as_str().unwrap().parse().unwrap();
+    let body = fixture(IntegrationKind::Chatwoot, "conversation_created");
+    // Read, and now cached by the server.
+    assert_eq!(deliver(&app, &created, &old, &body, "c1", 0).await.status(), 202);
+
+    let other = app
+        .store_with_clock(std::sync::Arc::new(bounty_core::SystemClock))
+        .await;
+    let new = "whsec_rotated_by_another_process_0123456789";
+    let sealed = app
+        .keyring
+        .as_ref()
+        .unwrap()
+        .seal_for(account, id, bounty_core::SealPurpose::Inbound, new.as_bytes())
+        .unwrap();
+    other
+        .rotate_integration_secret(account, id, &sealed, other.now())
+        .await
+        .unwrap()
+        .expect("rotated");
+    let body2 = fixture(IntegrationKind::Chatwoot, "message_created_incoming");
+    assert_eq!(
+        deliver(&app, &created, new, &body2, "c2", 0).await.status(),
+        200,
+        "the new secret works at once"
+    );
+    assert_error(
+        deliver(&app, &created, &old, &body2, "c3", 0).await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+
+    assert!(other.delete_integration(account, id).await.unwrap());
+    tokio::time::sleep(bounty_store::integrations::INBOUND_CACHE_TTL).await;
+    assert_error(
+        deliver(&app, &created, new, &body2, "c4", 0).await,
+        404,
+        "not_found",
+    )
+    .await;
 }
 
 /// 1,000 tickets, each delivered 1 to 5 times in a random order, a tenth

@@ -22,6 +22,7 @@ mod distill;
 mod errors;
 mod exports;
 mod gateway;
+mod group_commit;
 mod health;
 mod helpdesk;
 mod helpdesk_replies;

@@ -107,8 +107,10 @@ pub async fn report_outcome(
             named.map_or_else(|| DEFAULT_GATEWAY_AGENT.to_owned(), |id| id.to_string())
         }
     };
+    let now = store.now();
+    let mut tx = store.begin().await?;
     let admitted = admit(
-        store,
+        &mut tx,
         account,
         TaskRequest {
             agent: AgentRef::Given(agent),
@@ -120,8 +122,6 @@ pub async fn report_outcome(
         },
     )
     .await?;
-    let now = store.now();
-    let mut tx = store.begin().await?;
     let task = match insert(&mut tx, account, &admitted, now).await? {
         Submitted::Queued(task) => task,
         other => {

@@ -2,10 +2,11 @@
 //! from the REST API (`POST /v1/tasks`), a helpdesk ticket (intake, in
 //! `bounty-integrations`) or the CLI's demo.
 //!
-//! [`submit_task`] is [`admit`] then [`insert`], in a transaction of its
-//! own:
+//! [`submit_task`] is [`admit`] then [`insert`], in one transaction,
+//! grouped with the other writes waiting at the same moment
+//! ([`Store::grouped`]: one commit for many, each answered once durable):
 //!
-//! 1. **Admit** (reads only): the account must take new tasks (a
+//! 1. **Admit** (one read, in the transaction): the account must take new tasks (a
 //!    suspended one does not); the input goes through the input policy of
 //!    its [`Source`] ([`bounty_core::InputPolicy`]: the API's input is
 //!    refused with the field named, a ticket's is clipped and marked); the
@@ -23,11 +24,11 @@
 
 use bounty_core::ledger::{fits_under_cap, price_of};
 use bounty_core::{AccountId, AgentId, ApiKeyMode, InputPolicy, IntegrationId, TaskId, TaskInput, Timestamp};
-use bounty_store::ledger::{committed_spend, lock_billing, read_billing};
+use bounty_store::ledger::{committed_spend, lock_billing};
 use bounty_store::tasks::{outcome_type_of, reserve_budget};
 use bounty_store::{
-    Agent, Idempotency, Inserted, IntakeTicket, NewTask, Store, StoreError, Task, Tx, insert_task,
-    task_by_idempotency_key, task_in, task_of_ticket,
+    Agent, AgentKey, Grouped, Idempotency, Inserted, IntakeTicket, NewTask, Store, StoreError, Task, Tx,
+    admission, insert_task, task_by_idempotency_key, task_in, task_of_ticket,
 };
 
 /// Most characters of an API task's `external_ref`.
@@ -87,6 +88,8 @@ pub struct TaskRequest {
 pub struct Admitted {
     task: NewTask,
     ticket: Option<(IntegrationId, String)>,
+    /// The account has a monthly cap (read with the agent).
+    capped: bool,
 }
 
 /// What a submission did.
@@ -123,24 +126,40 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
-/// Admits `request` and inserts it in a transaction of its own.
+/// Admits `request` and inserts it, grouped with the other writes
+/// waiting now ([`Store::grouped`]): answered once its transaction is
+/// committed; a refusal leaves nothing.
 pub async fn submit_task(
     store: &Store,
     account: AccountId,
     request: TaskRequest,
 ) -> Result<Submitted, SubmitError> {
-    let admitted = admit(store, account, request).await?;
-    let mut tx = store.begin().await?;
-    let submitted = insert(&mut tx, account, &admitted, store.now()).await?;
-    tx.commit().await?;
-    Ok(submitted)
+    let now = store.now();
+    store
+        .grouped(move |tx| {
+            Box::pin(async move {
+                let admitted = admit(tx, account, request).await?;
+                insert(tx, account, &admitted, now).await.map(Grouped::Keep)
+            })
+        })
+        .await
 }
 
-/// Every check before the insert, in order: the account's status, the
-/// input policy, `external_ref`, the agent. Writes nothing.
-pub async fn admit(store: &Store, account: AccountId, request: TaskRequest) -> Result<Admitted, SubmitError> {
-    let status = store.account_status(account).await?;
-    if status.is_some_and(|s| !s.takes_new_tasks()) {
+/// Every check before the insert, in order, in the transaction that will
+/// insert it: the account's status, the input policy, `external_ref`, the
+/// agent (one read of `tx` for the status and the agent). Writes nothing.
+pub async fn admit(tx: &mut Tx, account: AccountId, request: TaskRequest) -> Result<Admitted, SubmitError> {
+    // A name never starts with `agt_`: a given `agt_…` that is no id is
+    // looked up as a name, finds nothing, and still reads the status.
+    let key = match &request.agent {
+        AgentRef::Id(id) => AgentKey::Id(*id),
+        AgentRef::Given(given) => match given.parse() {
+            Ok(id) if given.starts_with("agt_") => AgentKey::Id(id),
+            _ => AgentKey::Name(given),
+        },
+    };
+    let found = admission(tx, account, key).await?;
+    if found.status.is_some_and(|s| !s.takes_new_tasks()) {
         return Err(SubmitError::AccountSuspended);
     }
     let input = request
@@ -156,24 +175,22 @@ pub async fn admit(store: &Store, account: AccountId, request: TaskRequest) -> R
             message: format!("must be 1 to {MAX_EXTERNAL_REF_CHARS} characters"),
         });
     }
-    let agent = match &request.agent {
-        AgentRef::Id(id) => store.get_agent(account, *id, None).await?,
-        AgentRef::Given(given) => resolve_agent(store, account, given).await?,
-    }
-    .ok_or_else(|| SubmitError::UnknownAgent {
-        agent: match &request.agent {
-            AgentRef::Id(id) => id.to_string(),
-            AgentRef::Given(given) => given.clone(),
-        },
-    })?;
+    let Some((agent_id, agent_version)) = found.agent else {
+        return Err(SubmitError::UnknownAgent {
+            agent: match &request.agent {
+                AgentRef::Id(id) => id.to_string(),
+                AgentRef::Given(given) => given.clone(),
+            },
+        });
+    };
     let (idempotency, ticket) = match request.source {
         Source::Api { idempotency } => (idempotency, None),
         Source::Helpdesk { integration, ticket } => (None, Some((integration, ticket))),
     };
     Ok(Admitted {
         task: NewTask {
-            agent_id: agent.id,
-            agent_version: agent.current_version,
+            agent_id,
+            agent_version,
             input,
             external_ref: request.external_ref,
             idempotency,
@@ -181,6 +198,7 @@ pub async fn admit(store: &Store, account: AccountId, request: TaskRequest) -> R
             mode: request.mode,
         },
         ticket,
+        capped: found.capped,
     })
 }
 
@@ -202,7 +220,9 @@ pub async fn insert(
         });
     match insert_task(tx, account, &admitted.task, ticket, now).await? {
         Inserted::New(task) => {
-            hold_budget(tx, account, &task, now).await?;
+            if admitted.capped {
+                hold_budget(tx, account, &task, now).await?;
+            }
             Ok(Submitted::Queued(*task))
         }
         Inserted::Conflict => match (ticket, &admitted.task.idempotency) {
@@ -216,7 +236,8 @@ pub async fn insert(
     }
 }
 
-/// Admits a new task under the account's monthly cap, reserving its price
+/// Admits a new task under the account's monthly cap (called only when
+/// [`admission`] found one), reserving its price
 /// (a value plan's CU for its outcome type) until its outcome is settled.
 /// Only a live task on a capped account takes the billing lock: the lock
 /// serialises the account's admissions, so concurrent tasks can never
@@ -228,12 +249,9 @@ async fn hold_budget(
     task: &Task,
     now: Timestamp,
 ) -> Result<(), SubmitError> {
-    if !task.mode.livemode()
-        || read_billing(tx, account, now, false)
-            .await?
-            .monthly_cap_micros
-            .is_none()
-    {
+    // The caller read the cap with the agent (`Admitted::capped`); under
+    // the lock it is read again, and rules.
+    if !task.mode.livemode() {
         return Ok(());
     }
     let billing = lock_billing(tx, account, now).await?;

@@ -18,14 +18,30 @@
 //!   the turn that will read it, or continuing an answer that waits as a
 //!   new turn; a closed conversation keeps it as evidence only.
 //!
-//! Intake is exactly-once by construction. The delivery's dedupe key (the
-//! vendor's event id, else its delivery id, else the body's SHA-256) is
-//! inserted first in the transaction, under a unique constraint per
-//! integration; the task or the signal, and the delivery's result, follow
-//! in the same transaction. A concurrent duplicate waits on that
-//! constraint, then finds the first delivery's record and answers what it
-//! answered; a crash before commit leaves neither. A budget refusal drops
-//! the transaction, so the helpdesk's retry can make the task later.
+//! Intake is exactly-once by construction: two unique constraints in one
+//! transaction. The delivery's dedupe key (the vendor's event id, else its
+//! delivery id, else the body's SHA-256) is unique per integration, and so
+//! is a ticket's task.
+//!
+//! - A signal or a reply: the dedupe key is inserted first, then the
+//!   signal or message and the delivery's result follow.
+//! - A new ticket: its task is inserted first, then the delivery's record
+//!   with its answer, one statement each (no update). A duplicate meets
+//!   the ticket's task (waiting while the first delivery's transaction is
+//!   open), then the dedupe key, and answers the first delivery's record;
+//!   nothing of it is kept.
+//!
+//! A concurrent duplicate waits on the constraint, then finds the first
+//! delivery's record and answers what it answered; a crash before commit
+//! leaves neither. A budget refusal rolls the delivery back, so the
+//! helpdesk's retry can make the task later.
+//!
+//! The transaction is shared: [`take`] runs through [`Store::grouped`],
+//! so the deliveries arriving together commit together, each under a
+//! savepoint of its own (a refusal or an error rolls back only its own
+//! delivery), and each is answered only once the commit is durable.
+//! Nothing is read before it: the account's status and the agent are
+//! read in it ([`bounty_agents::submit::admit`]).
 
 use bounty_agents::conversation::{CustomerMessage, MessageError, Taken, take_message};
 use bounty_agents::submit::{self, AgentRef, Source, SubmitError, Submitted, TaskRequest};
@@ -38,8 +54,9 @@ use bounty_core::{
     TicketEventName, Timestamp,
 };
 use bounty_store::{
-    DeliveryRecord, EventEvidence, IntakeTicket, Integration, NewDelivery, Store, StoreError, Tx,
-    delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket, save_delivery_result, task_of_ticket,
+    DeliveryAnswer, DeliveryRecord, EventEvidence, Grouped, IntakeTicket, Integration, NewDelivery, Store,
+    StoreError, Tx, delivery_by_dedupe_key, insert_answered_delivery, insert_delivery,
+    latest_outcome_of_ticket, save_delivery_result, task_of_ticket,
 };
 use sha2::{Digest, Sha256};
 
@@ -227,57 +244,72 @@ impl IntakeError {
 }
 
 /// Records `delivery` for `integration` and applies it, exactly once per
-/// dedupe key (see the module doc). A ticket's task gets `max_attempts`.
+/// dedupe key (see the module doc), in a transaction grouped with the
+/// other writes waiting now ([`Store::grouped`]): answered once it is
+/// committed (in a transaction of its own when the store's group commit is
+/// off: the benchmark's baseline). A ticket's task gets `max_attempts`.
 pub async fn take(
     store: &Store,
     integration: &Integration,
     delivery: VerifiedDelivery,
     max_attempts: u32,
 ) -> Result<IntakeResult, IntakeError> {
+    let (integration, now) = (integration.clone(), store.now());
+    store
+        .grouped(move |tx| {
+            Box::pin(async move { apply(tx, &integration, delivery, max_attempts, now).await })
+        })
+        .await
+}
+
+/// Everything [`take`] does, in `tx`. A budget refusal or a refused task
+/// leaves nothing: [`Grouped::Discard`], or an error, rolls it back, so the
+/// helpdesk's retry can create the task later.
+async fn apply(
+    tx: &mut Tx,
+    integration: &Integration,
+    delivery: VerifiedDelivery,
+    max_attempts: u32,
+    now: Timestamp,
+) -> Result<Grouped<IntakeResult>, IntakeError> {
     let account = integration.account_id;
-    // Checked before the transaction: a suspended account's ticket is
-    // refused before anything is recorded.
+    // Checked first: a suspended account's ticket is refused before
+    // anything is recorded.
     let admitted = match effect(integration, &delivery.event, max_attempts) {
         Effect::CreateTask(request) => Planned::Task(Box::new(
-            submit::admit(store, account, *request)
+            submit::admit(tx, account, *request)
                 .await
                 .map_err(|e| IntakeError::of(e, integration.id))?,
         )),
         Effect::Signal(signal) => Planned::Signal(signal),
         Effect::Message(body) => Planned::Message(body),
     };
-    let now = store.now();
     let event = delivery.event.kind.name();
-    let mut tx = store.begin().await?;
     let new = NewDelivery {
         dedupe_key: &delivery.dedupe_key,
         event,
         external_ticket: &delivery.event.ticket.external_id,
     };
-    let Some(id) = insert_delivery(&mut tx, account, integration.id, new, now).await? else {
-        let first = delivery_by_dedupe_key(&mut tx, account, integration.id, &delivery.dedupe_key)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt("a dedupe key conflicted but its delivery is not there".into())
-            })?;
-        tx.commit().await?;
-        return Ok(IntakeResult::Duplicate { first });
+    let later = match admitted {
+        Planned::Task(admitted) => return create_then_record(tx, integration, &admitted, new, now).await,
+        Planned::Signal(signal) => Later::Signal(signal),
+        Planned::Message(body) => Later::Message(body),
+    };
+    let Some(id) = insert_delivery(tx, account, integration.id, new, now).await? else {
+        let first = first_delivery(tx, integration, new.dedupe_key).await?;
+        return Ok(Grouped::Keep(IntakeResult::Duplicate { first }));
     };
     let receipt = DeliveryReceipt { delivery: id, event };
     let ticket = new.external_ticket;
-    let result = match admitted {
-        Planned::Task(admitted) => create_task(&mut tx, integration, &admitted, receipt, now).await?,
-        Planned::Signal(signal) => apply_signal(&mut tx, integration, ticket, signal, receipt, now).await?,
-        Planned::Message(body) => add_message(&mut tx, integration, ticket, &body, receipt, now).await?,
+    let result = match later {
+        Later::Signal(signal) => apply_signal(tx, integration, ticket, signal, receipt, now).await?,
+        Later::Message(body) => add_message(tx, integration, ticket, &body, receipt, now).await?,
     };
-    // Only a budget refusal has no answer: dropping the transaction
-    // forgets the delivery too, so the helpdesk's retry can create the
-    // task later.
     let Some(answer) = result.answer() else {
-        return Ok(result);
+        return Ok(Grouped::Discard(result));
     };
     save_delivery_result(
-        &mut tx,
+        tx,
         account,
         id,
         answer.result,
@@ -285,8 +317,62 @@ pub async fn take(
         answer.task_id,
     )
     .await?;
-    tx.commit().await?;
-    Ok(result)
+    Ok(Grouped::Keep(result))
+}
+
+/// A new ticket: its task first, then the delivery's record with its
+/// answer, one statement each. A duplicate of the delivery meets the
+/// ticket's task (or waits on it, while the first delivery's transaction
+/// is open) and then the dedupe key: it answers the first delivery's
+/// record, and nothing of it is kept. A budget refusal keeps nothing
+/// either, so the helpdesk's retry can create the task later.
+async fn create_then_record(
+    tx: &mut Tx,
+    integration: &Integration,
+    admitted: &submit::Admitted,
+    new: NewDelivery<'_>,
+    now: Timestamp,
+) -> Result<Grouped<IntakeResult>, IntakeError> {
+    let id = DeliveryId::new();
+    let receipt = DeliveryReceipt {
+        delivery: id,
+        event: new.event,
+    };
+    let result = create_task(tx, integration, admitted, receipt, now).await?;
+    let Some(answer) = result.answer() else {
+        return Ok(Grouped::Discard(result));
+    };
+    let answer = DeliveryAnswer {
+        result: answer.result,
+        reason: answer.reason.as_deref(),
+        task: answer.task_id,
+    };
+    if insert_answered_delivery(tx, integration.account_id, integration.id, id, new, answer, now).await? {
+        return Ok(Grouped::Keep(result));
+    }
+    let first = first_delivery(tx, integration, new.dedupe_key).await?;
+    Ok(Grouped::Discard(IntakeResult::Duplicate { first }))
+}
+
+/// The record of the delivery that holds `dedupe_key`.
+async fn first_delivery(
+    tx: &mut Tx,
+    integration: &Integration,
+    dedupe_key: &str,
+) -> Result<DeliveryRecord, IntakeError> {
+    Ok(
+        delivery_by_dedupe_key(tx, integration.account_id, integration.id, dedupe_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt("a dedupe key conflicted but its delivery is not there".into())
+            })?,
+    )
+}
+
+/// An effect applied after its delivery is recorded.
+enum Later {
+    Signal(Signal),
+    Message(String),
 }
 
 /// An effect with its task admitted.

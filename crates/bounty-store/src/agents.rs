@@ -446,3 +446,73 @@ fn merge(previous: Agent, patch: &AgentPatch) -> Result<AgentSpec, StoreError> {
         handoff: patch.handoff.unwrap_or(previous.handoff),
     })
 }
+
+/// The agent a task names: its id, or its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKey<'a> {
+    Id(AgentId),
+    Name(&'a str),
+}
+
+/// What admitting a task reads, in the transaction that inserts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The account's status; `None` when there is no such account.
+    pub status: Option<bounty_core::AccountStatus>,
+    /// The agent and the version new tasks run; `None` when the account
+    /// has no such agent.
+    pub agent: Option<(AgentId, i32)>,
+    /// Whether the account has a monthly spending cap: only then does a
+    /// live task take the billing lock to reserve under it.
+    pub capped: bool,
+}
+
+/// The account's status, the agent's id and version, the account's cap.
+type AdmissionRow = (String, Option<String>, Option<i32>, Option<i64>);
+
+/// The account's status, its agent `key` at its current version, and
+/// whether it has a spending cap, in one read of `tx`: what a new task needs checked in the transaction that
+/// inserts it, so that nothing is read before it.
+pub async fn admission(
+    tx: &mut crate::Tx,
+    account: AccountId,
+    key: AgentKey<'_>,
+) -> Result<Admission, StoreError> {
+    let (id, name) = match key {
+        AgentKey::Id(id) => (Some(id.to_string()), None),
+        AgentKey::Name(name) => (None, Some(name.to_owned())),
+    };
+    let row: Option<AdmissionRow> = tx
+        .fetch_optional(
+            "select acc.status, a.id, a.current_version, b.monthly_cap_micros from accounts acc
+             left join agents a on a.account_id = acc.id
+                 and a.id = coalesce($2, (select n.id from agents n where n.account_id = $1 and n.name = $3))
+             left join account_billing b on b.account_id = acc.id
+             where acc.id = $1",
+            crate::tx::args![account.to_string(), id, name],
+        )
+        .await?;
+    let Some((status, id, version, cap)) = row else {
+        return Ok(Admission {
+            status: None,
+            agent: None,
+            capped: false,
+        });
+    };
+    let status = status
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("accounts.status: {e}")))?;
+    let agent = match (id, version) {
+        (Some(id), Some(version)) => Some((
+            id.parse()
+                .map_err(|e| StoreError::Corrupt(format!("agents.id: {e}")))?,
+            version,
+        )),
+        _ => None,
+    };
+    Ok(Admission {
+        status: Some(status),
+        agent,
+        capped: cap.is_some(),
+    })
+}

@@ -170,6 +170,12 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     /// Whether changes write their events (`webhooks.events`; default on).
     pub(crate) events_on: bool,
+    /// How [`Store::grouped`] groups writes.
+    pub(crate) group: crate::group::GroupCommit,
+    /// Its batchers, shared by every clone.
+    pub(crate) group_slot: Arc<crate::group::GroupSlot>,
+    /// The integrations webhook URLs named lately, shared by every clone.
+    pub(crate) inbound_cache: Arc<crate::integrations::InboundCache>,
 }
 
 impl fmt::Debug for Store {
@@ -186,6 +192,9 @@ impl Store {
             db: self.db.clone(),
             clock,
             events_on: self.events_on,
+            group: self.group,
+            group_slot: self.group_slot.clone(),
+            inbound_cache: self.inbound_cache.clone(),
         }
     }
 
@@ -194,6 +203,16 @@ impl Store {
     /// delivered to webhook endpoints (`webhooks.events = false`).
     pub fn with_events(mut self, on: bool) -> Store {
         self.events_on = on;
+        // Its batchers begin transactions that write events, or not.
+        self.group_slot = Arc::default();
+        self
+    }
+
+    /// The same store, grouping writes by `group` (see
+    /// [`Store::grouped`]).
+    pub fn with_group_commit(mut self, group: crate::group::GroupCommit) -> Store {
+        self.group = group;
+        self.group_slot = Arc::default();
         self
     }
 
@@ -242,6 +261,9 @@ impl Store {
             db,
             clock,
             events_on: true,
+            group: crate::group::GroupCommit::default(),
+            group_slot: Arc::default(),
+            inbound_cache: Arc::default(),
         })
     }
 

@@ -84,11 +84,41 @@ pub async fn insert_delivery(
     now: Timestamp,
 ) -> Result<Option<DeliveryId>, StoreError> {
     let id = DeliveryId::new();
+    let answer = DeliveryAnswer {
+        result: DeliveryResult::Recorded,
+        reason: None,
+        task: None,
+    };
+    let inserted = insert_answered_delivery(tx, account, integration, id, delivery, answer, now).await?;
+    Ok(inserted.then_some(id))
+}
+
+/// What a delivery did, when it is known before its record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryAnswer<'a> {
+    pub result: DeliveryResult,
+    pub reason: Option<&'a str>,
+    pub task: Option<TaskId>,
+}
+
+/// Claims `delivery`'s dedupe key as record `id`, with its `answer`
+/// already: `false` when an earlier delivery holds the key (nothing is
+/// written). One statement where [`insert_delivery`] and
+/// [`save_delivery_result`] are two.
+pub async fn insert_answered_delivery(
+    tx: &mut Tx,
+    account: AccountId,
+    integration: IntegrationId,
+    id: DeliveryId,
+    delivery: NewDelivery<'_>,
+    answer: DeliveryAnswer<'_>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     let inserted: Option<(String,)> = tx
         .fetch_optional(
             "insert into integration_deliveries (id, account_id, integration_id, dedupe_key, event,
-                 external_ticket, result, response, received_at)
-             values ($1, $2, $3, $4, $5, $6, $7, '{}', $8)
+                 external_ticket, result, reason, task_id, response, received_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, '{}', $10)
              on conflict (integration_id, dedupe_key) do nothing
              returning id",
             args![
@@ -98,12 +128,14 @@ pub async fn insert_delivery(
                 delivery.dedupe_key,
                 delivery.event.as_str(),
                 delivery.external_ticket,
-                DeliveryResult::Recorded.as_str(),
+                answer.result.as_str(),
+                answer.reason.map(str::to_owned),
+                answer.task.map(|t| t.to_string()),
                 now
             ],
         )
         .await?;
-    Ok(inserted.map(|_| id))
+    Ok(inserted.is_some())
 }
 
 /// The record of the delivery that holds `dedupe_key`.

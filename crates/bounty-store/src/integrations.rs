@@ -170,7 +170,26 @@ impl Store {
     /// The integration a webhook URL names, whoever's it is: the URL is
     /// how an unauthenticated delivery finds its account. Deleted ones are
     /// not found.
+    ///
+    /// Read through this process's cache: an integration read less than
+    /// [`INBOUND_CACHE_TTL`] ago is not read again. This process's own
+    /// changes (delete, rotate, enable, disable) drop it from the cache at
+    /// once; another process's are seen within the TTL, which is the bound
+    /// on staleness. A delivery whose signature fails against a cached
+    /// secret is checked again with [`Store::inbound_integration_fresh`].
     pub async fn inbound_integration(&self, id: IntegrationId) -> Result<Option<Integration>, StoreError> {
+        if let Some(hit) = self.inbound_cache.get(id) {
+            return Ok(Some(hit));
+        }
+        self.inbound_integration_fresh(id).await
+    }
+
+    /// [`Store::inbound_integration`] read from the database, the cache
+    /// refreshed with it.
+    pub async fn inbound_integration_fresh(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<Integration>, StoreError> {
         let row: Option<Row> = on_pool!(&self.db, pool => {
             sqlx::query_as(concat!(
                 "select ", integration_columns!(), " from integrations where id = $1 and deleted_at is null"
@@ -179,7 +198,12 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(Integration::try_from).transpose()
+        let found = row.map(Integration::try_from).transpose()?;
+        match &found {
+            Some(integration) => self.inbound_cache.put(integration.clone()),
+            None => self.inbound_cache.forget(id),
+        }
+        Ok(found)
     }
 
     /// The account's integrations, newest first.
@@ -216,6 +240,7 @@ impl Store {
         id: IntegrationId,
     ) -> Result<bool, StoreError> {
         let now = self.now();
+        self.inbound_cache.forget(id);
         let done = on_pool!(&self.db, pool => {
             sqlx::query(
                 "update integrations set deleted_at = $3, updated_at = $3
@@ -257,6 +282,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        self.inbound_cache.forget(id);
         row.map(Integration::try_from).transpose()
     }
 
@@ -335,6 +361,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.inbound_cache.forget(id);
         tracing::info!(account.id = %account, integration.id = %id, replies = queued, "integration re-enabled");
         Ok(Some(queued))
     }
@@ -373,7 +400,9 @@ impl Store {
             };
             crate::notifications::notify(&mut tx, &notice, now).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.inbound_cache.forget(id);
+        Ok(())
     }
 }
 
@@ -481,4 +510,46 @@ pub async fn enqueue_reply(
     )
     .await?;
     Ok(())
+}
+
+/// How long [`Store::inbound_integration`] trusts a cached integration:
+/// the bound on how late this process sees another process delete an
+/// integration or rotate its secret.
+pub const INBOUND_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The integrations webhook URLs named lately, shared by every clone of a
+/// store.
+#[derive(Default)]
+pub(crate) struct InboundCache {
+    entries: std::sync::Mutex<std::collections::HashMap<IntegrationId, (Integration, std::time::Instant)>>,
+}
+
+impl InboundCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<IntegrationId, (Integration, std::time::Instant)>>
+    {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: IntegrationId) -> Option<Integration> {
+        let entries = self.lock();
+        let (integration, read) = entries.get(&id)?;
+        (read.elapsed() < INBOUND_CACHE_TTL).then(|| integration.clone())
+    }
+
+    fn put(&self, integration: Integration) {
+        let mut entries = self.lock();
+        // Only integrations that exist are kept, and a stale entry is
+        // replaced on its next read: the map holds at most every live
+        // integration once. Expired entries go when it grows.
+        if entries.len() >= 4096 {
+            entries.retain(|_, (_, read)| read.elapsed() < INBOUND_CACHE_TTL);
+        }
+        entries.insert(integration.id, (integration, std::time::Instant::now()));
+    }
+
+    pub(crate) fn forget(&self, id: IntegrationId) {
+        self.lock().remove(&id);
+    }
 }

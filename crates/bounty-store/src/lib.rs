@@ -36,6 +36,7 @@ mod error;
 pub mod gateway;
 pub mod gateway_billing;
 pub mod gateway_budget;
+pub mod group;
 pub mod health;
 pub mod integrations;
 pub mod knowledge;
@@ -63,19 +64,20 @@ mod users;
 pub mod webhooks;
 
 pub use accounts::Account;
-pub use agents::{Agent, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS};
+pub use agents::{Admission, Agent, AgentKey, AgentPatch, AgentSpec, DEFAULT_MAX_STEPS, admission};
 pub use answer_cache::{CacheSummary, CacheUse, CachedAnswer, ModelRates};
 pub use api_keys::{ApiKey, AuthenticatedKey};
 pub use byok::{ByokRecord, byok_sealing_aad};
 pub use conversation::ConversationMessage;
 pub use db::{Backend, DatabaseOptions, Store};
 pub use deliveries::{
-    DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_delivery, latest_outcome_of_ticket,
-    save_delivery_result,
+    DeliveryAnswer, DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_answered_delivery,
+    insert_delivery, latest_outcome_of_ticket, save_delivery_result,
 };
 pub use disputes::{Dispute, NewDispute};
 pub use distill::TraceRow;
 pub use error::StoreError;
+pub use group::{GroupCommit, GroupStats, Grouped, TxFuture};
 pub use integrations::{Integration, NewIntegration};
 pub use knowledge::{
     ChunkHit, DocumentChange, EmbeddedChunk, KnowledgeDocument, KnowledgeSource, NewKnowledgeSource,

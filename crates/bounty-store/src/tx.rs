@@ -135,6 +135,11 @@ pub struct Tx {
     pub(crate) events_on: bool,
 }
 
+/// Where a unit of grouped work began ([`Tx::savepoint`]).
+pub(crate) struct Savepoint {
+    events: usize,
+}
+
 enum Inner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
@@ -235,6 +240,24 @@ impl Tx {
             Inner::Postgres(tx) => Some(tx),
             Inner::Sqlite(_) => None,
         }
+    }
+
+    /// Marks where a unit of grouped work begins: [`Tx::rollback_to`]
+    /// undoes what follows, its events too.
+    pub(crate) async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        self.execute("savepoint grouped_unit", &[]).await?;
+        Ok(Savepoint {
+            events: self.events.len(),
+        })
+    }
+
+    /// Undoes every write and event since `mark`. The savepoint is not
+    /// released, on either backend: the next unit's shadows it, and the
+    /// commit ends them all, so a kept unit costs no statement more.
+    pub(crate) async fn rollback_to(&mut self, mark: Savepoint) -> Result<(), StoreError> {
+        self.execute("rollback to savepoint grouped_unit", &[]).await?;
+        self.events.truncate(mark.events);
+        Ok(())
     }
 
     /// Commits every write made in it, the events emitted in it first.

@@ -62,19 +62,56 @@ pub async fn helpdesk_webhook(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let parsed: IntegrationId = path_id("integration", &id)?;
-    let integration = state
+    let not_found = || ApiError::NotFound {
+        kind: "integration",
+        id: id.clone(),
+    };
+    // Read through the store's cache (a few seconds at most; this
+    // process's own changes drop it at once).
+    let mut integration = state
         .store
         .inbound_integration(parsed)
         .await?
-        .ok_or(ApiError::NotFound {
-            kind: "integration",
-            id,
-        })?;
+        .ok_or_else(not_found)?;
     let now = state.store.now();
     let secrets = inbound_secrets(&state, &integration, now)?;
-    let verified = verify(&state, &integration, &headers, &body, &secrets, now).await?;
+    let verified = match check(&integration, &headers, &body, &secrets, now) {
+        Ok(verified) => verified,
+        Err(refused) => {
+            // The cached secret may predate a rotation made by another
+            // process: the integration is read again, and the delivery
+            // checked again when it changed.
+            let fresh = state
+                .store
+                .inbound_integration_fresh(parsed)
+                .await?
+                .ok_or_else(not_found)?;
+            let refused = match fresh == integration {
+                true => refused,
+                false => {
+                    integration = fresh;
+                    let secrets = inbound_secrets(&state, &integration, now)?;
+                    match check(&integration, &headers, &body, &secrets, now) {
+                        Ok(verified) => return take(&state, &integration, verified, &body).await,
+                        Err(refused) => refused,
+                    }
+                }
+            };
+            return Err(refuse(&state, &integration, refused).await);
+        }
+    };
+    take(&state, &integration, verified, &body).await
+}
+
+/// Parses a verified delivery and hands it to intake; renders the result.
+async fn take(
+    state: &AppState,
+    integration: &Integration,
+    verified: Verified,
+    body: &[u8],
+) -> ApiResult<Response> {
     let label = integration.kind.as_str();
-    let event = match bounty_integrations::parse(integration.kind, &body) {
+    let event = match bounty_integrations::parse(integration.kind, body) {
         Ok(Parsed::Event(event)) => event,
         Ok(Parsed::Ignored { event_type, reason }) => {
             state.metrics.count_delivery(label, "ignored");
@@ -91,8 +128,8 @@ pub async fn helpdesk_webhook(
             });
         }
     };
-    let delivery = VerifiedDelivery::new(event, &verified, &body);
-    let result = intake::take(&state.store, &integration, delivery, state.task_max_attempts)
+    let delivery = VerifiedDelivery::new(event, &verified, body);
+    let result = intake::take(&state.store, integration, delivery, state.task_max_attempts)
         .await
         .map_err(|e| match e {
             IntakeError::Refused(e) => ApiError::from(e),
@@ -148,35 +185,41 @@ fn inbound_secrets(
     })
 }
 
-/// Verifies the delivery's signature with `secrets`; a refusal is counted
-/// on the integration, and nothing else of the delivery is kept.
-async fn verify(
-    state: &AppState,
+/// Checks the delivery's signature with `secrets`.
+fn check(
     integration: &Integration,
     headers: &HeaderMap,
     body: &[u8],
     secrets: &[Zeroizing<Vec<u8>>],
     now: Timestamp,
-) -> Result<Verified, ApiError> {
+) -> Result<Verified, SignatureError> {
     let secret_refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+    bounty_integrations::verify(integration.kind, &HeaderView(headers), body, &secret_refs, now)
+}
+
+/// The answer to a delivery whose signature failed: the refusal is
+/// counted on the integration, and nothing else of the delivery is kept.
+async fn refuse(state: &AppState, integration: &Integration, e: SignatureError) -> ApiError {
     let label = integration.kind.as_str();
-    match bounty_integrations::verify(integration.kind, &HeaderView(headers), body, &secret_refs, now) {
-        Ok(v) => Ok(v),
-        Err(e @ (SignatureError::NoSecrets | SignatureError::InvalidSecret { .. })) => Err(
-            ApiError::Internal(format!("integration {} secret: {e}", integration.id)),
-        ),
-        Err(e) => {
+    match e {
+        SignatureError::NoSecrets | SignatureError::InvalidSecret { .. } => {
+            ApiError::Internal(format!("integration {} secret: {e}", integration.id))
+        }
+        e => {
             // No payload is logged or kept: only the code, and a counter.
             tracing::warn!(integration.id = %integration.id, kind = label, code = e.code(), "helpdesk webhook refused");
             state.metrics.count_delivery(label, "rejected");
-            state
+            if let Err(stored) = state
                 .store
                 .record_rejected_delivery(integration.id, e.code())
-                .await?;
-            Err(ApiError::WebhookSignature {
+                .await
+            {
+                return stored.into();
+            }
+            ApiError::WebhookSignature {
                 reason: e.code(),
                 header: e.header(),
-            })
+            }
         }
     }
 }
