@@ -31,6 +31,9 @@
 //! each duplicate none, and the tasks count matches the new deliveries.
 //! It prints accepted/s, p50/p99/p999, and the ratio to the baseline.
 //!
+//! - **API intake.** `POST /v1/tasks` by the same closed loops: each
+//!   request a new task under its own `Idempotency-Key`, 10% replays of
+//!   an earlier one (answered with its task, `Idempotent-Replayed`).
 //! - **Requests per commit.** How many requests each grouped commit
 //!   carried, from the store's own count ([`Store::group_stats`]).
 //! - **Search indexing.** `--search-index off` drops the task search index
@@ -38,7 +41,8 @@
 //!   runs: what indexing in the intake transaction costs.
 //! - **Round trips.** 40 new deliveries and then their 40 resends, one at a
 //!   time, with sqlx's statement events counted: the statements a request
-//!   sends the database.
+//!   sends the database inside its transaction (sqlx does not log BEGIN
+//!   and COMMIT; a grouped request's share of those is 1/batch).
 //!
 //! Run: `cargo bench --bench intake_load [-- --seconds 5 --concurrency 16,64
 //! --rates 250,500 --duplicates 10 --group on|off --batchers 2
@@ -87,23 +91,31 @@ struct Inbound {
     secret: String,
 }
 
-/// `n` deliveries, alternating vendors, `dup` percent of them resends.
-fn shots(inbound: &[Inbound], n: usize, dup: usize, run: &str) -> Vec<Shot> {
-    let now = chrono::Utc::now();
+/// `n` requests, `dup` percent of them resends of an earlier one (every
+/// `100 / dup`-th), the others `fresh(k)` for k = 0, 1, 2, ….
+fn with_resends(n: usize, dup: usize, mut fresh: impl FnMut(usize) -> Shot) -> Vec<Shot> {
     let mut out: Vec<Shot> = Vec::with_capacity(n);
-    let mut fresh = 0usize;
+    let mut made = 0usize;
     for i in 0..n {
-        // Every `100 / dup`-th delivery resends one made before it.
         if dup > 0 && i > 0 && i % (100 / dup.min(100)) == 0 {
             let again = out[(i * 7919) % out.len()].clone();
             out.push(again);
             continue;
         }
+        out.push(fresh(made));
+        made += 1;
+    }
+    out
+}
+
+/// `n` deliveries, alternating vendors, `dup` percent of them resends.
+fn shots(inbound: &[Inbound], n: usize, dup: usize, run: &str) -> Vec<Shot> {
+    let now = chrono::Utc::now();
+    with_resends(n, dup, |fresh| {
         let key = fresh;
         let target = &inbound[fresh % inbound.len()];
         let ticket = format!("{run}-{fresh}");
         let delivery_id = format!("{run}-d{fresh}");
-        fresh += 1;
         let body = match target.kind {
             IntegrationKind::Zendesk => json!({
                 "account_id": 22129848,
@@ -137,14 +149,35 @@ fn shots(inbound: &[Inbound], n: usize, dup: usize, run: &str) -> Vec<Shot> {
             },
         )
         .expect("sign");
-        out.push(Shot {
+        Shot {
             url: target.url.clone(),
             headers,
             body,
             key,
+        }
+    })
+}
+
+/// `n` `POST /v1/tasks` requests, each with its own `Idempotency-Key`,
+/// `dup` percent of them resends of an earlier one (the same key and
+/// body: answered with the first task, `Idempotent-Replayed: true`).
+fn api_shots(base: &str, key: &str, n: usize, dup: usize, run: &str) -> Vec<Shot> {
+    with_resends(n, dup, |fresh| {
+        let body = json!({
+            "agent": "bench",
+            "input": {"subject": "Refund", "body": format!("Where is my refund? Order {run}-{fresh}.")},
+            "external_ref": format!("{run}-{fresh}"),
         });
-    }
-    out
+        Shot {
+            url: format!("{base}/v1/tasks"),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {key}")),
+                ("idempotency-key".into(), format!("{run}-{fresh}")),
+            ],
+            body: body.to_string().into_bytes(),
+            key: fresh,
+        }
+    })
 }
 
 /// The server under test, in process on its own runtime and threads.
@@ -281,11 +314,13 @@ async fn send(client: &reqwest::Client, shot: &Shot) -> Result<bool, String> {
     }
     let response = request.send().await.map_err(|e| e.to_string())?;
     let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
     let answer: Value = response.json().await.map_err(|e| e.to_string())?;
     // A new delivery is 202; a resend answers its first delivery's body
-    // with 200.
+    // with 200. An API task is 202, its replay 202 with
+    // `Idempotent-Replayed`.
     match status.as_u16() {
-        202 => Ok(true),
+        202 => Ok(!replayed),
         200 => Ok(false),
         _ => Err(format!("{status}: {answer}")),
     }
@@ -678,6 +713,16 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
             Some(base.rate()),
             per_commit,
         );
+        let set = Arc::new(api_shots(
+            &server.base,
+            &server.key,
+            200_000,
+            args.duplicates,
+            &format!("a{run_no}"),
+        ));
+        let (run, per_commit) = grouped(&server.store, closed_loop(set, c, args.seconds)).await;
+        news += run.new;
+        line(&format!("POST /v1/tasks, c={c}"), &run, None, per_commit);
     }
     for &rate in &args.rates {
         run_no += 1;
@@ -694,7 +739,7 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
     let (new, resend) = round_trips(&inbound, "rt").await;
     news += 40;
     println!(
-        "{:>34} {new:.1} statements a new delivery, {resend:.1} a resend (one at a time: BEGIN and COMMIT included)",
+        "{:>34} {new:.1} statements a new delivery, {resend:.1} a resend, in its transaction (one at a time; BEGIN and COMMIT not counted)",
         "round trips:"
     );
     check(url, server.account, news).await;

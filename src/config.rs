@@ -123,8 +123,8 @@ impl MailSettings {
 pub struct IntakeSettings {
     /// Group commits (default on). Off: one transaction per request.
     pub group_commit: bool,
-    /// Batchers on Postgres, each with its own connection (SQLite always
-    /// has one writer).
+    /// Batchers on Postgres, each with its own connection, running side by
+    /// side (SQLite always has one writer).
     pub batchers: usize,
     /// The most requests in one transaction.
     pub max_batch: usize,

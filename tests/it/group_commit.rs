@@ -21,6 +21,11 @@ mod postgres_only {
     async fn a_failed_commit_answers_every_kept_unit_with_an_error_and_keeps_none() {
         super::a_failed_commit_answers_every_kept_unit_with_an_error_and_keeps_none().await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_between_batches_runs_the_unit_again_after_its_batch_commits() {
+        super::a_deadlock_between_batches_runs_the_unit_again_after_its_batch_commits().await
+    }
 }
 
 /// What each unit does.
@@ -80,6 +85,7 @@ async fn run_all(
             let now = store.now();
             store
                 .grouped(move |tx| {
+                    let ticket = ticket.clone();
                     Box::pin(async move {
                         let key = format!("k{i}");
                         let new = NewDelivery {
@@ -198,4 +204,57 @@ async fn a_failed_commit_answers_every_kept_unit_with_an_error_and_keeps_none() 
         refused_commits > 0,
         "some pair shared a batch and failed its commit"
     );
+}
+
+/// Two units on two batchers take the same two keys in opposite orders,
+/// each waiting a moment between them: Postgres finds the deadlock and
+/// cancels one statement. That unit is rolled back to its savepoint and
+/// run again once its batch committed; it then finds both keys taken.
+/// Both are answered, neither with an error.
+async fn a_deadlock_between_batches_runs_the_unit_again_after_its_batch_commits() {
+    let (_db, store, account, integration) = setup(Backend::Postgres).await;
+    let both = |first: &'static str, second: &'static str| {
+        let store = store.clone();
+        async move {
+            let now = store.now();
+            // Consecutive units without a key go to consecutive batchers.
+            store
+                .grouped(move |tx| {
+                    Box::pin(async move {
+                        let mut taken = Vec::new();
+                        for (n, key) in [first, second].into_iter().enumerate() {
+                            if n == 1 {
+                                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                            }
+                            let new = NewDelivery {
+                                dedupe_key: key,
+                                event: bounty_core::TicketEventName::Created,
+                                external_ticket: key,
+                            };
+                            taken.push(
+                                insert_delivery(tx, account, integration, new, now)
+                                    .await?
+                                    .is_some(),
+                            );
+                        }
+                        Ok::<_, StoreError>(Grouped::Keep(taken))
+                    })
+                })
+                .await
+        }
+    };
+    let before = store.group_stats();
+    let (one, two) = tokio::join!(both("x", "y"), both("y", "x"));
+    let after = store.group_stats();
+    assert_eq!(
+        after.units - before.units,
+        3,
+        "two units, one of them run twice: each in a batch of its own batcher, then again"
+    );
+    let (one, two) = (one.expect("answered"), two.expect("answered"));
+    // One unit took both keys; the other, run again after the deadlock,
+    // found both taken.
+    let mut answers = [one, two];
+    answers.sort();
+    assert_eq!(answers, [vec![false, false], vec![true, true]]);
 }

@@ -134,15 +134,25 @@ pub async fn submit_task(
     account: AccountId,
     request: TaskRequest,
 ) -> Result<Submitted, SubmitError> {
+    let request_key = match &request.source {
+        Source::Api {
+            idempotency: Some(idem),
+        } => Some(idem.key.clone()),
+        _ => None,
+    };
     let now = store.now();
-    store
-        .grouped(move |tx| {
-            Box::pin(async move {
-                let admitted = admit(tx, account, request).await?;
-                insert(tx, account, &admitted, now).await.map(Grouped::Keep)
-            })
+    let work = bounty_store::group::unit(move |tx| {
+        let request = request.clone();
+        Box::pin(async move {
+            let admitted = admit(tx, account, request).await?;
+            insert(tx, account, &admitted, now).await.map(Grouped::Keep)
         })
-        .await
+    });
+    // Retries of one idempotency key queue on one batcher.
+    match request_key {
+        Some(key) => store.grouped_by(&format!("{account}/{key}"), work).await,
+        None => store.grouped(work).await,
+    }
 }
 
 /// Every check before the insert, in order, in the transaction that will

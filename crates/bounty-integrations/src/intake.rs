@@ -255,8 +255,11 @@ pub async fn take(
     max_attempts: u32,
 ) -> Result<IntakeResult, IntakeError> {
     let (integration, now) = (integration.clone(), store.now());
+    // Copies of a delivery, and a ticket's events, queue on one batcher.
+    let key = format!("{}/{}", integration.id, delivery.event.ticket.external_id);
     store
-        .grouped(move |tx| {
+        .grouped_by(&key, move |tx| {
+            let (integration, delivery) = (integration.clone(), delivery.clone());
             Box::pin(async move { apply(tx, &integration, delivery, max_attempts, now).await })
         })
         .await

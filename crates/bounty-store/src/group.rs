@@ -25,13 +25,22 @@
 //! under load, the commits are shared.
 //!
 //! On SQLite there is one batcher (one writer: batching is the only
-//! lever). On Postgres there are [`GroupCommit::batchers`] (default 2), so
-//! that one batch runs its statements while another waits on its commit;
-//! only one batch at a time runs statements, so a batch can wait only on
-//! one that is committing, and the process's batches never deadlock each
-//! other. Batches of two processes can (the same keys taken in opposite
-//! orders): Postgres then fails one statement, and only that unit is
-//! rolled back and answered with the error (503: retry).
+//! lever). On Postgres there are [`GroupCommit::batchers`] (default 4),
+//! each with its own queue and connection, running their batches at the
+//! same time. A unit names its partition ([`Store::grouped_by`]: intake
+//! gives the integration and ticket, the API the account and idempotency
+//! key), so units that can meet on a unique key (copies of one delivery,
+//! one ticket's events) queue on the same batcher, in order, and meet
+//! under savepoints instead of across open transactions. Batches of
+//! different batchers (or processes) can still deadlock on rows outside
+//! any key (an account's billing lock); Postgres then cancels one
+//! statement, and that unit is rolled back to its savepoint and run again
+//! at the head of its batcher's next batch, once its own batch has
+//! committed and released what the other was waiting on (at most
+//! [`DEADLOCK_TRIES`] times, then answered with the error).
+//!
+//! A unit is a closure that may run more than once (`Fn`): it clones
+//! what it needs each time.
 //!
 //! The batchers are started on first use, on the caller's runtime. A unit
 //! that finds them gone (their runtime ended) runs in a transaction of
@@ -39,8 +48,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -76,16 +85,33 @@ impl Default for GroupCommit {
     fn default() -> Self {
         GroupCommit {
             enabled: true,
-            batchers: 2,
+            batchers: 4,
             max_batch: 64,
         }
     }
 }
 
+/// `work` as a unit of grouped work: names its type where a closure is
+/// kept in a variable before [`Store::grouped`] gets it (a closure's
+/// borrowed argument is only inferred for all lifetimes at a call like
+/// this one).
+pub fn unit<R, E, F>(work: F) -> F
+where
+    F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>>,
+{
+    work
+}
+
+/// How often a unit runs into a deadlock before it is answered with it.
+pub const DEADLOCK_TRIES: u32 = 3;
+
 /// The batchers' queue, started on first use.
 #[derive(Default)]
 pub(crate) struct GroupSlot {
-    queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    /// One queue per batcher.
+    queues: Mutex<Option<Vec<Queue>>>,
+    /// The partition of units that name none.
+    next: AtomicU64,
     /// Transactions committed by the batchers, and the units in them.
     batches: AtomicU64,
     units: AtomicU64,
@@ -102,44 +128,54 @@ pub struct GroupStats {
 
 /// A unit of work, typed away.
 trait Job: Send {
-    /// Runs the unit in `tx`; what it decided, and how to answer it.
-    fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> TxFuture<'t, Box<dyn Finish>>;
+    /// Runs the unit in `tx`, keeping what it answered.
+    fn run<'t>(&'t mut self, tx: &'t mut Tx) -> TxFuture<'t, ()>;
+    /// Whether it keeps its writes.
+    fn keep(&self) -> bool;
+    /// Counts a deadlock; whether it may run again.
+    fn again(&mut self) -> bool;
+    /// Answers the unit; `committed` is its batch's commit.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
     /// Answers the unit with `error` without running it.
     fn fail(self: Box<Self>, error: StoreError);
 }
 
-/// A unit that ran, waiting for its batch's commit.
-trait Finish: Send {
-    fn keep(&self) -> bool;
-    /// Answers the unit; `committed` is the batch's commit when it kept
-    /// its writes.
-    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
-}
+/// A batcher's queue.
+type Queue = mpsc::Sender<Box<dyn Job>>;
 
-/// The units waiting, shared by the batchers.
-type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Box<dyn Job>>>>;
-
-type Work<R, E> = Box<dyn for<'t> FnOnce(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send>;
+type Work<R, E> = Box<dyn for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send>;
 
 struct Unit<R, E> {
     work: Work<R, E>,
-    answer: oneshot::Sender<Result<R, E>>,
-}
-
-struct Ran<R, E> {
-    out: Result<Grouped<R>, E>,
+    out: Option<Result<Grouped<R>, E>>,
+    deadlocks: u32,
     answer: oneshot::Sender<Result<R, E>>,
 }
 
 impl<R: Send + 'static, E: From<StoreError> + Send + 'static> Job for Unit<R, E> {
-    fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> TxFuture<'t, Box<dyn Finish>> {
+    fn run<'t>(&'t mut self, tx: &'t mut Tx) -> TxFuture<'t, ()> {
         Box::pin(async move {
-            let out = (self.work)(tx).await;
-            Box::new(Ran {
-                out,
-                answer: self.answer,
-            }) as Box<dyn Finish>
+            self.out = Some((self.work)(tx).await);
         })
+    }
+
+    fn keep(&self) -> bool {
+        matches!(self.out, Some(Ok(Grouped::Keep(_))))
+    }
+
+    fn again(&mut self) -> bool {
+        self.deadlocks += 1;
+        self.deadlocks < DEADLOCK_TRIES
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let answer = match self.out {
+            Some(Ok(Grouped::Keep(r))) => committed.map(|()| r).map_err(E::from),
+            Some(Ok(Grouped::Discard(r))) => Ok(r),
+            Some(Err(e)) => Err(e),
+            None => Err(E::from(stopped())),
+        };
+        let _ = self.answer.send(answer);
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
@@ -147,30 +183,40 @@ impl<R: Send + 'static, E: From<StoreError> + Send + 'static> Job for Unit<R, E>
     }
 }
 
-impl<R: Send + 'static, E: From<StoreError> + Send + 'static> Finish for Ran<R, E> {
-    fn keep(&self) -> bool {
-        matches!(self.out, Ok(Grouped::Keep(_)))
-    }
-
-    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
-        let answer = match self.out {
-            Ok(Grouped::Keep(r)) => committed.map(|()| r).map_err(E::from),
-            Ok(Grouped::Discard(r)) => Ok(r),
-            Err(e) => Err(e),
-        };
-        let _ = self.answer.send(answer);
-    }
-}
-
 impl Store {
     /// Runs `work` in a transaction shared with the other units waiting
     /// now, and answers once that transaction is committed (see the
-    /// module doc). `work` must not commit or hold the transaction.
+    /// module doc). `work` must not commit or hold the transaction; it
+    /// may run more than once (after a deadlock), each time from scratch.
     pub async fn grouped<R, E, F>(&self, work: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: for<'t> FnOnce(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send + 'static,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send + 'static,
+    {
+        let partition = self.group_slot.next.fetch_add(1, Ordering::Relaxed);
+        self.grouped_in(partition, work).await
+    }
+
+    /// [`Store::grouped`] on the batcher of `key`'s partition: units with
+    /// the same key run on one batcher, in the order they came.
+    pub async fn grouped_by<R, E, F>(&self, key: &str, work: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send + 'static,
+    {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        self.grouped_in(hasher.finish(), work).await
+    }
+
+    async fn grouped_in<R, E, F>(&self, partition: u64, work: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send + 'static,
     {
         if !self.group.enabled {
             return self.transact(work).await;
@@ -178,10 +224,12 @@ impl Store {
         let (answer, answered) = oneshot::channel();
         let unit: Box<dyn Job> = Box::new(Unit::<R, E> {
             work: Box::new(work),
+            out: None,
+            deadlocks: 0,
             answer,
         });
-        let queue = self.group_queue();
-        let unit = match queue.send(unit).await {
+        let queue = self.group_queue(partition);
+        let mut unit = match queue.send(unit).await {
             Ok(()) => return answered.await.unwrap_or_else(|_| Err(E::from(stopped()))),
             // The batchers are gone (their runtime ended): this unit runs
             // alone, and the next call starts new ones on its runtime.
@@ -191,9 +239,9 @@ impl Store {
         match self.begin().await {
             Err(e) => unit.fail(e),
             Ok(mut tx) => {
-                let ran = unit.run(&mut tx).await;
-                let committed = if ran.keep() { tx.commit().await } else { Ok(()) };
-                ran.finish(committed);
+                unit.run(&mut tx).await;
+                let committed = if unit.keep() { tx.commit().await } else { Ok(()) };
+                unit.finish(committed);
             }
         }
         answered.await.unwrap_or_else(|_| Err(E::from(stopped())))
@@ -205,7 +253,7 @@ impl Store {
     pub async fn transact<R, E, F>(&self, work: F) -> Result<R, E>
     where
         E: From<StoreError>,
-        F: for<'t> FnOnce(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>>,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>>,
     {
         let mut tx = self.begin().await.map_err(E::from)?;
         match work(&mut tx).await? {
@@ -225,67 +273,68 @@ impl Store {
         }
     }
 
-    fn group_queue(&self) -> mpsc::Sender<Box<dyn Job>> {
-        let mut slot = self.group_slot.queue.lock().unwrap_or_else(|p| p.into_inner());
-        match &*slot {
-            Some(queue) if !queue.is_closed() => queue.clone(),
-            _ => {
-                let queue = self.start_batchers();
-                *slot = Some(queue.clone());
-                queue
-            }
-        }
+    fn group_queue(&self, partition: u64) -> Queue {
+        let mut slot = self.group_slot.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queues = match &*slot {
+            Some(queues) if queues.iter().all(|q| !q.is_closed()) => queues,
+            _ => slot.insert(self.start_batchers()),
+        };
+        queues[(partition % queues.len() as u64) as usize].clone()
     }
 
     fn restart_group(&self) {
-        let mut slot = self.group_slot.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.group_slot.queues.lock().unwrap_or_else(|p| p.into_inner());
         *slot = None;
     }
 
-    fn start_batchers(&self) -> mpsc::Sender<Box<dyn Job>> {
-        let (queue, units) = mpsc::channel::<Box<dyn Job>>(4 * self.group.max_batch.max(1));
-        let units: Queue = Arc::new(tokio::sync::Mutex::new(units));
-        let phase = Arc::new(tokio::sync::Mutex::new(()));
+    fn start_batchers(&self) -> Vec<Queue> {
         let batchers = match self.backend() {
             crate::Backend::Sqlite => 1,
             crate::Backend::Postgres => self.group.batchers.max(1),
         };
-        for _ in 0..batchers {
-            let (store, units, phase) = (self.clone(), units.clone(), phase.clone());
-            tokio::spawn(async move { store.batcher(units, phase).await });
-        }
-        queue
+        (0..batchers)
+            .map(|_| {
+                let (queue, units) = mpsc::channel::<Box<dyn Job>>(4 * self.group.max_batch.max(1));
+                let store = self.clone();
+                tokio::spawn(async move { store.batcher(units).await });
+                queue
+            })
+            .collect()
     }
 
-    /// One batcher: takes what waits, runs it as one transaction, answers.
-    async fn batcher(self, units: Queue, phase: Arc<tokio::sync::Mutex<()>>) {
+    /// One batcher: takes what waits (the units a deadlock sent back
+    /// first), runs it as one transaction, answers.
+    async fn batcher(self, mut units: mpsc::Receiver<Box<dyn Job>>) {
         let max = self.group.max_batch.max(1);
+        let mut again: Vec<Box<dyn Job>> = Vec::new();
         loop {
-            // Only one batch of the process runs its statements at a time;
-            // the others are committing (see `run_batch`). Units gather
-            // while it waits.
-            let statements = phase.clone().lock_owned().await;
-            let mut batch = Vec::with_capacity(max);
-            {
-                let mut units = units.lock().await;
-                if units.recv_many(&mut batch, max).await == 0 {
+            let mut batch = std::mem::take(&mut again);
+            let room = max.saturating_sub(batch.len()).max(1);
+            if batch.is_empty() {
+                if units.recv_many(&mut batch, room).await == 0 {
                     return; // every sender is gone
+                }
+            } else {
+                while batch.len() < max {
+                    match units.try_recv() {
+                        Ok(unit) => batch.push(unit),
+                        Err(_) => break,
+                    }
                 }
             }
             // A panic in a unit ends its batch (every unit in it is
             // answered with an error as its channel drops), not the
             // batcher.
             let store = self.clone();
-            let _ = tokio::spawn(async move { store.run_batch(batch, statements).await }).await;
+            if let Ok(back) = tokio::spawn(async move { store.run_batch(batch).await }).await {
+                again = back;
+            }
         }
     }
 
-    /// Runs `batch` in one transaction: its statements while holding
-    /// `statements`, then the commit without it, so that the next batch's
-    /// statements overlap this one's commit (its fsync). A batch running
-    /// its statements can wait only on batches that are committing, which
-    /// wait on nothing: the process's batches never deadlock each other.
-    async fn run_batch(&self, batch: Vec<Box<dyn Job>>, statements: tokio::sync::OwnedMutexGuard<()>) {
+    /// Runs `batch` in one transaction and answers its units; returns the
+    /// units a deadlock rolled back, to run first in the next batch.
+    async fn run_batch(&self, batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
         self.group_slot.batches.fetch_add(1, Ordering::Relaxed);
         self.group_slot
             .units
@@ -296,13 +345,14 @@ impl Store {
                 let why = e.to_string();
                 let unavailable = e.is_unavailable();
                 batch.into_iter().for_each(|u| u.fail(copy(&why, unavailable)));
-                return;
+                return Vec::new();
             }
         };
-        let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
+        let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
+        let mut again = Vec::new();
         let mut units = batch.into_iter();
         let mut broken: Option<StoreError> = None;
-        for unit in units.by_ref() {
+        for mut unit in units.by_ref() {
             let mark = match tx.savepoint().await {
                 Ok(mark) => mark,
                 Err(e) => {
@@ -311,19 +361,28 @@ impl Store {
                     break;
                 }
             };
-            let done = unit.run(&mut tx).await;
-            if !done.keep()
-                && let Err(e) = tx.rollback_to(mark).await
-            {
-                // The unit's writes cannot be undone alone: nothing of the
-                // batch may commit.
-                broken = Some(e);
-                ran.push(done);
-                break;
+            unit.run(&mut tx).await;
+            let deadlocked = tx.take_deadlocked();
+            if deadlocked || !unit.keep() {
+                if let Err(e) = tx.rollback_to(mark).await {
+                    // The unit's writes cannot be undone alone: nothing of
+                    // the batch may commit.
+                    broken = Some(e);
+                    ran.push(unit);
+                    break;
+                }
+                // What it waited on is released when this batch commits.
+                if deadlocked {
+                    if unit.again() {
+                        again.push(unit);
+                    } else {
+                        unit.fail(copy("deadlocked, again and again", false));
+                    }
+                    continue;
+                }
             }
-            ran.push(done);
+            ran.push(unit);
         }
-        drop(statements);
         let committed = match broken {
             Some(e) => {
                 drop(tx);
@@ -338,13 +397,21 @@ impl Store {
         for unit in units {
             unit.fail(copy(&why, unavailable));
         }
-        for done in ran {
+        for unit in ran {
             let result = match &committed {
                 Ok(()) => Ok(()),
                 Err(_) => Err(copy(&why, unavailable)),
             };
-            done.finish(result);
+            unit.finish(result);
         }
+        if committed.is_err() {
+            // Their batch is gone: they would run again in a new one, but
+            // the database is failing; answered with its error.
+            for unit in again.drain(..) {
+                unit.fail(copy(&why, unavailable));
+            }
+        }
+        again
     }
 }
 

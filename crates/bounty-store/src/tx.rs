@@ -133,6 +133,8 @@ pub struct Tx {
     pub(crate) events: Vec<crate::webhooks::PendingEvent>,
     /// Whether events are written at all (`webhooks.events`).
     pub(crate) events_on: bool,
+    /// A statement met a deadlock ([`Tx::take_deadlocked`]).
+    deadlocked: bool,
 }
 
 /// Where a unit of grouped work began ([`Tx::savepoint`]).
@@ -173,32 +175,35 @@ impl Store {
             inner,
             events: Vec::new(),
             events_on: self.events_on,
+            deadlocked: false,
         })
     }
 }
 
 impl Tx {
     pub(crate) async fn execute(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, StoreError> {
-        Ok(match &mut self.inner {
+        let done = match &mut self.inner {
             Inner::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
-                .await?
-                .rows_affected(),
+                .await
+                .map(|r| r.rows_affected()),
             Inner::Postgres(tx) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
-                .await?
-                .rows_affected(),
-        })
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        done.map_err(|e| self.failed(e))
     }
 
     pub(crate) async fn fetch_all<T>(&mut self, sql: &'static str, args: &[Arg]) -> Result<Vec<T>, StoreError>
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.inner {
-            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
-            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await?,
-        })
+        let rows = match &mut self.inner {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
+            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
+        };
+        rows.map_err(|e| self.failed(e))
     }
 
     pub(crate) async fn fetch_optional<T>(
@@ -209,28 +214,48 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.inner {
+        let row = match &mut self.inner {
             Inner::Sqlite(tx) => {
                 bind_all!(sqlx::query_as(sql), args)
                     .fetch_optional(&mut **tx)
-                    .await?
+                    .await
             }
             Inner::Postgres(tx) => {
                 bind_all!(sqlx::query_as(sql), args)
                     .fetch_optional(&mut **tx)
-                    .await?
+                    .await
             }
-        })
+        };
+        row.map_err(|e| self.failed(e))
     }
 
     pub(crate) async fn fetch_one<T>(&mut self, sql: &'static str, args: &[Arg]) -> Result<T, StoreError>
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        Ok(match &mut self.inner {
-            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
-            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await?,
-        })
+        let row = match &mut self.inner {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await,
+            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_one(&mut **tx).await,
+        };
+        row.map_err(|e| self.failed(e))
+    }
+
+    /// A statement's error, noting a deadlock: Postgres cancelled the
+    /// statement to break a cycle of transactions waiting on each other
+    /// (SQLSTATE 40P01). A grouped unit that met one is run again after its
+    /// batch commits ([`crate::group`]).
+    fn failed(&mut self, e: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("40P01")
+        {
+            self.deadlocked = true;
+        }
+        StoreError::from(e)
+    }
+
+    /// Whether a statement met a deadlock since the last call.
+    pub(crate) fn take_deadlocked(&mut self) -> bool {
+        std::mem::take(&mut self.deadlocked)
     }
 
     /// The Postgres transaction, for the statements whose fastest form is
