@@ -112,7 +112,13 @@ pub(crate) struct GroupSlot {
     queues: Mutex<Option<Vec<Queue>>>,
     /// The partition of units that name none.
     next: AtomicU64,
-    /// Transactions committed by the batchers, and the units in them.
+    /// What the batchers did, shared with the batchers' own stores.
+    counts: std::sync::Arc<Counts>,
+}
+
+/// Transactions run by the batchers, and the units in them.
+#[derive(Default)]
+struct Counts {
     batches: AtomicU64,
     units: AtomicU64,
 }
@@ -268,8 +274,8 @@ impl Store {
     /// What the batchers have done: the mean batch is `units / batches`.
     pub fn group_stats(&self) -> GroupStats {
         GroupStats {
-            batches: self.group_slot.batches.load(Ordering::Relaxed),
-            units: self.group_slot.units.load(Ordering::Relaxed),
+            batches: self.group_slot.counts.batches.load(Ordering::Relaxed),
+            units: self.group_slot.counts.units.load(Ordering::Relaxed),
         }
     }
 
@@ -295,7 +301,14 @@ impl Store {
         (0..batchers)
             .map(|_| {
                 let (queue, units) = mpsc::channel::<Box<dyn Job>>(4 * self.group.max_batch.max(1));
-                let store = self.clone();
+                // The batcher's store holds no queue, or its own would
+                // never close: it ends when the last store that can send
+                // to it is dropped. It counts into the shared counts.
+                let mut store = self.clone();
+                store.group_slot = std::sync::Arc::new(GroupSlot {
+                    counts: self.group_slot.counts.clone(),
+                    ..GroupSlot::default()
+                });
                 tokio::spawn(async move { store.batcher(units).await });
                 queue
             })
@@ -335,8 +348,9 @@ impl Store {
     /// Runs `batch` in one transaction and answers its units; returns the
     /// units a deadlock rolled back, to run first in the next batch.
     async fn run_batch(&self, batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
-        self.group_slot.batches.fetch_add(1, Ordering::Relaxed);
+        self.group_slot.counts.batches.fetch_add(1, Ordering::Relaxed);
         self.group_slot
+            .counts
             .units
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut tx = match self.begin().await {
