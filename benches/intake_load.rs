@@ -18,8 +18,9 @@
 //!   (default 250,500; latency from the scheduled send, so queueing shows).
 //!   Each request: the HTTP request, the integration (cached), the
 //!   signature, the parse, then its share of a grouped transaction (the
-//!   account and agent read, the delivery insert, the task insert, the
-//!   delivery update, under a savepoint), answered once it is committed.
+//!   account and agent read, the task insert, the delivery's record:
+//!   for the batch's new tickets together, one statement each; alone
+//!   under a savepoint for the rest), answered once it is committed.
 //! - **Baseline: the same transaction, no HTTP.** `intake::take` with group commit off
 //!   called directly by as many concurrent tasks, one transaction and one
 //!   commit a delivery: what the database gives one commit per request,
@@ -35,18 +36,22 @@
 //!   request a new task under its own `Idempotency-Key`, 10% replays of
 //!   an earlier one (answered with its task, `Idempotent-Replayed`).
 //! - **Requests per commit.** How many requests each grouped commit
-//!   carried, from the store's own count ([`Store::group_stats`]).
+//!   carried, and the share of them written set-wise (a batch's new
+//!   tickets in one task insert and one delivery insert), from the
+//!   store's own count ([`Store::group_stats`]).
 //! - **Search indexing.** `--search-index off` drops the task search index
 //!   (Postgres's trigram index, SQLite's FTS5 insert trigger) before the
 //!   runs: what indexing in the intake transaction costs.
 //! - **Round trips.** 40 new deliveries and then their 40 resends, one at a
 //!   time, with sqlx's statement events counted: the statements a request
 //!   sends the database inside its transaction (sqlx does not log BEGIN
-//!   and COMMIT; a grouped request's share of those is 1/batch).
+//!   and COMMIT; a grouped request's share of those is 1/batch). Then 64
+//!   new deliveries sent at once: each one's share of the statements of
+//!   the batches they share.
 //!
 //! Run: `cargo bench --bench intake_load [-- --seconds 5 --concurrency 16,64
 //! --rates 250,500 --duplicates 10 --group on|off --batchers 2
-//! --max-batch 64 --search-index on|off]` (add `BENCH_DATABASE_URL=postgres://…` for Postgres).
+//! --max-batch 64 --search-index on|off --server-threads 1]` (add `BENCH_DATABASE_URL=postgres://…` for Postgres).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -199,7 +204,7 @@ impl Drop for Server {
     }
 }
 
-fn start(url: String, group: bounty_store::GroupCommit) -> Server {
+fn start(url: String, group: bounty_store::GroupCommit, threads: usize) -> Server {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -207,7 +212,7 @@ fn start(url: String, group: bounty_store::GroupCommit) -> Server {
         .name("bounty".into())
         .spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                .worker_threads(threads)
                 .enable_all()
                 .build()
                 .expect("runtime");
@@ -574,31 +579,37 @@ async fn count_tasks(url: &str, account: AccountId) -> i64 {
     n
 }
 
-fn line(name: &str, run: &Run, base: Option<f64>, per_commit: Option<f64>) {
+fn line(name: &str, run: &Run, base: Option<f64>, per_commit: Option<(f64, f64)>) {
     let ratio = base.map_or_else(String::new, |b| format!("{:.2}×", run.rate() / b));
-    let per_commit = per_commit.map_or_else(String::new, |n| format!("{n:.1}"));
+    let (per_commit, set) = per_commit.map_or_else(
+        || (String::new(), String::new()),
+        |(n, set)| (format!("{n:.1}"), format!("{:.0}%", set * 100.0)),
+    );
     println!(
-        "{name:>34} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8} {:>9}",
+        "{name:>34} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8} {:>9} {:>5}",
         run.rate(),
         run.at(0.5),
         run.at(0.99),
         run.at(0.999),
         run.errors,
         ratio,
-        per_commit
+        per_commit,
+        set
     );
     if let Some(e) = &run.first_error {
         println!("{:>34} first error: {e}", "");
     }
 }
 
-/// Requests per grouped commit while `run` ran.
-async fn grouped<F: std::future::Future<Output = Run>>(store: &Store, run: F) -> (Run, Option<f64>) {
+/// Requests per grouped commit while `run` ran, and the share of them
+/// written set-wise.
+async fn grouped<F: std::future::Future<Output = Run>>(store: &Store, run: F) -> (Run, Option<(f64, f64)>) {
     let before = store.group_stats();
     let run = run.await;
     let after = store.group_stats();
-    let batches = after.batches - before.batches;
-    let per_commit = (batches > 0).then(|| (after.units - before.units) as f64 / batches as f64);
+    let (batches, units) = (after.batches - before.batches, after.units - before.units);
+    let set = (after.set_units - before.set_units) as f64 / units.max(1) as f64;
+    let per_commit = (batches > 0).then(|| (units as f64 / batches as f64, set));
     (run, per_commit)
 }
 
@@ -629,7 +640,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
 
 /// Statements a new delivery and a resend each cost, sent one at a time
 /// (nothing to group): the request's round trips to the database.
-async fn round_trips(inbound: &[Inbound], run: &str) -> (f64, f64) {
+async fn round_trips(inbound: &[Inbound], run: &str) -> (f64, f64, f64) {
     let client = reqwest::Client::new();
     let set = shots(inbound, 40, 0, run);
     let per = |n: usize| n as f64 / set.len() as f64;
@@ -643,8 +654,23 @@ async fn round_trips(inbound: &[Inbound], run: &str) -> (f64, f64) {
         assert_eq!(send(&client, shot).await, Ok(false), "a resend");
     }
     let resend = per(STATEMENTS.swap(0, Ordering::Relaxed));
+    // The same count with 64 new deliveries sent at once: their share of
+    // the batches' statements.
+    let at_once = shots(inbound, 64, 0, &format!("{run}-together"));
+    STATEMENTS.store(0, Ordering::Relaxed);
+    let sends: Vec<_> = at_once
+        .into_iter()
+        .map(|shot| {
+            let client = client.clone();
+            tokio::spawn(async move { send(&client, &shot).await })
+        })
+        .collect();
+    for sent in sends {
+        assert_eq!(sent.await.expect("a send"), Ok(true), "a new delivery");
+    }
+    let together = STATEMENTS.swap(0, Ordering::Relaxed) as f64 / 64.0;
     COUNTING.store(false, Ordering::Relaxed);
-    (new, resend)
+    (new, resend, together)
 }
 
 /// Every new delivery has exactly one task; duplicates none.
@@ -657,7 +683,7 @@ async fn check(url: &str, account: AccountId, news: usize) {
 }
 
 async fn bench_backend(label: &str, url: &str, args: &Args) {
-    let server = start(url.to_owned(), args.group);
+    let server = start(url.to_owned(), args.group, args.server_threads);
     if !args.search_index {
         drop_search_index(url).await;
     }
@@ -684,11 +710,11 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
         });
     }
     println!(
-        "\n{label}: accepted/s, latency ms (p50 / p99 / p999), errors, ratio to the baseline at the same concurrency, requests per commit"
+        "\n{label}: accepted/s, latency ms (p50 / p99 / p999), errors, ratio to the baseline at the same concurrency, requests per commit, share written set-wise"
     );
     println!(
-        "{:>34} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
-        "", "/s", "p50", "p99", "p999", "errors", "ratio", "/commit"
+        "{:>34} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>5}",
+        "", "/s", "p50", "p99", "p999", "errors", "ratio", "/commit", "set"
     );
     let mut news = 0usize;
     let mut run_no = 0usize;
@@ -700,10 +726,10 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
             &format!("baseline: one commit each, c={c}"),
             &base,
             None,
-            Some(1.0),
+            Some((1.0, 0.0)),
         );
         let bare = bare(url, c, args.seconds).await;
-        line(&format!("bare two inserts, c={c}"), &bare, None, Some(1.0));
+        line(&format!("bare two inserts, c={c}"), &bare, None, Some((1.0, 0.0)));
         let set = Arc::new(shots(&inbound, 200_000, args.duplicates, &format!("c{run_no}")));
         let (run, per_commit) = grouped(&server.store, closed_loop(set, c, args.seconds)).await;
         news += run.new;
@@ -736,10 +762,10 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
         news += run.new;
         line(&format!("bounty, open loop {rate}/s"), &run, None, per_commit);
     }
-    let (new, resend) = round_trips(&inbound, "rt").await;
-    news += 40;
+    let (new, resend, together) = round_trips(&inbound, "rt").await;
+    news += 40 + 64;
     println!(
-        "{:>34} {new:.1} statements a new delivery, {resend:.1} a resend, in its transaction (one at a time; BEGIN and COMMIT not counted)",
+        "{:>34} {new:.1} statements a new delivery, {resend:.1} a resend, in its transaction (one at a time; BEGIN and COMMIT not counted); {together:.2} a new delivery when 64 arrive at once",
         "round trips:"
     );
     check(url, server.account, news).await;
@@ -751,6 +777,9 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
 
 struct Args {
     group: bounty_store::GroupCommit,
+    /// The server runtime's worker threads (`bounty serve` has one per
+    /// core; 1 leaves the other core to the database and the load).
+    server_threads: usize,
     /// Keep the task search index in the intake transaction (`on`), or
     /// drop it before the runs (`off`): what indexing costs intake.
     search_index: bool,
@@ -776,6 +805,7 @@ fn main() {
                 .expect("--max-batch N"),
         },
         search_index: arg("--search-index", "on") != "off",
+        server_threads: arg("--server-threads", "1").parse().expect("--server-threads N"),
         seconds: arg("--seconds", "5").parse().expect("--seconds N"),
         concurrency: list("--concurrency", "16,64"),
         rates: list("--rates", "250,500"),
@@ -788,8 +818,8 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!(
-            "intake load: {} s a run, {}% resends, the server on its own runtime (1 worker), the load generator on another; {:?}",
-            args.seconds, args.duplicates, args.group
+            "intake load: {} s a run, {}% resends, the server on its own runtime ({} worker threads), the load generator on another; {:?}",
+            args.seconds, args.duplicates, args.server_threads, args.group
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("intake.db").display());

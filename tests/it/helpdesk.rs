@@ -754,6 +754,10 @@ async fn a_duplicate_storm_creates_exactly_one_task_per_ticket(backend: Backend)
         }
     }
     assert_eq!(count, tickets, "exactly one task per ticket");
+    assert!(
+        app.store.group_stats().set_units > 0,
+        "new tickets arriving together were written set-wise"
+    );
     for (t, answers) in answers.lock().await.iter() {
         assert!(
             answers.windows(2).all(|w| w[0] == w[1]),

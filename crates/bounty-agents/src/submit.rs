@@ -22,13 +22,16 @@
 //! transaction that first claims the delivery's dedupe key. The result is
 //! typed ([`Submitted`], [`SubmitError`]); only the server knows HTTP.
 
+use std::sync::Arc;
+
 use bounty_core::ledger::{fits_under_cap, price_of};
 use bounty_core::{AccountId, AgentId, ApiKeyMode, InputPolicy, IntegrationId, TaskId, TaskInput, Timestamp};
 use bounty_store::ledger::{committed_spend, lock_billing};
 use bounty_store::tasks::{outcome_type_of, reserve_budget};
 use bounty_store::{
-    Agent, AgentKey, Grouped, Idempotency, Inserted, IntakeTicket, NewTask, Store, StoreError, Task, Tx,
-    admission, insert_task, task_by_idempotency_key, task_in, task_of_ticket,
+    Admission, Agent, AgentKey, Grouped, Idempotency, Inserted, IntakeTicket, NewTask, SetWork, SetWritten,
+    Store, StoreError, Task, TaskToInsert, Tx, TxFuture, admission, insert_task, insert_tasks,
+    task_by_idempotency_key, task_in, task_of_ticket,
 };
 
 /// Most characters of an API task's `external_ref`.
@@ -92,6 +95,19 @@ pub struct Admitted {
     capped: bool,
 }
 
+impl Admitted {
+    /// The task to insert.
+    pub fn new_task(&self) -> &NewTask {
+        &self.task
+    }
+
+    /// Whether the account has a monthly cap: its task must reserve under
+    /// it ([`insert`] does).
+    pub fn capped(&self) -> bool {
+        self.capped
+    }
+}
+
 /// What a submission did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
@@ -141,6 +157,11 @@ pub async fn submit_task(
         _ => None,
     };
     let now = store.now();
+    let item = NewTaskItem {
+        account,
+        request: request.clone(),
+        now,
+    };
     let work = bounty_store::group::unit(move |tx| {
         let request = request.clone();
         Box::pin(async move {
@@ -148,27 +169,142 @@ pub async fn submit_task(
             insert(tx, account, &admitted, now).await.map(Grouped::Keep)
         })
     });
-    // Retries of one idempotency key queue on one batcher.
-    match request_key {
-        Some(key) => store.grouped_by(&format!("{account}/{key}"), work).await,
-        None => store.grouped(work).await,
+    // Retries of one idempotency key queue on one batcher; tasks arriving
+    // together are inserted together.
+    let key = match request_key {
+        Some(key) => format!("{account}/{key}"),
+        None => TaskId::new().to_string(),
+    };
+    store.grouped_set_by(&key, Arc::new(NewTasks), item, work).await
+}
+
+/// The API tasks of one batch, inserted together (one admission read per
+/// account and agent, one insert): the set-wise form of [`admit`] and
+/// [`insert`]. A request it cannot write plainly runs alone, which
+/// answers it: a refusal, a capped account, a replayed idempotency key.
+struct NewTasks;
+
+/// An API task, as [`NewTasks`] writes it.
+struct NewTaskItem {
+    account: AccountId,
+    request: TaskRequest,
+    now: Timestamp,
+}
+
+impl SetWork for NewTasks {
+    type Item = NewTaskItem;
+    type Out = Submitted;
+
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        items: Vec<&'a NewTaskItem>,
+    ) -> TxFuture<'a, Result<SetWritten<Submitted>, StoreError>> {
+        Box::pin(async move {
+            let Some(now) = items.iter().map(|i| i.now).max() else {
+                return Ok(Some(Vec::new()));
+            };
+            let requests: Vec<(AccountId, &TaskRequest)> =
+                items.iter().map(|i| (i.account, &i.request)).collect();
+            let admitted = admit_plain(tx, &requests).await?;
+            let plain: Vec<(usize, (AccountId, &Admitted))> = admitted
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.as_ref().map(|a| (i, (items[i].account, a))))
+                .collect();
+            let rows: Vec<(AccountId, &Admitted)> = plain.iter().map(|(_, row)| *row).collect();
+            let made = insert_plain(tx, &rows, now).await?;
+            let mut out: Vec<Option<Submitted>> = (0..items.len()).map(|_| None).collect();
+            for ((i, _), task) in plain.iter().zip(made) {
+                out[*i] = task.map(Submitted::Queued);
+            }
+            Ok(Some(out))
+        })
     }
+}
+
+/// Admits each of `requests` (an account's request each) as [`admit`]
+/// does, with one admission read per account and agent: `None` for a
+/// request that is refused, or that must reserve under its account's cap
+/// (only [`admit`] and [`insert`], one request at a time, answer those).
+pub async fn admit_plain(
+    tx: &mut Tx,
+    requests: &[(AccountId, &TaskRequest)],
+) -> Result<Vec<Option<Admitted>>, StoreError> {
+    let mut read: Vec<((AccountId, AgentKey<'_>), Admission)> = Vec::new();
+    let mut admitted = Vec::with_capacity(requests.len());
+    for &(account, request) in requests {
+        let at = (account, agent_key(&request.agent));
+        let found = match read.iter().find(|(k, _)| *k == at) {
+            Some((_, found)) => found.clone(),
+            None => {
+                let found = admission(tx, account, at.1).await?;
+                read.push((at, found.clone()));
+                found
+            }
+        };
+        admitted.push(admit_as(&found, request.clone()).ok().filter(|a| !a.capped));
+    }
+    Ok(admitted)
+}
+
+/// Inserts each admitted task (an account's each, none capped:
+/// [`admit_plain`]) in one statement: its task, or `None` when its unique
+/// key is taken (its idempotency key, its ticket's task; nothing of it is
+/// written).
+pub async fn insert_plain(
+    tx: &mut Tx,
+    admitted: &[(AccountId, &Admitted)],
+    now: Timestamp,
+) -> Result<Vec<Option<Task>>, StoreError> {
+    let rows: Vec<TaskToInsert<'_>> = admitted
+        .iter()
+        .map(|&(account, admitted)| TaskToInsert {
+            id: TaskId::new(),
+            account,
+            new: &admitted.task,
+            intake: admitted
+                .ticket
+                .as_ref()
+                .map(|(integration, ticket)| IntakeTicket {
+                    integration: *integration,
+                    ticket,
+                }),
+        })
+        .collect();
+    let mut made: std::collections::HashMap<TaskId, Task> = insert_tasks(tx, &rows, now)
+        .await?
+        .into_iter()
+        .map(|task| (task.id, task))
+        .collect();
+    Ok(rows.iter().map(|row| made.remove(&row.id)).collect())
 }
 
 /// Every check before the insert, in order, in the transaction that will
 /// insert it: the account's status, the input policy, `external_ref`, the
 /// agent (one read of `tx` for the status and the agent). Writes nothing.
 pub async fn admit(tx: &mut Tx, account: AccountId, request: TaskRequest) -> Result<Admitted, SubmitError> {
-    // A name never starts with `agt_`: a given `agt_…` that is no id is
-    // looked up as a name, finds nothing, and still reads the status.
-    let key = match &request.agent {
+    let found = admission(tx, account, agent_key(&request.agent)).await?;
+    admit_as(&found, request)
+}
+
+/// How `agent` is looked up. A name never starts with `agt_`: a given
+/// `agt_…` that is no id is looked up as a name, finds nothing, and still
+/// reads the status.
+pub fn agent_key(agent: &AgentRef) -> AgentKey<'_> {
+    match agent {
         AgentRef::Id(id) => AgentKey::Id(*id),
         AgentRef::Given(given) => match given.parse() {
             Ok(id) if given.starts_with("agt_") => AgentKey::Id(id),
             _ => AgentKey::Name(given),
         },
-    };
-    let found = admission(tx, account, key).await?;
+    }
+}
+
+/// [`admit`] with its read done: `found` is the [`admission`] of the
+/// request's account and [`agent_key`] (one read serves every request
+/// for the same agent in a transaction).
+pub fn admit_as(found: &Admission, request: TaskRequest) -> Result<Admitted, SubmitError> {
     if found.status.is_some_and(|s| !s.takes_new_tasks()) {
         return Err(SubmitError::AccountSuspended);
     }

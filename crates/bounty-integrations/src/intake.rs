@@ -53,12 +53,15 @@ use bounty_core::{
     AccountId, Actor, DeliveryId, DeliveryResult, IntegrationId, OutcomeId, OutcomeStatus, TaskId, TaskInput,
     TicketEventName, Timestamp,
 };
+use bounty_store::group::unit;
 use bounty_store::{
-    DeliveryAnswer, DeliveryRecord, EventEvidence, Grouped, IntakeTicket, Integration, NewDelivery, Store,
-    StoreError, Tx, delivery_by_dedupe_key, insert_answered_delivery, insert_delivery,
-    latest_outcome_of_ticket, save_delivery_result, task_of_ticket,
+    DeliveryAnswer, DeliveryRecord, DeliveryToInsert, EventEvidence, Grouped, IntakeTicket, Integration,
+    NewDelivery, SetWork, SetWritten, Store, StoreError, Tx, TxFuture, delivery_by_dedupe_key,
+    insert_answered_deliveries, insert_answered_delivery, insert_delivery, latest_outcome_of_ticket,
+    save_delivery_result, task_of_ticket,
 };
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 use crate::event::{NewTicket, TicketEvent, TicketEventKind};
 use crate::signature::Verified;
@@ -257,12 +260,130 @@ pub async fn take(
     let (integration, now) = (integration.clone(), store.now());
     // Copies of a delivery, and a ticket's events, queue on one batcher.
     let key = format!("{}/{}", integration.id, delivery.event.ticket.external_id);
-    store
-        .grouped_by(&key, move |tx| {
-            let (integration, delivery) = (integration.clone(), delivery.clone());
-            Box::pin(async move { apply(tx, &integration, delivery, max_attempts, now).await })
+    let created = match effect(&integration, &delivery.event, max_attempts) {
+        Effect::CreateTask(request) => Some(NewTicketItem {
+            integration: integration.clone(),
+            dedupe_key: delivery.dedupe_key.clone(),
+            event: delivery.event.kind.name(),
+            ticket: delivery.event.ticket.external_id.clone(),
+            request: *request,
+            now,
+        }),
+        _ => None,
+    };
+    let alone = unit(move |tx| {
+        let (integration, delivery) = (integration.clone(), delivery.clone());
+        Box::pin(async move { apply(tx, &integration, delivery, max_attempts, now).await })
+    });
+    match created {
+        // New tickets arriving together are written together.
+        Some(item) => {
+            store
+                .grouped_set_by(&key, Arc::new(NewTickets), item, alone)
+                .await
+        }
+        None => store.grouped_by(&key, alone).await,
+    }
+}
+
+/// The new tickets of one batch, written together: every task in one
+/// insert, then every delivery's record with its answer in another (the
+/// set-wise form of [`create_then_record`], one admission read per
+/// account and agent). A ticket it cannot write plainly runs alone
+/// through [`apply`], which answers it: a refusal (a suspended account,
+/// an unusable input), a capped account (its budget is held under the
+/// billing lock), a ticket that has its task already (a copy of the
+/// delivery, in the batch or before it). A dedupe key held by another
+/// ticket's delivery undoes the set: each then runs alone.
+struct NewTickets;
+
+/// A new ticket's delivery, as [`NewTickets`] writes it.
+struct NewTicketItem {
+    integration: Integration,
+    dedupe_key: String,
+    event: TicketEventName,
+    ticket: String,
+    request: TaskRequest,
+    now: Timestamp,
+}
+
+impl SetWork for NewTickets {
+    type Item = NewTicketItem;
+    type Out = IntakeResult;
+
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        items: Vec<&'a NewTicketItem>,
+    ) -> TxFuture<'a, Result<SetWritten<IntakeResult>, StoreError>> {
+        Box::pin(write_new_tickets(tx, items))
+    }
+}
+
+async fn write_new_tickets(
+    tx: &mut Tx,
+    items: Vec<&NewTicketItem>,
+) -> Result<SetWritten<IntakeResult>, StoreError> {
+    let Some(now) = items.iter().map(|i| i.now).max() else {
+        return Ok(Some(Vec::new()));
+    };
+    let requests: Vec<(AccountId, &TaskRequest)> = items
+        .iter()
+        .map(|i| (i.integration.account_id, &i.request))
+        .collect();
+    let admitted = submit::admit_plain(tx, &requests).await?;
+    let plain: Vec<(&NewTicketItem, (AccountId, &submit::Admitted))> = items
+        .iter()
+        .zip(&admitted)
+        .filter_map(|(item, a)| a.as_ref().map(|a| (*item, (item.integration.account_id, a))))
+        .collect();
+    let rows: Vec<(AccountId, &submit::Admitted)> = plain.iter().map(|(_, row)| *row).collect();
+    let made = submit::insert_plain(tx, &rows, now).await?;
+    // The tasks made, each with its delivery's record.
+    let made: Vec<(&NewTicketItem, TaskId, DeliveryId)> = plain
+        .iter()
+        .zip(made)
+        .filter_map(|((item, _), task)| task.map(|task| (*item, task.id, DeliveryId::new())))
+        .collect();
+    let records: Vec<DeliveryToInsert<'_>> = made
+        .iter()
+        .map(|&(item, task, delivery)| DeliveryToInsert {
+            id: delivery,
+            account: item.integration.account_id,
+            integration: item.integration.id,
+            delivery: NewDelivery {
+                dedupe_key: &item.dedupe_key,
+                event: item.event,
+                external_ticket: &item.ticket,
+            },
+            answer: DeliveryAnswer {
+                result: DeliveryResult::TaskCreated,
+                reason: None,
+                task: Some(task),
+            },
         })
-        .await
+        .collect();
+    if insert_answered_deliveries(tx, &records, now).await?.len() != records.len() {
+        // A new ticket's dedupe key is held by another ticket's delivery:
+        // its task must not stay, and only the delivery alone can say so.
+        return Ok(None);
+    }
+    Ok(Some(
+        items
+            .iter()
+            .map(|item| {
+                made.iter()
+                    .find(|(m, _, _)| std::ptr::eq(*m, *item))
+                    .map(|&(_, task, delivery)| IntakeResult::TaskCreated {
+                        receipt: DeliveryReceipt {
+                            delivery,
+                            event: item.event,
+                        },
+                        task,
+                    })
+            })
+            .collect(),
+    ))
 }
 
 /// Everything [`take`] does, in `tx`. A budget refusal or a refused task

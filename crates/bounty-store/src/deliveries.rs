@@ -26,7 +26,8 @@ use bounty_core::{
 
 use crate::column::Text;
 use crate::db::on_pool;
-use crate::tx::{Tx, args};
+use crate::sql::Sql;
+use crate::tx::{Arg, Tx, args};
 use crate::{Page, Store, StoreError};
 
 /// One accepted delivery.
@@ -114,28 +115,70 @@ pub async fn insert_answered_delivery(
     answer: DeliveryAnswer<'_>,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let inserted: Option<(String,)> = tx
-        .fetch_optional(
-            "insert into integration_deliveries (id, account_id, integration_id, dedupe_key, event,
-                 external_ticket, result, reason, task_id, response, received_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, '{}', $10)
-             on conflict (integration_id, dedupe_key) do nothing
-             returning id",
-            args![
-                id.to_string(),
-                account.to_string(),
-                integration.to_string(),
-                delivery.dedupe_key,
-                delivery.event.as_str(),
-                delivery.external_ticket,
-                answer.result.as_str(),
-                answer.reason.map(str::to_owned),
-                answer.task.map(|t| t.to_string()),
-                now
+    let record = DeliveryToInsert {
+        id,
+        account,
+        integration,
+        delivery,
+        answer,
+    };
+    Ok(!insert_answered_deliveries(tx, &[record], now).await?.is_empty())
+}
+
+/// One delivery for [`insert_answered_deliveries`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryToInsert<'a> {
+    pub id: DeliveryId,
+    pub account: AccountId,
+    pub integration: IntegrationId,
+    pub delivery: NewDelivery<'a>,
+    pub answer: DeliveryAnswer<'a>,
+}
+
+/// Records `deliveries` with their answers in one statement, each as
+/// [`insert_answered_delivery`] would, and answers the ids of those
+/// written: one whose dedupe key is held (by an earlier row of the same
+/// statement too) is not, and writes nothing.
+pub async fn insert_answered_deliveries(
+    tx: &mut Tx,
+    deliveries: &[DeliveryToInsert<'_>],
+    now: Timestamp,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::default();
+    sql.push(
+        "insert into integration_deliveries (id, account_id, integration_id, dedupe_key, event,
+             external_ticket, result, reason, task_id, response, received_at) values ",
+        [],
+    );
+    for (i, d) in deliveries.iter().enumerate() {
+        sql.push(
+            match i {
+                0 => "(?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?)",
+                _ => ", (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?)",
+            },
+            [
+                Arg::from(d.id.to_string()),
+                Arg::from(d.account),
+                Arg::from(d.integration.to_string()),
+                Arg::from(d.delivery.dedupe_key),
+                Arg::from(d.delivery.event.as_str()),
+                Arg::from(d.delivery.external_ticket),
+                Arg::from(d.answer.result.as_str()),
+                Arg::from(d.answer.reason.map(str::to_owned)),
+                Arg::from(d.answer.task.map(|t| t.to_string())),
+                Arg::from(now),
             ],
-        )
-        .await?;
-    Ok(inserted.is_some())
+        );
+    }
+    sql.push(
+        " on conflict (integration_id, dedupe_key) do nothing returning id",
+        [],
+    );
+    let ids: Vec<(Text<DeliveryId>,)> = sql.fetch_all_in(tx).await?;
+    Ok(ids.into_iter().map(|(id,)| id.0).collect())
 }
 
 /// The record of the delivery that holds `dedupe_key`.

@@ -42,14 +42,26 @@
 //! A unit is a closure that may run more than once (`Fn`): it clones
 //! what it needs each time.
 //!
+//! **Set-wise writes.** A unit given with a [`SetWork`]
+//! ([`Store::grouped_set_by`]) may be written together with the other
+//! units of its kind waiting in the same batch: one set of statements for
+//! all of them (a multi-row insert) instead of one set per unit. The set
+//! runs at the place of the first of them, under one savepoint. It writes
+//! what it can and leaves the rest: a unit it did not write (a conflict,
+//! a refusal, anything not plain) runs alone right after, through its own
+//! closure and savepoint, exactly as without the set; an error in the set
+//! rolls all of it back and every unit of it runs alone. So the set is
+//! only ever a faster way to the same rows.
+//!
 //! The batchers are started on first use, on the caller's runtime. A unit
 //! that finds them gone (their runtime ended) runs in a transaction of
 //! its own, exactly as [`Store::transact`] does.
 
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -102,6 +114,30 @@ where
     work
 }
 
+/// What a set wrote ([`SetWork::write`]): for each item `Some(out)` when
+/// written, `None` when it is to run alone; `None` for the whole to undo
+/// the set.
+pub type SetWritten<R> = Option<Vec<Option<R>>>;
+
+/// Work whose units, waiting in one batch, can be written together
+/// ([`Store::grouped_set_by`]).
+pub trait SetWork: Send + Sync + 'static {
+    /// What one unit writes.
+    type Item: Send + Sync + 'static;
+    /// What a written unit is answered.
+    type Out: Send + 'static;
+
+    /// Writes what it can of `items` together in `tx`, and says for each
+    /// item (in order) `Some(out)` when it is written, or `None` when it
+    /// is to run alone: then nothing of it may be written. `Ok(None)` or
+    /// an error undoes the whole set, and every item runs alone.
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        items: Vec<&'a Self::Item>,
+    ) -> TxFuture<'a, Result<SetWritten<Self::Out>, StoreError>>;
+}
+
 /// How often a unit runs into a deadlock before it is answered with it.
 pub const DEADLOCK_TRIES: u32 = 3;
 
@@ -121,6 +157,7 @@ pub(crate) struct GroupSlot {
 struct Counts {
     batches: AtomicU64,
     units: AtomicU64,
+    set_units: AtomicU64,
 }
 
 /// What the batchers have done since the store was opened.
@@ -130,6 +167,8 @@ pub struct GroupStats {
     pub batches: u64,
     /// Units run in them.
     pub units: u64,
+    /// Of those, the units written set-wise ([`SetWork`]).
+    pub set_units: u64,
 }
 
 /// A unit of work, typed away.
@@ -144,6 +183,22 @@ trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
     /// Answers the unit with `error` without running it.
     fn fail(self: Box<Self>, error: StoreError);
+    /// The kind of set it can be written in, if any ([`SetWork`]).
+    fn set_kind(&self) -> Option<TypeId> {
+        None
+    }
+    /// The unit itself, for the first unit of a set to read the others.
+    fn as_any(&mut self) -> &mut dyn Any;
+    /// Writes this unit and `others` (of its set kind) together; says
+    /// which were written (this one first), or `None` when the set must
+    /// be undone.
+    fn write_set<'t>(
+        &'t mut self,
+        _others: &'t mut [Box<dyn Job>],
+        _tx: &'t mut Tx,
+    ) -> TxFuture<'t, Result<Option<Vec<bool>>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A batcher's queue.
@@ -187,6 +242,92 @@ impl<R: Send + 'static, E: From<StoreError> + Send + 'static> Job for Unit<R, E>
     fn fail(self: Box<Self>, error: StoreError) {
         let _ = self.answer.send(Err(error.into()));
     }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A unit that may be written set-wise: its item, and its closure to run
+/// it alone.
+struct SetUnit<W: SetWork, E> {
+    set: Arc<W>,
+    item: W::Item,
+    unit: Unit<W::Out, E>,
+}
+
+impl<W: SetWork, E: From<StoreError> + Send + 'static> Job for SetUnit<W, E> {
+    fn run<'t>(&'t mut self, tx: &'t mut Tx) -> TxFuture<'t, ()> {
+        self.unit.run(tx)
+    }
+
+    fn keep(&self) -> bool {
+        self.unit.keep()
+    }
+
+    fn again(&mut self) -> bool {
+        self.unit.again()
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        Box::new(self.unit).finish(committed)
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        Box::new(self.unit).fail(error)
+    }
+
+    fn set_kind(&self) -> Option<TypeId> {
+        Some(TypeId::of::<W>())
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn write_set<'t>(
+        &'t mut self,
+        others: &'t mut [Box<dyn Job>],
+        tx: &'t mut Tx,
+    ) -> TxFuture<'t, Result<Option<Vec<bool>>, StoreError>> {
+        Box::pin(async move {
+            let set = self.set.clone();
+            let mut all: Vec<&mut SetUnit<W, E>> = Vec::with_capacity(1 + others.len());
+            all.push(self);
+            for other in others.iter_mut() {
+                match other.as_any().downcast_mut::<SetUnit<W, E>>() {
+                    Some(unit) => all.push(unit),
+                    // Not of this set (the batcher gathers by kind, so
+                    // never): undone, every unit runs alone.
+                    None => return Ok(None),
+                }
+            }
+            let written = {
+                let items: Vec<&W::Item> = all.iter().map(|u| &u.item).collect();
+                set.write(tx, items).await?
+            };
+            let Some(written) = written else { return Ok(None) };
+            if written.len() != all.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "a set of {} units answered {} of them",
+                    all.len(),
+                    written.len()
+                )));
+            }
+            Ok(Some(
+                all.into_iter()
+                    .zip(written)
+                    .map(|(unit, out)| match out {
+                        Some(out) => {
+                            unit.unit.out = Some(Ok(Grouped::Keep(out)));
+                            true
+                        }
+                        None => false,
+                    })
+                    .collect(),
+            ))
+        })
+    }
 }
 
 impl Store {
@@ -212,10 +353,40 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<R>, E>> + Send + 'static,
     {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        self.grouped_in(hasher.finish(), work).await
+        self.grouped_in(partition_of(key), work).await
+    }
+
+    /// [`Store::grouped_by`] for a unit that may be written together with
+    /// the other units of `set`'s kind in its batch (see the module doc):
+    /// `item` is what `set` writes, `work` runs it alone (when the set
+    /// leaves it, or group commit is off). Both must come to the same rows.
+    pub async fn grouped_set_by<W, E, F>(
+        &self,
+        key: &str,
+        set: Arc<W>,
+        item: W::Item,
+        work: F,
+    ) -> Result<W::Out, E>
+    where
+        W: SetWork,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, Result<Grouped<W::Out>, E>> + Send + 'static,
+    {
+        if !self.group.enabled {
+            return self.transact(work).await;
+        }
+        let (answer, answered) = oneshot::channel();
+        let unit: Box<dyn Job> = Box::new(SetUnit {
+            set,
+            item,
+            unit: Unit::<W::Out, E> {
+                work: Box::new(work),
+                out: None,
+                deadlocks: 0,
+                answer,
+            },
+        });
+        self.send_unit(partition_of(key), unit, answered).await
     }
 
     async fn grouped_in<R, E, F>(&self, partition: u64, work: F) -> Result<R, E>
@@ -234,6 +405,19 @@ impl Store {
             deadlocks: 0,
             answer,
         });
+        self.send_unit(partition, unit, answered).await
+    }
+
+    /// Queues `unit` on its partition's batcher and waits for its answer.
+    async fn send_unit<R, E>(
+        &self,
+        partition: u64,
+        unit: Box<dyn Job>,
+        answered: oneshot::Receiver<Result<R, E>>,
+    ) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
         let queue = self.group_queue(partition);
         let mut unit = match queue.send(unit).await {
             Ok(()) => return answered.await.unwrap_or_else(|_| Err(E::from(stopped()))),
@@ -276,6 +460,7 @@ impl Store {
         GroupStats {
             batches: self.group_slot.counts.batches.load(Ordering::Relaxed),
             units: self.group_slot.counts.units.load(Ordering::Relaxed),
+            set_units: self.group_slot.counts.set_units.load(Ordering::Relaxed),
         }
     }
 
@@ -364,39 +549,34 @@ impl Store {
         };
         let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
         let mut again = Vec::new();
-        let mut units = batch.into_iter();
+        let mut left: Vec<Box<dyn Job>> = Vec::new();
         let mut broken: Option<StoreError> = None;
-        for mut unit in units.by_ref() {
-            let mark = match tx.savepoint().await {
-                Ok(mark) => mark,
-                Err(e) => {
-                    unit.fail(copy(&e.to_string(), e.is_unavailable()));
-                    broken = Some(e);
-                    break;
-                }
-            };
-            unit.run(&mut tx).await;
-            let deadlocked = tx.take_deadlocked();
-            if deadlocked || !unit.keep() {
-                if let Err(e) = tx.rollback_to(mark).await {
-                    // The unit's writes cannot be undone alone: nothing of
-                    // the batch may commit.
-                    broken = Some(e);
-                    ran.push(unit);
-                    break;
-                }
-                // What it waited on is released when this batch commits.
-                if deadlocked {
-                    if unit.again() {
-                        again.push(unit);
-                    } else {
-                        unit.fail(copy("deadlocked, again and again", false));
+        let mut steps = steps(batch).into_iter();
+        for step in steps.by_ref() {
+            let alone = match step.len() > 1 {
+                true => match self.run_set(&mut tx, step, &mut ran).await {
+                    Ok(alone) => alone,
+                    Err((e, units)) => {
+                        broken = Some(e);
+                        left.extend(units);
+                        break;
                     }
-                    continue;
+                },
+                false => step,
+            };
+            let mut alone = alone.into_iter();
+            for unit in alone.by_ref() {
+                if let Err(e) = run_alone(&mut tx, unit, &mut ran, &mut again).await {
+                    broken = Some(e);
+                    break;
                 }
             }
-            ran.push(unit);
+            left.extend(alone);
+            if broken.is_some() {
+                break;
+            }
         }
+        left.extend(steps.flatten());
         let committed = match broken {
             Some(e) => {
                 drop(tx);
@@ -408,7 +588,7 @@ impl Store {
             Ok(()) => (String::new(), false),
             Err(e) => (e.to_string(), e.is_unavailable()),
         };
-        for unit in units {
+        for unit in left {
             unit.fail(copy(&why, unavailable));
         }
         for unit in ran {
@@ -427,6 +607,119 @@ impl Store {
         }
         again
     }
+}
+
+impl Store {
+    /// Writes the units of one set kind together under a savepoint;
+    /// returns those it left, to run alone next. When the set is undone
+    /// they all run alone; when it cannot be undone, the error that breaks
+    /// the batch and the units not answered.
+    async fn run_set(
+        &self,
+        tx: &mut Tx,
+        mut units: Vec<Box<dyn Job>>,
+        ran: &mut Vec<Box<dyn Job>>,
+    ) -> Result<Vec<Box<dyn Job>>, (StoreError, Vec<Box<dyn Job>>)> {
+        let mark = match tx.savepoint().await {
+            Ok(mark) => mark,
+            Err(e) => return Err((e, units)),
+        };
+        let written = match units.split_first_mut() {
+            Some((first, others)) => first.write_set(others, tx).await,
+            None => return Ok(units),
+        };
+        let deadlocked = tx.take_deadlocked();
+        match written {
+            Ok(Some(written)) if !deadlocked => {
+                let count = written.iter().filter(|w| **w).count();
+                self.group_slot
+                    .counts
+                    .set_units
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                let mut alone = Vec::new();
+                for (unit, written) in units.into_iter().zip(written) {
+                    match written {
+                        true => ran.push(unit),
+                        false => alone.push(unit),
+                    }
+                }
+                Ok(alone)
+            }
+            // Undone: each runs alone, and meets what the set met on its
+            // own (a deadlock included).
+            _ => match tx.rollback_to(mark).await {
+                Ok(()) => Ok(units),
+                Err(e) => Err((e, units)),
+            },
+        }
+    }
+}
+
+/// A batch in the order it runs: a unit alone, or the units of one set
+/// kind together at the place of the first of them.
+fn steps(batch: Vec<Box<dyn Job>>) -> Vec<Vec<Box<dyn Job>>> {
+    let mut steps: Vec<Vec<Box<dyn Job>>> = Vec::with_capacity(batch.len());
+    let mut sets: Vec<(TypeId, usize)> = Vec::new();
+    for unit in batch {
+        let kind = unit.set_kind();
+        match kind.and_then(|k| sets.iter().find(|(s, _)| *s == k)) {
+            Some(&(_, at)) => steps[at].push(unit),
+            None => {
+                if let Some(kind) = kind {
+                    sets.push((kind, steps.len()));
+                }
+                steps.push(vec![unit]);
+            }
+        }
+    }
+    steps
+}
+
+/// Runs `unit` alone under its own savepoint: kept in `ran`, or rolled
+/// back (a deadlocked one into `again`). An error means the batch cannot
+/// commit.
+async fn run_alone(
+    tx: &mut Tx,
+    mut unit: Box<dyn Job>,
+    ran: &mut Vec<Box<dyn Job>>,
+    again: &mut Vec<Box<dyn Job>>,
+) -> Result<(), StoreError> {
+    let mark = match tx.savepoint().await {
+        Ok(mark) => mark,
+        Err(e) => {
+            unit.fail(copy(&e.to_string(), e.is_unavailable()));
+            return Err(e);
+        }
+    };
+    unit.run(tx).await;
+    let deadlocked = tx.take_deadlocked();
+    if deadlocked || !unit.keep() {
+        if let Err(e) = tx.rollback_to(mark).await {
+            // The unit's writes cannot be undone alone: nothing of the
+            // batch may commit.
+            ran.push(unit);
+            return Err(e);
+        }
+        // What it waited on is released when this batch commits.
+        if deadlocked {
+            if unit.again() {
+                again.push(unit);
+            } else {
+                unit.fail(copy("deadlocked, again and again", false));
+            }
+            return Ok(());
+        }
+    }
+    ran.push(unit);
+    Ok(())
+}
+
+/// The partition of units grouped by `key`.
+fn partition_of(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// One unit's copy of the batch's error (a [`StoreError`] is not `Clone`):

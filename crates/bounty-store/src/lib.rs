@@ -71,13 +71,14 @@ pub use byok::{ByokRecord, byok_sealing_aad};
 pub use conversation::ConversationMessage;
 pub use db::{Backend, DatabaseOptions, Store};
 pub use deliveries::{
-    DeliveryAnswer, DeliveryRecord, NewDelivery, delivery_by_dedupe_key, insert_answered_delivery,
-    insert_delivery, latest_outcome_of_ticket, save_delivery_result,
+    DeliveryAnswer, DeliveryRecord, DeliveryToInsert, NewDelivery, delivery_by_dedupe_key,
+    insert_answered_deliveries, insert_answered_delivery, insert_delivery, latest_outcome_of_ticket,
+    save_delivery_result,
 };
 pub use disputes::{Dispute, NewDispute};
 pub use distill::TraceRow;
 pub use error::StoreError;
-pub use group::{GroupCommit, GroupStats, Grouped, TxFuture};
+pub use group::{GroupCommit, GroupStats, Grouped, SetWork, SetWritten, TxFuture};
 pub use integrations::{Integration, NewIntegration};
 pub use knowledge::{
     ChunkHit, DocumentChange, EmbeddedChunk, KnowledgeDocument, KnowledgeSource, NewKnowledgeSource,
@@ -96,8 +97,8 @@ pub use stripe_billing::{LedgerDay, StripeIds};
 pub use stripe_events::{Invoice, StripeInvoice};
 pub use tasks::{
     Idempotency, Inserted, IntakeTicket, KeyedTask, ModelCall, NewModelCall, NewTask, Task, TaskAttempt,
-    TaskCursor, TaskError, TaskFilter, TaskPage, insert_task, task_by_idempotency_key, task_in,
-    task_of_ticket,
+    TaskCursor, TaskError, TaskFilter, TaskPage, TaskToInsert, insert_task, insert_tasks,
+    task_by_idempotency_key, task_in, task_of_ticket,
 };
 pub use team::{Invite, InviteAccepted, InviteCreated, NewInvite, TeamChange};
 pub use tool_calls::{NewToolCall, ToolCallOutcome, ToolCallRecord};

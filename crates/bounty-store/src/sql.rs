@@ -40,6 +40,15 @@ impl Sql {
         self
     }
 
+    /// Runs the statement in `tx` and decodes every row; kept prepared
+    /// (one statement per shape).
+    pub(crate) async fn fetch_all_in<T>(self, tx: &mut crate::Tx) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        tx.fetch_all_assembled(self.text, &self.args).await
+    }
+
     /// Runs the statement and decodes every row.
     ///
     /// On Postgres the statement is not kept prepared: each run is planned

@@ -726,40 +726,115 @@ pub async fn insert_task(
     intake: Option<IntakeTicket<'_>>,
     now: Timestamp,
 ) -> Result<Inserted, StoreError> {
-    let input =
-        serde_json::to_string(&new.input).map_err(|e| StoreError::Corrupt(format!("task input: {e}")))?;
-    let row: Option<TaskRow> = tx
-        .fetch_optional(
-            concat!(
-                "insert into tasks (id, account_id, agent_id, agent_version, status, input, external_ref,
-                     idempotency_key, request_hash, attempts, max_attempts, run_at, created_at, updated_at,
-                     integration_id, intake_ticket, livemode)
-                 values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, 0, $9, $10, $10, $10, $11, $12, $13)
-                 on conflict do nothing
-                 returning ",
-                task_columns!()
-            ),
-            args![
-                TaskId::new().to_string(),
-                account,
-                new.agent_id,
-                new.agent_version,
-                input,
-                new.external_ref.clone(),
-                new.idempotency.as_ref().map(|i| i.key.clone()),
-                new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-                i32::try_from(new.max_attempts).unwrap_or(i32::MAX),
-                now,
-                intake.map(|i| i.integration.to_string()),
-                intake.map(|i| i.ticket.to_owned()),
-                new.mode.livemode()
-            ],
-        )
+    let task = TaskToInsert {
+        id: TaskId::new(),
+        account,
+        new,
+        intake,
+    };
+    let rows: Vec<TaskRow> = task_insert(&[task], now, concat!(" returning ", task_columns!()))?
+        .fetch_all_in(tx)
         .await?;
-    Ok(match row {
+    Ok(match rows.into_iter().next() {
         Some(row) => Inserted::New(Box::new(Task::try_from(row)?)),
         None => Inserted::Conflict,
     })
+}
+
+/// The columns a new task is inserted with ([`task_insert_args`]).
+macro_rules! task_insert_columns {
+    () => {
+        "id, account_id, agent_id, agent_version, status, input, external_ref, idempotency_key,
+         request_hash, attempts, max_attempts, run_at, created_at, updated_at, integration_id,
+         intake_ticket, livemode"
+    };
+}
+
+/// Their values: a queued task, never tried, to run now.
+macro_rules! task_insert_values {
+    () => {
+        "?, ?, ?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?"
+    };
+}
+
+/// The arguments of one new task's row, in the order of
+/// [`task_insert_columns`].
+fn task_insert_args(
+    id: TaskId,
+    account: AccountId,
+    new: &NewTask,
+    intake: Option<IntakeTicket<'_>>,
+    now: Timestamp,
+) -> Result<Vec<Arg>, StoreError> {
+    let input =
+        serde_json::to_string(&new.input).map_err(|e| StoreError::Corrupt(format!("task input: {e}")))?;
+    Ok(vec![
+        Arg::from(id),
+        Arg::from(account),
+        Arg::from(new.agent_id),
+        Arg::from(new.agent_version),
+        Arg::from(input),
+        Arg::from(new.external_ref.clone()),
+        Arg::from(new.idempotency.as_ref().map(|i| i.key.clone())),
+        Arg::from(new.idempotency.as_ref().map(|i| i.request_hash.clone())),
+        Arg::from(i32::try_from(new.max_attempts).unwrap_or(i32::MAX)),
+        Arg::from(now),
+        Arg::from(now),
+        Arg::from(now),
+        Arg::from(intake.map(|i| i.integration.to_string())),
+        Arg::from(intake.map(|i| i.ticket.to_owned())),
+        Arg::from(new.mode.livemode()),
+    ])
+}
+
+/// The insert of `tasks`, skipping those whose unique key is taken, then
+/// `returning`.
+fn task_insert(tasks: &[TaskToInsert<'_>], now: Timestamp, returning: &str) -> Result<Sql, StoreError> {
+    let mut sql = Sql::default();
+    sql.push(
+        concat!("insert into tasks (", task_insert_columns!(), ") values "),
+        [],
+    );
+    for (i, task) in tasks.iter().enumerate() {
+        let args = task_insert_args(task.id, task.account, task.new, task.intake, now)?;
+        sql.push(
+            match i {
+                0 => concat!("(", task_insert_values!(), ")"),
+                _ => concat!(", (", task_insert_values!(), ")"),
+            },
+            args,
+        );
+    }
+    sql.push(" on conflict do nothing", []);
+    sql.push(returning, []);
+    Ok(sql)
+}
+
+/// One task for [`insert_tasks`], its id chosen by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskToInsert<'a> {
+    pub id: TaskId,
+    pub account: AccountId,
+    pub new: &'a NewTask,
+    pub intake: Option<IntakeTicket<'a>>,
+}
+
+/// Inserts `tasks` in one statement, each exactly as [`insert_task`]
+/// would, and answers those inserted, in no particular order: a task
+/// whose unique key is taken (its ticket's task, its idempotency key; by
+/// an earlier row of the same statement too) is not, and writes nothing.
+pub async fn insert_tasks(
+    tx: &mut Tx,
+    tasks: &[TaskToInsert<'_>],
+    now: Timestamp,
+) -> Result<Vec<Task>, StoreError> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<TaskRow> = task_insert(tasks, now, concat!(" returning ", task_columns!()))?
+        .fetch_all_in(tx)
+        .await?;
+    rows.into_iter().map(Task::try_from).collect()
 }
 
 /// Holds `amount_micros` of the account's cap for a queued task until its

@@ -206,6 +206,25 @@ impl Tx {
         rows.map_err(|e| self.failed(e))
     }
 
+    /// [`Tx::fetch_all`] for a statement assembled at run time
+    /// ([`crate::sql::Sql`]); kept prepared like the static ones, one per
+    /// shape (a multi-row insert's row count).
+    pub(crate) async fn fetch_all_assembled<T>(
+        &mut self,
+        sql: String,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let sql = sqlx::AssertSqlSafe(sql);
+        let rows = match &mut self.inner {
+            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
+            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
+        };
+        rows.map_err(|e| self.failed(e))
+    }
+
     pub(crate) async fn fetch_optional<T>(
         &mut self,
         sql: &'static str,
