@@ -51,7 +51,8 @@
 //!
 //! Run: `cargo bench --bench intake_load [-- --seconds 5 --concurrency 16,64
 //! --rates 250,500 --duplicates 10 --group on|off --batchers 2
-//! --max-batch 64 --search-index on|off --server-threads 1]` (add `BENCH_DATABASE_URL=postgres://…` for Postgres).
+//! --max-batch 64 --search-index on|off --server-threads 1
+//! --backends sqlite,postgres]` (add `BENCH_DATABASE_URL=postgres://…` for Postgres).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -777,6 +778,8 @@ async fn bench_backend(label: &str, url: &str, args: &Args) {
 
 struct Args {
     group: bounty_store::GroupCommit,
+    /// Which backends run (`--backends sqlite,postgres`).
+    backends: Vec<String>,
     /// The server runtime's worker threads (`bounty serve` has one per
     /// core; 1 leaves the other core to the database and the load).
     server_threads: usize,
@@ -806,6 +809,13 @@ fn main() {
         },
         search_index: arg("--search-index", "on") != "off",
         server_threads: arg("--server-threads", "1").parse().expect("--server-threads N"),
+        backends: arg("--backends", "sqlite,postgres")
+            .split(',')
+            .map(|b| match b {
+                "sqlite" | "postgres" => b.to_owned(),
+                other => panic!("--backends takes sqlite,postgres; not {other:?}"),
+            })
+            .collect(),
         seconds: arg("--seconds", "5").parse().expect("--seconds N"),
         concurrency: list("--concurrency", "16,64"),
         rates: list("--rates", "250,500"),
@@ -823,7 +833,12 @@ fn main() {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = format!("sqlite://{}", dir.path().join("intake.db").display());
-        bench_backend("SQLite (WAL, synchronous=NORMAL)", &sqlite, &args).await;
+        if args.backends.iter().any(|b| b == "sqlite") {
+            bench_backend("SQLite (WAL, synchronous=NORMAL)", &sqlite, &args).await;
+        }
+        if !args.backends.iter().any(|b| b == "postgres") {
+            return;
+        }
         if let Ok(admin) = std::env::var("BENCH_DATABASE_URL") {
             let db = BenchDb::create(&admin, "bounty_intake").await;
             bench_backend("Postgres (the server's own fsync settings)", &db.url.clone(), &args).await;

@@ -378,8 +378,9 @@ async fn task_of(
 /// answered as it would be alone: a copy of a delivery in the same batch
 /// (a duplicate of the first), a capped account's ticket (its budget held
 /// under the lock), a suspended account's (refused, nothing kept). A
-/// dedupe key held by another ticket's delivery undoes the set, and every
-/// ticket of it runs alone.
+/// resend of a recorded delivery is answered in the set with the first
+/// record. Two new tickets of one batch with one dedupe key undo the set,
+/// and every ticket of it runs alone.
 async fn new_tickets_arriving_together_are_written_set_wise_with_the_answers_they_get_alone(
     backend: Backend,
 ) {
@@ -494,9 +495,55 @@ async fn new_tickets_arriving_together_are_written_set_wise_with_the_answers_the
         );
     }
 
-    // A new ticket whose delivery reuses P-2's dedupe key: its task may
-    // not stay, so the set is undone and each runs alone.
-    let mut batch = vec![(plain_desk.clone(), new_ticket("P-X", "d-P-2"))];
+    // A new ticket whose delivery reuses P-2's recorded dedupe key is
+    // answered in the set with P-2's record, and keeps no task.
+    let batch = vec![
+        (plain_desk.clone(), new_ticket("P-X", "d-P-2")),
+        (plain_desk.clone(), new_ticket("P-3", "d-P-3")),
+        (plain_desk.clone(), new_ticket("R-0", "d-R-0")),
+        (suspended_desk.clone(), new_ticket("S-0", "d-S-0")),
+    ];
+    let before = store.group_stats();
+    let answers = in_one_batch(&store, batch).await;
+    let after = store.group_stats();
+    assert_eq!(after.set_units - before.set_units, 3, "all but the refused one");
+    for (answer, n) in answers[..2].iter().zip([2, 3]) {
+        let Ok(IntakeResult::Duplicate { first }) = answer else {
+            panic!("the resend of d-P-{n}: {answer:?}");
+        };
+        assert_eq!(
+            (first.id, first.task_id),
+            (created[&n].0, Some(created[&n].1)),
+            "answered with P-{n}'s record"
+        );
+    }
+    assert_eq!(
+        task_of(&store, plain, plain_desk.id, "P-X").await,
+        None,
+        "P-X kept no task"
+    );
+    assert!(
+        matches!(answers[2], Ok(IntakeResult::TaskCreated { .. })),
+        "{:?}",
+        answers[2]
+    );
+    assert!(
+        matches!(
+            answers[3],
+            Err(IntakeError::Refused(SubmitError::AccountSuspended))
+        ),
+        "a suspended account's resend is refused as it is alone: {:?}",
+        answers[3]
+    );
+
+    // Two new tickets of one batch with the same new dedupe key: the
+    // second's delivery cannot be recorded, so the set is undone and each
+    // runs alone. Whichever came first makes its task; the other answers
+    // its record and keeps no task.
+    let mut batch = vec![
+        (plain_desk.clone(), new_ticket("X-0", "d-X")),
+        (plain_desk.clone(), new_ticket("X-1", "d-X")),
+    ];
     for i in 0..3 {
         batch.push((
             plain_desk.clone(),
@@ -504,19 +551,28 @@ async fn new_tickets_arriving_together_are_written_set_wise_with_the_answers_the
         ));
     }
     let before = store.group_stats();
-    let answers = in_one_batch(&store, batch).await;
+    let mut answers = in_one_batch(&store, batch).await;
     let after = store.group_stats();
     assert_eq!(after.set_units - before.set_units, 0, "the set was undone");
-    let Ok(IntakeResult::Duplicate { first }) = &answers[0] else {
-        panic!("P-X: {:?}", answers[0]);
+    if matches!(answers[0], Ok(IntakeResult::Duplicate { .. })) {
+        answers.swap(0, 1);
+    }
+    let (Ok(IntakeResult::TaskCreated { receipt, task }), Ok(IntakeResult::Duplicate { first })) =
+        (&answers[0], &answers[1])
+    else {
+        panic!("X-0, X-1: {:?}", &answers[..2]);
     };
-    assert_eq!(first.id, created[&2].0, "answered with P-2's record");
+    assert_eq!((first.id, first.task_id), (receipt.delivery, Some(*task)));
+    let kept = [
+        task_of(&store, plain, plain_desk.id, "X-0").await,
+        task_of(&store, plain, plain_desk.id, "X-1").await,
+    ];
     assert_eq!(
-        task_of(&store, plain, plain_desk.id, "P-X").await,
-        None,
-        "P-X kept no task"
+        kept.iter().filter(|t| t.is_some()).count(),
+        1,
+        "one task between them: {kept:?}"
     );
-    for (i, answer) in answers[1..].iter().enumerate() {
+    for (i, answer) in answers[2..].iter().enumerate() {
         let Ok(IntakeResult::TaskCreated { task, .. }) = answer else {
             panic!("Q-{i}: {answer:?}");
         };

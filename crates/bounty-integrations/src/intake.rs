@@ -56,9 +56,9 @@ use bounty_core::{
 use bounty_store::group::unit;
 use bounty_store::{
     DeliveryAnswer, DeliveryRecord, DeliveryToInsert, EventEvidence, Grouped, IntakeTicket, Integration,
-    NewDelivery, SetWork, SetWritten, Store, StoreError, Tx, TxFuture, delivery_by_dedupe_key,
-    insert_answered_deliveries, insert_answered_delivery, insert_delivery, latest_outcome_of_ticket,
-    save_delivery_result, task_of_ticket,
+    NewDelivery, SetWork, SetWritten, Store, StoreError, Tx, TxFuture, deliveries_by_dedupe_keys,
+    delivery_by_dedupe_key, insert_answered_deliveries, insert_answered_delivery, insert_delivery,
+    latest_outcome_of_ticket, save_delivery_result, task_of_ticket,
 };
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -286,15 +286,17 @@ pub async fn take(
     }
 }
 
-/// The new tickets of one batch, written together: every task in one
-/// insert, then every delivery's record with its answer in another (the
-/// set-wise form of [`create_then_record`], one admission read per
-/// account and agent). A ticket it cannot write plainly runs alone
-/// through [`apply`], which answers it: a refusal (a suspended account,
-/// an unusable input), a capped account (its budget is held under the
-/// billing lock), a ticket that has its task already (a copy of the
-/// delivery, in the batch or before it). A dedupe key held by another
-/// ticket's delivery undoes the set: each then runs alone.
+/// The new tickets of one batch, written together: one admission read
+/// per account and agent, one read of the dedupe keys already recorded
+/// (a resend answers its first record, writing nothing), every task in
+/// one insert, then every delivery's record with its answer in another
+/// (the set-wise form of [`create_then_record`]). A ticket it cannot
+/// write plainly runs alone through [`apply`], which answers it: a
+/// refusal (a suspended account, an unusable input), a capped account
+/// (its budget is held under the billing lock), a ticket that has its
+/// task already (a copy of a delivery in the same batch). A dedupe key
+/// the set cannot record (two new tickets of the batch share it, or an
+/// open transaction holds it) undoes the set: each then runs alone.
 struct NewTickets;
 
 /// A new ticket's delivery, as [`NewTickets`] writes it.
@@ -332,9 +334,26 @@ async fn write_new_tickets(
         .map(|i| (i.integration.account_id, &i.request))
         .collect();
     let admitted = submit::admit_plain(tx, &requests).await?;
+    // Resends of a delivery already recorded (committed, or written earlier
+    // in this transaction) answer the first's record and write nothing,
+    // as they would alone once admitted.
+    let keys: Vec<(AccountId, IntegrationId, &str)> = items
+        .iter()
+        .zip(&admitted)
+        .filter(|(_, a)| a.is_some())
+        .map(|(i, _)| (i.integration.account_id, i.integration.id, i.dedupe_key.as_str()))
+        .collect();
+    let firsts = deliveries_by_dedupe_keys(tx, &keys).await?;
+    let first_of = |item: &NewTicketItem| {
+        firsts
+            .iter()
+            .find(|(integration, key, _)| *integration == item.integration.id && *key == item.dedupe_key)
+            .map(|(_, _, first)| first)
+    };
     let plain: Vec<(&NewTicketItem, (AccountId, &submit::Admitted))> = items
         .iter()
         .zip(&admitted)
+        .filter(|(item, _)| first_of(item).is_none())
         .filter_map(|(item, a)| a.as_ref().map(|a| (*item, (item.integration.account_id, a))))
         .collect();
     let rows: Vec<(AccountId, &submit::Admitted)> = plain.iter().map(|(_, row)| *row).collect();
@@ -364,14 +383,19 @@ async fn write_new_tickets(
         })
         .collect();
     if insert_answered_deliveries(tx, &records, now).await?.len() != records.len() {
-        // A new ticket's dedupe key is held by another ticket's delivery:
-        // its task must not stay, and only the delivery alone can say so.
+        // A new ticket's dedupe key is held by another ticket's delivery
+        // (of this batch, or of an open transaction): its task must not
+        // stay, and only the delivery alone can say so.
         return Ok(None);
     }
     Ok(Some(
         items
             .iter()
-            .map(|item| {
+            .zip(&admitted)
+            .map(|(item, admitted)| {
+                if let (Some(first), Some(_)) = (first_of(item), admitted) {
+                    return Some(IntakeResult::Duplicate { first: first.clone() });
+                }
                 made.iter()
                     .find(|(m, _, _)| std::ptr::eq(*m, *item))
                     .map(|&(_, task, delivery)| IntakeResult::TaskCreated {

@@ -199,6 +199,61 @@ pub async fn delivery_by_dedupe_key(
     Ok(row.map(record))
 }
 
+/// The records holding any of `keys` (an account's integration and a
+/// dedupe key each), read in one statement: each with its integration and
+/// dedupe key.
+pub async fn deliveries_by_dedupe_keys(
+    tx: &mut Tx,
+    keys: &[(AccountId, IntegrationId, &str)],
+) -> Result<Vec<(IntegrationId, String, DeliveryRecord)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::default();
+    sql.push(
+        "select integration_id, dedupe_key, id, event, external_ticket, result, reason, task_id, received_at
+         from integration_deliveries where ",
+        [],
+    );
+    for (i, &(account, integration, key)) in keys.iter().enumerate() {
+        sql.push(
+            match i {
+                0 => "(account_id = ? and integration_id = ? and dedupe_key = ?)",
+                _ => " or (account_id = ? and integration_id = ? and dedupe_key = ?)",
+            },
+            [
+                Arg::from(account),
+                Arg::from(integration.to_string()),
+                Arg::from(key),
+            ],
+        );
+    }
+    type KeyedRow = (
+        Text<IntegrationId>,
+        String,
+        Text<DeliveryId>,
+        Text<TicketEventName>,
+        String,
+        Text<DeliveryResult>,
+        Option<String>,
+        Option<Text<TaskId>>,
+        Timestamp,
+    );
+    let rows: Vec<KeyedRow> = sql.fetch_all_in(tx).await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(integration, key, id, event, ticket, result, reason, task, at)| {
+                (
+                    integration.0,
+                    key,
+                    record((id, event, ticket, result, reason, task, at)),
+                )
+            },
+        )
+        .collect())
+}
+
 /// Records what delivery `id` did.
 pub async fn save_delivery_result(
     tx: &mut Tx,

@@ -71,9 +71,9 @@ pub use byok::{ByokRecord, byok_sealing_aad};
 pub use conversation::ConversationMessage;
 pub use db::{Backend, DatabaseOptions, Store};
 pub use deliveries::{
-    DeliveryAnswer, DeliveryRecord, DeliveryToInsert, NewDelivery, delivery_by_dedupe_key,
-    insert_answered_deliveries, insert_answered_delivery, insert_delivery, latest_outcome_of_ticket,
-    save_delivery_result,
+    DeliveryAnswer, DeliveryRecord, DeliveryToInsert, NewDelivery, deliveries_by_dedupe_keys,
+    delivery_by_dedupe_key, insert_answered_deliveries, insert_answered_delivery, insert_delivery,
+    latest_outcome_of_ticket, save_delivery_result,
 };
 pub use disputes::{Dispute, NewDispute};
 pub use distill::TraceRow;
