@@ -209,6 +209,12 @@ async fn a_failed_commit_answers_every_kept_unit_with_an_error_and_keeps_none() 
 /// Both are answered, neither with an error.
 async fn a_deadlock_between_batches_runs_the_unit_again_after_its_batch_commits() {
     let (_db, store, account, integration) = setup(Backend::Postgres).await;
+    // Batchers side by side (the default is one).
+    let store = store.with_group_commit(GroupCommit {
+        enabled: true,
+        batchers: 4,
+        max_batch: 64,
+    });
     let both = |first: &'static str, second: &'static str| {
         let store = store.clone();
         async move {

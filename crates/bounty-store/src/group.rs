@@ -25,7 +25,7 @@
 //! under load, the commits are shared.
 //!
 //! On SQLite there is one batcher (one writer: batching is the only
-//! lever). On Postgres there are [`GroupCommit::batchers`] (default 4),
+//! lever). On Postgres there are [`GroupCommit::batchers`] (default 1),
 //! each with its own queue and connection, running their batches at the
 //! same time. A unit names its partition ([`Store::grouped_by`]: intake
 //! gives the integration and ticket, the API the account and idempotency
@@ -97,7 +97,10 @@ impl Default for GroupCommit {
     fn default() -> Self {
         GroupCommit {
             enabled: true,
-            batchers: 4,
+            // One batcher makes the biggest batches, and set-wise writes
+            // make a batch cheap: it beat 2 and 4 on Postgres in the
+            // intake benchmark (docs/PERFORMANCE.md).
+            batchers: 1,
             max_batch: 64,
         }
     }
