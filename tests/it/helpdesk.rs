@@ -634,7 +634,16 @@ async fn another_process_rotating_or_deleting_is_seen_through_the_integration_ca
 /// of them with their duplicates sent at the same moment: exactly 1,000
 /// tasks, and every duplicate answered with its first answer.
 async fn a_duplicate_storm_creates_exactly_one_task_per_ticket(backend: Backend) {
-    let app = TestApp::spawn_with(backend, app_opts(None, false)).await;
+    // Batchers side by side on Postgres (SQLite has one): copies of a
+    // delivery must still meet on one of them.
+    let opts = TestOptions {
+        group: bounty_store::GroupCommit {
+            batchers: 4,
+            ..Default::default()
+        },
+        ..app_opts(None, false)
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
     let (account, key) = app.create_account("Acme").await;
     agent(&app, &key, "support", verified_at_once()).await;
     let created = json_of(

@@ -78,6 +78,8 @@ pub struct TestOptions {
     /// `webhooks.allow_private`: let webhook endpoints be loopback URLs
     /// (a test receiver).
     pub webhooks_allow_private: bool,
+    /// `[intake]`: how new work is committed.
+    pub group: bounty_store::GroupCommit,
 }
 
 impl Default for TestOptions {
@@ -97,6 +99,7 @@ impl Default for TestOptions {
             knowledge_embedding_model: None,
             gateway: bounty_server::gateway::GatewaySettings::default(),
             webhooks_allow_private: false,
+            group: bounty_store::GroupCommit::default(),
         }
     }
 }
@@ -250,7 +253,8 @@ impl TestApp {
             Arc::new(SystemClock),
         )
         .await
-        .expect("connect to the test database");
+        .expect("connect to the test database")
+        .with_group_commit(opts.group);
         store.migrate().await.expect("migrate the test database");
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
