@@ -95,19 +95,6 @@ pub struct Admitted {
     capped: bool,
 }
 
-impl Admitted {
-    /// The task to insert.
-    pub fn new_task(&self) -> &NewTask {
-        &self.task
-    }
-
-    /// Whether the account has a monthly cap: its task must reserve under
-    /// it ([`insert`] does).
-    pub fn capped(&self) -> bool {
-        self.capped
-    }
-}
-
 /// What a submission did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
