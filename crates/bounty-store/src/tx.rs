@@ -199,11 +199,7 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        let rows = match &mut self.inner {
-            Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
-            Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
-        };
-        rows.map_err(|e| self.failed(e))
+        self.fetch_all_of(sql, args).await
     }
 
     /// [`Tx::fetch_all`] for a statement assembled at run time
@@ -217,7 +213,17 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        let sql = sqlx::AssertSqlSafe(sql);
+        self.fetch_all_of(sqlx::AssertSqlSafe(sql), args).await
+    }
+
+    async fn fetch_all_of<T>(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
         let rows = match &mut self.inner {
             Inner::Sqlite(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
             Inner::Postgres(tx) => bind_all!(sqlx::query_as(sql), args).fetch_all(&mut **tx).await,
